@@ -1,0 +1,182 @@
+"""Question -> intents, for the built-in planner.  Pure functions over text; no models.
+
+An :class:`Intent` says what to do (count, detect, segment, measure, classify, image_kind,
+compare), on what (target and classes), and how to phrase the answer (yes/no, negated, an
+expected number to check, "largest").  A question may hold several clauses ("count the white
+cells and give the area of the largest"); a clause without a target inherits the previous one.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field, replace
+from typing import Literal
+
+__all__ = ["Intent", "parse_question", "UNSUPPORTED_TERMS", "words_to_number"]
+
+Action = Literal["count", "detect", "segment", "measure", "classify", "image_kind", "compare", "unknown"]
+
+_NUMBER_WORDS = {
+    "zero": 0, "no": 0, "none": 0, "one": 1, "a single": 1, "single": 1, "two": 2, "three": 3, "four": 4,
+    "five": 5, "six": 6, "seven": 7, "eight": 8, "nine": 9, "ten": 10, "eleven": 11, "twelve": 12,
+    "fifteen": 15, "twenty": 20,
+}
+
+# target phrase -> (target, classes)
+_TARGETS: list[tuple[str, str, tuple[str, ...] | None]] = [
+    (r"\b(white (blood )?cells?|wbcs?|leu[ck]ocytes?|neutrophils?|lymphocytes?|monocytes?|eosinophils?)\b", "blood_cells", ("WBC",)),
+    (r"\b(red (blood )?cells?|rbcs?|erythrocytes?)\b", "blood_cells", ("RBC",)),
+    (r"\b(platelets?|thrombocytes?|plts?|platelet clusters?|platelet clumps?)\b", "blood_cells", ("Platelets",)),
+    (r"\b((blood )?cells?)\b", "blood_cells", None),
+    (r"\b(polyps?|adenomas?|polypoid)\b", "polyp", None),
+    (r"\b(lung( fields?)?s?|lungs)\b", "lung", None),
+    (r"\b(lesions?|masses|growths?|findings?|abnormalit(y|ies))\b", "lesion", None),
+]
+_CLASSIFY = r"\b(pneumonia|normal|healthy|bacterial|viral|virus|bacteria|infection|infected|consolidation|abnormal|diagnos\w*)\b"
+_KIND = r"\b(what (kind|type|sort) of (image|picture|scan|study)|modality|which (kind|type) of (image|scan))\b"
+_COMPARE = r"\b(prior|previous|earlier|last (time|study|exam|film)|compared?|comparison|since|changed?|changes|grown|grew|growing|shrunk|shrank|progress\w*|new|resolved|worse|better|improv\w*|more .* than)\b"
+_COUNT = r"\b(how many|count|number of|how much|tally)\b"
+_DETECT = r"\b(where|locate|location|show|find|detect|mark|highlight|point out|identify)\b"
+_SEGMENT = r"\b(segment\w*|outline|delineate|contour|mask|trace)\b"
+_MEASURE = r"\b(how (big|large|wide|long)|size|area|diameter|dimensions?|measure\w*|extent|fraction|percent(age)?|proportion|involved|coverage)\b"
+_YESNO_START = r"^\s*(is|are|does|do|did|was|were|has|have|can|could|any)\b"
+_NEGATION = r"\b(no|not|without|free of|absent|absence of|n't)\b"
+_LARGEST = r"\b(largest|biggest|main|dominant)\b"
+_SMALLEST = r"\b(smallest)\b"
+
+UNSUPPORTED_TERMS = (
+    "fracture", "nodule", "tumou?r", "cancer", "malignan", "cardiomegaly", "effusion", "pneumothorax", "edema",
+    "oedema", "hemorrhage", "haemorrhage", "stroke", "blood pressure", "heart rate", "age of the patient",
+    "patient's age", "name", "diabetic retinopathy", "glaucoma", "bleeding", "stenosis", "aneurysm", "sickle",
+    "malaria", "parasite", "blast", "leukemia", "leukaemia", "dose", "prescri", "treat", "medication",
+)
+
+
+@dataclass(frozen=True)
+class Intent:
+    action: Action
+    target: str | None = None  # 'blood_cells' | 'polyp' | 'lung' | 'lesion' | None
+    classes: tuple[str, ...] | None = None
+    yes_no: bool = False
+    negated: bool = False
+    expected: int | None = None  # "are there three white cells?"
+    largest: bool = False
+    smallest: bool = False
+    within: str | None = None  # measure fraction of an organ ("what fraction of the lung")
+    clause: str = ""
+    unsupported: str | None = None  # a term no tool covers
+    extras: dict = field(default_factory=dict)
+
+
+def words_to_number(text: str) -> int | None:
+    m = re.search(r"\b(\d+)\b", text)
+    if m:
+        return int(m.group(1))
+    for w, n in sorted(_NUMBER_WORDS.items(), key=lambda kv: -len(kv[0])):
+        if w in ("no", "none"):
+            continue
+        if re.search(rf"\b{w}\b", text):
+            return n
+    return None
+
+
+def _find_target(text: str) -> tuple[str | None, tuple[str, ...] | None]:
+    found: list[tuple[int, str, tuple[str, ...] | None]] = []
+    classes: list[str] = []
+    target = None
+    for pattern, tgt, cls in _TARGETS:
+        for m in re.finditer(pattern, text):
+            if tgt == "blood_cells" and cls is None and any(t == "blood_cells" and c for _, t, c in found):
+                continue  # "white blood cells" already matched a specific class
+            found.append((m.start(), tgt, cls))
+    if not found:
+        return None, None
+    found.sort()
+    target = found[0][1]
+    for _, tgt, cls in found:
+        if tgt == target and cls:
+            for c in cls:
+                if c not in classes:
+                    classes.append(c)
+    return target, (tuple(classes) if classes else None)
+
+
+def _split_clauses(q: str) -> list[str]:
+    parts = re.split(r"\s*(?:;|\band then\b|\bthen\b|\band also\b|\balso\b|\band (?=(?:give|tell|report|show|"
+                     r"measure|segment|outline|count|what|how|is|are|where|find|compare)\b))\s*", q)
+    return [p.strip(" ,.?!") for p in parts if p and p.strip(" ,.?!")]
+
+
+def _clause_intent(clause: str, inherited: Intent | None) -> Intent:
+    c = clause.lower()
+    target, classes = _find_target(c)
+    unsupported = next((t for t in UNSUPPORTED_TERMS if re.search(rf"\b{t}", c)), None)
+    yes_no = bool(re.search(_YESNO_START, c))
+    negated = bool(re.search(_NEGATION, re.sub(_YESNO_START, "", c))) and yes_no
+    largest = bool(re.search(_LARGEST, c))
+    smallest = bool(re.search(_SMALLEST, c))
+    base = dict(clause=clause, yes_no=yes_no, negated=negated, largest=largest, smallest=smallest)
+    if re.search(_KIND, c):
+        return Intent("image_kind", **base)
+    if re.search(_COMPARE, c) and not (re.search(r"\bnew\b", c) and not re.search(r"prior|previous|since|last", c)
+                                       and target is None):
+        if target is None and inherited is not None:
+            target, classes = inherited.target, inherited.classes
+        return Intent("compare", target=target, classes=classes, **base)
+    if target is None and unsupported is None and re.search(_CLASSIFY, c):
+        return Intent("classify", **base)
+    if unsupported is not None and target is None:
+        return Intent("unknown", unsupported=unsupported, **base)
+    if target is None and inherited is not None and (
+        re.search(_MEASURE, c) or re.search(_SEGMENT, c) or re.search(r"\b(it|its|they|them|those|that one|the largest|one)\b", c)
+    ):
+        target, classes = inherited.target, inherited.classes
+    if target is None:
+        if re.search(_CLASSIFY, c):
+            return Intent("classify", **base)
+        return Intent("unknown", unsupported=unsupported, **base)
+    expected = None
+    if yes_no:
+        m = re.search(r"\b(?:are there|is there|there are|are|has|have)\s+(?:exactly\s+|only\s+|at least\s+)?([a-z0-9]+)", c)
+        if m:
+            n = words_to_number(m.group(1))
+            if n is not None and m.group(1) not in ("a", "an", "any", "no"):
+                expected = n
+    within = "lung" if re.search(r"\b(fraction|percent(age)?|proportion|how much) of (the )?(lungs?|lung fields?)\b", c) \
+        or re.search(r"\blungs? (is|are) (involved|affected)\b", c) else None
+    if within and target == "lung":
+        target = "lesion"
+    if re.search(_MEASURE, c):
+        action: Action = "measure"
+    elif re.search(_SEGMENT, c):
+        action = "segment"
+    elif re.search(_COUNT, c) or expected is not None:
+        action = "count"
+    elif re.search(_DETECT, c):
+        action = "detect"
+    elif yes_no:
+        action = "count"  # "is there a polyp?": count and answer yes when > 0
+    elif target == "lung":
+        action = "segment"
+    else:
+        action = "detect"
+    return Intent(action, target=target, classes=classes, expected=expected, within=within, **base)
+
+
+def parse_question(question: str, previous: Intent | None = None) -> list[Intent]:
+    """Intents of a question, in order.  ``previous`` is the last intent of the conversation,
+    used for follow-ups ("how big is it?")."""
+    intents: list[Intent] = []
+    for clause in _split_clauses(question.strip()) or [question]:
+        it = _clause_intent(clause, intents[-1] if intents else previous)
+        if intents and it.action == "unknown" and it.unsupported is None:
+            continue  # filler clause ("and tell me")
+        intents.append(it)
+    # "segment the polyp and tell me its size" = one segment+measure; drop duplicate segment
+    merged: list[Intent] = []
+    for it in intents:
+        if merged and it.action == "measure" and merged[-1].action == "segment" and merged[-1].target == it.target:
+            merged[-1] = replace(it, largest=it.largest or merged[-1].largest)
+            continue
+        merged.append(it)
+    return merged or [Intent("unknown", clause=question)]

@@ -1,0 +1,245 @@
+"""What each tool does, on a session: run the chosen expert, store artifacts, build the typed
+result.  Called only through :func:`agent.toolset.invoke`, which times, records and audits.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+
+from experts.geometry import connected_regions, coverage_fraction, dedup_boxes, measure_mask
+from experts.overlay import draw_boxes, draw_heatmap, draw_masks
+from tools.classification import ClassificationResult, ClassifyRequest, ImageInfoRequest, ImageInfoResult
+from tools.common import Box, Provenance
+from tools.comparison import ComparisonResult, CompareRequest
+from tools.detection import ClassCount, CountResult, DetectRequest, Detection, DetectionResult
+from tools.errors import ExpertUnavailableError, InvalidInputError, WrongImageKindError
+from tools.kinds import CLASSIFY_TASK_KINDS, TARGET_KINDS
+from tools.segmentation import MeasurementResult, MeasureRequest, Region, SegmentationResult, SegmentRequest
+
+from .session import Session
+
+__all__ = ["image_info", "detect", "count", "segment", "measure", "classify", "compare_with_prior", "ensure_kind"]
+
+DEDUP_IOU = 0.5
+KIND_NAMES = {
+    "chest_xray": "a chest X-ray",
+    "endoscopy": "an endoscopy/colonoscopy frame",
+    "blood_smear": "a blood smear (microscopy)",
+    "fundus": "a fundus photograph",
+    "ct_mr": "a CT or MR slice",
+    "other": "not a kind of image Osler has tools for",
+}
+
+
+def image_info(session: Session, req: ImageInfoRequest, eid: str) -> ImageInfoResult:
+    cached = session.image_kinds.get(req.image)
+    if cached is not None:
+        return cached.model_copy(update={"evidence_id": eid})
+    img = session.image(req.image)
+    gate, lock, _ = session.pool.get("classify:image_kind")
+    with lock:
+        out = gate.predict(img)
+    result = ImageInfoResult(
+        evidence_id=eid, image=req.image, meta=img.meta, kind=out.label, kind_confidence=out.probabilities[out.label],
+        kind_source=getattr(out, "source", "pixels"), kind_probabilities=out.probabilities, provenance=out.provenance,
+    )
+    session.image_kinds[req.image] = result
+    return result
+
+
+def ensure_kind(session: Session, role: str, accepted: tuple[str, ...], what: str) -> ImageInfoResult:
+    """The modality gate at the tool boundary: refuse to run a tool on the wrong kind of image."""
+    info = session.image_kinds.get(role) or image_info(session, ImageInfoRequest(image=role), "gate")
+    if info.kind not in accepted:
+        want = " or ".join(KIND_NAMES[k] for k in accepted)
+        raise WrongImageKindError(
+            f"{what} needs {want}, but the {role} image looks like {KIND_NAMES[info.kind]} "
+            f"(confidence {info.kind_confidence:.2f}); no result was produced",
+            kind=info.kind, accepted=accepted,
+        )
+    return info
+
+
+def _detections(session: Session, req: DetectRequest) -> tuple[list[Detection], float, Provenance, Any]:
+    ensure_kind(session, req.image, TARGET_KINDS[req.target], f"detecting {req.target.replace('_', ' ')}")
+    img = session.image(req.image)
+    expert, lock, why = session.pool.get(f"detect:{req.target}")
+    with lock:
+        raw = expert.predict(img, min_score=req.min_score)
+    wanted = {c.lower() for c in req.classes} if req.classes else None
+    if wanted is not None:
+        known = {c.lower() for c in expert.classes}
+        unknown = wanted - known
+        if unknown:
+            raise InvalidInputError(f"unknown class(es) {sorted(unknown)}; this detector knows {list(expert.classes)}")
+    keep = dedup_boxes(raw.boxes, raw.scores, raw.labels, DEDUP_IOU)
+    dets: list[Detection] = []
+    for i in keep:
+        if wanted is not None and raw.labels[i].lower() not in wanted:
+            continue
+        x0, y0, x1, y1 = (float(v) for v in raw.boxes[i])
+        x1, y1 = min(x1, img.meta.width), min(y1, img.meta.height)
+        if x1 - max(x0, 0) < 1 or y1 - max(y0, 0) < 1:
+            continue
+        dets.append(Detection(index=len(dets) + 1, label=raw.labels[i], score=float(raw.scores[i]),
+                              box=Box(x_min=max(x0, 0.0), y_min=max(y0, 0.0), x_max=x1, y_max=y1)))
+    prov = raw.provenance.model_copy(update={"note": "; ".join(filter(None, [raw.provenance.note, why]))})
+    return dets, raw.min_score, prov, expert
+
+
+def _box_overlay(session: Session, role: str, dets: list[Detection], title: str):
+    img = session.image(role)
+    drawn = draw_boxes(img.pixels, [(d.index, d.label, d.box.xyxy) for d in dets], title=title)
+    return session.add_artifact("overlay", drawn)
+
+
+def detect(session: Session, req: DetectRequest, eid: str) -> DetectionResult:
+    dets, thr, prov, _ = _detections(session, req)
+    overlay = _box_overlay(session, req.image, dets, f"{eid} detect {req.target} (score >= {thr:.2f})")
+    return DetectionResult(evidence_id=eid, image=req.image, target=req.target, detections=dets, min_score=thr,
+                           overlay=overlay, provenance=prov)
+
+
+def count(session: Session, req: DetectRequest, eid: str) -> CountResult:
+    dets, thr, prov, expert = _detections(session, req)
+    labels = list(req.classes) if req.classes else list(expert.classes)
+    canon = {c.lower(): c for c in expert.classes}
+    counts = []
+    for lab in labels:
+        name = canon.get(lab.lower(), lab)
+        inst = [d for d in dets if d.label.lower() == name.lower()]
+        counts.append(ClassCount(label=name, count=len(inst), instances=inst))
+    overlay = _box_overlay(session, req.image, dets, f"{eid} count {req.target} (score >= {thr:.2f})")
+    return CountResult(evidence_id=eid, image=req.image, target=req.target, counts=counts,
+                       total=sum(c.count for c in counts), min_score=thr, dedup_iou=DEDUP_IOU, overlay=overlay,
+                       provenance=prov)
+
+
+def _regions(session: Session, role: str, label: str, masks: list[np.ndarray], scores: list[float | None]) -> list[Region]:
+    img = session.image(role)
+    out: list[Region] = []
+    for mask, score in zip(masks, scores):
+        m = measure_mask(mask, img.spacing)
+        if m.area_px == 0 or m.bbox is None:
+            continue
+        ref = session.add_artifact("mask", mask)
+        out.append(Region(index=len(out) + 1, label=label, mask=ref, area_px=m.area_px, area_mm2=m.area_mm2,
+                          bbox=Box.from_xyxy(m.bbox), centroid=m.centroid,
+                          score=None if score is None else float(min(max(score, 0.0), 1.0))))
+    return out
+
+
+def segment(session: Session, req: SegmentRequest, eid: str) -> SegmentationResult:
+    img = session.image(req.image)
+    prompts: list[tuple[tuple[float, float, float, float] | None, list[tuple[float, float, bool]] | None]] = []
+    if req.from_evidence:
+        prior = session.evidence.get(req.from_evidence)
+        if prior is None or not hasattr(prior, "detections") and not hasattr(prior, "counts"):
+            raise InvalidInputError(f"'{req.from_evidence}' is not a detection or count result of this session")
+        dets = prior.detections if hasattr(prior, "detections") else [d for c in prior.counts for d in c.instances]
+        prompts = [(d.box.xyxy, None) for d in dets]
+        if not prompts:
+            raise InvalidInputError(f"{req.from_evidence} found nothing to segment")
+    elif req.box is not None or req.points:
+        pts = [(p.x, p.y, p.positive) for p in req.points or []]
+        prompts = [(req.box.xyxy if req.box else None, pts or None)]
+    if req.target == "prompt" and not prompts:
+        raise InvalidInputError("target 'prompt' needs a box, points or from_evidence")
+    label = "region" if req.target == "prompt" else req.target
+    if req.target == "prompt":
+        key = "segment:prompt"
+    else:
+        ensure_kind(session, req.image, TARGET_KINDS[req.target], f"segmenting the {req.target}")
+        key = f"segment:{req.target}"
+    expert, lock, why = session.pool.get(key)
+    masks: list[np.ndarray] = []
+    scores: list[float | None] = []
+    t0 = time.perf_counter()
+    prov = None
+    with lock:
+        for box, pts in prompts or [(None, None)]:
+            if (box is not None or pts) and not getattr(expert, "promptable", False):
+                raise ExpertUnavailableError(f"the {expert.backend} segmenter for {req.target} takes no prompts")
+            raw = expert.predict(img, box=box, points=pts)
+            prov = raw.provenance
+            for m, s in zip(raw.masks, raw.scores):
+                if prompts or req.target == "lung":
+                    masks.append(m)
+                    scores.append(s)
+                else:  # automatic lesion segmentation: one region per connected component
+                    for comp in connected_regions(m, min_area=max(16, int(1e-4 * m.size))):
+                        masks.append(comp)
+                        scores.append(s)
+    prov = prov.model_copy(update={"elapsed_ms": (time.perf_counter() - t0) * 1000,
+                                   "note": "; ".join(filter(None, [prov.note, why]))})
+    regions = _regions(session, req.image, label, masks, scores)
+    union = None
+    if regions:
+        u = np.zeros((img.meta.height, img.meta.width), dtype=bool)
+        for m in masks:
+            u |= m
+        union = session.add_artifact("mask", u) if len(regions) > 1 else regions[0].mask
+    overlay = session.add_artifact("overlay", draw_masks(
+        img.pixels, [(r.index, r.label, session.mask(r.mask.id)) for r in regions], title=f"{eid} segment {label}"))
+    return SegmentationResult(evidence_id=eid, image=req.image, target=req.target, regions=regions, union_mask=union,
+                              overlay=overlay, provenance=prov)
+
+
+def measure(session: Session, req: MeasureRequest, eid: str) -> MeasurementResult:
+    t0 = time.perf_counter()
+    mask = session.mask(req.mask_id)
+    role = "current"
+    for ev in session.evidence.values():
+        for r in getattr(ev, "regions", []):
+            if r.mask.id == req.mask_id:
+                role = ev.image
+    spacing = session.images[role].spacing if role in session.images else None
+    m = measure_mask(mask, spacing)
+    frac = None
+    if req.within_mask_id:
+        organ = session.mask(req.within_mask_id)
+        if organ.shape != mask.shape:
+            raise InvalidInputError("the two masks come from images of different sizes")
+        frac = coverage_fraction(mask, organ)
+    prov = Provenance(expert="measurement", backend="numpy", model="convex-hull-calipers-v1", device="cpu",
+                      elapsed_ms=(time.perf_counter() - t0) * 1000,
+                      note="mm from DICOM pixel spacing" if spacing else "no pixel spacing known: pixels only")
+    return MeasurementResult(
+        evidence_id=eid, mask_id=req.mask_id, area_px=m.area_px, area_mm2=m.area_mm2, long_diameter_px=m.long_px,
+        long_diameter_mm=m.long_mm, short_diameter_px=m.short_px, short_diameter_mm=m.short_mm,
+        bbox=Box.from_xyxy(m.bbox) if m.bbox else None, centroid=m.centroid, within_mask_id=req.within_mask_id,
+        fraction_of_within=frac, spacing_mm=spacing, provenance=prov,
+    )
+
+
+def classify(session: Session, req: ClassifyRequest, eid: str) -> ClassificationResult:
+    if req.task == "image_kind":
+        info = image_info(session, ImageInfoRequest(image=req.image), eid)
+        return ClassificationResult(evidence_id=eid, image=req.image, task=req.task, label=info.kind,
+                                    probabilities=info.kind_probabilities or {info.kind: 1.0}, calibrated=False,
+                                    provenance=info.provenance)
+    ensure_kind(session, req.image, CLASSIFY_TASK_KINDS[req.task], "the pneumonia classifier")
+    img = session.image(req.image)
+    expert, lock, why = session.pool.get(f"classify:{req.task}")
+    with lock:
+        out = expert.predict(img, explain=req.explain)
+    saliency = None
+    if out.saliency is not None:
+        saliency = session.add_artifact("saliency", draw_heatmap(
+            img.pixels, out.saliency, title=f"{eid} Grad-CAM for '{out.label}' (approximate explanation)"))
+    prov = out.provenance.model_copy(update={"note": "; ".join(filter(None, [out.provenance.note, why]))})
+    return ClassificationResult(evidence_id=eid, image=req.image, task=req.task, label=out.label,
+                                probabilities=out.probabilities, calibrated=out.calibrated, saliency=saliency,
+                                provenance=prov)
+
+
+def compare_with_prior(session: Session, req: CompareRequest, eid: str) -> ComparisonResult:
+    session.image("prior")  # raises a clear error when no prior was given
+    try:
+        from .compare_tool import compare_studies
+    except ImportError as exc:
+        raise ExpertUnavailableError("prior-study comparison is not part of this build") from exc
+    return compare_studies(session, req, eid)

@@ -1,0 +1,72 @@
+"""Contracts of the detection and counting tools."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from .common import ArtifactRef, Box, Frozen, Provenance
+from .kinds import DetectTarget, ImageRole
+
+__all__ = ["DetectRequest", "Detection", "DetectionResult", "ClassCount", "CountResult"]
+
+
+class DetectRequest(Frozen):
+    """Arguments of ``detect`` and ``count``."""
+
+    target: DetectTarget = Field(description="what to look for: 'blood_cells' (RBC, WBC, Platelets) or 'polyp'")
+    image: ImageRole = Field(default="current", description="which study: 'current' or 'prior'")
+    classes: list[str] | None = Field(
+        default=None, description="keep only these class labels (e.g. ['WBC']); None keeps all"
+    )
+    min_score: float | None = Field(
+        default=None, ge=0.0, le=1.0, description="confidence threshold; None uses the expert's calibrated default"
+    )
+
+
+class Detection(Frozen):
+    """One detected instance."""
+
+    index: int = Field(ge=1, description="1-based number, as drawn on the overlay")
+    label: str = Field(description="class label, from the model")
+    score: float = Field(ge=0.0, le=1.0, description="confidence")
+    box: Box = Field(description="xyxy, original-image pixels")
+
+
+class DetectionResult(Frozen):
+    """What ``detect`` returns."""
+
+    evidence_id: str = Field(description="id to cite in the answer, e.g. 'E1'")
+    image: ImageRole
+    target: DetectTarget
+    detections: list[Detection]
+    min_score: float = Field(description="confidence threshold that was applied")
+    overlay: ArtifactRef | None = Field(default=None, description="boxes numbered on the image")
+    provenance: Provenance
+
+
+class ClassCount(Frozen):
+    """How many instances of one class, and which ones."""
+
+    label: str
+    count: int = Field(ge=0)
+    instances: list[Detection] = Field(description="the instances counted; len(instances) == count")
+
+
+class CountResult(Frozen):
+    """What ``count`` returns: per-class counts that list the instances they come from."""
+
+    evidence_id: str
+    image: ImageRole
+    target: DetectTarget
+    counts: list[ClassCount] = Field(description="one entry per requested class, zero counts included")
+    total: int = Field(ge=0)
+    min_score: float = Field(description="confidence threshold that was applied")
+    dedup_iou: float = Field(description="instances overlapping more than this IoU were merged (not double counted)")
+    overlay: ArtifactRef | None = None
+    provenance: Provenance
+
+    def count_of(self, label: str) -> int:
+        for c in self.counts:
+            if c.label.lower() == label.lower():
+                return c.count
+        return 0

