@@ -1,0 +1,103 @@
+"""The built-in offline planner: a pydantic-ai ``FunctionModel`` that parses the question into
+intents, issues real tool calls through the agent loop, reads their typed results and writes
+an evidence-bound :class:`~tools.answer.FinalAnswer`.
+
+The plan is a generator (:func:`agent.procedures.procedure`) replayed on every model turn: the
+tool results already in the message history are fed back in order, and the first batch of
+calls not yet made is returned to the agent loop.  When the generator finishes, its value is
+the final answer, returned through the output tool.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+
+from pydantic import BaseModel
+from pydantic_ai.messages import ModelMessage, ModelRequest, ModelResponse, ToolCallPart, ToolReturnPart, UserPromptPart
+from pydantic_ai.models.function import AgentInfo, FunctionModel
+
+from .intents import Intent, parse_question
+from .procedures import Call, Outcome, procedure
+
+__all__ = ["BuiltinPlanner", "builtin_model", "user_questions"]
+
+
+def user_questions(messages: list[ModelMessage]) -> list[str]:
+    out = []
+    for msg in messages:
+        if isinstance(msg, ModelRequest):
+            for part in msg.parts:
+                if isinstance(part, UserPromptPart):
+                    content = part.content
+                    if isinstance(content, str):
+                        out.append(content)
+                    else:
+                        out.append(" ".join(c for c in content if isinstance(c, str)))
+    return out
+
+
+def _returns_since_last_question(messages: list[ModelMessage]) -> list[Outcome]:
+    """Tool outcomes of the current run, in call order."""
+    start = 0
+    for i, msg in enumerate(messages):
+        if isinstance(msg, ModelRequest) and any(isinstance(p, UserPromptPart) for p in msg.parts):
+            start = i
+    calls: dict[str, ToolCallPart] = {}
+    outcomes: list[Outcome] = []
+    for msg in messages[start:]:
+        for part in msg.parts:
+            if isinstance(part, ToolCallPart):
+                calls[part.tool_call_id] = part
+            elif isinstance(part, ToolReturnPart) and part.tool_call_id in calls:
+                content = part.content
+                ok = isinstance(content, BaseModel) and getattr(part, "outcome", "success") in (None, "success")
+                outcomes.append(Outcome(name=part.tool_name, ok=ok, result=content if ok else None,
+                                        error=None if ok else str(content)))
+            elif type(part).__name__ == "RetryPromptPart" and getattr(part, "tool_call_id", None) in calls:
+                outcomes.append(Outcome(name=part.tool_name or "", ok=False, result=None, error=str(part.content)))
+    return outcomes
+
+
+@dataclass
+class BuiltinPlanner:
+    """State needed across turns: whether a prior is loaded, the last intent of the conversation."""
+
+    has_prior: bool = False
+    previous: Intent | None = None
+
+    def __call__(self, messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
+        questions = user_questions(messages)
+        question = questions[-1] if questions else ""
+        previous = self.previous
+        if previous is None and len(questions) > 1:
+            prev_intents = parse_question(questions[-2])
+            previous = prev_intents[-1] if prev_intents else None
+        intents = parse_question(question, previous)
+        outcomes = _returns_since_last_question(messages)
+        gen = procedure(question, intents, has_prior=self.has_prior)
+        batch: list[Call] | None
+        try:
+            batch = next(gen)
+            i = 0
+            while True:
+                n = len(batch)
+                if i + n > len(outcomes):
+                    break
+                batch = gen.send(outcomes[i:i + n])
+                i += n
+        except StopIteration as stop:
+            answer = stop.value
+            self.previous = next((it for it in reversed(intents) if it.target), previous)
+            output = info.output_tools[0].name if info.output_tools else "final_result"
+            return ModelResponse(parts=[ToolCallPart(output, answer.model_dump(mode="json"), tool_call_id="final")])
+        parts = [ToolCallPart(c.name, json.loads(json.dumps(c.args)), tool_call_id=f"{c.name}-{len(outcomes) + k}")
+                 for k, c in enumerate(batch)]
+        return ModelResponse(parts=parts)
+
+
+def builtin_model(planner: BuiltinPlanner | None = None) -> FunctionModel:
+    return FunctionModel(planner or BuiltinPlanner(), model_name="osler-builtin")
+
+

@@ -1,0 +1,398 @@
+"""The built-in planner's procedures: which tools to call for each intent, in what order, and how
+to phrase the evidence-bound answer from their typed results.
+
+``procedure`` is a generator: it yields a batch of :class:`Call` and receives the batch's
+:class:`Outcome` list; it returns the :class:`~tools.answer.FinalAnswer`.  Routing respects the
+modality gate: a target that is not valid for the image's kind is refused without a call.
+"""
+
+from __future__ import annotations
+
+import re
+
+from dataclasses import dataclass, field
+from typing import Any, Generator
+
+from tools.answer import FinalAnswer, Finding, ReasoningStep
+from tools.kinds import TARGET_KINDS
+
+from .intents import Intent
+from .summaries import backend_label, fmt, summarize
+from .tool_impl import KIND_NAMES
+
+__all__ = ["Call", "Outcome", "procedure"]
+
+UNITS = {"WBC": "white blood cells (WBC)", "RBC": "red blood cells (RBC)", "Platelets": "platelets",
+         "polyp": "polyps"}
+SINGULAR = {"WBC": "white blood cell (WBC)", "RBC": "red blood cell (RBC)", "Platelets": "platelet", "polyp": "polyp"}
+
+
+@dataclass(frozen=True)
+class Call:
+    name: str
+    args: dict[str, Any]
+    why: str
+
+
+@dataclass(frozen=True)
+class Outcome:
+    name: str
+    ok: bool
+    result: Any
+    error: str | None
+
+
+@dataclass
+class Draft:
+    """What the procedure accumulates while it runs."""
+
+    steps: list[ReasoningStep] = field(default_factory=list)
+    findings: list[Finding] = field(default_factory=list)
+    sentences: list[str] = field(default_factory=list)
+    value: float | None = None
+    unit: str | None = None
+    label: str | None = None
+    caveats: list[str] = field(default_factory=list)
+    abstained: list[bool] = field(default_factory=list)
+    yes_no: str | None = None
+
+    def step(self, text: str, *evidence: str) -> None:
+        self.steps.append(ReasoningStep(text=text, evidence=[e for e in evidence if e]))
+
+    def set_value(self, value: float, unit: str) -> None:
+        if self.value is None:
+            self.value, self.unit = float(value), unit
+
+    def answer(self) -> FinalAnswer:
+        text = " ".join(self.sentences)
+        if self.yes_no:
+            text = f"{self.yes_no.capitalize()}. {text}" if not text.lower().startswith(self.yes_no) else text
+        abstained = bool(self.abstained) and all(self.abstained)
+        cited = list(dict.fromkeys(re.findall(r"\bE\d+\b", text)))
+        steps = self.steps + [ReasoningStep(text=f"Conclusion: {text.strip()}", evidence=cited)]
+        return FinalAnswer(
+            answer=text.strip(), value=None if abstained else self.value, unit=None if abstained else self.unit,
+            label=self.yes_no or self.label, findings=self.findings, steps=steps,
+            uncertainty="; ".join(dict.fromkeys(self.caveats)) or None, abstained=abstained,
+        )
+
+
+def _one(call: Call) -> Generator[list[Call], list[Outcome], Outcome]:
+    outs = yield [call]
+    return outs[0]
+
+
+def _fail(d: Draft, call: Call, out: Outcome) -> None:
+    msg = (out.error or "failed").removeprefix("REFUSED: ").removeprefix("FAILED: ")
+    d.step(f"Called {call.name} to {call.why}; it did not produce a result: {msg}")
+    d.sentences.append(f"I could not {call.why}: {msg}")
+    d.abstained.append(True)
+
+
+def _resolve_target(it: Intent, kind: str) -> str | None:
+    if it.target == "lesion":
+        return {"endoscopy": "polyp"}.get(kind)
+    return it.target
+
+
+def _refuse(d: Draft, it: Intent, target: str | None, kind: str) -> None:
+    what = (target or it.target or "that").replace("_", " ")
+    accepted = TARGET_KINDS.get(target or "", ())
+    need = " or ".join(KIND_NAMES[k] for k in accepted) if accepted else "a tool Osler does not have"
+    d.step(f"No tool was run for '{it.clause}': finding {what} needs {need}, and this image is {KIND_NAMES[kind]}.")
+    d.sentences.append(f"I cannot answer '{it.clause}' on this image: it is {KIND_NAMES[kind]}, and the tools for "
+                       f"{what} work only on {need}.")
+    d.abstained.append(True)
+
+
+def _yes_no_count(d: Draft, it: Intent, n: int, noun: str, eid: str) -> None:
+    if it.expected is not None:
+        yes = n == it.expected
+    else:
+        yes = n > 0
+    if it.negated:
+        yes = not yes if it.expected is None else yes
+    d.yes_no = d.yes_no or ("yes" if yes else "no")
+
+
+def procedure(question: str, intents: list[Intent], *, has_prior: bool) -> Generator[list[Call], list[Outcome], FinalAnswer]:
+    d = Draft()
+    info_call = Call("image_info", {"image": "current"}, "identify the kind of image, so only valid tools are used")
+    out = yield from _one(info_call)
+    if not out.ok:
+        _fail(d, info_call, out)
+        return d.answer()
+    info = out.result
+    kind = info.kind
+    d.step(f"Identified the image to choose valid tools: {summarize(info)}.", info.evidence_id)
+    if info.kind_confidence < 0.5:
+        d.caveats.append(f"the image kind is uncertain (p={info.kind_confidence:.2f})")
+    context: dict[str, Any] = {}
+    for it in intents:
+        yield from _run_intent(d, it, kind, info, has_prior, context)
+    if not d.sentences:
+        d.sentences.append("No tool can answer this question, so I give no answer rather than guess.")
+        d.abstained.append(True)
+    return d.answer()
+
+
+def _run_intent(d: Draft, it: Intent, kind: str, info: Any, has_prior: bool, ctx: dict) -> Generator:
+    if it.action == "image_kind":
+        d.label = d.label or kind
+        d.findings.append(Finding(text=f"image kind: {kind}", evidence=[info.evidence_id]))
+        d.sentences.append(f"This image is {KIND_NAMES[kind]} (gate confidence {info.kind_confidence:.2f}, "
+                           f"decided from {info.kind_source}) [{info.evidence_id}].")
+        d.abstained.append(False)
+        return
+    if it.action == "unknown":
+        term = f" ('{it.unsupported}')" if it.unsupported else ""
+        d.step(f"No tool covers '{it.clause}'{term}; Osler's tools count/locate blood cells and polyps, segment "
+               f"polyps and lungs, classify pneumonia on chest X-rays and compare with a prior study.")
+        d.sentences.append(f"No tool can answer '{it.clause}'{term}, so I do not answer it rather than guess.")
+        d.abstained.append(True)
+        return
+    if it.action == "compare":
+        yield from _compare(d, it, kind, has_prior)
+        return
+    if it.action == "classify":
+        yield from _classify(d, it, kind)
+        return
+    target = _resolve_target(it, kind)
+    if target is None or kind not in TARGET_KINDS.get(target, ()):
+        _refuse(d, it, target, kind)
+        return
+    if it.action in ("count", "detect") or (target == "blood_cells" and it.action in ("segment", "measure")):
+        det = yield from _count(d, it, target, detect_only=it.action == "detect")
+        if det is None or it.action in ("count", "detect"):
+            return
+        ctx["last_count"] = det
+    yield from _segment_measure(d, it, target, ctx)
+
+
+def _noun(label: str, n: int) -> str:
+    return (SINGULAR if n == 1 else UNITS).get(label, label if n == 1 else f"{label}s")
+
+
+def _count(d: Draft, it: Intent, target: str, detect_only: bool) -> Generator:
+    args: dict[str, Any] = {"target": target}
+    if it.classes:
+        args["classes"] = list(it.classes)
+    name = "detect" if detect_only and not it.yes_no else "count"
+    what = ", ".join(it.classes) if it.classes else target.replace("_", " ")
+    call = Call(name, args, f"{'locate' if name == 'detect' else 'count'} {what}")
+    out = yield from _one(call)
+    if not out.ok:
+        _fail(d, call, out)
+        return None
+    r = out.result
+    eid = r.evidence_id
+    d.step(f"Called {name} to {call.why}: {summarize(r)}.", eid)
+    d.caveats.append(f"{target.replace('_', ' ')} from {backend_label(r)}, confidence threshold {r.min_score:.2f}")
+    if r.provenance.backend == "opencv":
+        d.caveats.append("counts come from the classical OpenCV fallback, not a trained detector")
+    if name == "detect":
+        groups: dict[str, list] = {}
+        for det in r.detections:
+            groups.setdefault(det.label, []).append(det)
+        if not groups:
+            d.sentences.append(f"No {what} was found (score >= {r.min_score:.2f}) [{eid}].")
+            d.set_value(0, target)
+        for label, dets in groups.items():
+            where = "; ".join(f"#{x.index} at x {fmt(x.box.x_min, 0)}-{fmt(x.box.x_max, 0)}, "
+                              f"y {fmt(x.box.y_min, 0)}-{fmt(x.box.y_max, 0)}" for x in dets[:6])
+            more = f" and {len(dets) - 6} more" if len(dets) > 6 else ""
+            d.sentences.append(f"Found {len(dets)} {_noun(label, len(dets))}: {where}{more} (boxes numbered on the "
+                               f"overlay) [{eid}].")
+            d.findings.append(Finding(text=f"{len(dets)} {label}", evidence=[eid]))
+            d.set_value(len(dets), label)
+        d.abstained.append(False)
+        return r
+    labels = [c for c in r.counts]
+    parts = [f"{c.count} {_noun(c.label, c.count)}" for c in labels]
+    total = sum(c.count for c in labels)
+    for c in labels:
+        d.findings.append(Finding(text=f"{c.count} {c.label}", evidence=[eid]))
+    if it.yes_no:
+        _yes_no_count(d, it, total, what, eid)
+    if len(labels) == 1:
+        d.set_value(labels[0].count, UNITS.get(labels[0].label, labels[0].label).split(" (")[0])
+    else:
+        d.set_value(total, "cells" if target == "blood_cells" else target)
+    joined = ", ".join(parts) if parts else f"no {what}"
+    d.sentences.append(f"I count {joined} (confidence threshold {r.min_score:.2f}) [{eid}].")
+    d.abstained.append(False)
+    return r
+
+
+def _segment_measure(d: Draft, it: Intent, target: str, ctx: dict) -> Generator:
+    if target == "blood_cells":
+        det = ctx.get("last_count")
+        insts = [x for c in det.counts for x in c.instances] if hasattr(det, "counts") else list(det.detections)
+        if not insts:
+            d.sentences.append("There is nothing to outline or measure.")
+            return
+        pick = max(insts, key=lambda x: x.box.area) if not it.smallest else min(insts, key=lambda x: x.box.area)
+        seg_args: dict[str, Any] = {"target": "prompt", "box": {"x_min": pick.box.x_min, "y_min": pick.box.y_min,
+                                                               "x_max": pick.box.x_max, "y_max": pick.box.y_max}}
+        why = f"outline the {'smallest' if it.smallest else 'largest'} {pick.label} (#{pick.index}) from its box"
+    else:
+        seg_args = {"target": target}
+        why = f"outline the {target}"
+    call = Call("segment", seg_args, why)
+    out = yield from _one(call)
+    if not out.ok:
+        _fail(d, call, out)
+        return
+    seg = out.result
+    eid = seg.evidence_id
+    d.step(f"Called segment to {why}: {summarize(seg)}.", eid)
+    if not seg.regions:
+        noun = "polyp" if target == "polyp" else target
+        if it.yes_no:
+            d.yes_no = d.yes_no or ("yes" if it.negated else "no")
+        d.sentences.append(f"No {noun} region was found, so there is nothing to measure [{eid}].")
+        d.findings.append(Finding(text=f"no {noun} region", evidence=[eid]))
+        d.set_value(0, "regions")
+        d.abstained.append(False)
+        return
+    if it.yes_no and d.yes_no is None:
+        d.yes_no = "no" if it.negated else "yes"
+    regions = sorted(seg.regions, key=lambda r: -r.area_px)
+    if it.action == "segment":
+        desc = "; ".join(f"#{r.index}: {r.area_px} px" + (f" ({fmt(r.area_mm2)} mm²)" if r.area_mm2 is not None else "")
+                         for r in regions)
+        d.sentences.append(f"Segmented {len(regions)} {target if target != 'blood_cells' else 'cell'} region(s): "
+                           f"{desc} (overlay and masks listed) [{eid}].")
+        d.findings.append(Finding(text=f"{len(regions)} {target} region(s)", evidence=[eid]))
+        if target != "lung":
+            d.set_value(len(regions), "regions")
+        d.abstained.append(False)
+        return
+    main = regions[0] if not it.smallest else regions[-1]
+    mcall = Call("measure", {"mask_id": main.mask.id}, f"measure region #{main.index}")
+    mout = yield from _one(mcall)
+    if not mout.ok:
+        _fail(d, mcall, mout)
+        return
+    m = mout.result
+    meid = m.evidence_id
+    d.step(f"Called measure on {main.mask.id}: {summarize(m)}.", meid)
+    size = "largest" if len(regions) > 1 and not it.smallest else ("smallest" if it.smallest and len(regions) > 1 else "")
+    who = f"the {size + ' ' if size else ''}{target if target != 'blood_cells' else 'cell'}".replace("  ", " ")
+    wants_diam = any(w in it.clause.lower() for w in ("diameter", "long", "wide", "width", "length"))
+    if m.area_mm2 is not None:
+        sent = (f"{who.capitalize()} measures {fmt(m.long_diameter_mm)} x {fmt(m.short_diameter_mm)} mm "
+                f"(longest diameter x perpendicular), area {fmt(m.area_mm2)} mm² [{meid}].")
+        if wants_diam:
+            d.set_value(round(m.long_diameter_mm, 1), "mm")
+        else:
+            d.set_value(round(m.area_mm2, 1), "mm²")
+    else:
+        sent = (f"{who.capitalize()} covers {m.area_px} px, longest diameter {fmt(m.long_diameter_px)} px, "
+                f"perpendicular {fmt(m.short_diameter_px)} px [{meid}]; no pixel spacing is known, so no millimetres.")
+        if wants_diam:
+            d.set_value(round(m.long_diameter_px, 1), "px")
+        else:
+            d.set_value(m.area_px, "px")
+        d.caveats.append("sizes are in pixels: the image carries no pixel spacing (DICOM gives mm)")
+    if len(regions) > 1:
+        sent = f"Found {len(regions)} {target} regions [{eid}]. " + sent
+    d.sentences.append(sent)
+    d.findings.append(Finding(text=f"{who}: area {m.area_px} px", evidence=[meid, eid]))
+    d.abstained.append(False)
+
+
+def _classify(d: Draft, it: Intent, kind: str) -> Generator:
+    if kind != "chest_xray":
+        d.step(f"No tool was run for '{it.clause}': the pneumonia classifier needs a chest X-ray, and this image is "
+               f"{KIND_NAMES[kind]}.")
+        d.sentences.append(f"I cannot answer '{it.clause}': the classifier works only on chest X-rays and this "
+                           f"image is {KIND_NAMES[kind]}.")
+        d.abstained.append(True)
+        return
+    call = Call("classify", {"task": "cxr_pneumonia", "explain": True}, "classify the chest X-ray")
+    out = yield from _one(call)
+    if not out.ok:
+        _fail(d, call, out)
+        return
+    r = out.result
+    eid = r.evidence_id
+    p = r.probabilities
+    d.step(f"Called classify: {summarize(r)}.", eid)
+    pneu = p.get("bacterial_pneumonia", 0.0) + p.get("viral_pneumonia", 0.0)
+    q = it.clause.lower()
+    label = r.label
+    if it.yes_no and ("normal" in q or "healthy" in q):
+        yes = label == "normal"
+        if it.negated:
+            yes = not yes
+        d.yes_no = d.yes_no or ("yes" if yes else "no")
+    elif it.yes_no:
+        key = "viral_pneumonia" if "viral" in q or "virus" in q else "bacterial_pneumonia" if "bacteri" in q else None
+        yes = (label == key) if key else label != "normal"
+        if it.negated:
+            yes = not yes
+        d.yes_no = d.yes_no or ("yes" if yes else "no")
+    d.label = d.label or label
+    nice = label.replace("_", " ")
+    own = "the project's own small CNN" if r.provenance.backend == "torchvision" else backend_label(r)
+    d.sentences.append(f"The classifier ({own}) reads this chest X-ray as {nice} with probability "
+                       f"{fmt(100 * p[label])}% (pneumonia of either kind {fmt(100 * pneu)}%) [{eid}].")
+    if r.saliency is not None:
+        d.sentences.append(f"The Grad-CAM overlay is an approximate explanation of where the model looked [{eid}].")
+    d.findings.append(Finding(text=f"{nice} (p={p[label]:.2f})", evidence=[eid]))
+    d.set_value(round(100 * p[label], 1), "%")
+    d.caveats.append("a small classifier trained on paediatric chest X-rays; not a diagnosis" +
+                     ("" if r.calibrated else "; probabilities not calibrated"))
+    d.abstained.append(False)
+
+
+def _compare(d: Draft, it: Intent, kind: str, has_prior: bool) -> Generator:
+    if not has_prior:
+        d.step("No comparison was run: no prior study is loaded.")
+        d.sentences.append("I need a prior study of the same patient to compare with; please load one "
+                           "(--prior FILE, or the prior upload).")
+        d.abstained.append(True)
+        return
+    target = {"blood_cells": "blood_cells", "polyp": "polyp", "lung": "lung"}.get(it.target or "", "auto")
+    call = Call("compare_with_prior", {"target": target}, "compare the current study with the prior")
+    out = yield from _one(call)
+    if not out.ok:
+        _fail(d, call, out)
+        return
+    r = out.result
+    eid = r.evidence_id
+    d.step(f"Called compare_with_prior: {summarize(r)}.", eid)
+    if r.status == "refused":
+        d.sentences.append(f"I did not compare the studies: {r.reason} [{eid}].")
+        d.abstained.append(True)
+        return
+    when = f"the study of {r.interval_days} days earlier" if r.interval_days is not None else "the prior study (date unknown)"
+    parts = []
+    for c in r.changes:
+        if c.status in ("grown", "shrunk") and c.area_change_pct is not None:
+            parts.append(f"#{c.index} {c.label} {c.status} by {fmt(abs(c.area_change_pct))}% in area")
+        else:
+            parts.append(f"#{c.index} {c.label} {c.status}")
+    for cc in r.count_changes:
+        parts.append(f"{cc.label} {cc.prior} -> {cc.current} ({'+' if cc.delta >= 0 else ''}{cc.delta})")
+    if r.lung_opacity_change is not None:
+        parts.append(f"lung opacity change {fmt(r.lung_opacity_change, 3)}")
+    body = "; ".join(parts) if parts else "no matched findings changed"
+    d.sentences.append(f"Compared with {when}: {body} [{eid}].")
+    q = it.clause.lower()
+    statuses = {c.status for c in r.changes}
+    if it.yes_no:
+        if "grow" in q or "grown" in q or "bigger" in q or "larger" in q:
+            d.yes_no = "yes" if "grown" in statuses else "no"
+        elif "new" in q:
+            d.yes_no = "yes" if "new" in statuses else "no"
+        else:
+            d.yes_no = "yes" if statuses - {"unchanged"} or any(cc.delta for cc in r.count_changes) else "no"
+    for c in r.changes:
+        d.findings.append(Finding(text=f"{c.label} #{c.index}: {c.status}", evidence=[eid]))
+    if r.count_changes and ("how many" in q or "more" in q or "fewer" in q):
+        d.set_value(r.count_changes[0].delta, "change in count")
+    elif r.interval_days is not None:
+        d.set_value(r.interval_days, "days")
+    d.abstained.append(False)

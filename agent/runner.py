@@ -1,0 +1,117 @@
+"""``Assistant.ask``: one question about the session's images in, one evidence-bound
+:class:`~tools.answer.AskResult` out.  The same code path serves the CLI, the web app, voice and
+the evaluation harness.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from pydantic_ai import Agent
+from pydantic_ai.exceptions import UnexpectedModelBehavior, UsageLimitExceeded
+from pydantic_ai.usage import UsageLimits
+
+from experts.registry import ExpertPool
+from tools.answer import Artifacts, AskResult, FinalAnswer, Timings
+from tools.errors import InvalidInputError, OslerError, PlannerError
+from tools.settings import OslerSettings
+
+from .grounding import check_grounding
+from .planners import build_model
+from .prompts import SYSTEM_PROMPT
+from .session import Session
+from .toolset import build_tools
+
+__all__ = ["Assistant"]
+
+log = logging.getLogger(__name__)
+
+MAX_QUESTION_CHARS = 2000
+
+
+class Assistant:
+    """Builds sessions and answers questions.  One per process; experts are shared and loaded once."""
+
+    def __init__(self, settings: OslerSettings, pool: ExpertPool | None = None) -> None:
+        self.settings = settings
+        self.pool = pool or ExpertPool(settings)
+
+    def new_session(self, session_id: str | None = None) -> Session:
+        return Session(self.settings, self.pool, session_id=session_id)
+
+    def _agent(self, model: Any) -> Agent:
+        return Agent(model, deps_type=Session, output_type=FinalAnswer, tools=build_tools(),
+                     instructions=SYSTEM_PROMPT, retries=2)
+
+    def ask(self, session: Session, question: str, *, model: Any | None = None, planner_name: str | None = None) -> AskResult:
+        """Answer one question.  Raises InvalidInputError for an empty/oversized question and
+        PlannerError when the planner server cannot be reached; everything else is reported in
+        the result (status 'stopped' or 'error') and the session goes on."""
+        question = (question or "").strip()
+        if not question:
+            raise InvalidInputError("the question is empty")
+        if len(question) > MAX_QUESTION_CHARS:
+            raise InvalidInputError(f"the question is longer than {MAX_QUESTION_CHARS} characters")
+        if "current" not in session.images:
+            raise InvalidInputError("no current image is loaded")
+        t0 = time.perf_counter()
+        calls_before = len(session.calls)
+        artifacts_before = set(session.artifacts)
+        evidence_before = set(session.evidence)
+        if model is None:
+            model, planner_name = build_model(self.settings, session)
+        planner_name = planner_name or getattr(model, "model_name", "custom")
+        session.audit.write("question", session.id, question=question, planner=planner_name,
+                            images={r: session.image_tag(r) for r in session.images})
+        status = "ok"
+        try:
+            run = self._agent(model).run_sync(
+                question, deps=session, message_history=session.history or None,
+                usage_limits=UsageLimits(request_limit=self.settings.planner_max_steps + 1),
+            )
+            final = run.output
+            session.history = run.all_messages()
+        except UsageLimitExceeded as exc:
+            status = "stopped"
+            final = FinalAnswer(answer=f"I stopped after {self.settings.planner_max_steps} planner steps without a "
+                                       f"final answer ({exc}); the tool results so far are listed.", abstained=True)
+        except PlannerError:
+            raise
+        except (UnexpectedModelBehavior, OslerError) as exc:
+            status = "error"
+            final = FinalAnswer(answer=f"The planner failed ({type(exc).__name__}: {exc}); no answer was given.",
+                                abstained=True)
+        except Exception as exc:  # connection errors of model clients, bugs: the session survives
+            if "connect" in type(exc).__name__.lower() or "connection" in str(exc).lower():
+                raise PlannerError(f"cannot reach the planner ({type(exc).__name__}: {exc})") from exc
+            log.exception("planner run failed")
+            status = "error"
+            final = FinalAnswer(answer=f"The planner failed ({type(exc).__name__}: {exc}); no answer was given.",
+                                abstained=True)
+        new_ids = [e for e in session.evidence if e not in evidence_before]
+        results = {e: session.evidence[e] for e in new_ids}
+        final, report = check_grounding(final, results, question)
+        calls = session.calls[calls_before:]
+        new_artifacts = [a for k, a in session.artifacts.items() if k not in artifacts_before]
+        artifacts = Artifacts(
+            overlays=[a.ref.path for a in new_artifacts if a.ref.kind in ("overlay", "saliency", "change_map")],
+            masks=[a.ref.path for a in new_artifacts if a.ref.kind == "mask"],
+        )
+        experts_ms = sum(getattr(getattr(session.evidence.get(c.id), "provenance", None), "elapsed_ms", 0.0) or 0.0
+                         for c in calls if c.ok)
+        result = AskResult(
+            question=question, answer=final.answer, value=final.value, unit=final.unit, label=final.label,
+            findings=final.findings, steps=final.steps, uncertainty=final.uncertainty, abstained=final.abstained,
+            tool_calls=calls, artifacts=artifacts,
+            timings=Timings(total_ms=(time.perf_counter() - t0) * 1000, experts_ms=experts_ms),
+            images={r: img.meta.model_dump(mode="json") for r, img in session.images.items()},
+            planner=planner_name, grounding=report.model_dump() | {"ok": report.ok}, status=status,
+        )
+        session.answers.append(result)
+        session.audit.write("answer", session.id, answer=result.answer, value=result.value, unit=result.unit,
+                            label=result.label, abstained=result.abstained, status=status,
+                            tool_calls=[c.id for c in calls], grounding_ok=report.ok,
+                            total_ms=round(result.timings.total_ms, 1))
+        return result

@@ -1,0 +1,147 @@
+"""The tools the planner calls: typed pydantic-ai tools over the session.
+
+Every call goes through :func:`invoke`, the one tool boundary: it assigns the evidence id,
+times the call, records a :class:`~tools.answer.ToolCallRecord`, writes the audit line, and maps
+errors.  An :class:`~tools.errors.OslerError` becomes ``ModelRetry`` (the planner reads the message
+and may fix its arguments or report the failure); any other exception is an expert bug, logged
+and reported the same way, so a tool that throws never ends the session.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any, Callable
+
+from pydantic import BaseModel, ValidationError
+from pydantic_ai import ModelRetry, RunContext, Tool
+
+from tools.answer import ToolCallRecord
+from tools.classification import ClassificationResult, ClassifyRequest, ImageInfoRequest, ImageInfoResult
+from tools.comparison import ComparisonResult, CompareRequest
+from tools.detection import CountResult, DetectRequest, DetectionResult
+from tools.errors import OslerError, WrongImageKindError
+from tools.segmentation import MeasurementResult, MeasureRequest, SegmentationResult, SegmentRequest
+
+from . import tool_impl
+from .session import Session
+from .summaries import summarize
+
+__all__ = ["invoke", "TOOL_NAMES", "build_tools", "TOOL_IMPLS"]
+
+log = logging.getLogger(__name__)
+
+TOOL_IMPLS: dict[str, tuple[type[BaseModel], Callable[..., Any]]] = {
+    "image_info": (ImageInfoRequest, tool_impl.image_info),
+    "detect": (DetectRequest, tool_impl.detect),
+    "count": (DetectRequest, tool_impl.count),
+    "segment": (SegmentRequest, tool_impl.segment),
+    "measure": (MeasureRequest, tool_impl.measure),
+    "classify": (ClassifyRequest, tool_impl.classify),
+    "compare_with_prior": (CompareRequest, tool_impl.compare_with_prior),
+}
+TOOL_NAMES = tuple(TOOL_IMPLS)
+
+
+def _backend_of(result: Any) -> str | None:
+    prov = getattr(result, "provenance", None)
+    return getattr(prov, "backend", None)
+
+
+def invoke(session: Session, name: str, request: BaseModel | dict[str, Any]) -> Any:
+    """Run one tool on the session; returns the typed result or raises OslerError."""
+    if name not in TOOL_IMPLS:
+        raise OslerError(f"unknown tool '{name}'; tools are: {', '.join(TOOL_NAMES)}")
+    req_type, impl = TOOL_IMPLS[name]
+    eid = session.new_evidence_id()
+    args = request.model_dump(mode="json", exclude_none=True) if isinstance(request, BaseModel) else dict(request)
+    t0 = time.perf_counter()
+    try:
+        req = request if isinstance(request, req_type) else req_type.model_validate(args)
+        result = impl(session, req, eid)
+    except (OslerError, ValidationError) as exc:
+        _record_failure(session, eid, name, args, t0, exc)
+        raise
+    except Exception as exc:  # an expert bug must not end the session
+        log.exception("tool %s failed", name)
+        _record_failure(session, eid, name, args, t0, exc)
+        raise OslerError(f"the {name} tool failed unexpectedly ({type(exc).__name__}: {exc})") from exc
+    elapsed = (time.perf_counter() - t0) * 1000
+    session.record(eid, result)
+    summary = summarize(result)
+    record = ToolCallRecord(id=eid, name=name, args=args, backend=_backend_of(result), elapsed_ms=elapsed, ok=True,
+                            result=result.model_dump(mode="json"), summary=summary)
+    session.add_call(record)
+    session.audit.write("tool_call", session.id, id=eid, tool=name, args=args, ok=True, backend=record.backend,
+                        elapsed_ms=round(elapsed, 1), summary=summary,
+                        provenance=getattr(result, "provenance", None) and result.provenance.model_dump(mode="json"))
+    return result
+
+
+def _record_failure(session: Session, eid: str, name: str, args: dict, t0: float, exc: BaseException) -> None:
+    elapsed = (time.perf_counter() - t0) * 1000
+    kind = "refused" if isinstance(exc, WrongImageKindError) else "error"
+    msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    session.add_call(ToolCallRecord(id=eid, name=name, args=args, ok=False, elapsed_ms=elapsed,
+                                    error=f"{type(exc).__name__}: {msg}", summary=f"{kind}: {msg}"))
+    session.audit.write("tool_call", session.id, id=eid, tool=name, args=args, ok=False,
+                        elapsed_ms=round(elapsed, 1), error=f"{type(exc).__name__}: {msg}")
+
+
+def _call(ctx: RunContext[Session], name: str, req: BaseModel) -> Any:
+    try:
+        return invoke(ctx.deps, name, req)
+    except WrongImageKindError as exc:
+        raise ModelRetry(f"REFUSED: {exc}") from exc
+    except OslerError as exc:
+        raise ModelRetry(f"FAILED: {exc}") from exc
+
+
+def image_info(ctx: RunContext[Session], req: ImageInfoRequest) -> ImageInfoResult:
+    """What the image is (chest X-ray, endoscopy, blood smear, fundus, CT/MR, other) with confidence, and
+    its metadata (size, pixel spacing in mm and study date when DICOM).  Call it first: other tools refuse
+    images of the wrong kind."""
+    return _call(ctx, "image_info", req)
+
+
+def detect(ctx: RunContext[Session], req: DetectRequest) -> DetectionResult:
+    """Find and locate instances (boxes xyxy in original-image pixels, label, score) of blood cells
+    (RBC, WBC, Platelets) on a blood smear, or polyps on an endoscopy frame.  Draws a numbered overlay."""
+    return _call(ctx, "detect", req)
+
+
+def count(ctx: RunContext[Session], req: DetectRequest) -> CountResult:
+    """Count instances per class (blood cells on a smear, polyps on an endoscopy frame).  Each count lists the
+    instances it comes from; overlapping duplicates are merged; the confidence threshold used is reported."""
+    return _call(ctx, "count", req)
+
+
+def segment(ctx: RunContext[Session], req: SegmentRequest) -> SegmentationResult:
+    """Outline regions: 'polyp' (endoscopy) or 'lung' (chest X-ray) automatically, or any object from a box /
+    points prompt ('prompt'), or every box of an earlier detection (from_evidence).  Returns mask artifact ids,
+    area (px, mm² when spacing is known), bbox and centroid per region."""
+    return _call(ctx, "segment", req)
+
+
+def measure(ctx: RunContext[Session], req: MeasureRequest) -> MeasurementResult:
+    """Measure a mask from a segmentation: area, longest diameter and its perpendicular (px, and mm when the
+    pixel spacing is known), bbox, centroid, and the fraction of an organ mask it covers."""
+    return _call(ctx, "measure", req)
+
+
+def classify(ctx: RunContext[Session], req: ClassifyRequest) -> ClassificationResult:
+    """Classify the image: 'cxr_pneumonia' (normal / bacterial / viral pneumonia; chest X-rays only) with
+    calibrated probabilities and optional Grad-CAM overlay, or 'image_kind' (the modality gate)."""
+    return _call(ctx, "classify", req)
+
+
+def compare_with_prior(ctx: RunContext[Session], req: CompareRequest) -> ComparisonResult:
+    """Compare the current study with the prior of the same patient: registers the prior onto the current
+    image, matches findings across time (new / resolved / grown / shrunk / unchanged, % change, count changes),
+    reports the interval in days and refuses when alignment fails.  Needs a prior image."""
+    return _call(ctx, "compare_with_prior", req)
+
+
+def build_tools() -> list[Tool[Session]]:
+    return [Tool(fn, takes_ctx=True, max_retries=3) for fn in
+            (image_info, detect, count, segment, measure, classify, compare_with_prior)]

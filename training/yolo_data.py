@@ -1,0 +1,111 @@
+"""Convert the dev data in ``../shared/data`` to YOLO format (in /tmp, never in the repo).
+
+Layout written under ``out``::
+
+    images/{train,val}/<stem>.jpg   (symlinks to the source images)
+    labels/{train,val}/<stem>.txt   (one line per box: class cx cy w h, normalised to [0, 1])
+    data.yaml                       (absolute paths, class names)
+    split.json                      ({"train": [...], "val": [...]} file names)
+
+A background image (no polyp) gets an empty label file, which ultralytics reads as a negative.
+Ground truth is read with the same functions the benchmark uses
+(:mod:`eval_scenarios.bench_detection`), so training and evaluation agree on the boxes.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from eval_scenarios.bench_detection import GroundTruth, mask_ground_truth, voc_ground_truth
+
+__all__ = ["BCCD_CLASSES", "POLYP_CLASSES", "seeded_split", "write_yolo_dataset", "bccd_dataset", "polyp_dataset",
+           "PreparedData"]
+
+BCCD_CLASSES = ("RBC", "WBC", "Platelets")
+POLYP_CLASSES = ("polyp",)
+
+
+@dataclass(frozen=True)
+class PreparedData:
+    yaml: Path
+    train: list[str]
+    val: list[str]
+
+
+def seeded_split(names: list[str], val_frac: float, seed: int) -> tuple[list[str], list[str]]:
+    """Sort names, shuffle with ``random.Random(seed)``, take the first ``round(val_frac * n)`` as
+    validation.  Both lists are returned sorted."""
+    order = sorted(names)
+    random.Random(seed).shuffle(order)
+    n_val = int(round(val_frac * len(order)))
+    return sorted(order[n_val:]), sorted(order[:n_val])
+
+
+def _label_lines(gt: GroundTruth, classes: tuple[str, ...]) -> list[str]:
+    w, h = gt.width, gt.height
+    lines = []
+    for (x0, y0, x1, y1), lab in zip(gt.boxes, gt.labels):
+        x0, x1 = np.clip([x0, x1], 0, w)
+        y0, y1 = np.clip([y0, y1], 0, h)
+        if x1 - x0 < 1 or y1 - y0 < 1:
+            continue
+        cls = classes.index(lab)
+        lines.append(f"{cls} {(x0 + x1) / 2 / w:.6f} {(y0 + y1) / 2 / h:.6f} {(x1 - x0) / w:.6f} {(y1 - y0) / h:.6f}")
+    return lines
+
+
+def write_yolo_dataset(
+    out: Path, classes: tuple[str, ...], splits: dict[str, list[GroundTruth]]
+) -> Path:
+    """Write images (symlinks), label files and ``data.yaml`` under ``out``; returns the yaml path."""
+    out = Path(out).resolve()
+    for split, items in splits.items():
+        (out / "images" / split).mkdir(parents=True, exist_ok=True)
+        (out / "labels" / split).mkdir(parents=True, exist_ok=True)
+        for gt in items:
+            link = out / "images" / split / gt.image.name
+            if link.is_symlink() or link.exists():
+                link.unlink()
+            link.symlink_to(gt.image.resolve())
+            (out / "labels" / split / f"{gt.image.stem}.txt").write_text("\n".join(_label_lines(gt, classes)) + "\n")
+    names = "\n".join(f"  {i}: {c}" for i, c in enumerate(classes))
+    yaml = out / "data.yaml"
+    yaml.write_text(f"path: {out}\ntrain: images/train\nval: images/val\nnames:\n{names}\n")
+    (out / "split.json").write_text(json.dumps({k: [g.image.name for g in v] for k, v in splits.items()}, indent=1))
+    return yaml
+
+
+def bccd_dataset(data_root: Path, out: Path, seed: int = 0, val_frac: float = 0.2) -> PreparedData:
+    """BCCD dev smears (``split.txt``), VOC boxes -> RBC / WBC / Platelets."""
+    root = Path(data_root) / "bccd"
+    stems = [s.strip() for s in (root / "split.txt").read_text().split() if s.strip()]
+    train, val = seeded_split([f"{s}.jpg" for s in stems], val_frac, seed)
+
+    def gts(names: list[str]) -> list[GroundTruth]:
+        return [voc_ground_truth(root / "annotations" / f"{Path(n).stem}.xml", root / "images" / n) for n in names]
+
+    yaml = write_yolo_dataset(out, BCCD_CLASSES, {"train": gts(train), "val": gts(val)})
+    return PreparedData(yaml, train, val)
+
+
+def polyp_dataset(data_root: Path, out: Path, seed: int = 0, val_frac: float = 0.2) -> PreparedData:
+    """EndoTect polyp frames (boxes of mask components > 50 px) plus the negative frames as
+    background images; positives and negatives are split separately with the same seed."""
+    root = Path(data_root) / "endotect_polyps"
+    pos = sorted(p.name for p in (root / "images").glob("*.jpg"))
+    neg = sorted(p.name for p in (root / "negatives" / "images").glob("*.jpg"))
+    ptr, pva = seeded_split(pos, val_frac, seed)
+    ntr, nva = seeded_split(neg, val_frac, seed)
+
+    def gts(names: list[str], sub: Path) -> list[GroundTruth]:
+        return [mask_ground_truth(sub / "masks" / f"{Path(n).stem}.png", sub / "images" / n, "polyp") for n in names]
+
+    neg_root = root / "negatives"
+    splits = {"train": gts(ptr, root) + gts(ntr, neg_root), "val": gts(pva, root) + gts(nva, neg_root)}
+    yaml = write_yolo_dataset(out, POLYP_CLASSES, splits)
+    return PreparedData(yaml, ptr + ntr, pva + nva)

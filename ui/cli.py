@@ -1,0 +1,145 @@
+"""``osler`` command line: ask, bench, serve, voice, eval, doctor.
+
+Exit codes: 0 success, 2 bad input / configuration / unreachable planner (one line on stderr),
+1 unexpected failure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+
+__all__ = ["main", "offline_environment", "make_settings"]
+
+
+def offline_environment() -> None:
+    """Entry-point-only: the switches that keep third-party libraries off the network."""
+    for key, value in {
+        "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HF_HUB_DISABLE_TELEMETRY": "1", "YOLO_OFFLINE": "1",
+        "YOLO_AUTOINSTALL": "false", "GRADIO_ANALYTICS_ENABLED": "False", "DO_NOT_TRACK": "1",
+    }.items():
+        os.environ.setdefault(key, value)
+    no_proxy = os.environ.get("NO_PROXY", "")
+    if "127.0.0.1" not in no_proxy:
+        os.environ["NO_PROXY"] = ",".join(filter(None, [no_proxy, "127.0.0.1", "localhost"]))
+
+
+def make_settings(args: argparse.Namespace | None = None, **overrides):
+    from tools.settings import OslerSettings
+
+    kw = dict(overrides)
+    if args is not None:
+        for name in ("planner", "base_url", "model", "device"):
+            v = getattr(args, name, None)
+            if v is not None:
+                kw[name] = v
+    return OslerSettings(**kw)
+
+
+def _planner_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--planner", choices=["builtin", "openai", "local"], help="planner (default: builtin)")
+    p.add_argument("--base-url", dest="base_url", help="OpenAI-compatible server URL, e.g. http://127.0.0.1:8000/v1")
+    p.add_argument("--model", help="model name on that server")
+    p.add_argument("--device", choices=["auto", "cpu", "cuda"])
+
+
+def _cmd_ask(args: argparse.Namespace) -> int:
+    from agent.runner import Assistant
+    from ui.render import render_text
+
+    settings = make_settings(args)
+    assistant = Assistant(settings)
+    session = assistant.new_session()
+    session.load("current", args.image, study_date=args.date)
+    if args.prior:
+        session.load("prior", args.prior, study_date=args.prior_date)
+    result = assistant.ask(session, args.question)
+    if args.json:
+        print(result.model_dump_json(indent=2))
+    else:
+        print(render_text(result))
+    return 0
+
+
+def _cmd_doctor(args: argparse.Namespace) -> int:
+    from experts.registry import ExpertPool
+
+    settings = make_settings(args)
+    pool = ExpertPool(settings)
+    report = {}
+    for key in pool.registry:
+        report[key] = {name: (reason or "ready") for name, reason in pool.backends(key)}
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        for key, backends in report.items():
+            print(key)
+            for name, state in backends.items():
+                print(f"  {name:13s} {state}")
+    return 0
+
+
+def _delegate(module: str, argv: list[str]) -> int:
+    import importlib
+
+    try:
+        mod = importlib.import_module(module)
+    except ModuleNotFoundError as exc:
+        if exc.name and exc.name.startswith(module.split(".")[0]):
+            print(f"osler: this command is not part of this build ({module})", file=sys.stderr)
+            return 2
+        raise
+    return int(mod.main(argv) or 0)
+
+
+SUBCOMMANDS = {
+    "serve": "ui.app",
+    "voice": "voice.cli",
+    "eval": "eval_scenarios.cli",
+    "bench": "eval_scenarios.bench_cli",
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    offline_environment()
+    logging.basicConfig(level=os.environ.get("OSLER_LOG_LEVEL", "WARNING"), format="%(levelname)s %(name)s: %(message)s")
+    from tools.errors import OslerError
+
+    if argv and argv[0] in SUBCOMMANDS:
+        try:
+            return _delegate(SUBCOMMANDS[argv[0]], argv[1:])
+        except OslerError as exc:
+            print(f"osler {argv[0]}: {exc}", file=sys.stderr)
+            return 2
+    parser = argparse.ArgumentParser(prog="osler", description="Evidence-bound answers about medical images, offline.")
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    ask = sub.add_parser("ask", help="answer a question about an image")
+    ask.add_argument("image", help="PNG, JPEG, TIFF, BMP or DICOM")
+    ask.add_argument("question")
+    ask.add_argument("--prior", help="an older study of the same patient")
+    ask.add_argument("--date", help="study date of IMAGE (YYYY-MM-DD) when not in DICOM")
+    ask.add_argument("--prior-date", dest="prior_date", help="study date of the prior (YYYY-MM-DD)")
+    ask.add_argument("--json", action="store_true", help="print one JSON object")
+    _planner_args(ask)
+    doc = sub.add_parser("doctor", help="which expert backends can run here, and what to configure")
+    doc.add_argument("--json", action="store_true")
+    for name, help_ in (("serve", "start the local web app"), ("voice", "spoken questions"),
+                        ("eval", "run evaluation scenarios"), ("bench", "benchmarks")):
+        sub.add_parser(name, help=help_)
+    args = parser.parse_args(argv)
+    try:
+        return {"ask": _cmd_ask, "doctor": _cmd_doctor}[args.cmd](args)
+    except OslerError as exc:
+        print(f"osler: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
