@@ -162,10 +162,14 @@ def _run_intent(d: Draft, it: Intent, kind: str, info: Any, has_prior: bool, ctx
         _refuse(d, it, target, kind)
         return
     if it.action in ("count", "detect") or (target == "blood_cells" and it.action in ("segment", "measure")):
-        det = yield from _count(d, it, target, detect_only=it.action == "detect")
-        if det is None or it.action in ("count", "detect"):
+        det = ctx.get("last_count") if it.action in ("segment", "measure") else None
+        if det is None:
+            det = yield from _count(d, it, target, detect_only=it.action == "detect")
+        if det is None:
             return
         ctx["last_count"] = det
+        if it.action in ("count", "detect"):
+            return
     yield from _segment_measure(d, it, target, ctx)
 
 
@@ -232,8 +236,8 @@ def _segment_measure(d: Draft, it: Intent, target: str, ctx: dict) -> Generator:
             d.sentences.append("There is nothing to outline or measure.")
             return
         pick = max(insts, key=lambda x: x.box.area) if not it.smallest else min(insts, key=lambda x: x.box.area)
-        seg_args: dict[str, Any] = {"target": "prompt", "box": {"x_min": pick.box.x_min, "y_min": pick.box.y_min,
-                                                               "x_max": pick.box.x_max, "y_max": pick.box.y_max}}
+        seg_args: dict[str, Any] = {"target": "prompt", "box": {k: round(v, 1) for k, v in pick.box.model_dump().items()}}
+        ctx["cell_label"] = pick.label
         why = f"outline the {'smallest' if it.smallest else 'largest'} {pick.label} (#{pick.index}) from its box"
     else:
         seg_args = {"target": target}
@@ -277,18 +281,20 @@ def _segment_measure(d: Draft, it: Intent, target: str, ctx: dict) -> Generator:
     m = mout.result
     meid = m.evidence_id
     d.step(f"Called measure on {main.mask.id}: {summarize(m)}.", meid)
-    size = "largest" if len(regions) > 1 and not it.smallest else ("smallest" if it.smallest and len(regions) > 1 else "")
-    who = f"the {size + ' ' if size else ''}{target if target != 'blood_cells' else 'cell'}".replace("  ", " ")
+    many = len(regions) > 1 or (target == "blood_cells" and len(ctx.get("cells", [])) > 1)
+    size = ("smallest" if it.smallest else "largest") if many or it.largest or it.smallest else ""
+    noun = ctx.get("cell_label", "cell") if target == "blood_cells" else target
+    who = f"the {size + ' ' if size else ''}{noun}"
     wants_diam = any(w in it.clause.lower() for w in ("diameter", "long", "wide", "width", "length"))
     if m.area_mm2 is not None:
-        sent = (f"{who.capitalize()} measures {fmt(m.long_diameter_mm)} x {fmt(m.short_diameter_mm)} mm "
+        sent = (f"{who[0].upper() + who[1:]} measures {fmt(m.long_diameter_mm)} x {fmt(m.short_diameter_mm)} mm "
                 f"(longest diameter x perpendicular), area {fmt(m.area_mm2)} mm² [{meid}].")
         if wants_diam:
             d.set_value(round(m.long_diameter_mm, 1), "mm")
         else:
             d.set_value(round(m.area_mm2, 1), "mm²")
     else:
-        sent = (f"{who.capitalize()} covers {m.area_px} px, longest diameter {fmt(m.long_diameter_px)} px, "
+        sent = (f"{who[0].upper() + who[1:]} covers {m.area_px} px, longest diameter {fmt(m.long_diameter_px)} px, "
                 f"perpendicular {fmt(m.short_diameter_px)} px [{meid}]; no pixel spacing is known, so no millimetres.")
         if wants_diam:
             d.set_value(round(m.long_diameter_px, 1), "px")
