@@ -53,10 +53,13 @@ class StudyImage:
 
 
 def _sniff(head: bytes) -> str | None:
+    if len(head) >= 132 and head[128:132] == b"DICM":  # first: a DICOM preamble may look like TIFF
+        return "dicom"
     for magic, fmt in _MAGIC.items():
         if head.startswith(magic):
             return fmt
-    if len(head) >= 132 and head[128:132] == b"DICM":
+    # DICOM without preamble (implicit VR little endian): starts with a group 0x0002 or 0x0008 tag
+    if len(head) >= 8 and head[:2] in (b"\x02\x00", b"\x08\x00") and head[2:4] < b"\x20\x00":
         return "dicom"
     return None
 

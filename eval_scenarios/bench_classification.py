@@ -1,0 +1,235 @@
+"""Benchmark a classifier on a labelled folder, or the modality gate on its held-out images.
+
+Classifier mode (default): a Kermany-style folder (``<root>/<CLASS>/*.jpeg``; ``PNEUMONIA`` files are
+split into bacterial / viral by name) or any folder of class sub-folders whose names are labels.
+``--file-list`` restricts to listed file names; ``--split val`` uses the validation file list
+stored in the checkpoint by ``training/train_cxr.py``.  Reports accuracy, per-class sensitivity /
+specificity, one-vs-rest AUROC, normal-vs-pneumonia accuracy and AUROC, bacterial-vs-viral accuracy
+(pneumonia images only), ECE (15 bins, top label) and images/s, as JSON and a table.
+
+Gate mode (``--gate``): per-kind accuracy of the modality gate on the held-out part of its data
+(see ``training/train_gate.py``, same seed and split).
+
+Metric functions here are pure numpy and shared with the training scripts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["main", "auroc", "ece", "fit_temperature", "softmax", "nll", "kermany_label", "classification_report"]
+
+_IMG_EXT = {".jpeg", ".jpg", ".png", ".bmp", ".tif", ".tiff", ".dcm"}
+
+
+def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
+    """Row-wise softmax of ``(N, K)`` logits divided by ``temperature``."""
+    z = np.asarray(logits, np.float64) / temperature
+    z = z - z.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def nll(logits: np.ndarray, y: np.ndarray, temperature: float = 1.0) -> float:
+    p = softmax(logits, temperature)
+    return float(-np.log(np.clip(p[np.arange(len(y)), y], 1e-12, None)).mean())
+
+
+def fit_temperature(logits: np.ndarray, y: np.ndarray) -> float:
+    """Temperature minimising the NLL of held-out logits (log-grid search then refinement)."""
+    grid = np.exp(np.linspace(np.log(0.05), np.log(20.0), 300))
+    losses = [nll(logits, y, t) for t in grid]
+    best = int(np.argmin(losses))
+    lo, hi = grid[max(best - 1, 0)], grid[min(best + 1, len(grid) - 1)]
+    fine = np.linspace(lo, hi, 200)
+    return float(fine[int(np.argmin([nll(logits, y, t) for t in fine]))])
+
+
+def auroc(scores: np.ndarray, positive: np.ndarray) -> float:
+    """Area under the ROC curve (Mann-Whitney, ties count one half); NaN with one class only."""
+    s = np.asarray(scores, np.float64)
+    pos = np.asarray(positive, bool)
+    n_pos, n_neg = int(pos.sum()), int((~pos).sum())
+    if n_pos == 0 or n_neg == 0:
+        return float("nan")
+    order = np.argsort(s, kind="mergesort")
+    ranks = np.empty(len(s), np.float64)
+    sorted_s = s[order]
+    i = 0
+    while i < len(s):
+        j = i
+        while j + 1 < len(s) and sorted_s[j + 1] == sorted_s[i]:
+            j += 1
+        ranks[order[i:j + 1]] = (i + j) / 2.0 + 1.0
+        i = j + 1
+    return float((ranks[pos].sum() - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg))
+
+
+def ece(probs: np.ndarray, y: np.ndarray, bins: int = 15) -> float:
+    """Expected calibration error of the top label, ``bins`` equal-width confidence bins."""
+    conf = probs.max(axis=1)
+    correct = (probs.argmax(axis=1) == y).astype(np.float64)
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    total = 0.0
+    for lo, hi in zip(edges[:-1], edges[1:]):
+        sel = (conf > lo) & (conf <= hi)
+        if sel.any():
+            total += sel.mean() * abs(correct[sel].mean() - conf[sel].mean())
+    return float(total)
+
+
+def classification_report(probs: np.ndarray, y: np.ndarray, labels: list[str]) -> dict:
+    """Accuracy, per-class sensitivity/specificity/AUROC, ECE; plus pneumonia metrics when the
+    labels are the Osler CXR ones (``normal`` and ``*_pneumonia``)."""
+    pred = probs.argmax(axis=1)
+    out: dict = {"n": int(len(y)), "accuracy": float((pred == y).mean()), "ece": ece(probs, y), "per_class": {}}
+    for k, lab in enumerate(labels):
+        pos, neg = y == k, y != k
+        out["per_class"][lab] = {
+            "n": int(pos.sum()),
+            "sensitivity": float((pred[pos] == k).mean()) if pos.any() else float("nan"),
+            "specificity": float((pred[neg] != k).mean()) if neg.any() else float("nan"),
+            "auroc": auroc(probs[:, k], pos),
+        }
+    if "normal" in labels and any(lab.endswith("pneumonia") for lab in labels):
+        k_norm = labels.index("normal")
+        is_pn = y != k_norm
+        pred_pn = pred != k_norm
+        out["normal_vs_pneumonia_accuracy"] = float((is_pn == pred_pn).mean())
+        out["pneumonia_auroc"] = auroc(1.0 - probs[:, k_norm], is_pn)
+        if "bacterial_pneumonia" in labels and "viral_pneumonia" in labels:
+            kb, kv = labels.index("bacterial_pneumonia"), labels.index("viral_pneumonia")
+            sel = (y == kb) | (y == kv)
+            if sel.any():
+                bv_pred = np.where(probs[sel, kb] >= probs[sel, kv], kb, kv)
+                out["bacterial_vs_viral_accuracy"] = float((bv_pred == y[sel]).mean())
+                out["bacterial_vs_viral_auroc"] = auroc(probs[sel, kv] / (probs[sel, kv] + probs[sel, kb]),
+                                                        y[sel] == kv)
+    return out
+
+
+def kermany_label(path: Path) -> str | None:
+    """Osler label of a Kermany file from its folder and name; None when unknown."""
+    folder = path.parent.name.upper()
+    if folder == "NORMAL":
+        return "normal"
+    if folder == "PNEUMONIA":
+        m = re.search(r"_(bacteria|virus)_", path.name)
+        return {"bacteria": "bacterial_pneumonia", "virus": "viral_pneumonia"}.get(m.group(1)) if m else None
+    return None
+
+
+def _collect(root: Path, labels: tuple[str, ...], names: set[str] | None) -> list[tuple[Path, int]]:
+    items = []
+    for p in sorted(root.rglob("*")):
+        if p.suffix.lower() not in _IMG_EXT or (names is not None and p.name not in names):
+            continue
+        lab = kermany_label(p) or (p.parent.name if p.parent.name in labels else None)
+        if lab in labels:
+            items.append((p, labels.index(lab)))
+    return items
+
+
+def _table(report: dict, labels: list[str]) -> str:
+    lines = [f"n={report['n']}  accuracy={report['accuracy']:.4f}  ECE={report['ece']:.4f}"]
+    for key in ("normal_vs_pneumonia_accuracy", "pneumonia_auroc", "bacterial_vs_viral_accuracy", "images_per_s"):
+        if key in report:
+            lines.append(f"{key}={report[key]:.4f}")
+    lines.append(f"{'class':<22}{'n':>6}{'sens':>8}{'spec':>8}{'auroc':>8}")
+    for lab in labels:
+        c = report["per_class"][lab]
+        lines.append(f"{lab:<22}{c['n']:>6}{c['sensitivity']:>8.4f}{c['specificity']:>8.4f}{c['auroc']:>8.4f}")
+    return "\n".join(lines)
+
+
+def _bench_classifier(args: argparse.Namespace) -> dict:
+    from experts.cxr_classifier import TorchvisionClassifier
+    from experts.weights import bundled
+    from tools.errors import OslerError
+
+    clf = TorchvisionClassifier(Path(args.weights) if args.weights else bundled("cxr_classifier.pt"), args.device)
+    clf.load()
+    names: set[str] | None = None
+    if args.file_list:
+        names = {Path(line.strip()).name for line in Path(args.file_list).read_text().splitlines() if line.strip()}
+    elif args.split:
+        import torch
+
+        split = torch.load(str(clf.weights), map_location="cpu", weights_only=True).get("split", {})
+        if args.split not in split:
+            raise OslerError(f"the checkpoint stores no '{args.split}' file list; pass --file-list")
+        names = set(split[args.split])
+    items = _collect(Path(args.data), clf.labels, names)
+    if args.limit:
+        items = items[: args.limit]
+    if not items:
+        raise OslerError(f"no labelled images under {args.data}")
+    import cv2
+
+    xs, ys = [], []
+    for p, y in items:
+        rgb = cv2.cvtColor(cv2.imread(str(p), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+        xs.append(clf.input_for(rgb))
+        ys.append(y)
+    X, y = np.stack(xs), np.asarray(ys)
+    t0 = time.perf_counter()
+    logits = np.concatenate([clf.logits(X[i:i + args.batch]) for i in range(0, len(X), args.batch)])
+    dt = time.perf_counter() - t0
+    probs = softmax(logits, clf.temperature)
+    report = classification_report(probs, y, list(clf.labels))
+    report["ece_uncalibrated"] = ece(softmax(logits), y)
+    report["temperature"] = clf.temperature
+    report["images_per_s"] = len(X) / dt
+    report["model"] = clf.model_id
+    return report
+
+
+def _bench_gate(args: argparse.Namespace) -> dict:
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "training"))
+    from train_gate import evaluate_saved  # the gate's data recipe lives with its training script
+
+    return evaluate_saved(Path(args.shared_data), seed=args.seed)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--gate", action="store_true", help="benchmark the modality gate instead")
+    ap.add_argument("--data", default="../shared/data/kermany_cxr/train", help="labelled folder")
+    ap.add_argument("--shared-data", default="../shared/data", help="root of the dev data (gate mode)")
+    ap.add_argument("--weights", default=None, help="classifier checkpoint (default: bundled)")
+    ap.add_argument("--file-list", default=None, help="text file of image names to evaluate")
+    ap.add_argument("--split", default=None, choices=["val", "cal", "train"], help="file list stored in the checkpoint")
+    ap.add_argument("--limit", type=int, default=0)
+    ap.add_argument("--batch", type=int, default=32)
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--json", default=None, help="write the report here too")
+    args = ap.parse_args(argv)
+    from tools.errors import OslerError
+
+    try:
+        report = _bench_gate(args) if args.gate else _bench_classifier(args)
+    except OslerError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    text = json.dumps(report, indent=2, default=float)
+    if args.json:
+        Path(args.json).write_text(text)
+    print(text)
+    if not args.gate:
+        print(_table(report, list(report["per_class"])))
+    else:
+        for kind, acc in report["per_kind_accuracy"].items():
+            print(f"{kind:<14}{report['per_kind_n'][kind]:>6}{acc:>8.4f}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

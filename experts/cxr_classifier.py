@@ -1,0 +1,379 @@
+"""Chest X-ray classifier (normal / bacterial / viral pneumonia) behind the Classifier protocol.
+
+Two backends:
+
+* ``torchvision``: a torchvision architecture built with ``weights=None`` and filled from a local
+  checkpoint (``settings.models.cxr_classifier``, else the bundled ``cxr_classifier.pt`` that
+  ``training/train_cxr.py`` trains on Kermany dev data).  Accepted checkpoint forms, all read with
+  ``torch.load(weights_only=True)``:
+
+  1. Osler's dict ``{"arch", "labels", "state_dict", "input_size", "mean", "std", "temperature", ...}``;
+  2. any dict with ``"arch"``, ``"labels"`` and ``"state_dict"`` (e.g. a TorchXRayVision-style export;
+     ``"activation": "sigmoid"`` for multi-label heads, whose scores are then normalised to sum to 1);
+  3. a bare state dict with a sidecar ``<stem>.json`` (or ``labels.json`` in the same folder) giving
+     ``{"arch", "labels", ...}`` or just a label list (then ``"arch"`` defaults to ``resnet18``).
+
+  Labels always come from the checkpoint.  Input channels are read from the first conv weight.
+  Normalisation: ``(pixel / 255 - mean) / std`` per channel (TorchXRayVision's [-1024, 1024] scaling
+  is ``mean=[0.5], std=[1/2048]``).  Images are converted to grey (1 channel) or grey replicated to
+  3 channels, resized to ``input_size`` square (aspect not kept: Kermany images were stored that way).
+* ``transformers``: a local image-classification checkpoint directory
+  (``settings.models.hf_classifier_dir``) loaded with ``AutoModelForImageClassification`` and
+  ``AutoImageProcessor``, ``local_files_only=True``; labels from ``config.id2label``.
+
+``predict(image, explain=True)`` adds a Grad-CAM saliency ``(H, W)`` float in ``[0, 1]`` at the model
+input size (see :mod:`experts.gradcam`); the tool layer resizes it and labels it approximate.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from tools.common import Provenance
+from tools.errors import ExpertFailedError, ExpertUnavailableError
+from tools.settings import OslerSettings
+
+from .imaging import StudyImage
+from .protocols import ClassProbabilities
+from .weights import load_torch_state, resolve_device, resolve_weights, sha256_of
+
+__all__ = [
+    "DEFAULT_LABELS",
+    "BUNDLED_NAME",
+    "build_net",
+    "preprocess",
+    "read_checkpoint",
+    "TorchvisionClassifier",
+    "TransformersClassifier",
+    "build_torchvision",
+    "check_torchvision",
+    "build_transformers",
+    "check_transformers",
+]
+
+log = logging.getLogger(__name__)
+
+DEFAULT_LABELS: tuple[str, ...] = ("normal", "bacterial_pneumonia", "viral_pneumonia")
+BUNDLED_NAME = "cxr_classifier.pt"
+_SETTING = "models.cxr_classifier (OSLER_MODELS__CXR_CLASSIFIER)"
+_HF_SETTING = "models.hf_classifier_dir (OSLER_MODELS__HF_CLASSIFIER_DIR)"
+
+
+def build_net(arch: str, num_classes: int, in_channels: int = 3) -> Any:
+    """A torchvision classification network with random weights (never downloads).
+
+    ``in_channels`` other than 3 replaces the first ``Conv2d`` with one of the same geometry.
+    """
+    import torch.nn as nn
+    import torchvision
+
+    ctor = getattr(torchvision.models, arch, None)
+    if ctor is None or not callable(ctor) or arch.startswith("_"):
+        raise ExpertUnavailableError(f"unknown torchvision architecture '{arch}' in the checkpoint")
+    net = ctor(weights=None, num_classes=num_classes)
+    if in_channels != 3:
+        for parent in net.modules():
+            for name, child in parent.named_children():
+                if isinstance(child, nn.Conv2d):
+                    parent._modules[name] = nn.Conv2d(
+                        in_channels, child.out_channels, child.kernel_size, child.stride, child.padding,
+                        child.dilation, child.groups, child.bias is not None,
+                    )
+                    return net
+    return net
+
+
+def preprocess(rgb: np.ndarray, size: int, in_channels: int, mean: list[float], std: list[float]) -> np.ndarray:
+    """uint8 RGB ``(H, W, 3)`` (or grey ``(H, W)``) -> float32 ``(C, size, size)`` normalised input."""
+    import cv2
+
+    gray = rgb if rgb.ndim == 2 else cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
+    interp = cv2.INTER_AREA if min(gray.shape[:2]) >= size else cv2.INTER_LINEAR
+    small = cv2.resize(gray, (size, size), interpolation=interp).astype(np.float32) / 255.0
+    x = np.repeat(small[None], in_channels, axis=0)
+    m = np.asarray(mean, np.float32).reshape(-1, 1, 1)
+    s = np.asarray(std, np.float32).reshape(-1, 1, 1)
+    return (x - m) / s
+
+
+def _strip_prefixes(state: dict[str, Any]) -> dict[str, Any]:
+    for prefix in ("module.", "model."):
+        if state and all(k.startswith(prefix) for k in state):
+            state = {k[len(prefix):]: v for k, v in state.items()}
+    return state
+
+
+def read_checkpoint(path: Path) -> dict[str, Any]:
+    """Read any accepted checkpoint form into ``{"arch", "labels", "state_dict", "in_channels",
+    "input_size", "mean", "std", "temperature", "activation", "model_id"}``.
+
+    Raises:
+        ExpertUnavailableError: unreadable file, or no label list / architecture to be found.
+    """
+    try:
+        obj = load_torch_state(path)
+    except ExpertUnavailableError:
+        raise
+    except Exception as exc:  # torch raises many kinds for a non-weights file
+        raise ExpertUnavailableError(
+            f"{path.name}: cannot be read as a weights-only torch checkpoint ({exc}); "
+            f"export a state dict with labels, or fix {_SETTING}"
+        ) from exc
+    if not isinstance(obj, dict):
+        raise ExpertUnavailableError(f"{path.name}: expected a dict checkpoint, got {type(obj).__name__}")
+    if "state_dict" in obj:
+        meta, state = {k: v for k, v in obj.items() if k != "state_dict"}, obj["state_dict"]
+    else:
+        meta, state = {}, obj
+        for side in (path.with_suffix(".json"), path.parent / "labels.json"):
+            if side.exists():
+                loaded = json.loads(side.read_text())
+                meta = {"labels": loaded} if isinstance(loaded, list) else dict(loaded)
+                break
+    labels = meta.get("labels")
+    if not labels or not all(isinstance(x, str) for x in labels):
+        raise ExpertUnavailableError(
+            f"{path.name}: no label list; save {{'arch', 'labels', 'state_dict'}} or put a "
+            f"{path.with_suffix('.json').name} with the labels next to it"
+        )
+    state = _strip_prefixes(dict(state))
+    first_conv = next((v for v in state.values() if hasattr(v, "dim") and v.dim() == 4), None)
+    in_ch = int(meta.get("in_channels") or (first_conv.shape[1] if first_conv is not None else 3))
+    default_mean, default_std = ([0.485, 0.456, 0.406], [0.229, 0.224, 0.225]) if in_ch == 3 else ([0.5], [0.25])
+    mean = [float(v) for v in meta.get("mean", default_mean)]
+    std = [float(v) for v in meta.get("std", default_std)]
+    if len(mean) == 1 and in_ch > 1:
+        mean, std = mean * in_ch, std * in_ch
+    return {
+        "arch": str(meta.get("arch", "resnet18")),
+        "labels": tuple(str(x) for x in labels),
+        "state_dict": state,
+        "in_channels": in_ch,
+        "input_size": int(meta.get("input_size", 224)),
+        "mean": mean,
+        "std": std,
+        "temperature": float(meta.get("temperature", 1.0) or 1.0),
+        "calibrated": "temperature" in meta,
+        "activation": str(meta.get("activation", "softmax")),
+        "model_id": str(meta.get("model_id", f"{meta.get('arch', 'resnet18')}:{path.name}")),
+    }
+
+
+def _probabilities(logits: "np.ndarray", activation: str, temperature: float) -> np.ndarray:
+    z = logits.astype(np.float64) / temperature
+    if activation == "sigmoid":
+        p = 1.0 / (1.0 + np.exp(-z))
+        return p / max(p.sum(), 1e-12)
+    z = z - z.max()
+    e = np.exp(z)
+    return e / e.sum()
+
+
+class TorchvisionClassifier:
+    """Classifier protocol over a torchvision network read from a local checkpoint."""
+
+    name = "cxr_classifier"
+    backend = "torchvision"
+
+    def __init__(self, weights: Path, device: str = "auto") -> None:
+        self.weights = Path(weights)
+        self.device_setting = device
+        self.labels: tuple[str, ...] = DEFAULT_LABELS  # replaced by the checkpoint's labels in load()
+        self.model_id = f"torchvision:{self.weights.name}"
+        self._net: Any = None
+        self._ckpt: dict[str, Any] = {}
+        self._sha: str | None = None
+        self._device = "cpu"
+
+    def load(self) -> None:
+        """Read the checkpoint and build the network (once)."""
+        if self._net is not None:
+            return
+        import torch
+
+        ckpt = read_checkpoint(self.weights)
+        net = build_net(ckpt["arch"], len(ckpt["labels"]), ckpt["in_channels"])
+        state = {k: (v.float() if torch.is_floating_point(v) else v) for k, v in ckpt["state_dict"].items()}
+        try:
+            net.load_state_dict(state, strict=True)
+        except RuntimeError as exc:
+            raise ExpertUnavailableError(
+                f"{self.weights.name}: weights do not fit a torchvision '{ckpt['arch']}' with "
+                f"{len(ckpt['labels'])} classes ({str(exc).splitlines()[0]})"
+            ) from exc
+        self._device = resolve_device(self.device_setting)
+        self._net = net.eval().to(self._device)
+        self._ckpt = {k: v for k, v in ckpt.items() if k != "state_dict"}
+        self._sha = sha256_of(self.weights)
+        self.labels = ckpt["labels"]
+        self.model_id = ckpt["model_id"]
+
+    def logits(self, batch: np.ndarray) -> np.ndarray:
+        """Raw logits ``(N, K)`` for preprocessed inputs ``(N, C, S, S)`` (used by the benchmark)."""
+        import torch
+
+        self.load()
+        with torch.inference_mode():
+            return self._net(torch.from_numpy(batch).to(self._device)).float().cpu().numpy()
+
+    def input_for(self, rgb: np.ndarray) -> np.ndarray:
+        """Preprocessed ``(C, S, S)`` input for one uint8 image."""
+        self.load()
+        c = self._ckpt
+        return preprocess(rgb, c["input_size"], c["in_channels"], c["mean"], c["std"])
+
+    @property
+    def temperature(self) -> float:
+        self.load()
+        return float(self._ckpt["temperature"])
+
+    def predict(self, image: StudyImage, *, explain: bool = False) -> ClassProbabilities:
+        import torch
+
+        from .gradcam import grad_cam
+
+        self.load()
+        t0 = time.perf_counter()
+        x = torch.from_numpy(self.input_for(image.pixels)[None]).to(self._device)
+        saliency = None
+        try:
+            if explain:
+                saliency, _ = grad_cam(self._net, x)
+            with torch.inference_mode():
+                logits = self._net(x).float().cpu().numpy()[0]
+        except (RuntimeError, ValueError) as exc:
+            raise ExpertFailedError(f"the chest X-ray classifier failed on this image ({exc})") from exc
+        c = self._ckpt
+        p = _probabilities(logits, c["activation"], c["temperature"])
+        notes = [f"temperature-scaled (T={c['temperature']:.3f})" if c["calibrated"] else "not calibrated"]
+        if c["activation"] == "sigmoid":
+            notes.append("multi-label scores normalised to sum to 1")
+        if explain:
+            notes.append("saliency: Grad-CAM on the last conv block (approximate)")
+        prov = Provenance(
+            expert=self.name, backend=self.backend, model=self.model_id, weights_sha256=self._sha,
+            device=self._device, elapsed_ms=(time.perf_counter() - t0) * 1000, note="; ".join(notes),
+        )
+        probs = {lab: float(v) for lab, v in zip(self.labels, p)}
+        return ClassProbabilities(probabilities=probs, calibrated=bool(c["calibrated"]), provenance=prov,
+                                  saliency=saliency)
+
+
+class TransformersClassifier:
+    """Classifier protocol over a local transformers image-classification checkpoint directory."""
+
+    name = "cxr_classifier"
+    backend = "transformers"
+
+    def __init__(self, directory: Path, device: str = "auto") -> None:
+        self.directory = Path(directory)
+        self.device_setting = device
+        self.labels: tuple[str, ...] = ()
+        self.model_id = f"transformers:{self.directory.name}"
+        self._model: Any = None
+        self._processor: Any = None
+        self._sha: str | None = None
+        self._device = "cpu"
+
+    def load(self) -> None:
+        if self._model is not None:
+            return
+        try:
+            from transformers import AutoImageProcessor, AutoModelForImageClassification
+        except ImportError as exc:
+            raise ExpertUnavailableError("the transformers backend needs the 'transformers' package") from exc
+        try:
+            processor = AutoImageProcessor.from_pretrained(str(self.directory), local_files_only=True)
+            model = AutoModelForImageClassification.from_pretrained(str(self.directory), local_files_only=True)
+        except (OSError, ValueError) as exc:
+            raise ExpertUnavailableError(
+                f"{self.directory} is not a loadable image-classification checkpoint ({exc}); fix {_HF_SETTING}"
+            ) from exc
+        self._device = resolve_device(self.device_setting)
+        self._model = model.eval().to(self._device)
+        self._processor = processor
+        id2label = model.config.id2label
+        self.labels = tuple(str(id2label[i]) for i in range(len(id2label)))
+        weight_files = sorted(self.directory.glob("*.safetensors")) + sorted(self.directory.glob("*.bin"))
+        self._sha = sha256_of(weight_files[0]) if weight_files else None
+        arch = (model.config.architectures or [type(model).__name__])[0]
+        self.model_id = f"{arch}:{self.directory.name}"
+
+    def predict(self, image: StudyImage, *, explain: bool = False) -> ClassProbabilities:
+        import torch
+
+        from .gradcam import grad_cam
+
+        self.load()
+        t0 = time.perf_counter()
+        inputs = self._processor(images=image.pixels, return_tensors="pt")
+        x = inputs["pixel_values"].to(self._device)
+        saliency = None
+        try:
+            if explain:
+                saliency, _ = grad_cam(self._model, x, logits_fn=lambda out: out.logits)
+            with torch.inference_mode():
+                logits = self._model(pixel_values=x).logits.float().cpu().numpy()[0]
+        except (RuntimeError, ValueError) as exc:
+            raise ExpertFailedError(f"the transformers classifier failed on this image ({exc})") from exc
+        p = _probabilities(logits, "softmax", 1.0)
+        note = "not calibrated; saliency: Grad-CAM on the last conv layer (approximate)" if explain else "not calibrated"
+        prov = Provenance(
+            expert=self.name, backend=self.backend, model=self.model_id, weights_sha256=self._sha,
+            device=self._device, elapsed_ms=(time.perf_counter() - t0) * 1000, note=note,
+        )
+        return ClassProbabilities(probabilities={lab: float(v) for lab, v in zip(self.labels, p)},
+                                  calibrated=False, provenance=prov, saliency=saliency)
+
+
+def _torchvision_weights(settings: OslerSettings) -> Path | None:
+    return resolve_weights(settings.models.cxr_classifier, BUNDLED_NAME, _SETTING)
+
+
+def check_torchvision(settings: OslerSettings) -> str | None:
+    """None when a torchvision checkpoint is configured or bundled and torchvision is installed."""
+    import importlib.util
+
+    if importlib.util.find_spec("torchvision") is None:
+        return "backend 'torchvision' needs the Python package 'torchvision'"
+    try:
+        path = _torchvision_weights(settings)
+    except ExpertUnavailableError as exc:
+        return str(exc)
+    if path is None:
+        return f"no chest X-ray classifier weights: set {_SETTING} or run training/train_cxr.py"
+    return None
+
+
+def build_torchvision(settings: OslerSettings) -> TorchvisionClassifier:
+    path = _torchvision_weights(settings)
+    if path is None:
+        raise ExpertUnavailableError(f"no chest X-ray classifier weights: set {_SETTING}")
+    return TorchvisionClassifier(path, settings.device)
+
+
+def check_transformers(settings: OslerSettings) -> str | None:
+    """None only when ``models.hf_classifier_dir`` names a local checkpoint folder with a config."""
+    import importlib.util
+
+    directory = settings.models.hf_classifier_dir
+    if directory is None:
+        return f"no transformers checkpoint configured: set {_HF_SETTING} to a local image-classification folder"
+    if importlib.util.find_spec("transformers") is None:
+        return "backend 'transformers' needs the Python package 'transformers'"
+    path = Path(directory).expanduser()
+    if not (path / "config.json").is_file():
+        return f"{path} has no config.json: point {_HF_SETTING} at a save_pretrained() folder"
+    return None
+
+
+def build_transformers(settings: OslerSettings) -> TransformersClassifier:
+    if settings.models.hf_classifier_dir is None:
+        raise ExpertUnavailableError(f"set {_HF_SETTING} to use the transformers classifier")
+    return TransformersClassifier(Path(settings.models.hf_classifier_dir).expanduser(), settings.device)

@@ -1,0 +1,86 @@
+"""Shared test fixtures: offline switches, no network beyond loopback, real data paths."""
+
+from __future__ import annotations
+
+import os
+import socket
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+DATA = (REPO / ".." / "shared" / "data").resolve()
+
+for _k, _v in {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "YOLO_OFFLINE": "1", "YOLO_AUTOINSTALL": "false",
+               "GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_DISABLE_TELEMETRY": "1", "DO_NOT_TRACK": "1"}.items():
+    os.environ.setdefault(_k, _v)
+os.environ["NO_PROXY"] = "127.0.0.1,localhost"
+
+_real_connect = socket.socket.connect
+_real_connect_ex = socket.socket.connect_ex
+NETWORK_ATTEMPTS: list[str] = []
+
+
+def _is_local(address) -> bool:
+    if isinstance(address, (str, bytes)):  # AF_UNIX
+        return True
+    host = str(address[0])
+    return host in ("localhost", "::1", "0.0.0.0") or host.startswith("127.")
+
+
+def _guarded_connect(self, address):
+    if not _is_local(address):
+        NETWORK_ATTEMPTS.append(repr(address))
+        raise OSError(f"network access blocked in tests: {address!r}")
+    return _real_connect(self, address)
+
+
+def _guarded_connect_ex(self, address):
+    if not _is_local(address):
+        NETWORK_ATTEMPTS.append(repr(address))
+        return 111
+    return _real_connect_ex(self, address)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _no_network():
+    """Every test runs with connects to anything but loopback refused (and recorded)."""
+    socket.socket.connect = _guarded_connect  # type: ignore[method-assign]
+    socket.socket.connect_ex = _guarded_connect_ex  # type: ignore[method-assign]
+    yield
+    socket.socket.connect = _real_connect  # type: ignore[method-assign]
+    socket.socket.connect_ex = _real_connect_ex  # type: ignore[method-assign]
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Path:
+    if not DATA.exists():
+        pytest.skip(f"real data not found at {DATA}")
+    return DATA
+
+
+@pytest.fixture
+def settings(tmp_path):
+    from tools.settings import OslerSettings
+
+    return OslerSettings(data_dir=tmp_path / "osler", shared_data=DATA)
+
+
+@pytest.fixture(scope="session")
+def shared_pool():
+    """One expert pool for the whole run (models load once)."""
+    from experts.registry import ExpertPool
+    from tools.settings import OslerSettings
+
+    return ExpertPool(OslerSettings())
+
+
+@pytest.fixture
+def assistant(settings, shared_pool):
+    from agent.runner import Assistant
+
+    shared_pool.settings = shared_pool.settings  # experts do not depend on data_dir
+    return Assistant(settings, pool=shared_pool)
+
+
+SMEAR = "bccd/images/BloodImage_00001.jpg"  # 1 WBC, 0 platelets per its VOC annotation

@@ -1,0 +1,51 @@
+"""Layering: contracts and planner import no heavy library; package names resolve inside the repo."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_tools_and_agent_do_not_import_heavy_libraries():
+    code = (
+        "import sys, tools, agent, agent.runner, agent.toolset, agent.builtin, agent.procedures, agent.grounding;"
+        "heavy=[m for m in ('torch','ultralytics','gradio','segment_anything','transformers') if m in sys.modules];"
+        "print(','.join(heavy))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == ""
+
+
+def test_tools_imports_only_stdlib_and_pydantic():
+    code = (
+        "import sys; before=set(sys.modules); import tools;"
+        "new={m.split('.')[0] for m in set(sys.modules)-before};"
+        "bad=sorted(m for m in new if m not in sys.stdlib_module_names and not m.startswith('_sysconfigdata') and m not in "
+        "('tools','pydantic','pydantic_core','pydantic_settings','typing_extensions','annotated_types',"
+        "'typing_inspection','dotenv','_distutils_hack'));print(','.join(bad))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == ""
+
+
+def test_packages_resolve_inside_the_repo():
+    import agent
+    import eval_scenarios
+    import experts
+    import tools
+    import ui
+    import voice
+
+    for mod in (agent, tools, experts, ui, voice, eval_scenarios):
+        assert Path(mod.__file__).resolve().is_relative_to(REPO), mod.__file__
+
+
+def test_default_run_made_no_network_attempt():
+    from tests.conftest import NETWORK_ATTEMPTS
+
+    assert NETWORK_ATTEMPTS == []
