@@ -22,6 +22,7 @@ import json
 import logging
 import random
 import socket
+import sys
 import time
 from pathlib import Path
 
@@ -59,29 +60,23 @@ def model_yaml(base: str, depth: float, width: float, max_ch: int, out: Path) ->
     return out
 
 
-def export_state(best: Path, out: Path, meta: dict) -> dict:
-    """Convert an ultralytics checkpoint to the fp16 state-dict format above."""
+def export_state(best: Path, out: Path, meta: dict) -> None:
+    """Convert an ultralytics checkpoint to the fp16 ``osler-yolo-v1`` state dict."""
     import torch
     from ultralytics.nn.tasks import torch_safe_load
 
+    from experts.yolo_detector import save_checkpoint
+
     ckpt, _ = torch_safe_load(str(best))
     model = (ckpt.get("ema") or ckpt["model"]).float()
-    cfg = dict(model.yaml)
-    cfg.pop("yaml_file", None)
     names = model.names if isinstance(model.names, dict) else dict(enumerate(model.names))
-    payload = {
-        "format": "osler-yolo-v1",
-        "yaml": cfg,
-        "names": [names[i] for i in range(len(names))],
-        "imgsz": int(meta["imgsz"]),
-        "stride": int(model.stride.max()),
-        "state_dict": {k: v.half() if v.is_floating_point() else v for k, v in model.state_dict().items()},
-        "train": meta,
-    }
-    out.parent.mkdir(parents=True, exist_ok=True)
-    torch.save(payload, out)
+    save_checkpoint(model, [names[i] for i in range(len(names))], meta["imgsz"], out, meta)
     torch.load(out, map_location="cpu", weights_only=True)  # must load safely
-    return payload
+
+
+def _epochs_run(work: Path) -> int:
+    csv = work / "runs" / "train" / "results.csv"
+    return max(0, len(csv.read_text().strip().splitlines()) - 1) if csv.exists() else 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -110,6 +105,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--hsv-h", type=float, default=0.015)
     ap.add_argument("--val-every-epoch", action="store_true", help="validate each epoch (slower); default: last only")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--time-hours", type=float, default=None,
+                    help="wall-clock cap: ultralytics re-plans the epochs (and the LR schedule) to fit it")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
 
@@ -142,6 +139,7 @@ def main(argv: list[str] | None = None) -> int:
         project=str(work / "runs"), name="train", exist_ok=True, cache="ram", val=args.val_every_epoch,
         lr0=args.lr0, mosaic=args.mosaic, close_mosaic=args.close_mosaic, fliplr=args.fliplr, flipud=args.flipud,
         degrees=args.degrees, scale=args.scale, hsv_h=args.hsv_h, patience=0, verbose=True,
+        **({"time": args.time_hours} if args.time_hours else {}),
     )
     wall = time.time() - t0
     best = work / "runs" / "train" / "weights" / "best.pt"
@@ -151,12 +149,14 @@ def main(argv: list[str] | None = None) -> int:
                         workers=0, project=str(work / "runs"), name="val", exist_ok=True, conf=0.001)
     per_class = {model.names[int(c)]: float(ap) for c, ap in zip(metrics.box.ap_class_index, metrics.box.ap50)}
     meta = {
+        "model_id": f"{args.dataset}-{Path(args.model).stem}-w{args.width:g}-{args.imgsz}px-seed{args.seed}",
         "dataset": args.dataset, "model": args.model, "scale": [args.depth, args.width, args.max_channels],
-        "imgsz": args.imgsz, "epochs": args.epochs, "batch": args.batch, "seed": args.seed,
+        "imgsz": args.imgsz, "epochs": args.epochs, "time_hours": args.time_hours,
+        "epochs_run": _epochs_run(work), "batch": args.batch, "seed": args.seed,
         "val_frac": args.val_frac, "device": args.device, "wall_s": round(wall, 1), "val": data.val,
         "ultralytics_val": {"map50": float(metrics.box.map50), "map50_95": float(metrics.box.map),
                             "ap50_per_class": per_class},
-        "argv": argv if argv is not None else __import__("sys").argv[1:],
+        "argv": argv if argv is not None else sys.argv[1:],
     }
     export_state(best, out, meta)
     (work / "val.txt").write_text("\n".join(data.val) + "\n")

@@ -1,0 +1,44 @@
+# Osler: two commands on a fresh machine.
+#   make demo   create .venv (first time), install, answer a question about a bundled real smear
+#   make test   create .venv (first time), install, run the default test suite (offline, CPU)
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+export HF_HUB_OFFLINE=1
+export TRANSFORMERS_OFFLINE=1
+export YOLO_OFFLINE=1
+export GRADIO_ANALYTICS_ENABLED=False
+export PYTHONDONTWRITEBYTECODE=
+
+.PHONY: demo test test-slow install system-deps bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[test]'
+	rm -f $(VENV)/.installed-*; touch $(STAMP)
+
+install: $(STAMP) system-deps
+
+# Debian tools used by voice and browser tests; skipped (tests then skip) when not root or offline.
+system-deps:
+	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && ! command -v espeak-ng >/dev/null; then \
+	  (apt-get install -y -q espeak-ng libportaudio2 >/dev/null 2>&1 || \
+	   (apt-get update -q >/dev/null 2>&1 && apt-get install -y -q espeak-ng libportaudio2 >/dev/null 2>&1)) || \
+	  echo "note: espeak-ng not installed; voice tests will skip"; fi
+
+demo: install
+	$(BIN)/osler ask examples/smear_BloodImage_00001.jpg "How many white blood cells are in this smear?"
+
+test: install
+	$(BIN)/python -m pytest -q
+
+test-slow: install
+	$(BIN)/python -m pytest -q -m slow
+
+bench: install
+	$(BIN)/osler bench ask
+
+clean:
+	rm -rf $(VENV) build *.egg-info

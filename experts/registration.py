@@ -1,0 +1,350 @@
+"""Aligning a prior study onto the current one (pure functions over arrays; OpenCV does the math).
+
+Method ``orb-ecc-affine-v1``:
+
+1. Both images become grey, are shrunk so that their longer side is ``work_size`` pixels (each
+   by its own factor, so images of different sizes meet at a common scale), and are normalised
+   for exposure with CLAHE.
+2. **Feature estimate**: ORB key points (AKAZE as a second detector when ORB finds too few
+   matches), brute-force Hamming matching with Lowe's ratio test, and a RANSAC similarity fit
+   (``cv2.estimateAffinePartial2D``: shift, rotation, isotropic scale).
+3. **Intensity refinement**: ``cv2.findTransformECC`` (affine motion, Gaussian-smoothed, on a two
+   level pyramid), started from the feature estimate and, as a second candidate, from the
+   "stretch to the same frame" guess (for low-texture images where features fail).
+4. The candidate with the best normalised cross-correlation (NCC) over the overlap wins; an affine
+   result with strong shear or anisotropic scale falls back to its similarity start.
+5. The working-size matrix is mapped back to full-resolution pixels:
+   ``M_full = S_cur^-1 . M_work . S_prior``.
+
+Conventions: ``matrix`` is a 2x3 affine that maps **prior pixel (x, y) to current pixel (x', y')**
+(``[x', y'] = A [x, y] + t``), pixels of the original images, origin top-left, x right, y down.
+``rotation_deg`` is counter-clockwise as seen on screen (y down) for a positive angle of the
+similarity part; ``scale`` is ``sqrt(|det A|)``.
+
+NCC is computed on the CLAHE-normalised working-size images, inside the overlap only.
+``ncc_before`` compares the prior simply stretched onto the current frame (what a reader sees
+side by side); ``ncc_after`` compares it warped by ``matrix``.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+__all__ = [
+    "RegistrationParams",
+    "RegistrationOutcome",
+    "register",
+    "to_gray",
+    "normalise_exposure",
+    "decompose",
+    "ncc",
+    "warp_image",
+    "warp_mask",
+    "transform_points",
+    "stretch_matrix",
+    "corner_error",
+    "METHOD_ID",
+]
+
+log = logging.getLogger(__name__)
+
+METHOD_ID = "orb-ecc-affine-v1"
+
+
+@dataclass(frozen=True)
+class RegistrationParams:
+    """Tunable settings of :func:`register` (defaults calibrated on Hannover CXR pairs and the
+    known-transform set, see ``eval_scenarios/bench_comparison.py``)."""
+
+    work_size: int = 384  # longer side of the working images, pixels
+    n_features: int = 3000
+    ratio: float = 0.8  # Lowe's ratio test
+    ransac_px: float = 3.0  # RANSAC reprojection threshold at working size
+    min_inliers: int = 12  # fewer: the feature estimate is not trusted
+    ecc_iters: int = 60
+    ecc_eps: float = 1e-5
+    min_ncc_after: float = 0.55  # below: refused
+    min_overlap: float = 0.35  # fraction of the current image the warped prior must cover
+    scale_range: tuple[float, float] = (0.5, 2.0)
+    max_rotation_deg: float = 45.0
+    max_anisotropy: float = 0.12  # |sx/sy - 1| or shear beyond this: affine rejected, similarity kept
+
+
+@dataclass
+class RegistrationOutcome:
+    """Result of :func:`register`.  ``matrix`` maps prior pixels to current pixels (2x3)."""
+
+    matrix: np.ndarray
+    method: str
+    shift_px: tuple[float, float]
+    rotation_deg: float
+    scale: float
+    ncc_before: float
+    ncc_after: float
+    overlap: float
+    inliers: int
+    matches: int
+    success: bool
+    reason: str | None = None
+    elapsed_ms: float = 0.0
+    notes: list[str] = field(default_factory=list)
+
+
+# ---- small helpers ------------------------------------------------------------------------------
+
+def to_gray(pixels: np.ndarray) -> np.ndarray:
+    """uint8 (H, W) from uint8 (H, W) or RGB (H, W, 3)."""
+    import cv2
+
+    if pixels.ndim == 2:
+        return pixels.astype(np.uint8, copy=False)
+    return cv2.cvtColor(pixels.astype(np.uint8, copy=False), cv2.COLOR_RGB2GRAY)
+
+
+def normalise_exposure(gray: np.ndarray, clip: float = 2.0, tiles: int = 8) -> np.ndarray:
+    """CLAHE: local histogram equalisation, so exposure and contrast changes matter less."""
+    import cv2
+
+    return cv2.createCLAHE(clipLimit=clip, tileGridSize=(tiles, tiles)).apply(gray)
+
+
+def _shrink(gray: np.ndarray, work_size: int) -> tuple[np.ndarray, float]:
+    """Resize so the longer side is ``work_size``; returns (image, factor small/full)."""
+    import cv2
+
+    h, w = gray.shape
+    s = min(1.0, work_size / max(h, w))
+    if s >= 1.0:
+        return gray, 1.0
+    small = cv2.resize(gray, (max(1, round(w * s)), max(1, round(h * s))), interpolation=cv2.INTER_AREA)
+    return small, small.shape[1] / w
+
+
+def _h(m: np.ndarray) -> np.ndarray:
+    """2x3 -> 3x3 homogeneous."""
+    return np.vstack([np.asarray(m, dtype=np.float64).reshape(2, 3), [0.0, 0.0, 1.0]])
+
+
+def _scale_matrix(s: float) -> np.ndarray:
+    return np.array([[s, 0.0, 0.0], [0.0, s, 0.0], [0.0, 0.0, 1.0]])
+
+
+def invert(matrix: np.ndarray) -> np.ndarray:
+    """Inverse of a 2x3 affine."""
+    return np.linalg.inv(_h(matrix))[:2]
+
+
+def compose(outer: np.ndarray, inner: np.ndarray) -> np.ndarray:
+    """``outer . inner`` of two 2x3 affines (apply ``inner`` first)."""
+    return (_h(outer) @ _h(inner))[:2]
+
+
+def decompose(matrix: np.ndarray) -> tuple[float, float, float, float]:
+    """(dx, dy, rotation_deg, scale) of a 2x3 affine; rotation and scale of its closest similarity."""
+    a = np.asarray(matrix, dtype=np.float64).reshape(2, 3)
+    # closest similarity [[p, -q], [q, p]] in the least-squares sense
+    p = (a[0, 0] + a[1, 1]) / 2.0
+    q = (a[1, 0] - a[0, 1]) / 2.0
+    rot = math.degrees(math.atan2(q, p))
+    scale = math.sqrt(abs(float(np.linalg.det(a[:, :2]))))
+    return float(a[0, 2]), float(a[1, 2]), -rot, scale  # y down: screen-counter-clockwise is negative atan2
+
+
+def transform_points(matrix: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """Apply a 2x3 affine to (N, 2) x, y points."""
+    pts = np.asarray(points, dtype=np.float64).reshape(-1, 2)
+    a = np.asarray(matrix, dtype=np.float64).reshape(2, 3)
+    return pts @ a[:, :2].T + a[:, 2]
+
+
+def stretch_matrix(prior_shape: tuple[int, int], current_shape: tuple[int, int]) -> np.ndarray:
+    """The affine that stretches the prior frame onto the current frame ((H, W) shapes)."""
+    (hp, wp), (hc, wc) = prior_shape[:2], current_shape[:2]
+    return np.array([[wc / wp, 0.0, 0.0], [0.0, hc / hp, 0.0]])
+
+
+def corner_error(estimated: np.ndarray, true: np.ndarray, prior_shape: tuple[int, int]) -> float:
+    """Mean distance (current pixels) between the prior's four corners mapped by each matrix."""
+    h, w = prior_shape[:2]
+    corners = np.array([[0, 0], [w, 0], [w, h], [0, h]], dtype=np.float64)
+    d = transform_points(estimated, corners) - transform_points(true, corners)
+    return float(np.linalg.norm(d, axis=1).mean())
+
+
+def warp_image(image: np.ndarray, matrix: np.ndarray, shape: tuple[int, int], *, nearest: bool = False,
+               border: int = 0) -> np.ndarray:
+    """Warp a prior-frame image (H, W) or (H, W, C) into the current frame of ``shape`` (H, W)."""
+    import cv2
+
+    flags = cv2.INTER_NEAREST if nearest else cv2.INTER_LINEAR
+    return cv2.warpAffine(image, np.asarray(matrix, dtype=np.float64).reshape(2, 3), (int(shape[1]), int(shape[0])),
+                          flags=flags, borderMode=cv2.BORDER_CONSTANT, borderValue=border)
+
+
+def warp_mask(mask: np.ndarray, matrix: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """Warp a bool prior mask into the current frame: bool (H, W) of ``shape`` (bilinear, >= 0.5)."""
+    warped = warp_image(mask.astype(np.float32), matrix, shape)
+    return warped >= 0.5
+
+
+def ncc(a: np.ndarray, b: np.ndarray, mask: np.ndarray | None = None) -> float:
+    """Zero-mean normalised cross-correlation of two same-size images, inside ``mask`` if given."""
+    x = a.astype(np.float64)
+    y = b.astype(np.float64)
+    if mask is not None:
+        x, y = x[mask], y[mask]
+    else:
+        x, y = x.ravel(), y.ravel()
+    if x.size < 16:
+        return 0.0
+    x = x - x.mean()
+    y = y - y.mean()
+    den = math.sqrt(float((x * x).sum() * (y * y).sum()))
+    return float((x * y).sum() / den) if den > 0 else 0.0
+
+
+# ---- estimation --------------------------------------------------------------------------------
+
+def _features(prior: np.ndarray, current: np.ndarray, p: RegistrationParams) -> tuple[np.ndarray | None, int, int, str]:
+    """RANSAC similarity from key-point matches at working size: (M or None, inliers, matches, detector)."""
+    import cv2
+
+    best: tuple[np.ndarray | None, int, int, str] = (None, 0, 0, "none")
+    detectors = (("orb", lambda: cv2.ORB_create(nfeatures=p.n_features, fastThreshold=7, edgeThreshold=15)),
+                 ("akaze", lambda: cv2.AKAZE_create(threshold=5e-4)))
+    for name, make in detectors:
+        det = make()
+        kp1, d1 = det.detectAndCompute(prior, None)
+        kp2, d2 = det.detectAndCompute(current, None)
+        if d1 is None or d2 is None or len(kp1) < 3 or len(kp2) < 3:
+            continue
+        pairs = cv2.BFMatcher(cv2.NORM_HAMMING).knnMatch(d1, d2, k=2)
+        good = [m[0] for m in pairs if len(m) == 2 and m[0].distance < p.ratio * m[1].distance]
+        if len(good) < 4:
+            continue
+        src = np.float32([kp1[m.queryIdx].pt for m in good])
+        dst = np.float32([kp2[m.trainIdx].pt for m in good])
+        m, inl = cv2.estimateAffinePartial2D(src, dst, method=cv2.RANSAC, ransacReprojThreshold=p.ransac_px,
+                                             maxIters=4000, confidence=0.995, refineIters=20)
+        n_in = int(inl.sum()) if inl is not None else 0
+        if m is not None and n_in > best[1]:
+            best = (m.astype(np.float64), n_in, len(good), name)
+        if best[1] >= 3 * p.min_inliers:
+            break
+    return best
+
+
+def _ecc(prior: np.ndarray, current: np.ndarray, init: np.ndarray, p: RegistrationParams) -> np.ndarray | None:
+    """ECC affine refinement on a two-level pyramid; ``init`` and result map prior -> current."""
+    import cv2
+
+    # ECC's warp maps template (current) coordinates to input (prior) coordinates.
+    warp = invert(init).astype(np.float32)
+    crit = (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, p.ecc_iters, p.ecc_eps)
+    try:
+        for f in (0.5, 1.0):
+            if f < 1.0:
+                cur = cv2.resize(current, None, fx=f, fy=f, interpolation=cv2.INTER_AREA)
+                pri = cv2.resize(prior, None, fx=f, fy=f, interpolation=cv2.INTER_AREA)
+            else:
+                cur, pri = current, prior
+            w = warp.copy()
+            w[:, 2] *= f
+            _, w = cv2.findTransformECC(cur, pri, w, cv2.MOTION_AFFINE, crit, None, 5)
+            w[:, 2] /= f
+            warp = w
+    except cv2.error:
+        return None
+    if not np.all(np.isfinite(warp)):
+        return None
+    return invert(warp.astype(np.float64))
+
+
+def _anisotropic(m: np.ndarray, limit: float) -> bool:
+    a = np.asarray(m)[:, :2]
+    u, s, vt = np.linalg.svd(a)
+    if s[1] <= 0:
+        return True
+    return bool(s[0] / s[1] - 1.0 > limit)
+
+
+def _score(prior: np.ndarray, current: np.ndarray, m: np.ndarray) -> tuple[float, float]:
+    """(NCC inside the overlap, overlap fraction of the current frame) for a working-size matrix."""
+    shape = current.shape
+    warped = warp_image(prior, m, shape)
+    valid = warp_image(np.full(prior.shape, 255, np.uint8), m, shape, nearest=True) > 0
+    # one pixel in from the edge: interpolation mixes in the black border there
+    import cv2
+
+    valid = cv2.erode(valid.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
+    return ncc(warped, current, valid), float(valid.mean())
+
+
+def register(
+    prior_pixels: np.ndarray, current_pixels: np.ndarray, params: RegistrationParams | None = None
+) -> RegistrationOutcome:
+    """Align the prior onto the current image.  Never raises for bad alignment: returns
+    ``success=False`` with a ``reason``.  Inputs: uint8 (H, W) grey or (H, W, 3) RGB, any sizes."""
+    p = params or RegistrationParams()
+    t0 = time.perf_counter()
+    g_prior, s_prior = _shrink(to_gray(prior_pixels), p.work_size)
+    g_cur, s_cur = _shrink(to_gray(current_pixels), p.work_size)
+    a, b = normalise_exposure(g_prior), normalise_exposure(g_cur)
+    stretch = stretch_matrix(a.shape, b.shape)
+    ncc_before, _ = _score(a, b, stretch)
+    notes: list[str] = []
+
+    feat, inliers, matches, detector = _features(a, b, p)
+    candidates: list[tuple[str, np.ndarray]] = []
+    if feat is not None and inliers >= p.min_inliers:
+        candidates.append((f"{detector}-ransac-similarity", feat))
+        refined = _ecc(a, b, feat, p)
+        if refined is not None:
+            candidates.append((f"{detector}+ecc-affine", refined))
+    else:
+        notes.append(f"{inliers} feature inliers (< {p.min_inliers}): feature estimate not used")
+    if not candidates or inliers < 3 * p.min_inliers:
+        # low texture: start the intensity method from the stretched frame, as a similarity
+        sim = stretch.copy()
+        sim[0, 0] = sim[1, 1] = math.sqrt(stretch[0, 0] * stretch[1, 1])
+        for name, init in (("stretch+ecc-affine", stretch), ("fit+ecc-affine", sim)):
+            refined = _ecc(a, b, init, p)
+            if refined is not None:
+                candidates.append((name, refined))
+
+    best_name, best_m, best_ncc, best_overlap = "none", stretch, ncc_before, 0.0
+    for name, m in candidates:
+        if "affine" in name and _anisotropic(m, p.max_anisotropy):
+            notes.append(f"{name}: shear/anisotropic scale beyond {p.max_anisotropy:.0%}, not used")
+            continue
+        score, overlap = _score(a, b, m)
+        if overlap < p.min_overlap:
+            continue
+        if score > best_ncc + 1e-6 or best_name == "none":
+            best_name, best_m, best_ncc, best_overlap = name, m, score, overlap
+
+    full = compose(_scale_matrix(1.0 / s_cur)[:2], compose(best_m, _scale_matrix(s_prior)[:2]))
+    dx, dy, rot, scale = decompose(full)
+    work_scale = decompose(best_m)[3]
+    reason = None
+    if best_name == "none":
+        reason = "no transform was found (too few matching features, and intensity alignment did not converge)"
+    elif best_ncc < p.min_ncc_after:
+        reason = (f"the images do not line up (normalised cross-correlation {best_ncc:.2f} after alignment, "
+                  f"below {p.min_ncc_after:.2f}): different patients, views or body parts?")
+    elif not (p.scale_range[0] <= work_scale <= p.scale_range[1]):
+        reason = f"implausible scale change x{work_scale:.2f} between the studies"
+    elif abs(rot) > p.max_rotation_deg:
+        reason = f"implausible rotation of {rot:.0f} degrees between the studies"
+    elapsed = (time.perf_counter() - t0) * 1000
+    log.debug("registration %s ncc %.3f -> %.3f (%s)", best_name, ncc_before, best_ncc, reason or "ok")
+    return RegistrationOutcome(
+        matrix=full, method=best_name, shift_px=(dx, dy), rotation_deg=rot, scale=scale,
+        ncc_before=float(ncc_before), ncc_after=float(best_ncc), overlap=best_overlap, inliers=inliers,
+        matches=matches, success=reason is None, reason=reason, elapsed_ms=elapsed, notes=notes,
+    )
