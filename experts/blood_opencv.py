@@ -6,7 +6,7 @@ Method (``hsv-hough-v1``), on a Wright/Giemsa-stained smear in RGB:
   nuclear stain) are opened, closed with a 15 px disc to join nuclear lobes, and split into
   connected components.  Components of >= 3000 px with mean saturation >= 75 are WBC nuclei (the
   box is the nucleus box grown by 35 % per side, the whole cell); components of 100..3000 px
-  with mean saturation >= 72 and mean value >= 180 that are not inside a WBC are platelets.
+  with mean saturation >= 72 and mean value >= 180, farther than 20 px from a WBC nucleus, are platelets.
 * **RBC**: Hough circles (radius 25..60 px, min distance 45 px, accumulator 21) on the median
   filtered grey image, minus circles centred inside a WBC box.
 
@@ -70,6 +70,7 @@ class BloodCellOpenCV:
         scores: list[float] = []
         labels: list[str] = []
         wbc_boxes: list[tuple[float, float, float, float]] = []
+        nuclei: list[tuple[float, float, float, float]] = []
         small = []
         for i in range(1, n):
             area = int(stats[i, cv2.CC_STAT_AREA])
@@ -82,13 +83,14 @@ class BloodCellOpenCV:
                 gx, gy = 0.35 * w, 0.35 * hh
                 box = (max(0.0, x - gx), max(0.0, y - gy), min(float(W), x + w + gx), min(float(H), y + hh + gy))
                 wbc_boxes.append(box)
+                nuclei.append((x, y, x + w, y + hh))
                 boxes.append(box)
                 scores.append(_sigmoid((mean_s - _WBC_S) / 8))
                 labels.append("WBC")
             elif area < _WBC_AREA:
                 small.append((cents[i], (x, y, x + w, y + hh), mean_s, mean_v))
         for (cx, cy), (x0, y0, x1, y1), mean_s, mean_v in small:
-            if mean_v < _PLT_V or any(b[0] - 20 <= cx <= b[2] + 20 and b[1] - 20 <= cy <= b[3] + 20 for b in wbc_boxes):
+            if mean_v < _PLT_V or any(b[0] - 20 <= cx <= b[2] + 20 and b[1] - 20 <= cy <= b[3] + 20 for b in nuclei):
                 continue
             score = _sigmoid((mean_s - _PLT_S) / 6)
             pad = 3

@@ -49,39 +49,45 @@ def _font_source() -> Path:
 def prepare_ultralytics(config_dir: Path) -> Path:
     """Set ultralytics' offline environment, fonts and settings under ``config_dir``.
 
-    Idempotent and thread-safe.  Returns ``config_dir / "Ultralytics"`` (the folder ultralytics
-    uses for its settings file and fonts).  If ultralytics was already imported by someone else,
-    the import-time probe has happened; this still turns syncing off and logs a warning.
+    Idempotent and thread-safe; the first call in a process wins (ultralytics reads its config dir
+    once, at import), later calls return the folder of the first.  Returns
+    ``<config_dir>/Ultralytics`` (ultralytics' settings file and fonts).  If ultralytics was
+    imported before the first call, its import-time probe has happened: this still marks it
+    offline, turns syncing off, places the fonts where it looks, and logs a warning.
     """
     global _prepared
     config_dir = Path(config_dir).expanduser().resolve()
     with _lock:
         ul_dir = config_dir / "Ultralytics"
-        if _prepared == config_dir:
-            return ul_dir
+        if _prepared is not None:  # a second call (maybe another dir): the first one's settings hold
+            if _prepared != config_dir:
+                log.debug("ultralytics already prepared with %s; keeping it", _prepared)
+            return _prepared / "Ultralytics"
         already = "ultralytics" in sys.modules
         if already:
             log.warning("ultralytics was imported before prepare_ultralytics(); its import-time checks already ran")
         os.environ["YOLO_OFFLINE"] = "1"
         os.environ["YOLO_AUTOINSTALL"] = "false"
         os.environ["YOLO_CONFIG_DIR"] = str(config_dir)
-        ul_dir.mkdir(parents=True, exist_ok=True)
         src = _font_source()
-        for name in FONT_NAMES:
-            dst = ul_dir / name
-            if not dst.exists() or dst.stat().st_size == 0:
-                shutil.copyfile(src, dst)
+        _place_fonts(ul_dir, src)
 
         from ultralytics import utils as ul_utils
 
         ul_utils.ONLINE = False  # effective even when ultralytics was imported earlier
+        live_dir = Path(ul_utils.USER_CONFIG_DIR).resolve()
+        if live_dir != ul_dir:  # imported earlier with another config dir: its font lookup is there
+            log.warning("ultralytics keeps its settings in %s (imported before YOLO_CONFIG_DIR was set)", live_dir)
+            _place_fonts(live_dir, src)
         if ul_utils.SETTINGS.get("sync", True):
             ul_utils.SETTINGS.update(sync=False)
-        live_dir = Path(ul_utils.USER_CONFIG_DIR)
-        if live_dir.resolve() != ul_dir:  # imported earlier with another config dir: fonts go there too
-            log.warning("ultralytics keeps its settings in %s (imported before YOLO_CONFIG_DIR was set)", live_dir)
-            for name in FONT_NAMES:
-                if not (live_dir / name).exists():
-                    shutil.copyfile(src, live_dir / name)
         _prepared = config_dir
         return ul_dir
+
+
+def _place_fonts(folder: Path, src: Path) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in FONT_NAMES:
+        dst = folder / name
+        if not dst.exists() or dst.stat().st_size == 0:
+            shutil.copyfile(src, dst)

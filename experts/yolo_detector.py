@@ -197,8 +197,7 @@ class YoloDetector:
         if self._labels is None and self._declared is not None:
             return self._declared
         self.load()
-        assert self._labels is not None
-        labels = tuple(dict.fromkeys(self._labels))
+        labels = tuple(dict.fromkeys(self._labels or []))
         return tuple(c for c in labels if self.class_filter is None or c in self.class_filter)
 
     @property
@@ -228,6 +227,9 @@ class YoloDetector:
 
     def _finish_load(self, model: Any, names: list[str], imgsz: int | None, meta: dict) -> None:
         labels = [self._map_label(n) for n in names]
+        if self._declared is not None and len(self._declared) == 1 == len(labels) and labels != list(self._declared):
+            log.info("single-class checkpoint: reading its class %r as %r", names[0], self._declared[0])
+            labels = list(self._declared)
         if self._declared is not None:
             missing = [c for c in self._declared if c not in labels]
             if missing:
