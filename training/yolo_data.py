@@ -93,14 +93,17 @@ def bccd_dataset(data_root: Path, out: Path, seed: int = 0, val_frac: float = 0.
     return PreparedData(yaml, train, val)
 
 
-def polyp_dataset(data_root: Path, out: Path, seed: int = 0, val_frac: float = 0.2) -> PreparedData:
+def polyp_dataset(
+    data_root: Path, out: Path, seed: int = 0, val_frac: float = 0.2, neg_val_frac: float = 0.5
+) -> PreparedData:
     """EndoTect polyp frames (boxes of mask components > 50 px) plus the negative frames as
-    background images; positives and negatives are split separately with the same seed."""
+    background images; positives (``val_frac``) and negatives (``neg_val_frac``: there are only
+    10, so half are held out to measure false positives) are split separately with the same seed."""
     root = Path(data_root) / "endotect_polyps"
     pos = sorted(p.name for p in (root / "images").glob("*.jpg"))
     neg = sorted(p.name for p in (root / "negatives" / "images").glob("*.jpg"))
     ptr, pva = seeded_split(pos, val_frac, seed)
-    ntr, nva = seeded_split(neg, val_frac, seed)
+    ntr, nva = seeded_split(neg, neg_val_frac, seed)
 
     def gts(names: list[str], sub: Path) -> list[GroundTruth]:
         return [mask_ground_truth(sub / "masks" / f"{Path(n).stem}.png", sub / "images" / n, "polyp") for n in names]
