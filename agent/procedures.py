@@ -98,7 +98,13 @@ def _resolve_target(it: Intent, kind: str) -> str | None:
 def _refuse(d: Draft, it: Intent, target: str | None, kind: str) -> None:
     what = (target or it.target or "that").replace("_", " ")
     accepted = TARGET_KINDS.get(target or "", ())
-    need = " or ".join(KIND_NAMES[k] for k in accepted) if accepted else "a tool Osler does not have"
+    if not accepted:
+        d.step(f"No tool was run for '{it.clause}': Osler has no tool for {what} on {KIND_NAMES[kind]}.")
+        d.sentences.append(f"I cannot answer '{it.clause}': Osler has no tool for {what} on {KIND_NAMES[kind]}, "
+                           f"so I do not guess.")
+        d.abstained.append(True)
+        return
+    need = " or ".join(KIND_NAMES[k] for k in accepted)
     d.step(f"No tool was run for '{it.clause}': finding {what} needs {need}, and this image is {KIND_NAMES[kind]}.")
     d.sentences.append(f"I cannot answer '{it.clause}' on this image: it is {KIND_NAMES[kind]}, and the tools for "
                        f"{what} work only on {need}.")

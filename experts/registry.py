@@ -52,7 +52,9 @@ class BackendSpec:
         try:
             fn = self._resolve(self.check or self.factory)
         except ModuleNotFoundError as exc:
-            return f"backend '{self.name}' needs the Python package '{exc.name}' (pip install 'osler[full]')"
+            if (exc.name or "").split(".")[0] in ("experts", "agent", "tools"):
+                return f"backend '{self.name}' is not part of this build ({exc.name} is missing)"
+            return f"backend '{self.name}' needs the Python package '{exc.name}' (pip install it, see README)"
         except AttributeError as exc:
             return f"backend '{self.name}' is not part of this build ({exc})"
         if self.check is None:
