@@ -14,7 +14,7 @@ from typing import Literal
 
 __all__ = ["Intent", "parse_question", "UNSUPPORTED_TERMS", "words_to_number"]
 
-Action = Literal["count", "detect", "segment", "measure", "classify", "image_kind", "compare", "unknown"]
+Action = Literal["count", "detect", "segment", "measure", "classify", "image_kind", "compare", "describe", "unknown"]
 
 _NUMBER_WORDS = {
     "zero": 0, "no": 0, "none": 0, "one": 1, "a single": 1, "single": 1, "two": 2, "three": 3, "four": 4,
@@ -33,6 +33,9 @@ _TARGETS: list[tuple[str, str, tuple[str, ...] | None]] = [
     (r"\b(lesions?|masses|growths?|findings?|abnormalit(y|ies))\b", "lesion", None),
 ]
 _CLASSIFY = r"\b(pneumonia|normal|healthy|bacterial|viral|virus|bacteria|infection|infected|consolidation|abnormal|diagnos\w*)\b"
+_DESCRIBE = (r"\b(describe|description|what do you see|what can you see|what('s| is) (in|on) (this|the) (image|picture|"
+             r"frame|film|slide)|summari[sz]e|give me a (read|report|summary)|read (this|the) (image|film|study)|"
+             r"any findings|what are the findings)\b")
 _KIND = r"\b(what (kind|type|sort) of (image|picture|scan|study)|modality|which (kind|type) of (image|scan))\b"
 _COMPARE = r"\b(prior|previous|earlier|last (time|study|exam|film)|compared?|comparison|since|changed?|changes|grown|grew|growing|shrunk|shrank|progress\w*|new|resolved|worse|better|improv\w*|more .* than)\b"
 _COUNT = r"\b(how many|count|number of|how much|tally)\b"
@@ -118,6 +121,8 @@ def _clause_intent(clause: str, inherited: Intent | None) -> Intent:
     base = dict(clause=clause, yes_no=yes_no, negated=negated, largest=largest, smallest=smallest)
     if re.search(_KIND, c):
         return Intent("image_kind", **base)
+    if re.search(_DESCRIBE, c) and target is None and unsupported is None:
+        return Intent("describe", **base)
     if re.search(_COMPARE, c) and not (re.search(r"\bnew\b", c) and not re.search(r"prior|previous|since|last", c)
                                        and target is None):
         if target is None and inherited is not None:

@@ -160,6 +160,9 @@ def _run_intent(d: Draft, it: Intent, kind: str, info: Any, has_prior: bool, ctx
     if it.action == "compare":
         yield from _compare(d, it, kind, has_prior)
         return
+    if it.action == "describe":
+        yield from _describe(d, it, kind, info, has_prior, ctx)
+        return
     if it.action == "classify":
         yield from _classify(d, it, kind)
         return
@@ -177,6 +180,31 @@ def _run_intent(d: Draft, it: Intent, kind: str, info: Any, has_prior: bool, ctx
         if it.action in ("count", "detect"):
             return
     yield from _segment_measure(d, it, target, ctx)
+
+
+DESCRIBE_PLAN: dict[str, list[tuple[str, str | None]]] = {
+    "blood_smear": [("count", "blood_cells")],
+    "endoscopy": [("count", "polyp"), ("measure", "polyp")],
+    "chest_xray": [("classify", None), ("segment", "lung")],
+}
+
+
+def _describe(d: Draft, it: Intent, kind: str, info: Any, has_prior: bool, ctx: dict) -> Generator:
+    """'Describe this image': the kind's standard read, each part a tool call."""
+    d.sentences.append(f"This is {KIND_NAMES[kind]} [{info.evidence_id}].")
+    plan = DESCRIBE_PLAN.get(kind)
+    if not plan:
+        d.step(f"Osler has no tools for {KIND_NAMES[kind]} beyond identifying it.")
+        d.sentences.append("Osler has no further tools for this kind of image, so it reports nothing else.")
+        d.abstained.append(False)
+        return
+    d.abstained.append(False)
+    for action, target in plan:
+        sub = Intent(action, target=target, clause=f"{action} {target or ''}".strip())
+        if action == "measure" and ctx.get("last_count") is not None and not any(
+                c.count for c in ctx["last_count"].counts):
+            continue  # nothing to measure
+        yield from _run_intent(d, sub, kind, info, has_prior, ctx)
 
 
 def _noun(label: str, n: int) -> str:

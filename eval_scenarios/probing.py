@@ -34,6 +34,10 @@ LABEL_PROBES: dict[str, str] = {
 """label of the case -> a yes/no question whose right answer is "no" for an image of that label."""
 
 
+ACTION_TAGS = frozenset({"count", "presence", "classify", "negative", "probe"})
+"""Tags of a case that describe its question, not its data: a twin asks a different question."""
+
+
 def number_words(n: int) -> str:
     return _WORDS.get(n, str(n))
 
@@ -51,7 +55,7 @@ def _twin(case: Scenario, question: str, images: Images, note: str) -> Scenario:
         id=f"{case.id}~twin", description=f"probing twin of {case.id}: {note}", images=images, question=question,
         expect=Expect(answer=ExpectedAnswer(kind="yes_no", value="no"), tools=expect.tools,
                       forbidden_tools=expect.forbidden_tools, max_latency_s=expect.max_latency_s),
-        tags=sorted(set(case.tags) - {"probe"} | {"probe"}), subject=case.subject, pair_of=case.id,
+        tags=[t for t in case.tags if t not in ACTION_TAGS] + ["probe"], subject=case.subject, pair_of=case.id,
         source=case.source,
     )
 

@@ -133,7 +133,7 @@ class Turn(_Model):
 class Scenario(_Model):
     """One evaluation case."""
 
-    id: str = Field(pattern=r"^[A-Za-z0-9_.:\-]+$")
+    id: str = Field(pattern=r"^[A-Za-z0-9_.:~\-]+$")
     description: str | None = None
     images: Images
     question: str | None = None

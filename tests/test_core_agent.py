@@ -141,3 +141,10 @@ def test_json_contract_keys(assistant, smear_session):
     assert set(d["tool_calls"][0]) >= {"id", "name", "args", "backend", "elapsed_ms", "ok", "result"}
     assert set(d["timings"]) == {"total_ms", "experts_ms"}
     assert "masks" in d["artifacts"]
+
+
+def test_describe_runs_the_standard_read_for_the_kind(assistant, smear_session):
+    r = assistant.ask(smear_session, "Describe this image")
+    assert _names(r) == ["image_info", "count"]
+    assert r.tool_calls[1].args == {"target": "blood_cells", "image": "current"}
+    assert "blood smear" in r.answer and not r.abstained

@@ -57,3 +57,8 @@ def test_follow_up_inherits_previous_target():
     prev = parse_question("How many polyps are there?")[0]
     it = parse_question("How big is it?", previous=prev)[0]
     assert it.action == "measure" and it.target == "polyp"
+
+
+def test_describe_intent():
+    assert parse_question("Describe this image")[0].action == "describe"
+    assert parse_question("What do you see?")[0].action == "describe"

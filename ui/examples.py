@@ -87,9 +87,9 @@ def example_cases(settings: OslerSettings) -> list[ExampleCase]:
             current=root / "bccd" / "images" / "BloodImage_00001.jpg", source="BCCD, MIT",
         ),
         ExampleCase(
-            title="Blood smear: platelets",
+            title="Blood smear: count the platelets",
             question="How many platelets are there?",
-            current=root / "bccd" / "images" / "BloodImage_00010.jpg", source="BCCD, MIT",
+            current=root / "bccd" / "images" / "BloodImage_00005.jpg", source="BCCD, MIT",
         ),
     ]
     polyp = _first(root / "endotect_polyps" / "images", "*.jpg")
