@@ -47,14 +47,9 @@ def build_model(settings: OslerSettings, session: Session) -> tuple[Any, str]:
         planner.has_prior = "prior" in session.images
         return builtin_model(planner), "builtin"
     if settings.planner == "openai":
-        if not settings.base_url or not settings.model:
-            raise ConfigurationError("the openai planner needs OSLER_BASE_URL (--base-url) and OSLER_MODEL (--model)")
-        check_server(settings.base_url, settings.api_key)
-        from pydantic_ai.models.openai import OpenAIChatModel
-        from pydantic_ai.providers.openai import OpenAIProvider
+        from .openai_planner import build_openai_model
 
-        provider = OpenAIProvider(base_url=settings.base_url, api_key=settings.api_key or "not-needed")
-        return OpenAIChatModel(settings.model, provider=provider), f"openai:{settings.model}@{settings.base_url}"
+        return build_openai_model(settings, session)
     if settings.planner == "local":
         try:
             from .local_planner import build_local_model

@@ -10,15 +10,13 @@ import time
 from typing import Any
 
 from pydantic_ai import Agent
-from pydantic_ai.exceptions import UnexpectedModelBehavior, UsageLimitExceeded
-from pydantic_ai.usage import UsageLimits
 
 from experts.registry import ExpertPool
 from tools.answer import Artifacts, AskResult, FinalAnswer, Timings
-from tools.errors import InvalidInputError, OslerError, PlannerError
+from tools.errors import InvalidInputError
 from tools.settings import OslerSettings
 
-from .grounding import check_grounding
+from .guard import answer_with_guard, is_llm_planner
 from .planners import build_model
 from .prompts import SYSTEM_PROMPT
 from .session import Session
@@ -59,40 +57,14 @@ class Assistant:
         t0 = time.perf_counter()
         calls_before = len(session.calls)
         artifacts_before = set(session.artifacts)
-        evidence_before = set(session.evidence)
         if model is None:
             model, planner_name = build_model(self.settings, session)
         planner_name = planner_name or getattr(model, "model_name", "custom")
         session.audit.write("question", session.id, question=question, planner=planner_name,
                             images={r: session.image_tag(r) for r in session.images})
-        status = "ok"
-        try:
-            run = self._agent(model).run_sync(
-                question, deps=session, message_history=session.history or None,
-                usage_limits=UsageLimits(request_limit=self.settings.planner_max_steps + 1),
-            )
-            final = run.output
-            session.history = run.all_messages()
-        except UsageLimitExceeded as exc:
-            status = "stopped"
-            final = FinalAnswer(answer=f"I stopped after {self.settings.planner_max_steps} planner steps without a "
-                                       f"final answer ({exc}); the tool results so far are listed.", abstained=True)
-        except PlannerError:
-            raise
-        except (UnexpectedModelBehavior, OslerError) as exc:
-            status = "error"
-            final = FinalAnswer(answer=f"The planner failed ({type(exc).__name__}: {exc}); no answer was given.",
-                                abstained=True)
-        except Exception as exc:  # connection errors of model clients, bugs: the session survives
-            if "connect" in type(exc).__name__.lower() or "connection" in str(exc).lower():
-                raise PlannerError(f"cannot reach the planner ({type(exc).__name__}: {exc})") from exc
-            log.exception("planner run failed")
-            status = "error"
-            final = FinalAnswer(answer=f"The planner failed ({type(exc).__name__}: {exc}); no answer was given.",
-                                abstained=True)
-        new_ids = [e for e in session.evidence if e not in evidence_before]
-        results = {e: session.evidence[e] for e in new_ids}
-        final, report = check_grounding(final, results, question)
+        guarded = answer_with_guard(self._agent(model), session, question, self.settings,
+                                    retry=is_llm_planner(planner_name))
+        final, report, status = guarded.final, guarded.report, guarded.status
         calls = session.calls[calls_before:]
         new_artifacts = [a for k, a in session.artifacts.items() if k not in artifacts_before]
         artifacts = Artifacts(
@@ -107,7 +79,8 @@ class Assistant:
             tool_calls=calls, artifacts=artifacts,
             timings=Timings(total_ms=(time.perf_counter() - t0) * 1000, experts_ms=experts_ms),
             images={r: img.meta.model_dump(mode="json") for r, img in session.images.items()},
-            planner=planner_name, grounding=report.model_dump() | {"ok": report.ok}, status=status,
+            planner=planner_name, status=status,
+            grounding=report.model_dump() | {"ok": report.ok, "guard": guarded.actions},
         )
         session.answers.append(result)
         session.audit.write("answer", session.id, answer=result.answer, value=result.value, unit=result.unit,

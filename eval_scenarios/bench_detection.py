@@ -209,7 +209,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--labels", type=Path, action="append", required=True)
     ap.add_argument("--format", choices=["voc", "mask"], default="voc")
     ap.add_argument("--mask-label", default="polyp")
-    ap.add_argument("--files", type=Path, help="text file: image names (or stems) to keep, one a line")
+    ap.add_argument("--files", type=Path,
+                    help="text file: image names (or stems) to keep, one a line; or a .pt from training/train_yolo.py "
+                         "(its recorded validation list)")
     ap.add_argument("--device", default="cpu", choices=["auto", "cpu", "cuda"])
     ap.add_argument("--map-min-score", type=float, default=0.001)
     ap.add_argument("--count-min-score", type=float, default=None)
@@ -221,7 +223,12 @@ def main(argv: list[str] | None = None) -> int:
     from experts.imaging import load_image
 
     keep = None
-    if args.files:
+    if args.files and args.files.suffix == ".pt":  # an osler-yolo-v1 checkpoint: its recorded validation list
+        import torch
+
+        names = torch.load(args.files, map_location="cpu", weights_only=True).get("train", {}).get("val", [])
+        keep = {Path(n).stem for n in names}
+    elif args.files:
         keep = {Path(s.strip()).stem for s in args.files.read_text().splitlines() if s.strip()}
     gts: list[GroundTruth] = []
     for img_dir, lab_dir in zip(args.images, args.labels):
@@ -235,8 +242,14 @@ def main(argv: list[str] | None = None) -> int:
     if not gts:
         print("no images matched", file=sys.stderr)
         return 2
-    det = _build(args.backend, args.target, args.device)
-    det.load()
+    from tools.errors import OslerError
+
+    try:
+        det = _build(args.backend, args.target, args.device)
+        det.load()
+    except OslerError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     count_thr = det.default_min_score if args.count_min_score is None else args.count_min_score
     images = [load_image(g.image) for g in gts]
     det.predict(images[0], min_score=args.map_min_score)  # warm-up, not timed

@@ -77,7 +77,8 @@ def main(argv: list[str]) -> int:
     planner = settings.planner + (f":{settings.model}" if settings.planner != "builtin" and settings.model else "")
     print(format_table(summary))
     if args.out:
-        paths = write_reports(args.out, records, summary, run_meta([str(p) for p in args.paths], planner, started, wall))
+        meta = run_meta([str(p) for p in args.paths], planner, started, wall)
+        paths = write_reports(args.out, records, summary, meta)
         print("reports: " + ", ".join(str(p) for p in paths.values()))
     if args.fail_under is not None and summary["cases_passed"] / max(1, summary["cases"]) < args.fail_under:
         return 1

@@ -170,7 +170,8 @@ def polyp_cases(root: Path) -> tuple[list[Scenario], list[str]]:
         src = "ulcerative-colitis frame, all-zero mask"
         if i % 2 == 0:
             out.append(Scenario(
-                id=f"polyp-negative-yn-{stem}", images=Images(current=_d(p)), question="Is there a polyp in this image?",
+                id=f"polyp-negative-yn-{stem}", images=Images(current=_d(p)),
+                question="Is there a polyp in this image?",
                 tags=["endotect", "negative", "polyp"], source=src,
                 expect=Expect(answer=ExpectedAnswer(kind="yes_no", value="no"), tools=[ToolExpectation(name="count")],
                               abstain=False, max_latency_s=MAX_LATENCY_S)))
@@ -178,6 +179,10 @@ def polyp_cases(root: Path) -> tuple[list[Scenario], list[str]]:
             out.append(_count_case(f"polyp-negative-count-{stem}", p, "How many polyps are in this frame?", 0, 0,
                                    "polyps", ["endotect", "negative", "polyp"], src, "polyp"))
     return out, [_d(p) for p in neg]
+
+
+CXR_Q = ("What is the diagnosis on this chest X-ray: normal, bacterial pneumonia or viral pneumonia?",
+         "What does this chest X-ray show: normal lungs, bacterial pneumonia or viral pneumonia?")
 
 
 def cxr_cases(root: Path, names: set[str] | None) -> list[Scenario]:
@@ -189,14 +194,14 @@ def cxr_cases(root: Path, names: set[str] | None) -> list[Scenario]:
         if i % 3 == 2:
             yes = "no" if label == "normal" else "yes"
             out.append(Scenario(
-                id=f"cxr-pneumonia-{stem}", images=Images(current=_d(p)), question="Does this chest X-ray show pneumonia?",
+                id=f"cxr-pneumonia-{stem}", images=Images(current=_d(p)),
+                question="Does this chest X-ray show pneumonia?",
                 tags=["kermany", "cxr", "classify"], source=src,
                 expect=Expect(answer=ExpectedAnswer(kind="yes_no", value=yes), tools=tools, abstain=False,
                               max_latency_s=MAX_LATENCY_S)))
         else:
             out.append(Scenario(
-                id=f"cxr-class-{stem}", images=Images(current=_d(p)),
-                question="What does this chest X-ray show: normal lungs, bacterial pneumonia or viral pneumonia?",
+                id=f"cxr-class-{stem}", images=Images(current=_d(p)), question=CXR_Q[i % 3],
                 tags=["kermany", "cxr", "classify"], source=src,
                 expect=Expect(answer=ExpectedAnswer(kind="label", value=label), tools=tools, abstain=False,
                               max_latency_s=MAX_LATENCY_S)))
@@ -235,11 +240,12 @@ def modality_cases(root: Path) -> list[Scenario]:
     picks: list[tuple[str, str]] = []
     picks += [(f"bccd/images/{s}.jpg", "blood_smear") for s in spread(sorted(bccd_counts(root)), 4)]
     picks += [(p, "endoscopy") for p in spread(sorted(polyp_counts(root)), 4)]
-    picks += [(f"hannover_cxr/png/{p.name}", "chest_xray") for p in spread(sorted((root / "hannover_cxr" / "png").glob("*.png")), 3)]
+    cxr_png = sorted((root / "hannover_cxr" / "png").glob("*.png"))
+    picks += [(f"hannover_cxr/png/{p.name}", "chest_xray") for p in spread(cxr_png, 3)]
     picks += [(p, "chest_xray") for p, _ in spread(kermany_picks(root, 20), 2)]
     picks += [(f"nih_cxr14_64/images/{p.name}", "chest_xray")
               for p in spread(sorted((root / "nih_cxr14_64" / "images").glob("*.png")), 2)]
-    return [Scenario(id=f"modality-{kind}-{Path(p).stem[:12].lower().replace('_', '-')}", images=Images(current=_d(p)),
+    return [Scenario(id=f"modality-{kind}-{Path(p).stem[:20].lower().replace('_', '-')}", images=Images(current=_d(p)),
                      question=KIND_Q[i % 3], tags=["modality"], source=f"{p.split('/')[0]} is {kind}",
                      expect=Expect(answer=ExpectedAnswer(kind="label", value=kind),
                                    tools=[ToolExpectation(name="image_info")], abstain=False,
@@ -301,7 +307,8 @@ def multiturn_cases(root: Path) -> list[Scenario]:
             id=f"multi-wbc-size-{s[-5:]}", images=Images(current=_d(f"bccd/images/{s}.jpg")), memory="per_case",
             tags=["multiturn", "bccd"], source=f"bccd/annotations/{s}.xml: {n} WBC",
             turns=[Turn(question="How many white blood cells are in this smear?",
-                        expect=Expect(answer=ExpectedAnswer(kind="count", value=n), tools=[ToolExpectation(name="count")],
+                        expect=Expect(answer=ExpectedAnswer(kind="count", value=n),
+                                      tools=[ToolExpectation(name="count")],
                                       max_latency_s=MAX_LATENCY_S)),
                    Turn(question="How big is the largest one?",
                         expect=Expect(tools=[ToolExpectation(name="segment"), ToolExpectation(name="measure")],
@@ -354,7 +361,9 @@ def build_suite(root: Path, kermany_names: set[str] | None = None) -> dict[str, 
         + [c for c in polyps if "presence" in c.tags]
         + spread(suite["cxr_classify.yaml"], 9)
     )
-    suite["probing.yaml"] = [t for t in (derive_twin(c, negatives) for c in probe_from) if t is not None]
+    # negatives are endoscopy frames: only polyp presence cases may be mirrored onto them
+    twins = (derive_twin(c, negatives if "presence" in c.tags and "polyp" in c.tags else ()) for c in probe_from)
+    suite["probing.yaml"] = [t for t in twins if t is not None]
     return suite
 
 

@@ -9,7 +9,8 @@ Rules (:func:`derive_twin`):
 * count case (``expect.answer.kind == "count"``, ``subject`` set, value ``n``): "Are there
   ``n + tolerance + 1`` <subject>?" on the same image, expecting "no".
 * presence case (a yes/no question expecting "yes") and a pool of negative images of the same
-  kind: the same question on a negative image, expecting "no".
+  kind and target (the caller's duty: pass negatives only for cases they fit): the same question
+  on a negative image, expecting "no".
 * label case with a known wrong-attribute question (:data:`LABEL_PROBES`): e.g. a chest X-ray
   labelled ``bacterial_pneumonia`` -> "Is this chest X-ray normal?", expecting "no".
 """

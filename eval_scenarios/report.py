@@ -72,7 +72,10 @@ def format_table(summary: dict[str, Any]) -> str:
     header = ["tag"] + [h for _, h, _ in COLUMNS]
     rows = _rows(summary)
     widths = [max(len(str(x)) for x in col) for col in zip(header, *rows)]
-    line = lambda cells: "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths)))  # noqa: E731
+
+    def line(cells: list[str]) -> str:
+        return "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths)))
+
     out = [line(header), line(["-" * w for w in widths])] + [line(r) for r in rows]
     p = summary["probing"]
     out.append("")
@@ -166,13 +169,14 @@ def write_plot(path: Path, summary: dict[str, Any]) -> None:
     ax2.legend(fontsize=8)
     for ax in (ax1, ax2):
         ax.set_xticks(list(xs))
-        ax.set_xticklabels(tags, rotation=45, ha="right", fontsize=8)
+        ax.set_xticklabels([f"{t} ({summary['per_tag'][t]['n']})" for t in tags], rotation=45, ha="right", fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
 
 
-def write_reports(out: Path, records: list[CaseRecord], summary: dict[str, Any], meta: dict[str, Any]) -> dict[str, Path]:
+def write_reports(out: Path, records: list[CaseRecord], summary: dict[str, Any],
+                  meta: dict[str, Any]) -> dict[str, Path]:
     """results.json, summary.md and scores.png in ``out``."""
     out.mkdir(parents=True, exist_ok=True)
     paths = {"json": out / "results.json", "markdown": out / "summary.md", "plot": out / "scores.png"}

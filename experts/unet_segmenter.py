@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 
 from tools.common import Provenance
-from tools.errors import ExpertUnavailableError, InvalidInputError
+from tools.errors import ExpertFailedError, ExpertUnavailableError, InvalidInputError
 from tools.settings import OslerSettings
 
 from .geometry import connected_regions, mask_bbox
@@ -169,15 +169,21 @@ class UnetSegmenter:
             self.device = f"cuda:{torch.cuda.current_device()}"
         self.cfg, self.model_id, self.sha256 = cfg, cfg.model_id, sha256_of(Path(self.weights))
 
+    @property
+    def config(self) -> UnetConfig:
+        """The checkpoint's config (loads the checkpoint on first use)."""
+        self.load()
+        if self.cfg is None:  # load() sets it or raises
+            raise ExpertFailedError(f"{self.name}: the checkpoint did not load")
+        return self.cfg
+
     # -- inference -----------------------------------------------------------------------------
     def probability(self, rgb: np.ndarray) -> np.ndarray:
         """float32 (h, w) foreground probability of an RGB array (a whole image or a crop)."""
         import cv2
         import torch
 
-        self.load()
-        assert self.cfg is not None
-        x = torch.from_numpy(preprocess(rgb, self.cfg))[None]
+        x = torch.from_numpy(preprocess(rgb, self.config))[None]
         if self.tta:
             x = torch.cat([x, torch.flip(x, dims=[3])])
         with torch.inference_mode():
@@ -210,8 +216,7 @@ class UnetSegmenter:
         """Automatic: one mask per connected component (lung: one mask of both lungs, possibly empty);
         with a box and/or points: one mask (or none) for the prompted object."""
         t0 = time.perf_counter()
-        self.load()
-        assert self.cfg is not None
+        cfg = self.config
         rgb = image.pixels
         H, W = rgb.shape[:2]
         if (box is not None or points) and not self.promptable:
@@ -221,7 +226,7 @@ class UnetSegmenter:
             masks = [mask] if mask is not None and mask.any() else []
             return Masks(masks, [self.label] * len(masks), [score] * len(masks), self._provenance(t0, note))
         prob = self.probability(rgb)
-        comps = self._components(prob >= self.cfg.threshold, int(self.min_area_frac * H * W))
+        comps = self._components(prob >= cfg.threshold, int(self.min_area_frac * H * W))
         if self.label == "lung":
             union = np.zeros((H, W), dtype=bool)
             for c in comps:
@@ -241,7 +246,7 @@ class UnetSegmenter:
 
     def _prompted(self, rgb: np.ndarray, box: tuple[float, float, float, float] | None,
                   points: list[tuple[float, float, bool]]) -> tuple[np.ndarray | None, float | None, str | None]:
-        assert self.cfg is not None
+        cfg = self.config
         H, W = rgb.shape[:2]
         pos = [(x, y) for x, y, p in points if p and 0 <= x < W and 0 <= y < H]
         neg = [(x, y) for x, y, p in points if not p and 0 <= x < W and 0 <= y < H]
@@ -249,10 +254,10 @@ class UnetSegmenter:
             raise InvalidInputError("a point prompt needs at least one positive point inside the image")
         note = None
         chosen: np.ndarray | None = None
-        prob: np.ndarray | None = None
+        prob = np.zeros((H, W), dtype=np.float32)
         if box is None:  # points only: the automatic mask first
             prob = self.probability(rgb)
-            comps = self._components(prob >= self.cfg.threshold, 16)
+            comps = self._components(prob >= cfg.threshold, 16)
             hits = [c for c in comps if any(c[int(y), int(x)] for x, y in pos)]
             if hits:
                 chosen = np.any(hits, axis=0)
@@ -261,8 +266,7 @@ class UnetSegmenter:
                 xs, ys = [p[0] for p in pos], [p[1] for p in pos]
                 box = (min(xs) - half, min(ys) - half, max(xs) + half + 1, max(ys) + half + 1)
                 note = "no component at the point: segmented a box around it"
-        if chosen is None:
-            assert box is not None
+        if chosen is None and box is not None:
             ib = _clip_box(box, W, H)
             prob = self._box_prob(rgb, ib)
             inside = np.zeros((H, W), dtype=bool)
@@ -272,7 +276,7 @@ class UnetSegmenter:
                 peak = float(prob[inside].max())
                 if peak >= 0.1:
                     chosen = self._select_in_box(prob, inside, pos, thr=0.5 * peak)
-                    note = f"low confidence: threshold lowered to {0.5 * peak:.2f} inside the box"
+                    note = "; ".join(filter(None, [note, f"low confidence: threshold lowered to {0.5 * peak:.2f} in the box"]))
             if chosen is not None:
                 gx0, gy0, gx1, gy1 = _grow(ib, 0.1, W, H)
                 clip = np.zeros((H, W), dtype=bool)
@@ -290,21 +294,23 @@ class UnetSegmenter:
             for comp in connected_regions(chosen):
                 if any(comp[int(y), int(x)] for x, y in neg):
                     chosen &= ~comp
-        assert prob is not None
         return chosen, (float(prob[chosen].mean()) if chosen.any() else None), note
 
     def _select_in_box(self, prob: np.ndarray, inside: np.ndarray, pos: list[tuple[float, float]],
                        thr: float | None = None) -> np.ndarray | None:
-        """Union of the components mostly inside the box (or holding a positive point), else None."""
-        assert self.cfg is not None
-        fg = (prob >= (self.cfg.threshold if thr is None else thr)) & inside
-        comps = connected_regions(fg, min_area=max(4, int(1e-4 * fg.size)))
-        if pos:
-            hits = [c for c in comps if any(c[int(y), int(x)] for x, y in pos)]
-            comps = hits or comps
+        """Union of the components holding a positive point, else of those lying mostly (>= 50 %) inside
+        the box, else the one overlapping the box most; None when no component touches the box."""
+        fg = prob >= (self.config.threshold if thr is None else thr)
+        comps = [c for c in connected_regions(fg, min_area=max(4, int(1e-4 * fg.size))) if (c & inside).any()]
         if not comps:
             return None
-        return np.any(comps, axis=0)
+        hits = [c for c in comps if any(c[int(y), int(x)] for x, y in pos)]
+        if not hits:
+            frac = [float((c & inside).sum()) / float(c.sum()) for c in comps]
+            hits = [c for c, f in zip(comps, frac) if f >= 0.5]
+        if not hits:
+            hits = [max(comps, key=lambda c: int((c & inside).sum()))]
+        return np.any(hits, axis=0)
 
 
 class UnetPolypDetector:

@@ -105,7 +105,7 @@ def _read_checkpoint(path: Path, setting: str) -> tuple[Any, list[str], int | No
         raise ExpertUnavailableError(f"{setting}: {path.name} holds no detection model")
     raw = model.names
     names = [raw[i] for i in range(len(raw))] if isinstance(raw, dict) else list(raw)
-    args = getattr(model, "args", {}) or {}
+    args = ckpt.get("train_args") or getattr(model, "args", None) or {}
     imgsz = args.get("imgsz") if isinstance(args, dict) else None
     return model.float().eval(), [str(n) for n in names], int(imgsz) if isinstance(imgsz, int) else None, {}
 

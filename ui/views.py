@@ -123,7 +123,7 @@ def summary_markdown(result: AskResult) -> str:
 
 def error_message(text: str) -> dict[str, Any]:
     """An error the user should see in the chat; the session goes on."""
-    return {"role": "assistant", "content": f"**Error:** {text}", "metadata": {"title": "Error", "status": "done"}}
+    return {"role": "assistant", "content": f"**Error:** {text}"}
 
 
 def note_message(text: str) -> dict[str, Any]:

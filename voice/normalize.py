@@ -45,6 +45,7 @@ _MEDICAL = [
     (r"\bpolyp'?s\b", "polyps"), (r"\bpoly ps\b", "polyps"),
     (r"\bx-?rays?\b", "x ray"), (r"\bchest film\b", "chest x ray"),
     (r"\bo\.?k\.?\b", "okay"),
+    (r"\b(their|they're)\b", "there"),  # homophones: "is their pneumonia" is "is there pneumonia"
 ]
 
 

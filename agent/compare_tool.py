@@ -1,0 +1,273 @@
+"""``compare_with_prior``: register the prior onto the current study, run the same expert on both,
+match findings across time and report what changed, with overlays.
+
+Steps (every expert call goes through :func:`agent.toolset.invoke`, so it is recorded and audited):
+
+1. The modality gate (``image_info``) on both studies: different kinds of image are refused.
+2. Target: the request's, or by kind for ``auto`` (blood smear -> ``blood_cells`` counts and
+   instance matching; endoscopy -> ``polyp`` segmentation regions; chest X-ray -> ``lung``
+   segmentation and opacity change inside the lung fields).
+3. Registration (:func:`experts.registration.register`); a failed alignment is refused with the
+   numbers that show why.
+4. The expert on both studies (``count`` / ``segment``), prior findings mapped through the
+   registration, matched and classified (:func:`experts.change.compare_findings`); counts per class
+   within the common field of view; for chest films, ``lung_opacity_change``.
+5. Overlays: prior (registered) and current side by side with matched findings numbered alike, and a
+   change map (exposure-normalised difference, findings outlined in their status colour).
+
+Interval: current minus prior study date (``ImageMeta.study_date``: DICOM StudyDate or given by the user).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import time
+from typing import Any
+
+import numpy as np
+
+from experts.change import (
+    AREA_THRESHOLD,
+    ChangeRecord,
+    Finding,
+    compare_findings,
+    difference_map,
+    finding_from_box,
+    finding_from_mask,
+    map_finding,
+    opacity_change,
+)
+from experts.geometry import connected_regions
+from experts.overlay import draw_boxes, draw_heatmap, draw_masks, side_by_side
+from experts.registration import METHOD_ID, RegistrationOutcome, register, to_gray, warp_image
+from tools.classification import ImageInfoRequest
+from tools.common import Provenance
+from tools.comparison import ComparisonResult, CompareRequest, CountChange, FindingChange, Registration
+from tools.detection import DetectRequest
+from tools.errors import ExpertUnavailableError, WrongImageKindError
+from tools.kinds import TARGET_KINDS
+from tools.segmentation import SegmentRequest
+
+from .session import Session
+
+__all__ = ["compare_studies", "run_comparison", "AUTO_TARGET", "MATCHED_CELL_CLASSES", "interval_days"]
+
+log = logging.getLogger(__name__)
+
+AUTO_TARGET = {"blood_smear": "blood_cells", "endoscopy": "polyp", "chest_xray": "lung"}
+MATCHED_CELL_CLASSES = ("WBC", "Platelets")
+"""Cells listed one by one across time; RBCs (dozens, overlapping) are only counted."""
+EXPERT = "prior_comparison"
+
+
+def interval_days(prior_date: str | None, current_date: str | None) -> int | None:
+    """Days from the prior to the current study (ISO dates); None when either is unknown."""
+    if not prior_date or not current_date:
+        return None
+    try:
+        return (dt.date.fromisoformat(current_date) - dt.date.fromisoformat(prior_date)).days
+    except ValueError:
+        return None
+
+
+def _kind(session: Session, role: str) -> Any:
+    from .toolset import invoke
+
+    return session.image_kinds.get(role) or invoke(session, "image_info", ImageInfoRequest(image=role))
+
+
+def _registration_model(reg: RegistrationOutcome) -> Registration:
+    return Registration(method=reg.method, matrix=[[float(v) for v in row] for row in reg.matrix],
+                        shift_px=(round(reg.shift_px[0], 2), round(reg.shift_px[1], 2)),
+                        rotation_deg=round(reg.rotation_deg, 3), scale=round(reg.scale, 4),
+                        ncc_before=round(reg.ncc_before, 4), ncc_after=round(reg.ncc_after, 4), success=reg.success)
+
+
+def _findings(session: Session, target: str, role: str) -> tuple[list[Finding], list[str], Any, np.ndarray | None]:
+    """(matched findings, every instance label for counting, the tool result, lung union mask)."""
+    from .toolset import invoke
+
+    if target == "blood_cells":
+        r = invoke(session, "count", DetectRequest(target="blood_cells", image=role))
+        insts = [d for c in r.counts for d in c.instances]
+        found = [finding_from_box(d.label, d.box.xyxy, source=f"{r.evidence_id}#{d.index}") for d in insts]
+        return found, [d.label for d in insts], r, None
+    r = invoke(session, "segment", SegmentRequest(target=target, image=role))
+    masks = [session.mask(reg.mask.id) for reg in r.regions]
+    if target == "lung":
+        img = session.image(role)
+        union = np.zeros((img.meta.height, img.meta.width), dtype=bool)
+        for m in masks:
+            union |= m
+        min_area = max(64, int(0.005 * union.size))
+        comps = connected_regions(union, min_area=min_area)[:2]  # left and right lung fields
+        return [finding_from_mask("lung", c, source=r.evidence_id) for c in comps], [], r, union
+    found = [finding_from_mask(reg.label, session.mask(reg.mask.id), source=reg.mask.id) for reg in r.regions]
+    return found, [f.label for f in found], r, None
+
+
+def _pct(x: float | None) -> float | None:
+    return None if x is None else round(float(x), 1)
+
+
+def _change_model(rec: ChangeRecord) -> FindingChange:
+    p, c = rec.prior, rec.current
+    return FindingChange(
+        index=rec.index, label=rec.label, status=rec.status,  # type: ignore[arg-type]
+        prior_area_px=None if p is None else round(p.area_px, 1),
+        current_area_px=None if c is None else round(c.area_px, 1),
+        area_change_pct=_pct(rec.area_change_pct),
+        prior_diameter_px=None if p is None else round(p.diameter_px, 1),
+        current_diameter_px=None if c is None else round(c.diameter_px, 1),
+        diameter_change_pct=_pct(rec.diameter_change_pct),
+        prior_area_mm2=None if rec.prior_area_mm2 is None else round(rec.prior_area_mm2, 2),
+        current_area_mm2=None if rec.current_area_mm2 is None else round(rec.current_area_mm2, 2),
+    )
+
+
+def _draw(pixels: np.ndarray, items: list[tuple[int, str, Finding]], title: str | None = None) -> np.ndarray:
+    """Findings in their status colour, numbered: masks filled and outlined, boxes as rectangles."""
+    masks = [(i, status, f.mask) for i, status, f in items if f.mask is not None]
+    boxes = [(i, status, f.box) for i, status, f in items if f.mask is None and f.box is not None]
+    out = draw_masks(pixels, masks, alpha=0.25) if masks else pixels
+    return draw_boxes(out, boxes, title=title)
+
+
+def _refused(eid: str, reason: str, t0: float, *, target: str | None = None, days: int | None = None,
+             reg: RegistrationOutcome | None = None, note: str | None = None) -> ComparisonResult:
+    prov = Provenance(expert=EXPERT, backend="opencv", model=METHOD_ID, device="cpu",
+                      elapsed_ms=(time.perf_counter() - t0) * 1000, note=note)
+    return ComparisonResult(evidence_id=eid, status="refused", reason=reason, interval_days=days, target=target,
+                            registration=None if reg is None else _registration_model(reg), provenance=prov)
+
+
+def _refused_pair(*args: Any, **kwargs: Any) -> tuple[ComparisonResult, list[ChangeRecord]]:
+    return _refused(*args, **kwargs), []
+
+
+def compare_studies(session: Session, req: CompareRequest, eid: str) -> ComparisonResult:
+    """Compare the prior with the current study (see the module docstring).  Raises
+    WrongImageKindError for a target the images are not valid for, ExpertUnavailableError when the
+    expert for the target cannot run; returns status 'refused' when the studies cannot be compared."""
+    return run_comparison(session, req, eid)[0]
+
+
+def run_comparison(session: Session, req: CompareRequest, eid: str) -> tuple[ComparisonResult, list[ChangeRecord]]:
+    """:func:`compare_studies`, also returning the change records (findings with their geometry,
+    prior ones in the current frame) for evaluation and drawing."""
+    t0 = time.perf_counter()
+    cur_img, pri_img = session.image("current"), session.image("prior")
+    days = interval_days(pri_img.meta.study_date, cur_img.meta.study_date)
+    k_cur, k_pri = _kind(session, "current"), _kind(session, "prior")
+    if k_cur.kind != k_pri.kind:
+        from .tool_impl import KIND_NAMES
+
+        return _refused_pair(eid, f"the prior looks like {KIND_NAMES[k_pri.kind]} but the current image is "
+                             f"{KIND_NAMES[k_cur.kind]}: they are not two studies of the same thing", t0, days=days,
+                        note=f"modality gate: current {k_cur.evidence_id}, prior {k_pri.evidence_id}")
+    target = req.target if req.target != "auto" else AUTO_TARGET.get(k_cur.kind)
+    if target is None:
+        from .tool_impl import KIND_NAMES
+
+        raise WrongImageKindError(f"comparison needs a blood smear, an endoscopy frame or a chest X-ray; these "
+                                  f"images are {KIND_NAMES[k_cur.kind]}", kind=k_cur.kind,
+                                  accepted=tuple(AUTO_TARGET))
+    from .tool_impl import ensure_kind
+
+    for role in ("current", "prior"):
+        ensure_kind(session, role, TARGET_KINDS[target], f"comparing {target.replace('_', ' ')}")
+
+    reg = register(pri_img.pixels, cur_img.pixels)
+    if not reg.success:
+        return _refused_pair(eid, f"the prior could not be aligned to the current image: {reg.reason}", t0,
+                        target=target, days=days, reg=reg, note="; ".join(reg.notes) or None)
+
+    try:
+        f_pri, l_pri, r_pri, lung_pri = _findings(session, target, "prior")
+        f_cur, l_cur, r_cur, lung_cur = _findings(session, target, "current")
+    except ExpertUnavailableError as exc:
+        raise ExpertUnavailableError(
+            f"the prior was aligned (NCC {reg.ncc_before:.2f} -> {reg.ncc_after:.2f}) but no {target.replace('_', ' ')} "
+            f"expert can run, so no change can be measured: {exc}") from exc
+
+    shape = (cur_img.meta.height, cur_img.meta.width)
+    import cv2
+
+    valid = warp_image(np.full(pri_img.pixels.shape[:2], 255, np.uint8), reg.matrix, shape, nearest=True) > 0
+    valid = cv2.erode(valid.astype(np.uint8), np.ones((7, 7), np.uint8)) > 0  # drop the interpolated rim
+    matched_pri = [f for f in f_pri if f.label in MATCHED_CELL_CLASSES] if target == "blood_cells" else f_pri
+    matched_cur = [f for f in f_cur if f.label in MATCHED_CELL_CLASSES] if target == "blood_cells" else f_cur
+    records, aside = compare_findings(matched_pri, matched_cur, reg.matrix, shape, prior_valid=valid,
+                                      prior_spacing=pri_img.spacing, current_spacing=cur_img.spacing,
+                                      threshold=AREA_THRESHOLD)
+
+    count_changes: list[CountChange] = []
+    if target == "blood_cells":  # count within the field of view both studies show
+        in_view_p = [f.label for f in f_pri if _in_frame(map_finding(f, reg.matrix, shape).centroid, shape)]
+        in_view_c = [f.label for f in f_cur if _in_valid(f.centroid, valid)]
+        for c in ("RBC", "WBC", "Platelets"):
+            p, q = in_view_p.count(c), in_view_c.count(c)
+            count_changes.append(CountChange(label=c, prior=p, current=q, delta=q - p))
+    elif target == "polyp":
+        p = sum(1 for r in records if r.prior is not None)
+        q = sum(1 for r in records if r.current is not None)
+        count_changes.append(CountChange(label="polyp", prior=p, current=q, delta=q - p))
+
+    g_cur = to_gray(cur_img.pixels)
+    g_pri_w = warp_image(to_gray(pri_img.pixels), reg.matrix, shape)
+    opacity = None
+    if target == "lung" and lung_cur is not None and lung_pri is not None:
+        from experts.registration import warp_mask
+
+        lungs = lung_cur & warp_mask(lung_pri, reg.matrix, shape)
+        opacity = opacity_change(g_pri_w, g_cur, lungs, valid)
+        opacity = None if opacity is None else round(opacity, 4)
+
+    items_p = [(r.index, r.status, r.prior) for r in records if r.prior is not None]
+    items_c = [(r.index, r.status, r.current) for r in records if r.current is not None]
+    pri_w = warp_image(pri_img.pixels, reg.matrix, shape)
+    d_pri = pri_img.meta.study_date or "date unknown"
+    d_cur = cur_img.meta.study_date or "date unknown"
+    panel = side_by_side(_draw(pri_w, items_p), _draw(cur_img.pixels, items_c),
+                         labels=(f"{eid} prior {d_pri} (registered)", f"current {d_cur}"))
+    sbs = session.add_artifact("overlay", panel)
+    heat = difference_map(g_pri_w, g_cur, valid, sigma=max(1.5, max(shape) / 300))
+    changed = [(i, s, f) for i, s, f in items_c + [(r.index, r.status, r.prior) for r in records if r.current is None]]
+    cmap = draw_heatmap(cur_img.pixels, heat)
+    cmap = _draw(cmap, changed, f"{eid} change map: |current - registered prior|; findings by status")
+    cmap_ref = session.add_artifact("change_map", cmap)
+
+    ev = f"{r_pri.evidence_id} prior, {r_cur.evidence_id} current"
+    prov_in = r_cur.provenance
+    note = (f"registration {reg.method}: {reg.inliers} feature inliers, NCC {reg.ncc_before:.2f} -> "
+            f"{reg.ncc_after:.2f}, overlap {reg.overlap:.0%}; findings from "
+            f"{'count' if target == 'blood_cells' else 'segment'} {target} ({prov_in.backend} {prov_in.model}; {ev}); "
+            f"areas compared in the current frame, change threshold +-{AREA_THRESHOLD:.0%}")
+    if target == "blood_cells":
+        note += "; WBC and platelets matched one by one, RBC counted only; counts within the common field of view"
+    if aside:
+        note += f"; {aside} finding(s) outside the common field of view not compared"
+    if days is None:
+        note += "; interval unknown (no study date on one or both images)"
+    elif days < 0:
+        note += "; the 'prior' is dated after the current study"
+    if target == "lung" and opacity is not None:
+        note += "; opacity change = mean exposure-normalised (0..1) intensity change inside both lung masks"
+    prov = Provenance(expert=EXPERT, backend="opencv", model=METHOD_ID, device="cpu",
+                      elapsed_ms=(time.perf_counter() - t0) * 1000, note=note)
+    return ComparisonResult(
+        evidence_id=eid, status="compared", interval_days=days, registration=_registration_model(reg), target=target,
+        changes=[_change_model(r) for r in records], count_changes=count_changes, lung_opacity_change=opacity,
+        side_by_side=sbs, change_map=cmap_ref, provenance=prov,
+    ), records
+
+
+def _in_frame(pt: tuple[float, float], shape: tuple[int, int]) -> bool:
+    return 0 <= pt[0] < shape[1] and 0 <= pt[1] < shape[0]
+
+
+def _in_valid(pt: tuple[float, float], valid: np.ndarray) -> bool:
+    if not _in_frame(pt, valid.shape):
+        return False
+    return bool(valid[int(pt[1]), int(pt[0])])

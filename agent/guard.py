@@ -1,0 +1,196 @@
+"""The grounding guard: runs the planner within its step and time limits, checks the final answer
+against this ask's tool results, and gives a language-model planner one chance to fix it.
+
+    run 1 ──> check_grounding ──ok──> answer
+                   │ unsupported claim (LLM planner only)
+                   └──> follow-up message in the same history, stating the discrepancy
+                        run 2 ──> check_grounding ──> whatever is still unsupported is
+                                                      removed (text) / marked unverified (findings)
+
+The built-in planner shares the check without the retry (its answers are built from tool results).
+Every action is recorded in ``AskResult.grounding["guard"]`` and in a ``grounding_guard`` audit
+line, with the planner's tool-call statistics (malformed arguments, unknown tools, tool errors).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from pydantic_ai import Agent, capture_run_messages
+from pydantic_ai.exceptions import ModelAPIError, RunTimedOut, UnexpectedModelBehavior, UsageLimitExceeded
+from pydantic_ai.messages import ModelMessage, ModelRequest, ModelResponse, ToolCallPart
+from pydantic_ai.usage import UsageLimits
+
+from tools.answer import FinalAnswer
+from tools.errors import OslerError, PlannerError
+from tools.settings import OslerSettings
+
+from .grounding import GroundingReport, check_grounding
+from .privacy import GUARD_PREFIX
+from .session import Session
+
+__all__ = ["GuardedAnswer", "answer_with_guard", "is_llm_planner", "planner_stats", "RETRY_STEPS"]
+
+log = logging.getLogger(__name__)
+
+RETRY_STEPS = 3  # tool steps the single grounding retry may take before its final answer
+Status = Literal["ok", "stopped", "error"]
+
+
+@dataclass
+class GuardedAnswer:
+    final: FinalAnswer
+    report: GroundingReport
+    status: Status
+    actions: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class _Run:
+    final: FinalAnswer | None
+    messages: list[ModelMessage]
+    status: Status
+    reason: str = ""
+
+
+def is_llm_planner(planner_name: str | None) -> bool:
+    """Language-model planners get the grounding retry; the built-in planner and test doubles do not."""
+    return bool(planner_name) and planner_name.split(":", 1)[0] in ("openai", "local")
+
+
+def planner_stats(messages: list[ModelMessage]) -> dict[str, int]:
+    """Counts over one ask's messages: model turns, tool calls, and the calls that had to be retried."""
+    stats = {"model_turns": 0, "tool_calls": 0, "invalid_arguments": 0, "unknown_tools": 0, "tool_errors": 0,
+             "output_retries": 0}
+    for msg in messages:
+        if isinstance(msg, ModelResponse):
+            stats["model_turns"] += 1
+            stats["tool_calls"] += sum(isinstance(p, ToolCallPart) for p in msg.parts)
+        elif isinstance(msg, ModelRequest):
+            for p in msg.parts:
+                kind = type(p).__name__
+                if kind == "RetryFeedbackPart":
+                    stats["output_retries"] += 1
+                elif getattr(p, "outcome", None) == "retried" or kind == "RetryPromptPart":
+                    cause = getattr(getattr(p, "retry", None), "cause", None)
+                    if getattr(p, "tool_name", None) == "final_result":
+                        stats["output_retries"] += 1
+                    elif cause == "unknown_tool" or "Unknown tool name" in str(getattr(p, "content", "")):
+                        stats["unknown_tools"] += 1
+                    elif cause == "validation_error":
+                        stats["invalid_arguments"] += 1
+                    else:
+                        stats["tool_errors"] += 1
+    return stats
+
+
+def _run(agent: Agent, prompt: str, session: Session, history: list[ModelMessage] | None, *, steps: int,
+         timeout: float, settings: OslerSettings) -> _Run:
+    with capture_run_messages() as captured:
+        try:
+            run = agent.run_sync(prompt, deps=session, message_history=history or None,
+                                 usage_limits=UsageLimits(request_limit=steps + 1), timeout=timeout)
+            return _Run(run.output, run.all_messages(), "ok")
+        except UsageLimitExceeded:
+            return _Run(None, list(captured), "stopped",
+                        f"I stopped after {steps} planner steps without a final answer (the step limit, "
+                        f"OSLER_PLANNER_MAX_STEPS); the tool results so far are listed.")
+        except RunTimedOut:
+            return _Run(None, list(captured), "stopped",
+                        f"I stopped after {timeout:.1f} s without a final answer (the planner time limit, "
+                        f"OSLER_PLANNER_TIMEOUT_S); the tool results so far are listed.")
+        except PlannerError:
+            raise
+        except ModelAPIError as exc:
+            if _is_connection_error(exc):
+                raise PlannerError(f"cannot reach the planner ({type(exc).__name__}: {_first_line(exc)}); start "
+                                   f"the server or use --planner builtin") from exc
+            return _Run(None, list(captured), "error", f"The planner server failed ({_first_line(exc)}); "
+                                                      f"no answer was given.")
+        except (UnexpectedModelBehavior, OslerError) as exc:
+            return _Run(None, list(captured), "error",
+                        f"The planner failed ({type(exc).__name__}: {_first_line(exc)}); no answer was given.")
+        except Exception as exc:  # bugs and client errors of model libraries: the session survives
+            if _is_connection_error(exc):
+                raise PlannerError(f"cannot reach the planner ({type(exc).__name__}: {_first_line(exc)})") from exc
+            log.exception("planner run failed")
+            return _Run(None, list(captured), "error",
+                        f"The planner failed ({type(exc).__name__}: {_first_line(exc)}); no answer was given.")
+
+
+def _is_connection_error(exc: BaseException) -> bool:
+    seen = 0
+    while exc is not None and seen < 6:
+        name = type(exc).__name__.lower()
+        if "connect" in name or "connection" in str(exc).lower()[:200]:
+            return True
+        exc = exc.__cause__ or exc.__context__  # type: ignore[assignment]
+        seen += 1
+    return False
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).splitlines() or [type(exc).__name__])[0][:300]
+
+
+def _follow_up(report: GroundingReport) -> str:
+    return (f"{GUARD_PREFIX} your answer states things that no tool result of this conversation supports: "
+            f"{report.discrepancy() or 'unsupported statements'}. Answer again with final_result, using only "
+            f"numbers, labels and change words copied from the tool results (cite their evidence ids), or say "
+            f"that the tools cannot answer.")
+
+
+def answer_with_guard(agent: Agent, session: Session, question: str, settings: OslerSettings, *,
+                      retry: bool) -> GuardedAnswer:
+    """Run the planner on ``question`` and return a grounded answer.  Raises PlannerError when the
+    planner cannot be reached; stops (status 'stopped') at the step or time limit."""
+    t0 = time.perf_counter()
+    evidence_before = set(session.evidence)
+    history_len = len(session.history)
+    steps, limit = settings.planner_max_steps, settings.planner_timeout_s
+    first = _run(agent, question, session, session.history, steps=steps, timeout=limit, settings=settings)
+    actions: dict[str, Any] = {"retried": False}
+
+    def results() -> dict[str, Any]:
+        return {e: r for e, r in session.evidence.items() if e not in evidence_before}
+
+    if first.final is None:
+        final = FinalAnswer(answer=first.reason, abstained=True)
+        stats = planner_stats(first.messages[history_len:])
+        actions.update(stopped=first.reason, planner=stats)
+        _audit(session, actions, GroundingReport(), first.status)
+        return GuardedAnswer(final, GroundingReport(), first.status, actions)
+    session.history = first.messages
+    fixed, report = check_grounding(first.final, results(), question)
+    messages = first.messages
+    if not report.ok and retry:
+        left = limit - (time.perf_counter() - t0)
+        if left < 1.0:
+            actions["retry_skipped"] = "no time left within OSLER_PLANNER_TIMEOUT_S"
+        else:
+            follow = _follow_up(report)
+            actions.update(retried=True, discrepancy=report.discrepancy(), first_answer=first.final.answer,
+                           first_report=report.model_dump())
+            second = _run(agent, follow, session, first.messages, steps=min(steps, RETRY_STEPS), timeout=left,
+                          settings=settings)
+            if second.final is not None:
+                session.history = messages = second.messages
+                fixed, report = check_grounding(second.final, results(), question)
+                actions["resolved"] = report.ok
+            else:
+                actions["retry_failed"] = second.reason
+                actions["resolved"] = False
+                messages = second.messages or messages
+    actions["planner"] = planner_stats(messages[history_len:])
+    _audit(session, actions, report, "ok")
+    return GuardedAnswer(fixed, report, "ok", actions)
+
+
+def _audit(session: Session, actions: dict[str, Any], report: GroundingReport, status: str) -> None:
+    session.audit.write("grounding_guard", session.id, status=status, ok=report.ok, retried=actions.get("retried"),
+                        discrepancy=actions.get("discrepancy"), resolved=actions.get("resolved"),
+                        removed_sentences=len(report.removed_sentences), dropped_value=report.dropped_value,
+                        unverified_findings=len(report.unverified_findings), planner=actions.get("planner"))

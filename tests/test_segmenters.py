@@ -1,0 +1,179 @@
+"""U-Net segmenters with the bundled weights, on held-out real frames (validation lists of
+experts/weights/polyp_unet.md and lung_unet.md): automatic polyp and lung masks, negatives,
+box and point prompts, the polyp detector, registry checks and checkpoint validation."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("segmentation_models_pytorch")
+
+from eval_scenarios.bench_segmentation import dice_iou, gt_boxes, read_mask  # noqa: E402
+from experts.geometry import box_iou, connected_regions  # noqa: E402
+from experts.imaging import StudyImage, load_image  # noqa: E402
+from experts.unet_segmenter import (  # noqa: E402
+    UnetSegmenter,
+    build_lung,
+    build_polyp,
+    build_polyp_detector,
+    check_lung,
+    check_polyp,
+)
+from experts.weights import bundled  # noqa: E402
+from tools.errors import ExpertUnavailableError, InvalidInputError  # noqa: E402
+from tools.settings import ModelPaths, OslerSettings  # noqa: E402
+
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+POLYPS = DATA / "endotect_polyps"
+LUNGS = DATA / "hannover_cxr" / "lung_seg"
+ONE_POLYP = "0cf59388-36a8-49d6-934f-cbbd1364d93c"  # validation frames (not trained on)
+TWO_POLYPS = "04c3a34e-a160-4421-827e-89671761ef82"  # 720x576, two polyps of ~34k and ~21k px
+NEGATIVE = "0f498083-9ed1-47a5-bf10-8c83f6362c1e"  # ulcerative colitis, no polyp
+LUNG = "61bc50d1"
+
+pytestmark = [
+    pytest.mark.skipif(not POLYPS.exists(), reason="../shared/data is not present"),
+    pytest.mark.skipif(not bundled("polyp_unet.pt").exists() or not bundled("lung_unet.pt").exists(),
+                       reason="bundled U-Net weights are missing (python -m training.train_unet)"),
+]
+
+
+@pytest.fixture(scope="module")
+def cfg():
+    return OslerSettings(device="cpu", models=ModelPaths())
+
+
+@pytest.fixture(scope="module")
+def polyp(cfg):
+    seg = build_polyp(cfg)
+    seg.load()
+    return seg
+
+
+@pytest.fixture(scope="module")
+def lung(cfg):
+    seg = build_lung(cfg)
+    seg.load()
+    return seg
+
+
+def frame(stem: str, negative: bool = False) -> tuple[StudyImage, np.ndarray]:
+    root = POLYPS / "negatives" if negative else POLYPS
+    img = load_image(root / "images" / f"{stem}.jpg")
+    gt, _ = read_mask(root / "masks" / f"{stem}.png")
+    return img, gt
+
+
+def union(masks: list[np.ndarray], shape: tuple[int, int]) -> np.ndarray:
+    u = np.zeros(shape, dtype=bool)
+    for m in masks:
+        u |= m
+    return u
+
+
+def test_polyp_mask_on_a_held_out_frame(polyp):
+    img, gt = frame(ONE_POLYP)
+    out = polyp.predict(img)
+    assert out.masks, "no polyp found"
+    assert all(m.shape == gt.shape and m.dtype == bool for m in out.masks)
+    assert out.labels == ["polyp"] * len(out.masks) and all(0.5 <= s <= 1 for s in out.scores)
+    assert dice_iou(union(out.masks, gt.shape), gt)[0] > 0.6
+    p = out.provenance
+    assert (p.backend, p.device, p.model) == ("unet", "cpu", "endotect-unet-mnv2-256-v1")
+    assert p.weights_sha256 and len(p.weights_sha256) == 64
+
+
+def test_no_polyp_on_a_negative_frame(polyp):
+    img, _ = frame(NEGATIVE, negative=True)
+    assert polyp.predict(img).masks == []
+
+
+def test_box_prompt_keeps_only_the_polyp_in_the_box(polyp):
+    img, gt = frame(TWO_POLYPS)
+    comps = connected_regions(gt, min_area=50)
+    assert len(comps) == 2
+    for target, other in ((comps[0], comps[1]), (comps[1], comps[0])):
+        box = gt_boxes(target)[0]
+        out = polyp.predict(img, box=box)
+        assert len(out.masks) == 1
+        m = out.masks[0]
+        assert m.shape == gt.shape
+        assert (m & other).sum() == 0  # nothing of the other polyp
+        assert dice_iou(m, target)[0] > 0.6
+        x0, y0, x1, y1 = box
+        grown = np.zeros_like(m)
+        gx, gy = 0.1 * (x1 - x0), 0.1 * (y1 - y0)
+        grown[int(max(0, y0 - gy)):int(y1 + gy) + 1, int(max(0, x0 - gx)):int(x1 + gx) + 1] = True
+        assert not (m & ~grown).any()  # clipped to the box grown by 10 %
+
+
+def test_point_prompts_pick_the_component(polyp):
+    img, gt = frame(TWO_POLYPS)
+    big, small = connected_regions(gt, min_area=50)
+    ys, xs = np.nonzero(small)
+    i = np.argmin((xs - xs.mean()) ** 2 + (ys - ys.mean()) ** 2)
+    pt = (float(xs[i]), float(ys[i]))
+    out = polyp.predict(img, points=[(pt[0], pt[1], True)])
+    assert len(out.masks) == 1
+    assert (out.masks[0] & big).sum() == 0 and dice_iou(out.masks[0], small)[0] > 0.5
+    # a negative point beside the positive one takes away the pixels nearer to it
+    neg = polyp.predict(img, points=[(pt[0], pt[1], True), (pt[0] + 40, pt[1], False)])
+    assert 0 < neg.masks[0].sum() < out.masks[0].sum()
+    assert not neg.masks[0][int(pt[1]), int(pt[0]) + 40]
+
+
+def test_detector_boxes_match_the_polyps(cfg):
+    det = build_polyp_detector(cfg)
+    det.load()
+    img, gt = frame(TWO_POLYPS)
+    out = det.predict(img)
+    assert out.labels and set(out.labels) == {"polyp"} and det.classes == ("polyp",)
+    iou = box_iou(np.asarray(gt_boxes(gt)), out.boxes)
+    assert (iou.max(axis=1) > 0.5).all(), iou  # each GT polyp found
+    assert (out.scores >= det.default_min_score).all()
+    assert out.provenance.expert == "polyp_detector"
+    assert len(det.predict(frame(NEGATIVE, negative=True)[0]).boxes) == 0
+
+
+def test_lung_mask_dice(lung):
+    img = load_image(LUNGS / "images" / f"{LUNG}.jpg")
+    gt, ign = read_mask(LUNGS / "masks" / f"{LUNG}.png")
+    out = lung.predict(img)
+    assert out.labels == ["lung"] and len(out.masks) == 1 and out.masks[0].shape == (1024, 1024)
+    assert dice_iou(out.masks[0], gt, ign)[0] > 0.8
+    assert 1 <= len(connected_regions(out.masks[0], min_area=1000)) <= 2
+
+
+def test_lung_any_size_and_no_prompts(lung):
+    import cv2
+
+    img = load_image(LUNGS / "images" / f"{LUNG}.jpg")
+    small = cv2.resize(img.pixels, (600, 520), interpolation=cv2.INTER_AREA)  # non-square, smaller
+    gt, ign = read_mask(LUNGS / "masks" / f"{LUNG}.png", shape=(520, 600))
+    out = lung.predict(StudyImage(pixels=small, meta=img.meta.model_copy(update={"width": 600, "height": 520})))
+    assert out.masks[0].shape == (520, 600)
+    assert dice_iou(out.masks[0], gt, ign)[0] > 0.8
+    with pytest.raises(InvalidInputError):
+        lung.predict(img, box=(10.0, 10.0, 200.0, 200.0))
+
+
+def test_checks_name_the_settings(tmp_path):
+    assert check_polyp(OslerSettings(models=ModelPaths())) is None
+    assert check_lung(OslerSettings(models=ModelPaths())) is None
+    msg = check_polyp(OslerSettings(models=ModelPaths(unet_polyp=tmp_path / "nope.pt")))
+    assert msg and "OSLER_MODELS__UNET_POLYP" in msg
+    msg = check_lung(OslerSettings(models=ModelPaths(unet_lung=tmp_path / "nope.pt")))
+    assert msg and "OSLER_MODELS__UNET_LUNG" in msg
+
+
+def test_rejects_a_foreign_checkpoint(tmp_path):
+    import torch
+
+    bad = tmp_path / "plain_state_dict.pt"
+    torch.save({"conv.weight": torch.zeros(1)}, bad)
+    seg = UnetSegmenter(name="x", label="polyp", weights=bad, setting="OSLER_MODELS__UNET_POLYP", device="cpu")
+    with pytest.raises(ExpertUnavailableError, match="OSLER_MODELS__UNET_POLYP"):
+        seg.load()

@@ -1,0 +1,288 @@
+"""The web app, driven through its real HTTP API with gradio_client (server on a free loopback port)."""
+
+from __future__ import annotations
+
+import json
+import socket
+import sys
+import types
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import DATA, SMEAR
+
+gradio_client = pytest.importorskip("gradio_client")
+from gradio_client import Client, handle_file  # noqa: E402
+
+SMEAR_PATH = DATA / SMEAR  # 1 WBC per its VOC annotation
+PLATELET_SMEAR = DATA / "bccd" / "images" / "BloodImage_00005.jpg"  # 3 platelets, 1 WBC annotated
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory, shared_pool):
+    if not SMEAR_PATH.is_file():
+        pytest.skip(f"real data not found at {DATA}")
+    from agent.runner import Assistant
+    from tools.settings import OslerSettings
+    from ui.app import build_app, serve
+
+    settings = OslerSettings(data_dir=tmp_path_factory.mktemp("osler_ui"), shared_data=DATA)
+    app = build_app(Assistant(settings, pool=shared_pool))
+    _, url, share_url = serve(app, settings, port=_free_port(), prevent_thread_lock=True, quiet=True)
+    yield types.SimpleNamespace(app=app, url=url, share_url=share_url, settings=settings)
+    app.close()
+
+
+def _client(server, tmp_path) -> Client:
+    return Client(server.url, verbose=False, download_files=str(tmp_path))
+
+
+def _texts(chat: list[dict]) -> list[str]:
+    out = []
+    for m in chat:
+        content = m["content"]
+        parts = content if isinstance(content, list) else [content]
+        out.append(" ".join(p.get("text", "") if isinstance(p, dict) else str(p) for p in parts))
+    return out
+
+
+def _ask(client: Client, question: str):
+    chat, overlay, trace, findings, summary, downloads, audio, box = client.predict(question, False, api_name="/ask")
+    return types.SimpleNamespace(chat=chat, overlay=overlay, trace=trace, findings=findings, summary=summary,
+                                 downloads=downloads, audio=audio, box=box)
+
+
+def test_serves_on_loopback_without_share(server):
+    assert server.url.startswith("http://127.0.0.1:")
+    assert not server.share_url
+    assert server.app.share is False
+    assert server.app.analytics_enabled is False
+
+
+def test_upload_smear_count_and_overlay(server, tmp_path):
+    import cv2
+
+    c = _client(server, tmp_path)
+    preview, chat = c.predict(handle_file(str(SMEAR_PATH)), "", api_name="/load_current")
+    assert Path(preview).is_file() and "Loaded the **current** study" in _texts(chat)[-1]
+    r = _ask(c, "How many white blood cells are in this smear?")
+    texts = _texts(r.chat)
+    assert texts[-2 - len(r.trace["data"])] == "How many white blood cells are in this smear?"  # user turn, then calls
+    answer = texts[-1]
+    assert "**Answer:**" in answer and "1." in answer  # numbered steps precede the answer
+    tools = [row[2] for row in r.trace["data"]]
+    assert "count" in tools and all(row[6] == "ok" for row in r.trace["data"])
+    count_row = r.trace["data"][tools.index("count")]
+    assert count_row[4] not in ("-", "", None)  # the backend is named
+    overlay = cv2.imread(r.overlay)
+    assert overlay is not None and overlay.shape[:2] == (480, 640)  # the smear is 640x480
+    answers_json = next(p for p in r.downloads if p.endswith("answers.json"))
+    answers = json.loads(Path(answers_json).read_text())
+    assert len(answers) == 1 and answers[0]["value"] == 1  # BloodImage_00001: one WBC annotated
+    assert f"**{answers[0]['value']:g}" in r.summary
+    assert r.findings["data"] and all(row[1] for row in r.findings["data"])  # every finding cites evidence
+    assert r.box == ""  # the question box is cleared
+
+
+def test_two_clients_keep_their_own_sessions(server, tmp_path):
+    a, b = _client(server, tmp_path / "a"), _client(server, tmp_path / "b")
+    a.predict(handle_file(str(SMEAR_PATH)), "", api_name="/load_current")
+    b.predict(handle_file(str(PLATELET_SMEAR)), "", api_name="/load_current")
+    ja = a.submit("How many white blood cells are in this smear?", False, api_name="/ask")
+    jb = b.submit("How many platelets are there?", False, api_name="/ask")
+    ra, rb = ja.result(timeout=120), jb.result(timeout=120)
+    ta, tb = " ".join(_texts(ra[0])), " ".join(_texts(rb[0]))
+    assert "white blood cells are in this smear" in ta and "platelets" not in ta.lower()
+    assert "How many platelets" in tb and "BloodImage_00001" not in tb and "BloodImage_00005" in tb
+    for trace in (ra[2], rb[2]):  # each tab's trace holds only its own one question
+        assert {row[0] for row in trace["data"]} == {1}
+    assert any('"WBC"' in row[3] for row in ra[2]["data"]) and any('"Platelets"' in row[3] for row in rb[2]["data"])
+
+
+def test_bad_upload_shows_error_and_session_goes_on(server, tmp_path):
+    c = _client(server, tmp_path)
+    junk = tmp_path / "notes.png"
+    junk.write_text("this is not an image")
+    preview, chat = c.predict(handle_file(str(junk)), "", api_name="/load_current")
+    assert preview is None
+    assert _texts(chat)[-1].startswith("**Error:**") and "notes.png" in _texts(chat)[-1]
+    r = _ask(c, "How many white blood cells are in this smear?")  # nothing loaded: an error, not a crash
+    assert "**Error:**" in _texts(r.chat)[-1] and "no current image" in _texts(r.chat)[-1]
+    c.predict(handle_file(str(SMEAR_PATH)), "", api_name="/load_current")
+    r = _ask(c, "How many white blood cells are in this smear?")
+    assert "**Answer:**" in _texts(r.chat)[-1] and r.overlay
+
+
+def test_failing_tool_is_shown_and_the_session_goes_on(server, tmp_path, monkeypatch, shared_pool):
+    from tools.errors import ExpertFailedError
+
+    real_get = shared_pool.get
+
+    def broken_detectors(key, backend=None):
+        if key.startswith("detect:"):
+            raise ExpertFailedError("the detector crashed (test)")
+        return real_get(key, backend)
+
+    c = _client(server, tmp_path)
+    c.predict(handle_file(str(SMEAR_PATH)), "", api_name="/load_current")
+    monkeypatch.setattr(shared_pool, "get", broken_detectors)
+    r = _ask(c, "How many white blood cells are in this smear?")
+    failed = [row for row in r.trace["data"] if row[6] == "failed"]
+    assert failed and "detector crashed" in failed[0][7]
+    assert any("failed" in (m.get("metadata") or {}).get("title", "") for m in r.chat)  # the call, in the chat
+    assert "**Answer:**" in _texts(r.chat)[-1]
+    monkeypatch.setattr(shared_pool, "get", real_get)
+    r = _ask(c, "How many white blood cells are in this smear?")
+    assert [row[6] for row in r.trace["data"] if row[0] == 2] and all(row[6] == "ok" for row in r.trace["data"]
+                                                                      if row[0] == 2)
+    assert json.loads(Path(next(p for p in r.downloads if p.endswith("answers.json"))).read_text())[1]["value"] == 1
+
+
+def test_dicom_upload_is_shown_windowed(server, tmp_path):
+    from ui.examples import _pydicom_radiograph
+
+    dcm = _pydicom_radiograph()
+    if dcm is None:
+        pytest.skip("pydicom-data is not installed")
+    from experts.imaging import load_image
+
+    c = _client(server, tmp_path)
+    preview, chat = c.predict(handle_file(str(dcm)), "", api_name="/load_current")
+    import cv2
+
+    shown = cv2.cvtColor(cv2.imread(preview), cv2.COLOR_BGR2RGB)
+    expected = load_image(dcm, "current").pixels
+    step = int(np.ceil(max(expected.shape[:2]) / 1024))
+    assert np.array_equal(shown, expected[::step, ::step])  # PNG preview = the windowed pixels, exactly
+    assert "dicom" in _texts(chat)[-1] and "window" in _texts(chat)[-1]
+
+
+def _tone(path: Path) -> Path:
+    import soundfile as sf
+
+    sf.write(path, (0.1 * np.sin(np.linspace(0, 2000, 16000))).astype(np.float32), 16000)
+    return path
+
+
+def test_voice_falls_back_to_typing_when_not_built(server, tmp_path, monkeypatch):
+    wav = _tone(tmp_path / "q.wav")
+    monkeypatch.setitem(sys.modules, "voice.pipeline", None)  # import fails as in a build without voice
+    c = _client(server, tmp_path)
+    asked, box, chat = c.predict(handle_file(str(wav)), api_name="/voice")
+    assert asked == "" and "Voice is not available in this build" in _texts(chat)[-1]
+
+
+def test_voice_command_is_asked_and_other_words_go_to_the_box(server, tmp_path, monkeypatch):
+    wav = _tone(tmp_path / "q.wav")
+    fake = types.ModuleType("voice.pipeline")
+    monkeypatch.setitem(sys.modules, "voice.pipeline", fake)
+    c = _client(server, tmp_path)
+    fake.transcribe_command = lambda path, settings: types.SimpleNamespace(
+        question="How many white cells are visible?", transcript="how many white cells are there")
+    asked, box, chat = c.predict(handle_file(str(wav)), api_name="/voice")
+    assert (asked, box) == ("How many white cells are visible?", "")
+    assert "how many white cells are there" in _texts(chat)[-1]
+    fake.transcribe_command = lambda path, settings: types.SimpleNamespace(question=None, transcript="hello there")
+    asked, box, chat = c.predict(handle_file(str(wav)), api_name="/voice")
+    assert (asked, box) == ("", "hello there") and "not a command I know" in _texts(chat)[-1]
+
+
+@pytest.mark.slow
+def test_real_voice_round_trip(server, tmp_path):
+    """Spoken question (synthesised) -> recognised command; answer read aloud as a WAV."""
+    pytest.importorskip("voice.pipeline")
+    import soundfile as sf
+    from voice.tts import synthesize
+
+    spoken = synthesize("How many white blood cells are there?", server.settings, path=tmp_path / "q.wav")
+    c = _client(server, tmp_path)
+    c.predict(handle_file(str(SMEAR_PATH)), "", api_name="/load_current")
+    asked, box, _ = c.predict(handle_file(str(spoken)), api_name="/voice")
+    assert "white" in asked.lower() and asked.endswith("?")
+    chat, overlay, trace, findings, summary, downloads, audio, box = c.predict(asked, True, api_name="/ask")
+    assert "count" in [row[2] for row in trace["data"]]
+    data, rate = sf.read(audio)
+    assert rate > 8000 and len(data) > rate // 2  # at least half a second of speech
+
+
+def test_settings_panel_backends_and_planner(server, tmp_path):
+    c = _client(server, tmp_path)
+    table, device = c.predict(api_name="/backends")
+    rows = {(r[0], r[1]): r[2] for r in table["data"]}
+    assert rows[("detect:blood_cells", "opencv")] == "ready"
+    assert "device setting" in device
+    msg = c.predict("openai", f"http://127.0.0.1:{_free_port()}/v1", "some-model", api_name="/planner")
+    assert msg.startswith("**Error:**") and "cannot reach" in msg
+    assert "builtin" in c.predict("builtin", "", "", api_name="/planner")
+
+
+def test_example_case_loads_real_images(server, tmp_path):
+    from ui.examples import example_cases
+
+    cases = example_cases(server.settings)
+    assert cases and all(case.files_exist() for case in cases)
+    pair = next((i for i, case in enumerate(cases) if case.prior is not None), None)
+    if pair is None:
+        pytest.skip("no prior/current pair in the data here")
+    c = _client(server, tmp_path)
+    out = c.predict(pair, api_name="/example")
+    cur_view, pri_view, question = out[0], out[1], out[4]
+    assert Path(cur_view).is_file() and Path(pri_view).is_file() and question == cases[pair].question
+
+
+def test_views_render_by_type():
+    from tools.answer import AskResult, Finding, ReasoningStep, Timings, ToolCallRecord
+    from ui import views
+
+    ok = ToolCallRecord(id="E1", name="count", args={"target": "blood_cells", "classes": ["WBC"]}, backend="opencv",
+                        elapsed_ms=12.34, ok=True, summary="1 WBC")
+    bad = ToolCallRecord(id="E2", name="segment", args={"target": "polyp"}, ok=False, error="no backend")
+    r = AskResult(question="q", answer="I count 1 WBC [E1].", value=1, unit="cells", tool_calls=[ok, bad],
+                  findings=[Finding(text="1 WBC", evidence=["E1"]), Finding(text="x", evidence=["E9"], verified=False)],
+                  steps=[ReasoningStep(text="counted", evidence=["E1"])], timings=Timings(total_ms=5, experts_ms=1),
+                  planner="builtin")
+    assert views.trace_rows([r, r])[2] == [2, "E1", "count", 'target=blood_cells, classes=["WBC"]', "opencv", 12.3,
+                                           "ok", "1 WBC"]
+    assert views.trace_rows([r])[1][6:] == ["failed", "no backend"]
+    assert views.findings_rows(r) == [["1 WBC", "E1", "count", "yes"], ["x", "E9", "", "NO"]]
+    msgs = views.chat_messages(r)
+    assert [m["metadata"]["title"] for m in msgs[:2]] == ['E1 · count(target=blood_cells, classes=["WBC"])',
+                                                          "E2 · segment(target=polyp) — failed"]
+    assert msgs[-1]["content"].startswith("1. counted `E1`") and "**Value:** 1 cells" in msgs[-1]["content"]
+
+
+def test_main_parses_host_and_port(monkeypatch, tmp_path):
+    import ui.app as app_mod
+
+    monkeypatch.setenv("OSLER_DATA_DIR", str(tmp_path))
+    seen = {}
+
+    def fake_serve(app, settings, **kw):
+        seen.update(host=settings.host, port=settings.port, app=app)
+        return None, f"http://{settings.host}:{settings.port}/", None
+
+    monkeypatch.setattr(app_mod, "serve", fake_serve)
+    monkeypatch.setattr(app_mod, "build_app",
+                        lambda assistant: types.SimpleNamespace(close=lambda: None, block_thread=lambda: None))
+    assert app_mod.main(["--port", "7999"]) == 0
+    assert seen["host"] == "127.0.0.1" and seen["port"] == 7999
+    assert app_mod.main(["--host", "0.0.0.0", "--port", "8001"]) == 0
+    assert seen["host"] == "0.0.0.0" and seen["port"] == 8001
+
+
+def test_main_reports_a_taken_port(server, capsys, monkeypatch, tmp_path):
+    from ui.app import main
+
+    monkeypatch.setenv("OSLER_DATA_DIR", str(tmp_path))
+    port = int(server.url.rstrip("/").rsplit(":", 1)[1])
+    assert main(["--port", str(port)]) == 2
+    assert "cannot listen" in capsys.readouterr().err
+

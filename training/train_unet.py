@@ -1,0 +1,324 @@
+"""Train Osler's default U-Net segmenters on CPU: colon polyps (EndoTect) and lungs (Hannover/V7).
+
+    nice -n 10 .venv/bin/python -m training.train_unet --task polyp --epochs 60 --max-minutes 19 \\
+        --out experts/weights/polyp_unet.pt --card experts/weights/polyp_unet.md
+    nice -n 10 .venv/bin/python -m training.train_unet --task lung --epochs 80 --max-minutes 19 \\
+        --out experts/weights/lung_unet.pt --card experts/weights/lung_unet.md
+
+Split: file names sorted, shuffled with ``--seed``, the first ``--val-frac`` of each stratum held out
+(polyp: positives and negatives separately).  Images are cached once at ``cache`` px (square),
+then every sample is one random affine warp to ``in_size`` (scale, rotation, shift, flips; for
+polyps also, with p=0.3, a crop around one polyp with a random margin, as box prompts see it),
+plus colour jitter (polyp: HSV; lung: gamma/contrast).  Loss: smp Dice + BCE; mask value 127 is
+ignored in loss and metrics.  AdamW, linear warm-up then cosine decay over training *progress*,
+the larger of epochs done / ``--epochs`` and wall time / ``--max-minutes`` (so a busy machine ends
+on time with a fully decayed rate).  The last state is saved (no selection on the validation set)
+as an ``osler-unet-v1`` fp16 checkpoint; then it is evaluated through ``experts.unet_segmenter`` at
+the original image size (automatic and, for polyps, box-prompted), and a model card is written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+log = logging.getLogger("train_unet")
+
+TASKS = {
+    "polyp": dict(folders=[("endotect_polyps/images", "endotect_polyps/masks"),
+                           ("endotect_polyps/negatives/images", "endotect_polyps/negatives/masks")],
+                  cache=512, norm="imagenet", in_channels=3, rot=25.0, vflip=True, crop_p=0.3,
+                  model_id="endotect-unet-mnv2-256-v1", license="CC BY 4.0, HyperKvasir / EndoTect 2020 (Simula, "
+                  "Borgli et al. 2020, doi:10.1038/s41597-020-00622-y)"),
+    "lung": dict(folders=[("hannover_cxr/lung_seg/images", "hannover_cxr/lung_seg/masks")],
+                 cache=512, norm="per_image", in_channels=1, rot=8.0, vflip=False, crop_p=0.0,
+                 model_id="hannover-v7-lung-unet-mnv2-256-v1", license="images CC BY 3.0 (Hannover Medical School, "
+                 "doi:10.6084/m9.figshare.12275009); masks CC BY 4.0 (V7 Labs covid-19-xray-dataset)"),
+}
+IGNORE = -1.0
+
+
+def split_names(stems: list[str], seed: int, frac: float) -> tuple[list[str], list[str]]:
+    """(train, val) of one stratum: sorted, shuffled with ``seed``, the first ``frac`` held out."""
+    order = sorted(stems)
+    perm = np.random.default_rng(seed).permutation(len(order))
+    n_val = int(round(frac * len(order)))
+    val = sorted(order[i] for i in perm[:n_val])
+    return [s for s in order if s not in set(val)], val
+
+
+def load_cached(img: Path, msk: Path, size: int) -> tuple[np.ndarray, np.ndarray, list[tuple[float, ...]]]:
+    """uint8 RGB (size, size, 3), mask uint8 (size, size) {0, 1, 2=ignore}, GT component boxes (cache px)."""
+    import cv2
+
+    from experts.geometry import connected_regions, mask_bbox
+
+    rgb = cv2.cvtColor(cv2.imread(str(img), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+    m = cv2.imread(str(msk), cv2.IMREAD_GRAYSCALE)
+    rgb = cv2.resize(rgb, (size, size), interpolation=cv2.INTER_AREA)
+    m = cv2.resize(m, (size, size), interpolation=cv2.INTER_NEAREST)
+    lab = np.where(m == 127, 2, (m > 127).astype(np.uint8)).astype(np.uint8)
+    boxes = [mask_bbox(c) for c in connected_regions(lab == 1, min_area=20)]
+    return rgb, lab, [b for b in boxes if b is not None]
+
+
+def augment(rgb: np.ndarray, lab: np.ndarray, boxes: list, out: int, task: dict, rng: np.random.Generator
+            ) -> tuple[np.ndarray, np.ndarray]:
+    """One random affine warp (+ flips, colour jitter) of a cached sample to ``out`` x ``out``."""
+    import cv2
+
+    n = rgb.shape[0]
+    x0, y0, x1, y1 = 0.0, 0.0, float(n), float(n)
+    if boxes and rng.random() < task["crop_p"]:
+        bx0, by0, bx1, by1 = boxes[rng.integers(len(boxes))]
+        mx, my = rng.uniform(0.15, 1.0) * (bx1 - bx0), rng.uniform(0.15, 1.0) * (by1 - by0)
+        x0, y0, x1, y1 = max(0, bx0 - mx), max(0, by0 - my), min(n, bx1 + mx), min(n, by1 + my)
+    cx, cy, w, h = (x0 + x1) / 2, (y0 + y1) / 2, x1 - x0, y1 - y0
+    s = rng.uniform(0.8, 1.25)
+    cx += rng.uniform(-0.08, 0.08) * w
+    cy += rng.uniform(-0.08, 0.08) * h
+    th = math.radians(rng.uniform(-task["rot"], task["rot"]))
+    c, si = math.cos(th), math.sin(th)
+    # dst = T(out/2) @ diag(out/w, out/h) * s @ R(th) @ T(-c)
+    a = np.array([[c, -si], [si, c]]) * s * np.array([[out / w], [out / h]])
+    t = np.array([out / 2, out / 2]) - a @ np.array([cx, cy])
+    M = np.hstack([a, t[:, None]]).astype(np.float32)
+    img = cv2.warpAffine(rgb, M, (out, out), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+    msk = cv2.warpAffine(lab, M, (out, out), flags=cv2.INTER_NEAREST, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+    if rng.random() < 0.5:
+        img, msk = img[:, ::-1], msk[:, ::-1]
+    if task["vflip"] and rng.random() < 0.5:
+        img, msk = img[::-1], msk[::-1]
+    if task["norm"] == "imagenet":
+        hsv = cv2.cvtColor(np.ascontiguousarray(img), cv2.COLOR_RGB2HSV).astype(np.float32)
+        hsv[..., 0] = (hsv[..., 0] + rng.uniform(-6, 6)) % 180
+        hsv[..., 1] *= rng.uniform(0.75, 1.25)
+        hsv[..., 2] = hsv[..., 2] * rng.uniform(0.75, 1.25) + rng.uniform(-15, 15)
+        img = cv2.cvtColor(np.clip(hsv, 0, [179, 255, 255]).astype(np.uint8), cv2.COLOR_HSV2RGB)
+    else:
+        f = img.astype(np.float32) / 255.0
+        f = np.power(f, rng.uniform(0.7, 1.4))
+        f = (f - 0.5) * rng.uniform(0.8, 1.2) + 0.5 + rng.uniform(-0.08, 0.08)
+        img = (np.clip(f, 0, 1) * 255).astype(np.uint8)
+    return np.ascontiguousarray(img), np.ascontiguousarray(msk)
+
+
+def to_target(lab: np.ndarray) -> np.ndarray:
+    return np.where(lab == 2, IGNORE, lab.astype(np.float32)).astype(np.float32)
+
+
+def lr_at(progress: float, base: float, warm: float = 0.03) -> float:
+    if progress < warm:
+        return base * (0.1 + 0.9 * progress / warm)
+    q = min(1.0, (progress - warm) / (1 - warm))
+    return base * (0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * q)))
+
+
+def net_dice(net, xs: np.ndarray, ys: np.ndarray) -> float:
+    """Mean per-image Dice at network resolution on images with foreground (ignore pixels excluded)."""
+    import torch
+
+    net.eval()
+    ds = []
+    with torch.inference_mode():
+        for i in range(0, len(xs), 8):
+            p = torch.sigmoid(net(torch.from_numpy(xs[i:i + 8]).contiguous(memory_format=torch.channels_last)))
+            for pr, y in zip(p[:, 0].numpy() >= 0.5, ys[i:i + 8]):
+                keep = y != IGNORE
+                g = (y == 1) & keep
+                if g.any():
+                    ds.append(2 * (pr & g).sum() / ((pr & keep).sum() + g.sum()))
+    net.train()
+    return float(np.mean(ds)) if ds else float("nan")
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--task", choices=sorted(TASKS), required=True)
+    ap.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
+    ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--card", type=Path, help="write the model card here")
+    ap.add_argument("--encoder", default="mobilenet_v2")
+    ap.add_argument("--decoder-channels", default="128,64,32,16,8")
+    ap.add_argument("--size", type=int, default=256)
+    ap.add_argument("--epochs", type=int, default=60)
+    ap.add_argument("--max-minutes", type=float, default=19.0)
+    ap.add_argument("--batch", type=int, default=8)
+    ap.add_argument("--lr", type=float, default=3e-3)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--val-frac", type=float, default=0.2)
+    ap.add_argument("--val-every", type=int, default=5)
+    ap.add_argument("--bf16", action="store_true", help="bfloat16 autocast (faster on AVX512-BF16 CPUs)")
+    ap.add_argument("--threads", type=int, default=1, help="torch threads (1 is fastest on a busy shared CPU)")
+    ap.add_argument("--one-epoch", action="store_true", help="time one epoch and stop")
+    args = ap.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stdout)
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+    import torch
+    import segmentation_models_pytorch as smp
+
+    from experts.unet_segmenter import UnetConfig, build_model, preprocess
+
+    torch.manual_seed(args.seed)
+    torch.set_num_threads(args.threads)
+    rng = np.random.default_rng(args.seed)
+    task = TASKS[args.task]
+    t_start = time.time()
+
+    strata = []
+    for img_dir, msk_dir in task["folders"]:
+        stems = sorted(p.stem for p in (args.data / img_dir).glob("*.jpg"))
+        tr, va = split_names(stems, args.seed, args.val_frac)
+        strata.append((args.data / img_dir, args.data / msk_dir, tr, va))
+    cfg = UnetConfig(encoder=args.encoder, decoder_channels=tuple(int(c) for c in args.decoder_channels.split(",")),
+                     in_channels=task["in_channels"], in_size=args.size, norm=task["norm"], label=args.task,
+                     model_id=task["model_id"])
+
+    def cache(which: int) -> list[tuple]:
+        return [(s, *load_cached(d / f"{s}.jpg", m / f"{s}.png", task["cache"]))
+                for d, m, *lists in strata for s in lists[which]]
+
+    train, val = cache(0), cache(1)
+    log.info("%s: %d train, %d val images cached in %.1fs", args.task, len(train), len(val), time.time() - t_start)
+    val_x = np.stack([preprocess(cv_resize(r, args.size), cfg) for _, r, _, _ in val])
+    val_y = np.stack([to_target(cv_resize(lab, args.size, nearest=True)) for _, _, lab, _ in val])
+
+    net = build_model(cfg).to(memory_format=torch.channels_last)
+    opt = torch.optim.AdamW(net.parameters(), lr=args.lr, weight_decay=1e-4)
+    dice_loss = smp.losses.DiceLoss("binary", from_logits=True, ignore_index=IGNORE)
+    bce_loss = smp.losses.SoftBCEWithLogitsLoss(ignore_index=IGNORE)
+    steps_per_epoch = math.ceil(len(train) / args.batch)
+    t_train, epoch, history = time.time(), 0, []
+    progress = 0.0
+    while progress < 1.0:
+        epoch += 1
+        order = rng.permutation(len(train))
+        losses, t_ep = [], time.time()
+        for b in range(steps_per_epoch):
+            idx = order[b * args.batch:(b + 1) * args.batch]
+            samples = [augment(train[i][1], train[i][2], train[i][3], args.size, task, rng) for i in idx]
+            x = torch.from_numpy(np.stack([preprocess(im, cfg) for im, _ in samples]))
+            y = torch.from_numpy(np.stack([to_target(m)[None] for _, m in samples]))
+            progress = max(((epoch - 1) * steps_per_epoch + b) / (args.epochs * steps_per_epoch),
+                           (time.time() - t_train) / (60 * args.max_minutes))
+            for g in opt.param_groups:
+                g["lr"] = lr_at(min(progress, 1.0), args.lr)
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.bf16):
+                logits = net(x.contiguous(memory_format=torch.channels_last))
+            logits = logits.float()
+            loss = dice_loss(logits, y) + bce_loss(logits, y)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            losses.append(float(loss.detach()))
+        progress = max(epoch / args.epochs, (time.time() - t_train) / (60 * args.max_minutes))
+        row = {"epoch": epoch, "loss": float(np.mean(losses)), "epoch_s": time.time() - t_ep,
+               "lr": opt.param_groups[0]["lr"]}
+        if epoch % args.val_every == 0 or progress >= 1.0 or args.one_epoch:
+            row["val_dice_net"] = net_dice(net, val_x, val_y)
+        history.append(row)
+        log.info(json.dumps(row))
+        if args.one_epoch:
+            return 0
+    train_s = time.time() - t_train
+
+    state = {k: v.half() if v.is_floating_point() else v for k, v in net.state_dict().items()}
+    val_names = [s for _, _, _, va in strata for s in va]
+    ckpt = {**cfg.to_dict(), "state_dict": state, "seed": args.seed, "epochs": epoch, "val_files": val_names}
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(ckpt, args.out)
+    log.info("saved %s (%.1f MB) after %d epochs, %.0f s training", args.out, args.out.stat().st_size / 1e6,
+             epoch, train_s)
+
+    from eval_scenarios.bench_segmentation import evaluate, list_items
+    from experts.unet_segmenter import UnetSegmenter
+    from experts.weights import sha256_of
+
+    seg = UnetSegmenter(name=f"{args.task}_segmenter", label=args.task, weights=args.out, setting="--out",
+                        device="cpu", promptable=args.task == "polyp", min_area_frac=0.01 if args.task == "lung" else 0.002,
+                        max_regions=2 if args.task == "lung" else None)
+    items = list_items([(d, m) for d, m, _, _ in strata], [s + ".jpg" for s in val_names])
+    metrics = evaluate(seg, items, ("auto", "box") if args.task == "polyp" else ("auto",))
+    log.info("validation (original size): %s", json.dumps(metrics))
+    total_s = time.time() - t_start
+    if args.card:
+        write_card(args, task, cfg, strata, epoch, train_s, total_s, history, metrics, sha256_of(args.out))
+    return 0
+
+
+def cv_resize(a: np.ndarray, size: int, nearest: bool = False) -> np.ndarray:
+    import cv2
+
+    return cv2.resize(a, (size, size), interpolation=cv2.INTER_NEAREST if nearest else cv2.INTER_AREA)
+
+
+def write_card(args, task, cfg, strata, epochs, train_s, total_s, history, metrics, sha) -> None:
+    cmd = " ".join(["python -m training.train_unet"] + (sys.argv[1:]))
+    n_tr = sum(len(tr) for _, _, tr, _ in strata)
+    n_va = sum(len(va) for _, _, _, va in strata)
+    fmt = lambda v, p=3: "-" if v is None else f"{v:.{p}f}"  # noqa: E731
+    rows = "\n".join(
+        f"| {mode} | {r['n']} | {fmt(r['dice'])} | {fmt(r['iou'])} | {fmt(r['hd95_px'], 1)} | "
+        f"{fmt(r['s_per_image'])} | {r['negatives_empty']}/{r['negatives']} |" for mode, r in metrics.items())
+    curve = ", ".join(f"{h['epoch']}: {h['val_dice_net']:.3f}" for h in history if "val_dice_net" in h)
+    folders = "; ".join(f"`{Path(d).relative_to(args.data)}` ({len(tr)} train / {len(va)} val)" for d, _, tr, va in strata)
+    val_list = "\n".join(f"{s}.jpg" for _, _, _, va in strata for s in va)
+    text = f"""# {args.out.name}: {args.task} U-Net ({cfg.model_id})
+
+Osler's default {args.task} segmenter, trained from random initialisation (no pretrained encoder) on CPU.
+Research/demo model: **not validated for clinical use**.
+
+- Architecture: segmentation-models-pytorch `{cfg.arch}`, encoder `{cfg.encoder}` (encoder_weights=None),
+  decoder channels {list(cfg.decoder_channels)}, {cfg.in_channels} input channel(s), input {cfg.in_size}x{cfg.in_size}
+  (whole image resized, aspect not kept), normalisation `{cfg.norm}`, threshold {cfg.threshold}.
+  Checkpoint format `osler-unet-v1` (dict of config + fp16 `state_dict`), loaded with `torch.load(weights_only=True)`.
+- sha256: `{sha}`
+- Data: `../shared/data/` {folders}; {n_tr} training and {n_va} validation images.
+  Split: per folder, stems sorted, permuted with numpy `default_rng({args.seed})`, first {args.val_frac:.0%} held out.
+  License/attribution: {task['license']}.
+- Training: seed {args.seed}, {epochs} epochs (budget {args.epochs} epochs or {args.max_minutes} min, whichever first),
+  batch {args.batch}, AdamW lr {args.lr} (warm-up + cosine), Dice + BCE (smp.losses){', mask value 127 ignored' if args.task == 'lung' else ''},
+  augmentation: affine (scale 0.8-1.25, rotation ±{task['rot']:.0f}°, shift ±8 %), flips, colour jitter{', polyp-centred crops (p=0.3)' if task['crop_p'] else ''}.
+  Wall time: {train_s / 60:.1f} min training, {total_s / 60:.1f} min in all, on 2 shared CPU cores{' (bf16 autocast)' if args.bf16 else ''}.
+- Command: `nice -n 10 .venv/bin/python -m training.{cmd.split(' ', 2)[2]}`
+- Last epoch saved (no model selection on the validation set).
+
+## Validation (held-out files below, original image size, via `experts.unet_segmenter`)
+
+Dice/IoU: mean over images with foreground; HD95 in pixels of the original image; box mode: one box per GT
+component; negatives: frames with an empty GT that came back empty.
+
+| mode | n | Dice | IoU | HD95 px | s/image (CPU) | negatives empty |
+|---|---|---|---|---|---|---|
+{rows}
+
+Validation Dice at network resolution during training (epoch: Dice): {curve}
+
+Reproduce the table: `.venv/bin/python -m eval_scenarios.bench_segmentation --target {args.task} --backend unet
+{' '.join(f'--images ../shared/data/{Path(d).relative_to(args.data)} --masks ../shared/data/{Path(m).relative_to(args.data)}' for d, m, _, _ in strata)}
+--weights {args.out} --list {args.card}`
+
+## Validation files
+
+```
+{val_list}
+```
+"""
+    args.card.write_text(text)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

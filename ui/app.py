@@ -1,0 +1,201 @@
+"""``osler serve``: the local web app.  Upload a study and its prior, ask, see the overlays and every
+tool call, talk to it.
+
+* ``build_app(assistant)`` makes the :class:`gradio.Blocks`; ``serve(app, settings)`` launches it on
+  ``settings.host`` (127.0.0.1 by default), never shared, analytics off, system fonts only (the page
+  makes no request to any other host); ``main(argv)`` is the entry point.
+* Per browser tab a :class:`~ui.handlers.TabState` (in ``gr.State``) holds its own
+  :class:`~agent.session.Session` and chat, so tabs never see each other's images or history.  The
+  expert pool is shared (models load once per process; the pool serialises each model).
+* Handlers (:mod:`ui.handlers`) turn an :class:`~tools.errors.OslerError` into an error message in
+  the chat; the session goes on.  What is shown comes from typed results (:mod:`ui.views`).
+* Voice is optional (``voice.pipeline`` / ``voice.tts``, imported on first use).
+
+API endpoints (for ``gradio_client``): ``/load_current(file, date)``, ``/load_prior(file, date)``,
+``/ask(question, speak)``, ``/voice(audio)`` (-> question asked, question box text, chat),
+``/example(index)``, ``/new_conversation``, ``/planner(planner, base_url, model)``, ``/backends``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from . import views
+from .examples import example_cases
+from .handlers import Handlers
+
+if TYPE_CHECKING:
+    import gradio as gr
+
+    from agent.runner import Assistant
+    from tools.settings import OslerSettings
+
+__all__ = ["main", "build_app", "serve", "SYSTEM_FONTS"]
+
+log = logging.getLogger(__name__)
+
+SYSTEM_FONTS = ["system-ui", "-apple-system", "Segoe UI", "Roboto", "Helvetica Neue", "Arial", "sans-serif"]
+MONO_FONTS = ["ui-monospace", "SFMono-Regular", "Menlo", "Consolas", "monospace"]
+CSS = """
+#overlay img { object-fit: contain; }
+#trace table, #findings table { font-size: 0.85em; }
+"""
+
+
+def build_app(assistant: Assistant) -> gr.Blocks:
+    """The web app's Blocks (not launched).  One per process; state per tab."""
+    import gradio as gr
+
+    settings = assistant.settings
+    cases = example_cases(settings)
+    h = Handlers(assistant, cases)
+
+    def ask(question, speak, state, progress=gr.Progress()):
+        yield from h.ask(question, speak, state, progress)
+
+    # uploads and overlays copied into gradio's cache: swept hourly when older than a day, all at shutdown
+    with gr.Blocks(title="Osler", analytics_enabled=False, fill_width=True, delete_cache=(3600, 86400)) as app:
+        state = gr.State(None)
+        gr.Markdown("## Osler — evidence-bound answers about medical images, on this machine\n"
+                    "Upload a study (and a prior), ask a question: every number comes from a tool call shown below. "
+                    "Research software, not a medical device.")
+        with gr.Row():
+            with gr.Column(scale=3, min_width=260):
+                cur_file = gr.File(label="Current study (PNG, JPEG, TIFF, BMP or DICOM)", type="filepath",
+                                   elem_id="current-file")
+                cur_date = gr.Textbox(label="Current study date", placeholder="YYYY-MM-DD (DICOM: read from the file)",
+                                      max_lines=1)
+                cur_view = gr.Image(label="Current, as the experts see it", interactive=False, height=220,
+                                    format="png", elem_id="current-view")
+                pri_file = gr.File(label="Prior study (optional)", type="filepath", elem_id="prior-file")
+                pri_date = gr.Textbox(label="Prior study date", placeholder="YYYY-MM-DD", max_lines=1)
+                pri_view = gr.Image(label="Prior", interactive=False, height=220, format="png", elem_id="prior-view")
+            with gr.Column(scale=5, min_width=360):
+                chat = gr.Chatbot(label="Conversation", height=560, elem_id="chat", feedback_options=None,
+                                  buttons=["copy"], placeholder="Load a study or pick an example, then ask.")
+                with gr.Row():
+                    question = gr.Textbox(show_label=False, placeholder="Ask about the study, e.g. How many white "
+                                          "blood cells are in this smear?", scale=8, max_lines=3, elem_id="question")
+                    ask_btn = gr.Button("Ask", variant="primary", scale=1, min_width=80, elem_id="ask")
+                with gr.Row():
+                    mic = gr.Audio(sources=["microphone", "upload"], type="filepath", label="Speak a question",
+                                   elem_id="mic")
+                    with gr.Column(min_width=160):
+                        speak = gr.Checkbox(label="Read answers aloud", value=False)
+                        new_btn = gr.Button("New conversation", size="sm")
+                heard = gr.Textbox(visible=False)  # a recognised spoken question, asked at once
+                spoken = gr.Audio(label="Spoken answer", autoplay=True, interactive=False, visible=True)
+            with gr.Column(scale=5, min_width=360):
+                overlay = gr.Image(label="Latest overlay (boxes, masks, change map)", type="filepath",
+                                   interactive=False, height=520, elem_id="overlay")
+                summary = gr.Markdown(elem_id="summary")
+                downloads = gr.File(label="Downloads: overlay PNG and this session's answers (JSON)",
+                                    file_count="multiple", interactive=False, elem_id="downloads")
+        with gr.Accordion("Tool trace — every call: name, arguments, backend, time, result", open=True,
+                          elem_id="trace-panel"):
+            trace = gr.Dataframe(headers=views.TRACE_HEADERS, interactive=False, wrap=True, elem_id="trace")
+        with gr.Accordion("Findings of the latest answer", open=True):
+            findings = gr.Dataframe(headers=views.FINDINGS_HEADERS, interactive=False, wrap=True, elem_id="findings")
+        with gr.Accordion("Example cases (real public images)", open=True):
+            examples = gr.Dataset(components=[gr.Textbox(visible=False)], samples=[[c.title] for c in cases],
+                                  type="index", label=None, elem_id="examples")
+            if not cases:
+                gr.Markdown(f"No example images found under `{settings.shared_data}`.")
+        with gr.Accordion("Settings", open=False):
+            with gr.Row():
+                planner = gr.Radio(["builtin", "openai", "local"], value=settings.planner, label="Planner")
+                base_url = gr.Textbox(value=settings.base_url or "", label="Server URL (OpenAI-compatible)",
+                                      placeholder="http://127.0.0.1:8000/v1")
+                model = gr.Textbox(value=settings.model or "", label="Model name on that server")
+                apply_btn = gr.Button("Use this planner")
+            planner_md = gr.Markdown(f"Planner for this tab: **{settings.planner}**")
+            backends_btn = gr.Button("Check backends and device", size="sm")
+            device_md = gr.Markdown(f"device setting `{settings.device}`")
+            backends = gr.Dataframe(headers=views.BACKEND_HEADERS, interactive=False, wrap=True)
+
+        for role, file_c, date_c, view_c, name in (("current", cur_file, cur_date, cur_view, "load_current"),
+                                                   ("prior", pri_file, pri_date, pri_view, "load_prior")):
+            def load(file, date, st, _role=role):
+                return h.load_study(_role, file, date, st)
+
+            file_c.upload(load, [file_c, date_c, state], [view_c, chat, state], api_name=name)
+            file_c.clear(load, [file_c, date_c, state], [view_c, chat, state], api_visibility="private")
+            date_c.submit(load, [file_c, date_c, state], [view_c, chat, state], api_visibility="private")
+
+        answer_outputs = [chat, overlay, trace, findings, summary, downloads, spoken, question, state]
+        ask_inputs = [question, speak, state]
+        ask_btn.click(ask, ask_inputs, answer_outputs, api_name="ask", concurrency_limit=2)
+        question.submit(ask, ask_inputs, answer_outputs, api_visibility="private", concurrency_limit=2)
+        voice_outputs = [heard, question, chat, state]
+        voice_ask = [heard, speak, state]
+        mic.upload(h.transcribe, [mic, state], voice_outputs, api_name="voice").then(
+            ask, voice_ask, answer_outputs, api_visibility="private", concurrency_limit=2)
+        mic.stop_recording(h.transcribe, [mic, state], voice_outputs, api_visibility="private").then(
+            ask, voice_ask, answer_outputs, api_visibility="private", concurrency_limit=2)
+        examples.click(h.load_example, [examples, state],
+                       [cur_view, pri_view, cur_file, pri_file, question, chat, overlay, trace, findings, summary,
+                        downloads, state], api_name="example")
+        new_btn.click(h.new_conversation, [state], [chat, state], api_name="new_conversation")
+        apply_btn.click(h.set_planner, [planner, base_url, model, state], [planner_md, state], api_name="planner")
+        backends_btn.click(h.backends, [], [backends, device_md], api_name="backends")
+    return app
+
+
+def serve(app: gr.Blocks, settings: OslerSettings, *, host: str | None = None, port: int | None = None,
+          prevent_thread_lock: bool = False, quiet: bool = False) -> tuple[Any, str, str]:
+    """Launch on the loopback interface (or ``host``): never shared, no analytics, system fonts,
+    files served only from the temp/upload cache and ``settings.data_dir``.  Returns gradio's
+    (app, local_url, share_url)."""
+    import gradio as gr
+
+    host = host or settings.host
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        log.warning("serving on %s: the app is reachable from the network and has no login", host)
+    Path(settings.data_dir).mkdir(parents=True, exist_ok=True)
+    app.queue(default_concurrency_limit=1)
+    return app.launch(
+        server_name=host, server_port=port or settings.port, share=False, inbrowser=False,
+        prevent_thread_lock=prevent_thread_lock, quiet=quiet, show_error=False,
+        allowed_paths=[str(Path(settings.data_dir).resolve())], max_file_size=int(settings.max_file_mb * 1024 * 1024),
+        footer_links=["api", "settings"], ssr_mode=False, pwa=False, mcp_server=False, enable_monitoring=False,
+        theme=gr.themes.Default(font=SYSTEM_FONTS, font_mono=MONO_FONTS), css=CSS,
+    )
+
+
+def main(argv: list[str]) -> int:
+    """``osler serve [--host H] [--port P] [--planner ...] [--device ...]``."""
+    from ui.cli import _planner_args, make_settings, offline_environment
+
+    offline_environment()
+    parser = argparse.ArgumentParser(prog="osler serve", description="Start the local web app.")
+    parser.add_argument("--host", help="interface to bind (default: 127.0.0.1; settings.host)")
+    parser.add_argument("--port", type=int, help="port (default: 7860; settings.port)")
+    _planner_args(parser)
+    args = parser.parse_args(argv)
+    settings = make_settings(args, **{k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None})
+
+    from agent.runner import Assistant
+
+    app = build_app(Assistant(settings))
+    try:
+        try:
+            _, url, _ = serve(app, settings, prevent_thread_lock=True, quiet=True)
+        except OSError as exc:  # port taken, address not available
+            print(f"osler serve: cannot listen on {settings.host}:{settings.port} ({exc}); try --port", file=sys.stderr)
+            return 2
+        print(f"Osler is running at {url} (bound to {settings.host}; Ctrl+C stops it)", flush=True)
+        app.block_thread()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        app.close()
+    return 0
+
+
+if __name__ == "__main__":
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    raise SystemExit(main(sys.argv[1:]))

@@ -1,0 +1,254 @@
+"""The web app's event handlers, one instance per app; what each browser tab owns lives in its
+:class:`TabState` (held in ``gr.State``), so tabs never share images, history or chat.
+
+Every handler turns an :class:`~tools.errors.OslerError` into a message in the chat and keeps the
+session going.  Voice is optional: ``voice.pipeline.transcribe_command(path, settings)`` and
+``voice.tts.synthesize(text, settings) -> wav path`` are imported on first use; without them the
+app says so and takes typed questions.  gradio is imported only inside the handlers that need it.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable
+
+from tools.errors import OslerError
+
+from . import views
+from .examples import ExampleCase
+
+if TYPE_CHECKING:
+    from agent.runner import Assistant
+    from agent.session import Session
+
+__all__ = ["TabState", "Handlers", "PREVIEW_MAX_SIDE", "VOICE_MISSING"]
+
+log = logging.getLogger(__name__)
+
+PREVIEW_MAX_SIDE = 1024
+VOICE_MISSING = "Voice is not available in this build; type your question instead."
+
+
+@dataclass
+class TabState:
+    """What one browser tab owns: its assistant (planner settings), session and chat messages."""
+
+    assistant: Assistant
+    session: Session
+    chat: list[dict[str, Any]] = field(default_factory=list)
+
+
+def _preview(pixels: Any) -> Any:
+    """Stride a uint8 (H, W, 3) array down to at most PREVIEW_MAX_SIDE per side (display only)."""
+    step = max(1, math.ceil(max(pixels.shape[:2]) / PREVIEW_MAX_SIDE))
+    return pixels[::step, ::step]
+
+
+def _voice_function(module: str, attr: str) -> tuple[Callable[..., Any] | None, str | None]:
+    """(function, None) when ``module.attr`` exists in this build, else (None, why)."""
+    try:
+        mod = importlib.import_module(module)
+    except ImportError as exc:
+        log.info("%s unavailable: %s", module, exc)
+        return None, f"{module} cannot be imported ({exc})"
+    fn = getattr(mod, attr, None)
+    return (fn, None) if callable(fn) else (None, f"{module} has no {attr}()")
+
+
+def _heard(heard: Any) -> tuple[str, str]:
+    """(question to ask, transcript) of what ``transcribe_command`` returned: a ``HeardCommand``
+    (``question`` is None when the words are not a command it knows), or a plain transcript str."""
+    if isinstance(heard, str):
+        return heard.strip(), heard.strip()
+    question = getattr(heard, "question", None) or ""
+    transcript = getattr(heard, "transcript", None) or getattr(heard, "text", None) or question
+    return str(question).strip(), str(transcript).strip()
+
+
+class Handlers:
+    """The app's event handlers; one instance per app, state per tab in :class:`TabState`."""
+
+    def __init__(self, assistant: Assistant, cases: list[ExampleCase]) -> None:
+        self.assistant = assistant
+        self.cases = cases
+
+    def tab(self, state: TabState | None) -> TabState:
+        if state is None:
+            state = TabState(assistant=self.assistant, session=self.assistant.new_session())
+        return state
+
+    # ---- studies ------------------------------------------------------------------------------
+    def load_study(self, role: str, file: str | None, date: str | None, state: TabState | None):
+        """Read an uploaded file as the current or prior study; returns (preview, chat, state)."""
+        st = self.tab(state)
+        if not file:
+            st.session.clear_image(role)
+            st.chat.append(views.note_message(f"The {role} study was removed."))
+            return None, st.chat, st
+        try:
+            image = st.session.load(role, file, study_date=(date or "").strip() or None)
+        except Exception as exc:  # OslerError, or a decoder bug: either way the upload is refused, the tab goes on
+            if not isinstance(exc, OslerError):
+                log.exception("reading an upload failed")
+            st.session.clear_image(role)
+            st.chat.append(views.error_message(f"could not read the {role} study `{Path(file).name}`: {exc}"))
+            return None, st.chat, st
+        st.chat.append(views.image_loaded_message(role, image, file))
+        return _preview(image.pixels), st.chat, st
+
+    def load_example(self, index: int, state: TabState | None):
+        """Start a fresh session on an example case (a new patient); fills the question box."""
+        st = self.tab(state)
+        st = TabState(assistant=st.assistant, session=st.assistant.new_session())
+        case = self.cases[int(index)]
+        previews: dict[str, Any] = {"current": None, "prior": None}
+        try:
+            for role, path, date in (("current", case.current, case.current_date), ("prior", case.prior, case.prior_date)):
+                if path is not None:
+                    previews[role] = _preview(st.session.load(role, path, study_date=date).pixels)
+                    st.chat.append(views.image_loaded_message(role, st.session.images[role], str(path)))
+        except OslerError as exc:
+            st.chat.append(views.error_message(f"could not load the example: {exc}"))
+        st.chat.append(views.note_message(f"Example: *{case.title}* ({case.source}). Press **Ask**."))
+        return (previews["current"], previews["prior"], None, None, case.question, st.chat, None,
+                _table([], views.TRACE_HEADERS), _table([], views.FINDINGS_HEADERS), "", None, st)
+
+    # ---- questions ----------------------------------------------------------------------------
+    def ask(self, question: str | None, speak: bool, state: TabState | None, progress: Any = None):
+        """Generator: first the question and a pending note, then the answer with every tool call.
+
+        Yields (chat, overlay, trace rows, findings rows, summary, downloads, audio, question box, state).
+        """
+        import gradio as gr
+
+        st = self.tab(state)
+        question = (question or "").strip()
+        if not question:
+            yield (gr.skip(),) * 8 + (st,)
+            return
+        st.chat.append({"role": "user", "content": question})
+        pending = {"role": "assistant", "content": "Choosing tools and running the experts…",
+                   "metadata": {"title": "Working", "status": "pending"}}
+        yield (st.chat + [pending],) + (gr.skip(),) * 6 + ("", st)
+        if progress is not None:
+            progress(0.1, desc="planning and calling tools")
+        try:
+            result = st.assistant.ask(st.session, question)
+        except OslerError as exc:
+            st.chat.append(views.error_message(str(exc)))
+            yield (st.chat,) + (gr.skip(),) * 6 + ("", st)
+            return
+        except Exception as exc:  # a bug must not end the tab's session
+            log.exception("ask failed")
+            st.chat.append(views.error_message(f"internal error ({type(exc).__name__}); the session goes on"))
+            yield (st.chat,) + (gr.skip(),) * 6 + ("", st)
+            return
+        st.chat.extend(views.chat_messages(result))
+        overlay = result.artifacts.overlays[-1] if result.artifacts.overlays else gr.skip()
+        audio = self._speak(result.answer, st) if speak else None
+        yield (st.chat, overlay, _table(views.trace_rows(st.session.answers), views.TRACE_HEADERS),
+               _table(views.findings_rows(result), views.FINDINGS_HEADERS), views.summary_markdown(result),
+               self._downloads(st, result), audio, "", st)
+
+    def _downloads(self, st: TabState, result: Any) -> list[str]:
+        st.session.dir.mkdir(parents=True, exist_ok=True)
+        path = st.session.dir / "answers.json"
+        path.write_text(views.answers_json(st.session.answers))
+        return [*result.artifacts.overlays, str(path)]
+
+    def _speak(self, text: str, st: TabState) -> str | None:
+        synthesize, why = _voice_function("voice.tts", "synthesize")
+        if synthesize is None:
+            st.chat.append(views.note_message(f"Spoken answers are not available in this build ({why})."))
+            return None
+        try:
+            return str(synthesize(text, st.assistant.settings))
+        except Exception as exc:  # OslerError, or a synthesiser bug: the answer is still in the chat
+            if not isinstance(exc, OslerError):
+                log.exception("speech synthesis failed")
+            st.chat.append(views.error_message(f"could not speak the answer: {exc}"))
+            return None
+
+    def transcribe(self, audio: str | None, state: TabState | None):
+        """Speech -> (question to ask now, text for the question box, chat, state).
+
+        A recognised command is asked at once; other words go to the question box to edit and send,
+        never straight to the planner (the voice pipeline's strict parsing stays in force)."""
+        st = self.tab(state)
+        if not audio:
+            return "", _skip(), st.chat, st
+        transcribe_command, why = _voice_function("voice.pipeline", "transcribe_command")
+        if transcribe_command is None:
+            st.chat.append(views.note_message(f"{VOICE_MISSING} ({why})"))
+            return "", _skip(), st.chat, st
+        try:
+            question, transcript = _heard(transcribe_command(audio, st.assistant.settings))
+        except Exception as exc:  # OslerError (bad audio), or a recogniser bug: the tab goes on
+            if not isinstance(exc, OslerError):
+                log.exception("transcription failed")
+            st.chat.append(views.error_message(f"could not use the recording: {exc}"))
+            return "", _skip(), st.chat, st
+        if question:
+            st.chat.append(views.note_message(f"Heard: “{transcript}”"))
+            return question, "", st.chat, st
+        if transcript:
+            st.chat.append(views.note_message(f"Heard “{transcript}”, which is not a command I know: it is in the "
+                                              "question box; edit it and press Ask."))
+            return "", transcript, st.chat, st
+        st.chat.append(views.note_message("I heard no words in that recording; please try again."))
+        return "", _skip(), st.chat, st
+
+    def new_conversation(self, state: TabState | None):
+        st = self.tab(state)
+        st.session.reset_conversation()
+        st.chat = [views.note_message("New conversation; the loaded studies stay.")]
+        return st.chat, st
+
+    # ---- settings -----------------------------------------------------------------------------
+    def set_planner(self, planner: str, base_url: str | None, model: str | None, state: TabState | None):
+        """This tab's planner; the expert pool stays shared.  Returns (status markdown, state)."""
+        from agent.planners import check_server
+        from agent.runner import Assistant
+
+        st = self.tab(state)
+        update = {"planner": planner, "base_url": (base_url or "").strip() or None, "model": (model or "").strip() or None}
+        settings = self.assistant.settings.model_copy(update=update)
+        if planner == "openai":
+            if not settings.base_url or not settings.model:
+                return "**Error:** the server planner needs a server URL and a model name.", st
+            try:
+                check_server(settings.base_url, settings.api_key)
+            except OslerError as exc:
+                return f"**Error:** {exc}", st
+        st.assistant = Assistant(settings, pool=self.assistant.pool)
+        return f"Planner for this tab: **{planner}**" + (f" (`{settings.model}` at {settings.base_url})"
+                                                          if planner == "openai" else ""), st
+
+    def backends(self):
+        """Which backends can run here (like ``osler doctor``) and the device; (rows, markdown)."""
+        from experts.weights import resolve_device
+
+        pool = self.assistant.pool
+        rows = views.backend_rows({key: pool.backends(key) for key in pool.registry})
+        setting = self.assistant.settings.device
+        try:
+            device = f"device setting `{setting}` → **{resolve_device(setting)}**"
+        except OslerError as exc:
+            device = f"device setting `{setting}`: {exc}"
+        return _table(rows, views.BACKEND_HEADERS), device
+
+
+def _skip() -> Any:
+    import gradio as gr
+
+    return gr.skip()
+
+
+def _table(rows: list[list[Any]], headers: list[str]) -> Any:
+    import pandas as pd
+
+    return pd.DataFrame(rows, columns=headers)
