@@ -128,7 +128,8 @@ def _clause_intent(clause: str, inherited: Intent | None) -> Intent:
         if target is None and inherited is not None:
             target, classes = inherited.target, inherited.classes
         return Intent("compare", target=target, classes=classes, **base)
-    if target is None and unsupported is None and re.search(_CLASSIFY, c):
+    if unsupported is None and re.search(_CLASSIFY, c) and target in (None, "lung") and not (
+            re.search(_SEGMENT, c) or re.search(_MEASURE, c)):
         return Intent("classify", **base)
     if unsupported is not None and target is None:
         return Intent("unknown", unsupported=unsupported, **base)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Generator
 
 from tools.answer import FinalAnswer, Finding, ReasoningStep
@@ -170,6 +170,8 @@ def _run_intent(d: Draft, it: Intent, kind: str, info: Any, has_prior: bool, ctx
     if target is None or kind not in TARGET_KINDS.get(target, ()):
         _refuse(d, it, target, kind)
         return
+    if target == "lung" and it.action in ("count", "detect"):
+        it = replace(it, action="segment")  # lungs are outlined, not counted
     if it.action in ("count", "detect") or (target == "blood_cells" and it.action in ("segment", "measure")):
         det = ctx.get("last_count") if it.action in ("segment", "measure") else None
         if det is None:

@@ -35,13 +35,18 @@ class Assistant:
     def __init__(self, settings: OslerSettings, pool: ExpertPool | None = None) -> None:
         self.settings = settings
         self.pool = pool or ExpertPool(settings)
+        self._agent_obj: Agent | None = None
 
     def new_session(self, session_id: str | None = None) -> Session:
         return Session(self.settings, self.pool, session_id=session_id)
 
-    def _agent(self, model: Any) -> Agent:
-        return Agent(model, deps_type=Session, output_type=FinalAnswer, tools=build_tools(),
-                     instructions=SYSTEM_PROMPT, retries=2)
+    def _agent(self) -> Agent:
+        """One agent per assistant: building the tool schemas costs ~100 ms, so it is done once; the model
+        of each ask is swapped in with ``Agent.override`` (a context variable, safe across threads)."""
+        if self._agent_obj is None:
+            self._agent_obj = Agent(None, deps_type=Session, output_type=FinalAnswer, tools=build_tools(),
+                                    instructions=SYSTEM_PROMPT, retries=2, defer_model_check=True)
+        return self._agent_obj
 
     def ask(self, session: Session, question: str, *, model: Any | None = None, planner_name: str | None = None) -> AskResult:
         """Answer one question.  Raises InvalidInputError for an empty/oversized question and
@@ -62,9 +67,12 @@ class Assistant:
         planner_name = planner_name or getattr(model, "model_name", "custom")
         session.audit.write("question", session.id, question=question, planner=planner_name,
                             images={r: session.image_tag(r) for r in session.images})
-        guarded = answer_with_guard(self._agent(model), session, question, self.settings,
-                                    retry=is_llm_planner(planner_name))
+        history_before = len(session.history)
+        agent = self._agent()
+        with agent.override(model=model):
+            guarded = answer_with_guard(agent, session, question, self.settings, retry=is_llm_planner(planner_name))
         final, report, status = guarded.final, guarded.report, guarded.status
+        _record_rejected_calls(session, session.history[history_before:])
         calls = session.calls[calls_before:]
         new_artifacts = [a for k, a in session.artifacts.items() if k not in artifacts_before]
         artifacts = Artifacts(
@@ -88,3 +96,33 @@ class Assistant:
                             tool_calls=[c.id for c in calls], grounding_ok=report.ok,
                             total_ms=round(result.timings.total_ms, 1))
         return result
+
+
+def _record_rejected_calls(session: Session, messages: list[Any]) -> None:
+    """Tool calls that pydantic-ai rejected before they reached the tool boundary (arguments that fail the
+    schema) are recorded too, so traces and the evaluation harness see every call the planner made."""
+    from pydantic_ai.messages import RetryPromptPart, ToolCallPart
+
+    from tools.answer import ToolCallRecord
+
+    from .toolset import TOOL_NAMES
+
+    calls = {p.tool_call_id: p for m in messages for p in getattr(m, "parts", []) if isinstance(p, ToolCallPart)}
+    for m in messages:
+        for part in getattr(m, "parts", []):
+            if not isinstance(part, RetryPromptPart) or part.tool_call_id not in calls:
+                continue
+            call = calls[part.tool_call_id]
+            if call.tool_name == "final_result" or (call.tool_name in TOOL_NAMES and isinstance(part.content, str)):
+                continue  # the tool ran and failed: the tool boundary recorded it already
+            content = part.content if isinstance(part.content, str) else "; ".join(
+                f"{'.'.join(str(x) for x in e.get('loc', ()))}: {e.get('msg')}" for e in part.content)
+            name = call.tool_name if call.tool_name in TOOL_NAMES else f"{call.tool_name} (unknown tool)"
+            try:
+                args = call.args_as_dict()
+            except Exception:  # malformed JSON arguments
+                args = {"_raw": str(call.args)[:500]}
+            session.add_call(ToolCallRecord(id=session.new_evidence_id(), name=name, args=args, ok=False,
+                                            error=f"rejected arguments: {content}"[:1000],
+                                            summary="rejected before running: invalid arguments"))
+
