@@ -101,7 +101,7 @@ class Assistant:
 def _record_rejected_calls(session: Session, messages: list[Any]) -> None:
     """Tool calls that pydantic-ai rejected before they reached the tool boundary (arguments that fail the
     schema) are recorded too, so traces and the evaluation harness see every call the planner made."""
-    from pydantic_ai.messages import RetryPromptPart, ToolCallPart
+    from pydantic_ai.messages import RetryPromptPart, ToolCallPart, ToolReturnPart
 
     from tools.answer import ToolCallRecord
 
@@ -110,10 +110,13 @@ def _record_rejected_calls(session: Session, messages: list[Any]) -> None:
     calls = {p.tool_call_id: p for m in messages for p in getattr(m, "parts", []) if isinstance(p, ToolCallPart)}
     for m in messages:
         for part in getattr(m, "parts", []):
-            if not isinstance(part, RetryPromptPart) or part.tool_call_id not in calls:
+            retried = isinstance(part, RetryPromptPart) or (
+                isinstance(part, ToolReturnPart) and getattr(part, "outcome", "success") not in (None, "success"))
+            if not retried or part.tool_call_id not in calls:
                 continue
             call = calls[part.tool_call_id]
-            if call.tool_name == "final_result" or (call.tool_name in TOOL_NAMES and isinstance(part.content, str)):
+            text = part.content if isinstance(part.content, str) else ""
+            if call.tool_name == "final_result" or text.startswith(("FAILED:", "REFUSED:")):
                 continue  # the tool ran and failed: the tool boundary recorded it already
             content = part.content if isinstance(part.content, str) else "; ".join(
                 f"{'.'.join(str(x) for x in e.get('loc', ()))}: {e.get('msg')}" for e in part.content)
