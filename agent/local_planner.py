@@ -7,14 +7,15 @@ holding one ``.gguf``.  A GGUF file is de-quantised once into a transformers fol
 
 The model plugs into the same agent loop as every planner, as a pydantic-ai ``FunctionModel``:
 
-* the conversation is rendered with the model's chat template; when the template knows tools they
-  are passed as ``apply_chat_template(tools=[JSON schemas])``, otherwise a compact tool list and the
-  ``<tool_call>{"name": ..., "arguments": {...}}</tool_call>`` convention go into the system message;
-* tool results are shown as ``[E2] <one-line summary>`` (``agent.summaries``), which small context
-  windows can hold; failed calls as ``ERROR: ...``;
-* the generated text is parsed for ``<tool_call>`` blocks, or a bare JSON object with a ``name``; a
-  block that is not valid JSON is passed on as raw arguments so the agent loop answers with the
-  validation error (and counts it); plain text with no call becomes the final answer's text.
+* the conversation is rendered with the model's chat template; tool results are shown as
+  ``[E2] <one-line summary>`` (``agent.summaries``), which small context windows can hold;
+* a template that knows tools gets them as ``apply_chat_template(tools=[JSON schemas])``; the text is
+  parsed for ``<tool_call>`` blocks or a bare JSON object with a ``name`` (a block that is not valid JSON
+  is passed on as raw arguments, so the agent loop answers with the error and counts it; prose with no
+  call becomes the final answer's text);
+* a template that knows no tools means a model not trained to call them: *constrained decoding* picks
+  the tool name and each required enum argument by likelihood among the allowed values and writes free
+  strings greedily, so every call is well-formed (what it chooses is still up to the model).
 
 Images are not given to the local model (text-only); use a local OpenAI-compatible server for a VLM.
 """
@@ -165,11 +166,13 @@ def render_tools(tools: list[Any]) -> str:
                 continue  # nested objects (findings, steps) are optional for a small model
             default = f" = {json.dumps(prop['default'])}" if "default" in prop else ""
             args.append(f"{name}: {_type_of(prop)}{default}")
-        desc = (t.description or "").replace("\n", " ").split(". ")[0].strip().rstrip(".")
+        desc = re.split(r"[.(:;]", (t.description or "").replace("\n", " "))[0].strip()
         lines.append(f"- {t.name}({', '.join(args)}): {desc}")
     return "\n".join(lines)
 
 
+SMALL_SYSTEM_PROMPT = """You are Osler, a medical image assistant. Call image_info first, then the tool that answers
+the question, then final_result. Use only numbers from tool results; cite evidence ids like [E2]."""
 TOOL_CONVENTION = """To call a tool, reply with only a tool call, for example:
 <tool_call>{"name": "count", "arguments": {"target": "blood_cells", "classes": ["WBC"]}}</tool_call>
 When you know the answer, call final_result, for example:
@@ -195,8 +198,8 @@ def _tool_text(part: Any) -> str:
 def to_chat(messages: list[ModelMessage], info: AgentInfo, template_tools: bool) -> list[dict[str, Any]]:
     """pydantic-ai messages -> chat-template messages."""
     system = info.instructions or ""
-    if not template_tools:
-        system = f"{system}\n\n{TOOL_CONVENTION}{render_tools(list(info.function_tools) + list(info.output_tools))}"
+    if not template_tools:  # a model not trained on tools: short instructions, compact tool list
+        system = f"{SMALL_SYSTEM_PROMPT}\n\n{TOOL_CONVENTION}{render_tools(list(info.function_tools) + list(info.output_tools))}"
     chat: list[dict[str, Any]] = [{"role": "system", "content": system.strip()}]
     for msg in messages:
         if isinstance(msg, ModelRequest):
@@ -287,10 +290,12 @@ def parse_tool_calls(text: str) -> tuple[list[tuple[str, Any]], str]:
 class LocalChatPlanner:
     """The FunctionModel function: render, generate, parse."""
 
-    def __init__(self, llm: LocalLLM, settings: OslerSettings) -> None:
+    def __init__(self, llm: LocalLLM, settings: OslerSettings, *, constrained: bool | None = None) -> None:
         self.llm = llm
         self.settings = settings
         self.turns = 0
+        # a model whose template knows no tools was not trained to call them: constrain its choices
+        self.constrained = (not llm.template_tools) if constrained is None else constrained
 
     def generate(self, chat: list[dict[str, Any]], tools: list[Any]) -> str:
         import torch
@@ -309,28 +314,106 @@ class LocalChatPlanner:
                                           stop_strings=["</tool_call>"], tokenizer=tok)
         return tok.decode(out[0, enc["input_ids"].shape[1]:], skip_special_tokens=True)
 
+    def constrained_call(self, chat: list[dict[str, Any]], tools: list[Any]) -> tuple[str, dict[str, Any]]:
+        """Pick the tool name and its required arguments by likelihood among the allowed values, and write
+        free strings greedily: every call is well-formed, whatever the model's size."""
+        import copy
+
+        import torch
+
+        tok, model, dev = self.llm.tokenizer, self.llm.model, self.llm.device
+
+        def ids_of(text: str) -> list[int]:
+            return tok(text, add_special_tokens=False).input_ids
+
+        def forward(ids: list[int], cache: Any) -> tuple[Any, Any]:  # transformers 5 names the KV cache `cache`
+            out = model(input_ids=torch.tensor([ids], device=dev), cache=cache, use_cache=True)
+            return out.cache, out.logits[0]
+
+        def feed(cache: Any, text: str) -> tuple[Any, Any]:
+            cache, logits = forward(ids_of(text), cache)
+            return cache, logits[-1]
+
+        def choose(cache: Any, logits: Any, options: list[str]) -> int:
+            scores = []
+            for opt in options:
+                ids = ids_of(opt)
+                lp = torch.log_softmax(logits.float(), -1)[ids[0]].item()
+                if len(ids) > 1:
+                    lps = torch.log_softmax(forward(ids[:-1], copy.deepcopy(cache))[1].float(), -1)
+                    lp += sum(lps[i, ids[i + 1]].item() for i in range(len(ids) - 1))
+                scores.append(lp)
+            return max(range(len(options)), key=scores.__getitem__)
+
+        def until(cache: Any, logits: Any, stop: str, limit: int) -> tuple[str, Any, Any]:
+            out_ids: list[int] = []
+            for _ in range(limit):
+                nxt = int(logits.argmax())
+                if nxt == tok.eos_token_id:
+                    break
+                out_ids.append(nxt)
+                if stop in tok.decode(out_ids):
+                    break
+                cache, step = forward([nxt], cache)
+                logits = step[-1]
+            return tok.decode(out_ids).split(stop)[0], cache, logits
+
+        prompt = tok.apply_chat_template(chat, add_generation_prompt=True, tokenize=False)
+        with self.llm.lock, torch.inference_mode():
+            cache, logits = feed(None, prompt + '<tool_call>{"name": "')
+            tool = tools[choose(cache, logits, [f'{t.name}"' for t in tools])]
+            cache, logits = feed(cache, f'{tool.name}", "arguments": {{')
+            schema = tool.parameters_json_schema or {}
+            args: dict[str, Any] = {}
+            for pname, prop in (schema.get("properties") or {}).items():
+                if pname not in schema.get("required", []) and not (tool.name == "final_result" and pname == "value"):
+                    continue
+                sep = ", " if args else ""
+                enum = prop.get("enum")
+                if enum:
+                    cache, logits = feed(cache, f'{sep}"{pname}": "')
+                    args[pname] = enum[choose(cache, logits, [f'{v}"' for v in enum])]
+                    cache, logits = feed(cache, f'{args[pname]}"')
+                elif pname == "value":
+                    cache, logits = feed(cache, f'{sep}"value": ')
+                    raw, cache, logits = until(cache, logits, "}", 6)
+                    m = re.match(r"\s*(-?\d+(?:\.\d+)?)", raw)
+                    args[pname] = float(m.group(1)) if m else None
+                else:
+                    cache, logits = feed(cache, f'{sep}"{pname}": "')
+                    args[pname], cache, logits = until(cache, logits, '"', 80)
+                    cache, logits = feed(cache, '"')
+        return tool.name, args
+
     def __call__(self, messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
         tools = list(info.function_tools) + list(info.output_tools)
         chat = to_chat(messages, info, self.llm.template_tools)
+        output = info.output_tools[0].name if info.output_tools else "final_result"
         t0 = time.perf_counter()
+        self.turns += 1
+        cid = f"t{self.turns}-0"
         try:
+            if self.constrained:
+                name, args = self.constrained_call(chat, tools)
+                log.debug("local planner turn %d (constrained): %.1f s: %s %s", self.turns, time.perf_counter() - t0,
+                          name, args)
+                return ModelResponse(parts=[ToolCallPart(name, args, tool_call_id=cid)])
             text = self.generate(chat, tools)
         except RuntimeError as exc:  # out of memory, device errors
             raise PlannerError(f"the local planner model failed to generate ({exc})") from exc
-        self.turns += 1
         log.debug("local planner turn %d: %.1f s: %r", self.turns, time.perf_counter() - t0, text[:200])
         calls, rest = parse_tool_calls(text)
-        output = info.output_tools[0].name if info.output_tools else "final_result"
         if not calls:
             if info.output_tools and rest:  # plain prose: it is the answer (the grounding guard checks it)
-                return ModelResponse(parts=[ToolCallPart(output, {"answer": rest}, tool_call_id=f"t{self.turns}-0")])
+                return ModelResponse(parts=[ToolCallPart(output, {"answer": rest}, tool_call_id=cid)])
             return ModelResponse(parts=[TextPart(rest or "(no output)")])
         return ModelResponse(parts=[
             ToolCallPart(name, args if isinstance(args, dict) else str(args), tool_call_id=f"t{self.turns}-{k}")
             for k, (name, args) in enumerate(calls)])
 
 
-def build_local_model(settings: OslerSettings) -> FunctionModel:
-    """The local transformers planner as a pydantic-ai model (loads the model on first use)."""
+def build_local_model(settings: OslerSettings, *, constrained: bool | None = None) -> FunctionModel:
+    """The local transformers planner as a pydantic-ai model (loads the model on first use).
+    ``constrained`` None: constrained decoding when the chat template knows no tools."""
     llm = load_local_llm(settings)
-    return FunctionModel(LocalChatPlanner(llm, settings), model_name=f"local:{llm.name}")
+    return FunctionModel(LocalChatPlanner(llm, settings, constrained=constrained), model_name=f"local:{llm.name}")

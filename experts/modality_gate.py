@@ -6,8 +6,9 @@ Decision, in order:
    CR/DX/DR with BodyPartExamined (or SeriesDescription) naming the chest -> ``chest_xray``, naming
    another part -> ``other``; ES -> ``endoscopy``; SM/GM (microscopy) -> ``blood_smear``; OP ->
    ``fundus``; US, MG, NM, XA, RF, SEG, SR, ... -> ``other``.  ``out.source = "dicom"``.
-2. Otherwise **pixels**: a softmax regression on :func:`experts.gate_features.gate_features` trained
-   by ``training/train_gate.py`` (bundled ``experts/weights/modality_gate.npz``), temperature-scaled.
+2. Otherwise **pixels**: a small MLP (one hidden ReLU layer; ``W0, b0, W1, b1`` in the npz) on
+   :func:`experts.gate_features.gate_features`, trained by ``training/train_gate.py`` (bundled
+   ``experts/weights/modality_gate.npz``, a few kB), temperature-scaled.
    A radiograph without a body part (CR/DX/DR) is restricted to ``chest_xray`` / ``other``; an
    OT/secondary-capture DICOM is judged on pixels alone.  ``out.source = "pixels"``.
 
@@ -88,6 +89,7 @@ class ModalityGate:
         self.weights = Path(weights) if weights is not None else bundled(BUNDLED_NAME)
         self.model_id = "gate-softmax"
         self._params: dict[str, np.ndarray] | None = None
+        self._layers: list[tuple[np.ndarray, np.ndarray]] = []
         self._kinds: tuple[str, ...] = IMAGE_KINDS
         self._temperature = 1.0
         self._sha: str | None = None
@@ -103,9 +105,13 @@ class ModalityGate:
         from .gate_features import FEATURE_DIM, FEATURE_VERSION
 
         with np.load(self.weights, allow_pickle=False) as z:
-            params = {k: np.asarray(z[k]) for k in ("W", "b", "mu", "sd")}
             meta = json.loads(str(z["meta"]))
-        if meta.get("feature_version") != FEATURE_VERSION or params["W"].shape[1] != FEATURE_DIM:
+            mu, sd = np.asarray(z["mu"], np.float64), np.asarray(z["sd"], np.float64)
+            layers = []
+            while f"W{len(layers)}" in z.files:
+                i = len(layers)
+                layers.append((np.asarray(z[f"W{i}"], np.float64), np.asarray(z[f"b{i}"], np.float64)))
+        if meta.get("feature_version") != FEATURE_VERSION or not layers or layers[0][0].shape[1] != FEATURE_DIM:
             raise ExpertUnavailableError(
                 f"{self.weights.name} was trained on features '{meta.get('feature_version')}', this build computes "
                 f"'{FEATURE_VERSION}'; retrain with training/train_gate.py"
@@ -117,7 +123,8 @@ class ModalityGate:
         self._temperature = float(meta.get("temperature", 1.0))
         self.model_id = str(meta.get("model_id", self.model_id))
         self._sha = sha256_of(self.weights)
-        self._params = params
+        self._params = {"mu": mu, "sd": sd}
+        self._layers = layers
 
     def pixel_probabilities(self, rgb: np.ndarray) -> dict[str, float]:
         """Calibrated kind probabilities of the pixel model for uint8 RGB ``(H, W, 3)``."""
@@ -127,8 +134,12 @@ class ModalityGate:
         p = self._params
         if p is None:  # pragma: no cover - load() raises first
             raise ExpertUnavailableError("modality gate weights are not loaded")
-        x = (gate_features(rgb).astype(np.float64) - p["mu"]) / p["sd"]
-        z = (p["W"].astype(np.float64) @ x + p["b"]) / self._temperature
+        h = (gate_features(rgb).astype(np.float64) - p["mu"]) / p["sd"]
+        for i, (W, b) in enumerate(self._layers):
+            h = W @ h + b
+            if i < len(self._layers) - 1:
+                h = np.maximum(h, 0.0)  # ReLU between layers
+        z = h / self._temperature
         e = np.exp(z - z.max())
         e /= e.sum()
         by_kind = dict(zip(self._kinds, e.tolist()))

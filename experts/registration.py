@@ -1,29 +1,30 @@
 """Aligning a prior study onto the current one (pure functions over arrays; OpenCV does the math).
 
-Method ``orb-ecc-affine-v1``:
+Method ``orb-ecc-affine-v1``, on grey images shrunk to ``work_size`` (each by its own factor, so
+studies of different pixel sizes meet at a common scale) and equalised with CLAHE (exposure):
 
-1. Both images become grey, are shrunk so that their longer side is ``work_size`` pixels (each
-   by its own factor, so images of different sizes meet at a common scale), and are normalised
-   for exposure with CLAHE.
-2. **Feature estimate**: ORB key points (AKAZE as a second detector when ORB finds too few
-   matches), brute-force Hamming matching with Lowe's ratio test, and a RANSAC similarity fit
-   (``cv2.estimateAffinePartial2D``: shift, rotation, isotropic scale).
-3. **Intensity refinement**: ``cv2.findTransformECC`` (affine motion, Gaussian-smoothed, on a two
-   level pyramid), started from the feature estimate and, as a second candidate, from the
-   "stretch to the same frame" guess (for low-texture images where features fail).
-4. The candidate with the best normalised cross-correlation (NCC) over the overlap wins; an affine
-   result with strong shear or anisotropic scale falls back to its similarity start.
-5. The working-size matrix is mapped back to full-resolution pixels:
-   ``M_full = S_cur^-1 . M_work . S_prior``.
+1. **Features**: ORB key points at ``feature_size`` (AKAZE if ORB matches nothing), Lowe's ratio
+   test, and *sequential* RANSAC similarity fits (``cv2.estimateAffinePartial2D``): the best model,
+   then a second one on what it left out -- a large textured finding that grew forms a consensus of
+   its own that can outnumber the background's.
+2. **Intensity refinement**: ``cv2.findTransformECC`` (affine, pyramid 1/4-1/2-1) from each feature
+   model; when that model is strong (>= 3x ``min_inliers``) ECC may move its corners at most
+   ``max_refine_px`` (ECC fits every pixel, so a changed finding pulls it).
+3. **Low texture** (chest films: anatomy and devices change, key points rarely agree): an exhaustive
+   shift x scale search with ``cv2.matchTemplate`` at ``coarse_size`` px, plus the "stretch onto the
+   current frame" guess, each refined by ECC.
+4. **Choice by area**: the candidate whose median tile NCC (6x6 tiles of the overlap) is highest, so
+   what agrees over most of the image wins; affine results with strong shear or anisotropic scale
+   are dropped.  Refused (``success=False`` + ``reason``) when the global NCC after alignment is
+   below ``min_ncc_after``, the overlap is small, or scale / rotation are implausible.
+5. The working-size matrix is mapped back: ``M_full = S_cur^-1 . M_work . S_prior``.
 
-Conventions: ``matrix`` is a 2x3 affine that maps **prior pixel (x, y) to current pixel (x', y')**
-(``[x', y'] = A [x, y] + t``), pixels of the original images, origin top-left, x right, y down.
-``rotation_deg`` is counter-clockwise as seen on screen (y down) for a positive angle of the
-similarity part; ``scale`` is ``sqrt(|det A|)``.
-
-NCC is computed on the CLAHE-normalised working-size images, inside the overlap only.
-``ncc_before`` compares the prior simply stretched onto the current frame (what a reader sees
-side by side); ``ncc_after`` compares it warped by ``matrix``.
+Conventions: ``matrix`` is a 2x3 affine mapping a **prior pixel (x, y) to a current pixel**
+(``[x', y'] = A [x, y] + t``), original-image pixels, origin top-left, x right, y down.
+``rotation_deg`` is that of the closest similarity, counter-clockwise on screen for a positive angle
+(as ``cv2.getRotationMatrix2D``); ``scale`` is ``sqrt(|det A|)``.  NCC is computed on the CLAHE'd,
+Gaussian-blurred (``score_sigma``) working images inside the overlap: ``ncc_before`` for the prior
+simply stretched onto the current frame (what a reader sees side by side), ``ncc_after`` warped.
 """
 
 from __future__ import annotations
@@ -67,6 +68,8 @@ class RegistrationParams:
     ratio: float = 0.8  # Lowe's ratio test
     ransac_px: float = 2.0  # RANSAC reprojection threshold at feature size
     min_inliers: int = 12  # fewer: the feature estimate is not trusted
+    max_hypotheses: int = 2  # sequential RANSAC models (background, and a changed finding's)
+    max_refine_px: float = 3.0  # with >= 3x min_inliers, ECC may move the corners this far (working px)
     ecc_levels: tuple[float, ...] = (0.25, 0.5, 1.0)  # pyramid, fractions of the working size
     ecc_iters: int = 60
     ecc_eps: float = 1e-5
@@ -215,11 +218,15 @@ def ncc(a: np.ndarray, b: np.ndarray, mask: np.ndarray | None = None) -> float:
 
 # ---- estimation --------------------------------------------------------------------------------
 
-def _features(prior: np.ndarray, current: np.ndarray, p: RegistrationParams) -> tuple[np.ndarray | None, int, int, str]:
-    """RANSAC similarity from key-point matches at working size: (M or None, inliers, matches, detector)."""
+def _features(prior: np.ndarray, current: np.ndarray, p: RegistrationParams
+              ) -> tuple[list[tuple[np.ndarray, int]], int, str]:
+    """RANSAC similarity hypotheses from key-point matches: ([(M, inliers)], matches, detector).
+
+    Sequential RANSAC: after the best model, its inliers are removed and a second model is sought,
+    because a large textured finding that grew (or moved) forms a consensus of its own that can
+    outnumber the background's; :func:`register` decides between them by area."""
     import cv2
 
-    best: tuple[np.ndarray | None, int, int, str] = (None, 0, 0, "none")
     detectors = (("orb", lambda: cv2.ORB_create(nfeatures=p.n_features, fastThreshold=7, edgeThreshold=15)),
                  ("akaze", lambda: cv2.AKAZE_create(threshold=5e-4)))
     for name, make in detectors:
@@ -231,17 +238,23 @@ def _features(prior: np.ndarray, current: np.ndarray, p: RegistrationParams) -> 
         pairs = cv2.BFMatcher(cv2.NORM_HAMMING).knnMatch(d1, d2, k=2)
         good = [m[0] for m in pairs if len(m) == 2 and m[0].distance < p.ratio * m[1].distance]
         if len(good) < 4:
-            continue
+            continue  # AKAZE only when ORB found nothing to match (very smooth images)
         src = np.float32([kp1[m.queryIdx].pt for m in good])
         dst = np.float32([kp2[m.trainIdx].pt for m in good])
-        m, inl = cv2.estimateAffinePartial2D(src, dst, method=cv2.RANSAC, ransacReprojThreshold=p.ransac_px,
-                                             maxIters=4000, confidence=0.995, refineIters=20)
-        n_in = int(inl.sum()) if inl is not None else 0
-        if m is not None and n_in > best[1]:
-            best = (m.astype(np.float64), n_in, len(good), name)
-        if best[2] >= 4:  # AKAZE only when ORB found nothing to match (very smooth images)
-            break
-    return best
+        hyps: list[tuple[np.ndarray, int]] = []
+        for _ in range(p.max_hypotheses):
+            if len(src) < max(4, p.min_inliers):
+                break
+            m, inl = cv2.estimateAffinePartial2D(src, dst, method=cv2.RANSAC, ransacReprojThreshold=p.ransac_px,
+                                                 maxIters=4000, confidence=0.995, refineIters=20)
+            n_in = int(inl.sum()) if inl is not None else 0
+            if m is None or n_in < (p.min_inliers if not hyps else max(p.min_inliers, hyps[0][1] // 5)):
+                break
+            hyps.append((m.astype(np.float64), n_in))
+            keep = inl.ravel() == 0
+            src, dst = src[keep], dst[keep]
+        return hyps, len(good), name
+    return [], 0, "none"
 
 
 def _ecc(prior: np.ndarray, current: np.ndarray, init: np.ndarray, p: RegistrationParams,
@@ -328,17 +341,77 @@ def _score(prior: np.ndarray, current: np.ndarray, m: np.ndarray) -> tuple[float
     return ncc(warped, current, valid), float(valid.mean())
 
 
-def _feature_start(a: np.ndarray, b: np.ndarray, p: RegistrationParams) -> tuple[np.ndarray | None, int, int, str]:
-    """Feature estimate at ``p.feature_size``, returned as a working-size matrix."""
+def _feature_starts(a: np.ndarray, b: np.ndarray, p: RegistrationParams
+                    ) -> tuple[list[tuple[np.ndarray, int]], int, str]:
+    """Feature hypotheses at ``p.feature_size``, returned as working-size matrices."""
     import cv2
 
     r = min(1.0, p.feature_size / max(max(a.shape), max(b.shape)))
     fa = cv2.resize(a, None, fx=r, fy=r, interpolation=cv2.INTER_AREA) if r < 1 else a
     fb = cv2.resize(b, None, fx=r, fy=r, interpolation=cv2.INTER_AREA) if r < 1 else b
-    m, inliers, matches, name = _features(fa, fb, p)
-    if m is None:
-        return None, inliers, matches, name
-    return compose(_scale_matrix(1.0 / r)[:2], compose(m, _scale_matrix(r)[:2])), inliers, matches, name
+    hyps, matches, name = _features(fa, fb, p)
+    up, down = _scale_matrix(1.0 / r)[:2], _scale_matrix(r)[:2]
+    return [(compose(up, compose(m, down)), n) for m, n in hyps], matches, name
+
+
+def _block_score(prior: np.ndarray, current: np.ndarray, m: np.ndarray, grid: int = 6) -> float:
+    """Median NCC over a ``grid`` x ``grid`` tiling of the overlap (tiles at least 60 % covered):
+    how much of the *area* agrees, so a changed finding cannot outvote the rest of the image."""
+    shape = current.shape
+    warped = warp_image(prior, m, shape)
+    valid = warp_image(np.full(prior.shape, 255, np.uint8), m, shape, nearest=True) > 0
+    h, w = shape
+    scores = []
+    for i in range(grid):
+        for j in range(grid):
+            sl = (slice(i * h // grid, (i + 1) * h // grid), slice(j * w // grid, (j + 1) * w // grid))
+            v = valid[sl]
+            if v.mean() >= 0.6 and float(current[sl][v].std()) > 2.0:
+                scores.append(ncc(warped[sl], current[sl], v))
+    return float(np.median(scores)) if scores else -1.0
+
+
+def _feature_candidates(a: np.ndarray, b: np.ndarray, p: RegistrationParams, notes: list[str]
+                        ) -> tuple[list[tuple[str, np.ndarray]], int, int]:
+    """Feature models and their ECC refinements: (candidates, inliers of the best model, matches)."""
+    hyps, matches, detector = _feature_starts(a, b, p)
+    out: list[tuple[str, np.ndarray]] = []
+    for k, (feat, n_in) in enumerate(hyps):
+        tag = f"{detector}{'' if k == 0 else f'#{k + 1}'}"
+        out.append((f"{tag}-ransac-similarity", feat))
+        refined = _ecc(a, b, feat, p)
+        if refined is None:
+            continue
+        moved = corner_error(refined, feat, a.shape)
+        if n_in >= 3 * p.min_inliers and moved > p.max_refine_px:
+            notes.append(f"ECC moved {moved:.1f} px from {n_in} RANSAC inliers: refinement not used")
+        else:
+            out.append((f"{tag}+ecc-affine", refined))
+    if not hyps:
+        notes.append(f"fewer than {p.min_inliers} feature inliers: no feature estimate")
+    return out, (hyps[0][1] if hyps else 0), matches
+
+
+def _intensity_candidates(a: np.ndarray, b: np.ndarray, sa: np.ndarray, sb: np.ndarray, stretch: np.ndarray,
+                          p: RegistrationParams) -> list[tuple[str, np.ndarray]]:
+    """Coarse search + stretch starts, ECC on the coarse levels; the two best (by NCC) are kept
+    with, for ECC runs, their finish at full working size."""
+    coarse_levels = tuple(f for f in p.ecc_levels if f < 1.0)
+    trials: list[tuple[float, str, np.ndarray]] = []
+    for start in _coarse_search(a, b, p) + [stretch]:
+        name = "stretch" if start is stretch else "coarse"
+        trials.append((_score(sa, sb, start)[0], f"{name}-similarity", start))
+        m = _ecc(a, b, start, p, coarse_levels) if coarse_levels else start
+        if m is not None and not _anisotropic(m, p.max_anisotropy):
+            trials.append((_score(sa, sb, m)[0], f"{name}+ecc-affine", m))
+    trials.sort(key=lambda t: -t[0])
+    out: list[tuple[str, np.ndarray]] = []
+    for _, name, m in trials[:2]:
+        out.append((name, m))
+        refined = _ecc(a, b, m, p, (1.0,)) if "ecc" in name else None
+        if refined is not None:
+            out.append((name, refined))
+    return out
 
 
 def register(
@@ -357,43 +430,20 @@ def register(
     stretch = stretch_matrix(a.shape, b.shape)
     ncc_before, _ = _score(sa, sb, stretch)
     notes: list[str] = []
-
-    feat, inliers, matches, detector = _feature_start(a, b, p)
-    candidates: list[tuple[str, np.ndarray]] = []
-    strong = feat is not None and inliers >= 3 * p.min_inliers
-    if feat is not None and inliers >= p.min_inliers:
-        candidates.append((f"{detector}-ransac-similarity", feat))
-        refined = _ecc(a, b, feat, p)
-        if refined is not None:
-            candidates.append((f"{detector}+ecc-affine", refined))
-    else:
-        notes.append(f"{inliers} feature inliers (< {p.min_inliers}): feature estimate not used")
-    if not strong:  # weak texture or big anatomy change: intensity search from coarse starts
-        coarse_levels = tuple(f for f in p.ecc_levels if f < 1.0)
-        trials: list[tuple[float, str, np.ndarray]] = []
-        for start in _coarse_search(a, b, p) + [stretch]:
-            name = "stretch" if start is stretch else "coarse"
-            trials.append((_score(sa, sb, start)[0], f"{name}-similarity", start))
-            m = _ecc(a, b, start, p, coarse_levels) if coarse_levels else start
-            if m is not None and not _anisotropic(m, p.max_anisotropy):
-                trials.append((_score(sa, sb, m)[0], f"{name}+ecc-affine", m))
-        trials.sort(key=lambda t: -t[0])
-        for _, name, m in trials[:2]:
-            candidates.append((name, m))
-            if "ecc" in name:  # finish the best coarse ECC run at full working size
-                refined = _ecc(a, b, m, p, (1.0,))
-                if refined is not None:
-                    candidates.append((name, refined))
-    best_name, best_m, best_ncc, best_overlap = "none", stretch, ncc_before, 0.0
+    candidates, inliers, matches = _feature_candidates(a, b, p, notes)
+    if inliers < 3 * p.min_inliers:  # weak texture or big anatomy change
+        candidates += _intensity_candidates(a, b, sa, sb, stretch, p)
+    # choose by area agreement (median tile NCC); report the global NCC of the choice
+    best_name, best_m, best_key, best_overlap = "none", stretch, -np.inf, 0.0
     for name, m in candidates:
         if "affine" in name and _anisotropic(m, p.max_anisotropy):
             notes.append(f"{name}: shear/anisotropic scale beyond {p.max_anisotropy:.0%}, not used")
             continue
-        score, overlap = _score(sa, sb, m)
-        if overlap < p.min_overlap:
-            continue
-        if best_name == "none" or score > best_ncc + 1e-6:
-            best_name, best_m, best_ncc, best_overlap = name, m, score, overlap
+        overlap = _score(sa, sb, m)[1]
+        key = _block_score(sa, sb, m) if overlap >= p.min_overlap else -np.inf
+        if key > best_key + 1e-6:
+            best_name, best_m, best_key, best_overlap = name, m, key, overlap
+    best_ncc = _score(sa, sb, best_m)[0] if best_name != "none" else ncc_before
 
     full = compose(_scale_matrix(1.0 / s_cur)[:2], compose(best_m, _scale_matrix(s_prior)[:2]))
     dx, dy, rot, scale = decompose(full)
@@ -408,10 +458,10 @@ def register(
         reason = f"implausible scale change x{work_scale:.2f} between the studies"
     elif abs(rot) > p.max_rotation_deg:
         reason = f"implausible rotation of {rot:.0f} degrees between the studies"
-    elapsed = (time.perf_counter() - t0) * 1000
     log.debug("registration %s ncc %.3f -> %.3f (%s)", best_name, ncc_before, best_ncc, reason or "ok")
     return RegistrationOutcome(
         matrix=full, method=best_name, shift_px=(dx, dy), rotation_deg=rot, scale=scale,
         ncc_before=float(ncc_before), ncc_after=float(best_ncc), overlap=best_overlap, inliers=inliers,
-        matches=matches, success=reason is None, reason=reason, elapsed_ms=elapsed, notes=notes,
+        matches=matches, success=reason is None, reason=reason, elapsed_ms=(time.perf_counter() - t0) * 1000,
+        notes=notes,
     )

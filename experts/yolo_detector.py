@@ -88,7 +88,10 @@ def _read_checkpoint(path: Path, setting: str) -> tuple[Any, list[str], int | No
         from ultralytics.nn.tasks import DetectionModel
 
         names = list(payload["names"])
-        model = DetectionModel(cfg=dict(payload["yaml"]), nc=len(names), verbose=False)
+        cfg = dict(payload["yaml"])
+        if "scale" not in cfg and len(cfg.get("scales") or {}) == 1:
+            cfg["scale"] = next(iter(cfg["scales"]))  # the one scale it was trained at
+        model = DetectionModel(cfg=cfg, nc=len(names), verbose=False)
         model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in payload["state_dict"].items()})
         return model.float().eval(), names, int(payload["imgsz"]), dict(payload.get("train") or {})
     from ultralytics.nn.tasks import torch_safe_load

@@ -87,7 +87,10 @@ def test_malformed_calls_get_the_error_back_and_are_counted(make):
     ])
     r = assistant.ask(session, QUESTION)
     assert r.status == "ok" and r.value == 1
-    assert [c.name for c in r.tool_calls] == ["image_info", "count"]  # malformed calls never reach a tool
+    assert [c.name for c in r.tool_calls if c.ok] == ["image_info", "count"]  # malformed calls never reach a tool
+    rejected = [(c.name, c.error.split(":")[0]) for c in r.tool_calls if not c.ok]  # but the trace keeps them
+    assert rejected == [("count", "rejected arguments"), ("count_cells (unknown tool)", "rejected arguments"),
+                        ("count", "rejected arguments")]
     assert len(server.requests) == 6
     assert "Invalid JSON" in _tool_messages(server, 2)[-1]["content"]
     assert "Unknown tool name: 'count_cells'" in _tool_messages(server, 3)[-1]["content"]

@@ -1,340 +1,42 @@
-"""Train the modality gate's pixel model: softmax regression on :mod:`experts.gate_features`.
+"""Train the modality gate's pixel model: a small MLP (or softmax regression) on gate features.
 
-Kinds (``tools.kinds.IMAGE_KINDS``) and their real sources (read-only; nothing is copied):
+Data: :mod:`gate_data` (real dev images per kind, synthetic fundus / CT-MR / graphics, seeded
+group split: ``--val-frac`` of the groups of each origin held out).  Each training source gives its
+clean image plus augmented views until each kind has about ``--per-kind`` views (crop, rotation,
+flips, brightness/contrast/gamma, hue/saturation jitter, blur, down-sampling, JPEG).  Features:
+:func:`experts.gate_features.gate_features`, standardised.  Model: ``--hidden`` ReLU units (0 =
+softmax regression), class-balanced cross-entropy, AdamW, full batch.  The softmax temperature is
+fitted on out-of-fold logits of a 5-fold group cross-validation of the training set.  Held-out groups
+are scored clean and augmented (:func:`evaluate_saved`).
 
-* ``chest_xray``: Hannover CXR ``png/`` and ``lung_seg/images``, a seeded sample of Kermany and of
-  NIH ChestX-ray14 64 px, pydicom-data's RG1 chest radiograph (rendered like ``load_image`` does);
-* ``endoscopy``: EndoTect polyp frames and negatives;  ``blood_smear``: BCCD smears;
-* ``fundus``: ``skimage.data.retina()`` (the only real fundus image) augmented, plus procedural
-  synthetic fundus photographs (disc, macula, vessel tree);
-* ``ct_mr``: CT and MR slices of pydicom's and pydicom-data's test files (not the ``693_*`` files,
-  CC BY-NC-SA) and matplotlib's ``s1045.ima`` MR slice, re-windowed;
-* ``other``: scikit-image, matplotlib and gradio sample photographs/graphics, LFW faces, pydicom
-  ultrasound / extremity radiograph / nuclear medicine / test-pattern images, synthetic graphics.
+Output: ``experts/weights/modality_gate.npz`` with ``W0, b0[, W1, b1]`` (ReLU between), ``mu``,
+``sd`` and a JSON ``meta`` (kinds, feature version, temperature); read by ``experts.modality_gate``.
 
-Split: seeded, by *group* (one file, or one DICOM series, or one synthetic seed): ``--val-frac`` of the
-groups of each source are held out.  Training images get random augmentations (crop, rotation,
-flips, brightness/contrast/gamma, hue/saturation jitter, blur, down-sampling, JPEG); held-out images
-are scored clean *and* augmented.  L2 strength is fixed; the softmax temperature is fitted on
-out-of-fold logits of a 5-fold group cross-validation of the training set.
-
-Usage:  nice -n 10 .venv/bin/python training/train_gate.py [--out experts/weights/modality_gate.npz]
+Usage:  OMP_NUM_THREADS=1 nice -n 10 .venv/bin/python training/train_gate.py
 """
 
 from __future__ import annotations
 
 import argparse
-import gzip
 import json
 import logging
+import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from gate_data import (  # noqa: E402  (sibling module of this script)
+    KINDS,
+    Source,
+    augment,
+    gather_sources,
+    local_dicom_testfiles,
+    split_groups,
+)
+
 log = logging.getLogger("train_gate")
-
-KINDS = ("chest_xray", "endoscopy", "blood_smear", "fundus", "ct_mr", "other")
-_ROT = {"chest_xray": 8, "endoscopy": 20, "blood_smear": 180, "fundus": 180, "ct_mr": 15, "other": 25}
-CT_MR_DICOMS = ("CT_small.dcm", "MR_small.dcm", "MR2_UNCI.dcm", "MR-SIEMENS-DICOM-WithOverlays.dcm",
-                "examples_overlay.dcm", "emri_small.dcm", "eCT_Supplemental.dcm", "J2K_pixelrep_mismatch.dcm",
-                "explicit_VR-UN.dcm")
-SAME_SERIES = {"examples_overlay.dcm": "MR-SIEMENS-DICOM-WithOverlays.dcm"}
-OTHER_DICOMS = ("US1_UNCR.dcm", "OBXXXX1A.dcm", "color-pl.dcm", "examples_rgb_color.dcm", "examples_palette.dcm",
-                "gdcm-US-ALOKA-16.dcm", "ExplVR_BigEnd.dcm", "RG3_UNCR.dcm", "JPEG2000_UNC.dcm", "SC_rgb.dcm",
-                "image_dfl.dcm", "mlut_18.dcm")
-CXR_DICOMS = ("RG1_UNCR.dcm",)
-SKIMAGE_OTHER = ("astronaut.png", "brick.png", "camera.png", "chelsea.png", "clock_motion.png", "coffee.png",
-                 "coins.png", "color.png", "grass.png", "gravel.png", "horse.png", "hubble_deep_field.jpg",
-                 "logo.png", "moon.png", "motorcycle_left.png", "page.png", "rocket.jpg", "text.png",
-                 "chessboard_RGB.png")
-PACKAGE_OTHER = ("matplotlib/mpl-data/sample_data/grace_hopper.jpg",
-                 "matplotlib/mpl-data/sample_data/Minduka_Present_Blue_Pack.png",
-                 "matplotlib/mpl-data/sample_data/logo2.png", "gradio/media_assets/images/cheetah.jpg",
-                 "gradio/media_assets/images/lion.jpg", "gradio/media_assets/images/tower.jpg",
-                 "gradio/media_assets/images/groot.jpeg",
-                 "gradio/media_assets/images/avatar.png", "gradio/test_data/cheetah2.jpg")
-
-
-@dataclass
-class Source:
-    """One real or synthetic base image; ``load()`` returns uint8 RGB ``(H, W, 3)``."""
-
-    kind: str
-    group: str
-    origin: str  # source family, for per-source reporting
-    load: Callable[[np.random.Generator | None], np.ndarray]
-    path: Path | None = None  # the file, for real file sources
-
-
-def _cap(rgb: np.ndarray, side: int = 512) -> np.ndarray:
-    import cv2
-
-    s = side / max(rgb.shape[:2])
-    return cv2.resize(rgb, None, fx=s, fy=s, interpolation=cv2.INTER_AREA) if s < 1 else rgb
-
-
-def _file_loader(path: Path) -> Callable[[np.random.Generator | None], np.ndarray]:
-    def load(_rng: np.random.Generator | None) -> np.ndarray:
-        from experts.imaging import load_image
-
-        return _cap(load_image(path).pixels)
-    return load
-
-
-def _dicom_loader(path: Path, frame: int | None = None) -> Callable[[np.random.Generator | None], np.ndarray]:
-    """Render like ``load_image``; with a generator, re-window the raw values at random."""
-    def load(rng: np.random.Generator | None) -> np.ndarray:
-        from experts.imaging import load_image, window_to_uint8
-
-        img = load_image(path)
-        if frame is not None or (rng is not None and img.raw is not None and rng.random() < 0.6):
-            import pydicom
-
-            ds = pydicom.dcmread(str(path), force=True)
-            arr = ds.pixel_array.astype(np.float32)
-            arr = arr[frame if frame is not None else arr.shape[0] // 2] if arr.ndim == 3 else arr
-            vals = arr * float(ds.get("RescaleSlope", 1) or 1) + float(ds.get("RescaleIntercept", 0) or 0)
-            lo, hi = np.percentile(vals, [0.5, 99.5])
-            c, w = (lo + hi) / 2, max(hi - lo, 1.0)
-            if rng is not None:
-                c, w = c + rng.uniform(-0.2, 0.2) * w, w * rng.uniform(0.5, 1.3)
-            grey = window_to_uint8(vals, c, w)
-            if str(ds.get("PhotometricInterpretation", "")) == "MONOCHROME1":
-                grey = 255 - grey
-            return _cap(np.repeat(grey[..., None], 3, axis=2))
-        return _cap(img.pixels)
-    return load
-
-
-def _array_loader(fn: Callable[[], np.ndarray]) -> Callable[[np.random.Generator | None], np.ndarray]:
-    def load(_rng: np.random.Generator | None) -> np.ndarray:
-        a = np.asarray(fn())
-        if a.dtype != np.uint8:
-            a = (255 * (a - a.min()) / max(float(np.ptp(a)), 1e-6)).astype(np.uint8)
-        return _cap(np.repeat(a[..., None], 3, axis=2) if a.ndim == 2 else a[..., :3])
-    return load
-
-
-def synthetic_fundus(rng: np.random.Generator) -> np.ndarray:
-    """Procedural colour fundus photograph: orange-red disc on black, optic disc, macula, vessels."""
-    import cv2
-
-    h = int(rng.integers(240, 480))
-    w = int(h * rng.uniform(1.0, 1.45))
-    cy, cx = h / 2 + rng.normal(0, h * 0.02), w / 2 + rng.normal(0, h * 0.02)
-    R = min(h, w) * rng.uniform(0.42, 0.56)
-    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
-    rho = np.sqrt((yy - cy) ** 2 + (xx - cx) ** 2) / R
-    base = np.array([rng.uniform(0.75, 1.0), rng.uniform(0.22, 0.5), rng.uniform(0.03, 0.18)], np.float32)
-    shade = np.clip(1.0 - rng.uniform(0.25, 0.6) * rho ** 2, 0, 1)
-    noise = cv2.GaussianBlur(rng.normal(0, 1, (h, w)).astype(np.float32), (0, 0), h / 30) * rng.uniform(0.5, 2)
-    img = shade[..., None] * base[None, None] * (1 + 0.05 * noise[..., None])
-    side = rng.choice([-1, 1])
-    dy, dx = cy + rng.normal(0, 0.08) * R, cx + side * rng.uniform(0.25, 0.45) * R
-    dr = R * rng.uniform(0.07, 0.12)
-    disc = np.exp(-(((yy - dy) ** 2 + (xx - dx) ** 2) / (2 * dr ** 2)))
-    img = img * (1 - disc[..., None]) + disc[..., None] * np.array([1.0, 0.85, 0.55]) * rng.uniform(0.85, 1.0)
-    my, mx = cy + rng.normal(0, 0.05) * R, cx - side * rng.uniform(0.05, 0.2) * R
-    mac = np.exp(-(((yy - my) ** 2 + (xx - mx) ** 2) / (2 * (0.12 * R) ** 2)))
-    img *= 1 - rng.uniform(0.15, 0.4) * mac[..., None]
-    canvas = (np.clip(img, 0, 1) * 255).astype(np.uint8)
-    vessel = np.array([0.55, 0.1, 0.05]) * rng.uniform(0.6, 0.9)
-    for _ in range(int(rng.integers(4, 9))):
-        ang = rng.uniform(0, 2 * np.pi)
-        y, x, th = dy, dx, float(rng.uniform(2.5, 5.0)) * h / 400
-        for _step in range(int(rng.integers(15, 40))):
-            ang += rng.normal(0, 0.25)
-            ny, nx = y + np.sin(ang) * h / 50, x + np.cos(ang) * h / 50
-            col = tuple(float(c) for c in (vessel * 255 * rng.uniform(0.9, 1.1)))
-            cv2.line(canvas, (int(x), int(y)), (int(nx), int(ny)), col, max(1, int(round(th))), cv2.LINE_AA)
-            y, x, th = ny, nx, th * 0.97
-    canvas = cv2.GaussianBlur(canvas, (0, 0), 0.8)
-    canvas[rho > 1.0] = rng.integers(0, 12)
-    return canvas
-
-
-def synthetic_other(rng: np.random.Generator) -> np.ndarray:
-    """Procedural graphics that are none of the medical kinds: shapes, documents, plots, noise, grey scenes."""
-    import cv2
-
-    h, w = int(rng.integers(160, 420)), int(rng.integers(160, 480))
-    mode = int(rng.integers(0, 6))
-    if mode == 0:  # shapes on a gradient
-        img = np.zeros((h, w, 3), np.float32)
-        c0, c1 = rng.uniform(0, 255, 3), rng.uniform(0, 255, 3)
-        img[:] = np.linspace(0, 1, w)[None, :, None] * (c1 - c0) + c0
-        img = img.astype(np.uint8)
-        for _ in range(int(rng.integers(3, 15))):
-            col = tuple(int(c) for c in rng.integers(0, 256, 3))
-            p = (int(rng.integers(0, w)), int(rng.integers(0, h)))
-            if rng.random() < 0.5:
-                cv2.circle(img, p, int(rng.integers(5, h // 3)), col, -1)
-            else:
-                cv2.rectangle(img, p, (int(rng.integers(0, w)), int(rng.integers(0, h))), col, -1)
-        return img
-    if mode == 1:  # document
-        img = np.full((h, w, 3), int(rng.integers(220, 256)), np.uint8)
-        ink = tuple(int(c) for c in rng.integers(0, 90, 3))
-        for y in range(20, h - 5, int(rng.integers(14, 26))):
-            text = "".join(rng.choice(list("abcdefghijklmnopqrstuvwxyz  0123456789"), int(rng.integers(10, 40))))
-            cv2.putText(img, text, (8, y), cv2.FONT_HERSHEY_SIMPLEX, rng.uniform(0.35, 0.6), ink, 1, cv2.LINE_AA)
-        return img
-    if mode == 2:  # plot
-        img = np.full((h, w, 3), 255, np.uint8)
-        cv2.line(img, (30, h - 30), (w - 10, h - 30), (0, 0, 0), 1)
-        cv2.line(img, (30, 10), (30, h - 30), (0, 0, 0), 1)
-        for _ in range(int(rng.integers(1, 4))):
-            ys = np.cumsum(rng.normal(0, 4, w - 40)) + h / 2
-            pts = np.stack([np.arange(30, w - 10), np.clip(ys, 10, h - 30)], 1).astype(np.int32)
-            cv2.polylines(img, [pts], False, tuple(int(c) for c in rng.integers(0, 200, 3)), 2)
-        return img
-    if mode == 3:  # coloured noise texture
-        sigma = float(rng.uniform(0.5, 12))
-        noise = cv2.GaussianBlur(rng.normal(0, 1, (h, w, 3)).astype(np.float32), (0, 0), sigma)
-        noise = (noise - noise.min()) / max(float(np.ptp(noise)), 1e-6)
-        return (noise * rng.uniform(100, 255) + rng.uniform(0, 80)).clip(0, 255).astype(np.uint8)
-    if mode == 4:  # flat colour with a little noise
-        img = np.zeros((h, w, 3), np.float32) + rng.uniform(0, 255, 3)
-        return (img + rng.normal(0, rng.uniform(0, 12), (h, w, 1))).clip(0, 255).astype(np.uint8)
-    grey = cv2.GaussianBlur(rng.uniform(0, 255, (h // 8 + 1, w // 8 + 1)).astype(np.float32), (0, 0), 1.0)
-    grey = cv2.resize(grey, (w, h), interpolation=cv2.INTER_CUBIC).clip(0, 255).astype(np.uint8)
-    return np.repeat(grey[..., None], 3, axis=2)  # a grey scene that is not a radiograph
-
-
-def augment(rgb: np.ndarray, kind: str, rng: np.random.Generator) -> np.ndarray:
-    """Random crop / rotation / flips / photometric jitter / blur / resolution / JPEG of a uint8 RGB image."""
-    import cv2
-
-    h, w = rgb.shape[:2]
-    sy, sx = rng.uniform(0.75, 1.0), rng.uniform(0.75, 1.0)
-    ch, cw = max(8, int(h * sy)), max(8, int(w * sx))
-    y0, x0 = int(rng.integers(0, h - ch + 1)), int(rng.integers(0, w - cw + 1))
-    img = rgb[y0:y0 + ch, x0:x0 + cw]
-    ang = rng.uniform(-_ROT[kind], _ROT[kind])
-    if abs(ang) > 0.5:
-        m = cv2.getRotationMatrix2D((cw / 2, ch / 2), ang, 1.0)
-        border = (0, 0, 0) if kind in ("fundus", "ct_mr", "endoscopy") else tuple(int(c) for c in img[0, 0])
-        img = cv2.warpAffine(img, m, (cw, ch), borderMode=cv2.BORDER_CONSTANT, borderValue=border)
-    if rng.random() < 0.5:
-        img = img[:, ::-1]
-    if kind in ("blood_smear", "fundus", "other") and rng.random() < 0.5:
-        img = img[::-1]
-    f = img.astype(np.float32) / 255.0
-    f = np.clip((f - 0.5) * rng.uniform(0.8, 1.25) + 0.5 + rng.uniform(-0.1, 0.1), 0, 1) ** rng.uniform(0.75, 1.33)
-    img = (f * 255).astype(np.uint8)
-    colour = float(np.abs(img[..., 0].astype(int) - img[..., 2]).mean()) > 3
-    if colour:
-        hsv = cv2.cvtColor(img, cv2.COLOR_RGB2HSV).astype(np.int32)
-        hsv[..., 0] = (hsv[..., 0] + int(rng.integers(-6, 7))) % 180
-        hsv[..., 1] = np.clip(hsv[..., 1] * rng.uniform(0.8, 1.2), 0, 255)
-        img = cv2.cvtColor(hsv.astype(np.uint8), cv2.COLOR_HSV2RGB)
-    if rng.random() < 0.3:
-        img = cv2.GaussianBlur(img, (0, 0), rng.uniform(0.5, 1.5))
-    if rng.random() < 0.3:
-        s = rng.uniform(0.25, 0.7)
-        small = cv2.resize(img, (max(8, int(cw * s)), max(8, int(ch * s))), interpolation=cv2.INTER_AREA)
-        img = cv2.resize(small, (cw, ch), interpolation=cv2.INTER_LINEAR)
-    if rng.random() < 0.4:
-        ok, buf = cv2.imencode(".jpg", img[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, int(rng.integers(40, 95))])
-        img = cv2.imdecode(buf, cv2.IMREAD_COLOR)[..., ::-1]
-    return np.ascontiguousarray(img)
-
-
-def local_dicom_testfiles() -> dict[str, Path]:
-    """pydicom's and pydicom-data's test files that are already on disk, by file name.
-
-    ``pydicom.data.get_testdata_files()`` also tries to *download* every file of the online
-    pydicom-data list that is not in its cache; this lists the local folders only (no network).
-    """
-    from pydicom.data.data_manager import DATA_ROOT, external_data_sources
-
-    files: dict[str, Path] = {}
-    for source in external_data_sources().values():  # pydicom-data's installed ``data_store``: a local glob
-        for p in source.get_paths("**/*", 0):
-            files.setdefault(Path(p).name, Path(p))
-    for p in sorted((Path(DATA_ROOT) / "test_files").rglob("*")):
-        if p.is_file():
-            files.setdefault(p.name, p)
-    return files
-
-
-def gather_sources(shared: Path, seed: int, n_kermany: int = 300, n_nih: int = 300,
-                   n_synth: int = 160) -> list[Source]:
-    import importlib.util
-
-    import skimage.data
-
-    rng = np.random.default_rng(seed)
-    src: list[Source] = []
-
-    def folder(kind: str, origin: str, path: Path, pattern: str, n: int | None = None) -> None:
-        files = sorted(path.glob(pattern))
-        if n is not None and n < len(files):
-            files = [files[i] for i in sorted(rng.choice(len(files), n, replace=False))]
-        src.extend(Source(kind, f"{origin}/{f.name}", origin, _file_loader(f), f) for f in files)
-
-    folder("chest_xray", "hannover_png", shared / "hannover_cxr/png", "*.png")
-    folder("chest_xray", "hannover_lung_seg", shared / "hannover_cxr/lung_seg/images", "*.png")
-    folder("chest_xray", "kermany", shared / "kermany_cxr/train", "*/*.jpeg", n_kermany)
-    folder("chest_xray", "nih_cxr14_64", shared / "nih_cxr14_64/images", "*.png", n_nih)
-    folder("endoscopy", "endotect", shared / "endotect_polyps/images", "*.jpg")
-    folder("endoscopy", "endotect_negatives", shared / "endotect_polyps/negatives/images", "*.jpg")
-    folder("blood_smear", "bccd", shared / "bccd/images", "*.jpg")
-    td = local_dicom_testfiles()
-    for name in CXR_DICOMS:
-        src.append(Source("chest_xray", f"dicom/{name}", "pydicom_cxr", _dicom_loader(td[name]), td[name]))
-    for name in CT_MR_DICOMS:
-        import pydicom
-
-        n_frames = int(pydicom.dcmread(str(td[name]), stop_before_pixels=True).get("NumberOfFrames", 1) or 1)
-        group = f"dicom/{SAME_SERIES.get(name, name)}"
-        for fr in range(n_frames) if n_frames > 1 else [None]:
-            src.append(Source("ct_mr", group, "pydicom_ct_mr", _dicom_loader(td[name], fr), td[name]))
-    mpl = importlib.util.find_spec("matplotlib")
-    if mpl is not None and mpl.origin:
-        ima = Path(mpl.origin).parent / "mpl-data/sample_data/s1045.ima.gz"
-        if ima.exists():
-            def s1045(_r: np.random.Generator | None, p: Path = ima) -> np.ndarray:
-                a = np.frombuffer(gzip.open(p).read(), np.uint16).reshape(256, 256).astype(np.float32)
-                lo, hi = np.percentile(a, [0.5, 99.5])
-                g = (np.clip((a - lo) / max(hi - lo, 1), 0, 1) * 255).astype(np.uint8)
-                return np.repeat(g[..., None], 3, axis=2)
-            src.append(Source("ct_mr", "mpl/s1045", "mpl_mr", s1045))
-    src.append(Source("fundus", "skimage/retina", "retina", _array_loader(skimage.data.retina)))
-    for name in OTHER_DICOMS:
-        src.append(Source("other", f"dicom/{name}", "pydicom_other", _dicom_loader(td[name]), td[name]))
-    sk = Path(skimage.data.__file__).parent
-    site = sk.parent.parent
-    for name in SKIMAGE_OTHER:
-        src.append(Source("other", f"skimage/{name}", "skimage", _file_loader(sk / name), sk / name))
-    for rel in PACKAGE_OTHER:
-        if (site / rel).exists():
-            src.append(Source("other", f"pkg/{rel}", "package_images", _file_loader(site / rel), site / rel))
-    faces = skimage.data.lfw_subset()
-    for i in rng.choice(len(faces), 40, replace=False):
-        src.append(Source("other", f"lfw/{i}", "lfw", _array_loader(lambda i=i: faces[i])))
-    for i in range(n_synth):
-        src.append(Source("fundus", f"synth_fundus/{i}", "synthetic_fundus",
-                          lambda _r, s=seed * 100003 + i: synthetic_fundus(np.random.default_rng(s))))
-        src.append(Source("other", f"synth_other/{i}", "synthetic_other",
-                          lambda _r, s=seed * 100019 + i: synthetic_other(np.random.default_rng(s))))
-    return src
-
-
-def split_groups(sources: list[Source], seed: int, val_frac: float) -> tuple[list[Source], list[Source]]:
-    """Hold out ``val_frac`` of the groups of each origin (at least one when it has two or more)."""
-    rng = np.random.default_rng(seed + 1)
-    held: set[str] = set()
-    for origin in sorted({s.origin for s in sources}):
-        groups = sorted({s.group for s in sources if s.origin == origin})
-        if len(groups) < 2:
-            continue
-        k = max(1, round(len(groups) * val_frac))
-        held.update(groups[i] for i in rng.choice(len(groups), k, replace=False))
-    return [s for s in sources if s.group not in held], [s for s in sources if s.group in held]
 
 
 def featurize(sources: list[Source], n_aug: dict[str, int], seed: int, clean: bool = True
@@ -349,7 +51,9 @@ def featurize(sources: list[Source], n_aug: dict[str, int], seed: int, clean: bo
     X, y, groups, origins = [], [], [], []
     for s in sources:
         base = s.load(None)
-        views = ([base] if clean else []) + [augment(s.load(rng), s.kind, rng) for _ in range(n_aug.get(s.kind, 0))]
+        views = [base] if clean else []
+        for _ in range(n_aug.get(s.kind, 0)):
+            views.append(augment(s.load(rng) if s.dynamic else base, s.kind, rng))
         for v in views:
             X.append(gate_features(v))
             y.append(KINDS.index(s.kind))
@@ -358,31 +62,42 @@ def featurize(sources: list[Source], n_aug: dict[str, int], seed: int, clean: bo
     return np.stack(X), np.asarray(y), groups, origins
 
 
-def fit_softmax(X: np.ndarray, y: np.ndarray, l2: float, iters: int = 1500, lr: float = 0.05
-                ) -> tuple[np.ndarray, np.ndarray]:
-    """Class-balanced multinomial logistic regression (full-batch Adam).  X is standardised."""
-    n, d = X.shape
-    k = len(KINDS)
+def fit_mlp(X: np.ndarray, y: np.ndarray, hidden: int, wd: float, epochs: int = 400, seed: int = 0
+            ) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Class-balanced MLP (``hidden`` = 0: softmax regression) on standardised ``X``; full-batch AdamW.
+
+    Returns the layers ``[(W (out, in), b (out,)), ...]``, ReLU between them.
+    """
+    import torch
+    import torch.nn as nn
+
+    torch.manual_seed(seed)
+    d, k = X.shape[1], len(KINDS)
+    net = nn.Sequential(nn.Linear(d, hidden), nn.ReLU(), nn.Dropout(0.1), nn.Linear(hidden, k)) if hidden else \
+        nn.Sequential(nn.Linear(d, k))
     counts = np.bincount(y, minlength=k).astype(np.float64)
-    sw = (n / (k * np.maximum(counts, 1)))[y]
-    sw /= sw.sum()
-    onehot = np.eye(k)[y]
-    W, b = np.zeros((k, d)), np.zeros(k)
-    mW, vW, mb, vb = np.zeros_like(W), np.zeros_like(W), np.zeros_like(b), np.zeros_like(b)
-    for t in range(1, iters + 1):
-        z = X @ W.T + b
-        z -= z.max(axis=1, keepdims=True)
-        p = np.exp(z)
-        p /= p.sum(axis=1, keepdims=True)
-        g = (p - onehot) * sw[:, None]
-        gW, gb = g.T @ X + l2 * W, g.sum(axis=0)
-        for param, grad, m, v in ((W, gW, mW, vW), (b, gb, mb, vb)):
-            m *= 0.9
-            m += 0.1 * grad
-            v *= 0.999
-            v += 0.001 * grad * grad
-            param -= lr * (m / (1 - 0.9 ** t)) / (np.sqrt(v / (1 - 0.999 ** t)) + 1e-8)
-    return W, b
+    weight = torch.tensor(len(y) / (k * np.maximum(counts, 1)), dtype=torch.float32)
+    xt, yt = torch.from_numpy(X.astype(np.float32)), torch.from_numpy(y.astype(np.int64))
+    opt = torch.optim.AdamW(net.parameters(), lr=0.01, weight_decay=wd)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, epochs)
+    net.train()
+    for _ in range(epochs):
+        loss = nn.functional.cross_entropy(net(xt), yt, weight=weight)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        sched.step()
+    lins = [m for m in net if isinstance(m, nn.Linear)]
+    return [(m.weight.detach().numpy().astype(np.float64), m.bias.detach().numpy().astype(np.float64)) for m in lins]
+
+
+def mlp_logits(layers: list[tuple[np.ndarray, np.ndarray]], X: np.ndarray) -> np.ndarray:
+    h = X
+    for i, (W, b) in enumerate(layers):
+        h = h @ W.T + b
+        if i < len(layers) - 1:
+            h = np.maximum(h, 0.0)
+    return h
 
 
 def group_folds(groups: list[str], k: int, seed: int) -> np.ndarray:
@@ -455,13 +170,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--shared-data", default="../shared/data")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--val-frac", type=float, default=0.25)
-    ap.add_argument("--per-kind", type=int, default=700, help="training views per kind (augmentation fills up)")
-    ap.add_argument("--l2", type=float, default=1e-3)
+    ap.add_argument("--per-kind", type=int, default=900, help="training views per kind (augmentation fills up)")
+    ap.add_argument("--hidden", type=int, default=48, help="hidden ReLU units; 0 = softmax regression")
+    ap.add_argument("--wd", type=float, default=1e-2)
+    ap.add_argument("--epochs", type=int, default=400)
+    ap.add_argument("--cache", default="runs/gate_features.npz", help="reuse training features from here")
     ap.add_argument("--out", default="experts/weights/modality_gate.npz")
     ap.add_argument("--report", default="runs/train_gate_report.json")
+    ap.add_argument("--no-eval", action="store_true")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
-    from eval_scenarios.bench_classification import fit_temperature, softmax
+    from eval_scenarios.bench_classification import ece, fit_temperature, softmax
     from experts.gate_features import FEATURE_VERSION
 
     t0 = time.perf_counter()
@@ -469,43 +188,50 @@ def main(argv: list[str] | None = None) -> int:
     train, val = split_groups(gather_sources(shared, args.seed), args.seed, args.val_frac)
     n_src = {kd: sum(s.kind == kd for s in train) for kd in KINDS}
     n_aug = {kd: int(np.clip(np.ceil(args.per_kind / max(n, 1)) - 1, 1, 80)) for kd, n in n_src.items()}
-    log.info("training sources %s; augmented views per source %s; held-out sources %d", n_src, n_aug, len(val))
-    X, y, groups, _ = featurize(train, n_aug, args.seed)
-    log.info("features %s in %.0f s", X.shape, time.perf_counter() - t0)
+    key = json.dumps({"v": FEATURE_VERSION, "seed": args.seed, "val": args.val_frac, "aug": n_aug,
+                      "groups": len({s.group for s in train})}, sort_keys=True)
+    cache = Path(args.cache) if args.cache else None
+    if cache is not None and cache.exists() and str(np.load(cache)["key"]) == key:
+        z = np.load(cache)
+        X, y, groups = z["X"], z["y"], [str(g) for g in z["groups"]]
+        log.info("features from cache %s", cache)
+    else:
+        log.info("training sources %s; augmented views per source %s; held-out sources %d", n_src, n_aug, len(val))
+        X, y, groups, _ = featurize(train, n_aug, args.seed)
+        if cache is not None:
+            cache.parent.mkdir(parents=True, exist_ok=True)
+            np.savez(cache, X=X, y=y, groups=np.array(groups), key=np.array(key))
+    feat_s = time.perf_counter() - t0
+    log.info("features %s (%.0f s)", X.shape, feat_s)
     mu, sd = X.mean(axis=0), X.std(axis=0) + 1e-6
     Xs = (X - mu) / sd
     folds = group_folds(groups, 5, args.seed)
     oof = np.zeros((len(y), len(KINDS)))
     for f in range(5):
-        W, b = fit_softmax(Xs[folds != f], y[folds != f], args.l2)
-        oof[folds == f] = Xs[folds == f] @ W.T + b
+        layers = fit_mlp(Xs[folds != f], y[folds != f], args.hidden, args.wd, args.epochs, args.seed)
+        oof[folds == f] = mlp_logits(layers, Xs[folds == f])
     temperature = fit_temperature(oof, y)
     oof_acc = per_kind_accuracy(oof.argmax(axis=1), y)
-    W, b = fit_softmax(Xs, y, args.l2)
+    layers = fit_mlp(Xs, y, args.hidden, args.wd, args.epochs, args.seed)
     train_wall = time.perf_counter() - t0
     meta = {"kinds": list(KINDS), "feature_version": FEATURE_VERSION, "temperature": temperature, "seed": args.seed,
-            "val_frac": args.val_frac, "l2": args.l2, "model_id": "gate-softmax-v1", "train_views": int(len(y)),
-            "cv_per_kind_accuracy": oof_acc}
+            "val_frac": args.val_frac, "hidden": args.hidden, "wd": args.wd, "model_id": f"gate-mlp{args.hidden}-v1",
+            "train_views": int(len(y)), "cv_per_kind_accuracy": oof_acc}
+    arrays = {f"{n}{i}": a.astype(np.float32) for i, (W, b) in enumerate(layers) for n, a in (("W", W), ("b", b))}
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    np.savez(out, W=W.astype(np.float32), b=b.astype(np.float32), mu=mu.astype(np.float32),
-             sd=sd.astype(np.float32), meta=np.array(json.dumps(meta)))
+    np.savez(out, mu=mu.astype(np.float32), sd=sd.astype(np.float32), meta=np.array(json.dumps(meta)), **arrays)
     log.info("saved %s (%.1f kB); T=%.3f; group-CV per-kind accuracy %s", out, out.stat().st_size / 1e3,
              temperature, json.dumps(oof_acc))
-    report = evaluate_saved(shared, args.seed, out)
-    report.update({"train_wall_s": train_wall, "temperature": temperature, "cv_per_kind_accuracy": oof_acc,
-                   "train_views": int(len(y)), "train_sources": n_src, "views_per_source": n_aug,
-                   "cv_ece_before": float(_ece(softmax(oof), y)), "cv_ece_after": float(_ece(softmax(oof, temperature), y))})
+    report = {} if args.no_eval else evaluate_saved(shared, args.seed, out)
+    report.update({"train_wall_s": train_wall, "feature_s": feat_s, "temperature": temperature,
+                   "cv_per_kind_accuracy": oof_acc, "train_views": int(len(y)), "train_sources": n_src,
+                   "views_per_source": n_aug, "cv_ece_before": ece(softmax(oof), y),
+                   "cv_ece_after": ece(softmax(oof, temperature), y), "args": vars(args)})
     Path(args.report).parent.mkdir(parents=True, exist_ok=True)
     Path(args.report).write_text(json.dumps(report, indent=2, default=float))
-    log.info("held-out per-kind accuracy %s", json.dumps(report["per_kind_accuracy"]))
+    log.info("held-out per-kind accuracy %s", json.dumps(report.get("per_kind_accuracy")))
     return 0
-
-
-def _ece(p: np.ndarray, y: np.ndarray) -> float:
-    from eval_scenarios.bench_classification import ece
-
-    return ece(p, y)
 
 
 if __name__ == "__main__":

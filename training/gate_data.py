@@ -1,0 +1,366 @@
+"""Data recipe of the modality gate: real sources per kind, synthetic images, augmentation, split.
+
+Kinds (``tools.kinds.IMAGE_KINDS``) and their sources (read-only; nothing is copied):
+
+* ``chest_xray``: Hannover CXR ``png/`` and ``lung_seg/images``, a seeded sample of Kermany and of
+  NIH ChestX-ray14 64 px, pydicom-data's RG1 chest radiograph (rendered like ``load_image`` does);
+* ``endoscopy``: EndoTect polyp frames and negatives;  ``blood_smear``: BCCD smears;
+* ``fundus``: ``skimage.data.retina()`` (the only real fundus image) augmented, plus procedural
+  synthetic fundus photographs (disc, macula, vessel tree);
+* ``ct_mr``: CT and MR slices of pydicom's and pydicom-data's test files (not the ``693_*`` files,
+  CC BY-NC-SA) and matplotlib's ``s1045.ima`` MR slice, re-windowed; procedural CT/MR-like slices;
+* ``other``: scikit-image, matplotlib and gradio sample photographs/graphics, LFW faces, pydicom
+  ultrasound / extremity radiograph / nuclear medicine / test-pattern images, synthetic graphics.
+
+A *group* is one file, one DICOM series or one synthetic seed; :func:`split_groups` holds out a
+seeded fraction of the groups of each origin.  Used by ``training/train_gate.py`` and by
+``eval_scenarios/bench_classification.py --gate``.
+"""
+
+from __future__ import annotations
+
+import gzip
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+KINDS = ("chest_xray", "endoscopy", "blood_smear", "fundus", "ct_mr", "other")
+_ROT = {"chest_xray": 8, "endoscopy": 20, "blood_smear": 180, "fundus": 180, "ct_mr": 15, "other": 25}
+_CROP = {"chest_xray": 0.75, "endoscopy": 0.7, "blood_smear": 0.5, "fundus": 0.7, "ct_mr": 0.45, "other": 0.35}
+"""Smallest crop side (fraction of the image side) of a training view, per kind."""
+CT_MR_DICOMS = ("CT_small.dcm", "MR_small.dcm", "MR2_UNCI.dcm", "MR-SIEMENS-DICOM-WithOverlays.dcm",
+                "examples_overlay.dcm", "emri_small.dcm", "eCT_Supplemental.dcm", "J2K_pixelrep_mismatch.dcm",
+                "explicit_VR-UN.dcm")
+SAME_SERIES = {"examples_overlay.dcm": "MR-SIEMENS-DICOM-WithOverlays.dcm"}
+OTHER_DICOMS = ("US1_UNCR.dcm", "OBXXXX1A.dcm", "color-pl.dcm", "examples_rgb_color.dcm", "examples_palette.dcm",
+                "gdcm-US-ALOKA-16.dcm", "ExplVR_BigEnd.dcm", "RG3_UNCR.dcm", "JPEG2000_UNC.dcm", "SC_rgb.dcm",
+                "image_dfl.dcm", "mlut_18.dcm")
+CXR_DICOMS = ("RG1_UNCR.dcm",)
+SKIMAGE_OTHER = ("astronaut.png", "brick.png", "camera.png", "chelsea.png", "clock_motion.png", "coffee.png",
+                 "coins.png", "color.png", "grass.png", "gravel.png", "horse.png", "hubble_deep_field.jpg",
+                 "logo.png", "moon.png", "motorcycle_left.png", "page.png", "rocket.jpg", "text.png",
+                 "chessboard_RGB.png")
+PACKAGE_OTHER = ("matplotlib/mpl-data/sample_data/grace_hopper.jpg",
+                 "matplotlib/mpl-data/sample_data/Minduka_Present_Blue_Pack.png",
+                 "matplotlib/mpl-data/sample_data/logo2.png", "gradio/media_assets/images/cheetah.jpg",
+                 "gradio/media_assets/images/lion.jpg", "gradio/media_assets/images/tower.jpg",
+                 "gradio/media_assets/images/groot.jpeg",
+                 "gradio/media_assets/images/avatar.png", "gradio/test_data/cheetah2.jpg")
+
+
+@dataclass
+class Source:
+    """One real or synthetic base image; ``load()`` returns uint8 RGB ``(H, W, 3)``."""
+
+    kind: str
+    group: str
+    origin: str  # source family, for per-source reporting
+    load: Callable[[np.random.Generator | None], np.ndarray]
+    path: Path | None = None  # the file, for real file sources
+    dynamic: bool = False  # load(rng) differs per call (DICOM re-windowing, synthetic): no caching
+
+
+def _cap(rgb: np.ndarray, side: int = 512) -> np.ndarray:
+    import cv2
+
+    s = side / max(rgb.shape[:2])
+    return cv2.resize(rgb, None, fx=s, fy=s, interpolation=cv2.INTER_AREA) if s < 1 else rgb
+
+
+def _file_loader(path: Path) -> Callable[[np.random.Generator | None], np.ndarray]:
+    def load(_rng: np.random.Generator | None) -> np.ndarray:
+        from experts.imaging import load_image
+
+        return _cap(load_image(path).pixels)
+    return load
+
+
+def _dicom_loader(path: Path, frame: int | None = None) -> Callable[[np.random.Generator | None], np.ndarray]:
+    """Render like ``load_image``; with a generator, re-window the raw values at random."""
+    def load(rng: np.random.Generator | None) -> np.ndarray:
+        from experts.imaging import load_image, window_to_uint8
+
+        img = load_image(path)
+        if frame is not None or (rng is not None and img.raw is not None and rng.random() < 0.6):
+            import pydicom
+
+            ds = pydicom.dcmread(str(path), force=True)
+            arr = ds.pixel_array.astype(np.float32)
+            arr = arr[frame if frame is not None else arr.shape[0] // 2] if arr.ndim == 3 else arr
+            vals = arr * float(ds.get("RescaleSlope", 1) or 1) + float(ds.get("RescaleIntercept", 0) or 0)
+            lo, hi = np.percentile(vals, [0.5, 99.5])
+            c, w = (lo + hi) / 2, max(hi - lo, 1.0)
+            if rng is not None:
+                c, w = c + rng.uniform(-0.2, 0.2) * w, w * rng.uniform(0.5, 1.3)
+            grey = window_to_uint8(vals, c, w)
+            if str(ds.get("PhotometricInterpretation", "")) == "MONOCHROME1":
+                grey = 255 - grey
+            return _cap(np.repeat(grey[..., None], 3, axis=2))
+        return _cap(img.pixels)
+    return load
+
+
+def _array_loader(fn: Callable[[], np.ndarray]) -> Callable[[np.random.Generator | None], np.ndarray]:
+    def load(_rng: np.random.Generator | None) -> np.ndarray:
+        a = np.asarray(fn())
+        if a.dtype != np.uint8:
+            a = (255 * (a - a.min()) / max(float(np.ptp(a)), 1e-6)).astype(np.uint8)
+        return _cap(np.repeat(a[..., None], 3, axis=2) if a.ndim == 2 else a[..., :3])
+    return load
+
+
+def synthetic_fundus(rng: np.random.Generator) -> np.ndarray:
+    """Procedural colour fundus photograph: orange-red disc on black, optic disc, macula, vessels."""
+    import cv2
+
+    h = int(rng.integers(240, 480))
+    w = int(h * rng.uniform(1.0, 1.45))
+    cy, cx = h / 2 + rng.normal(0, h * 0.02), w / 2 + rng.normal(0, h * 0.02)
+    R = min(h, w) * rng.uniform(0.42, 0.56)
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    rho = np.sqrt((yy - cy) ** 2 + (xx - cx) ** 2) / R
+    base = np.array([rng.uniform(0.75, 1.0), rng.uniform(0.22, 0.5), rng.uniform(0.03, 0.18)], np.float32)
+    shade = np.clip(1.0 - rng.uniform(0.25, 0.6) * rho ** 2, 0, 1)
+    noise = cv2.GaussianBlur(rng.normal(0, 1, (h, w)).astype(np.float32), (0, 0), h / 30) * rng.uniform(0.5, 2)
+    img = shade[..., None] * base[None, None] * (1 + 0.05 * noise[..., None])
+    side = rng.choice([-1, 1])
+    dy, dx = cy + rng.normal(0, 0.08) * R, cx + side * rng.uniform(0.25, 0.45) * R
+    dr = R * rng.uniform(0.07, 0.12)
+    disc = np.exp(-(((yy - dy) ** 2 + (xx - dx) ** 2) / (2 * dr ** 2)))
+    img = img * (1 - disc[..., None]) + disc[..., None] * np.array([1.0, 0.85, 0.55]) * rng.uniform(0.85, 1.0)
+    my, mx = cy + rng.normal(0, 0.05) * R, cx - side * rng.uniform(0.05, 0.2) * R
+    mac = np.exp(-(((yy - my) ** 2 + (xx - mx) ** 2) / (2 * (0.12 * R) ** 2)))
+    img *= 1 - rng.uniform(0.15, 0.4) * mac[..., None]
+    canvas = (np.clip(img, 0, 1) * 255).astype(np.uint8)
+    vessel = np.array([0.55, 0.1, 0.05]) * rng.uniform(0.6, 0.9)
+    for _ in range(int(rng.integers(4, 9))):
+        ang = rng.uniform(0, 2 * np.pi)
+        y, x, th = dy, dx, float(rng.uniform(2.5, 5.0)) * h / 400
+        for _step in range(int(rng.integers(15, 40))):
+            ang += rng.normal(0, 0.25)
+            ny, nx = y + np.sin(ang) * h / 50, x + np.cos(ang) * h / 50
+            col = tuple(float(c) for c in (vessel * 255 * rng.uniform(0.9, 1.1)))
+            cv2.line(canvas, (int(x), int(y)), (int(nx), int(ny)), col, max(1, int(round(th))), cv2.LINE_AA)
+            y, x, th = ny, nx, th * 0.97
+    canvas = cv2.GaussianBlur(canvas, (0, 0), 0.8)
+    canvas[rho > 1.0] = rng.integers(0, 12)
+    return canvas
+
+
+def synthetic_ct_mr(rng: np.random.Generator) -> np.ndarray:
+    """Procedural CT- or MR-like axial slice: a body or head section on a black background."""
+    import cv2
+
+    n = int(rng.integers(160, 400))
+    yy, xx = np.mgrid[0:n, 0:n].astype(np.float32)
+    cy, cx = n / 2 + rng.normal(0, n * 0.03), n / 2 + rng.normal(0, n * 0.03)
+    ct = rng.random() < 0.5
+    img = np.zeros((n, n), np.float32)
+    head = rng.random() < 0.4
+    a = n * (rng.uniform(0.3, 0.42) if head else rng.uniform(0.36, 0.48))
+    b = a * (rng.uniform(1.05, 1.3) if head else rng.uniform(0.55, 0.8))
+    rho = np.sqrt(((xx - cx) / a) ** 2 + ((yy - cy) / b) ** 2)
+    tissue = rng.uniform(0.35, 0.6)
+    tex = cv2.GaussianBlur(rng.normal(0, 1, (n, n)).astype(np.float32), (0, 0), rng.uniform(1, 6))
+    img[rho < 1] = tissue
+    img += (rho < 1) * tex * rng.uniform(0.02, 0.08)
+    rim = (rho > rng.uniform(0.86, 0.94)) & (rho < 1)
+    img[rim] = rng.uniform(0.9, 1.0) if (head and ct) else rng.uniform(0.15, 0.3) if head else rng.uniform(0.2, 0.8)
+    for _ in range(int(rng.integers(2, 9))):  # organs, ventricles, lungs, vertebra
+        oy, ox = cy + rng.normal(0, 0.3) * b, cx + rng.normal(0, 0.3) * a
+        ra, rb = a * rng.uniform(0.05, 0.3), b * rng.uniform(0.05, 0.3)
+        inside = (((xx - ox) / ra) ** 2 + ((yy - oy) / rb) ** 2 < 1) & (rho < 0.85)
+        img[inside] = rng.choice([rng.uniform(0.0, 0.15), rng.uniform(0.2, 0.8), rng.uniform(0.85, 1.0)])
+    if not head and rng.random() < 0.5:  # table under the patient
+        y_t = int(min(n - 3, cy + b + n * 0.04))
+        cv2.line(img, (int(cx - a), y_t), (int(cx + a), y_t), float(rng.uniform(0.4, 0.8)), 2)
+    img = cv2.GaussianBlur(img, (0, 0), rng.uniform(0.5, 1.5)) + rng.normal(0, rng.uniform(0.0, 0.04), (n, n))
+    g = (np.clip(img, 0, 1) * 255).astype(np.uint8)
+    return np.repeat(g[..., None], 3, axis=2)
+
+
+def synthetic_other(rng: np.random.Generator) -> np.ndarray:
+    """Procedural graphics that are none of the medical kinds: shapes, documents, plots, noise, grey scenes."""
+    import cv2
+
+    h, w = int(rng.integers(160, 420)), int(rng.integers(160, 480))
+    mode = int(rng.integers(0, 6))
+    if mode == 0:  # shapes on a gradient
+        img = np.zeros((h, w, 3), np.float32)
+        c0, c1 = rng.uniform(0, 255, 3), rng.uniform(0, 255, 3)
+        img[:] = np.linspace(0, 1, w)[None, :, None] * (c1 - c0) + c0
+        img = img.astype(np.uint8)
+        for _ in range(int(rng.integers(3, 15))):
+            col = tuple(int(c) for c in rng.integers(0, 256, 3))
+            p = (int(rng.integers(0, w)), int(rng.integers(0, h)))
+            if rng.random() < 0.5:
+                cv2.circle(img, p, int(rng.integers(5, h // 3)), col, -1)
+            else:
+                cv2.rectangle(img, p, (int(rng.integers(0, w)), int(rng.integers(0, h))), col, -1)
+        return img
+    if mode == 1:  # document
+        img = np.full((h, w, 3), int(rng.integers(220, 256)), np.uint8)
+        ink = tuple(int(c) for c in rng.integers(0, 90, 3))
+        for y in range(20, h - 5, int(rng.integers(14, 26))):
+            text = "".join(rng.choice(list("abcdefghijklmnopqrstuvwxyz  0123456789"), int(rng.integers(10, 40))))
+            cv2.putText(img, text, (8, y), cv2.FONT_HERSHEY_SIMPLEX, rng.uniform(0.35, 0.6), ink, 1, cv2.LINE_AA)
+        return img
+    if mode == 2:  # plot
+        img = np.full((h, w, 3), 255, np.uint8)
+        cv2.line(img, (30, h - 30), (w - 10, h - 30), (0, 0, 0), 1)
+        cv2.line(img, (30, 10), (30, h - 30), (0, 0, 0), 1)
+        for _ in range(int(rng.integers(1, 4))):
+            ys = np.cumsum(rng.normal(0, 4, w - 40)) + h / 2
+            pts = np.stack([np.arange(30, w - 10), np.clip(ys, 10, h - 30)], 1).astype(np.int32)
+            cv2.polylines(img, [pts], False, tuple(int(c) for c in rng.integers(0, 200, 3)), 2)
+        return img
+    if mode == 3:  # coloured noise texture
+        sigma = float(rng.uniform(0.5, 12))
+        noise = cv2.GaussianBlur(rng.normal(0, 1, (h, w, 3)).astype(np.float32), (0, 0), sigma)
+        noise = (noise - noise.min()) / max(float(np.ptp(noise)), 1e-6)
+        return (noise * rng.uniform(100, 255) + rng.uniform(0, 80)).clip(0, 255).astype(np.uint8)
+    if mode == 4:  # flat colour with a little noise
+        img = np.zeros((h, w, 3), np.float32) + rng.uniform(0, 255, 3)
+        return (img + rng.normal(0, rng.uniform(0, 12), (h, w, 1))).clip(0, 255).astype(np.uint8)
+    grey = cv2.GaussianBlur(rng.uniform(0, 255, (h // 8 + 1, w // 8 + 1)).astype(np.float32), (0, 0), 1.0)
+    grey = cv2.resize(grey, (w, h), interpolation=cv2.INTER_CUBIC).clip(0, 255).astype(np.uint8)
+    return np.repeat(grey[..., None], 3, axis=2)  # a grey scene that is not a radiograph
+
+
+def augment(rgb: np.ndarray, kind: str, rng: np.random.Generator) -> np.ndarray:
+    """Random crop / rotation / flips / photometric jitter / blur / resolution / JPEG of a uint8 RGB image."""
+    import cv2
+
+    h, w = rgb.shape[:2]
+    lo = _CROP[kind] if rng.random() < 0.7 else 0.85
+    sy = rng.uniform(lo, 1.0)
+    sx = float(np.clip(sy * rng.uniform(0.85, 1.15), lo, 1.0))
+    ch, cw = max(8, int(h * sy)), max(8, int(w * sx))
+    y0, x0 = int(rng.integers(0, h - ch + 1)), int(rng.integers(0, w - cw + 1))
+    img = rgb[y0:y0 + ch, x0:x0 + cw]
+    ang = rng.uniform(-_ROT[kind], _ROT[kind])
+    if abs(ang) > 0.5:
+        m = cv2.getRotationMatrix2D((cw / 2, ch / 2), ang, 1.0)
+        border = (0, 0, 0) if kind in ("fundus", "ct_mr", "endoscopy") else tuple(int(c) for c in img[0, 0])
+        img = cv2.warpAffine(img, m, (cw, ch), borderMode=cv2.BORDER_CONSTANT, borderValue=border)
+    if rng.random() < 0.5:
+        img = img[:, ::-1]
+    if kind in ("blood_smear", "fundus", "other") and rng.random() < 0.5:
+        img = img[::-1]
+    f = img.astype(np.float32) / 255.0
+    f = np.clip((f - 0.5) * rng.uniform(0.8, 1.25) + 0.5 + rng.uniform(-0.1, 0.1), 0, 1) ** rng.uniform(0.75, 1.33)
+    img = (f * 255).astype(np.uint8)
+    colour = float(np.abs(img[..., 0].astype(int) - img[..., 2]).mean()) > 3
+    if colour:
+        hsv = cv2.cvtColor(img, cv2.COLOR_RGB2HSV).astype(np.int32)
+        hsv[..., 0] = (hsv[..., 0] + int(rng.integers(-6, 7))) % 180
+        hsv[..., 1] = np.clip(hsv[..., 1] * rng.uniform(0.8, 1.2), 0, 255)
+        img = cv2.cvtColor(hsv.astype(np.uint8), cv2.COLOR_HSV2RGB)
+    if rng.random() < 0.3:
+        img = cv2.GaussianBlur(img, (0, 0), rng.uniform(0.5, 1.5))
+    if rng.random() < 0.3:
+        s = rng.uniform(0.25, 0.7)
+        small = cv2.resize(img, (max(8, int(cw * s)), max(8, int(ch * s))), interpolation=cv2.INTER_AREA)
+        img = cv2.resize(small, (cw, ch), interpolation=cv2.INTER_LINEAR)
+    if rng.random() < 0.4:
+        ok, buf = cv2.imencode(".jpg", img[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, int(rng.integers(40, 95))])
+        img = cv2.imdecode(buf, cv2.IMREAD_COLOR)[..., ::-1]
+    return np.ascontiguousarray(img)
+
+
+def local_dicom_testfiles() -> dict[str, Path]:
+    """pydicom's and pydicom-data's test files that are already on disk, by file name.
+
+    ``pydicom.data.get_testdata_files()`` also tries to *download* every file of the online
+    pydicom-data list that is not in its cache; this lists the local folders only (no network).
+    """
+    from pydicom.data.data_manager import DATA_ROOT, external_data_sources
+
+    files: dict[str, Path] = {}
+    for source in external_data_sources().values():  # pydicom-data's installed ``data_store``: a local glob
+        for p in source.get_paths("**/*", 0):
+            files.setdefault(Path(p).name, Path(p))
+    for p in sorted((Path(DATA_ROOT) / "test_files").rglob("*")):
+        if p.is_file():
+            files.setdefault(p.name, p)
+    return files
+
+
+def gather_sources(shared: Path, seed: int, n_kermany: int = 300, n_nih: int = 300,
+                   n_synth: int = 160) -> list[Source]:
+    import importlib.util
+
+    import skimage.data
+
+    rng = np.random.default_rng(seed)
+    src: list[Source] = []
+
+    def folder(kind: str, origin: str, path: Path, pattern: str, n: int | None = None) -> None:
+        files = sorted(path.glob(pattern))
+        if n is not None and n < len(files):
+            files = [files[i] for i in sorted(rng.choice(len(files), n, replace=False))]
+        src.extend(Source(kind, f"{origin}/{f.name}", origin, _file_loader(f), f) for f in files)
+
+    folder("chest_xray", "hannover_png", shared / "hannover_cxr/png", "*.png")
+    folder("chest_xray", "hannover_lung_seg", shared / "hannover_cxr/lung_seg/images", "*.png")
+    folder("chest_xray", "kermany", shared / "kermany_cxr/train", "*/*.jpeg", n_kermany)  # any patient: no label use
+    folder("chest_xray", "nih_cxr14_64", shared / "nih_cxr14_64/images", "*.png", n_nih)
+    folder("endoscopy", "endotect", shared / "endotect_polyps/images", "*.jpg")
+    folder("endoscopy", "endotect_negatives", shared / "endotect_polyps/negatives/images", "*.jpg")
+    folder("blood_smear", "bccd", shared / "bccd/images", "*.jpg")
+    td = local_dicom_testfiles()
+    for name in CXR_DICOMS:
+        src.append(Source("chest_xray", f"dicom/{name}", "pydicom_cxr", _dicom_loader(td[name]), td[name], True))
+    for name in CT_MR_DICOMS:
+        import pydicom
+
+        n_frames = int(pydicom.dcmread(str(td[name]), stop_before_pixels=True).get("NumberOfFrames", 1) or 1)
+        group = f"dicom/{SAME_SERIES.get(name, name)}"
+        for fr in range(n_frames) if n_frames > 1 else [None]:
+            src.append(Source("ct_mr", group, "pydicom_ct_mr", _dicom_loader(td[name], fr), td[name], True))
+    mpl = importlib.util.find_spec("matplotlib")
+    if mpl is not None and mpl.origin:
+        ima = Path(mpl.origin).parent / "mpl-data/sample_data/s1045.ima.gz"
+        if ima.exists():
+            def s1045(_r: np.random.Generator | None, p: Path = ima) -> np.ndarray:
+                a = np.frombuffer(gzip.open(p).read(), np.uint16).reshape(256, 256).astype(np.float32)
+                lo, hi = np.percentile(a, [0.5, 99.5])
+                g = (np.clip((a - lo) / max(hi - lo, 1), 0, 1) * 255).astype(np.uint8)
+                return np.repeat(g[..., None], 3, axis=2)
+            src.append(Source("ct_mr", "mpl/s1045", "mpl_mr", s1045))
+    src.append(Source("fundus", "skimage/retina", "retina", _array_loader(skimage.data.retina)))
+    for name in OTHER_DICOMS:
+        src.append(Source("other", f"dicom/{name}", "pydicom_other", _dicom_loader(td[name]), td[name], True))
+    sk = Path(skimage.data.__file__).parent
+    site = sk.parent.parent
+    for name in SKIMAGE_OTHER:
+        src.append(Source("other", f"skimage/{name}", "skimage", _file_loader(sk / name), sk / name))
+    for rel in PACKAGE_OTHER:
+        if (site / rel).exists():
+            src.append(Source("other", f"pkg/{rel}", "package_images", _file_loader(site / rel), site / rel))
+    faces = skimage.data.lfw_subset()
+    for i in rng.choice(len(faces), 40, replace=False):
+        src.append(Source("other", f"lfw/{i}", "lfw", _array_loader(lambda i=i: faces[i])))
+    for i in range(n_synth):
+        src.append(Source("fundus", f"synth_fundus/{i}", "synthetic_fundus",
+                          lambda _r, s=seed * 100003 + i: synthetic_fundus(np.random.default_rng(s))))
+        src.append(Source("ct_mr", f"synth_ct_mr/{i}", "synthetic_ct_mr",
+                          lambda _r, s=seed * 100043 + i: synthetic_ct_mr(np.random.default_rng(s))))
+        src.append(Source("other", f"synth_other/{i}", "synthetic_other",
+                          lambda _r, s=seed * 100019 + i: synthetic_other(np.random.default_rng(s))))
+    return src
+
+
+def split_groups(sources: list[Source], seed: int, val_frac: float) -> tuple[list[Source], list[Source]]:
+    """Hold out ``val_frac`` of the groups of each origin (at least one when it has two or more)."""
+    rng = np.random.default_rng(seed + 1)
+    held: set[str] = set()
+    for origin in sorted({s.origin for s in sources}):
+        groups = sorted({s.group for s in sources if s.origin == origin})
+        if len(groups) < 2:
+            continue
+        k = max(1, round(len(groups) * val_frac))
+        held.update(groups[i] for i in rng.choice(len(groups), k, replace=False))
+    return [s for s in sources if s.group not in held], [s for s in sources if s.group in held]
