@@ -187,9 +187,9 @@ def run_comparison(session: Session, req: CompareRequest, eid: str) -> tuple[Com
         f_pri, l_pri, r_pri, lung_pri = _findings(session, target, "prior")
         f_cur, l_cur, r_cur, lung_cur = _findings(session, target, "current")
     except ExpertUnavailableError as exc:
-        raise ExpertUnavailableError(
-            f"the prior was aligned (NCC {reg.ncc_before:.2f} -> {reg.ncc_after:.2f}) but no {target.replace('_', ' ')} "
-            f"expert can run, so no change can be measured: {exc}") from exc
+        raise ExpertUnavailableError(  # no numbers here: a failure has no result to back them
+            f"the prior was aligned to the current image, but no {target.replace('_', ' ')} expert can run here, "
+            f"so no change can be measured ({exc})") from exc
 
     shape = (cur_img.meta.height, cur_img.meta.width)
     import cv2

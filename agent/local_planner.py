@@ -195,11 +195,13 @@ def _tool_text(part: Any) -> str:
     return text[:MAX_TOOL_TEXT]
 
 
-def to_chat(messages: list[ModelMessage], info: AgentInfo, template_tools: bool) -> list[dict[str, Any]]:
+def to_chat(messages: list[ModelMessage], info: AgentInfo, template_tools: bool,
+            constrained: bool = False) -> list[dict[str, Any]]:
     """pydantic-ai messages -> chat-template messages."""
     system = info.instructions or ""
     if not template_tools:  # a model not trained on tools: short instructions, compact tool list
-        system = f"{SMALL_SYSTEM_PROMPT}\n\n{TOOL_CONVENTION}{render_tools(list(info.function_tools) + list(info.output_tools))}"
+        convention = "Tools:\n" if constrained else TOOL_CONVENTION  # constrained decoding writes the format
+        system = f"{SMALL_SYSTEM_PROMPT}\n\n{convention}{render_tools(list(info.function_tools) + list(info.output_tools))}"
     chat: list[dict[str, Any]] = [{"role": "system", "content": system.strip()}]
     for msg in messages:
         if isinstance(msg, ModelRequest):
@@ -387,7 +389,7 @@ class LocalChatPlanner:
 
     def __call__(self, messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
         tools = list(info.function_tools) + list(info.output_tools)
-        chat = to_chat(messages, info, self.llm.template_tools)
+        chat = to_chat(messages, info, self.llm.template_tools, self.constrained)
         output = info.output_tools[0].name if info.output_tools else "final_result"
         t0 = time.perf_counter()
         self.turns += 1

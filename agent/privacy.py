@@ -310,6 +310,8 @@ class PrivacyModel(WrapperModel):
         self.policy = policy
         self.session = session
         self._images: dict[tuple[str, str], tuple[BinaryContent, int]] = {}
+        self._deid_key: tuple[Any, ...] | None = None
+        self._deid = Deidentifier()
 
     # every way a message list can leave goes through outgoing()
     async def request(self, messages, model_settings, model_request_parameters):  # type: ignore[override]
@@ -344,7 +346,12 @@ class PrivacyModel(WrapperModel):
         return parts, masked
 
     def outgoing(self, messages: list[ModelMessage], *, audit: bool = True) -> list[ModelMessage]:
-        deid = Deidentifier.for_session(self.session) if self.policy.deidentify else None
+        deid = None
+        if self.policy.deidentify:
+            key = tuple(sorted((r, self.session.image_tag(r)) for r in self.session.images))
+            if self._deid_key != key:  # DICOM headers are read once per set of images, not per request
+                self._deid_key, self._deid = key, Deidentifier.for_session(self.session)
+            deid = Deidentifier(known=self._deid.known, reference=self._deid.reference)
         target = None
         if self.policy.send_images:
             for i, msg in enumerate(messages):

@@ -102,7 +102,7 @@ def score_changes(case: Any, reported: list[tuple[str, str, tuple[float, float],
     frame, area change %) of every finding whose status is not 'unchanged'."""
     ref = _reference_mask(case)
     h, w = ref.shape
-    tp, fp, size_err = 0, 0, None
+    tp, fp, fp_same, size_err = 0, 0, 0, None
     hit_done = False
     for label, status, (x, y), pct in reported:
         inside = 0 <= int(y) < h and 0 <= int(x) < w and bool(ref[int(y), int(x)])
@@ -114,15 +114,16 @@ def score_changes(case: Any, reported: list[tuple[str, str, tuple[float, float],
                 size_err = abs(pct - case.true_area_change_pct)
         else:
             fp += 1
+            fp_same += int(label.lower() == case.label.lower())
     fn = int(case.expected_status is not None and not hit_done)
-    return {"tp": tp, "fp": fp, "fn": fn, "size_err_pct": size_err}
+    return {"tp": tp, "fp": fp, "fp_same_label": fp_same, "fn": fn, "size_err_pct": size_err}
 
 
 def _summarise_edits(rows: list[dict[str, Any]]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key in sorted({r["label"] for r in rows}) + ["all"]:
         sel = [r for r in rows if key in ("all", r["label"]) and not r.get("skipped")]
-        tp, fp, fn = (sum(r[k] for r in sel) for k in ("tp", "fp", "fn"))
+        tp, fp, fn, fps = (sum(r.get(k, 0) for r in sel) for k in ("tp", "fp", "fn", "fp_same_label"))
         sizes = [r["size_err_pct"] for r in sel if r.get("size_err_pct") is not None]
         by_edit = {}
         for e in sorted({r["edit"] for r in sel}):
@@ -132,6 +133,7 @@ def _summarise_edits(rows: list[dict[str, Any]]) -> dict[str, Any]:
         out[key] = {"n": len(sel), "tp": tp, "fp": fp, "fn": fn,
                     "precision": round(tp / (tp + fp), 3) if tp + fp else None,
                     "recall": round(tp / (tp + fn), 3) if tp + fn else None,
+                    "precision_edited_label": round(tp / (tp + fps), 3) if tp + fps else None,
                     "size_err_pct": _stats(sizes), "by_edit": by_edit,
                     "skipped": sum(1 for r in rows if key in ("all", r["label"]) and r.get("skipped"))}
     return out
@@ -281,13 +283,14 @@ def _table(result: dict[str, Any]) -> str:
         e = result.get(key, {}).get("summary", {})
         if not e:
             continue
-        lines.append(f"{key:20s}   n  TP  FP  FN  precision  recall  size err pp (median/max)  skipped")
+        lines.append(f"{key:20s}   n  TP  FP  FN  precision (edited label)  recall  size err pp (median/max)  skipped")
         for k, v in e.items():
             if not isinstance(v, dict) or "tp" not in v:
                 continue
             se = v["size_err_pct"]
             med = "-" if se["median"] is None else f"{se['median']:.1f} / {se['max']:.1f}"
-            lines.append(f"  {k:18s} {v['n']:3d} {v['tp']:3d} {v['fp']:3d} {v['fn']:3d}  {v['precision']!s:9s}  "
+            pe = f"{v['precision']} ({v['precision_edited_label']})"
+            lines.append(f"  {k:18s} {v['n']:3d} {v['tp']:3d} {v['fp']:3d} {v['fn']:3d}  {pe:24s}  "
                          f"{v['recall']!s:6s}  {med:24s}  {v['skipped']}")
     h = result.get("hannover", {}).get("summary")
     if h:
@@ -308,7 +311,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--n-transform", type=int, default=10, help="known-transform cases per image kind")
     ap.add_argument("--n-edit", type=int, default=10, help="known-edit cases per label (polyp, WBC)")
     ap.add_argument("--factor", type=float, default=1.5, help="area factor of grown / shrunk edits")
-    ap.add_argument("--polyp-files", type=Path, default=None, help="text file of polyp frame stems to draw edits from")
+    ap.add_argument("--polyp-files", type=Path, default=None,
+                    help="polyp frames to draw edits from: a list (one name a line) or a model card .md "
+                         "(e.g. experts/weights/polyp_unet.md: its validation files, never trained on)")
     ap.add_argument("--split", default="dev")
     ap.add_argument("--max-pairs", type=int, default=None)
     ap.add_argument("--seed", type=int, default=0)
@@ -326,9 +331,11 @@ def main(argv: list[str] | None = None) -> int:
     if "transform" not in args.skip:
         result["known_transform"] = bench_transforms(known_transform_cases(args.data, args.n_transform, args.seed))
     files = None
-    if args.polyp_files:
-        files = [ln.strip() for ln in args.polyp_files.read_text().splitlines() if ln.strip()]
-        files = [Path(f).stem for f in files]
+    if args.polyp_files:  # a list, one name a line, or a model card: its lines that name a .jpg/.png
+        lines = [ln.strip() for ln in args.polyp_files.read_text().splitlines()]
+        if args.polyp_files.suffix == ".md":
+            lines = [ln for ln in lines if ln.lower().endswith((".jpg", ".png")) and " " not in ln]
+        files = [Path(f).stem for f in lines if f]
     if "oracle" not in args.skip or "tool" not in args.skip:
         edits = known_edit_cases(args.data, args.n_edit, args.seed, factor=args.factor, polyp_files=files)
         if "oracle" not in args.skip:

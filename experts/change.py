@@ -36,7 +36,7 @@ __all__ = [
     "change_status",
     "compare_findings",
     "count_changes",
-    "normalise_intensity",
+    "match_exposure",
     "opacity_change",
     "difference_map",
     "AREA_THRESHOLD",
@@ -250,36 +250,44 @@ def count_changes(prior_labels: list[str], current_labels: list[str], classes: l
     return out
 
 
-def normalise_intensity(gray: np.ndarray, region: np.ndarray, lo_pct: float = 1.0, hi_pct: float = 99.0) -> np.ndarray:
-    """Map grey values to 0..1 by the ``lo_pct`` / ``hi_pct`` percentiles inside ``region``
-    (bool, same shape), clipped: removes exposure (gain and offset) differences."""
-    vals = gray[region] if region.any() else gray.ravel()
-    lo, hi = np.percentile(vals, [lo_pct, hi_pct])
-    return np.clip((gray.astype(np.float32) - lo) / max(float(hi - lo), 1e-6), 0.0, 1.0)
+def match_exposure(prior: np.ndarray, current: np.ndarray, region: np.ndarray, bins: int = 64) -> np.ndarray:
+    """The prior's grey values mapped onto the current's by quantile matching over ``region``
+    (bool, same shape): removes any monotonic exposure difference (gain, offset, gamma, window).
+    Inputs uint8 (H, W); returns float32 (H, W) in 0..1 (the current image's scale / 255)."""
+    if region.sum() < 16:
+        region = np.ones(prior.shape, dtype=bool)
+    q = np.linspace(0.0, 100.0, bins + 1)
+    src = np.percentile(prior[region], q)
+    dst = np.percentile(current[region], q)
+    src = src + np.arange(src.size) * 1e-6  # strictly increasing for np.interp
+    return (np.interp(prior.astype(np.float32), src, dst) / 255.0).astype(np.float32)
 
 
 def opacity_change(prior_warped: np.ndarray, current: np.ndarray, lungs: np.ndarray, valid: np.ndarray) -> float | None:
-    """Mean of ``current - prior`` (each exposure-normalised to 0..1 over the common field of view)
-    inside the lung fields: > 0 means the lungs became whiter (more opaque).  Inputs: uint8 (H, W)
-    grey in the current frame; ``lungs`` and ``valid`` bool (H, W).  None when no lung is in view."""
+    """Mean of ``current - prior`` (0..1 grey scale) inside the lung fields, after matching the
+    prior's exposure to the current's on the common field of view *outside* the lungs (soft tissue,
+    bone, mediastinum), so a change inside the lungs is not normalised away: > 0 means the lungs
+    became whiter (more opaque).  Inputs uint8 (H, W) grey in the current frame; ``lungs`` and
+    ``valid`` bool (H, W).  None when no lung is in view."""
     region = lungs & valid
     if region.sum() < 100:
         return None
-    a = normalise_intensity(prior_warped, valid)
-    b = normalise_intensity(current, valid)
+    reference = valid & ~lungs
+    a = match_exposure(prior_warped, current, reference if reference.sum() >= 1000 else valid)
+    b = current.astype(np.float32) / 255.0
     return float((b[region] - a[region]).mean())
 
 
 def difference_map(prior_warped: np.ndarray, current: np.ndarray, valid: np.ndarray, sigma: float = 2.0,
                    full_scale: float = 0.25) -> np.ndarray:
-    """Where the studies differ: |current - prior| of the exposure-normalised (0..1) grey images,
-    smoothed by a Gaussian of ``sigma`` px, divided by ``full_scale`` (a fixed scale, so that two
-    alike studies give a dark map rather than amplified noise).  float32 (H, W) in 0..1, zero outside
-    ``valid``."""
+    """Where the studies differ: |current - prior| after matching the prior's exposure to the
+    current's over ``valid`` (0..1 grey scale), smoothed by a Gaussian of ``sigma`` px, divided by
+    ``full_scale`` (fixed, so two alike studies give a dark map rather than amplified noise).
+    float32 (H, W) in 0..1, zero outside ``valid``."""
     import cv2
 
-    a = normalise_intensity(prior_warped, valid)
-    b = normalise_intensity(current, valid)
+    a = match_exposure(prior_warped, current, valid)
+    b = current.astype(np.float32) / 255.0
     d = cv2.GaussianBlur(np.abs(b - a), (0, 0), sigma)
     d[~valid] = 0.0
     return np.clip(d / max(full_scale, 1e-6), 0.0, 1.0).astype(np.float32)

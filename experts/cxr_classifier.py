@@ -312,7 +312,7 @@ class TransformersClassifier:
 
         self.load()
         t0 = time.perf_counter()
-        inputs = self._processor(images=image.pixels, return_tensors="pt")
+        inputs = self._processor(images=np.array(image.pixels), return_tensors="pt")  # a writable copy
         x = inputs["pixel_values"].to(self._device)
         saliency = None
         try:

@@ -21,11 +21,6 @@ needs_data = pytest.mark.skipif(not KERMANY.is_dir(), reason="../shared/data/ker
 needs_weights = pytest.mark.skipif(not BUNDLED.is_file(), reason="bundled cxr_classifier.pt is not present")
 
 
-@pytest.fixture(autouse=True)
-def _offline(monkeypatch: pytest.MonkeyPatch) -> None:
-    for var in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "YOLO_OFFLINE"):
-        monkeypatch.setenv(var, "1")
-
 
 def _settings(**models):
     from tools.settings import ModelPaths, OslerSettings

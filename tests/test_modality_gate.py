@@ -20,11 +20,6 @@ SHARED = (ROOT / ".." / "shared" / "data").resolve()
 pytestmark = pytest.mark.skipif(not SHARED.is_dir(), reason="../shared/data (public dev images) is not present")
 
 
-@pytest.fixture(autouse=True)
-def _offline(monkeypatch: pytest.MonkeyPatch) -> None:
-    for var in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "YOLO_OFFLINE"):
-        monkeypatch.setenv(var, "1")
-
 
 @pytest.fixture(scope="module")
 def gate():

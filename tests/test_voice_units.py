@@ -290,3 +290,16 @@ def test_wer():
     assert wer("osler how many white cells are visible", "Osler, how many WBCs are visible?") == (0, 7)
     assert wer("ten of clubs", "ten of hearts") == (1, 3)
     assert wer("a b c", "") == (3, 3)
+
+
+def test_importing_voice_loads_no_model_library():
+    """Heavy libraries load lazily: importing every voice module pulls in none of them."""
+    import subprocess
+    import sys
+
+    code = ("import sys, voice.cli, voice.pipeline, voice.bench, voice.live, voice.tts, voice.asr_whisper, "
+            "voice.asr_sphinx, voice.asr_speechbrain, voice.bench_data; "
+            "print(sorted(m for m in ('torch', 'faster_whisper', 'piper', 'speechbrain', 'pocketsphinx', "
+            "'sounddevice', 'ctranslate2', 'onnxruntime', 'agent.runner') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
+    assert out.stdout.strip() == "[]"

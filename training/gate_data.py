@@ -304,7 +304,7 @@ def gather_sources(shared: Path, seed: int, n_kermany: int = 300, n_nih: int = 3
         src.extend(Source(kind, f"{origin}/{f.name}", origin, _file_loader(f), f) for f in files)
 
     folder("chest_xray", "hannover_png", shared / "hannover_cxr/png", "*.png")
-    folder("chest_xray", "hannover_lung_seg", shared / "hannover_cxr/lung_seg/images", "*.png")
+    folder("chest_xray", "hannover_lung_seg", shared / "hannover_cxr/lung_seg/images", "*.jpg")
     folder("chest_xray", "kermany", shared / "kermany_cxr/train", "*/*.jpeg", n_kermany)  # any patient: no label use
     folder("chest_xray", "nih_cxr14_64", shared / "nih_cxr14_64/images", "*.png", n_nih)
     folder("endoscopy", "endotect", shared / "endotect_polyps/images", "*.jpg")

@@ -2,7 +2,8 @@
 
 Data: :mod:`gate_data` (real dev images per kind, synthetic fundus / CT-MR / graphics, seeded
 group split: ``--val-frac`` of the groups of each origin held out).  Each training source gives its
-clean image plus augmented views until each kind has about ``--per-kind`` views (crop, rotation,
+clean image plus augmented views; each kind gets about ``--per-kind`` views shared equally by its
+origins (:func:`views_per_source`; crop, rotation,
 flips, brightness/contrast/gamma, hue/saturation jitter, blur, down-sampling, JPEG).  Features:
 :func:`experts.gate_features.gate_features`, standardised.  Model: ``--hidden`` ReLU units (0 =
 softmax regression), class-balanced cross-entropy, AdamW, full batch.  The softmax temperature is
@@ -41,7 +42,7 @@ log = logging.getLogger("train_gate")
 
 def featurize(sources: list[Source], n_aug: dict[str, int], seed: int, clean: bool = True
               ) -> tuple[np.ndarray, np.ndarray, list[str], list[str]]:
-    """Features of each source (clean when ``clean``) and of ``n_aug[kind]`` augmented views.
+    """Features of each source (clean when ``clean``) and of ``n_aug[origin]`` augmented views.
 
     Returns ``X (N, D)``, ``y (N,)`` kind indices, the group and the origin of each row.
     """
@@ -52,7 +53,7 @@ def featurize(sources: list[Source], n_aug: dict[str, int], seed: int, clean: bo
     for s in sources:
         base = s.load(None)
         views = [base] if clean else []
-        for _ in range(n_aug.get(s.kind, 0)):
+        for _ in range(n_aug.get(s.origin, 0)):
             views.append(augment(s.load(rng) if s.dynamic else base, s.kind, rng))
         for v in views:
             X.append(gate_features(v))
@@ -60,6 +61,18 @@ def featurize(sources: list[Source], n_aug: dict[str, int], seed: int, clean: bo
             groups.append(s.group)
             origins.append(s.origin)
     return np.stack(X), np.asarray(y), groups, origins
+
+
+def views_per_source(train: list[Source], per_kind: int, cap: int = 80) -> dict[str, int]:
+    """Augmented views per source, by origin: each kind's ``per_kind`` views are shared equally by
+    its origins (so a few real CT/MR series weigh as much as many synthetic slices)."""
+    out: dict[str, int] = {}
+    for kd in KINDS:
+        origins = sorted({s.origin for s in train if s.kind == kd})
+        for o in origins:
+            n = sum(s.origin == o for s in train)
+            out[o] = int(np.clip(np.ceil(per_kind / len(origins) / n) - 1, 1, cap))
+    return out
 
 
 def fit_mlp(X: np.ndarray, y: np.ndarray, hidden: int, wd: float, epochs: int = 400, seed: int = 0
@@ -187,7 +200,7 @@ def main(argv: list[str] | None = None) -> int:
     shared = Path(args.shared_data)
     train, val = split_groups(gather_sources(shared, args.seed), args.seed, args.val_frac)
     n_src = {kd: sum(s.kind == kd for s in train) for kd in KINDS}
-    n_aug = {kd: int(np.clip(np.ceil(args.per_kind / max(n, 1)) - 1, 1, 80)) for kd, n in n_src.items()}
+    n_aug = views_per_source(train, args.per_kind)
     key = json.dumps({"v": FEATURE_VERSION, "seed": args.seed, "val": args.val_frac, "aug": n_aug,
                       "groups": len({s.group for s in train})}, sort_keys=True)
     cache = Path(args.cache) if args.cache else None

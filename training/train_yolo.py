@@ -105,6 +105,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--hsv-h", type=float, default=0.015)
     ap.add_argument("--val-every-epoch", action="store_true", help="validate each epoch (slower); default: last only")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--warmup-epochs", type=float, default=3.0)
+    ap.add_argument("--init", type=Path, default=None,
+                    help="continue from an ultralytics checkpoint of an earlier run of this script (same model yaml); "
+                         "default: random init")
     ap.add_argument("--time-hours", type=float, default=None,
                     help="wall-clock cap: ultralytics re-plans the epochs (and the LR schedule) to fit it")
     args = ap.parse_args(argv)
@@ -132,10 +136,11 @@ def main(argv: list[str] | None = None) -> int:
     from ultralytics import YOLO
 
     model = YOLO(str(cfg_path), task="detect")
-    t0 = time.time()
+    t0, cpu0 = time.time(), time.process_time()
     model.train(
         data=str(data.yaml), epochs=args.epochs, imgsz=args.imgsz, batch=args.batch, device=args.device,
-        workers=0, seed=args.seed, deterministic=True, plots=False, amp=False, pretrained=False,
+        workers=0, seed=args.seed, deterministic=True, plots=False, amp=False,
+        pretrained=str(args.init) if args.init else False, warmup_epochs=args.warmup_epochs,
         project=str(work / "runs"), name="train", exist_ok=True, cache="ram", val=args.val_every_epoch,
         lr0=args.lr0, mosaic=args.mosaic, close_mosaic=args.close_mosaic, fliplr=args.fliplr, flipud=args.flipud,
         degrees=args.degrees, scale=args.scale, hsv_h=args.hsv_h, patience=0, verbose=True,
@@ -153,7 +158,8 @@ def main(argv: list[str] | None = None) -> int:
         "dataset": args.dataset, "model": args.model, "scale": [args.depth, args.width, args.max_channels],
         "imgsz": args.imgsz, "epochs": args.epochs, "time_hours": args.time_hours,
         "epochs_run": _epochs_run(work), "batch": args.batch, "seed": args.seed,
-        "val_frac": args.val_frac, "device": args.device, "wall_s": round(wall, 1), "val": data.val,
+        "val_frac": args.val_frac, "device": args.device, "init": str(args.init) if args.init else None,
+        "wall_s": round(wall, 1), "cpu_s": round(time.process_time() - cpu0, 1), "val": data.val,
         "ultralytics_val": {"map50": float(metrics.box.map50), "map50_95": float(metrics.box.map),
                             "ap50_per_class": per_class},
         "argv": argv if argv is not None else sys.argv[1:],
