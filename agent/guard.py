@@ -20,7 +20,8 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from pydantic_ai import Agent, capture_run_messages
-from pydantic_ai.exceptions import ModelAPIError, RunTimedOut, UnexpectedModelBehavior, UsageLimitExceeded
+from pydantic_ai.exceptions import (ModelAPIError, ModelTimeoutError, RunTimedOut, UnexpectedModelBehavior,
+                                    UsageLimitExceeded)
 from pydantic_ai.messages import ModelMessage, ModelRequest, ModelResponse, ToolCallPart
 from pydantic_ai.usage import UsageLimits
 
@@ -98,7 +99,7 @@ def _run(agent: Agent, prompt: str, session: Session, history: list[ModelMessage
             return _Run(None, list(captured), "stopped",
                         f"I stopped after {steps} planner steps without a final answer (the step limit, "
                         f"OSLER_PLANNER_MAX_STEPS); the tool results so far are listed.")
-        except RunTimedOut:
+        except (RunTimedOut, ModelTimeoutError):  # the whole ask, or one HTTP request, ran out of time
             return _Run(None, list(captured), "stopped",
                         f"I stopped after {timeout:.1f} s without a final answer (the planner time limit, "
                         f"OSLER_PLANNER_TIMEOUT_S); the tool results so far are listed.")
@@ -161,7 +162,7 @@ def answer_with_guard(agent: Agent, session: Session, question: str, settings: O
         final = FinalAnswer(answer=first.reason, abstained=True)
         stats = planner_stats(first.messages[history_len:])
         actions.update(stopped=first.reason, planner=stats)
-        _audit(session, actions, GroundingReport(), first.status)
+        _audit(session, actions, GroundingReport(), first.status)  # always: a stop is an action
         return GuardedAnswer(final, GroundingReport(), first.status, actions)
     session.history = first.messages
     fixed, report = check_grounding(first.final, results(), question)
@@ -185,7 +186,8 @@ def answer_with_guard(agent: Agent, session: Session, question: str, settings: O
                 actions["resolved"] = False
                 messages = second.messages or messages
     actions["planner"] = planner_stats(messages[history_len:])
-    _audit(session, actions, report, "ok")
+    if retry or not report.ok:  # the built-in planner's clean answers need no extra audit line
+        _audit(session, actions, report, "ok")
     return GuardedAnswer(fixed, report, "ok", actions)
 
 

@@ -340,3 +340,24 @@ def test_ask_what_changed_end_to_end(assistant, data_dir, tmp_path):
     assert "new" in r.answer and "WBC" in r.answer and "12 days" in r.answer
     maps = [p for p in r.artifacts.overlays if "change-map" in Path(p).name]
     assert maps and Path(maps[0]).exists()
+
+
+def _bundled(name: str) -> bool:
+    from experts.weights import bundled
+
+    return bundled(name).exists()
+
+
+@pytest.mark.skipif(not _bundled("polyp_unet.pt"), reason="bundled polyp U-Net missing (python -m training.train_unet)")
+def test_polyp_removed_from_prior_is_new_with_the_bundled_unet(assistant, data_dir, tmp_path):
+    """The real polyp U-Net on both studies of one of its validation frames (not trained on)."""
+    from agent.toolset import invoke
+
+    image, masks = _polyp(data_dir, "2f06af2b-f1d3-42e9-b5e4-1fb1c332957e")
+    prior, _, _ = _moved(remove_region(image, masks[0]), [])
+    s = _session(assistant, tmp_path, prior, image)
+    r = invoke(s, "compare_with_prior", CompareRequest())
+    assert r.status == "compared", r.reason
+    assert [(c.label, c.status) for c in r.changes] == [("polyp", "new")]
+    assert {c.label: c.delta for c in r.count_changes} == {"polyp": 1}
+    assert "unet" in r.provenance.note

@@ -214,3 +214,15 @@ def test_vision_model_gets_the_image_inline(make):
     assert decoded.shape == session.images["current"].pixels.shape  # 480x640, under the 1024 px cap
     assert np.array_equal(decoded[..., ::-1], session.images["current"].pixels)  # loopback: unaltered
     assert {"type": "text", "text": "What is this?"} in user["content"]
+
+
+def test_server_error_mid_answer_is_reported_and_the_session_goes_on(make):
+    from scripted_openai_server import http_error
+
+    server, assistant, session = make([tool_call("image_info", {}), http_error(500, "model crashed")])
+    r = assistant.ask(session, QUESTION)
+    assert r.status == "error" and r.abstained and "planner server failed" in r.answer
+    assert [c.name for c in r.tool_calls] == ["image_info"]
+    server.script = [final_answer("The image kind is in [E2].")]  # the server recovers; so does the session
+    r2 = assistant.ask(session, "What kind of image is this?")
+    assert r2.status == "ok"

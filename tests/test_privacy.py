@@ -167,3 +167,32 @@ def test_remote_vision_images_withheld_by_default_and_masked_on_request(tmp_path
     assert (sent[text_pixels] == 0).all(axis=1).mean() >= 0.98
     event = next(e for e in session.audit.read() if e["event"] == "planner_request")
     assert event["images"] == ["current"] and event["images_masked_regions"]["current"] >= 2
+
+
+def test_history_from_earlier_turns_is_scrubbed_too(tmp_path, named_dicom):
+    """An earlier answer (e.g. from the built-in planner, which saw the real file) is rewritten before it
+    goes to a remote server: tool-call arguments and text alike."""
+    from pydantic_ai.messages import ModelRequest, ModelResponse, TextPart, ToolCallPart, ToolReturnPart, UserPromptPart
+    from pydantic_ai.models.function import FunctionModel
+
+    from agent.privacy import PrivacyModel, PrivacyPolicy
+    from agent.session import Session
+    from tools.settings import OslerSettings
+
+    session = Session(OslerSettings(data_dir=tmp_path / "osler"))
+    session.load("current", named_dicom)
+    model = PrivacyModel(FunctionModel(lambda m, i: None), PrivacyPolicy("llm.example.org", True, True, False, False),
+                         session)
+    history = [
+        ModelRequest(parts=[UserPromptPart("Is this John Smith's CT from 2004-01-19?")]),
+        ModelResponse(parts=[ToolCallPart("final_result", {"answer": "Smith_John_20040119.dcm is a CT slice."}),
+                             TextPart("Patient Smith, MRN 12345678.")]),
+        ModelRequest(parts=[ToolReturnPart("final_result", "Final result processed."),
+                            UserPromptPart("And the prior?")]),
+    ]
+    out = model.outgoing(history)
+    flat = repr(out)
+    for word in ("Smith", "John", "12345678", "2004-01-19"):
+        assert word not in flat, word
+    assert out[1].parts[0].args == {"answer": "[redacted] is a CT slice."}
+    assert repr(history).count("Smith") == 3  # the session's own history is not modified
