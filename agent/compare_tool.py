@@ -32,6 +32,7 @@ from experts.change import (
     ChangeRecord,
     Finding,
     compare_findings,
+    count_changes,
     difference_map,
     finding_from_box,
     finding_from_mask,
@@ -40,13 +41,13 @@ from experts.change import (
 )
 from experts.geometry import connected_regions
 from experts.overlay import draw_boxes, draw_heatmap, draw_masks, side_by_side
-from experts.registration import METHOD_ID, RegistrationOutcome, register, to_gray, warp_image
+from experts.registration import METHOD_ID, RegistrationOutcome, register, to_gray, warp_image, warp_mask
 from tools.classification import ImageInfoRequest
 from tools.common import Provenance
 from tools.comparison import ComparisonResult, CompareRequest, CountChange, FindingChange, Registration
 from tools.detection import DetectRequest
 from tools.errors import ExpertUnavailableError, WrongImageKindError
-from tools.kinds import TARGET_KINDS
+from tools.kinds import BLOOD_CLASSES, TARGET_KINDS
 from tools.segmentation import SegmentRequest
 
 from .session import Session
@@ -84,27 +85,24 @@ def _registration_model(reg: RegistrationOutcome) -> Registration:
                         ncc_before=round(reg.ncc_before, 4), ncc_after=round(reg.ncc_after, 4), success=reg.success)
 
 
-def _findings(session: Session, target: str, role: str) -> tuple[list[Finding], list[str], Any, np.ndarray | None]:
-    """(matched findings, every instance label for counting, the tool result, lung union mask)."""
+def _findings(session: Session, target: str, role: str) -> tuple[list[Finding], Any, np.ndarray | None]:
+    """(findings of one study in its own pixels, the tool result they come from, lung union mask)."""
     from .toolset import invoke
 
     if target == "blood_cells":
         r = invoke(session, "count", DetectRequest(target="blood_cells", image=role))
         insts = [d for c in r.counts for d in c.instances]
-        found = [finding_from_box(d.label, d.box.xyxy, source=f"{r.evidence_id}#{d.index}") for d in insts]
-        return found, [d.label for d in insts], r, None
+        return [finding_from_box(d.label, d.box.xyxy, source=f"{r.evidence_id}#{d.index}") for d in insts], r, None
     r = invoke(session, "segment", SegmentRequest(target=target, image=role))
     masks = [session.mask(reg.mask.id) for reg in r.regions]
-    if target == "lung":
-        img = session.image(role)
-        union = np.zeros((img.meta.height, img.meta.width), dtype=bool)
-        for m in masks:
-            union |= m
-        min_area = max(64, int(0.005 * union.size))
-        comps = connected_regions(union, min_area=min_area)[:2]  # left and right lung fields
-        return [finding_from_mask("lung", c, source=r.evidence_id) for c in comps], [], r, union
-    found = [finding_from_mask(reg.label, session.mask(reg.mask.id), source=reg.mask.id) for reg in r.regions]
-    return found, [f.label for f in found], r, None
+    if target != "lung":
+        return [finding_from_mask(reg.label, m, source=reg.mask.id) for reg, m in zip(r.regions, masks)], r, None
+    img = session.image(role)
+    union = np.zeros((img.meta.height, img.meta.width), dtype=bool)
+    for m in masks:
+        union |= m
+    comps = connected_regions(union, min_area=max(64, int(0.005 * union.size)))[:2]  # left and right fields
+    return [finding_from_mask("lung", c, source=r.evidence_id) for c in comps], r, union
 
 
 def _pct(x: float | None) -> float | None:
@@ -156,6 +154,8 @@ def compare_studies(session: Session, req: CompareRequest, eid: str) -> Comparis
 def run_comparison(session: Session, req: CompareRequest, eid: str) -> tuple[ComparisonResult, list[ChangeRecord]]:
     """:func:`compare_studies`, also returning the change records (findings with their geometry,
     prior ones in the current frame) for evaluation and drawing."""
+    import cv2
+
     t0 = time.perf_counter()
     cur_img, pri_img = session.image("current"), session.image("prior")
     days = interval_days(pri_img.meta.study_date, cur_img.meta.study_date)
@@ -164,8 +164,8 @@ def run_comparison(session: Session, req: CompareRequest, eid: str) -> tuple[Com
         from .tool_impl import KIND_NAMES
 
         return _refused_pair(eid, f"the prior looks like {KIND_NAMES[k_pri.kind]} but the current image is "
-                             f"{KIND_NAMES[k_cur.kind]}: they are not two studies of the same thing", t0, days=days,
-                        note=f"modality gate: current {k_cur.evidence_id}, prior {k_pri.evidence_id}")
+                                  f"{KIND_NAMES[k_cur.kind]}: they are not two studies of the same thing", t0,
+                             days=days, note=f"modality gate: current {k_cur.evidence_id}, prior {k_pri.evidence_id}")
     target = req.target if req.target != "auto" else AUTO_TARGET.get(k_cur.kind)
     if target is None:
         from .tool_impl import KIND_NAMES
@@ -181,70 +181,42 @@ def run_comparison(session: Session, req: CompareRequest, eid: str) -> tuple[Com
     reg = register(pri_img.pixels, cur_img.pixels)
     if not reg.success:
         return _refused_pair(eid, f"the prior could not be aligned to the current image: {reg.reason}", t0,
-                        target=target, days=days, reg=reg, note="; ".join(reg.notes) or None)
+                             target=target, days=days, reg=reg, note="; ".join(reg.notes) or None)
 
     try:
-        f_pri, l_pri, r_pri, lung_pri = _findings(session, target, "prior")
-        f_cur, l_cur, r_cur, lung_cur = _findings(session, target, "current")
+        f_pri, r_pri, lung_pri = _findings(session, target, "prior")
+        f_cur, r_cur, lung_cur = _findings(session, target, "current")
     except ExpertUnavailableError as exc:
         raise ExpertUnavailableError(  # no numbers here: a failure has no result to back them
             f"the prior was aligned to the current image, but no {target.replace('_', ' ')} expert can run here, "
             f"so no change can be measured ({exc})") from exc
 
     shape = (cur_img.meta.height, cur_img.meta.width)
-    import cv2
-
     valid = warp_image(np.full(pri_img.pixels.shape[:2], 255, np.uint8), reg.matrix, shape, nearest=True) > 0
     valid = cv2.erode(valid.astype(np.uint8), np.ones((7, 7), np.uint8)) > 0  # drop the interpolated rim
-    matched_pri = [f for f in f_pri if f.label in MATCHED_CELL_CLASSES] if target == "blood_cells" else f_pri
-    matched_cur = [f for f in f_cur if f.label in MATCHED_CELL_CLASSES] if target == "blood_cells" else f_cur
-    records, aside = compare_findings(matched_pri, matched_cur, reg.matrix, shape, prior_valid=valid,
-                                      prior_spacing=pri_img.spacing, current_spacing=cur_img.spacing,
-                                      threshold=AREA_THRESHOLD)
-
-    count_changes: list[CountChange] = []
-    if target == "blood_cells":  # count within the field of view both studies show
-        in_view_p = [f.label for f in f_pri if _in_frame(map_finding(f, reg.matrix, shape).centroid, shape)]
-        in_view_c = [f.label for f in f_cur if _in_valid(f.centroid, valid)]
-        for c in ("RBC", "WBC", "Platelets"):
-            p, q = in_view_p.count(c), in_view_c.count(c)
-            count_changes.append(CountChange(label=c, prior=p, current=q, delta=q - p))
-    elif target == "polyp":
-        p = sum(1 for r in records if r.prior is not None)
-        q = sum(1 for r in records if r.current is not None)
-        count_changes.append(CountChange(label="polyp", prior=p, current=q, delta=q - p))
+    cells = target == "blood_cells"
+    records, aside = compare_findings(
+        [f for f in f_pri if not cells or f.label in MATCHED_CELL_CLASSES],
+        [f for f in f_cur if not cells or f.label in MATCHED_CELL_CLASSES],
+        reg.matrix, shape, prior_valid=valid, prior_spacing=pri_img.spacing, current_spacing=cur_img.spacing,
+        threshold=AREA_THRESHOLD)
+    counts = _count_changes(target, f_pri, f_cur, records, reg.matrix, valid)
 
     g_cur = to_gray(cur_img.pixels)
     g_pri_w = warp_image(to_gray(pri_img.pixels), reg.matrix, shape)
     opacity = None
     if target == "lung" and lung_cur is not None and lung_pri is not None:
-        from experts.registration import warp_mask
-
-        lungs = lung_cur & warp_mask(lung_pri, reg.matrix, shape)
-        opacity = opacity_change(g_pri_w, g_cur, lungs, valid)
+        opacity = opacity_change(g_pri_w, g_cur, lung_cur & warp_mask(lung_pri, reg.matrix, shape), valid)
         opacity = None if opacity is None else round(opacity, 4)
+    sbs, cmap = _overlays(session, eid, records, warp_image(pri_img.pixels, reg.matrix, shape), g_pri_w, g_cur,
+                          valid, (pri_img.meta.study_date, cur_img.meta.study_date))
 
-    items_p = [(r.index, r.status, r.prior) for r in records if r.prior is not None]
-    items_c = [(r.index, r.status, r.current) for r in records if r.current is not None]
-    pri_w = warp_image(pri_img.pixels, reg.matrix, shape)
-    d_pri = pri_img.meta.study_date or "date unknown"
-    d_cur = cur_img.meta.study_date or "date unknown"
-    panel = side_by_side(_draw(pri_w, items_p), _draw(cur_img.pixels, items_c),
-                         labels=(f"{eid} prior {d_pri} (registered)", f"current {d_cur}"))
-    sbs = session.add_artifact("overlay", panel)
-    heat = difference_map(g_pri_w, g_cur, valid, sigma=max(1.5, max(shape) / 300))
-    changed = [(i, s, f) for i, s, f in items_c + [(r.index, r.status, r.prior) for r in records if r.current is None]]
-    cmap = draw_heatmap(cur_img.pixels, heat)
-    cmap = _draw(cmap, changed, f"{eid} change map: |current - registered prior|; findings by status")
-    cmap_ref = session.add_artifact("change_map", cmap)
-
-    ev = f"{r_pri.evidence_id} prior, {r_cur.evidence_id} current"
-    prov_in = r_cur.provenance
     note = (f"registration {reg.method}: {reg.inliers} feature inliers, NCC {reg.ncc_before:.2f} -> "
-            f"{reg.ncc_after:.2f}, overlap {reg.overlap:.0%}; findings from "
-            f"{'count' if target == 'blood_cells' else 'segment'} {target} ({prov_in.backend} {prov_in.model}; {ev}); "
-            f"areas compared in the current frame, change threshold +-{AREA_THRESHOLD:.0%}")
-    if target == "blood_cells":
+            f"{reg.ncc_after:.2f}, overlap {reg.overlap:.0%}; findings from {'count' if cells else 'segment'} "
+            f"{target} ({r_cur.provenance.backend} {r_cur.provenance.model}; {r_pri.evidence_id} prior, "
+            f"{r_cur.evidence_id} current); areas compared in the current frame, change threshold "
+            f"+-{AREA_THRESHOLD:.0%}")
+    if cells:
         note += "; WBC and platelets matched one by one, RBC counted only; counts within the common field of view"
     if aside:
         note += f"; {aside} finding(s) outside the common field of view not compared"
@@ -252,22 +224,51 @@ def run_comparison(session: Session, req: CompareRequest, eid: str) -> tuple[Com
         note += "; interval unknown (no study date on one or both images)"
     elif days < 0:
         note += "; the 'prior' is dated after the current study"
-    if target == "lung" and opacity is not None:
-        note += "; opacity change = mean exposure-normalised (0..1) intensity change inside both lung masks"
+    if opacity is not None:
+        note += ("; opacity change = mean grey change (0..1) inside both lung masks, prior exposure matched to the "
+                 "current outside the lungs")
     prov = Provenance(expert=EXPERT, backend="opencv", model=METHOD_ID, device="cpu",
                       elapsed_ms=(time.perf_counter() - t0) * 1000, note=note)
     return ComparisonResult(
         evidence_id=eid, status="compared", interval_days=days, registration=_registration_model(reg), target=target,
-        changes=[_change_model(r) for r in records], count_changes=count_changes, lung_opacity_change=opacity,
-        side_by_side=sbs, change_map=cmap_ref, provenance=prov,
+        changes=[_change_model(r) for r in records], count_changes=counts, lung_opacity_change=opacity,
+        side_by_side=sbs, change_map=cmap, provenance=prov,
     ), records
 
 
-def _in_frame(pt: tuple[float, float], shape: tuple[int, int]) -> bool:
-    return 0 <= pt[0] < shape[1] and 0 <= pt[1] < shape[0]
+def _count_changes(target: str, f_pri: list[Finding], f_cur: list[Finding], records: list[ChangeRecord],
+                   matrix: np.ndarray, valid: np.ndarray) -> list[CountChange]:
+    """Blood cells: every class, counting only instances inside the field of view both studies
+    show; polyps: regions on each side of the matched records; lungs: none."""
+    out: list[CountChange] = []
+    if target == "blood_cells":
+        h, w = valid.shape
+
+        def seen(pt: tuple[float, float]) -> bool:
+            return 0 <= pt[0] < w and 0 <= pt[1] < h and bool(valid[int(pt[1]), int(pt[0])])
+
+        in_p = [f.label for f in f_pri if seen(map_finding(f, matrix, (h, w)).centroid)]
+        in_c = [f.label for f in f_cur if seen(f.centroid)]
+        rows = count_changes(in_p, in_c, BLOOD_CLASSES)
+        out = [CountChange(label=c, prior=p, current=q, delta=d) for c, p, q, d in rows]
+    elif target == "polyp":
+        p = sum(1 for r in records if r.prior is not None)
+        q = sum(1 for r in records if r.current is not None)
+        out.append(CountChange(label="polyp", prior=p, current=q, delta=q - p))
+    return out
 
 
-def _in_valid(pt: tuple[float, float], valid: np.ndarray) -> bool:
-    if not _in_frame(pt, valid.shape):
-        return False
-    return bool(valid[int(pt[1]), int(pt[0])])
+def _overlays(session: Session, eid: str, records: list[ChangeRecord], prior_rgb_w: np.ndarray, g_pri_w: np.ndarray,
+              g_cur: np.ndarray, valid: np.ndarray, dates: tuple[str | None, str | None]) -> tuple[Any, Any]:
+    """Side by side (registered prior | current, findings numbered alike) and the change map."""
+    cur_rgb = session.image("current").pixels
+    items_p = [(r.index, r.status, r.prior) for r in records if r.prior is not None]
+    items_c = [(r.index, r.status, r.current) for r in records if r.current is not None]
+    d_pri, d_cur = (d or "date unknown" for d in dates)
+    panel = side_by_side(_draw(prior_rgb_w, items_p), _draw(cur_rgb, items_c),
+                         labels=(f"{eid} prior {d_pri} (registered)", f"current {d_cur}"))
+    heat = difference_map(g_pri_w, g_cur, valid, sigma=max(1.5, max(valid.shape) / 300))
+    resolved = [(r.index, r.status, r.prior) for r in records if r.current is None and r.prior is not None]
+    cmap = _draw(draw_heatmap(cur_rgb, heat), items_c + resolved,
+                 f"{eid} change map: |current - registered prior|; findings by status")
+    return session.add_artifact("overlay", panel), session.add_artifact("change_map", cmap)

@@ -233,8 +233,11 @@ def main(argv: list[str] | None = None) -> int:
     if not args.gate:
         print(_table(report, list(report["per_class"])))
     else:
+        print(f"{'kind':<14}{'n':>6}{'all':>8}{'n real':>8}{'real':>8}{'n clean':>9}{'clean':>8}")
         for kind, acc in report["per_kind_accuracy"].items():
-            print(f"{kind:<14}{report['per_kind_n'][kind]:>6}{acc:>8.4f}")
+            print(f"{kind:<14}{report['per_kind_n'][kind]:>6}{acc:>8.4f}"
+                  f"{report['per_kind_n_real'][kind]:>8}{report['per_kind_accuracy_real'][kind]:>8.4f}"
+                  f"{report['per_kind_n_real_clean'][kind]:>9}{report['per_kind_accuracy_real_clean'][kind]:>8.4f}")
     return 0
 
 

@@ -262,7 +262,8 @@ def bench_hannover(data_root: Path, split: str = "dev", max_pairs: int | None = 
         "ncc_before": _stats([x["ncc_before"] for x in same]), "ncc_after": _stats([x["ncc_after"] for x in same]),
         "seconds": _stats([x["seconds"] for x in same]), "by_projection": by_proj,
         "different_patients": {"pairs": len(diff), "ncc_after": _stats(list(d_ncc)),
-                               "refused_rate": round(float(np.mean([not x["success"] for x in diff])), 3) if diff else None,
+                               "refused_rate": (round(float(np.mean([not x["success"] for x in diff])), 3)
+                                                if diff else None),
                                "auc_same_vs_different": None if auc is None else round(auc, 3)},
         "min_ncc_after": params.min_ncc_after,
     }
@@ -273,7 +274,8 @@ def _table(result: dict[str, Any]) -> str:
     lines = []
     t = result.get("known_transform", {}).get("summary", {})
     if t:
-        lines.append("known transform      n  success  corner err px (median/p90/max)  <=2px  rot err deg (median/max)  <=1deg  s/pair")
+        lines.append("known transform      n  success  corner err px (median/p90/max)  <=2px  "
+                     "rot err deg (median/max)  <=1deg  s/pair")
         for k, v in t.items():
             ce, re_, sec = v["corner_err_px"], v["rot_err_deg"], v["seconds"]
             lines.append(f"  {k:16s} {v['n']:3d}  {v['success_rate']:7.3f}  {ce['median']:6.2f} / {ce['p90']:6.2f} / "

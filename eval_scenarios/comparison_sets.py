@@ -98,7 +98,8 @@ def similarity_about_center(shape_src: tuple[int, int], shape_dst: tuple[int, in
     return m
 
 
-def apply_exposure(rgb: np.ndarray, gain: float, gamma: float, offset: float, noise: float, rng: np.random.Generator) -> np.ndarray:
+def apply_exposure(rgb: np.ndarray, gain: float, gamma: float, offset: float, noise: float,
+                   rng: np.random.Generator) -> np.ndarray:
     """``255 * (gain * (x/255) ** gamma) + offset + N(0, noise)``, clipped to uint8."""
     x = (rgb.astype(np.float32) / 255.0) ** gamma * gain * 255.0 + offset
     if noise > 0:
@@ -308,7 +309,8 @@ def known_edit_cases(data_root: Path, n_per_label: int = 10, seed: int = 0, fact
     cases: list[EditCase] = []
     for label in labels:
         if label == "polyp":
-            pool = [(img, cv2.imread(str(msk), cv2.IMREAD_GRAYSCALE) > 127) for img, msk in polyp_items(root, polyp_files)]
+            pool = [(img, cv2.imread(str(msk), cv2.IMREAD_GRAYSCALE) > 127)
+                    for img, msk in polyp_items(root, polyp_files)]
             sources = [(img, _components(m)) for img, m in pool]
         else:
             sources = []

@@ -102,7 +102,8 @@ def map_finding(f: Finding, matrix: np.ndarray, shape: tuple[int, int]) -> Findi
     corners = transform_points(matrix, np.array([[x0, y0], [x1, y0], [x1, y1], [x0, y1]]))
     s = math.sqrt(abs(float(np.linalg.det(np.asarray(matrix, dtype=np.float64)[:, :2]))))
     c = transform_points(matrix, [f.centroid])[0]
-    box = (float(corners[:, 0].min()), float(corners[:, 1].min()), float(corners[:, 0].max()), float(corners[:, 1].max()))
+    lo, hi = corners.min(axis=0), corners.max(axis=0)
+    box = (float(lo[0]), float(lo[1]), float(hi[0]), float(hi[1]))
     return Finding(label=f.label, area_px=f.area_px * s * s, diameter_px=f.diameter_px * s,
                    centroid=(float(c[0]), float(c[1])), box=box, area_native_px=f.area_native_px, source=f.source)
 
@@ -230,7 +231,8 @@ def compare_findings(
                                     _mm2(b.area_native_px, current_spacing)))
     for j in sorted(lone_c, key=lambda j: order(cm[j])):
         b = cm[j]
-        records.append(ChangeRecord(0, b.label, "new", None, b, current_area_mm2=_mm2(b.area_native_px, current_spacing)))
+        records.append(ChangeRecord(0, b.label, "new", None, b,
+                                    current_area_mm2=_mm2(b.area_native_px, current_spacing)))
     for i in sorted(lone_p, key=lambda i: order(pm[i])):
         a = pm[i]
         records.append(ChangeRecord(0, a.label, "resolved", a, None,
@@ -240,7 +242,8 @@ def compare_findings(
     return records, aside
 
 
-def count_changes(prior_labels: list[str], current_labels: list[str], classes: list[str]) -> list[tuple[str, int, int, int]]:
+def count_changes(prior_labels: list[str], current_labels: list[str], classes: "list[str] | tuple[str, ...]"
+                  ) -> list[tuple[str, int, int, int]]:
     """(label, prior count, current count, current - prior) per class, in ``classes`` order."""
     out = []
     for c in classes:

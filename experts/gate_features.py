@@ -1,8 +1,8 @@
 """Colour, layout and texture features of an image, for the modality gate (pure numpy + OpenCV).
 
-``gate_features(rgb)`` takes uint8 RGB ``(H, W, 3)`` (any size >= 8 px) and returns float32
-``(FEATURE_DIM,)``.  The image is first squashed to 64x64 (INTER_AREA), so the features see
-layout and colour, not resolution or file format.  Groups, in order (``FEATURE_GROUPS``):
+``gate_features(rgb)`` takes uint8 RGB ``(H, W, 3)`` (any size) and returns float32
+``(FEATURE_DIM,)``.  The image is first squashed to 128x128 and then 64x64 (INTER_AREA), so the
+features see layout and colour, not resolution, aspect or file format.  Groups, in order (``FEATURE_GROUPS``):
 
 * ``rgb``      mean and std of R, G, B; mean |R-G|, |G-B|, |R-B| (greyness)          9
 * ``hue``      hue histogram weighted by saturation, 12 bins (sums to the mean sat)  12
@@ -16,6 +16,9 @@ layout and colour, not resolution or file format.  Groups, in order (``FEATURE_G
 * ``lbp``      uniform 8-neighbour local binary pattern histogram (10 bins)          10
 * ``sym``      left-right and top-bottom correlation of the grey image               2
 * ``chroma``   mean a*, b* (CIELAB) of non-dark pixels, fraction of red-dominant px  3
+* ``ab_hist``  3x3 histogram of (a*, b*) of non-dark pixels                         9
+* ``fine``     at 128 px: mean |Laplacian|, specular-highlight fraction (V > 0.92,
+               S < 0.2), near-white fraction, near-black fraction                    4
 
 All values are O(1); the gate standardises them with the training mean/std it stores.
 """
@@ -26,10 +29,10 @@ import numpy as np
 
 __all__ = ["FEATURE_VERSION", "FEATURE_GROUPS", "FEATURE_DIM", "gate_features"]
 
-FEATURE_VERSION = "gate-features-v1"
+FEATURE_VERSION = "gate-features-v2"
 FEATURE_GROUPS: tuple[tuple[str, int], ...] = (
     ("rgb", 9), ("hue", 12), ("sat", 8), ("val", 8), ("grid_v", 16), ("grid_s", 16), ("grid_dark", 16),
-    ("rings", 12), ("grad", 18), ("lbp", 10), ("sym", 2), ("chroma", 3),
+    ("rings", 12), ("grad", 18), ("lbp", 10), ("sym", 2), ("chroma", 3), ("ab_hist", 9), ("fine", 4),
 )
 FEATURE_DIM = sum(n for _, n in FEATURE_GROUPS)
 _SIZE = 64
@@ -76,8 +79,9 @@ def gate_features(rgb: np.ndarray) -> np.ndarray:
     if img.ndim == 2:
         img = np.repeat(img[..., None], 3, axis=2)
     img = img[..., :3].astype(np.uint8, copy=False)
-    interp = cv2.INTER_AREA if min(img.shape[:2]) >= _SIZE else cv2.INTER_LINEAR
-    small = cv2.resize(img, (_SIZE, _SIZE), interpolation=interp)
+    interp = cv2.INTER_AREA if min(img.shape[:2]) >= 2 * _SIZE else cv2.INTER_LINEAR
+    mid = cv2.resize(img, (2 * _SIZE, 2 * _SIZE), interpolation=interp)  # 128 px: fine texture
+    small = cv2.resize(mid, (_SIZE, _SIZE), interpolation=cv2.INTER_AREA)  # 64 px: everything else
     f = small.astype(np.float32) / 255.0
     hsv = cv2.cvtColor(small, cv2.COLOR_RGB2HSV).astype(np.float32)
     h, s, v = hsv[..., 0] / 180.0, hsv[..., 1] / 255.0, hsv[..., 2] / 255.0
@@ -116,6 +120,17 @@ def gate_features(rgb: np.ndarray) -> np.ndarray:
     b_mean = float(lab[..., 2][lit].mean()) / 50.0 if lit.any() else 0.0
     red = float(((r > g + 0.08) & (r > b + 0.08) & lit).mean())
     feats.append(np.array([a_mean, b_mean, red]))
+    if lit.any():
+        ab, _, _ = np.histogram2d(np.clip(lab[..., 1][lit], -60, 60), np.clip(lab[..., 2][lit], -60, 60),
+                                  bins=3, range=[[-60, 60], [-60, 60]])
+        feats.append(ab.ravel() / lit.size)
+    else:
+        feats.append(np.zeros(9))
+    mid_hsv = cv2.cvtColor(mid, cv2.COLOR_RGB2HSV)
+    mid_grey = cv2.cvtColor(mid, cv2.COLOR_RGB2GRAY).astype(np.float32) / 255.0
+    mv, ms = mid_hsv[..., 2] / 255.0, mid_hsv[..., 1] / 255.0
+    feats.append(np.array([np.abs(cv2.Laplacian(mid_grey, cv2.CV_32F)).mean(), ((mv > 0.92) & (ms < 0.2)).mean(),
+                           (mid_grey > 0.95).mean(), (mid_grey < 0.03).mean()]))
     out = np.concatenate([np.asarray(x, np.float32).ravel() for x in feats])
     if out.shape[0] != FEATURE_DIM:  # pragma: no cover - guards edits of the groups above
         raise RuntimeError(f"gate features: {out.shape[0]} values, expected {FEATURE_DIM}")

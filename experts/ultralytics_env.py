@@ -1,5 +1,6 @@
-"""Make ultralytics run with no network attempt.  Call :func:`prepare_ultralytics` before the
-first ``import ultralytics`` (the YOLO expert and the training script do).
+"""Use ultralytics safely: no network attempt, and weights only from local files read with
+``weights_only=True``.  Call :func:`prepare_ultralytics` before the first ``import ultralytics``
+(the YOLO expert and the training script do).
 
 What ultralytics tries to reach, and what this stops (measured; see ``shared/STACK.md``):
 
@@ -12,6 +13,14 @@ What ultralytics tries to reach, and what this stops (measured; see ``shared/STA
 
 Model names such as ``yolo11n.pt`` and dataset names such as ``coco8.yaml`` still download when
 given to ultralytics: callers pass local files only (:mod:`experts.yolo_detector` checks).
+
+Checkpoint files (:func:`save_checkpoint`, :func:`read_checkpoint`):
+
+* ``osler-yolo-v1``: a dict of plain types and fp16 tensors -- ``{"format", "yaml" (model yaml
+  dict), "names" (class names, index order), "imgsz" (training input size, px), "state_dict",
+  "train" (metadata: split, metrics, command)}``; rebuilt as ``DetectionModel(yaml)``;
+* an ultralytics ``.pt`` (e.g. ``best.pt``), read with ultralytics' restricted loader
+  (``weights_only=True`` with its allow-list of model classes; no arbitrary unpickling).
 """
 
 from __future__ import annotations
@@ -22,12 +31,16 @@ import shutil
 import sys
 import threading
 from pathlib import Path
+from typing import Any, Sequence
 
-__all__ = ["prepare_ultralytics", "default_config_dir", "FONT_NAMES"]
+from tools.errors import ExpertUnavailableError
+
+__all__ = ["prepare_ultralytics", "default_config_dir", "FONT_NAMES", "FORMAT", "save_checkpoint", "read_checkpoint"]
 
 log = logging.getLogger(__name__)
 
 FONT_NAMES = ("Arial.ttf", "Arial.Unicode.ttf")
+FORMAT = "osler-yolo-v1"
 _lock = threading.Lock()
 _prepared: Path | None = None
 
@@ -91,3 +104,64 @@ def _place_fonts(folder: Path, src: Path) -> None:
         dst = folder / name
         if not dst.exists() or dst.stat().st_size == 0:
             shutil.copyfile(src, dst)
+
+
+def save_checkpoint(model: Any, names: Sequence[str], imgsz: int, path: Path, meta: dict | None = None) -> Path:
+    """Write an ultralytics ``DetectionModel`` as an ``osler-yolo-v1`` fp16 state dict."""
+    import torch
+
+    cfg = {k: v for k, v in dict(model.yaml).items() if k != "yaml_file"}
+    payload = {
+        "format": FORMAT,
+        "yaml": cfg,
+        "names": [str(n) for n in names],
+        "imgsz": int(imgsz),
+        "state_dict": {k: v.detach().cpu().half() if v.is_floating_point() else v.detach().cpu()
+                       for k, v in model.state_dict().items()},
+        "train": dict(meta or {}),
+    }
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(payload, path)
+    return path
+
+
+def read_checkpoint(path: Path, setting: str) -> tuple[Any, list[str], int | None, dict]:
+    """(model in float32 eval mode, class names, training imgsz or None, metadata)."""
+    import pickle
+
+    import torch
+
+    try:
+        payload = torch.load(str(path), map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:
+        payload = None  # an ultralytics checkpoint: pickled model objects
+    except Exception as exc:  # noqa: BLE001 - corrupt or not a torch file
+        raise ExpertUnavailableError(f"{setting}: {path.name} is not a readable PyTorch checkpoint ({exc})") from exc
+    if isinstance(payload, dict) and payload.get("format") == FORMAT:
+        from ultralytics.nn.tasks import DetectionModel
+
+        names = list(payload["names"])
+        cfg = dict(payload["yaml"])
+        if "scale" not in cfg and len(cfg.get("scales") or {}) == 1:
+            cfg["scale"] = next(iter(cfg["scales"]))  # the one scale it was trained at
+        model = DetectionModel(cfg=cfg, nc=len(names), verbose=False)
+        model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in payload["state_dict"].items()})
+        return model.float().eval(), names, int(payload["imgsz"]), dict(payload.get("train") or {})
+    from ultralytics.nn.tasks import torch_safe_load
+
+    try:
+        ckpt, _ = torch_safe_load(str(path), safe_only=True)
+    except Exception as exc:  # noqa: BLE001
+        raise ExpertUnavailableError(
+            f"{setting}: {path.name} is neither an osler-yolo-v1 state dict nor an ultralytics checkpoint that loads "
+            f"with weights_only=True ({type(exc).__name__}: {exc}); re-export it with training/train_yolo.py"
+        ) from exc
+    model = (ckpt.get("ema") or ckpt.get("model")) if isinstance(ckpt, dict) else None
+    if model is None or not hasattr(model, "names"):
+        raise ExpertUnavailableError(f"{setting}: {path.name} holds no detection model")
+    raw = model.names
+    names = [raw[i] for i in range(len(raw))] if isinstance(raw, dict) else list(raw)
+    args = ckpt.get("train_args") or getattr(model, "args", None) or {}
+    imgsz = args.get("imgsz") if isinstance(args, dict) else None
+    return model.float().eval(), [str(n) for n in names], int(imgsz) if isinstance(imgsz, int) else None, {}

@@ -93,12 +93,12 @@ def build_model(cfg: UnetConfig) -> Any:
                             in_channels=cfg.in_channels, classes=1)
 
 
-def preprocess(rgb: np.ndarray, cfg: UnetConfig) -> np.ndarray:
-    """uint8 (H, W, 3) RGB -> float32 (C, in_size, in_size) network input."""
+def preprocess(rgb: np.ndarray, cfg: UnetConfig, size: int | None = None) -> np.ndarray:
+    """uint8 (H, W, 3) RGB -> float32 (C, size, size) network input (``size`` defaults to ``in_size``)."""
     import cv2
 
     h, w = rgb.shape[:2]
-    s = cfg.in_size
+    s = size or cfg.in_size
     interp = cv2.INTER_AREA if h > s and w > s else cv2.INTER_LINEAR
     x = cv2.resize(np.ascontiguousarray(rgb), (s, s), interpolation=interp).astype(np.float32) / 255.0
     if cfg.norm == "per_image":

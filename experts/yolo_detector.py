@@ -1,12 +1,8 @@
 """YOLO detectors (ultralytics models) for blood cells, polyps and any site checkpoint.
 
-Weights are local files only (never a model name: nothing is downloaded).  Two formats load:
-
-* ``osler-yolo-v1`` (what ``training/train_yolo.py`` writes and :func:`save_checkpoint` makes): a
-  dict of plain types and fp16 tensors, read with ``torch.load(weights_only=True)`` --
-  ``{"format", "yaml" (model yaml dict), "names" (list), "imgsz", "state_dict", "train" (metadata)}``;
-* an ultralytics ``.pt`` (``best.pt``), read with ultralytics' restricted loader
-  (``weights_only=True`` with its allow-list of model classes).
+Weights are local files only (never a model name: nothing is downloaded): an ``osler-yolo-v1``
+fp16 state dict (what ``training/train_yolo.py`` writes) or an ultralytics ``best.pt``, both read
+with ``weights_only=True`` by :func:`experts.ultralytics_env.read_checkpoint`.
 
 Pre/post-processing is ours (no ultralytics predictor): each image is scaled so its long side is
 ``imgsz`` and padded (value 114) to a multiple of the stride, the model runs in float32, then
@@ -24,7 +20,7 @@ import threading
 import time
 from importlib.util import find_spec
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -34,14 +30,14 @@ from tools.settings import OslerSettings
 
 from .imaging import StudyImage
 from .protocols import Detections
+from .ultralytics_env import FORMAT, read_checkpoint, save_checkpoint
 from .weights import resolve_device, resolve_weights, sha256_of
 
-__all__ = ["YoloDetector", "save_checkpoint", "BLOOD_LABELS", "build_blood", "check_blood", "build_polyp",
+__all__ = ["YoloDetector", "save_checkpoint", "FORMAT", "BLOOD_LABELS", "build_blood", "check_blood", "build_polyp",
            "check_polyp", "build_custom", "check_custom"]
 
 log = logging.getLogger(__name__)
 
-FORMAT = "osler-yolo-v1"
 BLOOD_LABELS = ("RBC", "WBC", "Platelets")
 _BLOOD_ALIASES = {
     "rbc": "RBC", "rbcs": "RBC", "red blood cell": "RBC", "red blood cells": "RBC", "erythrocyte": "RBC",
@@ -50,67 +46,6 @@ _BLOOD_ALIASES = {
 }
 _SETTINGS = {"blood": "OSLER_MODELS__YOLO_BLOOD", "polyp": "OSLER_MODELS__YOLO_POLYP",
              "custom": "OSLER_MODELS__YOLO_EXTRA"}
-
-
-def save_checkpoint(model: Any, names: Sequence[str], imgsz: int, path: Path, meta: dict | None = None) -> Path:
-    """Write an ultralytics ``DetectionModel`` as an ``osler-yolo-v1`` fp16 state dict."""
-    import torch
-
-    cfg = {k: v for k, v in dict(model.yaml).items() if k != "yaml_file"}
-    payload = {
-        "format": FORMAT,
-        "yaml": cfg,
-        "names": [str(n) for n in names],
-        "imgsz": int(imgsz),
-        "state_dict": {k: v.detach().cpu().half() if v.is_floating_point() else v.detach().cpu()
-                       for k, v in model.state_dict().items()},
-        "train": dict(meta or {}),
-    }
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save(payload, path)
-    return path
-
-
-def _read_checkpoint(path: Path, setting: str) -> tuple[Any, list[str], int | None, dict]:
-    """(model in float32 eval mode, class names, training imgsz or None, metadata)."""
-    import pickle
-
-    import torch
-
-    try:
-        payload = torch.load(str(path), map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError:
-        payload = None  # an ultralytics checkpoint: pickled model objects
-    except Exception as exc:  # noqa: BLE001 - corrupt or not a torch file
-        raise ExpertUnavailableError(f"{setting}: {path.name} is not a readable PyTorch checkpoint ({exc})") from exc
-    if isinstance(payload, dict) and payload.get("format") == FORMAT:
-        from ultralytics.nn.tasks import DetectionModel
-
-        names = list(payload["names"])
-        cfg = dict(payload["yaml"])
-        if "scale" not in cfg and len(cfg.get("scales") or {}) == 1:
-            cfg["scale"] = next(iter(cfg["scales"]))  # the one scale it was trained at
-        model = DetectionModel(cfg=cfg, nc=len(names), verbose=False)
-        model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in payload["state_dict"].items()})
-        return model.float().eval(), names, int(payload["imgsz"]), dict(payload.get("train") or {})
-    from ultralytics.nn.tasks import torch_safe_load
-
-    try:
-        ckpt, _ = torch_safe_load(str(path), safe_only=True)
-    except Exception as exc:  # noqa: BLE001
-        raise ExpertUnavailableError(
-            f"{setting}: {path.name} is neither an osler-yolo-v1 state dict nor an ultralytics checkpoint that loads "
-            f"with weights_only=True ({type(exc).__name__}: {exc}); re-export it with training/train_yolo.py"
-        ) from exc
-    model = (ckpt.get("ema") or ckpt.get("model")) if isinstance(ckpt, dict) else None
-    if model is None or not hasattr(model, "names"):
-        raise ExpertUnavailableError(f"{setting}: {path.name} holds no detection model")
-    raw = model.names
-    names = [raw[i] for i in range(len(raw))] if isinstance(raw, dict) else list(raw)
-    args = ckpt.get("train_args") or getattr(model, "args", None) or {}
-    imgsz = args.get("imgsz") if isinstance(args, dict) else None
-    return model.float().eval(), [str(n) for n in names], int(imgsz) if isinstance(imgsz, int) else None, {}
 
 
 def _letterbox(rgb: np.ndarray, size: int, canvas: tuple[int, int]) -> tuple[np.ndarray, float, tuple[float, float]]:
@@ -165,7 +100,7 @@ class YoloDetector:
         device: str = "cpu",
         config_dir: Path | None = None,
         classes: tuple[str, ...] | None = None,
-        label_map: Any = None,
+        label_map: Callable[[str], str] | None = None,
         class_filter: Sequence[str] | None = None,
         default_min_score: float = 0.25,
         iou: float = 0.5,
@@ -183,16 +118,16 @@ class YoloDetector:
         self.default_min_score, self.iou, self.max_det = default_min_score, iou, max_det
         self.tile_size, self.tile_trigger, self.tile_overlap = tile_size, tile_trigger, tile_overlap
         self._declared, self._imgsz = classes, imgsz
-        self._model, self._names = model, list(names) if names is not None else None
+        self._model = model
         self._labels: list[str] | None = None
         self._meta: dict = {}
         self._sha: str | None = None
         self._lock = threading.Lock()
         self.model_id = weights.stem if weights is not None else "in-memory"
         if model is not None:
-            if self._names is None:
+            if names is None:
                 raise ValueError("an in-memory model needs its class names")
-            self._finish_load(model, self._names, imgsz, {})
+            self._finish_load(model, list(names), imgsz, {})
 
     # -- loading ---------------------------------------------------------------------------
     @property
@@ -223,13 +158,13 @@ class YoloDetector:
                 prepare_ultralytics(self.config_dir)
             t0 = time.perf_counter()
             self._sha = sha256_of(Path(self.weights))
-            model, names, imgsz, meta = _read_checkpoint(Path(self.weights), self.setting)
+            model, names, imgsz, meta = read_checkpoint(Path(self.weights), self.setting)
             self._finish_load(model, names, self._imgsz or imgsz, meta)
             log.info("loaded %s (%s, %d classes) on %s in %.0f ms", self.model_id, self.weights.name, len(names),
                      self.device, (time.perf_counter() - t0) * 1000)
 
     def _finish_load(self, model: Any, names: list[str], imgsz: int | None, meta: dict) -> None:
-        labels = [self._map_label(n) for n in names]
+        labels = [self.label_map(n) if self.label_map else n for n in names]
         if self._declared is not None and len(self._declared) == 1 == len(labels) and labels != list(self._declared):
             log.info("single-class checkpoint: reading its class %r as %r", names[0], self._declared[0])
             labels = list(self._declared)
@@ -244,17 +179,10 @@ class YoloDetector:
         model = model.to(self.device).float().eval()
         for p in model.parameters():
             p.requires_grad_(False)
-        self._model, self._names, self._labels, self._imgsz, self._meta = model, list(names), labels, imgsz, meta
+        self._model, self._labels, self._imgsz, self._meta = model, labels, imgsz, meta
         self.model_id = str(meta.get("model_id") or self.model_id)
         stride = getattr(model, "stride", None)
         self._stride = int(max(stride.max().item() if hasattr(stride, "max") else 32, 32))
-
-    def _map_label(self, raw: str) -> str:
-        if callable(self.label_map):
-            return str(self.label_map(raw))
-        if isinstance(self.label_map, dict):
-            return self.label_map.get(raw, raw)
-        return raw
 
     # -- inference -------------------------------------------------------------------------
     def _forward(self, batch: list[np.ndarray], min_score: float) -> list[np.ndarray]:
@@ -328,11 +256,11 @@ class YoloDetector:
         return Detections(boxes=det[:, :4], scores=det[:, 4], labels=labels, min_score=thr, provenance=prov)
 
     def _device_name(self) -> str:
-        if str(self.device).startswith("cuda"):
-            import torch
+        if self.device != "cuda":
+            return str(self.device)
+        import torch
 
-            return f"cuda:{torch.cuda.current_device()}" if self.device == "cuda" else str(self.device)
-        return "cpu"
+        return f"cuda:{torch.cuda.current_device()}"
 
     def predict(self, image: StudyImage, *, min_score: float | None = None) -> Detections:
         """Boxes ``(N, 4)`` xyxy in original-image pixels, scores, labels, at ``min_score``
@@ -375,33 +303,38 @@ def _config_dir(settings: OslerSettings) -> Path:
     return default_config_dir(settings.data_dir)
 
 
-def _check(settings: OslerSettings, configured: Path | None, bundled: str | None, kind: str) -> str | None:
-    for pkg in ("torch", "ultralytics"):
-        if find_spec(pkg) is None:
-            return f"the YOLO backend needs the Python package '{pkg}' (pip install 'osler[full]')"
+def _weights(configured: Path | None, bundled: str | None, kind: str) -> Path:
+    """The local weights file, or ExpertUnavailableError naming the setting (never a download)."""
     setting = _SETTINGS[kind]
     try:
         path = resolve_weights(configured, bundled, setting)
     except ExpertUnavailableError as exc:
-        return str(exc)
+        hint = ""
+        if configured is not None and Path(configured).parent == Path("."):
+            hint = " (a model name is not downloaded: give the path of a local .pt file)"
+        raise ExpertUnavailableError(f"{exc}{hint}") from exc
     if path is None:
         what = f"the bundled experts/weights/{bundled} is missing" if bundled else "it is not set"
-        return f"no YOLO weights for {kind}: set {setting}=/path/to/weights.pt ({what})"
-    if settings.device == "cuda":
-        try:
+        raise ExpertUnavailableError(f"no YOLO weights for {kind}: set {setting}=/path/to/weights.pt ({what})")
+    return path
+
+
+def _check(settings: OslerSettings, configured: Path | None, bundled: str | None, kind: str) -> str | None:
+    for pkg in ("torch", "ultralytics"):
+        if find_spec(pkg) is None:
+            return f"the YOLO backend needs the Python package '{pkg}' (pip install 'osler[full]')"
+    try:
+        _weights(configured, bundled, kind)
+        if settings.device == "cuda":
             resolve_device("cuda")
-        except ExpertUnavailableError as exc:
-            return str(exc)
+    except ExpertUnavailableError as exc:
+        return str(exc)
     return None
 
 
 def _build(settings: OslerSettings, configured: Path | None, bundled: str | None, kind: str, **kw: Any) -> YoloDetector:
-    setting = _SETTINGS[kind]
-    path = resolve_weights(configured, bundled, setting)
-    if path is None:
-        raise ExpertUnavailableError(f"no YOLO weights for {kind}: set {setting}=/path/to/weights.pt")
-    return YoloDetector(path, setting=setting, device=resolve_device(settings.device),
-                        config_dir=_config_dir(settings), **kw)
+    return YoloDetector(_weights(configured, bundled, kind), setting=_SETTINGS[kind],
+                        device=resolve_device(settings.device), config_dir=_config_dir(settings), **kw)
 
 
 def check_blood(settings: OslerSettings) -> str | None:

@@ -47,7 +47,8 @@ def _polyp(data_dir: Path, stem: str) -> tuple[np.ndarray, list[np.ndarray]]:
     return _rgb(root / "images" / f"{stem}.jpg"), connected_regions(mask, min_area=51)
 
 
-def _moved(image: np.ndarray, masks: list[np.ndarray], seed: int = 3) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:
+def _moved(image: np.ndarray, masks: list[np.ndarray], seed: int = 3
+           ) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:
     """Prior = ``image`` under a small known transform and exposure change; masks carried along."""
     prior, true, _ = make_prior(image, np.random.default_rng(seed), max_rot=4.0, scale_range=(0.92, 1.08),
                                 max_shift=0.04, canvas_range=(0.9, 1.0), exposure=0.4, border="reflect")
@@ -360,4 +361,25 @@ def test_polyp_removed_from_prior_is_new_with_the_bundled_unet(assistant, data_d
     assert r.status == "compared", r.reason
     assert [(c.label, c.status) for c in r.changes] == [("polyp", "new")]
     assert {c.label: c.delta for c in r.count_changes} == {"polyp": 1}
+    assert "unet" in r.provenance.note
+
+
+@pytest.mark.skipif(not _bundled("lung_unet.pt"), reason="bundled lung U-Net missing (python -m training.train_unet)")
+def test_real_longitudinal_chest_pair_with_the_bundled_lung_unet(assistant, data_dir):
+    """Two real films of one patient (Hannover dev pair, 3 days apart): registered, both lung
+    fields matched, an opacity change measured, the interval from the given study dates."""
+    from agent.toolset import invoke
+    from eval_scenarios.comparison_sets import hannover_pairs
+
+    row = hannover_pairs(data_dir)[1]
+    png = data_dir / "hannover_cxr" / "png"
+    s = assistant.new_session()
+    s.load("current", png / f"{row['current_image']}.png", study_date="2020-04-05")
+    s.load("prior", png / f"{row['prior_image']}.png", study_date="2020-04-02")
+    r = invoke(s, "compare_with_prior", CompareRequest())
+    assert r.status == "compared", r.reason
+    assert r.target == "lung" and r.interval_days == int(row["interval_days"]) == 3
+    assert [c.label for c in r.changes] == ["lung", "lung"]
+    assert all(c.prior_area_px and c.current_area_px for c in r.changes)  # both fields matched
+    assert r.lung_opacity_change is not None and abs(r.lung_opacity_change) < 0.5
     assert "unet" in r.provenance.note

@@ -159,7 +159,7 @@ def test_smollm2_135m_end_to_end(tmp_path_factory, shared_pool, data_dir, constr
     from tools.settings import OslerSettings
 
     settings = OslerSettings(data_dir=tmp_path_factory.getbasetemp() / "smollm", planner="local", device="cpu",
-                             planner_max_steps=3, models={"local_llm_dir": _smollm_dir()})
+                             planner_max_steps=2, models={"local_llm_dir": _smollm_dir()})
     model = build_local_model(settings, constrained=constrained)
     assistant = Assistant(settings, pool=shared_pool)
     session = assistant.new_session()

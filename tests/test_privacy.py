@@ -144,7 +144,7 @@ def test_mask_text_regions_blacks_out_burned_in_text(cxr_with_text, data_dir):
     assert (masked[text_pixels] == 0).all(axis=1).mean() >= 0.98
     assert (masked.sum(2) == 0).mean() < 0.10  # the text lines and little else
     clean_masked, _ = mask_text_regions(clean)
-    assert (clean_masked.sum(2) == 0).mean() < 0.03  # without text, the anatomy stays (measured 0.4% on 20 CXRs)
+    assert (clean_masked.sum(2) == 0).mean() < 0.03  # without text, the anatomy stays (measured 0.5% mean on 20 CXRs)
     smear = cv2.cvtColor(cv2.imread(str(data_dir / "bccd/images/BloodImage_00001.jpg")), cv2.COLOR_BGR2RGB)
     assert mask_text_regions(smear)[1] == []  # no text, nothing masked
 

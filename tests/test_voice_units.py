@@ -303,3 +303,55 @@ def test_importing_voice_loads_no_model_library():
             "'sounddevice', 'ctranslate2', 'onnxruntime', 'agent.runner') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
     assert out.stdout.strip() == "[]"
+
+
+def test_push_to_talk_drops_leading_fillers_only():
+    from voice.activation import gate
+    from voice.commands import parse_command
+
+    assert gate("So, how many platelets are visible?", "ptt").text == "how many platelets are visible"
+    assert gate("Uh, um, cancel.", "ptt").text == "cancel"
+    assert gate("So", "ptt").text == "so"  # a lone filler stays (and parses to nothing)
+    assert not gate("So, how many platelets are visible?", "wake").activated
+    assert parse_command(gate("how many so platelets", "ptt").text) is None
+
+
+class ScriptedRecognizer:
+    """Test double: 'hears' the next scripted transcript, whatever the audio."""
+
+    name = "scripted"
+
+    def __init__(self, texts):
+        self.texts = list(texts)
+
+    def load(self):
+        pass
+
+    def transcribe(self, audio):
+        from voice.asr import Transcript
+
+        return Transcript(text=self.texts.pop(0), backend=self.name, model="script", elapsed_ms=1.0,
+                          audio_s=audio.seconds)
+
+
+def test_bare_wake_word_opens_a_short_window_and_chatter_is_not_logged(settings, assistant, data_dir):
+    from tests.conftest import SMEAR
+    from voice.audio import from_array
+    from voice.config import voice_settings
+    from voice.pipeline import VoiceAssistant
+
+    rec = ScriptedRecognizer(["Mr Smith in bed four needs his potassium.", "Osler.", "How many white cells are visible?",
+                              "How many white cells are visible?"])
+    va = VoiceAssistant(settings, [data_dir / SMEAR], vs=voice_settings(settings, tts_backend="none"),
+                        assistant=assistant, recognizer=rec)
+    clip = from_array(_tone(seconds=1.5), 16000, "mic")
+    assert va.hear(clip, mode="wake").reply == "ignored"
+    t = va.hear(clip, mode="wake")
+    assert t.heard.woke and t.spoken_text == "Yes?"
+    t = va.hear(clip, mode="wake")  # no wake word needed right after "Yes?"
+    assert t.reply == "ask" and t.result.question == "How many white cells are visible?"
+    assert t.spoken_wav is None and t.spoken_text  # tts 'none': the short answer is text only
+    assert va.hear(clip, mode="wake").reply == "ignored"  # the window closed
+    events = [e for e in va.session.audit.read() if e["event"] == "voice"]
+    assert [e["transcript"] for e in events] == [None, None, "how many white cells are visible", None]
+    assert "Smith" not in va.session.audit.path.read_text()

@@ -126,7 +126,11 @@ def per_kind_accuracy(pred: np.ndarray, y: np.ndarray) -> dict[str, float]:
 
 def evaluate_saved(shared: Path, seed: int = 0, weights: Path | None = None) -> dict:
     """Per-kind accuracy of the saved gate on held-out groups (clean and augmented views), on
-    augmented views of the retina image with an unseen seed, and on DICOM tags of pydicom's CT/MR files."""
+    augmented views of the retina image with an unseen seed, and on DICOM tags of pydicom's CT/MR files.
+
+    ``per_kind_accuracy`` counts every held-out view; ``_real`` leaves out synthetic images (fundus:
+    only the retina's unseen augmentations remain, which are views of a training image);
+    ``_real_clean`` also leaves out augmented views."""
     from experts.imaging import StudyImage, load_image
     from experts.modality_gate import ModalityGate
     from tools.common import ImageMeta
@@ -146,11 +150,16 @@ def evaluate_saved(shared: Path, seed: int = 0, weights: Path | None = None) -> 
         img = augment(retina.load(None), "fundus", rng)
         rows.append(("fundus", "retina_unseen_augmentations", "augmented",
                      gate.predict(StudyImage(pixels=img, meta=meta)).label))
-    report: dict = {"seed": seed, "per_kind_accuracy": {}, "per_kind_n": {}, "per_origin": {}}
-    for kd in KINDS:
-        sel = [r for r in rows if r[0] == kd]
-        report["per_kind_n"][kd] = len(sel)
-        report["per_kind_accuracy"][kd] = float(np.mean([r[3] == kd for r in sel])) if sel else float("nan")
+    report: dict = {"seed": seed, "per_kind_accuracy": {}, "per_kind_n": {}}
+    subsets = {"": lambda r: True, "_real": lambda r: not r[1].startswith("synthetic"),
+               "_real_clean": lambda r: not r[1].startswith("synthetic") and r[2] == "clean"}
+    for suffix, keep in subsets.items():
+        acc, cnt = report.setdefault(f"per_kind_accuracy{suffix}", {}), report.setdefault(f"per_kind_n{suffix}", {})
+        for kd in KINDS:
+            sel = [r for r in rows if r[0] == kd and keep(r)]
+            cnt[kd] = len(sel)
+            acc[kd] = float(np.mean([r[3] == kd for r in sel])) if sel else float("nan")
+    report["per_origin"] = {}
     for origin in sorted({r[1] for r in rows}):
         for view in ("clean", "augmented"):
             sel = [r for r in rows if r[1] == origin and r[2] == view]
@@ -184,7 +193,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--val-frac", type=float, default=0.25)
     ap.add_argument("--per-kind", type=int, default=900, help="training views per kind (augmentation fills up)")
-    ap.add_argument("--hidden", type=int, default=48, help="hidden ReLU units; 0 = softmax regression")
+    ap.add_argument("--hidden", type=int, default=128, help="hidden ReLU units; 0 = softmax regression")
     ap.add_argument("--wd", type=float, default=1e-2)
     ap.add_argument("--epochs", type=int, default=400)
     ap.add_argument("--cache", default="runs/gate_features.npz", help="reuse training features from here")

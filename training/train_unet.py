@@ -231,7 +231,7 @@ def main(argv: list[str] | None = None) -> int:
             samples = [augment(train[i][1], train[i][2], train[i][3], args.size, task, rng) for i in idx]
             if args.train_crop:
                 samples = [random_crop(im, m, args.train_crop, rng) for im, m in samples]
-            x = torch.from_numpy(np.stack([preprocess(im, cfg) for im, _ in samples]))
+            x = torch.from_numpy(np.stack([preprocess(im, cfg, size=im.shape[0]) for im, _ in samples]))
             y = torch.from_numpy(np.stack([to_target(m)[None] for _, m in samples]))
             progress = max(((epoch - 1) * steps_per_epoch + b) / (args.epochs * steps_per_epoch),
                            (time.time() - t_train) / (60 * args.max_minutes))

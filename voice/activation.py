@@ -35,6 +35,9 @@ Mode = Literal["ptt", "wake"]
 # wake word gets that word alone.
 _OSLER_SPELLINGS = frozenset({"osler", "ossler", "ostler", "oslar", "osla", "ozler", "osler's"})
 _LEADERS = frozenset({"hey", "okay", "ok", "hi", "hello"})
+# Disfluencies a recogniser writes before the command ("So, how many ...", "Uh, cancel").  Dropped
+# only in push-to-talk mode, at most two, never in the middle: they carry no command meaning.
+_FILLERS = frozenset({"so", "uh", "um", "er", "erm", "ah", "oh", "and", "okay", "ok", "hey"})
 
 
 def wake_aliases(wake_word: str) -> frozenset[str]:
@@ -67,7 +70,11 @@ def gate(transcript: str, mode: Mode, wake_word: str = "osler") -> Gate:
     woke = idx is not None
     rest = " ".join(words[idx + 1:] if woke else words)
     if mode == "ptt":
-        return Gate(True, rest, woke, "push-to-talk")
+        rest_words = rest.split()
+        for _ in range(2):
+            if len(rest_words) > 1 and rest_words[0] in _FILLERS:
+                rest_words = rest_words[1:]
+        return Gate(True, " ".join(rest_words), woke, "push-to-talk")
     if woke:
         return Gate(True, rest, True, "wake word")
     return Gate(False, rest, False, "no wake word: ignored")

@@ -1,9 +1,9 @@
 """Voice benchmark: recognition and command accuracy in operating-room-like noise, false
 activations, and latency from end of speech to first answer audio.  ``osler bench voice``.
 
-    python -c "from voice.bench import main; main([])"            default run: a few minutes
-    ... main(["--full"])                                            every command, five voices
-    ... main(["--backends", "whisper", "--snr", "10", "--noises", "babble"])
+    osler bench voice                                   default run: a few minutes on an idle 2-core CPU
+    osler bench voice --full                            every command, five voices
+    osler bench voice --backends whisper --snr 10 --noises babble
 
 Reports, per recogniser x noise type x SNR: WER (against "osler <command>"), intent+slot accuracy
 with push-to-talk, commands rejected (safe) and commands WRONG (unsafe), wake-word hit rate;
@@ -113,9 +113,13 @@ def _false_block(rec, material: dict[str, list[np.ndarray]], vs) -> list[dict[st
             commands += int(g.activated and parse_command(g.text) is not None)
             ptt_commands += int(parse_command(gate(text, "ptt", vs.wake_word).text) is not None)
         hours = seconds / 3600.0
+        from scipy.stats import chi2
+
+        upper = float(chi2.ppf(0.95, 2 * (commands + 1)) / 2.0)  # one-sided 95% Poisson bound (0 events: 3.0)
         rows.append({"backend": rec.name, "material": name, "clips": len(clips), "minutes": round(seconds / 60, 2),
                      "false_wakes": wakes, "false_commands": commands,
                      "false_commands_per_hour": round(commands / hours, 1) if hours else None,
+                     "false_commands_per_hour_95ub": round(upper / hours, 1) if hours else None,
                      "false_wakes_per_hour": round(wakes / hours, 1) if hours else None,
                      "ptt_parsed_as_command": ptt_commands})
     return rows
@@ -204,7 +208,7 @@ def run_benchmark(args: argparse.Namespace, settings: Any) -> dict[str, Any]:
     commands = COMMAND_SET if args.full else COMMAND_SET[: args.commands]
     noises = [n for n in args.noises.split(",") if n != "none"] if args.noises else list(NOISE_TYPES)
     snrs = [float(s) for s in args.snr.split(",")]
-    conditions = [("clean", None)] + [(n, s) for n in noises for s in snrs]
+    conditions = [("clean", None)] + [(n, s) for n in noises for s in snrs] + ([] if args.no_reverb else [("reverb", None)])
     t_start = time.perf_counter()
     print(f"voice bench: {len(commands)} commands x {len(voices)} voices x {len(conditions)} conditions; "
           "synthesising...", file=sys.stderr, flush=True)
@@ -268,11 +272,12 @@ def render_markdown(r: dict[str, Any]) -> str:
                  f"{x['wer_pct']} | {x['intent_acc_pct']} | {x['rejected_pct']} | {x['wrong_pct']} | "
                  f"{x['wake_hit_pct']} | {x['asr_ms_median']} |")
     L += ["", "False activations in hands-free (wake-word) mode:", "",
-          "| backend | material | clips | minutes | false wakes | false commands | false commands / hour | "
-          "push-to-talk parsed as command |", "|---|---|---|---|---|---|---|---|"]
+          "| backend | material | clips | minutes | false wakes | false commands | false commands / hour "
+          "(95% upper bound) | push-to-talk parsed as command |", "|---|---|---|---|---|---|---|---|"]
     for x in r["false_activations"]:
         L.append(f"| {x['backend']} | {x['material']} | {x['clips']} | {x['minutes']} | {x['false_wakes']} | "
-                 f"{x['false_commands']} | {x['false_commands_per_hour']} | {x['ptt_parsed_as_command']} |")
+                 f"{x['false_commands']} | {x['false_commands_per_hour']} ({x['false_commands_per_hour_95ub']}) | "
+                 f"{x['ptt_parsed_as_command']} |")
     if r["human_wer"]:
         L += ["", f"Human recordings (pocketsphinx-testdata, {r['human_clips']['labelled']} labelled clips):", "",
               "| backend | noise | SNR dB | WER % |", "|---|---|---|---|"]
@@ -308,6 +313,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--noise-seconds", dest="noise_seconds", type=float, default=8.0)
     p.add_argument("--no-latency", dest="no_latency", action="store_true")
     p.add_argument("--no-human", dest="no_human", action="store_true")
+    p.add_argument("--no-reverb", dest="no_reverb", action="store_true", help="skip the reverberant-room condition")
     p.add_argument("--out", default="runs/voice_bench")
     p.add_argument("--json", action="store_true", help="print the JSON report instead of the table")
     return p

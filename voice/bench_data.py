@@ -6,10 +6,11 @@ text.  Noise types:
 
 * ``pink``: 1/f noise (ventilation, suction, air handling);
 * ``beeps``: monitor tones (pulse oximeter 880 Hz blips every 0.9 s, a three-tone alarm every 4 s);
-* ``babble``: four other synthetic talkers saying OR chatter at once (the hardest case).
+* ``babble``: four other synthetic talkers saying OR chatter at once (the hardest case);
+* ``reverb`` (a condition, not a noise): a synthetic room impulse response, RT60 0.5 s.
 
-Mixing: speechbrain's ``AddNoise`` (its SNR is over the whole clip) when speechbrain imports
-offline, else numpy at the active-speech level.  ``mixer_name()`` says which ran.
+Mixing: speechbrain's ``AddNoise`` / ``AddReverb`` (its SNR is over the whole clip) when
+speechbrain imports offline, else numpy at the active-speech level and scipy convolution.  ``mixer_name()`` says which ran.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ import numpy as np
 from .audio import ASR_RATE, read_audio, resample, speech_bounds
 
 __all__ = ["VOICES", "DEFAULT_VOICES", "COMMAND_SET", "CHATTER", "BABBLE_VOICES", "synth", "make_noise",
-           "human_clips", "Mixer", "NOISE_TYPES"]
+           "human_clips", "Mixer", "NOISE_TYPES", "room_impulse_response"]
 
 log = logging.getLogger(__name__)
 
@@ -90,6 +91,7 @@ CHATTER = [
 ]
 
 NOISE_TYPES = ("pink", "beeps", "babble")
+RT60_S = 0.5  # a tiled operating theatre; the "reverb" condition has no SNR
 
 
 def _cache_path(cache_dir: Path, voice: str, text: str) -> Path:
@@ -196,6 +198,16 @@ def make_noise(kind: str, seconds: float, seed: int, cache_dir: Path) -> np.ndar
     raise ValueError(f"unknown noise type {kind!r}")
 
 
+def room_impulse_response(rt60_s: float = RT60_S, seed: int = 5) -> np.ndarray:
+    """Synthetic RIR at 16 kHz: a direct path, then exponentially decaying noise (-60 dB at rt60)."""
+    n = int(rt60_s * ASR_RATE)
+    t = np.arange(n) / ASR_RATE
+    tail = np.random.default_rng(seed).standard_normal(n) * np.exp(-6.908 * t / rt60_s) * 0.3
+    tail[: int(0.004 * ASR_RATE)] = 0.0  # first reflections arrive after ~4 ms
+    tail[0] = 1.0
+    return (tail / np.sqrt(np.sum(tail ** 2))).astype(np.float32)
+
+
 # ---- mixing -----------------------------------------------------------------------------------------
 class Mixer:
     """Adds noise at a given SNR.  speechbrain ``AddNoise`` when it imports, else numpy."""
@@ -205,11 +217,11 @@ class Mixer:
         self.noise = {k: make_noise(k, noise_seconds, 100 + i, cache_dir) for i, k in enumerate(NOISE_TYPES)}
         self._sb: dict[str, Any] = {}
         self._tmp: Path | None = None
-        self.name = "numpy (active-speech SNR)"
+        self.name = "numpy (active-speech SNR) + scipy reverb"
         if prefer_speechbrain:
             try:
                 self._setup_speechbrain()
-                self.name = "speechbrain.augment.AddNoise (whole-clip SNR)"
+                self.name = "speechbrain.augment AddNoise + AddReverb (whole-clip SNR)"
             except Exception as exc:  # no speechbrain / torchaudio here: numpy mixing
                 log.info("speechbrain augmentation unavailable (%s); numpy mixing", exc)
                 self._sb = {}
@@ -225,6 +237,13 @@ class Mixer:
             csv = self._tmp / f"{kind}.csv"
             csv.write_text(f"ID,duration,wav,wav_format,wav_opts\n{kind},{len(x) / ASR_RATE:.2f},{wav},wav,\n")
             self._sb[kind] = (AddNoise, csv)
+        from speechbrain.augment.time_domain import AddReverb
+
+        rir = self._tmp / "rir.wav"
+        sf.write(str(rir), room_impulse_response(), ASR_RATE, subtype="FLOAT")
+        csv = self._tmp / "rir.csv"
+        csv.write_text(f"ID,duration,wav,wav_format,wav_opts\nrir,{RT60_S:.2f},{rir},wav,\n")
+        self._sb["reverb"] = (AddReverb, csv)
 
     def close(self) -> None:
         if self._tmp is not None:
@@ -233,6 +252,8 @@ class Mixer:
     def mix(self, clean: np.ndarray, kind: str, snr_db: float, seed: int) -> np.ndarray:
         if kind == "clean":
             return clean
+        if kind == "reverb":
+            return self._reverb(clean, seed)
         if self._sb:
             import torch
 
@@ -244,6 +265,22 @@ class Mixer:
                 y = aug(torch.from_numpy(clean)[None, :], torch.ones(1))[0].numpy()
             return np.clip(y, -1, 1).astype(np.float32)
         return self._mix_numpy(clean, kind, snr_db, seed)
+
+    def _reverb(self, clean: np.ndarray, seed: int) -> np.ndarray:
+        if self._sb:
+            import torch
+
+            cls, csv = self._sb["reverb"]
+            torch.manual_seed(seed)
+            aug = cls(csv_file=str(csv), reverb_sample_rate=ASR_RATE, clean_sample_rate=ASR_RATE)
+            with torch.no_grad():
+                y = aug(torch.from_numpy(clean)[None, :])[0].numpy()
+        else:
+            from scipy.signal import fftconvolve
+
+            y = fftconvolve(clean, room_impulse_response())[: len(clean)]
+            y *= np.max(np.abs(clean)) / (np.max(np.abs(y)) + 1e-9)
+        return np.clip(y, -1, 1).astype(np.float32)
 
     def _mix_numpy(self, clean: np.ndarray, kind: str, snr_db: float, seed: int) -> np.ndarray:
         noise = self.noise[kind]

@@ -58,9 +58,9 @@ def _settings(args: argparse.Namespace):
     return settings, vs
 
 
-def _print_turn(turn, as_json: bool) -> None:
-    if as_json:
-        print(json.dumps(turn.to_json(), indent=2, default=str))
+def _print_turn(turn, as_json: bool, one_line: bool = False) -> None:
+    if as_json:  # several clips: JSON Lines, one object per utterance
+        print(json.dumps(turn.to_json(), indent=None if one_line else 2, default=str))
         return
     h = turn.heard
     print(f'Heard: "{h.transcript}"  ({h.asr_backend}, {h.asr_ms / 1000:.2f} s)')
@@ -141,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"osler voice: {exc}", file=sys.stderr)
                 failed += 1
                 continue
-            _print_turn(turn, args.json)
+            _print_turn(turn, args.json, one_line=len(args.audio) > 1)
         return 2 if failed else 0
     except OslerError as exc:
         print(f"osler voice: {exc}", file=sys.stderr)

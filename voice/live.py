@@ -61,6 +61,9 @@ def run_live(va: Any, mode: str = "both") -> int:
     problem = microphone_problem()
     if problem:
         raise ConfigurationError(problem)
+    if getattr(va.recognizer, "name", "") == "pocketsphinx" and mode != "ptt":
+        raise ConfigurationError("the pocketsphinx backend forces any speech into some command (measured: most "
+                                 "chatter), so hands-free listening is unsafe with it: use --mode ptt, or --asr whisper")
     import sounddevice as sd
 
     key = va.vs.ptt_key or " "

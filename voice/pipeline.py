@@ -135,6 +135,8 @@ class VoiceAssistant:
     of the first image (loaded at once unless ``preload_prior`` is False).  "load the prior" loads
     it, or, for a later image of the list, the image before it."""
 
+    OPEN_AFTER_WAKE_S = 8.0
+
     def __init__(self, settings: Any, images: list[str | Path], *, prior: str | Path | None = None,
                  vs: VoiceSettings | None = None, assistant: Any | None = None,
                  recognizer: Recognizer | None = None, voice: Voice | None = None,
@@ -153,6 +155,7 @@ class VoiceAssistant:
             raise InvalidInputError("give at least one image (--image FILE)")
         self.prior = Path(prior) if prior else None
         self.index = 0
+        self._open_until = 0.0
         self.dialog = DialogManager(volume=self.vs.volume)
         self.session = self.assistant.new_session()
         self.session.load("current", self.images[0])
@@ -169,10 +172,15 @@ class VoiceAssistant:
         """Handle one utterance.  Bad audio raises InvalidInputError before anything is done."""
         t0 = time.perf_counter()
         audio = prepare(source, self.vs)
+        if mode == "wake" and time.monotonic() < self._open_until:
+            mode = "ptt"  # just after a bare "Osler" ("Yes?"), the next utterance needs no wake word
+        self._open_until = 0.0
         heard = hear_audio(audio, self.recognizer, self.vs, mode)
         timings = {"asr_ms": heard.asr_ms}
-        self.session.audit.write("voice", self.session.id, transcript=heard.transcript, intent=heard.intent,
-                                 activated=heard.activated, mode=mode, asr=heard.asr_backend)
+        # Only commands are logged as text: other speech in the room may name patients.
+        self.session.audit.write("voice", self.session.id, intent=heard.intent, activated=heard.activated,
+                                 transcript=heard.normalized if heard.intent else None,
+                                 words=len(heard.transcript.split()), mode=mode, asr=heard.asr_backend)
         if not heard.activated:
             timings["latency_ms"] = (time.perf_counter() - t0) * 1000
             return VoiceTurn(heard=heard, reply="ignored", timings=timings)
@@ -181,6 +189,7 @@ class VoiceAssistant:
             return VoiceTurn(heard=heard, reply="ignored", timings=timings, notes=["no speech recognised"])
         if heard.woke and not heard.normalized:
             reply = Reply("say", say="Yes?")
+            self._open_until = time.monotonic() + self.OPEN_AFTER_WAKE_S
         else:
             reply = self.dialog.handle(heard.command(), heard.normalized)
         result: AskResult | None = None
