@@ -31,7 +31,11 @@ def _walk(obj: Any) -> Iterable[Any]:
     if isinstance(obj, BaseModel):
         obj = obj.model_dump(mode="json")
     if isinstance(obj, dict):
-        for v in obj.values():
+        vals = list(obj.values())
+        if vals and all(isinstance(v, float) and 0.0 <= v <= 1.0 for v in vals) and abs(sum(vals) - 1.0) < 1e-3:
+            for v in vals:  # a probability distribution: "not X" = 1 - p(X) is backed too
+                yield 1.0 - v
+        for v in vals:
             yield from _walk(v)
     elif isinstance(obj, (list, tuple)):
         yield len(obj)

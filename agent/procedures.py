@@ -361,7 +361,7 @@ def _classify(d: Draft, it: Intent, kind: str) -> Generator:
     eid = r.evidence_id
     p = r.probabilities
     d.step(f"Called classify: {summarize(r)}.", eid)
-    pneu = p.get("bacterial_pneumonia", 0.0) + p.get("viral_pneumonia", 0.0)
+    pneu = 1.0 - p["normal"] if "normal" in p else p.get("bacterial_pneumonia", 0.0) + p.get("viral_pneumonia", 0.0)
     q = it.clause.lower()
     label = r.label
     if it.yes_no and ("normal" in q or "healthy" in q):

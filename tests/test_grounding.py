@@ -50,3 +50,16 @@ def test_question_numbers_may_be_echoed():
     ans = FinalAnswer(answer="No, there are 2 WBC, not 3 [E2].", label="no")
     fixed, rep = check_grounding(ans, {"E2": _count(2)}, question="Are there 3 white cells?")
     assert rep.ok
+
+
+def test_probability_complement_is_backed_but_other_sums_are_not():
+    from tools.classification import ClassificationResult
+
+    prov = Provenance(expert="c", backend="torchvision", model="m", elapsed_ms=1.0)
+    r = ClassificationResult(evidence_id="E2", image="current", task="cxr_pneumonia", label="viral_pneumonia",
+                             probabilities={"normal": 0.1, "bacterial_pneumonia": 0.3, "viral_pneumonia": 0.6},
+                             calibrated=True, provenance=prov)
+    ok = FinalAnswer(answer="Viral pneumonia 60% (pneumonia of either kind 90%) [E2].")
+    assert check_grounding(ok, {"E2": r})[1].ok
+    bad = FinalAnswer(answer="Viral pneumonia 75% [E2].")
+    assert not check_grounding(bad, {"E2": r})[1].ok
