@@ -44,7 +44,7 @@ def image_info(session: Session, req: ImageInfoRequest, eid: str) -> ImageInfoRe
         out = gate.predict(img)
     result = ImageInfoResult(
         evidence_id=eid, image=req.image, meta=img.meta, kind=out.label, kind_confidence=out.probabilities[out.label],
-        kind_source=getattr(out, "source", "pixels"), kind_probabilities=out.probabilities, provenance=out.provenance,
+        kind_source=out.source or "pixels", kind_probabilities=out.probabilities, provenance=out.provenance,
     )
     session.image_kinds[req.image] = result
     return result

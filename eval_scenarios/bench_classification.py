@@ -1,6 +1,7 @@
 """Benchmark a classifier on a labelled folder, or the modality gate on its held-out images.
 
-Classifier mode (default): a Kermany-style folder (``<root>/<CLASS>/*.jpeg``; ``PNEUMONIA`` files are
+Classifier mode (default; the bundled torchvision checkpoint, ``--weights`` another one, ``--hf-dir``
+a local transformers folder): a Kermany-style folder (``<root>/<CLASS>/*.jpeg``; ``PNEUMONIA`` files are
 split into bacterial / viral by name) or any folder of class sub-folders whose names are labels.
 ``--file-list`` restricts to listed file names; ``--split val`` uses the validation file list
 stored in the checkpoint by ``training/train_cxr.py``.  Reports accuracy, per-class sensitivity /
@@ -153,47 +154,57 @@ def _table(report: dict, labels: list[str]) -> str:
 
 
 def _bench_classifier(args: argparse.Namespace) -> dict:
-    from experts.cxr_classifier import TorchvisionClassifier
+    import torch
+
+    from experts.cxr_classifier import TorchvisionClassifier, TransformersClassifier
     from experts.weights import bundled
     from tools.errors import OslerError
 
-    import torch
-
     torch.set_num_threads(args.threads)
-    clf = TorchvisionClassifier(Path(args.weights) if args.weights else bundled("cxr_classifier.pt"), args.device)
+    clf: TorchvisionClassifier | TransformersClassifier
+    if args.hf_dir:
+        clf = TransformersClassifier(Path(args.hf_dir), args.device)
+    else:
+        clf = TorchvisionClassifier(Path(args.weights) if args.weights else bundled("cxr_classifier.pt"), args.device)
     clf.load()
     names: set[str] | None = None
     if args.file_list:
         names = {Path(line.strip()).name for line in Path(args.file_list).read_text().splitlines() if line.strip()}
     elif args.split:
+        if not isinstance(clf, TorchvisionClassifier):
+            raise OslerError("--split needs an Osler torchvision checkpoint; pass --file-list")
         split = torch.load(str(clf.weights), map_location="cpu", weights_only=True).get("split", {})
         if args.split not in split:
             raise OslerError(f"the checkpoint stores no '{args.split}' file list; pass --file-list")
         names = set(split[args.split])
     items = _collect(Path(args.data), clf.labels, names)
-    if args.limit:
-        items = items[: args.limit]
+    if args.limit and len(items) > args.limit:  # a seeded random subset, all classes represented in proportion
+        pick = np.random.default_rng(args.seed).choice(len(items), args.limit, replace=False)
+        items = [items[i] for i in sorted(pick)]
     if not items:
-        raise OslerError(f"no labelled images under {args.data}")
-    import cv2
+        raise OslerError(f"no images under {args.data} with labels among {list(clf.labels)}")
+    y = np.asarray([lab for _, lab in items])
+    report: dict
+    if isinstance(clf, TorchvisionClassifier):  # batched logits: fast, and ECE before temperature scaling
+        import cv2
 
-    xs, ys = [], []
-    for p, y in items:
-        rgb = cv2.cvtColor(cv2.imread(str(p), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
-        xs.append(clf.input_for(rgb))
-        ys.append(y)
-    X, y = np.stack(xs), np.asarray(ys)
-    t0 = time.perf_counter()
-    logits = np.concatenate([clf.logits(X[i:i + args.batch]) for i in range(0, len(X), args.batch)])
-    dt = time.perf_counter() - t0
-    probs = softmax(logits, clf.temperature)
-    report = classification_report(probs, y, list(clf.labels))
-    report["ece_uncalibrated"] = ece(softmax(logits), y)
-    report["temperature"] = clf.temperature
-    report["images_per_s"] = len(X) / dt
-    report["threads"] = args.threads
-    report["batch"] = args.batch
-    report["model"] = clf.model_id
+        X = np.stack([clf.input_for(cv2.cvtColor(cv2.imread(str(p), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB))
+                      for p, _ in items])
+        t0 = time.perf_counter()
+        logits = np.concatenate([clf.logits(X[i:i + args.batch]) for i in range(0, len(X), args.batch)])
+        dt = time.perf_counter() - t0
+        report = classification_report(softmax(logits, clf.temperature), y, list(clf.labels))
+        report.update({"ece_uncalibrated": ece(softmax(logits), y), "temperature": clf.temperature,
+                       "batch": args.batch})
+    else:  # any Classifier: one predict() per image, image decoding included in the timing
+        from experts.imaging import load_image
+
+        t0 = time.perf_counter()
+        probs = np.array([[clf.predict(load_image(p)).probabilities[lab] for lab in clf.labels] for p, _ in items])
+        dt = time.perf_counter() - t0
+        report = classification_report(probs, y, list(clf.labels))
+        report["batch"] = 1
+    report.update({"images_per_s": len(items) / dt, "threads": args.threads, "model": clf.model_id})
     return report
 
 
@@ -204,15 +215,27 @@ def _bench_gate(args: argparse.Namespace) -> dict:
     return evaluate_saved(Path(args.shared_data), seed=args.seed)
 
 
+def _finite(obj: object) -> object:
+    """NaN (e.g. a metric of a class with no images) -> None, so the JSON is strict."""
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_finite(v) for v in obj]
+    if isinstance(obj, float) and obj != obj:
+        return None
+    return obj
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--gate", action="store_true", help="benchmark the modality gate instead")
     ap.add_argument("--data", default="../shared/data/kermany_cxr/train", help="labelled folder")
     ap.add_argument("--shared-data", default="../shared/data", help="root of the dev data (gate mode)")
-    ap.add_argument("--weights", default=None, help="classifier checkpoint (default: bundled)")
+    ap.add_argument("--weights", default=None, help="torchvision classifier checkpoint (default: bundled)")
+    ap.add_argument("--hf-dir", default=None, help="a local transformers image-classification folder instead")
     ap.add_argument("--file-list", default=None, help="text file of image names to evaluate")
     ap.add_argument("--split", default=None, choices=["val", "cal", "train"], help="file list stored in the checkpoint")
-    ap.add_argument("--limit", type=int, default=0)
+    ap.add_argument("--limit", type=int, default=0, help="evaluate a seeded random subset of this size")
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--threads", type=int, default=1, help="torch CPU threads (1 is fastest on a shared machine)")
@@ -226,7 +249,7 @@ def main(argv: list[str] | None = None) -> int:
     except OslerError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    text = json.dumps(report, indent=2, default=float)
+    text = json.dumps(_finite(report), indent=2, default=float)
     if args.json:
         Path(args.json).write_text(text)
     print(text)

@@ -96,7 +96,7 @@ def map_finding(f: Finding, matrix: np.ndarray, shape: tuple[int, int]) -> Findi
         warped = warp_mask(f.mask, matrix, shape)
         m = measure_mask(warped)
         return Finding(label=f.label, area_px=float(m.area_px), diameter_px=m.long_px,
-                       centroid=m.centroid or transform_points(matrix, [f.centroid])[0].tolist(),
+                       centroid=m.centroid or tuple(float(v) for v in transform_points(matrix, [f.centroid])[0]),
                        mask=warped, area_native_px=f.area_native_px, source=f.source)
     x0, y0, x1, y1 = f.box
     corners = transform_points(matrix, np.array([[x0, y0], [x1, y0], [x1, y1], [x0, y1]]))

@@ -323,7 +323,9 @@ class TransformersClassifier:
         except (RuntimeError, ValueError) as exc:
             raise ExpertFailedError(f"the transformers classifier failed on this image ({exc})") from exc
         p = _probabilities(logits, "softmax", 1.0)
-        note = "not calibrated; saliency: Grad-CAM on the last conv layer (approximate)" if explain else "not calibrated"
+        note = "not calibrated"
+        if explain:
+            note += "; saliency: Grad-CAM on the last conv layer (approximate)"
         prov = Provenance(
             expert=self.name, backend=self.backend, model=self.model_id, weights_sha256=self._sha,
             device=self._device, elapsed_ms=(time.perf_counter() - t0) * 1000, note=note,

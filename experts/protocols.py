@@ -94,6 +94,7 @@ class ClassProbabilities:
     calibrated: bool
     provenance: Provenance
     saliency: np.ndarray | None = field(default=None, repr=False)  # (H, W) float in [0, 1]
+    source: str | None = None  # the modality gate: "dicom" or "pixels"
 
     @property
     def label(self) -> str:

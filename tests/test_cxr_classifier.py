@@ -183,3 +183,19 @@ def test_registry_picks_torchvision_when_no_transformers_dir() -> None:
     expert, _lock, why = pool.get("classify:cxr_pneumonia")
     assert expert.backend == "torchvision" and "torchvision" in why
     assert expert.labels == ("normal", "bacterial_pneumonia", "viral_pneumonia")
+
+
+@needs_data
+@needs_weights
+def test_bench_cli_on_a_file_list(tmp_path: Path, val_files) -> None:
+    from eval_scenarios.bench_classification import main
+
+    listing = tmp_path / "files.txt"
+    listing.write_text("\n".join(p.name for p in val_files["NORMAL"][:3] + val_files["PNEUMONIA"][:5]))
+    out = tmp_path / "report.json"
+    assert main(["--data", str(KERMANY), "--file-list", str(listing), "--json", str(out)]) == 0
+    report = json.loads(out.read_text())
+    assert report["n"] == 8
+    assert set(report["per_class"]) == {"normal", "bacterial_pneumonia", "viral_pneumonia"}
+    assert report["per_class"]["normal"]["n"] == 3
+    assert 0.0 <= report["accuracy"] <= 1.0 and report["images_per_s"] > 0

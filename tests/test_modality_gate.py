@@ -35,7 +35,7 @@ def held_out() -> dict[str, Path]:
     """First held-out file of each dev source (the gate's own seeded split)."""
     sys.path.insert(0, str(ROOT / "training"))
     try:
-        from train_gate import gather_sources, split_groups
+        from gate_data import gather_sources, split_groups
     finally:
         sys.path.remove(str(ROOT / "training"))
     _, val = split_groups(gather_sources(SHARED, 0), 0, 0.25)
@@ -50,7 +50,7 @@ def _testfile(name: str) -> Path:
     """A pydicom / pydicom-data test file already on disk (never downloaded)."""
     sys.path.insert(0, str(ROOT / "training"))
     try:
-        from train_gate import local_dicom_testfiles
+        from gate_data import local_dicom_testfiles
     finally:
         sys.path.remove(str(ROOT / "training"))
     path = local_dicom_testfiles().get(name)

@@ -15,9 +15,10 @@ same patients.  Validation patients are used only for the final metrics.
 Output: fp16 checkpoint ``{"format", "arch", "labels", "in_channels", "input_size", "mean", "std",
 "temperature", "state_dict", "metrics", "split", ...}`` read by ``experts.cxr_classifier``.
 
-Usage (2 shared CPU cores; measure one epoch first):
-    nice -n 10 .venv/bin/python training/train_cxr.py --epochs 1 --out runs/cxr_probe.pt
-    nohup nice -n 10 .venv/bin/python training/train_cxr.py --epochs 24 > runs/train_cxr.log 2>&1 &
+Usage (2 shared CPU cores; measure one epoch first, then run in the background and poll the log):
+    nice -n 10 .venv/bin/python training/train_cxr.py --size 128 --epochs 1 --out runs/cxr_probe.pt
+    nohup nice -n 10 .venv/bin/python training/train_cxr.py --size 128 --epochs 40 --budget-min 22 \
+        --out runs/cxr_classifier.pt > runs/train_cxr.log 2>&1 &
 """
 
 from __future__ import annotations
@@ -127,7 +128,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", default="../shared/data/kermany_cxr/train")
     ap.add_argument("--arch", default="mobilenet_v3_small")
-    ap.add_argument("--size", type=int, default=160)
+    ap.add_argument("--size", type=int, default=128)
     ap.add_argument("--epochs", type=int, default=24)
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--lr", type=float, default=3e-3)
@@ -266,8 +267,8 @@ def main(argv: list[str] | None = None) -> int:
     Path(args.report).parent.mkdir(parents=True, exist_ok=True)
     Path(args.report).write_text(json.dumps(report, indent=2, default=float))
     log.info("saved %s (%.2f MB); T=%.3f; report %s", out, out.stat().st_size / 1e6, temperature, args.report)
-    log.info("validation: %s", json.dumps({k: v for k, v in report.items() if k not in ("history", "per_class", "args")},
-                                            default=float))
+    summary = {k: v for k, v in report.items() if k not in ("history", "per_class", "args")}
+    log.info("validation: %s", json.dumps(summary, default=float))
     return 0
 
 
