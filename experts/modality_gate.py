@@ -171,8 +171,7 @@ class ModalityGate:
                 note = "decided by pixels (colour/texture model)"
         prov = Provenance(expert=self.name, backend=self.backend, model=self.model_id, weights_sha256=self._sha,
                           device="cpu", elapsed_ms=(time.perf_counter() - t0) * 1000, note=note)
-        out = ClassProbabilities(probabilities=probs, calibrated=source == "pixels", provenance=prov)
-        out.source = source  # type: ignore[attr-defined]
+        out = ClassProbabilities(probabilities=probs, calibrated=source == "pixels", provenance=prov, source=source)
         return out
 
 
