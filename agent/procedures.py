@@ -419,9 +419,15 @@ def _compare(d: Draft, it: Intent, kind: str, has_prior: bool) -> Generator:
     for cc in r.count_changes:
         parts.append(f"{cc.label} {cc.prior} -> {cc.current} ({'+' if cc.delta >= 0 else ''}{cc.delta})")
     if r.lung_opacity_change is not None:
-        parts.append(f"lung opacity change {fmt(r.lung_opacity_change, 3)}")
+        trend = "denser" if r.lung_opacity_change > 0.01 else "clearer" if r.lung_opacity_change < -0.01 else "about the same"
+        parts.append(f"lung opacity change {fmt(r.lung_opacity_change, 3)} (lungs {trend}; positive = denser)")
     body = "; ".join(parts) if parts else "no matched findings changed"
     d.sentences.append(f"Compared with {when}: {body} [{eid}].")
+    if r.change_map is not None or r.side_by_side is not None:
+        d.sentences.append(f"The side-by-side overlay numbers matched findings alike, and the change map shows where "
+                           f"the registered studies differ [{eid}].")
+    if r.provenance.note:
+        d.caveats.append(r.provenance.note)
     q = it.clause.lower()
     statuses = {c.status for c in r.changes}
     if it.yes_no:

@@ -106,6 +106,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--val-every-epoch", action="store_true", help="validate each epoch (slower); default: last only")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--warmup-epochs", type=float, default=3.0)
+    ap.add_argument("--native-crop", type=int, default=None,
+                    help="train on N x N crops at native resolution (imgsz N) instead of downscaled whole images")
+    ap.add_argument("--infer-imgsz", type=int, default=None,
+                    help="input size the detector uses on whole images (default --imgsz); with --native-crop give "
+                         "the native long side, e.g. 640 for BCCD")
     ap.add_argument("--init", type=Path, default=None,
                     help="continue from an ultralytics checkpoint of an earlier run of this script (same model yaml); "
                          "default: random init")
@@ -128,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
     np.random.seed(args.seed)
     torch.manual_seed(args.seed)
     build, default_name = DATASETS[args.dataset]
-    data = build(args.data_root, work / "data", seed=args.seed, val_frac=args.val_frac)
+    data = build(args.data_root, work / "data", seed=args.seed, val_frac=args.val_frac, crop=args.native_crop)
     out = args.out or REPO / "experts" / "weights" / default_name
     log.info("data %s: %d train, %d val", data.yaml, len(data.train), len(data.val))
     cfg_path = model_yaml(args.model, args.depth, args.width, args.max_channels, work / "model.yaml")
@@ -153,10 +158,12 @@ def main(argv: list[str] | None = None) -> int:
     metrics = model.val(data=str(data.yaml), imgsz=args.imgsz, batch=args.batch, device=args.device, plots=False,
                         workers=0, project=str(work / "runs"), name="val", exist_ok=True, conf=0.001)
     per_class = {model.names[int(c)]: float(ap) for c, ap in zip(metrics.box.ap_class_index, metrics.box.ap50)}
+    infer_imgsz = args.infer_imgsz or args.imgsz
     meta = {
-        "model_id": f"{args.dataset}-{Path(args.model).stem}-w{args.width:g}-{args.imgsz}px-seed{args.seed}",
+        "model_id": f"{args.dataset}-{Path(args.model).stem}-w{args.width:g}-{infer_imgsz}px-seed{args.seed}",
         "dataset": args.dataset, "model": args.model, "scale": [args.depth, args.width, args.max_channels],
-        "imgsz": args.imgsz, "epochs": args.epochs, "time_hours": args.time_hours,
+        "imgsz": infer_imgsz, "train_imgsz": args.imgsz, "native_crop": args.native_crop,
+        "epochs": args.epochs, "time_hours": args.time_hours,
         "epochs_run": _epochs_run(work), "batch": args.batch, "seed": args.seed,
         "val_frac": args.val_frac, "device": args.device, "init": str(args.init) if args.init else None,
         "wall_s": round(wall, 1), "cpu_s": round(time.process_time() - cpu0, 1), "val": data.val,

@@ -8,6 +8,10 @@ Layout written under ``out``::
     split.json                      ({"train": [...], "val": [...]} file names)
 
 A background image (no polyp) gets an empty label file, which ultralytics reads as a negative.
+With ``crop=N`` each image is instead cut into N x N windows at its native resolution (written as
+JPEG, ``<stem>_x<x0>_y<y0>.jpg``; boxes clipped to the window, dropped when less than 40 % of
+them is inside): training at ``imgsz=N`` then sees objects at their original pixel size, and the
+model runs on whole images at their full size (e.g. 640).
 Ground truth is read with the same functions the benchmark uses
 (:mod:`eval_scenarios.bench_detection`), so training and evaluation agree on the boxes.
 """
@@ -23,7 +27,7 @@ import numpy as np
 
 from eval_scenarios.bench_detection import GroundTruth, mask_ground_truth, voc_ground_truth
 
-__all__ = ["BCCD_CLASSES", "POLYP_CLASSES", "seeded_split", "write_yolo_dataset", "bccd_dataset", "polyp_dataset",
+__all__ = ["BCCD_CLASSES", "POLYP_CLASSES", "seeded_split", "crop_windows", "write_yolo_dataset", "bccd_dataset", "polyp_dataset",
            "PreparedData"]
 
 BCCD_CLASSES = ("RBC", "WBC", "Platelets")
@@ -59,15 +63,46 @@ def _label_lines(gt: GroundTruth, classes: tuple[str, ...]) -> list[str]:
     return lines
 
 
+def crop_windows(gt: GroundTruth, size: int, min_visible: float = 0.4) -> list[tuple[tuple[int, int], GroundTruth]]:
+    """Non-overlapping (where the image allows) ``size`` windows covering the image; each with its
+    ground truth shifted into window pixels."""
+    def starts(n: int) -> list[int]:
+        k = max(1, int(np.ceil(n / size)))
+        return [0] if n <= size else [round(i * (n - size) / (k - 1)) for i in range(k)]
+
+    out = []
+    area = (gt.boxes[:, 2] - gt.boxes[:, 0]) * (gt.boxes[:, 3] - gt.boxes[:, 1])
+    for y0 in starts(gt.height):
+        for x0 in starts(gt.width):
+            w, h = min(size, gt.width - x0), min(size, gt.height - y0)
+            b = gt.boxes - np.array([x0, y0, x0, y0], np.float32)
+            b = np.stack([b[:, 0].clip(0, w), b[:, 1].clip(0, h), b[:, 2].clip(0, w), b[:, 3].clip(0, h)], 1)
+            vis = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1]) / np.maximum(area, 1e-6)
+            keep = vis >= min_visible
+            out.append(((x0, y0), GroundTruth(gt.image, b[keep], [lab for lab, k in zip(gt.labels, keep) if k], w, h)))
+    return out
+
+
 def write_yolo_dataset(
-    out: Path, classes: tuple[str, ...], splits: dict[str, list[GroundTruth]]
+    out: Path, classes: tuple[str, ...], splits: dict[str, list[GroundTruth]], crop: int | None = None
 ) -> Path:
-    """Write images (symlinks), label files and ``data.yaml`` under ``out``; returns the yaml path."""
+    """Write images (symlinks, or JPEG crops with ``crop``), label files and ``data.yaml`` under
+    ``out``; returns the yaml path."""
+    import cv2
+
     out = Path(out).resolve()
     for split, items in splits.items():
         (out / "images" / split).mkdir(parents=True, exist_ok=True)
         (out / "labels" / split).mkdir(parents=True, exist_ok=True)
         for gt in items:
+            if crop:
+                img = cv2.imread(str(gt.image))
+                for (x0, y0), sub in crop_windows(gt, crop):
+                    stem = f"{gt.image.stem}_x{x0}_y{y0}"
+                    cv2.imwrite(str(out / "images" / split / f"{stem}.jpg"), img[y0:y0 + sub.height, x0:x0 + sub.width],
+                                [cv2.IMWRITE_JPEG_QUALITY, 95])
+                    (out / "labels" / split / f"{stem}.txt").write_text("\n".join(_label_lines(sub, classes)) + "\n")
+                continue
             link = out / "images" / split / gt.image.name
             if link.is_symlink() or link.exists():
                 link.unlink()
@@ -80,8 +115,10 @@ def write_yolo_dataset(
     return yaml
 
 
-def bccd_dataset(data_root: Path, out: Path, seed: int = 0, val_frac: float = 0.2) -> PreparedData:
-    """BCCD dev smears (``split.txt``), VOC boxes -> RBC / WBC / Platelets."""
+def bccd_dataset(
+    data_root: Path, out: Path, seed: int = 0, val_frac: float = 0.2, crop: int | None = None
+) -> PreparedData:
+    """BCCD dev smears (``split.txt``), VOC boxes -> RBC / WBC / Platelets (``crop``: see above)."""
     root = Path(data_root) / "bccd"
     stems = [s.strip() for s in (root / "split.txt").read_text().split() if s.strip()]
     train, val = seeded_split([f"{s}.jpg" for s in stems], val_frac, seed)
@@ -89,12 +126,13 @@ def bccd_dataset(data_root: Path, out: Path, seed: int = 0, val_frac: float = 0.
     def gts(names: list[str]) -> list[GroundTruth]:
         return [voc_ground_truth(root / "annotations" / f"{Path(n).stem}.xml", root / "images" / n) for n in names]
 
-    yaml = write_yolo_dataset(out, BCCD_CLASSES, {"train": gts(train), "val": gts(val)})
+    yaml = write_yolo_dataset(out, BCCD_CLASSES, {"train": gts(train), "val": gts(val)}, crop=crop)
     return PreparedData(yaml, train, val)
 
 
 def polyp_dataset(
-    data_root: Path, out: Path, seed: int = 0, val_frac: float = 0.2, neg_val_frac: float = 0.5
+    data_root: Path, out: Path, seed: int = 0, val_frac: float = 0.2, neg_val_frac: float = 0.5,
+    crop: int | None = None,
 ) -> PreparedData:
     """EndoTect polyp frames (boxes of mask components > 50 px) plus the negative frames as
     background images; positives (``val_frac``) and negatives (``neg_val_frac``: there are only
@@ -110,5 +148,5 @@ def polyp_dataset(
 
     neg_root = root / "negatives"
     splits = {"train": gts(ptr, root) + gts(ntr, neg_root), "val": gts(pva, root) + gts(nva, neg_root)}
-    yaml = write_yolo_dataset(out, POLYP_CLASSES, splits)
+    yaml = write_yolo_dataset(out, POLYP_CLASSES, splits, crop=crop)
     return PreparedData(yaml, ptr + ntr, pva + nva)
