@@ -137,11 +137,21 @@ def _first_line(exc: BaseException) -> str:
     return (str(exc).splitlines() or [type(exc).__name__])[0][:300]
 
 
-def _follow_up(report: GroundingReport) -> str:
+NO_EVIDENCE = "no tool was run for this answer, so nothing backs it"
+UNVERIFIED_NOTE = "[Unverified: no tool result backs this answer.]"
+
+
+def _unbacked(final: FinalAnswer, results: dict[str, Any]) -> bool:
+    """An answer that claims something although no tool produced a result in this ask."""
+    return not final.abstained and not results and bool(final.answer.strip())
+
+
+def _follow_up(report: GroundingReport, unbacked: bool) -> str:
+    problems = "; ".join(filter(None, [report.discrepancy(), NO_EVIDENCE if unbacked else ""]))
     return (f"{GUARD_PREFIX} your answer states things that no tool result of this conversation supports: "
-            f"{report.discrepancy() or 'unsupported statements'}. Answer again with final_result, using only "
-            f"numbers, labels and change words copied from the tool results (cite their evidence ids), or say "
-            f"that the tools cannot answer.")
+            f"{problems or 'unsupported statements'}. Call the tools that answer the question if you have not, "
+            f"then answer again with final_result, using only numbers, labels and change words copied from the "
+            f"tool results (cite their evidence ids), or say that the tools cannot answer.")
 
 
 def answer_with_guard(agent: Agent, session: Session, question: str, settings: OslerSettings, *,
@@ -166,25 +176,33 @@ def answer_with_guard(agent: Agent, session: Session, question: str, settings: O
         return GuardedAnswer(final, GroundingReport(), first.status, actions)
     session.history = first.messages
     fixed, report = check_grounding(first.final, results(), question)
+    unbacked = retry and _unbacked(first.final, results())  # language-model planners only
     messages = first.messages
-    if not report.ok and retry:
+    if (not report.ok or unbacked) and retry:
         left = limit - (time.perf_counter() - t0)
         if left < 1.0:
             actions["retry_skipped"] = "no time left within OSLER_PLANNER_TIMEOUT_S"
         else:
-            follow = _follow_up(report)
-            actions.update(retried=True, discrepancy=report.discrepancy(), first_answer=first.final.answer,
+            follow = _follow_up(report, unbacked)
+            actions.update(retried=True, discrepancy="; ".join(filter(None, [report.discrepancy(),
+                                                                             NO_EVIDENCE if unbacked else ""])),
+                           first_answer=first.final.answer,
                            first_report=report.model_dump())
             second = _run(agent, follow, session, first.messages, steps=min(steps, RETRY_STEPS), timeout=left,
                           settings=settings)
             if second.final is not None:
                 session.history = messages = second.messages
                 fixed, report = check_grounding(second.final, results(), question)
-                actions["resolved"] = report.ok
+                unbacked = _unbacked(second.final, results())
+                actions["resolved"] = report.ok and not unbacked
             else:
                 actions["retry_failed"] = second.reason
                 actions["resolved"] = False
                 messages = second.messages or messages
+    if unbacked:  # still nothing behind it: keep the words, but say so, and claim no value or label
+        actions["unbacked"] = True
+        fixed = fixed.model_copy(update={"answer": f"{UNVERIFIED_NOTE} {fixed.answer}", "value": None,
+                                         "label": None, "abstained": True})
     actions["planner"] = planner_stats(messages[history_len:])
     if retry or not report.ok:  # the built-in planner's clean answers need no extra audit line
         _audit(session, actions, report, "ok")

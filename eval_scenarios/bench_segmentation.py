@@ -197,6 +197,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--modes", default="auto,box", help="comma list of auto, box")
     p.add_argument("--weights", type=Path, help="checkpoint for this target/backend (overrides settings)")
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], default=None)
+    p.add_argument("--threads", type=int, default=None, help="torch intra-op threads (1 is fastest on a busy CPU)")
     p.add_argument("--limit", type=int, default=None)
     p.add_argument("--per-image", action="store_true")
     p.add_argument("--json", type=Path, help="also write the JSON here")
@@ -204,6 +205,10 @@ def main(argv: list[str] | None = None) -> int:
 
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("YOLO_OFFLINE", "1")
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
     from experts.registry import ExpertPool
     from tools.settings import OslerSettings
 
@@ -219,7 +224,8 @@ def main(argv: list[str] | None = None) -> int:
     if len(args.images) != len(args.masks):
         p.error("give one --masks folder per --images folder")
     items = list_items(list(zip(args.images, args.masks)), names)[: args.limit]
-    expert, _, why = ExpertPool(settings).get(f"segment:{args.target}", None if args.backend == "auto" else args.backend)
+    backend = None if args.backend == "auto" else args.backend
+    expert, _, why = ExpertPool(settings).get(f"segment:{args.target}", backend)
     modes = [m for m in args.modes.split(",") if m]
     if not getattr(expert, "promptable", False):
         modes = [m for m in modes if m != "box"]

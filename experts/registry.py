@@ -33,6 +33,8 @@ __all__ = ["BackendSpec", "default_registry", "select_backend", "ExpertPool", "r
 
 log = logging.getLogger(__name__)
 
+TORCH_BACKENDS = frozenset({"yolo", "unet", "sam", "torchvision", "transformers"})
+
 
 @dataclass(frozen=True)
 class BackendSpec:
@@ -165,6 +167,10 @@ class ExpertPool:
         ident = (key, spec.name)
         with self._guard:
             if ident not in self._experts:
+                if spec.name in TORCH_BACKENDS and self.settings.torch_threads:
+                    import torch
+
+                    torch.set_num_threads(self.settings.torch_threads)
                 expert = spec.build(self.settings)
                 self._experts[ident] = expert
                 self._locks[ident] = threading.Lock()

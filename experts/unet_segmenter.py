@@ -15,8 +15,9 @@ bilinear interpolation and thresholded.  Every mask returned is ``(H, W)`` bool 
 Polyp prompts (``promptable``):
 
 * box ``xyxy``: the model runs on a crop of the box grown by ``box_margin`` of its size per side;
-  the components lying mostly (>= 50 %) inside the box are kept, clipped to the box grown by 10 %;
-  when none reach the threshold, the threshold drops to half the highest probability in the box.
+  the component overlapping the box most and any lying mostly (>= 50 %) inside it are kept, clipped
+  to the box (a neighbour reaching into the box is left out); when none reach the threshold, the
+  threshold drops to half the highest probability in the box.
 * points ``(x, y, positive)``: the components that contain a positive point are kept (when none does,
   a box of 25 % of the short image side around the points is used as a box prompt); pixels closer
   to a negative point than to every positive point are removed.
@@ -43,7 +44,7 @@ from .weights import load_torch_state, resolve_device, resolve_weights, sha256_o
 
 __all__ = [
     "CHECKPOINT_FORMAT", "UnetConfig", "build_model", "preprocess", "UnetSegmenter", "UnetPolypDetector",
-    "build_polyp", "check_polyp", "build_lung", "check_lung", "build_polyp_detector",
+    "make_segmenter", "build_polyp", "check_polyp", "build_lung", "check_lung", "build_polyp_detector",
 ]
 
 log = logging.getLogger(__name__)
@@ -150,7 +151,8 @@ class UnetSegmenter:
         if self._net is not None:
             return
         if self.weights is None or not Path(self.weights).exists():
-            raise ExpertUnavailableError(f"no {self.label} U-Net weights: set {self.setting} to an osler-unet-v1 .pt file")
+            raise ExpertUnavailableError(
+                f"no {self.label} U-Net weights: set {self.setting} to an {CHECKPOINT_FORMAT} .pt file")
         ckpt = load_torch_state(Path(self.weights))
         if not isinstance(ckpt, dict) or "state_dict" not in ckpt or "encoder" not in ckpt:
             raise ExpertUnavailableError(f"{Path(self.weights).name} is not an {CHECKPOINT_FORMAT} checkpoint "
@@ -276,12 +278,10 @@ class UnetSegmenter:
                 peak = float(prob[inside].max())
                 if peak >= 0.1:
                     chosen = self._select_in_box(prob, inside, pos, thr=0.5 * peak)
-                    note = "; ".join(filter(None, [note, f"low confidence: threshold lowered to {0.5 * peak:.2f} in the box"]))
+                    low = f"low confidence: threshold lowered to {0.5 * peak:.2f} in the box"
+                    note = "; ".join(filter(None, [note, low]))
             if chosen is not None:
-                gx0, gy0, gx1, gy1 = _grow(ib, 0.1, W, H)
-                clip = np.zeros((H, W), dtype=bool)
-                clip[gy0:gy1, gx0:gx1] = True
-                chosen &= clip
+                chosen &= inside
         if chosen is None or not chosen.any():
             return None, None, note or "nothing found at the prompt"
         if neg and pos:
@@ -298,18 +298,17 @@ class UnetSegmenter:
 
     def _select_in_box(self, prob: np.ndarray, inside: np.ndarray, pos: list[tuple[float, float]],
                        thr: float | None = None) -> np.ndarray | None:
-        """Union of the components holding a positive point, else of those lying mostly (>= 50 %) inside
-        the box, else the one overlapping the box most; None when no component touches the box."""
+        """Union of the components holding a positive point, else of the one overlapping the box most
+        and those lying mostly (>= 50 %) inside it; None when no component touches the box."""
         fg = prob >= (self.config.threshold if thr is None else thr)
         comps = [c for c in connected_regions(fg, min_area=max(4, int(1e-4 * fg.size))) if (c & inside).any()]
         if not comps:
             return None
         hits = [c for c in comps if any(c[int(y), int(x)] for x, y in pos)]
         if not hits:
-            frac = [float((c & inside).sum()) / float(c.sum()) for c in comps]
-            hits = [c for c, f in zip(comps, frac) if f >= 0.5]
-        if not hits:
-            hits = [max(comps, key=lambda c: int((c & inside).sum()))]
+            overlap = [int((c & inside).sum()) for c in comps]
+            best = int(np.argmax(overlap))
+            hits = [c for i, (c, o) in enumerate(zip(comps, overlap)) if i == best or o >= 0.5 * c.sum()]
         return np.any(hits, axis=0)
 
 
@@ -348,6 +347,8 @@ class UnetPolypDetector:
 
 # -- registry factories and checks ------------------------------------------------------------------
 _POLYP_SETTING, _LUNG_SETTING = "OSLER_MODELS__UNET_POLYP", "OSLER_MODELS__UNET_LUNG"
+_POLYP_NOTE = "Osler default trained on 112 EndoTect frames (val Dice 0.57 automatic, 0.80 box); not for clinical use"
+_LUNG_NOTE = "Osler default trained on 41 adult COVID-19 CXRs (val Dice 0.91); not for clinical use"
 
 
 def _check(configured: Path | None, bundled_name: str, setting: str) -> str | None:
@@ -374,21 +375,28 @@ def check_lung(settings: OslerSettings) -> str | None:
     return _check(settings.models.unet_lung, LUNG_WEIGHTS, _LUNG_SETTING)
 
 
+def make_segmenter(label: str, weights: Path | None, *, device: str = "auto", note: str | None = None
+                   ) -> UnetSegmenter:
+    """The segmenter of a target (``"polyp"``: promptable, components >= 0.2 % of the image;
+    ``"lung"``: automatic only, the two largest components >= 1 %, holes filled)."""
+    if label == "polyp":
+        return UnetSegmenter(name="polyp_segmenter", label="polyp", weights=weights, setting=_POLYP_SETTING,
+                             device=device, promptable=True, min_area_frac=0.002, note=note)
+    if label == "lung":
+        return UnetSegmenter(name="lung_segmenter", label="lung", weights=weights, setting=_LUNG_SETTING,
+                             device=device, promptable=False, min_area_frac=0.01, max_regions=2, note=note)
+    raise ValueError(f"no U-Net segmenter for {label!r}")
+
+
 def build_polyp(settings: OslerSettings) -> UnetSegmenter:
-    return UnetSegmenter(
-        name="polyp_segmenter", label="polyp", setting=_POLYP_SETTING, device=settings.device, promptable=True,
-        weights=resolve_weights(settings.models.unet_polyp, POLYP_WEIGHTS, _POLYP_SETTING),
-        note=None if settings.models.unet_polyp else "Osler default trained on 112 EndoTect frames; not validated clinically",
-    )
+    path = resolve_weights(settings.models.unet_polyp, POLYP_WEIGHTS, _POLYP_SETTING)
+    return make_segmenter("polyp", path, device=settings.device,
+                          note=None if settings.models.unet_polyp else _POLYP_NOTE)
 
 
 def build_lung(settings: OslerSettings) -> UnetSegmenter:
-    return UnetSegmenter(
-        name="lung_segmenter", label="lung", setting=_LUNG_SETTING, device=settings.device, promptable=False,
-        weights=resolve_weights(settings.models.unet_lung, LUNG_WEIGHTS, _LUNG_SETTING), min_area_frac=0.01,
-        max_regions=2,
-        note=None if settings.models.unet_lung else "Osler default trained on 40 adult CXRs; not validated clinically",
-    )
+    path = resolve_weights(settings.models.unet_lung, LUNG_WEIGHTS, _LUNG_SETTING)
+    return make_segmenter("lung", path, device=settings.device, note=None if settings.models.unet_lung else _LUNG_NOTE)
 
 
 def build_polyp_detector(settings: OslerSettings) -> UnetPolypDetector:

@@ -226,3 +226,14 @@ def test_server_error_mid_answer_is_reported_and_the_session_goes_on(make):
     server.script = [final_answer("The image kind is in [E2].")]  # the server recovers; so does the session
     r2 = assistant.ask(session, "What kind of image is this?")
     assert r2.status == "ok"
+
+
+def test_an_answer_no_tool_backs_is_retried_then_marked_unverified(make):
+    claim = final_answer("The chest X-ray shows pneumonia.", label="bacterial")
+    server, assistant, session = make([claim, claim])
+    r = assistant.ask(session, "Does this chest X-ray show pneumonia?")
+    follow = server.messages(1)[-1]["content"]
+    assert follow.startswith("GROUNDING CHECK:") and "no tool was run" in follow
+    assert r.answer == "[Unverified: no tool result backs this answer.] The chest X-ray shows pneumonia."
+    assert r.label is None and r.abstained and r.tool_calls == []
+    assert r.grounding["guard"]["unbacked"] is True and r.grounding["guard"]["resolved"] is False

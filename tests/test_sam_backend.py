@@ -27,6 +27,15 @@ OTHER = DATA / "endotect_polyps" / "negatives" / "images" / "0b952aa7-cbbd-44a2-
 pytestmark = pytest.mark.skipif(not FRAME.exists(), reason="../shared/data is not present")
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _one_torch_thread():
+    """One intra-op thread: on this shared 2-core machine two threads oversubscribe and run ~4x slower."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 def tiny_sam():
     """A 256-px Sam: ViT with embed_dim 64, depth 2; 32-channel prompt encoder and decoder."""
     from segment_anything.modeling import ImageEncoderViT, MaskDecoder, PromptEncoder, Sam, TwoWayTransformer

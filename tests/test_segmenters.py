@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+torch = pytest.importorskip("torch")
 pytest.importorskip("segmentation_models_pytorch")
 
 from eval_scenarios.bench_segmentation import dice_iou, gt_boxes, read_mask  # noqa: E402
@@ -40,6 +41,15 @@ pytestmark = [
     pytest.mark.skipif(not bundled("polyp_unet.pt").exists() or not bundled("lung_unet.pt").exists(),
                        reason="bundled U-Net weights are missing (python -m training.train_unet)"),
 ]
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_torch_thread():
+    """One intra-op thread: on this shared 2-core machine two threads oversubscribe and run ~4x slower."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
 
 
 @pytest.fixture(scope="module")
@@ -178,8 +188,6 @@ def test_checks_name_the_settings(tmp_path):
 
 
 def test_rejects_a_foreign_checkpoint(tmp_path):
-    import torch
-
     bad = tmp_path / "plain_state_dict.pt"
     torch.save({"conv.weight": torch.zeros(1)}, bad)
     seg = UnetSegmenter(name="x", label="polyp", weights=bad, setting="OSLER_MODELS__UNET_POLYP", device="cpu")

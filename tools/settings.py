@@ -60,6 +60,10 @@ class OslerSettings(BaseSettings):
     planner_timeout_s: float = Field(default=120.0, gt=0)
 
     device: Device = "auto"
+    torch_threads: int | None = Field(
+        default=None, ge=1, description="CPU threads for torch experts; None keeps torch's default (1 is best on a "
+                                        "busy 2-core machine)"
+    )
     detector_backend: Literal["auto", "yolo", "opencv"] = "auto"
     segmenter_backend: Literal["auto", "unet", "sam", "opencv"] = "auto"
     classifier_backend: Literal["auto", "torchvision", "transformers"] = "auto"

@@ -265,12 +265,10 @@ def main(argv: list[str] | None = None) -> int:
              epoch, train_s)
 
     from eval_scenarios.bench_segmentation import evaluate, list_items
-    from experts.unet_segmenter import UnetSegmenter
+    from experts.unet_segmenter import make_segmenter
     from experts.weights import sha256_of
 
-    seg = UnetSegmenter(name=f"{args.task}_segmenter", label=args.task, weights=args.out, setting="--out",
-                        device="cpu", promptable=args.task == "polyp", min_area_frac=0.01 if args.task == "lung" else 0.002,
-                        max_regions=2 if args.task == "lung" else None)
+    seg = make_segmenter(args.task, args.out, device="cpu")
     items = list_items([(d, m) for d, m, _, _ in strata], [s + ".jpg" for s in val_names])
     metrics = evaluate(seg, items, ("auto", "box") if args.task == "polyp" else ("auto",))
     log.info("validation (original size): %s", json.dumps(metrics))
