@@ -229,5 +229,7 @@ def check(settings: OslerSettings) -> str | None:
 def build(settings: OslerSettings) -> SamSegmenter:
     path = settings.models.sam_checkpoint
     path = Path(path).expanduser() if path is not None else None
-    variant = "medsam" if path is not None and "medsam" in path.name.lower() else "sam"
+    variant = settings.models.sam_variant
+    if variant == "auto":
+        variant = "medsam" if path is not None and "medsam" in path.name.lower() else "sam"
     return SamSegmenter(path, model_type=settings.models.sam_model_type, device=settings.device, variant=variant)

@@ -33,6 +33,9 @@ class ModelPaths(BaseModel):
     yolo_extra: Path | None = Field(default=None, description="any other YOLO .pt; classes come from the checkpoint")
     sam_checkpoint: Path | None = Field(default=None, description="SAM / MedSAM .pth checkpoint")
     sam_model_type: Literal["vit_b", "vit_l", "vit_h"] = "vit_b"
+    sam_variant: Literal["auto", "sam", "medsam"] = Field(
+        default="auto", description="'medsam' runs MedSAM's preprocessing; 'auto' guesses from the file name"
+    )
     unet_polyp: Path | None = Field(default=None, description="polyp U-Net weights (default: bundled)")
     unet_lung: Path | None = Field(default=None, description="lung U-Net weights (default: bundled)")
     cxr_classifier: Path | None = Field(default=None, description="chest X-ray classifier (default: bundled)")
