@@ -15,6 +15,8 @@ from typing import Literal
 from pydantic import BaseModel, Field
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
 
+from .voice_settings import VoiceSettings
+
 __all__ = ["ModelPaths", "OslerSettings", "default_data_dir"]
 
 Device = Literal["auto", "cpu", "cuda"]
@@ -71,6 +73,7 @@ class OslerSettings(BaseSettings):
     segmenter_backend: Literal["auto", "unet", "sam", "opencv"] = "auto"
     classifier_backend: Literal["auto", "torchvision", "transformers"] = "auto"
     models: ModelPaths = Field(default_factory=ModelPaths)
+    voice: VoiceSettings = Field(default_factory=VoiceSettings)
 
     data_dir: Path = Field(default_factory=default_data_dir, description="sessions, overlays, audit log")
     log_path: Path | None = Field(default=None, description="audit log (JSON lines); default: data_dir/audit.jsonl")

@@ -1,9 +1,8 @@
 """Voice settings: which recogniser and voice, the wake word, the push-to-talk key, gates.
 
-``VoiceSettings`` is a plain pydantic model.  It is meant to live under ``OslerSettings.voice``
-(env ``OSLER_VOICE__ASR_BACKEND=pocketsphinx``, TOML ``[voice]``); until that field exists,
-:func:`voice_settings` builds the defaults and applies the CLI's overrides.  Nothing here reads
-the environment.
+``VoiceSettings`` lives in ``tools`` as ``OslerSettings.voice`` (env
+``OSLER_VOICE__ASR_BACKEND=pocketsphinx``, TOML ``[voice]``); :func:`voice_settings` applies the
+CLI's overrides.  Nothing here reads the environment.
 """
 
 from __future__ import annotations
@@ -11,45 +10,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel
+
+from tools.voice_settings import AsrBackend, TtsBackend, VoiceSettings
 
 __all__ = ["VoiceSettings", "voice_settings", "AsrBackend", "TtsBackend"]
-
-AsrBackend = Literal["auto", "whisper", "pocketsphinx", "speechbrain"]
-TtsBackend = Literal["auto", "piper", "espeak", "none"]
-
-
-class VoiceSettings(BaseModel):
-    """Everything the voice front end can be told."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    asr_backend: AsrBackend = Field(default="whisper", description="speech recogniser; 'auto' = first that can run")
-    tts_backend: TtsBackend = Field(default="auto", description="'auto' = piper, falling back to espeak-ng")
-    wake_word: str = Field(default="osler", description="word that must open an utterance in hands-free mode")
-    ptt_key: str = Field(default=" ", description="push-to-talk key in the live loop (a foot pedal sends a key)")
-    whisper_threads: int = Field(default=2, ge=1, le=64, description="CPU threads of the Whisper decoder")
-    whisper_beam_size: int = Field(default=1, ge=1, le=10)
-    whisper_compute_type: str = Field(default="int8", description="CTranslate2 compute type: int8, float32, ...")
-    whisper_prompt: str = Field(
-        default="Osler voice commands: how many white cells, red cells, platelets or polyps are visible? Is there a "
-                "polyp? Is there pneumonia? Segment the lesion, polyp or lung. How big is it? What changed? Compare "
-                "with the prior. Read back the last finding. Louder. Cancel. Switch image to next.",
-        description="initial prompt that primes the domain words (measured: 48/50 clean commands vs 36/50 with a "
-                    "bare glossary); an echo of it is dropped and anything else still goes through the strict parser",
-    )
-    whisper_max_tokens: int = Field(default=48, ge=8, le=224, description="a command is short; caps runaway "
-                                    "repetition on noise")
-    espeak_voice: str = Field(default="en-us", description="espeak-ng voice of the fallback speaker")
-    speech_rate: float = Field(default=1.0, gt=0.3, lt=3.0, description="speaking speed multiplier")
-    volume: float = Field(default=1.0, gt=0.0, le=4.0, description="answer volume; 'louder' raises it")
-    min_sample_rate: int = Field(default=16000, description="refuse recordings made below this rate (Hz)")
-    max_seconds: float = Field(default=30.0, gt=0, description="refuse utterances longer than this")
-    silence_dbfs: float = Field(default=-50.0, description="loudest 30 ms frame below this = silent recording")
-    clip_fraction: float = Field(default=0.01, gt=0, lt=1, description="more full-scale samples than this = clipped")
-    end_silence_s: float = Field(default=0.6, gt=0, description="live wake-word mode: silence that ends an utterance")
-    out_dir: Path | None = Field(default=None, description="where answer WAVs go (default: data_dir/voice)")
-
 
 def voice_settings(settings: Any, **overrides: Any) -> VoiceSettings:
     """The voice settings of an :class:`~tools.settings.OslerSettings` (its ``voice`` field when
