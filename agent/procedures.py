@@ -8,86 +8,18 @@ modality gate: a target that is not valid for the image's kind is refused withou
 
 from __future__ import annotations
 
-import re
-
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from typing import Any, Generator
 
-from tools.answer import FinalAnswer, Finding, ReasoningStep
+from tools.answer import FinalAnswer, Finding
 from tools.kinds import TARGET_KINDS
 
+from .draft import SINGULAR, UNITS, Call, Draft, Outcome, one_call, record_failure
 from .intents import Intent
 from .summaries import backend_label, fmt, summarize
 from .tool_impl import KIND_NAMES
 
-__all__ = ["Call", "Outcome", "procedure"]
-
-UNITS = {"WBC": "white blood cells (WBC)", "RBC": "red blood cells (RBC)", "Platelets": "platelets",
-         "polyp": "polyps"}
-SINGULAR = {"WBC": "white blood cell (WBC)", "RBC": "red blood cell (RBC)", "Platelets": "platelet", "polyp": "polyp"}
-
-
-@dataclass(frozen=True)
-class Call:
-    name: str
-    args: dict[str, Any]
-    why: str
-
-
-@dataclass(frozen=True)
-class Outcome:
-    name: str
-    ok: bool
-    result: Any
-    error: str | None
-
-
-@dataclass
-class Draft:
-    """What the procedure accumulates while it runs."""
-
-    steps: list[ReasoningStep] = field(default_factory=list)
-    findings: list[Finding] = field(default_factory=list)
-    sentences: list[str] = field(default_factory=list)
-    value: float | None = None
-    unit: str | None = None
-    label: str | None = None
-    caveats: list[str] = field(default_factory=list)
-    abstained: list[bool] = field(default_factory=list)
-    yes_no: str | None = None
-
-    def step(self, text: str, *evidence: str) -> None:
-        self.steps.append(ReasoningStep(text=text, evidence=[e for e in evidence if e]))
-
-    def set_value(self, value: float, unit: str) -> None:
-        if self.value is None:
-            self.value, self.unit = float(value), unit
-
-    def answer(self) -> FinalAnswer:
-        text = " ".join(self.sentences)
-        if self.yes_no:
-            text = f"{self.yes_no.capitalize()}. {text}" if not text.lower().startswith(self.yes_no) else text
-        abstained = bool(self.abstained) and all(self.abstained)
-        cited = list(dict.fromkeys(re.findall(r"\bE\d+\b", text)))
-        steps = self.steps + [ReasoningStep(text=f"Conclusion: {text.strip()}", evidence=cited)]
-        return FinalAnswer(
-            answer=text.strip(), value=None if abstained else self.value, unit=None if abstained else self.unit,
-            label=self.yes_no or self.label, findings=self.findings, steps=steps,
-            uncertainty="; ".join(dict.fromkeys(self.caveats)) or None, abstained=abstained,
-        )
-
-
-def _one(call: Call) -> Generator[list[Call], list[Outcome], Outcome]:
-    outs = yield [call]
-    return outs[0]
-
-
-def _fail(d: Draft, call: Call, out: Outcome) -> None:
-    msg = (out.error or "failed").removeprefix("REFUSED: ").removeprefix("FAILED: ")
-    d.step(f"Called {call.name} to {call.why}; it did not produce a result: {msg}")
-    d.sentences.append(f"I could not {call.why}: {msg}")
-    d.abstained.append(True)
-
+__all__ = ["Call", "Outcome", "procedure"]  # Call and Outcome are re-exported from .draft
 
 def _resolve_target(it: Intent, kind: str) -> str | None:
     if it.target == "lesion":
@@ -124,9 +56,9 @@ def _yes_no_count(d: Draft, it: Intent, n: int, noun: str, eid: str) -> None:
 def procedure(question: str, intents: list[Intent], *, has_prior: bool) -> Generator[list[Call], list[Outcome], FinalAnswer]:
     d = Draft()
     info_call = Call("image_info", {"image": "current"}, "identify the kind of image, so only valid tools are used")
-    out = yield from _one(info_call)
+    out = yield from one_call(info_call)
     if not out.ok:
-        _fail(d, info_call, out)
+        record_failure(d, info_call, out)
         return d.answer()
     info = out.result
     kind = info.kind
@@ -220,9 +152,9 @@ def _count(d: Draft, it: Intent, target: str, detect_only: bool) -> Generator:
     name = "detect" if detect_only and not it.yes_no else "count"
     what = ", ".join(it.classes) if it.classes else target.replace("_", " ")
     call = Call(name, args, f"{'locate' if name == 'detect' else 'count'} {what}")
-    out = yield from _one(call)
+    out = yield from one_call(call)
     if not out.ok:
-        _fail(d, call, out)
+        record_failure(d, call, out)
         return None
     r = out.result
     eid = r.evidence_id
@@ -279,9 +211,9 @@ def _segment_measure(d: Draft, it: Intent, target: str, ctx: dict) -> Generator:
         seg_args = {"target": target}
         why = f"outline the {target}"
     call = Call("segment", seg_args, why)
-    out = yield from _one(call)
+    out = yield from one_call(call)
     if not out.ok:
-        _fail(d, call, out)
+        record_failure(d, call, out)
         return
     seg = out.result
     eid = seg.evidence_id
@@ -310,9 +242,9 @@ def _segment_measure(d: Draft, it: Intent, target: str, ctx: dict) -> Generator:
         return
     main = regions[0] if not it.smallest else regions[-1]
     mcall = Call("measure", {"mask_id": main.mask.id}, f"measure region #{main.index}")
-    mout = yield from _one(mcall)
+    mout = yield from one_call(mcall)
     if not mout.ok:
-        _fail(d, mcall, mout)
+        record_failure(d, mcall, mout)
         return
     m = mout.result
     meid = m.evidence_id
@@ -353,9 +285,9 @@ def _classify(d: Draft, it: Intent, kind: str) -> Generator:
         d.abstained.append(True)
         return
     call = Call("classify", {"task": "cxr_pneumonia", "explain": True}, "classify the chest X-ray")
-    out = yield from _one(call)
+    out = yield from one_call(call)
     if not out.ok:
-        _fail(d, call, out)
+        record_failure(d, call, out)
         return
     r = out.result
     eid = r.evidence_id
@@ -398,9 +330,9 @@ def _compare(d: Draft, it: Intent, kind: str, has_prior: bool) -> Generator:
         return
     target = {"blood_cells": "blood_cells", "polyp": "polyp", "lung": "lung"}.get(it.target or "", "auto")
     call = Call("compare_with_prior", {"target": target}, "compare the current study with the prior")
-    out = yield from _one(call)
+    out = yield from one_call(call)
     if not out.ok:
-        _fail(d, call, out)
+        record_failure(d, call, out)
         return
     r = out.result
     eid = r.evidence_id
