@@ -285,7 +285,7 @@ def parse_tool_calls(text: str) -> tuple[list[tuple[str, Any]], str]:
     rest = text
     for b in _json_objects(text):
         rest = rest.replace(b, "")
-    return calls, re.sub(r"```(?:json)?|```", "", rest).strip()
+    return calls, re.sub(r"```(?:json)?|```|</?tool_(?:call|response)>", "", rest).strip()
 
 
 # ---- the model --------------------------------------------------------------------------------
