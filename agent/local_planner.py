@@ -317,10 +317,8 @@ class LocalChatPlanner:
         return tok.decode(out[0, enc["input_ids"].shape[1]:], skip_special_tokens=True)
 
     def constrained_call(self, chat: list[dict[str, Any]], tools: list[Any]) -> tuple[str, dict[str, Any]]:
-        """Pick the tool name and its required arguments by likelihood among the allowed values, and write
-        free strings greedily: every call is well-formed, whatever the model's size."""
-        import copy
-
+        """Pick the tool name and its required enum arguments by greedy decoding restricted to the allowed
+        values, and write free strings greedily: every call is well-formed, whatever the model's size."""
         import torch
 
         tok, model, dev = self.llm.tokenizer, self.llm.model, self.llm.device
@@ -336,16 +334,23 @@ class LocalChatPlanner:
             cache, logits = forward(ids_of(text), cache)
             return cache, logits[-1]
 
-        def choose(cache: Any, logits: Any, options: list[str]) -> int:
-            scores = []
-            for opt in options:
-                ids = ids_of(opt)
-                lp = torch.log_softmax(logits.float(), -1)[ids[0]].item()
-                if len(ids) > 1:
-                    lps = torch.log_softmax(forward(ids[:-1], copy.deepcopy(cache))[1].float(), -1)
-                    lp += sum(lps[i, ids[i + 1]].item() for i in range(len(ids) - 1))
-                scores.append(lp)
-            return max(range(len(options)), key=scores.__getitem__)
+        def choose(cache: Any, logits: Any, options: list[str]) -> tuple[int, Any, Any]:
+            """Greedy decoding restricted to the token paths of ``options`` (a trie walk): usually one step.
+            Returns the option and the cache/logits after all of its tokens."""
+            seqs = [ids_of(o) for o in options]
+            alive = list(range(len(options)))
+            pos = 0
+            while True:
+                allowed = {seqs[i][pos] for i in alive if pos < len(seqs[i])}
+                nxt = max(allowed, key=lambda t: float(logits[t]))
+                alive = [i for i in alive if pos < len(seqs[i]) and seqs[i][pos] == nxt]
+                pos += 1
+                if len(alive) == 1:
+                    rest = seqs[alive[0]][pos - 1:]
+                    cache, step = forward(rest, cache)
+                    return alive[0], cache, step[-1]
+                cache, step = forward([nxt], cache)
+                logits = step[-1]
 
         def until(cache: Any, logits: Any, stop: str, limit: int) -> tuple[str, Any, Any]:
             out_ids: list[int] = []
@@ -363,8 +368,9 @@ class LocalChatPlanner:
         prompt = tok.apply_chat_template(chat, add_generation_prompt=True, tokenize=False)
         with self.llm.lock, torch.inference_mode():
             cache, logits = feed(None, prompt + '<tool_call>{"name": "')
-            tool = tools[choose(cache, logits, [f'{t.name}"' for t in tools])]
-            cache, logits = feed(cache, f'{tool.name}", "arguments": {{')
+            k, cache, logits = choose(cache, logits, [f'{t.name}"' for t in tools])
+            tool = tools[k]
+            cache, logits = feed(cache, ', "arguments": {')
             schema = tool.parameters_json_schema or {}
             args: dict[str, Any] = {}
             for pname, prop in (schema.get("properties") or {}).items():
@@ -374,8 +380,8 @@ class LocalChatPlanner:
                 enum = prop.get("enum")
                 if enum:
                     cache, logits = feed(cache, f'{sep}"{pname}": "')
-                    args[pname] = enum[choose(cache, logits, [f'{v}"' for v in enum])]
-                    cache, logits = feed(cache, f'{args[pname]}"')
+                    k, cache, logits = choose(cache, logits, [f'{v}"' for v in enum])
+                    args[pname] = enum[k]
                 elif pname == "value":
                     cache, logits = feed(cache, f'{sep}"value": ')
                     raw, cache, logits = until(cache, logits, "}", 6)

@@ -145,7 +145,7 @@ def _noun(label: str, n: int) -> str:
     return (SINGULAR if n == 1 else UNITS).get(label, label if n == 1 else f"{label}s")
 
 
-def _count(d: Draft, it: Intent, target: str, detect_only: bool) -> Generator:
+def _count(d: Draft, it: Intent, target: str, detect_only: bool, quiet: bool = False) -> Generator:
     args: dict[str, Any] = {"target": target}
     if it.classes:
         args["classes"] = list(it.classes)
@@ -162,6 +162,8 @@ def _count(d: Draft, it: Intent, target: str, detect_only: bool) -> Generator:
     d.caveats.append(f"{target.replace('_', ' ')} from {backend_label(r)}, confidence threshold {r.min_score:.2f}")
     if r.provenance.backend == "opencv":
         d.caveats.append("counts come from the classical OpenCV fallback, not a trained detector")
+    if quiet:  # a step of a larger procedure (boxes that prompt the segmenter): no sentence of its own
+        return r
     if name == "detect":
         groups: dict[str, list] = {}
         for det in r.detections:
@@ -210,6 +212,25 @@ def _segment_measure(d: Draft, it: Intent, target: str, ctx: dict) -> Generator:
     else:
         seg_args = {"target": target}
         why = f"outline the {target}"
+        if target == "polyp":  # the detector's boxes prompt the segmenter (measured: Dice 0.80 vs 0.57 unprompted)
+            det = ctx.get("last_count")
+            if det is None:
+                det = yield from _count(d, replace(it, yes_no=False), "polyp", detect_only=True, quiet=True)
+                if det is None:
+                    return
+                ctx["last_count"] = det
+            boxes = det.detections if hasattr(det, "detections") else [x for c in det.counts for x in c.instances]
+            if not boxes:
+                if it.yes_no:
+                    d.yes_no = d.yes_no or ("yes" if it.negated else "no")
+                d.sentences.append(f"No polyp was detected (score >= {det.min_score:.2f}), so there is nothing to "
+                                   f"outline or measure [{det.evidence_id}].")
+                d.findings.append(Finding(text="no polyp detected", evidence=[det.evidence_id]))
+                d.set_value(0, "polyps")
+                d.abstained.append(False)
+                return
+            seg_args = {"target": "polyp", "from_evidence": det.evidence_id}
+            why = f"outline the {len(boxes)} detected polyp(s) from their boxes"
     call = Call("segment", seg_args, why)
     out = yield from one_call(call)
     if not out.ok:

@@ -148,3 +148,18 @@ def test_describe_runs_the_standard_read_for_the_kind(assistant, smear_session):
     assert _names(r) == ["image_info", "count"]
     assert r.tool_calls[1].args == {"target": "blood_cells", "image": "current"}
     assert "blood smear" in r.answer and not r.abstained
+
+
+POLYP = "endotect_polyps/images/0a508419-ba4f-428c-9a30-43feb39c35c2.jpg"  # validation frame, one polyp
+
+
+def test_segment_polyp_uses_detector_boxes_and_measures(assistant, data_dir):
+    s = assistant.new_session()
+    s.load("current", data_dir / POLYP)
+    r = assistant.ask(s, "Segment the polyp and tell me its size")
+    assert _names(r) == ["image_info", "detect", "segment", "measure"]
+    seg = r.tool_calls[2]
+    assert seg.args["from_evidence"] == r.tool_calls[1].id
+    area = r.tool_calls[3].result["area_px"]
+    assert area > 1000 and r.value == area and r.unit == "px"
+    assert "diameter" in r.answer and r.artifacts.masks
