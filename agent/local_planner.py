@@ -14,8 +14,9 @@ The model plugs into the same agent loop as every planner, as a pydantic-ai ``Fu
   is passed on as raw arguments, so the agent loop answers with the error and counts it; prose with no
   call becomes the final answer's text);
 * a template that knows no tools means a model not trained to call them: *constrained decoding* picks
-  the tool name and each required enum argument by likelihood among the allowed values and writes free
-  strings greedily, so every call is well-formed (what it chooses is still up to the model).
+  the tool name and each required enum argument by greedy decoding restricted to the allowed values (a
+  walk down the trie of their tokens) and writes free strings greedily, so every call is well-formed
+  (what it chooses is still up to the model).
 
 Images are not given to the local model (text-only); use a local OpenAI-compatible server for a VLM.
 """
