@@ -32,7 +32,8 @@ def user_questions(messages: list[ModelMessage]) -> list[str]:
                 if isinstance(part, UserPromptPart):
                     content = part.content
                     if isinstance(content, str):
-                        out.append(content)
+                        if not content.startswith("GROUNDING CHECK:"):  # the guard's follow-up, not a question
+                            out.append(content)
                     else:
                         out.append(" ".join(c for c in content if isinstance(c, str)))
     return out
