@@ -134,3 +134,15 @@ def test_bad_question_is_invalid_input(assistant, data_dir):
         assistant.ask(s, "   ")
     with pytest.raises(InvalidInputError):
         assistant.ask(s, "x" * 5000)
+
+
+def test_cli_json_stdout_is_pure_json_even_when_libraries_print(tmp_path, capsys, monkeypatch, data_dir):
+    import json
+
+    from ui.cli import main
+
+    monkeypatch.setenv("OSLER_DATA_DIR", str(tmp_path / "fresh"))  # first run: ultralytics writes its notices
+    frame = data_dir / "endotect_polyps/images/0a508419-ba4f-428c-9a30-43feb39c35c2.jpg"
+    rc = main(["ask", str(frame), "How many polyps are there?", "--json"])
+    out = json.loads(capsys.readouterr().out)
+    assert rc == 0 and out["value"] == 1

@@ -7,6 +7,7 @@ Exit codes: 0 success, 2 bad input / configuration / unreachable planner (one li
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
@@ -20,7 +21,7 @@ def offline_environment() -> None:
     """Entry-point-only: the switches that keep third-party libraries off the network."""
     for key, value in {
         "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HF_HUB_DISABLE_TELEMETRY": "1", "YOLO_OFFLINE": "1",
-        "YOLO_AUTOINSTALL": "false", "GRADIO_ANALYTICS_ENABLED": "False", "DO_NOT_TRACK": "1",
+        "YOLO_AUTOINSTALL": "false", "YOLO_VERBOSE": "False", "GRADIO_ANALYTICS_ENABLED": "False", "DO_NOT_TRACK": "1",
     }.items():
         os.environ.setdefault(key, value)
     no_proxy = os.environ.get("NO_PROXY", "")
@@ -52,12 +53,14 @@ def _cmd_ask(args: argparse.Namespace) -> int:
     from ui.render import render_text
 
     settings = make_settings(args)
-    assistant = Assistant(settings)
-    session = assistant.new_session()
-    session.load("current", args.image, study_date=args.date)
-    if args.prior:
-        session.load("prior", args.prior, study_date=args.prior_date)
-    result = assistant.ask(session, args.question)
+    # libraries that print to stdout (ultralytics' first-run notices) must not corrupt --json output
+    with contextlib.redirect_stdout(sys.stderr):
+        assistant = Assistant(settings)
+        session = assistant.new_session()
+        session.load("current", args.image, study_date=args.date)
+        if args.prior:
+            session.load("prior", args.prior, study_date=args.prior_date)
+        result = assistant.ask(session, args.question)
     if args.json:
         print(result.model_dump_json(indent=2))
     else:
