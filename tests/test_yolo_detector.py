@@ -24,7 +24,7 @@ from tools.settings import ModelPaths, OslerSettings
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO.parent / "shared" / "data"
-SMEAR = DATA / "bccd" / "images" / "BloodImage_00113.jpg"  # validation smear with 2 WBC
+SMEAR = DATA / "bccd" / "images" / "BloodImage_00003.jpg"  # validation smear: 1 WBC, 1 platelet, 15 RBC
 POLYP = DATA / "endotect_polyps" / "images" / "00c7089c-caf9-4c1b-850f-bedbb11668fc.jpg"
 POLYP_BOX = (182.0, 208.0, 424.0, 396.0)  # its mask's component box
 NEGATIVE = DATA / "endotect_polyps" / "negatives" / "images" / "1b1ae5c5-c35c-43f5-bb1c-e92fc04b3cae.jpg"
@@ -141,6 +141,25 @@ def test_bundled_blood_model_finds_the_wbc(settings):
     assert out.provenance.weights_sha256 == sha256_of(bundled("bccd_yolo.pt"))
     batch = det.predict_batch([load_image(SMEAR), load_image(SMEAR)])
     np.testing.assert_allclose(batch[1].boxes, out.boxes, atol=0.5)
+
+
+def test_tiled_inference_counts_each_cell_once(settings):
+    """A 3 x 3 mosaic of one smear (1920 x 1440 > 2 x 640) runs in overlapping 640 px tiles: the
+    interior WBC and platelets are found 9 times each, never twice per copy."""
+    from experts.imaging import StudyImage
+    from experts.yolo_detector import build_blood
+
+    det = build_blood(settings)
+    image = load_image(SMEAR)
+    single = det.predict(image)
+    big = np.tile(image.pixels, (3, 3, 1))
+    meta = image.meta.model_copy(update={"width": big.shape[1], "height": big.shape[0]})
+    out = det.predict(StudyImage(pixels=big, meta=meta))
+    assert out.provenance.note and "tiled" in out.provenance.note
+    assert single.labels.count("WBC") == 1
+    assert out.labels.count("WBC") == 9
+    assert out.labels.count("Platelets") == 9 * single.labels.count("Platelets")
+    assert (out.boxes[:, 2] <= big.shape[1]).all() and (out.boxes[:, 3] <= big.shape[0]).all()
 
 
 def test_bundled_polyp_model_finds_polyp_and_not_on_negative(settings):

@@ -1,13 +1,19 @@
-"""Train the project's small YOLO detectors from scratch (random init, no pretrained weights).
+"""Train the project's small YOLO detectors from a model yaml (random init, no pretrained weights).
 
-    .venv/bin/python -m training.train_yolo bccd --epochs 60 --imgsz 320
-    .venv/bin/python -m training.train_yolo endotect_polyps --epochs 40 --imgsz 256
+    .venv/bin/python -m training.train_yolo bccd --epochs 50 --time-hours 0.38 --imgsz 320
+    .venv/bin/python -m training.train_yolo endotect_polyps --epochs 60 --time-hours 0.38 --imgsz 256
+
+``--init`` continues from an earlier stage's ``last.pt`` (same yaml); ``--time-hours`` caps the wall
+clock (ultralytics re-plans epochs and LR to fit); ``--native-crop N`` trains on N x N crops at native
+resolution (small objects keep their pixel size) while the saved detector runs on whole images at
+``--infer-imgsz``.  The exact stage commands of the bundled weights are in their model cards.
 
 Data are converted to YOLO format under ``--work`` (default ``/tmp/osler_yolo/<dataset>``) with a
 seeded split (:mod:`training.yolo_data`); ultralytics trains on CPU (or ``--device``) with
 ``plots=False``, ``amp=False``, ``workers=0`` and no network (see :mod:`experts.ultralytics_env`;
-any socket connect during training is refused and counted).  The best checkpoint (by fitness on
-the validation split) is saved as a plain fp16 state dict that loads with ``weights_only=True``::
+any socket connect during training is refused and counted).  Validation runs after the last
+epoch only (``val=False``), so the last epoch is kept; it is saved as a plain fp16 state dict that
+loads with ``weights_only=True`` (:func:`experts.ultralytics_env.save_checkpoint`)::
 
     {"format": "osler-yolo-v1", "yaml": <model yaml dict>, "names": [...], "imgsz": int,
      "state_dict": {name: fp16 tensor}, "train": {...args, split, metrics, wall time...}}
@@ -65,9 +71,9 @@ def export_state(best: Path, out: Path, meta: dict) -> None:
     import torch
     from ultralytics.nn.tasks import torch_safe_load
 
-    from experts.yolo_detector import save_checkpoint
+    from experts.ultralytics_env import save_checkpoint
 
-    ckpt, _ = torch_safe_load(str(best))
+    ckpt, _ = torch_safe_load(str(best), safe_only=True)
     model = (ckpt.get("ema") or ckpt["model"]).float()
     names = model.names if isinstance(model.names, dict) else dict(enumerate(model.names))
     save_checkpoint(model, [names[i] for i in range(len(names))], meta["imgsz"], out, meta)
