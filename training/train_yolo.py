@@ -27,6 +27,7 @@ import argparse
 import json
 import logging
 import random
+import shutil
 import socket
 import sys
 import time
@@ -139,6 +140,7 @@ def main(argv: list[str] | None = None) -> int:
     np.random.seed(args.seed)
     torch.manual_seed(args.seed)
     build, default_name = DATASETS[args.dataset]
+    shutil.rmtree(work / "data", ignore_errors=True)  # derived files only; never stale crops or labels
     data = build(args.data_root, work / "data", seed=args.seed, val_frac=args.val_frac, crop=args.native_crop)
     out = args.out or REPO / "experts" / "weights" / default_name
     log.info("data %s: %d train, %d val", data.yaml, len(data.train), len(data.val))
