@@ -10,7 +10,7 @@ from typing import Any, Generator
 
 from tools.answer import FinalAnswer, Finding, ReasoningStep
 
-__all__ = ["Call", "Outcome", "Draft", "UNITS", "SINGULAR", "one_call", "record_failure"]
+__all__ = ["Call", "Outcome", "Draft", "UNITS", "SINGULAR", "one_call", "record_failure", "call_or_fail", "nothing_found"]
 
 UNITS = {"WBC": "white blood cells (WBC)", "RBC": "red blood cells (RBC)", "Platelets": "platelets",
          "polyp": "polyps"}
@@ -77,3 +77,23 @@ def record_failure(d: Draft, call: Call, out: Outcome) -> None:
     d.step(f"Called {call.name} to {call.why}; it did not produce a result: {msg}")
     d.sentences.append(f"I could not {call.why}: {msg}")
     d.abstained.append(True)
+
+
+def call_or_fail(d: Draft, call: Call) -> Generator[list[Call], list[Outcome], Any]:
+    """Make one call; on failure record it in the draft and return None, else return the result."""
+    out = yield from one_call(call)
+    if not out.ok:
+        record_failure(d, call, out)
+        return None
+    return out.result
+
+
+def nothing_found(d: Draft, yes_no: bool, negated: bool, sentence: str, finding: str, eid: str, unit: str) -> None:
+    """Record that a tool found nothing: a 'no' (or 'yes' when negated), the sentence, a zero value."""
+    if yes_no:
+        d.yes_no = d.yes_no or ("yes" if negated else "no")
+    d.sentences.append(sentence)
+    d.findings.append(Finding(text=finding, evidence=[eid]))
+    d.set_value(0, unit)
+    d.abstained.append(False)
+

@@ -14,7 +14,7 @@ from typing import Any, Generator
 from tools.answer import FinalAnswer, Finding
 from tools.kinds import TARGET_KINDS
 
-from .draft import SINGULAR, UNITS, Call, Draft, Outcome, one_call, record_failure
+from .draft import SINGULAR, UNITS, Call, Draft, Outcome, call_or_fail, nothing_found
 from .intents import Intent
 from .summaries import backend_label, fmt, summarize
 from .tool_impl import KIND_NAMES
@@ -56,11 +56,9 @@ def _yes_no_count(d: Draft, it: Intent, n: int, noun: str, eid: str) -> None:
 def procedure(question: str, intents: list[Intent], *, has_prior: bool) -> Generator[list[Call], list[Outcome], FinalAnswer]:
     d = Draft()
     info_call = Call("image_info", {"image": "current"}, "identify the kind of image, so only valid tools are used")
-    out = yield from one_call(info_call)
-    if not out.ok:
-        record_failure(d, info_call, out)
+    info = yield from call_or_fail(d, info_call)
+    if info is None:
         return d.answer()
-    info = out.result
     kind = info.kind
     d.step(f"Identified the image to choose valid tools: {summarize(info)}.", info.evidence_id)
     if info.kind_confidence < 0.5:
@@ -152,11 +150,9 @@ def _count(d: Draft, it: Intent, target: str, detect_only: bool, quiet: bool = F
     name = "detect" if detect_only and not it.yes_no else "count"
     what = ", ".join(it.classes) if it.classes else target.replace("_", " ")
     call = Call(name, args, f"{'locate' if name == 'detect' else 'count'} {what}")
-    out = yield from one_call(call)
-    if not out.ok:
-        record_failure(d, call, out)
+    r = yield from call_or_fail(d, call)
+    if r is None:
         return None
-    r = out.result
     eid = r.evidence_id
     d.step(f"Called {name} to {call.why}: {summarize(r)}.", eid)
     d.caveats.append(f"{target.replace('_', ' ')} from {backend_label(r)}, confidence threshold {r.min_score:.2f}")
@@ -221,32 +217,21 @@ def _segment_measure(d: Draft, it: Intent, target: str, ctx: dict) -> Generator:
                 ctx["last_count"] = det
             boxes = det.detections if hasattr(det, "detections") else [x for c in det.counts for x in c.instances]
             if not boxes:
-                if it.yes_no:
-                    d.yes_no = d.yes_no or ("yes" if it.negated else "no")
-                d.sentences.append(f"No polyp was detected (score >= {det.min_score:.2f}), so there is nothing to "
-                                   f"outline or measure [{det.evidence_id}].")
-                d.findings.append(Finding(text="no polyp detected", evidence=[det.evidence_id]))
-                d.set_value(0, "polyps")
-                d.abstained.append(False)
+                nothing_found(d, it.yes_no, it.negated, f"No polyp was detected (score >= {det.min_score:.2f}), so "
+                              f"there is nothing to outline or measure [{det.evidence_id}].", "no polyp detected",
+                              det.evidence_id, "polyps")
                 return
             seg_args = {"target": "polyp", "from_evidence": det.evidence_id}
             why = f"outline the {len(boxes)} detected polyp(s) from their boxes"
     call = Call("segment", seg_args, why)
-    out = yield from one_call(call)
-    if not out.ok:
-        record_failure(d, call, out)
+    seg = yield from call_or_fail(d, call)
+    if seg is None:
         return
-    seg = out.result
     eid = seg.evidence_id
     d.step(f"Called segment to {why}: {summarize(seg)}.", eid)
     if not seg.regions:
-        noun = "polyp" if target == "polyp" else target
-        if it.yes_no:
-            d.yes_no = d.yes_no or ("yes" if it.negated else "no")
-        d.sentences.append(f"No {noun} region was found, so there is nothing to measure [{eid}].")
-        d.findings.append(Finding(text=f"no {noun} region", evidence=[eid]))
-        d.set_value(0, "regions")
-        d.abstained.append(False)
+        nothing_found(d, it.yes_no, it.negated, f"No {target} region was found, so there is nothing to measure "
+                      f"[{eid}].", f"no {target} region", eid, "regions")
         return
     if it.yes_no and d.yes_no is None:
         d.yes_no = "no" if it.negated else "yes"
@@ -263,15 +248,12 @@ def _segment_measure(d: Draft, it: Intent, target: str, ctx: dict) -> Generator:
         return
     main = regions[0] if not it.smallest else regions[-1]
     mcall = Call("measure", {"mask_id": main.mask.id}, f"measure region #{main.index}")
-    mout = yield from one_call(mcall)
-    if not mout.ok:
-        record_failure(d, mcall, mout)
+    m = yield from call_or_fail(d, mcall)
+    if m is None:
         return
-    m = mout.result
     meid = m.evidence_id
     d.step(f"Called measure on {main.mask.id}: {summarize(m)}.", meid)
-    many = len(regions) > 1 or (target == "blood_cells" and len(ctx.get("cells", [])) > 1)
-    size = ("smallest" if it.smallest else "largest") if many or it.largest or it.smallest else ""
+    size = ("smallest" if it.smallest else "largest") if len(regions) > 1 or it.largest or it.smallest else ""
     noun = ctx.get("cell_label", "cell") if target == "blood_cells" else target
     who = f"the {size + ' ' if size else ''}{noun}"
     wants_diam = any(w in it.clause.lower() for w in ("diameter", "long", "wide", "width", "length"))
@@ -306,11 +288,9 @@ def _classify(d: Draft, it: Intent, kind: str) -> Generator:
         d.abstained.append(True)
         return
     call = Call("classify", {"task": "cxr_pneumonia", "explain": True}, "classify the chest X-ray")
-    out = yield from one_call(call)
-    if not out.ok:
-        record_failure(d, call, out)
+    r = yield from call_or_fail(d, call)
+    if r is None:
         return
-    r = out.result
     eid = r.evidence_id
     p = r.probabilities
     d.step(f"Called classify: {summarize(r)}.", eid)
@@ -351,11 +331,9 @@ def _compare(d: Draft, it: Intent, kind: str, has_prior: bool) -> Generator:
         return
     target = {"blood_cells": "blood_cells", "polyp": "polyp", "lung": "lung"}.get(it.target or "", "auto")
     call = Call("compare_with_prior", {"target": target}, "compare the current study with the prior")
-    out = yield from one_call(call)
-    if not out.ok:
-        record_failure(d, call, out)
+    r = yield from call_or_fail(d, call)
+    if r is None:
         return
-    r = out.result
     eid = r.evidence_id
     d.step(f"Called compare_with_prior: {summarize(r)}.", eid)
     if r.status == "refused":
