@@ -15,86 +15,22 @@ from __future__ import annotations
 
 import argparse
 import collections
-import csv
 import datetime as dt
-import functools
-import xml.etree.ElementTree as ET
 from pathlib import Path
-from typing import Any, Sequence
 
 import yaml
 
+from .ground_truth import (POLYP_MIN_PX, bccd_counts, hannover_pairs, kermany_picks, mask_components,
+                           polyp_counts, spread, voc_counts)
 from .probing import derive_twin
 from .schema import Expect, ExpectedAnswer, Images, Scenario, ToolExpectation, Turn
 
 __all__ = ["voc_counts", "bccd_counts", "mask_components", "polyp_counts", "hannover_pairs", "kermany_picks",
            "build_suite", "ci_subset", "write_suite", "main"]
 
-POLYP_MIN_PX = 50
 MAX_LATENCY_S = 30.0
 BASE_DATE = dt.date(2020, 3, 1)
 HERE = Path(__file__).resolve().parent
-
-
-# ---- ground truth readers ------------------------------------------------------------------------
-def voc_counts(xml_path: Path) -> collections.Counter:
-    """Objects per class name in one Pascal VOC file."""
-    root = ET.parse(xml_path).getroot()
-    return collections.Counter((o.findtext("name") or "").strip() for o in root.iter("object"))
-
-
-@functools.lru_cache(maxsize=4)
-def bccd_counts(root: Path) -> dict[str, collections.Counter]:
-    """Stem -> counts of RBC / WBC / Platelets for every smear of ``bccd/split.txt`` (the dev set)."""
-    names = (root / "bccd" / "split.txt").read_text().split()
-    return {n: voc_counts(root / "bccd" / "annotations" / f"{n}.xml") for n in names}
-
-
-def mask_components(mask_path: Path, min_px: int = POLYP_MIN_PX) -> int:
-    """8-connected components of more than ``min_px`` pixels of a {0,255} mask."""
-    import cv2
-
-    m = cv2.imread(str(mask_path), cv2.IMREAD_GRAYSCALE)
-    n, _, stats, _ = cv2.connectedComponentsWithStats((m > 127).astype("uint8"), connectivity=8)
-    return int(sum(stats[i, cv2.CC_STAT_AREA] > min_px for i in range(1, n)))
-
-
-@functools.lru_cache(maxsize=4)
-def polyp_counts(root: Path) -> dict[str, int]:
-    """``endotect_polyps/...`` image path (relative to the data root) -> polyp count."""
-    out = {}
-    base = root / "endotect_polyps"
-    for sub in ("", "negatives/"):
-        for img in sorted((base / sub / "images").glob("*.jpg")):
-            out[f"endotect_polyps/{sub}images/{img.name}"] = mask_components(base / sub / "masks" / f"{img.stem}.png")
-    return out
-
-
-def hannover_pairs(root: Path) -> list[dict[str, str]]:
-    with open(root / "hannover_cxr" / "longitudinal_pairs.csv", newline="") as f:
-        return [r for r in csv.DictReader(f) if r["split"] == "dev"]
-
-
-def kermany_picks(root: Path, per_class: int, names: set[str] | None = None) -> list[tuple[str, str]]:
-    """(path under the data root, label): the last ``per_class`` file names (sorted) of each class,
-    from ``names`` when given (e.g. the classifier's held-out list)."""
-    base = root / "kermany_cxr" / "train"
-    groups: dict[str, list[str]] = {"normal": [], "bacterial_pneumonia": [], "viral_pneumonia": []}
-    for folder in ("NORMAL", "PNEUMONIA"):
-        for f in sorted((base / folder).glob("*.jpeg")):
-            if names is not None and f.name not in names:
-                continue
-            label = "normal" if folder == "NORMAL" else "bacterial_pneumonia" if "_bacteria_" in f.name else \
-                "viral_pneumonia"
-            groups[label].append(f"kermany_cxr/train/{folder}/{f.name}")
-    return [(p, lab) for lab, paths in groups.items() for p in paths[-per_class:]]
-
-
-def spread(items: Sequence[Any], k: int) -> list[Any]:
-    """``k`` items evenly spaced over a sequence (all of them when ``k >= len``)."""
-    if k >= len(items):
-        return list(items)
-    return [items[int(i * len(items) / k)] for i in range(k)]
 
 
 # ---- cases ---------------------------------------------------------------------------------------

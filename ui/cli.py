@@ -12,7 +12,6 @@ import json
 import logging
 import os
 import sys
-from pathlib import Path
 
 __all__ = ["main", "offline_environment", "make_settings"]
 

@@ -155,7 +155,6 @@ def _pink(n: int, rng: np.random.Generator) -> np.ndarray:
 
 
 def _beeps(n: int, rng: np.random.Generator) -> np.ndarray:
-    t = np.arange(n) / ASR_RATE
     x = np.zeros(n, np.float32)
     blip = int(0.12 * ASR_RATE)
     env = np.hanning(blip).astype(np.float32)

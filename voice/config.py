@@ -7,8 +7,7 @@ CLI's overrides.  Nothing here reads the environment.
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel
 
