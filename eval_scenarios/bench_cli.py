@@ -16,6 +16,7 @@ BENCHMARKS: dict[str, tuple[str, str]] = {
     "counts": ("eval_scenarios.count_accuracy", "WBC exact-count rate, platelet/RBC count MAE on the BCCD dev smears"),
     "detection": ("eval_scenarios.bench_detection", "detector mAP, precision/recall, counting error, speed"),
     "segmentation": ("eval_scenarios.bench_segmentation", "segmenter Dice/IoU and speed"),
+    "sam": ("eval_scenarios.bench_sam", "SAM/MedSAM image-embedding and prompt-decoding time (any device)"),
     "classification": ("eval_scenarios.bench_classification", "classifier accuracy, calibration, speed"),
     "comparison": ("eval_scenarios.bench_comparison", "prior-study comparison: registration and change detection"),
     "voice": ("voice.bench", "speech recognition and command accuracy"),

@@ -207,3 +207,18 @@ def test_extract_state_dict_rejects_empty():
     with pytest.raises(ExpertUnavailableError):
         extract_state_dict({})
     assert extract_state_dict({"state_dict": {"module.a": 1}}) == {"a": 1}
+
+
+def test_bench_sam_times_one_embedding_per_image_and_each_prompt(tmp_path):
+    """`osler bench sam` on a tiny random SAM: one embedding per image, every box decoded on the cached one."""
+    import shutil
+
+    from eval_scenarios.bench_sam import time_sam
+
+    for src in (FRAME, OTHER):
+        shutil.copy(src, tmp_path / src.name)
+    seg = SamSegmenter.from_model(tiny_sam(), device="cpu", model_id="sam-tiny")
+    res = time_sam(seg, sorted(tmp_path.iterdir()), boxes=3)
+    assert res["images"] == 2 and res["prompts"] == 6
+    assert res["embeddings_computed"] == 2  # the 3 box prompts per image reuse its embedding
+    assert res["first_embedding_s"] > 0 and res["embedding_s"] > 0 and res["decode_s"] > 0
