@@ -5,8 +5,10 @@
     nice -n 10 .venv/bin/python -m training.train_unet --task lung --epochs 80 --max-minutes 19 \\
         --out experts/weights/lung_unet.pt --card experts/weights/lung_unet.md
 
-Split: file names sorted, shuffled with ``--seed``, the first ``--val-frac`` of each stratum held out
-(polyp: positives and negatives separately).  Images are cached once at ``cache`` px (square),
+Split: lung: file names sorted, shuffled with ``--seed`` (numpy), the first ``--val-frac`` held out.
+Polyp: exactly the polyp detector's split (``training.yolo_data.seeded_split``: 20 % of the polyp
+frames, 50 % of the 10 negatives), so that detector-prompted segmentation can be validated on
+frames that neither model saw.  Images are cached once at ``cache`` px (square),
 then every sample is one random affine warp to ``in_size`` (scale, rotation, shift, flips; for
 polyps also, with p=0.3, a crop around one polyp with a random margin, as box prompts see it),
 plus colour jitter (polyp: HSV; lung: gamma/contrast).  Loss: smp Dice + BCE; mask value 127 is
@@ -40,11 +42,13 @@ TASKS = {
     "polyp": dict(folders=[("endotect_polyps/images", "endotect_polyps/masks"),
                            ("endotect_polyps/negatives/images", "endotect_polyps/negatives/masks")],
                   cache=512, norm="imagenet", in_channels=3, rot=25.0, vflip=True, crop_p=0.3,
-                  model_id="endotect-unet-mnv2-256-v1", license="CC BY 4.0, HyperKvasir / EndoTect 2020 (Simula, "
+                  scale=(0.7, 1.4), blur_p=0.2, opacity_p=0.0, split="detector", neg_val_frac=0.5,
+                  model_id="endotect-unet-mnv2-{size}-v2", license="CC BY 4.0, HyperKvasir / EndoTect 2020 (Simula, "
                   "Borgli et al. 2020, doi:10.1038/s41597-020-00622-y)"),
     "lung": dict(folders=[("hannover_cxr/lung_seg/images", "hannover_cxr/lung_seg/masks")],
                  cache=512, norm="per_image", in_channels=1, rot=8.0, vflip=False, crop_p=0.0,
-                 model_id="hannover-v7-lung-unet-mnv2-256-v1", license="images CC BY 3.0 (Hannover Medical School, "
+                 scale=(0.8, 1.25), blur_p=0.0, opacity_p=0.35, split="numpy",
+                 model_id="hannover-v7-lung-unet-mnv2-{size}-v2", license="images CC BY 3.0 (Hannover Medical School, "
                  "doi:10.6084/m9.figshare.12275009); masks CC BY 4.0 (V7 Labs covid-19-xray-dataset)"),
 }
 IGNORE = -1.0
@@ -86,7 +90,7 @@ def augment(rgb: np.ndarray, lab: np.ndarray, boxes: list, out: int, task: dict,
         mx, my = rng.uniform(0.15, 1.0) * (bx1 - bx0), rng.uniform(0.15, 1.0) * (by1 - by0)
         x0, y0, x1, y1 = max(0, bx0 - mx), max(0, by0 - my), min(n, bx1 + mx), min(n, by1 + my)
     cx, cy, w, h = (x0 + x1) / 2, (y0 + y1) / 2, x1 - x0, y1 - y0
-    s = rng.uniform(0.8, 1.25)
+    s = rng.uniform(*task["scale"])
     cx += rng.uniform(-0.08, 0.08) * w
     cy += rng.uniform(-0.08, 0.08) * h
     th = math.radians(rng.uniform(-task["rot"], task["rot"]))
@@ -112,7 +116,31 @@ def augment(rgb: np.ndarray, lab: np.ndarray, boxes: list, out: int, task: dict,
         f = np.power(f, rng.uniform(0.7, 1.4))
         f = (f - 0.5) * rng.uniform(0.8, 1.2) + 0.5 + rng.uniform(-0.08, 0.08)
         img = (np.clip(f, 0, 1) * 255).astype(np.uint8)
+    if rng.random() < task["opacity_p"]:
+        img = simulate_opacity(img, msk, rng)
+    if rng.random() < task["blur_p"]:
+        img = cv2.GaussianBlur(img, (0, 0), rng.uniform(0.5, 1.5))
     return np.ascontiguousarray(img), np.ascontiguousarray(msk)
+
+
+def simulate_opacity(img: np.ndarray, msk: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Whiten a soft random blob inside the lung mask (consolidation, effusion, pulmonary oedema look
+    like this), so that the network learns lung shape and not only lung darkness; the mask is unchanged."""
+    import cv2
+
+    ys, xs = np.nonzero(msk == 1)
+    if len(xs) < 50:
+        return img
+    n = img.shape[0]
+    k = rng.integers(len(xs))
+    blob = np.zeros((n, n), np.float32)
+    axes = (int(rng.uniform(0.08, 0.3) * n), int(rng.uniform(0.1, 0.4) * n))
+    cv2.ellipse(blob, (int(xs[k]), int(ys[k])), axes, float(rng.uniform(0, 180)), 0, 360, 1.0, -1)
+    blob = cv2.GaussianBlur(blob * (msk == 1), (0, 0), 0.03 * n) * rng.uniform(0.4, 0.95)
+    target = np.percentile(img, 97)
+    f = img.astype(np.float32)
+    f = f * (1 - blob[..., None]) + target * blob[..., None]
+    return np.clip(f, 0, 255).astype(np.uint8)
 
 
 def random_crop(img: np.ndarray, msk: np.ndarray, size: int, rng: np.random.Generator
@@ -200,11 +228,18 @@ def main(argv: list[str] | None = None) -> int:
     strata = []
     for img_dir, msk_dir in task["folders"]:
         stems = sorted(p.stem for p in (args.data / img_dir).glob("*.jpg"))
-        tr, va = split_names(stems, args.seed, args.val_frac)
+        if task["split"] == "detector":  # the same frames as the polyp YOLO (training/yolo_data.py)
+            from training.yolo_data import seeded_split
+
+            frac = task["neg_val_frac"] if "negatives" in img_dir else args.val_frac
+            tr, va = (sorted(Path(n).stem for n in part)
+                      for part in seeded_split([f"{s}.jpg" for s in stems], frac, args.seed))
+        else:
+            tr, va = split_names(stems, args.seed, args.val_frac)
         strata.append((args.data / img_dir, args.data / msk_dir, tr, va))
     cfg = UnetConfig(encoder=args.encoder, decoder_channels=tuple(int(c) for c in args.decoder_channels.split(",")),
                      in_channels=task["in_channels"], in_size=args.size, norm=task["norm"], label=args.task,
-                     model_id=task["model_id"])
+                     model_id=task["model_id"].format(size=args.size))
 
     def cache(which: int) -> list[tuple]:
         return [(s, *load_cached(d / f"{s}.jpg", m / f"{s}.png", task["cache"]))
@@ -295,6 +330,11 @@ def write_card(args, task, cfg, strata, epochs, train_s, total_s, history, metri
     curve = ", ".join(f"{h['epoch']}: {h['val_dice_net']:.3f}" for h in history if "val_dice_net" in h)
     folders = "; ".join(f"`{Path(d).relative_to(args.data)}` ({len(tr)} train / {len(va)} val)" for d, _, tr, va in strata)
     val_list = "\n".join(f"{s}.jpg" for _, _, _, va in strata for s in va)
+    split_text = ("the polyp detector's split (`training.yolo_data.seeded_split`, Python `random.Random("
+                  f"{args.seed})`: {args.val_frac:.0%} of the polyp frames, {task.get('neg_val_frac', 0):.0%} of the "
+                  "negatives held out), so detector-prompted segmentation is validated on frames neither model saw"
+                  if task["split"] == "detector" else
+                  f"stems sorted, permuted with numpy `default_rng({args.seed})`, first {args.val_frac:.0%} held out")
     text = f"""# {args.out.name}: {args.task} U-Net ({cfg.model_id})
 
 Osler's default {args.task} segmenter, trained from random initialisation (no pretrained encoder) on CPU.
@@ -306,11 +346,11 @@ Research/demo model: **not validated for clinical use**.
   Checkpoint format `osler-unet-v1` (dict of config + fp16 `state_dict`), loaded with `torch.load(weights_only=True)`.
 - sha256: `{sha}`
 - Data: `../shared/data/` {folders}; {n_tr} training and {n_va} validation images.
-  Split: per folder, stems sorted, permuted with numpy `default_rng({args.seed})`, first {args.val_frac:.0%} held out.
+  Split: {split_text}.
   License/attribution: {task['license']}.
 - Training: seed {args.seed}, {epochs} epochs (budget {args.epochs} epochs or {args.max_minutes} min, whichever first),
   batch {args.batch}, AdamW lr {args.lr} (warm-up + cosine), Dice + BCE (smp.losses){', mask value 127 ignored' if args.task == 'lung' else ''},
-  augmentation: affine (scale 0.8-1.25, rotation ±{task['rot']:.0f}°, shift ±8 %), flips, colour jitter{', polyp-centred crops (p=0.3)' if task['crop_p'] else ''}{f'; trained on random {args.train_crop}x{args.train_crop} windows of the {args.size} px samples' if args.train_crop else ''}.
+  augmentation: affine (scale {task['scale'][0]}-{task['scale'][1]}, rotation ±{task['rot']:.0f}°, shift ±8 %), flips, colour jitter{', polyp-centred crops (p=0.3)' if task['crop_p'] else ''}{f', Gaussian blur (p={task["blur_p"]})' if task['blur_p'] else ''}{f', simulated opacities inside the lung (p={task["opacity_p"]})' if task['opacity_p'] else ''}{f'; trained on random {args.train_crop}x{args.train_crop} windows of the {args.size} px samples' if args.train_crop else ''}.
   Wall time: {train_s / 60:.1f} min training, {total_s / 60:.1f} min in all, on 2 shared CPU cores{' (bf16 autocast)' if args.bf16 else ''}.
 - Command: `{cmd}`
 - Last epoch saved (no model selection on the validation set).
