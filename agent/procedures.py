@@ -208,7 +208,7 @@ def _segment_measure(d: Draft, it: Intent, target: str, ctx: dict) -> Generator:
     else:
         seg_args = {"target": target}
         why = f"outline the {target}"
-        if target == "polyp":  # the detector's boxes prompt the segmenter (measured: Dice 0.80 vs 0.57 unprompted)
+        if target == "polyp":  # the detector's boxes prompt the segmenter, shown as its own step (Dice 0.83 vs 0.78 alone)
             det = ctx.get("last_count")
             if det is None:
                 det = yield from _count(d, replace(it, yes_no=False), "polyp", detect_only=True, quiet=True)

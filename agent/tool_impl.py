@@ -132,6 +132,25 @@ def _regions(session: Session, role: str, label: str, masks: list[np.ndarray], s
     return out
 
 
+# Targets whose automatic segmentation is "the detector proposes boxes, each prompts the segmenter" when the
+# segmenter takes prompts.  Measured on 28 held-out EndoTect frames + 5 negatives (experts/weights/polyp_unet.md):
+# Dice 0.827 and no false mask on the negatives, against 0.782 and one false region for the U-Net alone.
+AUTO_PROMPT_DETECTORS = {"polyp": "detect:polyp"}
+
+
+def _detector_boxes(session: Session, img: Any, key: str
+                    ) -> tuple[list[tuple[float, float, float, float]], Provenance] | None:
+    """xyxy boxes of the task's detector at its default threshold, and its provenance; None when no
+    detector can run here (the segmenter then works alone)."""
+    try:
+        det, lock, _ = session.pool.get(key)
+    except ExpertUnavailableError:
+        return None
+    with lock:
+        out = det.predict(img)
+    return [tuple(float(v) for v in b) for b in np.asarray(out.boxes).reshape(-1, 4)], out.provenance
+
+
 def segment(session: Session, req: SegmentRequest, eid: str) -> SegmentationResult:
     img = session.image(req.image)
     prompts: list[tuple[tuple[float, float, float, float] | None, list[tuple[float, float, bool]] | None]] = []
@@ -159,8 +178,14 @@ def segment(session: Session, req: SegmentRequest, eid: str) -> SegmentationResu
     scores: list[float | None] = []
     t0 = time.perf_counter()
     prov = None
+    auto = None
+    if not prompts and req.target in AUTO_PROMPT_DETECTORS and getattr(expert, "promptable", False):
+        auto = _detector_boxes(session, img, AUTO_PROMPT_DETECTORS[req.target])
+        if auto is not None:
+            prompts = [(b, None) for b in auto[0]]
+            prov = auto[1]
     with lock:
-        for box, pts in prompts or [(None, None)]:
+        for box, pts in prompts or ([] if auto is not None else [(None, None)]):
             if (box is not None or pts) and not getattr(expert, "promptable", False):
                 raise ExpertUnavailableError(f"the {expert.backend} segmenter for {req.target} takes no prompts")
             raw = expert.predict(img, box=box, points=pts)
@@ -173,8 +198,13 @@ def segment(session: Session, req: SegmentRequest, eid: str) -> SegmentationResu
                     for comp in connected_regions(m, min_area=max(16, int(1e-4 * m.size))):
                         masks.append(comp)
                         scores.append(s)
+    auto_note = None
+    if auto is not None:
+        dprov = auto[1]
+        auto_note = (f"automatic: {len(auto[0])} box(es) of the {req.target} detector ({dprov.backend} {dprov.model}) "
+                     f"prompted the segmenter")
     prov = prov.model_copy(update={"elapsed_ms": (time.perf_counter() - t0) * 1000,
-                                   "note": "; ".join(filter(None, [prov.note, why]))})
+                                   "note": "; ".join(filter(None, [prov.note, auto_note, why]))})
     regions = _regions(session, req.image, label, masks, scores)
     union = None
     if regions:

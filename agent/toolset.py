@@ -117,9 +117,10 @@ def count(ctx: RunContext[Session], req: DetectRequest) -> CountResult:
 
 
 def segment(ctx: RunContext[Session], req: SegmentRequest) -> SegmentationResult:
-    """Outline regions: 'polyp' (endoscopy) or 'lung' (chest X-ray) automatically, or any object from a box /
-    points prompt ('prompt'), or every box of an earlier detection (from_evidence).  Returns mask artifact ids,
-    area (px, mm² when spacing is known), bbox and centroid per region."""
+    """Outline regions: 'polyp' (endoscopy; automatically the polyp detector's boxes prompt the segmenter) or
+    'lung' (chest X-ray) automatically, or any object from a box / points prompt ('prompt'), or every box of an
+    earlier detection (from_evidence).  Returns mask artifact ids, area (px, mm² when spacing is known), bbox
+    and centroid per region."""
     return _call(ctx, "segment", req)
 
 

@@ -10,7 +10,10 @@ foreground, 127 = ignore (excluded from every metric).  Modes:
 
 * ``auto``: the segmenter without prompts (the union of its masks is compared with the GT);
 * ``box``: one box prompt per GT connected component (>= 50 px; xyxy of the component, exclusive
-  max), the union of the answers compared with the GT.
+  max), the union of the answers compared with the GT;
+* ``detect``: automatic end to end as the planner runs it: every box of the target's detector
+  (``detect:<target>``, e.g. the polyp YOLO) prompts the segmenter; no box gives an empty mask.
+  Its time per image includes the detector.
 
 Per mode it reports the mean over images with foreground of Dice, IoU and HD95 (pixels of the
 original image; images where either mask is empty are left out of HD95 and counted), images per
@@ -128,8 +131,9 @@ def _union(masks: list[np.ndarray], shape: tuple[int, int]) -> np.ndarray:
 
 
 def evaluate(segmenter: Any, items: list[tuple[Path, Path]], modes: Iterable[str] = ("auto", "box"),
-             per_image: bool = False) -> dict[str, Any]:
-    """Metrics per mode (see the module docstring) of a loaded Segmenter on (image, mask) pairs."""
+             per_image: bool = False, detector: Any = None) -> dict[str, Any]:
+    """Metrics per mode (see the module docstring) of a loaded Segmenter on (image, mask) pairs;
+    mode ``detect`` needs ``detector`` (a Detector whose boxes prompt the segmenter)."""
     from experts.imaging import load_image
 
     out: dict[str, Any] = {}
@@ -142,6 +146,14 @@ def evaluate(segmenter: Any, items: list[tuple[Path, Path]], modes: Iterable[str
             if mode == "auto":
                 t = time.perf_counter()
                 pred = _union(segmenter.predict(img).masks, shape)
+                seconds += time.perf_counter() - t
+            elif mode == "detect":
+                if detector is None:
+                    raise ValueError("mode 'detect' needs a detector")
+                t = time.perf_counter()
+                dets = detector.predict(img)
+                pred = _union([m for b in np.asarray(dets.boxes).reshape(-1, 4)
+                               for m in segmenter.predict(img, box=tuple(float(v) for v in b)).masks], shape)
                 seconds += time.perf_counter() - t
             else:
                 boxes = gt_boxes(gt & ~ign)
@@ -194,7 +206,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--masks", type=Path, action="append", required=True, help="mask folder, one per --images")
     p.add_argument("--list", type=Path, help="image names to use: a text file, one a line, or a model card (.md) "
                    "whose fenced block after a 'Validation files' heading lists them")
-    p.add_argument("--modes", default="auto,box", help="comma list of auto, box")
+    p.add_argument("--modes", default="auto,box", help="comma list of auto, box, detect")
+    p.add_argument("--detector-backend", default="auto", help="backend of detect:<target> for mode 'detect'")
+    p.add_argument("--detector-weights", type=Path, help="checkpoint of that detector (overrides settings)")
     p.add_argument("--weights", type=Path, help="checkpoint for this target/backend (overrides settings)")
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], default=None)
     p.add_argument("--threads", type=int, default=None, help="torch intra-op threads (1 is fastest on a busy CPU)")
@@ -229,10 +243,23 @@ def main(argv: list[str] | None = None) -> int:
     modes = [m for m in args.modes.split(",") if m]
     if not getattr(expert, "promptable", False):
         modes = [m for m in modes if m != "box"]
+        modes = [m for m in modes if m != "detect"]
     if args.target == "prompt":
-        modes = [m for m in modes if m != "auto"]
+        modes = [m for m in modes if m not in ("auto", "detect")]
+    detector, det_info = None, None
+    if "detect" in modes:
+        if args.detector_weights:
+            field = {"polyp": "yolo_polyp"}.get(args.target)
+            if field is None:
+                p.error(f"no detector weights setting for target {args.target!r}")
+            settings = settings.model_copy(update={"models": settings.models.model_copy(
+                update={field: args.detector_weights})})
+        detector, _, dwhy = ExpertPool(settings).get(
+            f"detect:{args.target}", None if args.detector_backend == "auto" else args.detector_backend)
+        det_info = {"backend": detector.backend, "model": detector.model_id, "why": dwhy}
     results = {"target": args.target, "backend": expert.backend, "model": expert.model_id, "why": why,
-               "images": len(items), "results": evaluate(expert, items, modes, per_image=args.per_image)}
+               "detector": det_info, "images": len(items),
+               "results": evaluate(expert, items, modes, per_image=args.per_image, detector=detector)}
     text = json.dumps(results, indent=2)
     print(text)
     if args.json:

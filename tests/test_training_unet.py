@@ -48,9 +48,28 @@ def test_lung_augmentation_keeps_the_mask_and_applies_opacity_sometimes():
     assert abs(int(out_msk.sum()) - int(msk.sum())) < 0.1 * msk.sum()  # the warp keeps the lung (shift <= 8 %)
 
 
-def test_polyp_task_uses_the_detector_split():
+def test_bundled_polyp_models_hold_out_the_same_frames():
+    """The polyp U-Net and the polyp detector were validated on the same held-out frames (so the
+    detector-prompted Dice in polyp_unet.md is on frames neither model saw), and the training script
+    reproduces that split."""
+    torch = pytest.importorskip("torch")
+    from pathlib import Path
+
+    from experts.weights import bundled
+
+    if not bundled("polyp_unet.pt").exists() or not bundled("polyp_yolo.pt").exists():
+        pytest.skip("bundled polyp weights are missing")
+    unet = torch.load(bundled("polyp_unet.pt"), map_location="cpu", weights_only=True)
+    yolo = torch.load(bundled("polyp_yolo.pt"), map_location="cpu", weights_only=True)
+    unet_val = {Path(n).stem for n in unet["val_files"]}
+    yolo_val = {Path(n).stem for n in yolo["train"]["val"]}
+    assert len(unet_val) == 33 and unet_val == yolo_val
     assert TASKS["polyp"]["split"] == "detector"
-    names = [f"f{i:03d}.jpg" for i in range(140)]
-    tr, va = seeded_split(names, 0.2, 0)
-    assert len(va) == 28 and not set(tr) & set(va) and sorted(tr + va) == names
-    assert seeded_split(names, 0.2, 0) == (tr, va)  # seeded: the same frames every time
+    root = Path(__file__).resolve().parents[2] / "shared" / "data" / "endotect_polyps"
+    if not root.exists():
+        return
+    pos = sorted(q.name for q in (root / "images").glob("*.jpg"))
+    neg = sorted(q.name for q in (root / "negatives" / "images").glob("*.jpg"))
+    (tr_p, va_p), (tr_n, va_n) = seeded_split(pos, 0.2, 0), seeded_split(neg, TASKS["polyp"]["neg_val_frac"], 0)
+    assert {Path(n).stem for n in va_p + va_n} == unet_val
+    assert not set(tr_p) & set(va_p) and not set(tr_n) & set(va_n)

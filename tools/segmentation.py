@@ -15,7 +15,9 @@ class SegmentRequest(Frozen):
 
     Give a ``target`` for automatic segmentation ('polyp', 'lung'), or ``target='prompt'`` with
     a ``box`` and/or ``points``, or ``from_evidence`` to prompt with every box of an earlier
-    detection result ("segment every polyp the detector found").
+    detection result ("segment every polyp the detector found").  Automatic 'polyp' segmentation
+    is the polyp detector's boxes prompting the segmenter (when the segmenter takes prompts);
+    the provenance note says so.
     """
 
     target: SegmentTarget = Field(description="'polyp', 'lung', or 'prompt' (use box/points)")
