@@ -1,9 +1,11 @@
 """Train Osler's default U-Net segmenters on CPU: colon polyps (EndoTect) and lungs (Hannover/V7).
 
-    nice -n 10 .venv/bin/python -m training.train_unet --task polyp --epochs 60 --max-minutes 19 \\
-        --out experts/weights/polyp_unet.pt --card experts/weights/polyp_unet.md
-    nice -n 10 .venv/bin/python -m training.train_unet --task lung --epochs 80 --max-minutes 19 \\
-        --out experts/weights/lung_unet.pt --card experts/weights/lung_unet.md
+    nice -n 10 .venv/bin/python -m training.train_unet --task polyp --size 320 --epochs 300 --max-minutes 62 \\
+        --bf16 --threads 1 --val-every 10 --out experts/weights/polyp_unet.pt --card experts/weights/polyp_unet.md
+    nice -n 10 .venv/bin/python -m training.train_unet --task lung --size 320 --epochs 300 --max-minutes 35 \\
+        --bf16 --threads 1 --val-every 10 --out experts/weights/lung_unet.pt --card experts/weights/lung_unet.md
+
+(the bundled weights; the two ran side by side, one core each, on the 2-core CPU).
 
 Split: lung: file names sorted, shuffled with ``--seed`` (numpy), the first ``--val-frac`` held out.
 Polyp: exactly the polyp detector's split (``training.yolo_data.seeded_split``: 20 % of the polyp
@@ -11,8 +13,9 @@ frames, 50 % of the 10 negatives), so that detector-prompted segmentation can be
 frames that neither model saw.  Images are cached once at ``cache`` px (square),
 then every sample is one random affine warp to ``in_size`` (scale, rotation, shift, flips; for
 polyps also, with p=0.3, a crop around one polyp with a random margin, as box prompts see it),
-plus colour jitter (polyp: HSV; lung: gamma/contrast).  Loss: smp Dice + BCE; mask value 127 is
-ignored in loss and metrics.  AdamW, linear warm-up then cosine decay over training *progress*,
+plus colour jitter (polyp: HSV and Gaussian blur; lung: gamma/contrast and, with p=0.35, a soft
+whitened blob inside the lung mask that mimics consolidation: lungs need not be dark).
+Loss: smp Dice + BCE; mask value 127 is ignored in loss and metrics.  AdamW, linear warm-up then cosine decay over training *progress*,
 the larger of epochs done / ``--epochs`` and wall time / ``--max-minutes`` (so a busy machine ends
 on time with a fully decayed rate).  The last state is saved (no selection on the validation set)
 as an ``osler-unet-v1`` fp16 checkpoint; then it is evaluated through ``experts.unet_segmenter`` at
