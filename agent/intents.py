@@ -44,6 +44,8 @@ _SEGMENT = r"\b(segment\w*|outline|delineate|contour|mask|trace)\b"
 _MEASURE = r"\b(how (big|large|wide|long)|size|area|diameter|dimensions?|measure\w*|extent|fraction|percent(age)?|proportion|involved|coverage)\b"
 _YESNO_START = r"^\s*(is|are|does|do|did|was|were|has|have|can|could|any)\b"
 _NEGATION = r"\b(no|not|without|free of|absent|absence of|n't)\b"
+_POINT = (r"\bat\s*(?:the\s+point\s*)?\(?\s*(?:x\s*=?\s*)?(\d{1,5}(?:\.\d+)?)\s*(?:,|\s)\s*(?:y\s*=?\s*)?"
+          r"(\d{1,5}(?:\.\d+)?)\s*\)?")  # "at (312, 240)", "at x=312 y=240": a click on the image
 _LARGEST = r"\b(largest|biggest|main|dominant)\b"
 _SMALLEST = r"\b(smallest)\b"
 
@@ -68,7 +70,7 @@ class Intent:
     within: str | None = None  # measure fraction of an organ ("what fraction of the lung")
     clause: str = ""
     unsupported: str | None = None  # a term no tool covers
-    extras: dict = field(default_factory=dict)
+    extras: dict = field(default_factory=dict)  # "point": (x, y) of a point prompt
 
 
 def words_to_number(text: str) -> int | None:
@@ -121,6 +123,12 @@ def _clause_intent(clause: str, inherited: Intent | None) -> Intent:
     base = dict(clause=clause, yes_no=yes_no, negated=negated, largest=largest, smallest=smallest)
     if re.search(_KIND, c):
         return Intent("image_kind", **base)
+    point = re.search(_POINT, c)
+    if point is not None and unsupported is None and not re.search(_COMPARE, c):
+        # a point prompt ("outline the region at (312, 240)"): segment what is there, measure it if asked
+        xy = (float(point.group(1)), float(point.group(2)))
+        return Intent("measure" if re.search(_MEASURE, c) else "segment", target=target, classes=classes,
+                      extras={"point": xy}, **base)
     if re.search(_DESCRIBE, c) and target is None and unsupported is None:
         return Intent("describe", **base)
     if re.search(_COMPARE, c) and not (re.search(r"\bnew\b", c) and not re.search(r"prior|previous|since|last", c)
@@ -178,6 +186,10 @@ def parse_question(question: str, previous: Intent | None = None) -> list[Intent
         if intents and it.action == "unknown" and it.unsupported is None:
             continue  # filler clause ("and tell me")
         intents.append(it)
+    # "outline and measure the polyp": a bare verb clause belongs to the segment/measure clause after it
+    intents = [it for i, it in enumerate(intents)
+               if not (it.action == "unknown" and it.unsupported is None and i + 1 < len(intents)
+                       and intents[i + 1].action in ("segment", "measure") and re.search(_SEGMENT, it.clause.lower()))]
     # "segment the polyp and tell me its size" = one segment+measure; drop duplicate segment
     merged: list[Intent] = []
     for it in intents:

@@ -96,6 +96,10 @@ def _run_intent(d: Draft, it: Intent, kind: str, info: Any, has_prior: bool, ctx
     if it.action == "classify":
         yield from _classify(d, it, kind)
         return
+    if it.extras.get("point") is not None:  # a point prompt: the polyp model on endoscopy, else SAM / GrabCut
+        target = "polyp" if kind == "endoscopy" and it.target in (None, "polyp", "lesion") else "prompt"
+        yield from _segment_measure(d, it, target, ctx)
+        return
     target = _resolve_target(it, kind)
     if target is None or kind not in TARGET_KINDS.get(target, ()):
         _refuse(d, it, target, kind)
@@ -195,14 +199,19 @@ def _count(d: Draft, it: Intent, target: str, detect_only: bool, quiet: bool = F
 
 
 def _segment_measure(d: Draft, it: Intent, target: str, ctx: dict) -> Generator:
-    if target == "blood_cells":
+    noun_of = {"blood_cells": "cell", "prompt": "region"}.get(target, target)
+    point = it.extras.get("point")
+    if point is not None:
+        seg_args: dict[str, Any] = {"target": target, "points": [{"x": point[0], "y": point[1], "positive": True}]}
+        why = f"outline the {noun_of} at the given point ({fmt(point[0])}, {fmt(point[1])})"
+    elif target == "blood_cells":
         det = ctx.get("last_count")
         insts = [x for c in det.counts for x in c.instances] if hasattr(det, "counts") else list(det.detections)
         if not insts:
             d.sentences.append("There is nothing to outline or measure.")
             return
         pick = max(insts, key=lambda x: x.box.area) if not it.smallest else min(insts, key=lambda x: x.box.area)
-        seg_args: dict[str, Any] = {"target": "prompt", "box": {k: round(v, 1) for k, v in pick.box.model_dump().items()}}
+        seg_args = {"target": "prompt", "box": {k: round(v, 1) for k, v in pick.box.model_dump().items()}}
         ctx["cell_label"] = pick.label
         why = f"outline the {'smallest' if it.smallest else 'largest'} {pick.label} (#{pick.index}) from its box"
     else:
@@ -239,9 +248,9 @@ def _segment_measure(d: Draft, it: Intent, target: str, ctx: dict) -> Generator:
     if it.action == "segment":
         desc = "; ".join(f"#{r.index}: {r.area_px} px" + (f" ({fmt(r.area_mm2)} mm²)" if r.area_mm2 is not None else "")
                          for r in regions)
-        d.sentences.append(f"Segmented {len(regions)} {target if target != 'blood_cells' else 'cell'} region(s): "
-                           f"{desc} (overlay and masks listed) [{eid}].")
-        d.findings.append(Finding(text=f"{len(regions)} {target} region(s)", evidence=[eid]))
+        what = "region(s)" if noun_of == "region" else f"{noun_of} region(s)"
+        d.sentences.append(f"Segmented {len(regions)} {what}: {desc} (overlay and masks listed) [{eid}].")
+        d.findings.append(Finding(text=f"{len(regions)} {noun_of} region(s)", evidence=[eid]))
         if target != "lung":
             d.set_value(len(regions), "regions")
         d.abstained.append(False)
@@ -254,7 +263,7 @@ def _segment_measure(d: Draft, it: Intent, target: str, ctx: dict) -> Generator:
     meid = m.evidence_id
     d.step(f"Called measure on {main.mask.id}: {summarize(m)}.", meid)
     size = ("smallest" if it.smallest else "largest") if len(regions) > 1 or it.largest or it.smallest else ""
-    noun = ctx.get("cell_label", "cell") if target == "blood_cells" else target
+    noun = ctx.get("cell_label", "cell") if target == "blood_cells" and point is None else noun_of
     who = f"the {size + ' ' if size else ''}{noun}"
     wants_diam = any(w in it.clause.lower() for w in ("diameter", "long", "wide", "width", "length"))
     if m.area_mm2 is not None:
@@ -273,7 +282,7 @@ def _segment_measure(d: Draft, it: Intent, target: str, ctx: dict) -> Generator:
             d.set_value(m.area_px, "px")
         d.caveats.append("sizes are in pixels: the image carries no pixel spacing (DICOM gives mm)")
     if len(regions) > 1:
-        sent = f"Found {len(regions)} {target} regions [{eid}]. " + sent
+        sent = f"Found {len(regions)} {noun_of} regions [{eid}]. " + sent
     d.sentences.append(sent)
     d.findings.append(Finding(text=f"{who}: area {m.area_px} px", evidence=[meid, eid]))
     d.abstained.append(False)

@@ -62,3 +62,19 @@ def test_follow_up_inherits_previous_target():
 def test_describe_intent():
     assert parse_question("Describe this image")[0].action == "describe"
     assert parse_question("What do you see?")[0].action == "describe"
+
+
+def test_point_prompt_question():
+    """What a click in the web app asks: one measure intent carrying the point, whatever the target."""
+    [it] = parse_question("Outline and measure the region at (400, 420)")
+    assert (it.action, it.target, it.extras) == ("measure", None, {"point": (400.0, 420.0)})
+    [it] = parse_question("outline the polyp at x=12.5 y=30")
+    assert (it.action, it.target, it.extras["point"]) == ("segment", "polyp", (12.5, 30.0))
+    [it] = parse_question("how many WBCs at 40x")  # a magnification is not a point
+    assert it.action == "count" and "point" not in it.extras
+
+
+def test_a_bare_verb_clause_joins_the_next_one():
+    """'outline and measure the polyp' is one segment+measure, not an unanswerable 'outline'."""
+    assert [(i.action, i.target) for i in parse_question("outline and measure the polyp")] == [("measure", "polyp")]
+    assert [(i.action, i.target) for i in parse_question("segment and measure the lungs")] == [("measure", "lung")]

@@ -237,3 +237,21 @@ def test_rejects_a_foreign_checkpoint(tmp_path):
     seg = UnetSegmenter(name="x", label="polyp", weights=bad, setting="OSLER_MODELS__UNET_POLYP", device="cpu")
     with pytest.raises(ExpertUnavailableError, match="OSLER_MODELS__UNET_POLYP"):
         seg.load()
+
+
+def test_point_question_segments_the_polyp_under_the_point(assistant, data_dir):
+    """'Outline and measure the region at (x, y)' (a click in the web app) on a held-out frame: the planner
+    prompts the polyp segmenter with that point and measures the mask, which matches the ground truth."""
+    s = assistant.new_session()
+    s.load("current", POLYPS / "images" / f"{DETECT}.jpg")
+    gt, _ = read_mask(POLYPS / "masks" / f"{DETECT}.png")
+    ys, xs = np.nonzero(gt)
+    x, y = int(np.median(xs)), int(np.median(ys))
+    assert gt[y, x]
+    r = assistant.ask(s, f"Outline and measure the region at ({x}, {y})")
+    calls = [(c.name, c.args) for c in r.tool_calls]
+    assert [n for n, _ in calls] == ["image_info", "segment", "measure"]
+    assert calls[1][1]["target"] == "polyp" and calls[1][1]["points"] == [{"x": x, "y": y, "positive": True}]
+    seg = s.evidence[r.tool_calls[1].id]
+    assert dice_iou(s.mask(seg.regions[0].mask.id), gt)[0] > 0.85
+    assert r.value == seg.regions[0].area_px and r.unit == "px" and not r.abstained

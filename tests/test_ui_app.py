@@ -286,3 +286,23 @@ def test_main_reports_a_taken_port(server, capsys, monkeypatch, tmp_path):
     assert main(["--port", str(port)]) == 2
     assert "cannot listen" in capsys.readouterr().err
 
+
+
+def test_click_maps_preview_pixels_to_the_original_image(assistant, tmp_path):
+    """The preview of a 2500 x 1200 study is strided by 3 (at most 1024 px a side), so a click at preview
+    (100, 50) is original (300, 150); no study, no question."""
+    import cv2
+
+    from ui.handlers import Handlers, _preview
+
+    h = Handlers(assistant, [])
+    q, st = h.click_question(None, [10, 10])
+    assert q == ""
+    big = tmp_path / "big.png"
+    cv2.imwrite(str(big), np.full((1200, 2500, 3), 128, np.uint8))
+    st.session.load("current", big)
+    assert _preview(st.session.images["current"].pixels).shape[:2] == (400, 834)
+    q, st = h.click_question(st, [100, 50])
+    assert q == "Outline and measure the region at (300, 150)"
+    q, _ = h.click_question(st, [5000, 5000])  # clamped into the image
+    assert q == "Outline and measure the region at (2499, 1199)"

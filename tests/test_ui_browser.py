@@ -104,3 +104,32 @@ def test_upload_ask_see_overlay_and_trace(app_url):
     outside = [u for u in requests if urlparse(u).scheme in ("http", "https", "ws", "wss")
                and urlparse(u).hostname not in ("127.0.0.1",)]
     assert requests and not outside, f"requests left 127.0.0.1: {outside[:5]}"
+
+
+def test_click_on_the_study_outlines_and_measures_there(app_url):
+    """A click on the current study's preview asks for the region under the pointer: segment with a point
+    prompt (the polyp model on endoscopy) and measure; the trace shows the point in original pixels."""
+    sync_api = pytest.importorskip("playwright.sync_api")
+    frame = DATA / "endotect_polyps" / "images" / "0b12103e-e05e-45b4-8388-fb9f3b19a910.jpg"  # 768x576, polyp at the centre
+    with sync_api.sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1600, "height": 1100})
+            page.goto(app_url, wait_until="load")
+            page.wait_for_selector("#question textarea", timeout=60_000)
+            page.locator("#current-file input[type=file]").set_input_files(str(frame))
+            page.locator("#chat").get_by_text("Loaded the", exact=False).wait_for(timeout=60_000)
+            img = page.locator("#current-view img")
+            img.wait_for(state="visible", timeout=30_000)
+            box = img.bounding_box()
+            img.click(position={"x": box["width"] / 2, "y": box["height"] / 2})
+            page.locator("#chat").get_by_text("Answer:", exact=False).wait_for(timeout=120_000)
+            page.wait_for_function("() => (document.querySelector('#trace')?.innerText || '').includes('measure')",
+                                   timeout=30_000)
+            trace_text = page.locator("#trace").inner_text()
+            chat_text = page.locator("#chat").inner_text()
+        finally:
+            browser.close()
+    assert "Outline and measure the region at (" in chat_text
+    assert "segment" in trace_text and "points" in trace_text and "measure" in trace_text
+    assert "polyp covers" in chat_text and "failed" not in trace_text

@@ -10,6 +10,8 @@ tool call, talk to it.
 * Handlers (:mod:`ui.handlers`) turn an :class:`~tools.errors.OslerError` into an error message in
   the chat; the session goes on.  What is shown comes from typed results (:mod:`ui.views`).
 * Voice is optional (``voice.pipeline`` / ``voice.tts``, imported on first use).
+* A click on the current study asks "Outline and measure the region at (x, y)" (original pixels): the
+  planner segments there with a point prompt (polyp model on endoscopy, else SAM / GrabCut) and measures.
 
 API endpoints (for ``gradio_client``): ``/load_current(file, date)``, ``/load_prior(file, date)``,
 ``/ask(question, speak)``, ``/voice(audio)`` (-> question asked, question box text, chat),
@@ -69,8 +71,8 @@ def build_app(assistant: Assistant) -> gr.Blocks:
                                    elem_id="current-file")
                 cur_date = gr.Textbox(label="Current study date", placeholder="YYYY-MM-DD (DICOM: read from the file)",
                                       max_lines=1)
-                cur_view = gr.Image(label="Current, as the experts see it", interactive=False, height=220,
-                                    format="png", elem_id="current-view")
+                cur_view = gr.Image(label="Current, as the experts see it (click to outline and measure)",
+                                    interactive=False, height=220, format="png", elem_id="current-view")
                 pri_file = gr.File(label="Prior study (optional)", type="filepath", elem_id="prior-file")
                 pri_date = gr.Textbox(label="Prior study date", placeholder="YYYY-MM-DD", max_lines=1)
                 pri_view = gr.Image(label="Prior", interactive=False, height=220, format="png", elem_id="prior-view")
@@ -88,6 +90,7 @@ def build_app(assistant: Assistant) -> gr.Blocks:
                         speak = gr.Checkbox(label="Read answers aloud", value=False)
                         new_btn = gr.Button("New conversation", size="sm")
                 heard = gr.Textbox(visible=False)  # a recognised spoken question, asked at once
+                clicked = gr.Textbox(visible=False)  # the point-prompt question of a click on the current study
                 spoken = gr.Audio(label="Spoken answer", autoplay=True, interactive=False, visible=True)
             with gr.Column(scale=5, min_width=360):
                 overlay = gr.Image(label="Latest overlay (boxes, masks, change map)", type="filepath",
@@ -136,6 +139,14 @@ def build_app(assistant: Assistant) -> gr.Blocks:
             ask, voice_ask, answer_outputs, api_visibility="private", concurrency_limit=2)
         mic.stop_recording(h.transcribe, [mic, state], voice_outputs, api_visibility="private").then(
             ask, voice_ask, answer_outputs, api_visibility="private", concurrency_limit=2)
+
+        def on_click(st, evt):
+            q, st = h.click_question(st, evt.index)
+            return q, q, st
+
+        on_click.__annotations__ = {"evt": gr.SelectData}  # gradio passes the click's (x, y) by this type
+        cur_view.select(on_click, [state], [clicked, question, state], api_visibility="private").then(
+            ask, [clicked, speak, state], answer_outputs, api_visibility="private", concurrency_limit=2)
         examples.click(h.load_example, [examples, state],
                        [cur_view, pri_view, cur_file, pri_file, question, chat, overlay, trace, findings, summary,
                         downloads, state], api_name="example")

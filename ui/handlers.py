@@ -117,6 +117,19 @@ class Handlers:
         return (previews["current"], previews["prior"], None, None, case.question, st.chat, None,
                 _table([], views.TRACE_HEADERS), _table([], views.FINDINGS_HEADERS), "", None, st)
 
+    def click_question(self, state: TabState | None, index: Any) -> tuple[str, TabState]:
+        """A click on the current study's preview at ``index`` = (x, y) preview pixels -> the question that
+        outlines and measures what is there, in original-image pixels ("" when no current study)."""
+        st = self.tab(state)
+        image = st.session.images.get("current")
+        if image is None or not isinstance(index, (list, tuple)) or len(index) != 2:
+            return "", st
+        h, w = image.pixels.shape[:2]
+        step = max(1, math.ceil(max(h, w) / PREVIEW_MAX_SIDE))  # the preview is strided by this (see _preview)
+        x = min(w - 1, max(0, int(index[0]) * step))
+        y = min(h - 1, max(0, int(index[1]) * step))
+        return f"Outline and measure the region at ({x}, {y})", st
+
     # ---- questions ----------------------------------------------------------------------------
     def ask(self, question: str | None, speak: bool, state: TabState | None, progress: Any = None):
         """Generator: first the question and a pending note, then the answer with every tool call.
