@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from experts.geometry import connected_regions, coverage_fraction, dedup_boxes, measure_mask
-from experts.overlay import draw_boxes, draw_heatmap, draw_masks
+from experts.overlay import draw_boxes, draw_heatmap, draw_masks, draw_prompts
 from tools.classification import ClassificationResult, ClassifyRequest, ImageInfoRequest, ImageInfoResult
 from tools.common import Box, Provenance
 from tools.comparison import ComparisonResult, CompareRequest
@@ -212,8 +212,11 @@ def segment(session: Session, req: SegmentRequest, eid: str) -> SegmentationResu
         for m in masks:
             u |= m
         union = session.add_artifact("mask", u) if len(regions) > 1 else regions[0].mask
-    overlay = session.add_artifact("overlay", draw_masks(
-        img.pixels, [(r.index, r.label, session.mask(r.mask.id)) for r in regions], title=f"{eid} segment {label}"))
+    drawn = draw_masks(img.pixels, [(r.index, r.label, session.mask(r.mask.id)) for r in regions],
+                       title=f"{eid} segment {label}")
+    if prompts:  # show where the box / click / detector box was
+        drawn = draw_prompts(drawn, [b for b, _ in prompts if b is not None], [p for _, pts in prompts for p in pts or []])
+    overlay = session.add_artifact("overlay", drawn)
     return SegmentationResult(evidence_id=eid, image=req.image, target=req.target, regions=regions, union_mask=union,
                               overlay=overlay, provenance=prov)
 

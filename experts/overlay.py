@@ -5,9 +5,12 @@ Inputs are uint8 RGB ``(H, W, 3)`` arrays; outputs are new arrays (inputs are no
 
 from __future__ import annotations
 
+from typing import Sequence
+
 import numpy as np
 
-__all__ = ["PALETTE", "color_for", "draw_boxes", "draw_masks", "draw_heatmap", "side_by_side", "save_png"]
+__all__ = ["PALETTE", "color_for", "draw_boxes", "draw_masks", "draw_prompts", "draw_heatmap", "side_by_side",
+           "save_png"]
 
 PALETTE: dict[str, tuple[int, int, int]] = {
     "WBC": (255, 215, 0),
@@ -78,6 +81,31 @@ def draw_masks(
             _text(img, str(index), (int(xs.mean()), int(ys.mean())), (255, 255, 255), scale)
     if title:
         _text(img, title, (8, int(24 * scale / 0.6)), (255, 255, 255), scale)
+    return img
+
+
+def draw_prompts(
+    pixels: np.ndarray,
+    boxes: Sequence[tuple[float, float, float, float]] = (),
+    points: Sequence[tuple[float, float, bool]] = (),
+) -> np.ndarray:
+    """The prompts a segmenter was given, on a copy: boxes as thin white rectangles, positive points as green
+    circled crosses, negative points as red crosses (so a reader sees where the click or box was)."""
+    import cv2
+
+    img = pixels.copy()
+    scale = max(0.4, min(pixels.shape[:2]) / 900)
+    t = max(2, int(round(3 * scale)))
+    r = max(8, int(round(18 * scale)))
+    for x0, y0, x1, y1 in boxes:
+        cv2.rectangle(img, (int(x0), int(y0)), (int(x1) - 1, int(y1) - 1), (255, 255, 255), t)
+    for x, y, positive in points:  # a black halo under each marker keeps it visible on any mask colour
+        c = (int(round(x)), int(round(y)))
+        marker, color = (cv2.MARKER_CROSS, (0, 255, 0)) if positive else (cv2.MARKER_TILTED_CROSS, (255, 0, 0))
+        for col, width in (((0, 0, 0), t + 2), (color, t)):
+            if positive:
+                cv2.circle(img, c, r, col, width)
+            cv2.drawMarker(img, c, col, marker, 2 * r, width)
     return img
 
 

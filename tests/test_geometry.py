@@ -120,3 +120,21 @@ def test_connected_regions_and_bbox():
     assert [int(c.sum()) for c in connected_regions(m, min_area=20)] == [50]
     assert mask_bbox(comps[1]) == (20.0, 20.0, 26.0, 23.0)
     assert mask_bbox(np.zeros((3, 3), bool)) is None
+
+
+def test_prompt_markers_are_drawn_where_the_prompts_were():
+    """Overlays show the click (green circled cross on a black halo, red cross for a negative point) and the
+    box (white outline); the input is not modified."""
+    from experts.overlay import draw_prompts
+
+    img = np.full((300, 400, 3), 90, np.uint8)
+    out = draw_prompts(img, boxes=[(20, 30, 120, 130)], points=[(200, 150, True), (320, 220, False)])
+    assert (img == 90).all() and out.shape == img.shape
+    green = (out == (0, 255, 0)).all(axis=2)
+    red = (out == (255, 0, 0)).all(axis=2)
+    white = (out == (255, 255, 255)).all(axis=2)
+    ys, xs = np.nonzero(green)
+    assert green.any() and abs(xs.mean() - 200) < 3 and abs(ys.mean() - 150) < 3
+    ys, xs = np.nonzero(red)
+    assert red.any() and abs(xs.mean() - 320) < 3 and abs(ys.mean() - 220) < 3
+    assert white[30, 20:120].all() and white[30:130, 20].all() and not white[80, 70]  # outline only
