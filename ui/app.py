@@ -71,7 +71,7 @@ def build_app(assistant: Assistant) -> gr.Blocks:
                                    elem_id="current-file")
                 cur_date = gr.Textbox(label="Current study date", placeholder="YYYY-MM-DD (DICOM: read from the file)",
                                       max_lines=1)
-                cur_view = gr.Image(label="Current, as the experts see it (click to outline and measure)",
+                cur_view = gr.Image(label="Current (click to outline + measure)",
                                     interactive=False, height=220, format="png", elem_id="current-view")
                 pri_file = gr.File(label="Prior study (optional)", type="filepath", elem_id="prior-file")
                 pri_date = gr.Textbox(label="Prior study date", placeholder="YYYY-MM-DD", max_lines=1)
