@@ -238,9 +238,10 @@ def _segment_measure(d: Draft, it: Intent, target: str, ctx: dict) -> Generator:
         return
     eid = seg.evidence_id
     d.step(f"Called segment to {why}: {summarize(seg)}.", eid)
+    what = "region" if noun_of == "region" else f"{noun_of} region"
     if not seg.regions:
-        nothing_found(d, it.yes_no, it.negated, f"No {target} region was found, so there is nothing to measure "
-                      f"[{eid}].", f"no {target} region", eid, "regions")
+        nothing_found(d, it.yes_no, it.negated, f"No {what} was found, so there is nothing to measure [{eid}].",
+                      f"no {what}", eid, "regions")
         return
     if it.yes_no and d.yes_no is None:
         d.yes_no = "no" if it.negated else "yes"
@@ -248,9 +249,8 @@ def _segment_measure(d: Draft, it: Intent, target: str, ctx: dict) -> Generator:
     if it.action == "segment":
         desc = "; ".join(f"#{r.index}: {r.area_px} px" + (f" ({fmt(r.area_mm2)} mm²)" if r.area_mm2 is not None else "")
                          for r in regions)
-        what = "region(s)" if noun_of == "region" else f"{noun_of} region(s)"
-        d.sentences.append(f"Segmented {len(regions)} {what}: {desc} (overlay and masks listed) [{eid}].")
-        d.findings.append(Finding(text=f"{len(regions)} {noun_of} region(s)", evidence=[eid]))
+        d.sentences.append(f"Segmented {len(regions)} {what}(s): {desc} (overlay and masks listed) [{eid}].")
+        d.findings.append(Finding(text=f"{len(regions)} {what}(s)", evidence=[eid]))
         if target != "lung":
             d.set_value(len(regions), "regions")
         d.abstained.append(False)
