@@ -15,7 +15,7 @@ from tools.classification import ClassificationResult, ClassifyRequest, ImageInf
 from tools.common import Box, Provenance
 from tools.comparison import ComparisonResult, CompareRequest
 from tools.detection import ClassCount, CountResult, DetectRequest, Detection, DetectionResult
-from tools.errors import ExpertUnavailableError, InvalidInputError, WrongImageKindError
+from tools.errors import ExpertFailedError, ExpertUnavailableError, InvalidInputError, WrongImageKindError
 from tools.kinds import CLASSIFY_TASK_KINDS, TARGET_KINDS
 from tools.segmentation import MeasurementResult, MeasureRequest, Region, SegmentationResult, SegmentRequest
 
@@ -139,15 +139,15 @@ AUTO_PROMPT_DETECTORS = {"polyp": "detect:polyp"}
 
 
 def _detector_boxes(session: Session, img: Any, key: str
-                    ) -> tuple[list[tuple[float, float, float, float]], Provenance] | None:
-    """xyxy boxes of the task's detector at its default threshold, and its provenance; None when no
-    detector can run here (the segmenter then works alone)."""
+                    ) -> tuple[list[tuple[float, float, float, float]], Provenance] | str:
+    """xyxy boxes of the task's detector at its default threshold, and its provenance; or, when no
+    detector can run or it fails, why (the segmenter then works alone and the result says so)."""
     try:
         det, lock, _ = session.pool.get(key)
-    except ExpertUnavailableError:
-        return None
-    with lock:
-        out = det.predict(img)
+        with lock:
+            out = det.predict(img)
+    except (ExpertUnavailableError, ExpertFailedError) as exc:
+        return f"automatic: no {key.split(':')[1]} detector ({str(exc).splitlines()[0][:160]}), the segmenter ran alone"
     return [tuple(float(v) for v in b) for b in np.asarray(out.boxes).reshape(-1, 4)], out.provenance
 
 
@@ -179,9 +179,13 @@ def segment(session: Session, req: SegmentRequest, eid: str) -> SegmentationResu
     t0 = time.perf_counter()
     prov = None
     auto = None
+    auto_note = None
     if not prompts and req.target in AUTO_PROMPT_DETECTORS and getattr(expert, "promptable", False):
-        auto = _detector_boxes(session, img, AUTO_PROMPT_DETECTORS[req.target])
-        if auto is not None:
+        found = _detector_boxes(session, img, AUTO_PROMPT_DETECTORS[req.target])
+        if isinstance(found, str):
+            auto_note = found
+        else:
+            auto = found
             prompts = [(b, None) for b in auto[0]]
             prov = auto[1]
     with lock:
@@ -198,7 +202,6 @@ def segment(session: Session, req: SegmentRequest, eid: str) -> SegmentationResu
                     for comp in connected_regions(m, min_area=max(16, int(1e-4 * m.size))):
                         masks.append(comp)
                         scores.append(s)
-    auto_note = None
     if auto is not None:
         dprov = auto[1]
         auto_note = (f"automatic: {len(auto[0])} box(es) of the {req.target} detector ({dprov.backend} {dprov.model}) "

@@ -255,3 +255,24 @@ def test_point_question_segments_the_polyp_under_the_point(assistant, data_dir):
     seg = s.evidence[r.tool_calls[1].id]
     assert dice_iou(s.mask(seg.regions[0].mask.id), gt)[0] > 0.85
     assert r.value == seg.regions[0].area_px and r.unit == "px" and not r.abstained
+
+
+def test_segment_tool_says_when_the_detector_failed_and_the_segmenter_ran_alone(assistant, monkeypatch):
+    pytest.importorskip("ultralytics")
+    from agent.toolset import invoke
+    from tools.errors import ExpertFailedError
+    from tools.segmentation import SegmentRequest
+
+    s = assistant.new_session()
+    s.load("current", POLYPS / "images" / f"{ONE_POLYP}.jpg")
+    det, _, _ = s.pool.get("detect:polyp")
+
+    def broken(*args, **kwargs):
+        raise ExpertFailedError("polyp detector crashed (test double)")
+
+    monkeypatch.setattr(det, "predict", broken)
+    r = invoke(s, "segment", SegmentRequest(target="polyp"))
+    gt, _ = read_mask(POLYPS / "masks" / f"{ONE_POLYP}.png")
+    assert r.regions and dice_iou(s.mask(r.regions[0].mask.id), gt)[0] > 0.8  # the U-Net alone still finds it
+    assert "automatic: no polyp detector (polyp detector crashed (test double)), the segmenter ran alone" in \
+        r.provenance.note
