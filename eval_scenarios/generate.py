@@ -144,6 +144,41 @@ def cxr_cases(root: Path, names: set[str] | None) -> list[Scenario]:
     return out
 
 
+SEG_CARDS = {"polyp": HERE.parent / "experts" / "weights" / "polyp_unet.md",
+             "lung": HERE.parent / "experts" / "weights" / "lung_unet.md"}
+SEG_Q = {"polyp": ("Segment the polyp and tell me its area.", "How big is the polyp?"),
+         "lung": ("What is the area of the lungs?", "Outline the lungs and measure them.")}
+SEG_TOL = {"polyp": 0.2, "lung": 0.15}  # relative to the ground-truth area
+
+
+def segmentation_cases(root: Path) -> list[Scenario]:
+    """Area of the polyp / lungs in pixels on the segmenters' held-out images (the 'Validation files' of
+    their model cards; single-polyp frames only): expected = ground-truth mask pixels (lung: value 255,
+    the 127 'ignore' pixels left out), tolerance 20 % (polyp) / 15 % (lung) of it."""
+    import cv2
+
+    from .bench_segmentation import read_names
+
+    out: list[Scenario] = []
+    for target, sub, k in (("polyp", "endotect_polyps", 8), ("lung", "hannover_cxr/lung_seg", 5)):
+        names = [n for n in read_names(SEG_CARDS[target]) if (root / sub / "images" / n).exists()]
+        if target == "polyp":
+            names = [n for n in names if mask_components(root / sub / "masks" / f"{Path(n).stem}.png") == 1]
+        for i, name in enumerate(spread(names, k)):
+            m = cv2.imread(str(root / sub / "masks" / f"{Path(name).stem}.png"), cv2.IMREAD_GRAYSCALE)
+            area = int((m == 255).sum()) if target == "lung" else int((m > 127).sum())
+            tag = "endotect" if target == "polyp" else "hannover"
+            out.append(Scenario(
+                id=f"seg-{target}-{Path(name).stem[:8]}", images=Images(current=_d(f"{sub}/images/{name}")),
+                question=SEG_Q[target][i % 2], subject=target, tags=[tag, target, "segment"],
+                source=f"{sub}/masks/{Path(name).stem}.png: {area} px; held out by {SEG_CARDS[target].name}",
+                expect=Expect(answer=ExpectedAnswer(kind="number", value=area, tolerance=round(SEG_TOL[target] * area)),
+                              tools=[ToolExpectation(name="segment", args={"target": target}),
+                                     ToolExpectation(name="measure")],
+                              abstain=False, max_latency_s=MAX_LATENCY_S)))
+    return out
+
+
 def _pair_images(row: dict[str, str]) -> Images:
     day = lambda k: (BASE_DATE + dt.timedelta(days=int(row[k]))).isoformat()  # noqa: E731
     return Images(current=_d(f"hannover_cxr/png/{row['current_image']}.png"), current_date=day("current_day"),
@@ -289,6 +324,7 @@ def build_suite(root: Path, kermany_names: set[str] | None = None) -> dict[str, 
         "modality.yaml": modality_cases(root),
         "abstain.yaml": abstain_cases(root),
         "multiturn.yaml": multiturn_cases(root),
+        "segmentation.yaml": segmentation_cases(root),
     }
     probe_from = (
         spread([c for c in suite["bccd_counts.yaml"] if "wbc" in c.tags], 12)
