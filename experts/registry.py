@@ -85,6 +85,9 @@ def default_registry() -> dict[str, list[BackendSpec]]:
         "segment:polyp": [
             BackendSpec("unet", "experts.unet_segmenter:build_polyp", "experts.unet_segmenter:check_polyp",
                         "U-Net trained by the project on EndoTect masks"),
+            BackendSpec("sam", "experts.sam_segmenter:build", "experts.sam_segmenter:check",
+                        "SAM / MedSAM from a local checkpoint, prompted by the polyp detector's boxes "
+                        "(OSLER_SEGMENTER_BACKEND=sam)"),
         ],
         "segment:lung": [
             BackendSpec("unet", "experts.unet_segmenter:build_lung", "experts.unet_segmenter:check_lung",

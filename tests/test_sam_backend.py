@@ -222,3 +222,42 @@ def test_bench_sam_times_one_embedding_per_image_and_each_prompt(tmp_path):
     assert res["images"] == 2 and res["prompts"] == 6
     assert res["embeddings_computed"] == 2  # the 3 box prompts per image reuse its embedding
     assert res["first_embedding_s"] > 0 and res["embedding_s"] > 0 and res["decode_s"] > 0
+
+
+def test_polyp_segmentation_with_sam_is_prompted_by_the_detector(tmp_path):
+    """OSLER_SEGMENTER_BACKEND=sam: automatic polyp segmentation runs the polyp detector (the real bundled
+    YOLO) and prompts SAM with its box; one embedding for the frame.  A tiny random SAM stands in for a
+    MedSAM checkpoint, so only the wiring is checked, not the mask quality."""
+    from dataclasses import dataclass
+
+    pytest.importorskip("ultralytics")
+    from agent.runner import Assistant
+    from agent.toolset import invoke
+    from experts.registry import BackendSpec, ExpertPool, default_registry, select_backend
+    from tools.segmentation import SegmentRequest
+    from tools.settings import OslerSettings
+
+    specs = default_registry()["segment:polyp"]
+    ready = {s.name: None for s in specs}
+    assert select_backend("segment:polyp", specs, "auto", ready)[0].name == "unet"  # the default stays the U-Net
+    assert select_backend("segment:polyp", specs, "sam", ready)[0].name == "sam"
+
+    seg = SamSegmenter.from_model(tiny_sam(), device="cpu", model_id="sam-tiny")
+
+    @dataclass(frozen=True)
+    class Ready(BackendSpec):
+        def unavailable_reason(self, settings):
+            return None
+
+        def build(self, settings):
+            return seg
+
+    reg = default_registry()
+    reg["segment:polyp"] = [Ready("sam", "tests:tiny_sam")]
+    settings = OslerSettings(data_dir=tmp_path, device="cpu", segmenter_backend="sam")
+    s = Assistant(settings, pool=ExpertPool(settings, registry=reg)).new_session()
+    s.load("current", FRAME)
+    r = invoke(s, "segment", SegmentRequest(target="polyp"))
+    assert r.provenance.backend == "sam" and "box(es) of the polyp detector (yolo" in r.provenance.note
+    assert seg.embeddings_computed == 1
+    assert all(s.mask(x.mask.id).shape == (576, 720) for x in r.regions)
