@@ -47,7 +47,7 @@ def count_accuracy(settings: Any, data_root: Path, limit: int | None = None, pro
     from tools.detection import DetectRequest
     from tools.errors import ConfigurationError, ExpertUnavailableError
 
-    from .generate import voc_counts
+    from .ground_truth import voc_counts
 
     names = (data_root / "bccd" / "split.txt").read_text().split()[:limit]
     pool = ExpertPool(settings)

@@ -88,7 +88,7 @@ def test_chestagentbench_adapter(tmp_path, data_dir):
 
 
 def test_ground_truth_readers_on_real_annotations(data_dir):
-    from eval_scenarios.generate import mask_components, voc_counts
+    from eval_scenarios.ground_truth import mask_components, voc_counts
 
     c = voc_counts(data_dir / "bccd" / "annotations" / "BloodImage_00001.xml")
     assert c["WBC"] == 1
@@ -100,7 +100,7 @@ def test_ground_truth_readers_on_real_annotations(data_dir):
 
 def test_public_suite_ground_truth_matches_annotations(data_dir):
     """Spot-check the committed files against the annotations they were generated from."""
-    from eval_scenarios.generate import voc_counts
+    from eval_scenarios.ground_truth import voc_counts
 
     suite = Path(__file__).resolve().parents[1] / "eval_scenarios" / "public" / "bccd_counts.yaml"
     cases = yaml.safe_load(suite.read_text())
