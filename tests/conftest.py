@@ -79,8 +79,18 @@ def shared_pool():
 def assistant(settings, shared_pool):
     from agent.runner import Assistant
 
-    shared_pool.settings = shared_pool.settings  # experts do not depend on data_dir
-    return Assistant(settings, pool=shared_pool)
+    return Assistant(settings, pool=shared_pool)  # the pool's experts do not depend on data_dir
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """One intra-op thread for a module's model tests: on the shared 2-core machine two threads
+    oversubscribe and run ~4x slower.  Use with ``pytest.mark.usefixtures("one_torch_thread")``."""
+    torch = pytest.importorskip("torch")
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
 
 
 SMEAR = "bccd/images/BloodImage_00001.jpg"  # 1 WBC, 0 platelets per its VOC annotation

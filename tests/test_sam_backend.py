@@ -24,16 +24,8 @@ DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 FRAME = DATA / "endotect_polyps" / "images" / "003ab8b5-cf6d-442a-849d-80ddf0d1edaf.jpg"  # 720x576 (not square)
 OTHER = DATA / "endotect_polyps" / "negatives" / "images" / "0b952aa7-cbbd-44a2-9d0b-c31a46776aac.jpg"
 
-pytestmark = pytest.mark.skipif(not FRAME.exists(), reason="../shared/data is not present")
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """One intra-op thread: on this shared 2-core machine two threads oversubscribe and run ~4x slower."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = [pytest.mark.skipif(not FRAME.exists(), reason="../shared/data is not present"),
+              pytest.mark.usefixtures("one_torch_thread")]
 
 
 def tiny_sam():

@@ -40,19 +40,11 @@ TWO_POLYPS = "04c3a34e-a160-4421-827e-89671761ef82"  # 720x576, two polyps of ~3
 LUNG = "61bc50d1"
 
 pytestmark = [
+    pytest.mark.usefixtures("one_torch_thread"),
     pytest.mark.skipif(not POLYPS.exists(), reason="../shared/data is not present"),
     pytest.mark.skipif(not bundled("polyp_unet.pt").exists() or not bundled("lung_unet.pt").exists(),
                        reason="bundled U-Net weights are missing (python -m training.train_unet)"),
 ]
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """One intra-op thread: on this shared 2-core machine two threads oversubscribe and run ~4x slower."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 @pytest.fixture(scope="module")
