@@ -138,17 +138,19 @@ def _regions(session: Session, role: str, label: str, masks: list[np.ndarray], s
 AUTO_PROMPT_DETECTORS = {"polyp": "detect:polyp"}
 
 
-def _detector_boxes(session: Session, img: Any, key: str
-                    ) -> tuple[list[tuple[float, float, float, float]], Provenance] | str:
-    """xyxy boxes of the task's detector at its default threshold, and its provenance; or, when no
-    detector can run or it fails, why (the segmenter then works alone and the result says so)."""
+def _detector_boxes(session: Session, img: Any, target: str
+                    ) -> tuple[list[tuple[float, float, float, float]] | None, Provenance | None, str]:
+    """(xyxy boxes, provenance, note) of the target's detector at its default threshold; boxes and
+    provenance are None when no detector can run or it fails (the segmenter then works alone)."""
     try:
-        det, lock, _ = session.pool.get(key)
+        det, lock, _ = session.pool.get(AUTO_PROMPT_DETECTORS[target])
         with lock:
             out = det.predict(img)
     except (ExpertUnavailableError, ExpertFailedError) as exc:
-        return f"automatic: no {key.split(':')[1]} detector ({str(exc).splitlines()[0][:160]}), the segmenter ran alone"
-    return [tuple(float(v) for v in b) for b in np.asarray(out.boxes).reshape(-1, 4)], out.provenance
+        return None, None, f"automatic: no {target} detector ({str(exc).splitlines()[0][:160]}), the segmenter ran alone"
+    boxes = [tuple(float(v) for v in b) for b in np.asarray(out.boxes).reshape(-1, 4)]
+    p = out.provenance
+    return boxes, p, f"automatic: {len(boxes)} box(es) of the {target} detector ({p.backend} {p.model}) prompted the segmenter"
 
 
 def segment(session: Session, req: SegmentRequest, eid: str) -> SegmentationResult:
@@ -178,18 +180,14 @@ def segment(session: Session, req: SegmentRequest, eid: str) -> SegmentationResu
     scores: list[float | None] = []
     t0 = time.perf_counter()
     prov = None
-    auto = None
-    auto_note = None
+    auto_note, detected = None, False
     if not prompts and req.target in AUTO_PROMPT_DETECTORS and getattr(expert, "promptable", False):
-        found = _detector_boxes(session, img, AUTO_PROMPT_DETECTORS[req.target])
-        if isinstance(found, str):
-            auto_note = found
-        else:
-            auto = found
-            prompts = [(b, None) for b in auto[0]]
-            prov = auto[1]
+        boxes, det_prov, auto_note = _detector_boxes(session, img, req.target)
+        if boxes is not None:  # the detector ran: its boxes (maybe none) are the prompts
+            detected, prov = True, det_prov
+            prompts = [(b, None) for b in boxes]
     with lock:
-        for box, pts in prompts or ([] if auto is not None else [(None, None)]):
+        for box, pts in prompts or ([] if detected else [(None, None)]):
             if (box is not None or pts) and not getattr(expert, "promptable", False):
                 raise ExpertUnavailableError(f"the {expert.backend} segmenter for {req.target} takes no prompts")
             raw = expert.predict(img, box=box, points=pts)
@@ -202,10 +200,6 @@ def segment(session: Session, req: SegmentRequest, eid: str) -> SegmentationResu
                     for comp in connected_regions(m, min_area=max(16, int(1e-4 * m.size))):
                         masks.append(comp)
                         scores.append(s)
-    if auto is not None:
-        dprov = auto[1]
-        auto_note = (f"automatic: {len(auto[0])} box(es) of the {req.target} detector ({dprov.backend} {dprov.model}) "
-                     f"prompted the segmenter")
     prov = prov.model_copy(update={"elapsed_ms": (time.perf_counter() - t0) * 1000,
                                    "note": "; ".join(filter(None, [prov.note, auto_note, why]))})
     regions = _regions(session, req.image, label, masks, scores)

@@ -227,35 +227,30 @@ def main(argv: list[str] | None = None) -> int:
     from tools.settings import OslerSettings
 
     settings = OslerSettings()
-    updates: dict[str, Any] = {}
-    if args.device:
-        updates["device"] = args.device
+    paths: dict[str, Any] = {}
     if args.weights:
-        field = {"polyp": "unet_polyp", "lung": "unet_lung", "prompt": "sam_checkpoint"}[args.target]
-        updates["models"] = settings.models.model_copy(update={field: args.weights})
-    settings = settings.model_copy(update=updates)
+        paths[{"polyp": "unet_polyp", "lung": "unet_lung", "prompt": "sam_checkpoint"}[args.target]] = args.weights
+    if args.detector_weights:
+        if args.target != "polyp":
+            p.error(f"no detector weights setting for target {args.target!r}")
+        paths["yolo_polyp"] = args.detector_weights
+    settings = settings.model_copy(update={"models": settings.models.model_copy(update=paths),
+                                           **({"device": args.device} if args.device else {})})
     names = read_names(args.list) if args.list else None
     if len(args.images) != len(args.masks):
         p.error("give one --masks folder per --images folder")
     items = list_items(list(zip(args.images, args.masks)), names)[: args.limit]
-    backend = None if args.backend == "auto" else args.backend
-    expert, _, why = ExpertPool(settings).get(f"segment:{args.target}", backend)
+    pool = ExpertPool(settings)
+    expert, _, why = pool.get(f"segment:{args.target}", None if args.backend == "auto" else args.backend)
     modes = [m for m in args.modes.split(",") if m]
     if not getattr(expert, "promptable", False):
-        modes = [m for m in modes if m != "box"]
-        modes = [m for m in modes if m != "detect"]
+        modes = [m for m in modes if m not in ("box", "detect")]
     if args.target == "prompt":
         modes = [m for m in modes if m not in ("auto", "detect")]
     detector, det_info = None, None
     if "detect" in modes:
-        if args.detector_weights:
-            field = {"polyp": "yolo_polyp"}.get(args.target)
-            if field is None:
-                p.error(f"no detector weights setting for target {args.target!r}")
-            settings = settings.model_copy(update={"models": settings.models.model_copy(
-                update={field: args.detector_weights})})
-        detector, _, dwhy = ExpertPool(settings).get(
-            f"detect:{args.target}", None if args.detector_backend == "auto" else args.detector_backend)
+        detector, _, dwhy = pool.get(f"detect:{args.target}",
+                                     None if args.detector_backend == "auto" else args.detector_backend)
         det_info = {"backend": detector.backend, "model": detector.model_id, "why": dwhy}
     results = {"target": args.target, "backend": expert.backend, "model": expert.model_id, "why": why,
                "detector": det_info, "images": len(items),
