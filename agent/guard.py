@@ -146,8 +146,12 @@ def _unbacked(final: FinalAnswer, results: dict[str, Any]) -> bool:
     return not final.abstained and not results and bool(final.answer.strip())
 
 
+def _problems(report: GroundingReport, unbacked: bool) -> str:
+    return "; ".join(filter(None, [report.discrepancy(), NO_EVIDENCE if unbacked else ""]))
+
+
 def _follow_up(report: GroundingReport, unbacked: bool) -> str:
-    problems = "; ".join(filter(None, [report.discrepancy(), NO_EVIDENCE if unbacked else ""]))
+    problems = _problems(report, unbacked)
     return (f"{GUARD_PREFIX} your answer states things that no tool result of this conversation supports: "
             f"{problems or 'unsupported statements'}. Call the tools that answer the question if you have not, "
             f"then answer again with final_result, using only numbers, labels and change words copied from the "
@@ -184,9 +188,7 @@ def answer_with_guard(agent: Agent, session: Session, question: str, settings: O
             actions["retry_skipped"] = "no time left within OSLER_PLANNER_TIMEOUT_S"
         else:
             follow = _follow_up(report, unbacked)
-            actions.update(retried=True, discrepancy="; ".join(filter(None, [report.discrepancy(),
-                                                                             NO_EVIDENCE if unbacked else ""])),
-                           first_answer=first.final.answer,
+            actions.update(retried=True, discrepancy=_problems(report, unbacked), first_answer=first.final.answer,
                            first_report=report.model_dump())
             second = _run(agent, follow, session, first.messages, steps=min(steps, RETRY_STEPS), timeout=left,
                           settings=settings)

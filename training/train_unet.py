@@ -15,11 +15,12 @@ then every sample is one random affine warp to ``in_size`` (scale, rotation, shi
 polyps also, with p=0.3, a crop around one polyp with a random margin, as box prompts see it),
 plus colour jitter (polyp: HSV and Gaussian blur; lung: gamma/contrast and, with p=0.35, a soft
 whitened blob inside the lung mask that mimics consolidation: lungs need not be dark).
-Loss: smp Dice + BCE; mask value 127 is ignored in loss and metrics.  AdamW, linear warm-up then cosine decay over training *progress*,
-the larger of epochs done / ``--epochs`` and wall time / ``--max-minutes`` (so a busy machine ends
-on time with a fully decayed rate).  The last state is saved (no selection on the validation set)
-as an ``osler-unet-v1`` fp16 checkpoint; then it is evaluated through ``experts.unet_segmenter`` at
-the original image size (automatic and, for polyps, box-prompted), and a model card is written.
+Loss: smp Dice + BCE; mask value 127 is ignored in loss and metrics.  AdamW, linear warm-up then
+cosine decay over training *progress*, the larger of epochs done / ``--epochs`` and wall time /
+``--max-minutes`` (so a busy machine ends on time with a fully decayed rate).  The last state is
+saved (no selection on the validation set) as an ``osler-unet-v1`` fp16 checkpoint; then it is
+evaluated through ``experts.unet_segmenter`` at the original image size (automatic and, for
+polyps, box-prompted), and a model card is written.
 """
 
 from __future__ import annotations
