@@ -9,7 +9,6 @@ goes on with the next case.
 
 from __future__ import annotations
 
-import importlib
 import logging
 import sys
 import time
@@ -114,15 +113,24 @@ def resolve_image(ref: str, base_dir: Path, data_root: Path) -> Path:
 
 
 def audio_transcriber(settings: OslerSettings) -> Callable[[Path], str]:
-    """``voice.pipeline.transcribe_file(path, settings) -> str``, when the voice package has it."""
-    try:
-        mod = importlib.import_module("voice.pipeline")
-    except ModuleNotFoundError as exc:
-        raise ConfigurationError("audio questions need voice.pipeline, which is not part of this build") from exc
-    fn = getattr(mod, "transcribe_file", None) or getattr(mod, "transcribe", None)
-    if fn is None:
-        raise ConfigurationError("voice.pipeline has no transcribe_file(path, settings) function")
-    return lambda path: str(fn(path, settings))
+    """The voice pipeline's real recogniser and strict command parser, built once for a run:
+    ``transcribe(wav_path) -> question``.  A recording that is not a complete command raises
+    :class:`~tools.errors.InvalidInputError` (the voice rule: an unrecognised command is never acted on),
+    so the case fails with that reason instead of asking a guessed question."""
+    from voice.asr import build_recognizer
+    from voice.config import voice_settings
+    from voice.pipeline import transcribe_command
+
+    vs = voice_settings(settings)
+    recognizer = build_recognizer(settings, vs)
+
+    def transcribe(path: Path) -> str:
+        heard = transcribe_command(path, settings, recognizer=recognizer, vs=vs)
+        if heard.question is None:
+            raise InvalidInputError(f"heard {heard.transcript!r}: not a complete command, nothing asked")
+        return heard.question
+
+    return transcribe
 
 
 def _short_error(exc: BaseException) -> str:

@@ -90,6 +90,9 @@ class Expect(_Model):
         default_factory=list, description="substrings of the answer (case-insensitive); a list entry = any of them")
     must_not_mention: list[str] = Field(default_factory=list)
     abstain: bool | None = Field(default=None, description="true: the run must decline to answer; false: must answer")
+    rejected: bool | None = Field(
+        default=None, description="true: the input itself must be refused before anything is asked "
+                                  "(e.g. speech that is not a command: never acted on)")
     max_latency_s: float | None = Field(default=None, gt=0)
     grounded: bool = Field(default=True, description="every number of the answer must trace to a tool result")
 
@@ -104,6 +107,8 @@ class Expect(_Model):
     def _consistent(self) -> "Expect":
         if self.abstain and self.answer is not None:
             raise ValueError("a case cannot both expect an answer and expect abstention")
+        if self.rejected and (self.answer is not None or self.abstain is not None or self.tools):
+            raise ValueError("a case that expects its input refused cannot expect an answer, abstention or tools")
         return self
 
 

@@ -64,6 +64,7 @@ class Verdict(BaseModel):
     grounded: bool | None = None
     unsupported_numbers: list[str] = Field(default_factory=list)
     abstention_correct: bool | None = None
+    rejection_correct: bool | None = None
     mentions_ok: bool | None = None
     mention_problems: list[str] = Field(default_factory=list)
     latency_s: float | None = None
@@ -74,8 +75,8 @@ class Verdict(BaseModel):
     def passed(self) -> bool:
         if self.error:
             return False
-        checks = [self.answer_correct, self.grounded, self.abstention_correct, self.mentions_ok, self.latency_ok,
-                  self.args_valid]
+        checks = [self.answer_correct, self.grounded, self.abstention_correct, self.rejection_correct,
+                  self.mentions_ok, self.latency_ok, self.args_valid]
         if any(c is False for c in checks):
             return False
         if self.tool_recall is not None and self.tool_recall < 1.0:
@@ -240,7 +241,15 @@ def score_mentions(expect: Expect, result: dict[str, Any]) -> tuple[bool | None,
 
 def score_turn(expect: Expect, result: dict[str, Any] | None, latency_s: float | None, error: str | None = None,
                question: str = "") -> Verdict:
-    """All scores of one question.  A missing result (the run crashed) fails every given check."""
+    """All scores of one question.  A missing result (the run crashed) fails every given check, except
+    where the case expects its input refused (``rejected``): then only a refusal of the input passes."""
+    if expect.rejected is not None:
+        refused = result is None and (error or "").startswith("InvalidInputError")
+        if expect.rejected:
+            return Verdict(rejection_correct=refused, latency_s=latency_s, answer_detail=error or "",
+                           error=None if refused else (error or "the input was acted on; it should have been refused"))
+        if refused:
+            return Verdict(rejection_correct=False, latency_s=latency_s, error=error)
     if result is None:
         return Verdict(error=error or "no result", latency_s=latency_s,
                        answer_correct=False if expect.answer else None,

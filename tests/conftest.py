@@ -52,6 +52,21 @@ def _no_network():
     socket.socket.connect_ex = _real_connect_ex  # type: ignore[method-assign]
 
 
+@pytest.fixture
+def network_guard():
+    """The guard in force and the list it records refused connects in (the same objects, whatever
+    name a test module imported this file under)."""
+    return {"connect": _guarded_connect, "connect_ex": _guarded_connect_ex, "attempts": NETWORK_ATTEMPTS}
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """A run in which anything tried to reach the network fails, whichever test did it."""
+    if NETWORK_ATTEMPTS:
+        session.config.get_terminal_writer().line(
+            f"network attempts during the test run (blocked): {NETWORK_ATTEMPTS}", red=True)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
 @pytest.fixture(scope="session")
 def data_dir() -> Path:
     if not DATA.exists():

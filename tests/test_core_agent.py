@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from tests.conftest import SMEAR
+from conftest import SMEAR
 
 
 def _names(result):

@@ -185,3 +185,28 @@ def test_cli_probe_derives_twins(tmp_path, data_dir, capsys):
     assert [c["id"] for c in doc["cases"]] == ["wbc", "wbc~twin"]
     assert doc["cases"][1]["turns"][0]["question"] == "Are there two white blood cells in this image?"
     assert doc["summary"]["probing"]["pairs"] == 1
+
+
+def test_spoken_suite_runs_through_the_real_voice_pipeline(tmp_path, data_dir, capsys):
+    """`osler eval` on the spoken suite: real WAVs -> the real recogniser -> the strict command parser ->
+    the planner -> tools.  A phrase that is not a command is refused, never asked."""
+    from eval_scenarios.cli import main
+
+    assert main([str(EVAL / "spoken"), "--quiet", "--data-root", str(data_dir), "--out", str(tmp_path / "o")]) == 0
+    doc = json.loads((tmp_path / "o" / "results.json").read_text())
+    by_id = {c["id"]: c for c in doc["cases"]}
+    wbc = by_id["spoken-wbc-00001"]["turns"][0]
+    assert wbc["transcript"] and wbc["error"] is None and wbc["result"]["value"] == 1
+    chatter = by_id["spoken-chatter-rejected"]["turns"][0]
+    assert chatter["result"] is None and chatter["error"].startswith("InvalidInputError")
+    assert doc["summary"]["cases_passed"] == doc["summary"]["cases"] == 4
+
+
+def test_expected_rejection_fails_when_the_input_is_acted_on():
+    from eval_scenarios.schema import Expect
+    from eval_scenarios.scoring import score_turn
+
+    expect = Expect(rejected=True)
+    assert score_turn(expect, None, 0.1, error="InvalidInputError: not a command").passed
+    assert not score_turn(expect, {"answer": "1 WBC", "tool_calls": []}, 0.1).passed
+    assert not score_turn(expect, None, 0.1, error="ConfigurationError: no transcriber").passed

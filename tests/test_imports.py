@@ -45,7 +45,20 @@ def test_packages_resolve_inside_the_repo():
         assert Path(mod.__file__).resolve().is_relative_to(REPO), mod.__file__
 
 
-def test_default_run_made_no_network_attempt():
-    from tests.conftest import NETWORK_ATTEMPTS
+def test_network_guard_is_in_force_and_records(network_guard):
+    """The guard the session fixture installed is the one whose list is checked at the end of the run
+    (conftest's ``pytest_sessionfinish`` fails a run with any attempt)."""
+    import socket
 
-    assert NETWORK_ATTEMPTS == []
+    assert socket.socket.connect is network_guard["connect"]
+    assert socket.socket.connect_ex is network_guard["connect_ex"]
+    attempts = network_guard["attempts"]
+    before = list(attempts)
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:  # refused by the guard before any packet leaves (TEST-NET-3 documentation address)
+        assert s.connect_ex(("203.0.113.7", 9)) != 0
+    finally:
+        s.close()
+    assert attempts[len(before):] == ["('203.0.113.7', 9)"]
+    del attempts[len(before):]  # this deliberate attempt must not fail the run
+    assert attempts == before == []
