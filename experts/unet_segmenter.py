@@ -362,7 +362,7 @@ def _check(configured: Path | None, bundled_name: str, setting: str) -> str | No
     try:
         import segmentation_models_pytorch  # noqa: F401
     except ModuleNotFoundError:
-        return "backend 'unet' needs the Python package 'segmentation-models-pytorch' (pip install 'osler[full]')"
+        return "backend 'unet' needs the Python package 'segmentation-models-pytorch' (it is a default dependency of osler: reinstall with 'pip install -e .')"
     return None
 
 

@@ -343,7 +343,7 @@ def _weights(configured: Path | None, bundled: str | None, kind: str) -> Path:
 def _check(settings: OslerSettings, configured: Path | None, bundled: str | None, kind: str) -> str | None:
     for pkg in ("torch", "ultralytics"):
         if find_spec(pkg) is None:
-            return f"the YOLO backend needs the Python package '{pkg}' (pip install 'osler[full]')"
+            return f"the YOLO backend needs the Python package '{pkg}' (it is a default dependency of osler: reinstall with 'pip install -e .')"
     try:
         _weights(configured, bundled, kind)
         if settings.device == "cuda":
