@@ -16,8 +16,9 @@ import numpy as np
 
 from tools.common import ImageMeta
 from tools.errors import InvalidInputError
+from tools.inputs import clean_text, parse_study_date
 
-__all__ = ["StudyImage", "load_image", "window_to_uint8"]
+__all__ = ["StudyImage", "load_image", "window_to_uint8", "display_name", "plausible_spacing"]
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +53,11 @@ class StudyImage:
         return self.meta.pixel_spacing_mm
 
 
+def display_name(path: str | Path) -> str:
+    """A file name safe to show and log: valid Unicode (bytes that are not UTF-8 become U+FFFD)."""
+    return clean_text(Path(path).name, single_line=True, max_chars=200)
+
+
 def _sniff(head: bytes) -> str | None:
     if len(head) >= 132 and head[128:132] == b"DICM":  # first: a DICOM preamble may look like TIFF
         return "dicom"
@@ -80,69 +86,158 @@ def _iso_date(value: str | None) -> str | None:
         return None
 
 
+SPACING_RANGE_MM = (0.01, 10.0)  # plausible detector/pixel spacing of radiographs, CT, MR, US, endoscopy
+SPACING_MAX_ANISOTROPY = 3.0  # row/column spacing ratio beyond which the tag is called inconsistent
+
+
+def plausible_spacing(values: object, *, modality: str | None = None) -> tuple[tuple[float, float] | None, str | None]:
+    """A DICOM (row, column) pixel spacing in mm -> (spacing, None) when plausible, else (None, why).
+
+    Zero, negative, non-finite, outside 0.01-10 mm (slide microscopy 'SM': 0.00001-10 mm) or with a
+    row/column ratio above 3 is refused: measurements then fall back to pixels and say why.
+    """
+    try:
+        row, col = (float(v) for v in values)  # type: ignore[union-attr]
+    except (TypeError, ValueError):
+        return None, f"PixelSpacing {values!r} is not two numbers"
+    shown = f"{row:g}\\{col:g}"
+    lo, hi = (1e-5, SPACING_RANGE_MM[1]) if modality == "SM" else SPACING_RANGE_MM
+    if not (np.isfinite(row) and np.isfinite(col)) or row <= 0 or col <= 0:
+        return None, f"PixelSpacing {shown} mm is zero, negative or not a number"
+    if not (lo <= row <= hi and lo <= col <= hi):
+        return None, f"PixelSpacing {shown} mm lies outside the plausible {lo:g}-{hi:g} mm"
+    if max(row, col) / min(row, col) > SPACING_MAX_ANISOTROPY:
+        return None, f"PixelSpacing {shown} mm is inconsistent (row and column spacing differ {max(row, col) / min(row, col):.0f}-fold)"
+    return (row, col), None
+
+
+def _dicom_spacing(ds: object, modality: str | None) -> tuple[tuple[float, float] | None, str | None]:
+    """The first plausible of PixelSpacing / ImagerPixelSpacing, or (None, caveat) when a tag was refused."""
+    notes = []
+    for tag in ("PixelSpacing", "ImagerPixelSpacing"):
+        value = ds.get(tag)  # type: ignore[attr-defined]
+        if value is None or value == "":
+            continue
+        if not isinstance(value, (list, tuple)) and not hasattr(value, "__len__"):
+            value = [value]
+        if len(value) != 2:
+            notes.append(f"{tag} has {len(value)} values, not 2")
+            continue
+        spacing, why = plausible_spacing(value, modality=modality)
+        if spacing is not None:
+            return spacing, None
+        notes.append(why.replace("PixelSpacing", tag, 1) if why else tag)
+    if notes:
+        return None, "; ".join(notes) + ": ignored, sizes are in pixels"
+    return None, None
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0].strip() if text else type(exc).__name__
+
+
+def _decode_problem(ds: object, exc: BaseException) -> str:
+    """One line naming why pydicom could not decode the pixel data."""
+    text = str(exc)
+    ts = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None)
+    ts_name = getattr(ts, "name", None) or str(ts or "unknown transfer syntax")
+    if "missing dependencies" in text or "plugin" in text.lower() and "missing" in text.lower():
+        needs = [line.strip().split(" - requires ", 1)[-1] for line in text.splitlines()[1:] if " - requires " in line]
+        hint = f" (any one of: {'; '.join(needs)})" if needs else ""
+        return (f"its pixel data is compressed as {ts_name} and no decoder for that is installed here{hint}; "
+                f"install one, or convert the file to uncompressed DICOM or PNG")
+    if isinstance(exc, (EOFError, ValueError, OSError)) and any(
+            w in text.lower() for w in ("truncat", "end of", "too short", "expected", "insufficient", "not enough",
+                                        "buffer", "premature", "incomplete")):
+        return f"its pixel data ({ts_name}) is truncated or corrupt ({_first_line(exc).split(' - ')[0]}); is the file complete?"
+    return f"its pixel data ({ts_name}) cannot be decoded ({_first_line(exc)}); is the file complete?"
+
+
+def _dicom_int(ds: object, tag: str, default: int) -> int:
+    value = ds.get(tag, default)  # type: ignore[attr-defined]
+    try:
+        return int(value if value not in (None, "") else default)
+    except (TypeError, ValueError):
+        raise InvalidInputError(f"DICOM tag {tag} = {str(value)[:40]!r} is not a whole number") from None
+
+
 def _load_dicom(path: Path, role: str, max_pixels: int) -> StudyImage:
     import pydicom
     from pydicom.errors import InvalidDicomError
+    from pydicom.pixels import pixel_array
 
+    name = display_name(path)
     try:
         ds = pydicom.dcmread(str(path), force=True)
-    except (InvalidDicomError, OSError, ValueError) as exc:
-        raise InvalidInputError(f"{path.name}: not a readable DICOM file ({exc})") from exc
+    except (InvalidDicomError, OSError, ValueError, EOFError, KeyError, TypeError) as exc:
+        raise InvalidInputError(f"{name}: not a readable DICOM file ({_first_line(exc)})") from exc
     if "PixelData" not in ds:
-        raise InvalidInputError(f"{path.name}: DICOM file has no pixel data (a report or structured document?)")
-    rows, cols = int(ds.get("Rows", 0)), int(ds.get("Columns", 0))
-    if rows * cols > max_pixels:
-        raise InvalidInputError(f"{path.name}: image of {cols}x{rows} pixels exceeds the limit of {max_pixels} pixels")
+        # a truncated file: pydicom may give up on the whole dataset; its header alone tells what it was
+        try:
+            header = pydicom.dcmread(str(path), force=True, stop_before_pixels=True)
+        except Exception:  # noqa: BLE001 - the first read already succeeded; this is only a diagnosis
+            header = ds
+        if len(header) > len(ds):
+            ds = header
     try:
-        arr = ds.pixel_array
+        rows, cols = _dicom_int(ds, "Rows", 0), _dicom_int(ds, "Columns", 0)
+        frames = _dicom_int(ds, "NumberOfFrames", 1) or 1
+        samples = _dicom_int(ds, "SamplesPerPixel", 1) or 1
+    except InvalidInputError as exc:
+        raise InvalidInputError(f"{name}: {exc}") from None
+    if "PixelData" not in ds:
+        if rows and cols:  # an image header without its pixels: the reader stopped early
+            raise InvalidInputError(f"{name}: DICOM file is truncated: the {cols}x{rows} image header is there but its pixel "
+                                    f"data is missing or incomplete; is the copy complete?")
+        raise InvalidInputError(f"{name}: DICOM file has no pixel data (a report or structured document?)")
+    if rows <= 0 or cols <= 0 or frames <= 0 or samples not in (1, 3, 4):
+        raise InvalidInputError(f"{name}: DICOM image tags are not plausible (Rows {rows}, Columns {cols}, "
+                                f"NumberOfFrames {frames}, SamplesPerPixel {samples})")
+    values = frames * rows * cols * samples
+    if rows * cols > max_pixels or values > 3 * max_pixels:
+        raise InvalidInputError(f"{name}: DICOM of {frames} frame(s) x {rows} x {cols} x {samples} sample(s) "
+                                f"({values / 1e6:.0f} M values) exceeds the limit of {max_pixels} pixels")
+    try:
+        # multi-frame: decode only the middle frame (a series is shown by its middle slice)
+        arr = pixel_array(ds, index=frames // 2) if frames > 1 else ds.pixel_array
     except Exception as exc:  # pydicom raises many types for bad or unsupported pixel data
-        raise InvalidInputError(f"{path.name}: DICOM pixel data cannot be decoded ({exc})") from exc
-    frames = int(ds.get("NumberOfFrames", 1) or 1)
+        raise InvalidInputError(f"{name}: {_decode_problem(ds, exc)}") from exc
     photometric = str(ds.get("PhotometricInterpretation", "MONOCHROME2"))
-    if frames > 1:
-        arr = arr[arr.shape[0] // 2]  # middle frame of a multi-frame series
     window = None
     raw: np.ndarray | None = None
-    if arr.ndim == 3 and arr.shape[-1] == 3:
-        if photometric.startswith("YBR"):
-            from pydicom.pixels import convert_color_space
-
-            arr = convert_color_space(arr, photometric, "RGB")
+    if arr.ndim == 3 and arr.shape[-1] in (3, 4):
+        # pydicom already converts YBR_* to RGB (pixel_array(as_rgb=True)); converting again shifts the colours
+        arr = arr[..., :3]
         rgb = arr.astype(np.uint8) if arr.dtype == np.uint8 else window_to_uint8(arr.astype(np.float32), float(arr.mean()), float(np.ptp(arr) or 1))
-    else:
-        values = arr.astype(np.float32) * float(ds.get("RescaleSlope", 1) or 1) + float(ds.get("RescaleIntercept", 0) or 0)
-        raw = values
-        center, width = ds.get("WindowCenter"), ds.get("WindowWidth")
-        if center is not None and width is not None:
-            c = float(center[0] if isinstance(center, pydicom.multival.MultiValue) else center)
-            w = float(width[0] if isinstance(width, pydicom.multival.MultiValue) else width)
-        else:
-            lo, hi = np.percentile(values, [0.5, 99.5])
-            c, w = float((lo + hi) / 2), float(max(hi - lo, 1.0))
+    elif arr.ndim == 2:
+        values_f = arr.astype(np.float32) * _dicom_float(ds, "RescaleSlope", 1.0) + _dicom_float(ds, "RescaleIntercept", 0.0)
+        raw = values_f
+        c, w = _dicom_window(ds, values_f)
         window = (c, w)
-        gray = window_to_uint8(values, c, w)
+        gray = window_to_uint8(values_f, c, w)
         if photometric == "MONOCHROME1":
             gray = 255 - gray
         rgb = np.repeat(gray[..., None], 3, axis=2)
-    spacing = None
-    for tag in ("PixelSpacing", "ImagerPixelSpacing"):
-        value = ds.get(tag)
-        if value is not None and len(value) == 2:
-            spacing = (float(value[0]), float(value[1]))
-            break
+    else:
+        raise InvalidInputError(f"{name}: DICOM pixel array of shape {arr.shape} is not an image this reader shows")
     tags = {
-        k: str(ds.get(k))
+        k: clean_text(ds.get(k), single_line=True)[:64]
         for k in ("Modality", "BodyPartExamined", "StudyDate", "SeriesDescription", "ViewPosition")
         if ds.get(k) not in (None, "")
     }
+    spacing, spacing_note = _dicom_spacing(ds, tags.get("Modality"))
+    if spacing_note:
+        log.info("%s: %s", role, spacing_note)
     meta = ImageMeta(
         role=role,
-        source=path.name,
+        source=name,
         format="dicom",
         width=int(rgb.shape[1]),
         height=int(rgb.shape[0]),
         channels=1 if raw is not None else 3,
         pixel_spacing_mm=spacing,
+        spacing_note=spacing_note,
         study_date=_iso_date(ds.get("StudyDate") or ds.get("SeriesDate") or ds.get("AcquisitionDate")),
         modality_tag=tags.get("Modality"),
         body_part=tags.get("BodyPartExamined"),
@@ -151,14 +246,40 @@ def _load_dicom(path: Path, role: str, max_pixels: int) -> StudyImage:
     return StudyImage(pixels=np.ascontiguousarray(rgb), meta=meta, raw=raw, dicom_tags=tags, path=path)
 
 
+def _dicom_float(ds: object, tag: str, default: float) -> float:
+    value = ds.get(tag)  # type: ignore[attr-defined]
+    try:
+        out = float(value) if value not in (None, "") else default
+    except (TypeError, ValueError):
+        return default
+    return out if np.isfinite(out) and (tag != "RescaleSlope" or out != 0) else default
+
+
+def _dicom_window(ds: object, values: np.ndarray) -> tuple[float, float]:
+    """(center, width) from WindowCenter/WindowWidth when usable, else from the 0.5-99.5 percentiles."""
+    import pydicom
+
+    center, width = ds.get("WindowCenter"), ds.get("WindowWidth")  # type: ignore[attr-defined]
+    try:
+        c = float(center[0] if isinstance(center, pydicom.multival.MultiValue) else center)
+        w = float(width[0] if isinstance(width, pydicom.multival.MultiValue) else width)
+        if np.isfinite(c) and np.isfinite(w) and w > 0:
+            return c, w
+    except (TypeError, ValueError, IndexError):
+        pass
+    lo, hi = np.percentile(values, [0.5, 99.5])
+    return float((lo + hi) / 2), float(max(hi - lo, 1.0))
+
+
 def _load_raster(path: Path, fmt: str, role: str, max_pixels: int) -> StudyImage:
     from PIL import Image, UnidentifiedImageError
 
+    name = display_name(path)
     try:
         with Image.open(path) as im:
             if im.width * im.height > max_pixels:
                 raise InvalidInputError(
-                    f"{path.name}: image of {im.width}x{im.height} pixels exceeds the limit of {max_pixels} pixels"
+                    f"{name}: image of {im.width}x{im.height} pixels exceeds the limit of {max_pixels} pixels"
                 )
             im.load()
             channels = len(im.getbands())
@@ -172,10 +293,10 @@ def _load_raster(path: Path, fmt: str, role: str, max_pixels: int) -> StudyImage
     except InvalidInputError:
         raise
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-        raise InvalidInputError(f"{path.name}: cannot decode the image ({exc}); is the file complete?") from exc
+        raise InvalidInputError(f"{name}: cannot decode the image ({_first_line(exc)}); is the file complete?") from exc
     meta = ImageMeta(
         role=role,
-        source=path.name,
+        source=name,
         format=fmt,  # type: ignore[arg-type]
         width=int(rgb.shape[1]),
         height=int(rgb.shape[0]),
@@ -194,33 +315,39 @@ def load_image(
 ) -> StudyImage:
     """Read a study image from disk.
 
+    ``study_date`` (typed by the user; DICOM dates come from the file) must be a real date
+    (:func:`tools.inputs.parse_study_date`).  ``meta.source`` is the file name made valid Unicode.
+
     Raises:
-        InvalidInputError: missing file, not an image, truncated, DICOM without pixels, too large.
+        InvalidInputError: missing file, not an image, truncated, DICOM without pixels, too large,
+        an impossible study date.  Always one line.
     """
     from PIL import Image
 
+    date = parse_study_date(study_date) if study_date else None  # refuse a bad date before reading anything
     Image.MAX_IMAGE_PIXELS = max_pixels  # PIL's own bomb guard, per call
     p = Path(path)
+    name = display_name(p)
     if not p.exists():
-        raise InvalidInputError(f"{p}: no such file")
+        raise InvalidInputError(f"{clean_text(str(p), single_line=True)}: no such file")
     if not p.is_file():
-        raise InvalidInputError(f"{p}: not a file")
+        raise InvalidInputError(f"{clean_text(str(p), single_line=True)}: not a file")
     size = p.stat().st_size
     if size == 0:
-        raise InvalidInputError(f"{p.name}: file is empty")
+        raise InvalidInputError(f"{name}: file is empty")
     if size > max_file_mb * 1024 * 1024:
-        raise InvalidInputError(f"{p.name}: file of {size / 1e6:.0f} MB exceeds the limit of {max_file_mb:.0f} MB")
+        raise InvalidInputError(f"{name}: file of {size / 1e6:.0f} MB exceeds the limit of {max_file_mb:.0f} MB")
     with p.open("rb") as fh:
         head = fh.read(132)
     fmt = _sniff(head)
     if fmt is None and p.suffix.lower() in (".dcm", ".dicom"):
         fmt = "dicom"
     if fmt is None:
-        raise InvalidInputError(f"{p.name}: not a PNG, JPEG, TIFF, BMP or DICOM image")
+        raise InvalidInputError(f"{name}: not a PNG, JPEG, TIFF, BMP or DICOM image")
     try:
         image = _load_dicom(p, role, max_pixels) if fmt == "dicom" else _load_raster(p, fmt, role, max_pixels)
     except Image.DecompressionBombError as exc:
-        raise InvalidInputError(f"{p.name}: image exceeds the limit of {max_pixels} pixels") from exc
-    if study_date:
-        image.meta = image.meta.model_copy(update={"study_date": _iso_date(study_date.replace("-", "")) or study_date})
+        raise InvalidInputError(f"{name}: image exceeds the limit of {max_pixels} pixels") from exc
+    if date:
+        image.meta = image.meta.model_copy(update={"study_date": date})
     return image

@@ -93,6 +93,9 @@ class ImageMeta(Frozen):
     pixel_spacing_mm: tuple[float, float] | None = Field(
         default=None, description="(row, column) spacing in millimetres, from DICOM PixelSpacing or ImagerPixelSpacing"
     )
+    spacing_note: str | None = Field(
+        default=None, description="why a DICOM pixel spacing tag was ignored (zero, negative, absurd, inconsistent)"
+    )
     study_date: str | None = Field(default=None, description="ISO date YYYY-MM-DD, from DICOM StudyDate or the user")
     modality_tag: str | None = Field(default=None, description="DICOM Modality tag (CR, DX, CT, MR, US, ...)")
     body_part: str | None = Field(default=None, description="DICOM BodyPartExamined")
