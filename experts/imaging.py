@@ -18,6 +18,8 @@ from tools.common import ImageMeta
 from tools.errors import InvalidInputError
 from tools.inputs import clean_text, parse_study_date
 
+from .intensity import default_window, nominal_range
+
 __all__ = ["StudyImage", "load_image", "window_to_uint8", "display_name", "plausible_spacing"]
 
 log = logging.getLogger(__name__)
@@ -256,7 +258,7 @@ def _dicom_float(ds: object, tag: str, default: float) -> float:
 
 
 def _dicom_window(ds: object, values: np.ndarray) -> tuple[float, float]:
-    """(center, width) from WindowCenter/WindowWidth when usable, else from the 0.5-99.5 percentiles."""
+    """(center, width) from WindowCenter/WindowWidth when usable, else ``experts.intensity.default_window``."""
     import pydicom
 
     center, width = ds.get("WindowCenter"), ds.get("WindowWidth")  # type: ignore[attr-defined]
@@ -267,8 +269,18 @@ def _dicom_window(ds: object, values: np.ndarray) -> tuple[float, float]:
             return c, w
     except (TypeError, ValueError, IndexError):
         pass
-    lo, hi = np.percentile(values, [0.5, 99.5])
-    return float((lo + hi) / 2), float(max(hi - lo, 1.0))
+    return default_window(values, _dicom_nominal_range(ds))
+
+
+def _dicom_nominal_range(ds: object) -> tuple[float, float] | None:
+    """The stored-value range (BitsStored, PixelRepresentation) in rescaled units, for the default window."""
+    bits = _dicom_float(ds, "BitsStored", 0.0)
+    if not 1 <= bits <= 32:
+        return None
+    lo, hi = nominal_range(np.zeros(1), bits=int(bits), signed=_dicom_float(ds, "PixelRepresentation", 0.0) == 1)
+    slope, icpt = _dicom_float(ds, "RescaleSlope", 1.0), _dicom_float(ds, "RescaleIntercept", 0.0)
+    a, b = lo * slope + icpt, hi * slope + icpt
+    return min(a, b), max(a, b)
 
 
 def _load_raster(path: Path, fmt: str, role: str, max_pixels: int) -> StudyImage:
@@ -283,10 +295,9 @@ def _load_raster(path: Path, fmt: str, role: str, max_pixels: int) -> StudyImage
                 )
             im.load()
             channels = len(im.getbands())
-            if im.mode in ("I;16", "I;16B", "I", "F"):
-                arr = np.asarray(im, dtype=np.float32)
-                lo, hi = np.percentile(arr, [0.5, 99.5])
-                gray = window_to_uint8(arr, (lo + hi) / 2, max(hi - lo, 1.0))
+            if im.mode in ("L", "I;16", "I;16B", "I;16L", "I", "F"):  # one grey channel of any depth
+                arr = np.asarray(im)
+                gray = window_to_uint8(arr.astype(np.float32), *default_window(arr))
                 rgb = np.repeat(gray[..., None], 3, axis=2)
             else:
                 rgb = np.asarray(im.convert("RGB"))
