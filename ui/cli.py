@@ -12,6 +12,7 @@ import json
 import logging
 import os
 import sys
+from pathlib import Path
 
 __all__ = ["main", "offline_environment", "make_settings"]
 
@@ -49,8 +50,14 @@ def _planner_args(p: argparse.ArgumentParser) -> None:
 
 def _cmd_ask(args: argparse.Namespace) -> int:
     from agent.runner import Assistant
+    from ui.batch import is_batch_spec
     from ui.render import render_text
 
+    if is_batch_spec(args.image):
+        return _cmd_ask_batch(args)
+    if not args.question:
+        print("osler: give a question after the image", file=sys.stderr)
+        return 2
     settings = make_settings(args)
     # libraries that print to stdout (ultralytics' first-run notices) must not corrupt --json output
     with contextlib.redirect_stdout(sys.stderr):
@@ -64,6 +71,30 @@ def _cmd_ask(args: argparse.Namespace) -> int:
         print(result.model_dump_json(indent=2))
     else:
         print(render_text(result))
+    return 0
+
+
+def _cmd_ask_batch(args: argparse.Namespace) -> int:
+    """Many images, one process: JSON Lines to stdout or ``--out`` (resumable); see :mod:`ui.batch`."""
+    from agent.runner import Assistant
+    from ui.batch import collect_jobs, done_ids, run_batch
+
+    jobs = collect_jobs(args.image, args.question, args.prior, args.date, args.prior_date)
+    settings = make_settings(args)
+    skip = done_ids(args.out) if args.out else set()
+    with contextlib.redirect_stdout(sys.stderr):
+        assistant = Assistant(settings)
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        with args.out.open("a", encoding="utf-8") as sink, contextlib.redirect_stdout(sys.stderr):
+            counts = run_batch(assistant, jobs, sink, workers=args.workers, skip=skip, progress=not args.quiet)
+    else:
+        sink = sys.stdout
+        with contextlib.redirect_stdout(sys.stderr):
+            counts = run_batch(assistant, jobs, sink, workers=args.workers, progress=not args.quiet)
+    print(f"osler ask: {counts['ok']} answered, {counts['errors']} errors, {counts['skipped']} already in "
+          f"{args.out}" if args.out else f"osler ask: {counts['ok']} answered, {counts['errors']} errors",
+          file=sys.stderr)
     return 0
 
 
@@ -98,6 +129,18 @@ def _delegate(module: str, argv: list[str]) -> int:
     return int(mod.main(argv) or 0)
 
 
+def _normalise_inputs(args: argparse.Namespace) -> None:
+    """Outside text is normalised once, here: non-UTF-8 bytes in argv arrive as lone surrogates and become
+    U+FFFD; study dates must be real dates (one-line error, exit 2).  File paths stay as given (they open)."""
+    from tools.inputs import clean_text, parse_study_date
+
+    if getattr(args, "question", None) is not None:
+        args.question = clean_text(args.question)
+    for attr, flag in (("date", "--date"), ("prior_date", "--prior-date")):
+        if getattr(args, attr, None) is not None:
+            setattr(args, attr, parse_study_date(getattr(args, attr), what=flag))
+
+
 SUBCOMMANDS = {
     "serve": "ui.app",
     "voice": "voice.cli",
@@ -121,12 +164,16 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="osler", description="Evidence-bound answers about medical images, offline.")
     sub = parser.add_subparsers(dest="cmd", required=True)
     ask = sub.add_parser("ask", help="answer a question about an image")
-    ask.add_argument("image", help="PNG, JPEG, TIFF, BMP or DICOM")
-    ask.add_argument("question")
+    ask.add_argument("image", help="PNG, JPEG, TIFF, BMP or DICOM; or a folder, a glob or a CSV (image[,question,prior])"
+                                   " for a batch: one JSON line per image")
+    ask.add_argument("question", nargs="?", help="the question (a CSV may give one per row)")
     ask.add_argument("--prior", help="an older study of the same patient")
     ask.add_argument("--date", help="study date of IMAGE (YYYY-MM-DD) when not in DICOM")
     ask.add_argument("--prior-date", dest="prior_date", help="study date of the prior (YYYY-MM-DD)")
-    ask.add_argument("--json", action="store_true", help="print one JSON object")
+    ask.add_argument("--json", action="store_true", help="print one JSON object (a batch always prints JSON Lines)")
+    ask.add_argument("--out", type=Path, help="batch: append JSON Lines to this file; rows already there are skipped")
+    ask.add_argument("--workers", type=int, default=1, help="batch: questions answered at once (default 1)")
+    ask.add_argument("--quiet", action="store_true", help="batch: no progress bar")
     _planner_args(ask)
     doc = sub.add_parser("doctor", help="which expert backends can run here, and what to configure")
     doc.add_argument("--json", action="store_true")
@@ -135,6 +182,7 @@ def main(argv: list[str] | None = None) -> int:
         sub.add_parser(name, help=help_)
     args = parser.parse_args(argv)
     try:
+        _normalise_inputs(args)
         return {"ask": _cmd_ask, "doctor": _cmd_doctor}[args.cmd](args)
     except OslerError as exc:
         print(f"osler: {exc}", file=sys.stderr)
