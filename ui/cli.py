@@ -171,6 +171,8 @@ def main(argv: list[str] | None = None) -> int:
     ask.add_argument("--date", help="study date of IMAGE (YYYY-MM-DD) when not in DICOM")
     ask.add_argument("--prior-date", dest="prior_date", help="study date of the prior (YYYY-MM-DD)")
     ask.add_argument("--json", action="store_true", help="print one JSON object (a batch always prints JSON Lines)")
+    # one flag, two modes: for a batch --out is the JSON Lines FILE (resumable); for one image it is the
+    # folder that receives the exported results (export engineer: reuse this argument, do not add another)
     ask.add_argument("--out", type=Path, help="batch: append JSON Lines to this file; rows already there are skipped")
     ask.add_argument("--workers", type=int, default=1, help="batch: questions answered at once (default 1)")
     ask.add_argument("--quiet", action="store_true", help="batch: no progress bar")
