@@ -29,6 +29,7 @@ import logging
 import re
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, AsyncIterator, Iterable, Literal
 from urllib.parse import urlparse
 
@@ -36,6 +37,8 @@ import numpy as np
 from pydantic import BaseModel
 from pydantic_ai.messages import BinaryContent, ModelMessage, ModelRequest, ModelResponse, ToolCallPart, UserPromptPart
 from pydantic_ai.models.wrapper import WrapperModel
+
+from tools.inputs import clean_text
 
 from .burned_in_text import mask_text_regions
 
@@ -151,6 +154,7 @@ class Deidentifier:
     known: set[str] = dataclasses.field(default_factory=set)
     reference: dt.date | None = None
     removed: set[str] = dataclasses.field(default_factory=set)  # what was changed, for the audit
+    keep_sources: frozenset[str] = frozenset()  # ``source`` values that are already hashes (agent.session)
 
     @classmethod
     def for_session(cls, session: Any) -> "Deidentifier":
@@ -158,8 +162,9 @@ class Deidentifier:
         reference = None
         for role, img in session.images.items():
             meta = img.meta
-            known.add(meta.source)
-            stem = meta.source.rsplit(".", 1)[0]
+            name = clean_text(Path(img.path).name) if getattr(img, "path", None) else meta.source  # source: a hash
+            known.update({meta.source, name})
+            stem = name.rsplit(".", 1)[0]
             if not stem.isalpha() or not stem.islower():  # "John_Smith_2020", not a plain word like "image"
                 known.add(stem)
             known.update(t for t in re.split(r"[\s_.\-^,]+", stem) if len(t) >= 3 and t[:1].isupper() and t.isalpha())
@@ -186,7 +191,7 @@ class Deidentifier:
                 if k == "path" and isinstance(x, str):
                     self.removed.add("path")
                     continue
-                if k == "source" and isinstance(x, str):
+                if k == "source" and isinstance(x, str) and x not in self.keep_sources:
                     self.removed.add("source")
                     out[k] = f"{role or 'study'}-image"
                 elif k.endswith("date") and isinstance(x, str) and x:

@@ -280,7 +280,8 @@ def _segment_measure(d: Draft, it: Intent, target: str, ctx: dict) -> Generator:
             d.set_value(round(m.long_diameter_px, 1), "px")
         else:
             d.set_value(m.area_px, "px")
-        d.caveats.append("sizes are in pixels: the image carries no pixel spacing (DICOM gives mm)")
+        d.caveats.append(m.provenance.note if m.provenance.note and "ignored" in m.provenance.note else
+                         "sizes are in pixels: the image carries no pixel spacing (DICOM gives mm)")
     if len(regions) > 1:
         sent = f"Found {len(regions)} {noun_of} regions [{eid}]. " + sent
     d.sentences.append(sent)

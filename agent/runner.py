@@ -12,8 +12,9 @@ from typing import Any
 from pydantic_ai import Agent
 
 from experts.registry import ExpertPool
-from tools.answer import Artifacts, AskResult, FinalAnswer, Timings
+from tools.answer import Artifacts, AskResult, FinalAnswer, Timings, ToolCallRecord
 from tools.errors import InvalidInputError
+from tools.inputs import clean_text
 from tools.settings import OslerSettings
 
 from .guard import answer_with_guard, is_llm_planner
@@ -27,6 +28,7 @@ __all__ = ["Assistant"]
 log = logging.getLogger(__name__)
 
 MAX_QUESTION_CHARS = 2000
+CANCEL_GRACE_S = 2.0  # how long an ask waits for its cancelled tool calls to stop before abandoning them
 
 
 class Assistant:
@@ -52,7 +54,7 @@ class Assistant:
         """Answer one question.  Raises InvalidInputError for an empty/oversized question and
         PlannerError when the planner server cannot be reached; everything else is reported in
         the result (status 'stopped' or 'error') and the session goes on."""
-        question = (question or "").strip()
+        question = clean_text(question).strip()  # the one boundary every front end passes through
         if not question:
             raise InvalidInputError("the question is empty")
         if len(question) > MAX_QUESTION_CHARS:
@@ -60,6 +62,7 @@ class Assistant:
         if "current" not in session.images:
             raise InvalidInputError("no current image is loaded")
         t0 = time.perf_counter()
+        session.cancel.clear()
         calls_before = len(session.calls)
         artifacts_before = set(session.artifacts)
         if model is None:
@@ -71,6 +74,7 @@ class Assistant:
         agent = self._agent()
         with agent.override(model=model):
             guarded = answer_with_guard(agent, session, question, self.settings, retry=is_llm_planner(planner_name))
+        _cancel_late_calls(session)
         final, report, status = guarded.final, guarded.report, guarded.status
         _record_rejected_calls(session, session.history[history_before:])
         calls = session.calls[calls_before:]
@@ -98,12 +102,22 @@ class Assistant:
         return result
 
 
+def _cancel_late_calls(session: Session) -> None:
+    """Tool calls still running when the planner stopped (its time limit) are cancelled: they stop at their next
+    cancellation check (tools.cancel) and record themselves as cancelled; any that do not stop within
+    CANCEL_GRACE_S are recorded here as cancelled and abandoned, so nothing is written after the answer."""
+    for eid, name in session.cancel_running(CANCEL_GRACE_S):
+        msg = "cancelled at the planner's time limit; still stopping, its result will be discarded"
+        session.add_call(ToolCallRecord(id=eid, name=name, args={}, ok=False, error=f"ToolCancelledError: {msg}",
+                                        summary=f"cancelled: {msg}"))
+        session.audit.write("tool_call", session.id, id=eid, tool=name, ok=False, cancelled=True,
+                            error=f"ToolCancelledError: {msg}")
+
+
 def _record_rejected_calls(session: Session, messages: list[Any]) -> None:
     """Tool calls that pydantic-ai rejected before they reached the tool boundary (arguments that fail the
     schema) are recorded too, so traces and the evaluation harness see every call the planner made."""
     from pydantic_ai.messages import RetryPromptPart, ToolCallPart, ToolReturnPart
-
-    from tools.answer import ToolCallRecord
 
     from .toolset import TOOL_NAMES
 

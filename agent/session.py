@@ -8,6 +8,7 @@ import hashlib
 import itertools
 import logging
 import threading
+import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from experts.imaging import StudyImage, load_image
+from experts.imaging import StudyImage, display_name, load_image
 from experts.overlay import save_png
 from experts.registry import ExpertPool
 from tools.answer import AskResult, ToolCallRecord
@@ -51,6 +52,8 @@ class Session:
         self.id = session_id or uuid.uuid4().hex[:12]
         self.dir = Path(settings.data_dir) / "sessions" / self.id
         self.audit = audit or AuditLog(settings.audit_path)
+        if not settings.audit.verbatim and self.audit.redact is None:
+            self.audit.redact = self.redact
         self.images: dict[str, StudyImage] = {}
         self.image_kinds: dict[str, Any] = {}  # role -> ImageInfoResult (the gate's verdict, cached)
         self.artifacts: dict[str, Artifact] = {}
@@ -62,6 +65,12 @@ class Session:
         self._lock = threading.Lock()
         self._evidence_ids = itertools.count(1)
         self._artifact_ids = itertools.count(1)
+        self._deid: Any = None  # agent.privacy.Deidentifier of the loaded images, built on first use
+        # cancellation of tool calls that outlive the planner's time limit (see tools.cancel)
+        self.cancel = threading.Event()
+        self._running: dict[str, str] = {}  # evidence id -> tool name, calls in flight
+        self._abandoned: set[str] = set()  # calls still running when their ask ended: they record nothing
+        self._idle = threading.Condition(self._lock)
 
     # ---- images -------------------------------------------------------------------------------
     def load(self, role: str, path: str | Path, study_date: str | None = None) -> StudyImage:
@@ -72,6 +81,9 @@ class Session:
             path, role, max_pixels=self.settings.max_image_pixels, max_file_mb=self.settings.max_file_mb,
             study_date=study_date,
         )
+        if not self.settings.audit.verbatim:  # the file name may name the patient: records show a content hash
+            image.meta = image.meta.model_copy(update={"source": f"{role}-{file_sha256(image.path)[:16]}"
+                                                                 f"{_suffix(image.path)}"})
         self.set_image(role, image)
         return image
 
@@ -79,13 +91,36 @@ class Session:
         with self._lock:
             self.images[role] = image
             self.image_kinds.pop(role, None)
+            self._deid = None
         self.audit.write("image", self.id, role=role, image=self.image_tag(role), width=image.meta.width,
-                         height=image.meta.height, format=image.meta.format)
+                         height=image.meta.height, format=image.meta.format, source=image.meta.source)
 
     def clear_image(self, role: str) -> None:
         with self._lock:
             self.images.pop(role, None)
             self.image_kinds.pop(role, None)
+            self._deid = None
+
+    # ---- what records may hold -----------------------------------------------------------------
+    def redact(self, value: Any) -> Any:
+        """``value`` (a dict, list, model or str) as the audit log and session files store it: names, IDs and
+        file names known from this session's files removed, dates as intervals relative to the current study,
+        a ``question`` field de-identified with ``question_sha256`` of the text as asked.  Unchanged when
+        ``settings.audit.verbatim``."""
+        if self.settings.audit.verbatim:
+            return value
+        from .privacy import Deidentifier
+
+        with self._lock:
+            if self._deid is None:
+                self._deid = Deidentifier.for_session(self)
+            known, reference = set(self._deid.known), self._deid.reference
+        hashed = frozenset(img.meta.source for img in self.images.values())  # load() made them content hashes
+        deid = Deidentifier(known=known - hashed, reference=reference, keep_sources=hashed)
+        if isinstance(value, dict) and isinstance(value.get("question"), str):
+            q = value["question"]
+            value = {**value, "question_sha256": hashlib.sha256(q.encode("utf-8", "replace")).hexdigest()}
+        return deid.value(value)
 
     def image(self, role: str) -> StudyImage:
         try:
@@ -147,7 +182,50 @@ class Session:
         with self._lock:
             self.calls.append(record)
 
+    # ---- tool calls in flight ------------------------------------------------------------------
+    def begin_call(self, evidence_id: str, name: str) -> None:
+        with self._lock:
+            self._running[evidence_id] = name
+
+    def end_call(self, evidence_id: str) -> bool:
+        """Mark a call finished; False when its ask already ended without it (it must record nothing)."""
+        with self._idle:
+            self._running.pop(evidence_id, None)
+            self._idle.notify_all()
+            return evidence_id not in self._abandoned
+
+    def cancel_running(self, wait_s: float) -> list[tuple[str, str]]:
+        """Cancel this ask's tool calls still in flight and wait up to ``wait_s`` for them to stop; returns
+        (evidence id, tool) of those that did not stop in time (they are abandoned: their results and audit
+        lines are discarded when they end)."""
+        deadline = time.monotonic() + wait_s
+        with self._idle:
+            if not self._running:
+                return []
+            self.cancel.set()
+            while self._running and (left := deadline - time.monotonic()) > 0:
+                self._idle.wait(left)
+            stuck = list(self._running.items())
+            self._abandoned.update(eid for eid, _ in stuck)
+            return stuck
+
     def reset_conversation(self) -> None:
         """Forget the conversation (history) but keep images, artifacts and the audit log."""
         with self._lock:
             self.history = []
+
+
+def file_sha256(path: Path | None) -> str:
+    """SHA-256 of a file's bytes (hex); identifies a study file in records without its name."""
+    h = hashlib.sha256()
+    if path is None:
+        return h.hexdigest()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _suffix(path: Path | None) -> str:
+    suffix = display_name(path).rsplit(".", 1)[-1].lower() if path is not None and "." in path.name else ""
+    return f".{suffix}" if suffix.isalnum() and len(suffix) <= 5 else ""

@@ -11,6 +11,7 @@ import numpy as np
 
 from experts.geometry import connected_regions, coverage_fraction, dedup_boxes, measure_mask
 from experts.overlay import draw_boxes, draw_heatmap, draw_masks, draw_prompts
+from tools.cancel import check_cancelled
 from tools.classification import ClassificationResult, ClassifyRequest, ImageInfoRequest, ImageInfoResult
 from tools.common import Box, Provenance
 from tools.comparison import ComparisonResult, CompareRequest
@@ -122,6 +123,7 @@ def _regions(session: Session, role: str, label: str, masks: list[np.ndarray], s
     img = session.image(role)
     out: list[Region] = []
     for mask, score in zip(masks, scores):
+        check_cancelled()
         m = measure_mask(mask, img.spacing)
         if m.area_px == 0 or m.bbox is None:
             continue
@@ -236,13 +238,20 @@ def measure(session: Session, req: MeasureRequest, eid: str) -> MeasurementResul
         frac = coverage_fraction(mask, organ)
     prov = Provenance(expert="measurement", backend="numpy", model="convex-hull-calipers-v1", device="cpu",
                       elapsed_ms=(time.perf_counter() - t0) * 1000,
-                      note="mm from DICOM pixel spacing" if spacing else "no pixel spacing known: pixels only")
+                      note="mm from DICOM pixel spacing" if spacing else _no_spacing_note(session, role))
     return MeasurementResult(
         evidence_id=eid, mask_id=req.mask_id, area_px=m.area_px, area_mm2=m.area_mm2, long_diameter_px=m.long_px,
         long_diameter_mm=m.long_mm, short_diameter_px=m.short_px, short_diameter_mm=m.short_mm,
         bbox=Box.from_xyxy(m.bbox) if m.bbox else None, centroid=m.centroid, within_mask_id=req.within_mask_id,
         fraction_of_within=frac, spacing_mm=spacing, provenance=prov,
     )
+
+
+def _no_spacing_note(session: Session, role: str) -> str:
+    """Why sizes are in pixels: no spacing at all, or a DICOM spacing tag that was not plausible."""
+    image = session.images.get(role)
+    why = image.meta.spacing_note if image is not None else None
+    return why or "no pixel spacing known: pixels only"
 
 
 def classify(session: Session, req: ClassifyRequest, eid: str) -> ClassificationResult:

@@ -20,7 +20,8 @@ from tools.answer import ToolCallRecord
 from tools.classification import ClassificationResult, ClassifyRequest, ImageInfoRequest, ImageInfoResult
 from tools.comparison import ComparisonResult, CompareRequest
 from tools.detection import CountResult, DetectRequest, DetectionResult
-from tools.errors import OslerError, WrongImageKindError
+from tools.cancel import cancellable
+from tools.errors import OslerError, ToolCancelledError, WrongImageKindError
 from tools.segmentation import MeasurementResult, MeasureRequest, SegmentationResult, SegmentRequest
 
 from . import tool_impl
@@ -56,16 +57,26 @@ def invoke(session: Session, name: str, request: BaseModel | dict[str, Any]) -> 
     eid = session.new_evidence_id()
     args = request.model_dump(mode="json", exclude_none=True) if isinstance(request, BaseModel) else dict(request)
     t0 = time.perf_counter()
+    session.begin_call(eid, name)
     try:
+        if session.cancel.is_set():
+            raise ToolCancelledError("not started: the planner's time limit had already run out")
         req = request if isinstance(request, req_type) else req_type.model_validate(args)
-        result = impl(session, req, eid)
+        with cancellable(session.cancel):
+            result = impl(session, req, eid)
+        if session.cancel.is_set():  # finished after its ask was cancelled: the result is discarded
+            raise ToolCancelledError("finished after the planner's time limit ran out; result discarded")
     except (OslerError, ValidationError) as exc:
-        _record_failure(session, eid, name, args, t0, exc)
+        if session.end_call(eid):
+            _record_failure(session, eid, name, args, t0, exc)
         raise
     except Exception as exc:  # an expert bug must not end the session
         log.exception("tool %s failed", name)
-        _record_failure(session, eid, name, args, t0, exc)
+        if session.end_call(eid):
+            _record_failure(session, eid, name, args, t0, exc)
         raise OslerError(f"the {name} tool failed unexpectedly ({type(exc).__name__}: {exc})") from exc
+    if not session.end_call(eid):  # its ask ended without it: nothing is recorded after the answer
+        raise ToolCancelledError("finished after its ask ended; result discarded")
     elapsed = (time.perf_counter() - t0) * 1000
     session.record(eid, result)
     summary = summarize(result)
@@ -80,12 +91,14 @@ def invoke(session: Session, name: str, request: BaseModel | dict[str, Any]) -> 
 
 def _record_failure(session: Session, eid: str, name: str, args: dict, t0: float, exc: BaseException) -> None:
     elapsed = (time.perf_counter() - t0) * 1000
-    kind = "refused" if isinstance(exc, WrongImageKindError) else "error"
+    kind = ("refused" if isinstance(exc, WrongImageKindError) else "cancelled" if isinstance(exc, ToolCancelledError)
+            else "error")
     msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
     session.add_call(ToolCallRecord(id=eid, name=name, args=args, ok=False, elapsed_ms=elapsed,
                                     error=f"{type(exc).__name__}: {msg}", summary=f"{kind}: {msg}"))
+    extra = {"cancelled": True} if kind == "cancelled" else {}
     session.audit.write("tool_call", session.id, id=eid, tool=name, args=args, ok=False,
-                        elapsed_ms=round(elapsed, 1), error=f"{type(exc).__name__}: {msg}")
+                        elapsed_ms=round(elapsed, 1), error=f"{type(exc).__name__}: {msg}", **extra)
 
 
 def _call(ctx: RunContext[Session], name: str, req: BaseModel) -> Any:

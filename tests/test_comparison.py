@@ -160,7 +160,7 @@ class MaskDouble:
         return None
 
     def predict(self, image: Any, *, box=None, points=None) -> Masks:
-        ms = self.by_source[image.meta.source]
+        ms = self.by_source[image.path.name]
         prov = Provenance(expert=self.name, backend=self.backend, model=self.model_id, elapsed_ms=0.0)
         return Masks(masks=list(ms), labels=[self.label] * len(ms), scores=[1.0] * len(ms), provenance=prov)
 

@@ -97,7 +97,7 @@ def test_remote_planner_receives_no_names_ids_dates_or_file_names(tmp_path, shar
     assert "current-image" in sent and "the current study date" in sent
     assert '"path"' not in sent
     # the local record keeps the real metadata; only the wire is de-identified
-    assert result.images["current"]["source"] == "Smith_John_20040119.dcm"
+    assert result.images["current"]["source"].startswith("current-")  # a content hash: the name is PHI (issue 15)
     assert result.tool_calls[0].result["meta"]["study_date"] == "2004-01-19"
     requests = [e for e in session.audit.read() if e["event"] == "planner_request"]
     assert len(requests) == 2 and all(e["remote"] and e["deidentified"] for e in requests)
@@ -109,13 +109,14 @@ def test_remote_planner_receives_no_names_ids_dates_or_file_names(tmp_path, shar
 def test_loopback_planner_gets_content_as_is(tmp_path, shared_pool, named_dicom):
     server, session, _ = _ask(tmp_path, shared_pool, named_dicom, remote=False)
     sent = server.received_text()
-    assert "Smith_John_20040119.dcm" in sent and "12345678" in sent and "2004-01-19" in sent
+    assert "12345678" in sent and "2004-01-19" in sent
+    assert "Smith_John_20040119.dcm" not in sent  # file names are replaced by a content hash at load (issue 15)
     assert not any(e["deidentified"] for e in session.audit.read() if e["event"] == "planner_request")
 
 
 def test_allow_remote_phi_sends_as_is(tmp_path, shared_pool, named_dicom):
     server, _, _ = _ask(tmp_path, shared_pool, named_dicom, remote=True, allow_remote_phi=True)
-    assert "Smith_John_20040119.dcm" in server.received_text()
+    assert "12345678" in server.received_text()
 
 
 @pytest.fixture

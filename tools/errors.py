@@ -7,7 +7,8 @@
     ├── ExpertUnavailableError  an expert backend cannot run here (names what to install or configure)
     ├── ExpertFailedError       an expert backend ran and failed
     ├── ArtifactNotFoundError   an artifact id (mask, overlay) is unknown to the session
-    └── PlannerError            the planner (built-in or a server) failed or is unreachable
+    ├── PlannerError            the planner (built-in or a server) failed or is unreachable
+    └── ToolCancelledError      a tool call ran past the planner's time limit and was cancelled
 
 Errors are raised, never returned as strings.  The tool boundary (``agent.toolset``) maps
 them to a failed tool call the planner can read, so a failing tool never ends a session.
@@ -25,6 +26,7 @@ __all__ = [
     "ExpertFailedError",
     "ArtifactNotFoundError",
     "PlannerError",
+    "ToolCancelledError",
 ]
 
 
@@ -63,3 +65,7 @@ class ArtifactNotFoundError(OslerError):
 
 class PlannerError(OslerError):
     """The planner failed or its server cannot be reached."""
+
+
+class ToolCancelledError(OslerError):
+    """A tool call was cancelled (the planner's time limit ran out); its result, if any, is discarded."""

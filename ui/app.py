@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -158,9 +159,13 @@ def build_app(assistant: Assistant) -> gr.Blocks:
 
 def serve(app: gr.Blocks, settings: OslerSettings, *, host: str | None = None, port: int | None = None,
           prevent_thread_lock: bool = False, quiet: bool = False) -> tuple[Any, str, str]:
-    """Launch on the loopback interface (or ``host``): never shared, no analytics, system fonts,
-    files served only from the temp/upload cache and ``settings.data_dir``.  Returns gradio's
-    (app, local_url, share_url)."""
+    """Launch on the loopback interface (or ``host``): never shared, no analytics, system fonts.
+    Returns gradio's (app, local_url, share_url).
+
+    Files: ``/gradio_api/file=`` serves only gradio's own upload/cache folder, whose paths carry a
+    keyed hash no other client can guess; ``settings.data_dir`` (audit log, every session's
+    answers and overlays) is blocked, and handlers hand out per-tab copies (see
+    :meth:`ui.handlers.TabState.exports`), so a tab is served its own artifacts only."""
     import gradio as gr
 
     host = host or settings.host
@@ -171,7 +176,8 @@ def serve(app: gr.Blocks, settings: OslerSettings, *, host: str | None = None, p
     return app.launch(
         server_name=host, server_port=port or settings.port, share=False, inbrowser=False,
         prevent_thread_lock=prevent_thread_lock, quiet=quiet, show_error=False,
-        allowed_paths=[str(Path(settings.data_dir).resolve())], max_file_size=int(settings.max_file_mb * 1024 * 1024),
+        allowed_paths=[], blocked_paths=[str(Path(settings.data_dir).resolve()), str(settings.audit_path.resolve())],
+        max_file_size=int(settings.max_file_mb * 1024 * 1024),
         footer_links=["api", "settings"], ssr_mode=False, pwa=False, mcp_server=False, enable_monitoring=False,
         theme=gr.themes.Default(font=SYSTEM_FONTS, font_mono=MONO_FONTS), css=CSS,
     )
@@ -192,6 +198,8 @@ def main(argv: list[str]) -> int:
     from agent.runner import Assistant
 
     app = build_app(Assistant(settings))
+    # SIGTERM (systemd, docker stop, kill) ends the app like Ctrl+C: gradio then deletes the uploads
+    previous = signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
     try:
         try:
             _, url, _ = serve(app, settings, prevent_thread_lock=True, quiet=True)
@@ -204,7 +212,12 @@ def main(argv: list[str]) -> int:
         pass
     finally:
         app.close()
+        signal.signal(signal.SIGTERM, previous)
     return 0
+
+
+def _raise_keyboard_interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
 
 
 if __name__ == "__main__":

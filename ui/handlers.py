@@ -12,11 +12,15 @@ from __future__ import annotations
 import importlib
 import logging
 import math
+import shutil
+import tempfile
+import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
 from tools.errors import OslerError
+from tools.inputs import clean_text, parse_study_date
 
 from . import views
 from .examples import ExampleCase
@@ -40,6 +44,17 @@ class TabState:
     assistant: Assistant
     session: Session
     chat: list[dict[str, Any]] = field(default_factory=list)
+    export_dir: Path | None = None  # this tab's copies of what it may download (outside the data dir)
+
+    def exports(self) -> Path:
+        """A private (0700) temporary folder for this tab's downloads, removed with the tab or at exit.
+
+        The web server never serves the data dir (audit log, other sessions); a handler returns copies
+        from here, which gradio moves into its cache under unguessable hashed paths."""
+        if self.export_dir is None or not self.export_dir.is_dir():
+            self.export_dir = Path(tempfile.mkdtemp(prefix="osler-tab-"))
+            weakref.finalize(self, shutil.rmtree, str(self.export_dir), True)
+        return self.export_dir
 
 
 def _preview(pixels: Any) -> Any:
@@ -63,10 +78,10 @@ def _heard(heard: Any) -> tuple[str, str]:
     """(question to ask, transcript) of what ``transcribe_command`` returned: a ``HeardCommand``
     (``question`` is None when the words are not a command it knows), or a plain transcript str."""
     if isinstance(heard, str):
-        return heard.strip(), heard.strip()
+        return clean_text(heard).strip(), clean_text(heard).strip()
     question = getattr(heard, "question", None) or ""
     transcript = getattr(heard, "transcript", None) or getattr(heard, "text", None) or question
-    return str(question).strip(), str(transcript).strip()
+    return clean_text(question).strip(), clean_text(transcript).strip()
 
 
 class Handlers:
@@ -89,15 +104,16 @@ class Handlers:
             st.session.clear_image(role)
             st.chat.append(views.note_message(f"The {role} study was removed."))
             return None, st.chat, st
+        name = clean_text(Path(file).name, single_line=True)
         try:
-            image = st.session.load(role, file, study_date=(date or "").strip() or None)
+            image = st.session.load(role, file, study_date=parse_study_date(date, what=f"the {role} study date"))
         except Exception as exc:  # OslerError, or a decoder bug: either way the upload is refused, the tab goes on
             if not isinstance(exc, OslerError):
                 log.exception("reading an upload failed")
             st.session.clear_image(role)
-            st.chat.append(views.error_message(f"could not read the {role} study `{Path(file).name}`: {exc}"))
+            st.chat.append(views.error_message(f"could not read the {role} study `{name}`: {clean_text(exc)}"))
             return None, st.chat, st
-        st.chat.append(views.image_loaded_message(role, image, file))
+        st.chat.append(views.image_loaded_message(role, image, name))
         return _preview(image.pixels), st.chat, st
 
     def load_example(self, index: int, state: TabState | None):
@@ -139,7 +155,7 @@ class Handlers:
         import gradio as gr
 
         st = self.tab(state)
-        question = (question or "").strip()
+        question = clean_text(question).strip()  # before it reaches the chat: one bad character must not break the tab
         if not question:
             yield (gr.skip(),) * 8 + (st,)
             return
@@ -161,17 +177,28 @@ class Handlers:
             yield (st.chat,) + (gr.skip(),) * 6 + ("", st)
             return
         st.chat.extend(views.chat_messages(result))
-        overlay = result.artifacts.overlays[-1] if result.artifacts.overlays else gr.skip()
+        downloads = self._downloads(st, result)
+        overlay = downloads[-2] if result.artifacts.overlays else gr.skip()
         audio = self._speak(result.answer, st) if speak else None
         yield (st.chat, overlay, _table(views.trace_rows(st.session.answers), views.TRACE_HEADERS),
                _table(views.findings_rows(result), views.FINDINGS_HEADERS), views.summary_markdown(result),
-               self._downloads(st, result), audio, "", st)
+               downloads, audio, "", st)
 
     def _downloads(self, st: TabState, result: Any) -> list[str]:
+        """This answer's overlays and the session's answers.json (redacted as the audit log is, unless
+        ``settings.audit.verbatim``), written to the session dir and copied to the tab's export folder:
+        only those copies are handed to the web server.  The overlays come first, answers.json last."""
         st.session.dir.mkdir(parents=True, exist_ok=True)
-        path = st.session.dir / "answers.json"
-        path.write_text(views.answers_json(st.session.answers))
-        return [*result.artifacts.overlays, str(path)]
+        text = views.answers_json(st.session.answers, redact=st.session.redact)
+        (st.session.dir / "answers.json").write_text(text, encoding="utf-8")
+        out = st.exports()
+        copies = []
+        for src in result.artifacts.overlays:
+            dst = out / Path(src).name
+            shutil.copyfile(src, dst)
+            copies.append(str(dst))
+        (out / "answers.json").write_text(text, encoding="utf-8")
+        return [*copies, str(out / "answers.json")]
 
     def _speak(self, text: str, st: TabState) -> str | None:
         synthesize, why = _voice_function("voice.tts", "synthesize")
@@ -228,7 +255,8 @@ class Handlers:
         from agent.runner import Assistant
 
         st = self.tab(state)
-        update = {"planner": planner, "base_url": (base_url or "").strip() or None, "model": (model or "").strip() or None}
+        update = {"planner": planner, "base_url": clean_text(base_url, single_line=True).strip() or None,
+                  "model": clean_text(model, single_line=True).strip() or None}
         settings = self.assistant.settings.model_copy(update=update)
         if planner == "openai":
             if not settings.base_url or not settings.model:

@@ -9,7 +9,7 @@ chat messages as ``{"role", "content", "metadata"}`` dicts, tables as lists of r
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -142,9 +142,13 @@ def image_loaded_message(role: str, image: Any, name: str) -> dict[str, Any]:
         bits.append(f"study date {m.study_date}")
     if m.pixel_spacing_mm:
         bits.append(f"spacing {m.pixel_spacing_mm[0]:.3f}×{m.pixel_spacing_mm[1]:.3f} mm")
+    elif getattr(m, "spacing_note", None):
+        bits.append(f"no usable pixel spacing ({m.spacing_note})")
     return note_message(f"Loaded the **{role}** study `{Path(name).name}`: {', '.join(bits)}.")
 
 
-def answers_json(answers: Sequence[AskResult]) -> str:
-    """Every answer of the session, as the ``osler ask --json`` objects, in one JSON list."""
-    return json.dumps([a.model_dump(mode="json") for a in answers], indent=2)
+def answers_json(answers: Sequence[AskResult], redact: Callable[[Any], Any] | None = None) -> str:
+    """Every answer of the session, as the ``osler ask --json`` objects, in one JSON list; passed through
+    ``redact`` (the session's record policy, :meth:`agent.session.Session.redact`) when given."""
+    records = [a.model_dump(mode="json") for a in answers]
+    return json.dumps([redact(r) for r in records] if redact else records, indent=2, ensure_ascii=False)
