@@ -218,7 +218,7 @@ def build_report(answers: Sequence[AskResult], *, deidentified: bool = False, no
     for eid, r in results.items():
         p = provenance_of(r)
         if p is not None:
-            key = (p.expert, p.backend, p.model, (p.weights_sha256 or "none (no weights)")[:16], p.device)
+            key = (p.expert, p.backend, p.model, (p.weights_sha256 or "")[:16] or "none (no weights)", p.device)
             models.setdefault(key, []).append(eid)
     figures = []
     for eid, r in results.items():

@@ -71,6 +71,14 @@ def _cmd_ask(args: argparse.Namespace) -> int:
         print(result.model_dump_json(indent=2))
     else:
         print(render_text(result))
+    if args.out:  # one image: --out is the folder of exported results (agent.export)
+        from agent.export import export_session
+        from ui.report_cli import print_export
+
+        with contextlib.redirect_stdout(sys.stderr):
+            exported = export_session(session, args.out, deidentify=args.deidentify,
+                                      secondary_capture=args.secondary_capture)
+        print_export(exported, sys.stderr if args.json else sys.stdout)
     return 0
 
 
@@ -146,6 +154,7 @@ SUBCOMMANDS = {
     "voice": "voice.cli",
     "eval": "eval_scenarios.cli",
     "bench": "eval_scenarios.bench_cli",
+    "report": "ui.report_cli",
 }
 
 
@@ -173,14 +182,19 @@ def main(argv: list[str] | None = None) -> int:
     ask.add_argument("--json", action="store_true", help="print one JSON object (a batch always prints JSON Lines)")
     # one flag, two modes: for a batch --out is the JSON Lines FILE (resumable); for one image it is the
     # folder that receives the exported results (export engineer: reuse this argument, do not add another)
-    ask.add_argument("--out", type=Path, help="batch: append JSON Lines to this file; rows already there are skipped")
+    ask.add_argument("--out", type=Path, help="batch: append JSON Lines to this file; rows already there are skipped. "
+                     "One image: folder for answers, masks, overlays, the report (MD/PDF) and DICOM SEG/SR")
     ask.add_argument("--workers", type=int, default=1, help="batch: questions answered at once (default 1)")
     ask.add_argument("--quiet", action="store_true", help="batch: no progress bar")
+    from ui.report_cli import add_export_args
+
+    add_export_args(ask)
     _planner_args(ask)
     doc = sub.add_parser("doctor", help="which expert backends can run here, and what to configure")
     doc.add_argument("--json", action="store_true")
     for name, help_ in (("serve", "start the local web app"), ("voice", "spoken questions"),
-                        ("eval", "run evaluation scenarios"), ("bench", "benchmarks")):
+                        ("eval", "run evaluation scenarios"), ("bench", "benchmarks"),
+                        ("report", "report (Markdown + PDF, SEG/SR) of saved answers")):
         sub.add_parser(name, help=help_)
     args = parser.parse_args(argv)
     try:
