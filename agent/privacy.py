@@ -72,7 +72,7 @@ _DATE_PATTERNS = [
     re.compile(rf"\b(?P<mn>{_MONTH_RE})\s+(?P<d>\d{{1,2}})(?:st|nd|rd|th)?\s*,?\s*(?P<y>(?:19|20)\d{{2}})\b", re.I),
     re.compile(rf"\b(?P<mn>{_MONTH_RE})\s+(?P<y>(?:19|20)\d{{2}})\b", re.I),
 ]
-_LONG_DIGITS = re.compile(r"(?<![\w.])\d{6,}(?![\w.])")
+_LONG_DIGITS = re.compile(r"(?<![\w.])\d{6,}(?!\w|\.\d)")  # a sentence may end right after it
 
 
 # ---- policy -----------------------------------------------------------------------------------
