@@ -307,6 +307,9 @@ def _classify(d: Draft, it: Intent, kind: str) -> Generator:
     pneu = 1.0 - p["normal"] if "normal" in p else p.get("bacterial_pneumonia", 0.0) + p.get("viral_pneumonia", 0.0)
     q = it.clause.lower()
     label = r.label
+    if r.uncertain:  # too close to the classifier's tuned threshold: probabilities, not a class
+        _classify_uncertain(d, r, it.yes_no, pneu)
+        return
     if it.yes_no and ("normal" in q or "healthy" in q):
         yes = label == "normal"
         if it.negated:
@@ -329,6 +332,23 @@ def _classify(d: Draft, it: Intent, kind: str) -> Generator:
     d.set_value(round(100 * p[label], 1), "%")
     d.caveats.append("a small classifier trained on paediatric chest X-rays; not a diagnosis" +
                      ("" if r.calibrated else "; probabilities not calibrated"))
+    d.abstained.append(False)
+
+
+def _classify_uncertain(d: Draft, r: Any, yes_no: bool, pneu: float) -> None:
+    """Answer 'uncertain' with the probabilities when the classification result says it is uncertain."""
+    eid, p = r.evidence_id, r.probabilities
+    if yes_no:
+        d.yes_no = d.yes_no or "uncertain"
+    d.label = d.label or "uncertain"
+    own = "the project's own CNN" if r.provenance.backend == "torchvision" else backend_label(r)
+    near = f" of {fmt(100 * r.threshold)}%" if r.threshold is not None else ""
+    d.sentences.append(f"The classifier ({own}) is uncertain about this chest X-ray: pneumonia of either kind "
+                       f"{fmt(100 * pneu)}%, normal {fmt(100 * p.get('normal', 1.0 - pneu))}%, close to its "
+                       f"decision threshold{near}, so it states no class [{eid}].")
+    d.findings.append(Finding(text=f"uncertain (p(pneumonia)={pneu:.2f})", evidence=[eid]))
+    d.set_value(round(100 * pneu, 1), "%")
+    d.caveats.append("uncertain classifier output: have a radiologist read this film")
     d.abstained.append(False)
 
 

@@ -272,7 +272,8 @@ def classify(session: Session, req: ClassifyRequest, eid: str) -> Classification
     prov = out.provenance.model_copy(update={"note": "; ".join(filter(None, [out.provenance.note, why]))})
     return ClassificationResult(evidence_id=eid, image=req.image, task=req.task, label=out.label,
                                 probabilities=out.probabilities, calibrated=out.calibrated, saliency=saliency,
-                                provenance=prov)
+                                threshold=out.threshold, uncertain=out.uncertain,
+                                uncertain_reason=out.uncertain_reason, provenance=prov)
 
 
 def compare_with_prior(session: Session, req: CompareRequest, eid: str) -> ComparisonResult:

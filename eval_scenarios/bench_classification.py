@@ -3,11 +3,15 @@
 Classifier mode (default; the bundled torchvision checkpoint, ``--weights`` another one, ``--hf-dir``
 a local transformers folder): a Kermany-style folder (``<root>/<CLASS>/*.jpeg``; ``PNEUMONIA`` files are
 split into bacterial / viral by name) or any folder of class sub-folders whose names are labels.
-``--file-list`` restricts to listed file names; ``--split val`` uses the validation file list
-stored in the checkpoint by ``training/train_cxr.py``.  Reports accuracy, per-class sensitivity /
-specificity, one-vs-rest AUROC, normal-vs-pneumonia accuracy (``P(pneumonia) = 1 - P(normal) >= 0.5``;
-also the 3-class arg-max reading) and AUROC, bacterial-vs-viral accuracy (pneumonia images only, the
-larger of the two pneumonia probabilities), ECE (15 bins, top label) and images/s, as JSON and a table.
+``--file-list`` restricts to listed file names; ``--split`` picks a file list stored in the checkpoint by
+``training/train_cxr.py``: by default (``auto``) the **shifted** validation set (an acquisition period held
+out of training, selection and tuning), ``val`` the in-distribution validation fold, ``all`` the folder.
+Reports accuracy, per-class sensitivity / specificity, one-vs-rest AUROC, normal-vs-pneumonia accuracy
+(``P(pneumonia) = 1 - P(normal) >= 0.5``; also the 3-class arg-max reading) and AUROC, bacterial-vs-viral
+accuracy (pneumonia images only, the larger of the two pneumonia probabilities), ECE (15 bins, top label),
+images/s, and ``decision``: normal-vs-pneumonia accuracy / sensitivity / specificity at the checkpoint's
+threshold, how often the uncertain flag fires and how many flagged / unflagged answers are wrong;
+``groups``: the same per ``--groups`` disjoint patient groups with mean +- sd.  JSON and a table.
 
 Gate mode (``--gate``): per-kind accuracy of the modality gate on the held-out part of its data
 (see ``training/train_gate.py``, same seed and split).
@@ -26,7 +30,8 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["main", "auroc", "ece", "fit_temperature", "softmax", "nll", "kermany_label", "classification_report"]
+__all__ = ["main", "auroc", "ece", "fit_temperature", "softmax", "nll", "kermany_label", "patient_id", "series_of",
+           "classification_report", "patient_groups"]
 
 _IMG_EXT = {".jpeg", ".jpg", ".png", ".bmp", ".tif", ".tiff", ".dcm"}
 
@@ -118,6 +123,30 @@ def classification_report(probs: np.ndarray, y: np.ndarray, labels: list[str]) -
     return out
 
 
+def patient_id(name: str) -> str:
+    """Patient key of a Kermany file name (``person123_virus_4.jpeg`` -> ``p123``,
+    ``NORMAL2-IM-0383-0001.jpeg`` -> ``n2im0383``, ``IM-0115-0001.jpeg`` -> ``im0115``)."""
+    m = re.match(r"person(\d+)_", name)
+    if m:
+        return f"p{m.group(1)}"
+    m = re.match(r"(NORMAL2-)?IM-(\d+)", name)
+    if m:
+        return f"{'n2' if m.group(1) else ''}im{m.group(2)}"
+    return name
+
+
+def series_of(name: str) -> tuple[str, int]:
+    """Naming series and numeric id of a file: ``("person", 123)``, ``("NORMAL2-IM", 383)``, ``("IM", 115)``;
+    ``("other", 0)`` when the name follows none of them."""
+    m = re.match(r"person(\d+)_", name)
+    if m:
+        return "person", int(m.group(1))
+    m = re.match(r"(NORMAL2-)?IM-(\d+)", name)
+    if m:
+        return ("NORMAL2-IM" if m.group(1) else "IM"), int(m.group(2))
+    return "other", 0
+
+
 def kermany_label(path: Path) -> str | None:
     """Osler label of a Kermany file from its folder and name; None when unknown."""
     folder = path.parent.name.upper()
@@ -140,6 +169,47 @@ def _collect(root: Path, labels: tuple[str, ...], names: set[str] | None) -> lis
     return items
 
 
+def patient_groups(names: list[str], k: int = 5, seed: int = 0) -> np.ndarray:
+    """Group index ``0..k-1`` per file: ``k`` disjoint, seeded random groups of patients (the spread of a
+    metric over them is reported as mean +- sd; each patient's films stay in one group)."""
+    keys = sorted({patient_id(n) for n in names})
+    order = np.random.default_rng(seed).permutation(len(keys))
+    group = {keys[i]: j % k for j, i in enumerate(order)}
+    return np.array([group[patient_id(n)] for n in names])
+
+
+def decision_report(probs: np.ndarray, y: np.ndarray, labels: list[str], threshold: float, band: float) -> dict:
+    """Normal-vs-pneumonia metrics at ``threshold`` and what the uncertainty ``band`` flags."""
+    from experts.cxr_decision import binary_metrics, margin, pneumonia_probability
+
+    p = pneumonia_probability(probs, labels)
+    pos = y != labels.index("normal")
+    out: dict = binary_metrics(p, pos, threshold)
+    flagged = np.abs(margin(p, threshold)) < band
+    wrong = (p >= threshold) != pos
+    out.update({
+        "uncertain_band": float(band), "uncertain_rate": float(flagged.mean()), "uncertain_n": int(flagged.sum()),
+        "wrong_n": int(wrong.sum()), "wrong_flagged": int((wrong & flagged).sum()),
+        "right_flagged": int((~wrong & flagged).sum()), "wrong_unflagged": int((wrong & ~flagged).sum()),
+        "accuracy_unflagged": float((~wrong[~flagged]).mean()) if (~flagged).any() else float("nan"),
+    })
+    return out
+
+
+def group_spread(probs: np.ndarray, y: np.ndarray, labels: list[str], names: list[str], threshold: float,
+                 k: int = 5) -> dict:
+    """Binary metrics per disjoint patient group, with their mean and sample sd."""
+    from experts.cxr_decision import binary_metrics, pneumonia_probability
+
+    g = patient_groups(names, k)
+    p = pneumonia_probability(probs, labels)
+    pos = y != labels.index("normal")
+    per = [binary_metrics(p[g == j], pos[g == j], threshold) for j in range(k)]
+    spread = {m: {"mean": float(np.mean([r[m] for r in per])), "sd": float(np.std([r[m] for r in per], ddof=1))}
+              for m in ("accuracy", "sensitivity", "specificity", "balanced_accuracy")}
+    return {"k": k, "per_group": per, "spread": spread}
+
+
 def _table(report: dict, labels: list[str]) -> str:
     lines = [f"n={report['n']}  accuracy={report['accuracy']:.4f}  ECE={report['ece']:.4f}"]
     for key in ("normal_vs_pneumonia_accuracy", "normal_vs_pneumonia_accuracy_argmax", "pneumonia_auroc",
@@ -150,6 +220,25 @@ def _table(report: dict, labels: list[str]) -> str:
     for lab in labels:
         c = report["per_class"][lab]
         lines.append(f"{lab:<22}{c['n']:>6}{c['sensitivity']:>8.4f}{c['specificity']:>8.4f}{c['auroc']:>8.4f}")
+    dec = report.get("decision")
+    if dec:
+        lines.append(f"normal vs pneumonia at threshold {dec['threshold']:.3f} ({report.get('split') or 'all'}): "
+                     f"accuracy {dec['accuracy']:.4f}  sensitivity {dec['sensitivity']:.4f}  "
+                     f"specificity {dec['specificity']:.4f}  (n normal {dec['n_normal']}, pneumonia {dec['n_pneumonia']})")
+        lines.append(f"uncertain flag (log-odds band {dec['uncertain_band']:.2f}): fires on {dec['uncertain_n']} "
+                     f"({dec['uncertain_rate']:.1%}); wrong {dec['wrong_n']}: flagged {dec['wrong_flagged']}, "
+                     f"unflagged {dec['wrong_unflagged']}; right but flagged {dec['right_flagged']}; "
+                     f"accuracy of unflagged {dec['accuracy_unflagged']:.4f}")
+    groups = report.get("groups")
+    if groups:
+        lines.append(f"{'patient group':<14}{'n':>6}{'acc':>8}{'sens':>8}{'spec':>8}")
+        for j, r in enumerate(groups["per_group"]):
+            lines.append(f"{j:<14}{r['n']:>6}{r['accuracy']:>8.4f}{r['sensitivity']:>8.4f}{r['specificity']:>8.4f}")
+        sp = groups["spread"]
+        lines.append(f"{'mean ± sd':<14}{'':>6}" + "".join(
+            f"{sp[m]['mean']:>8.4f}" for m in ("accuracy", "sensitivity", "specificity")))
+        lines.append(f"{'':<20}" + "".join(f"{'±' + format(sp[m]['sd'], '.4f'):>8}"
+                                           for m in ("accuracy", "sensitivity", "specificity")))
     return "\n".join(lines)
 
 
@@ -170,13 +259,16 @@ def _bench_classifier(args: argparse.Namespace) -> dict:
     names: set[str] | None = None
     if args.file_list:
         names = {Path(line.strip()).name for line in Path(args.file_list).read_text().splitlines() if line.strip()}
-    elif args.split:
-        if not isinstance(clf, TorchvisionClassifier):
-            raise OslerError("--split needs an Osler torchvision checkpoint; pass --file-list")
+    elif args.split != "all" and isinstance(clf, TorchvisionClassifier):
         split = torch.load(str(clf.weights), map_location="cpu", weights_only=True).get("split", {})
-        if args.split not in split:
-            raise OslerError(f"the checkpoint stores no '{args.split}' file list; pass --file-list")
-        names = set(split[args.split])
+        if args.split == "auto":  # the shifted hold-out when the checkpoint has one: what a new site sees
+            args.split = "shifted" if "shifted" in split else "all"
+        if args.split != "all":
+            if args.split not in split:
+                raise OslerError(f"the checkpoint stores no '{args.split}' file list; pass --file-list")
+            names = set(split[args.split])
+    elif args.split not in ("all", "auto"):
+        raise OslerError("--split needs an Osler torchvision checkpoint; pass --file-list")
     items = _collect(Path(args.data), clf.labels, names)
     if args.limit and len(items) > args.limit:  # a seeded random subset, all classes represented in proportion
         pick = np.random.default_rng(args.seed).choice(len(items), args.limit, replace=False)
@@ -193,9 +285,11 @@ def _bench_classifier(args: argparse.Namespace) -> dict:
         t0 = time.perf_counter()
         logits = np.concatenate([clf.logits(X[i:i + args.batch]) for i in range(0, len(X), args.batch)])
         dt = time.perf_counter() - t0
-        report = classification_report(softmax(logits, clf.temperature), y, list(clf.labels))
+        probs = softmax(logits, clf.temperature)
+        report = classification_report(probs, y, list(clf.labels))
         report.update({"ece_uncalibrated": ece(softmax(logits), y), "temperature": clf.temperature,
                        "batch": args.batch})
+        threshold, band = clf.threshold, clf.uncertain_band
     else:  # any Classifier: one predict() per image, image decoding included in the timing
         from experts.imaging import load_image
 
@@ -204,7 +298,15 @@ def _bench_classifier(args: argparse.Namespace) -> dict:
         dt = time.perf_counter() - t0
         report = classification_report(probs, y, list(clf.labels))
         report["batch"] = 1
-    report.update({"images_per_s": len(items) / dt, "threads": args.threads, "model": clf.model_id})
+        threshold, band = 0.5, 0.0
+    report.update({"images_per_s": len(items) / dt, "threads": args.threads, "model": clf.model_id,
+                   "split": args.split if not args.file_list else "file-list"})
+    if "normal" in clf.labels:
+        labels = list(clf.labels)
+        report["decision"] = decision_report(probs, y, labels, threshold, band)
+        names_list = [p.name for p, _ in items]
+        if len({patient_id(n) for n in names_list}) >= 2 * args.groups > 0:
+            report["groups"] = group_spread(probs, y, labels, names_list, threshold, args.groups)
     return report
 
 
@@ -234,7 +336,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--weights", default=None, help="torchvision classifier checkpoint (default: bundled)")
     ap.add_argument("--hf-dir", default=None, help="a local transformers image-classification folder instead")
     ap.add_argument("--file-list", default=None, help="text file of image names to evaluate")
-    ap.add_argument("--split", default=None, choices=["val", "cal", "train"], help="file list stored in the checkpoint")
+    ap.add_argument("--split", default="auto", choices=["auto", "shifted", "val", "cal", "all"],
+                    help="file list stored in the checkpoint: 'shifted' (held-out acquisition period), 'val' "
+                         "(validation fold), 'all' the whole folder; 'auto' = 'shifted' when stored")
+    ap.add_argument("--groups", type=int, default=5, help="disjoint patient groups for mean +- sd (0: none)")
     ap.add_argument("--limit", type=int, default=0, help="evaluate a seeded random subset of this size")
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--device", default="cpu")

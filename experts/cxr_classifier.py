@@ -39,6 +39,7 @@ from tools.common import Provenance
 from tools.errors import ExpertFailedError, ExpertUnavailableError
 from tools.settings import OslerSettings
 
+from .cxr_decision import decide
 from .imaging import StudyImage
 from .protocols import ClassProbabilities
 from .weights import load_torch_state, resolve_device, resolve_weights, sha256_of
@@ -65,14 +66,23 @@ _SETTING = "models.cxr_classifier (OSLER_MODELS__CXR_CLASSIFIER)"
 _HF_SETTING = "models.hf_classifier_dir (OSLER_MODELS__HF_CLASSIFIER_DIR)"
 
 
+TIMM_ARCHS = frozenset({"tf_efficientnet_lite0"})  # built with timm, everything else with torchvision
+
+
 def build_net(arch: str, num_classes: int, in_channels: int = 3) -> Any:
-    """A torchvision classification network with random weights (never downloads).
+    """A torchvision (or, for :data:`TIMM_ARCHS`, timm) classification network with random weights
+    (never downloads).
 
     ``in_channels`` other than 3 replaces the first ``Conv2d`` with one of the same geometry.
     """
     import torch.nn as nn
     import torchvision
 
+    if arch in TIMM_ARCHS:
+        import timm
+
+        net = timm.create_model(arch, pretrained=False, num_classes=num_classes, in_chans=in_channels)
+        return net
     ctor = getattr(torchvision.models, arch, None)
     if ctor is None or not callable(ctor) or arch.startswith("_"):
         raise ExpertUnavailableError(f"unknown torchvision architecture '{arch}' in the checkpoint")
@@ -89,13 +99,49 @@ def build_net(arch: str, num_classes: int, in_channels: int = 3) -> Any:
     return net
 
 
-def preprocess(rgb: np.ndarray, size: int, in_channels: int, mean: list[float], std: list[float]) -> np.ndarray:
-    """uint8 RGB ``(H, W, 3)`` (or grey ``(H, W)``) -> float32 ``(C, size, size)`` normalised input."""
+def percentile_normalise(gray: np.ndarray, low: float = 0.5, high: float = 99.5) -> np.ndarray:
+    """Any-dtype grey ``(H, W)`` -> float32 in ``[0, 1]``: the ``low`` / ``high`` percentiles map to 0 / 1.
+
+    The same film as 8-bit, 12-bit, 16-bit or float (any linear rescaling of the values) gives the same
+    output up to rounding; a constant image gives zeros.
+    """
+    g = np.asarray(gray, np.float32)
+    lo, hi = np.percentile(g, [low, high])
+    if not np.isfinite(lo) or not np.isfinite(hi) or hi - lo <= 1e-6 * max(abs(hi), abs(lo), 1.0):
+        return np.zeros(g.shape, np.float32)
+    return np.clip((g - lo) / (hi - lo), 0.0, 1.0)
+
+
+def to_gray(img: np.ndarray) -> np.ndarray:
+    """``(H, W)`` / ``(H, W, 1)`` / ``(H, W, 3|4)`` of any dtype -> float32 grey ``(H, W)`` (RGB luma)."""
+    a = np.asarray(img)
+    if a.ndim == 3 and a.shape[2] == 1:
+        a = a[..., 0]
+    if a.ndim == 3:
+        a = a[..., :3].astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
+    if a.ndim != 2:
+        raise ValueError(f"expected an (H, W) or (H, W, C) image, got shape {a.shape}")
+    return a.astype(np.float32)
+
+
+def preprocess(rgb: np.ndarray, size: int, in_channels: int, mean: list[float], std: list[float],
+               intensity: str = "percentile") -> np.ndarray:
+    """Image ``(H, W)`` / ``(H, W, 3)`` of any dtype -> float32 ``(C, size, size)`` normalised input.
+
+    ``intensity="percentile"`` (checkpoints trained with it): grey, then per-image percentile
+    normalisation to ``[0, 1]`` (:func:`percentile_normalise`) *before* resizing, so bit depth, window and
+    format do not change the answer.  ``"uint8"`` (older checkpoints): ``pixel / 255``.  Then resize to a
+    ``size`` square (aspect not kept), replicate to ``in_channels`` and apply ``(x - mean) / std``.
+    """
     import cv2
 
-    gray = rgb if rgb.ndim == 2 else cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
-    interp = cv2.INTER_AREA if min(gray.shape[:2]) >= size else cv2.INTER_LINEAR
-    small = cv2.resize(gray, (size, size), interpolation=interp).astype(np.float32) / 255.0
+    gray = to_gray(rgb)
+    if intensity == "percentile":
+        unit = percentile_normalise(gray)
+    else:
+        unit = gray / 255.0
+    interp = cv2.INTER_AREA if min(unit.shape[:2]) >= size else cv2.INTER_LINEAR
+    small = cv2.resize(unit, (size, size), interpolation=interp).astype(np.float32)
     x = np.repeat(small[None], in_channels, axis=0)
     m = np.asarray(mean, np.float32).reshape(-1, 1, 1)
     s = np.asarray(std, np.float32).reshape(-1, 1, 1)
@@ -111,7 +157,9 @@ def _strip_prefixes(state: dict[str, Any]) -> dict[str, Any]:
 
 def read_checkpoint(path: Path) -> dict[str, Any]:
     """Read any accepted checkpoint form into ``{"arch", "labels", "state_dict", "in_channels",
-    "input_size", "mean", "std", "temperature", "activation", "model_id"}``.
+    "input_size", "mean", "std", "temperature", "activation", "model_id", "intensity", "threshold",
+    "uncertain_band", "tta"}``.  Defaults for older checkpoints: ``intensity="uint8"``, ``threshold=0.5``,
+    ``uncertain_band=0`` (never uncertain), ``tta="none"``.
 
     Raises:
         ExpertUnavailableError: unreadable file, or no label list / architecture to be found.
@@ -160,6 +208,10 @@ def read_checkpoint(path: Path) -> dict[str, Any]:
         "std": std,
         "temperature": float(meta.get("temperature", 1.0) or 1.0),
         "calibrated": "temperature" in meta,
+        "intensity": str(meta.get("intensity", "uint8")),  # v1 checkpoints: pixel / 255
+        "threshold": float(meta.get("threshold", 0.5)),
+        "uncertain_band": float(meta.get("uncertain_band", 0.0)),
+        "tta": str(meta.get("tta", "none")),
         "activation": str(meta.get("activation", "softmax")),
         "model_id": str(meta.get("model_id", f"{meta.get('arch', 'resnet18')}:{path.name}")),
     }
@@ -220,18 +272,34 @@ class TorchvisionClassifier:
 
         self.load()
         with torch.inference_mode():
-            return self._net(torch.from_numpy(batch).to(self._device)).float().cpu().numpy()
+            x = torch.from_numpy(batch).to(self._device)
+            z = self._net(x).float()
+            if self._ckpt["tta"] == "hflip":  # test-time augmentation chosen on validation at training
+                z = (z + self._net(x.flip(-1)).float()) / 2
+            return z.cpu().numpy()
 
     def input_for(self, rgb: np.ndarray) -> np.ndarray:
         """Preprocessed ``(C, S, S)`` input for one uint8 image."""
         self.load()
         c = self._ckpt
-        return preprocess(rgb, c["input_size"], c["in_channels"], c["mean"], c["std"])
+        return preprocess(rgb, c["input_size"], c["in_channels"], c["mean"], c["std"], c["intensity"])
 
     @property
     def temperature(self) -> float:
         self.load()
         return float(self._ckpt["temperature"])
+
+    @property
+    def threshold(self) -> float:
+        """P(pneumonia) threshold stored in the checkpoint (tuned on validation folds; 0.5 if none)."""
+        self.load()
+        return float(self._ckpt["threshold"])
+
+    @property
+    def uncertain_band(self) -> float:
+        """Log-odds half-width around the threshold inside which an answer is uncertain (0: never)."""
+        self.load()
+        return float(self._ckpt["uncertain_band"])
 
     def predict(self, image: StudyImage, *, explain: bool = False) -> ClassProbabilities:
         import torch
@@ -245,8 +313,7 @@ class TorchvisionClassifier:
         try:
             if explain:
                 saliency, _ = grad_cam(self._net, x)
-            with torch.inference_mode():
-                logits = self._net(x).float().cpu().numpy()[0]
+            logits = self.logits(x.detach().cpu().numpy())[0]
         except (RuntimeError, ValueError) as exc:
             raise ExpertFailedError(f"the chest X-ray classifier failed on this image ({exc})") from exc
         c = self._ckpt
@@ -254,15 +321,25 @@ class TorchvisionClassifier:
         notes = [f"temperature-scaled (T={c['temperature']:.3f})" if c["calibrated"] else "not calibrated"]
         if c["activation"] == "sigmoid":
             notes.append("multi-label scores normalised to sum to 1")
+        if c["tta"] == "hflip":
+            notes.append("test-time augmentation: mean logits of the film and its mirror image")
+        probs = {lab: float(v) for lab, v in zip(self.labels, p)}
+        decision = None
+        if "normal" in probs and len(probs) > 1:
+            decision = decide(probs, c["threshold"], c["uncertain_band"])
+            notes.append(f"pneumonia when P(pneumonia) = 1 - P(normal) >= {c['threshold']:.3f}"
+                         f" (uncertain within log-odds {c['uncertain_band']:.2f} of it)")
         if explain:
             notes.append("saliency: Grad-CAM on the last conv block (approximate)")
         prov = Provenance(
             expert=self.name, backend=self.backend, model=self.model_id, weights_sha256=self._sha,
             device=self._device, elapsed_ms=(time.perf_counter() - t0) * 1000, note="; ".join(notes),
         )
-        probs = {lab: float(v) for lab, v in zip(self.labels, p)}
-        return ClassProbabilities(probabilities=probs, calibrated=bool(c["calibrated"]), provenance=prov,
-                                  saliency=saliency)
+        return ClassProbabilities(
+            probabilities=probs, calibrated=bool(c["calibrated"]), provenance=prov, saliency=saliency,
+            decided_label=decision.label if decision else None, threshold=c["threshold"] if decision else None,
+            uncertain=bool(decision and decision.uncertain), uncertain_reason=decision.reason if decision else None,
+        )
 
 
 class TransformersClassifier:

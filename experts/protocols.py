@@ -95,9 +95,15 @@ class ClassProbabilities:
     provenance: Provenance
     saliency: np.ndarray | None = field(default=None, repr=False)  # (H, W) float in [0, 1]
     source: str | None = None  # the modality gate: "dicom" or "pixels"
+    decided_label: str | None = None  # the CXR classifier: set when its tuned threshold decides, not the arg-max
+    threshold: float | None = None  # the CXR classifier: the P(pneumonia) threshold that decided
+    uncertain: bool = False  # the CXR classifier: too close to the threshold to state a class
+    uncertain_reason: str | None = None
 
     @property
     def label(self) -> str:
+        if self.decided_label is not None:
+            return self.decided_label
         return max(self.probabilities, key=self.probabilities.__getitem__)
 
 

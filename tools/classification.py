@@ -26,9 +26,18 @@ class ClassificationResult(Frozen):
     evidence_id: str
     image: ImageRole
     task: ClassifyTask
-    label: str = Field(description="most probable label")
+    label: str = Field(description="decided label: for 'cxr_pneumonia' pneumonia when P(pneumonia) = "
+                                   "1 - P(normal) >= threshold (then bacterial or viral by the larger), else normal; "
+                                   "otherwise the most probable label. Not a confident class when uncertain")
     probabilities: dict[str, float] = Field(description="label -> probability; sums to 1")
     calibrated: bool = Field(description="True when probabilities were temperature-scaled on held-out data")
+    threshold: float | None = Field(default=None, ge=0.0, le=1.0,
+                                    description="P(pneumonia) decision threshold tuned on validation folds "
+                                                "(from the checkpoint); None when the arg-max decided")
+    uncertain: bool = Field(default=False, description="True when P(pneumonia) lies within the validation-tuned "
+                                                       "band around the threshold: report the probabilities, "
+                                                       "not a class")
+    uncertain_reason: str | None = Field(default=None, description="why the result is uncertain (one sentence)")
     saliency: ArtifactRef | None = Field(default=None, description="approximate explanation (Grad-CAM), when asked")
     provenance: Provenance
 
@@ -49,4 +58,11 @@ class ImageInfoResult(Frozen):
     kind_confidence: float = Field(ge=0.0, le=1.0)
     kind_source: Literal["dicom", "pixels"] = Field(description="whether DICOM tags or pixels decided the kind")
     kind_probabilities: dict[str, float] = Field(default_factory=dict)
+    kind_trusted: bool = Field(default=True, description="False when the modality gate does not know: the image is "
+                               "unlike its training images of that kind, or the top probability is too low. "
+                               "'kind' is then only what the image looks most like, and every diagnosis tool "
+                               "refuses it")
+    kind_doubt: str | None = Field(default=None, description="why the kind is not trusted (one sentence)")
+    withheld_tools: list[str] = Field(default_factory=list, description="diagnosis tools withheld from this image "
+                                      "because its kind is not trusted")
     provenance: Provenance
