@@ -265,17 +265,20 @@ def _segment_measure(d: Draft, it: Intent, target: str, ctx: dict) -> Generator:
     size = ("smallest" if it.smallest else "largest") if len(regions) > 1 or it.largest or it.smallest else ""
     noun = ctx.get("cell_label", "cell") if target == "blood_cells" and point is None else noun_of
     who = f"the {size + ' ' if size else ''}{noun}"
+    # the sentence cites what it rests on: the measurement, the region, and the count that named the cell
+    cite = ", ".join(dict.fromkeys([meid, eid] + ([ctx["last_count"].evidence_id] if target == "blood_cells" and
+                                                  point is None and ctx.get("last_count") is not None else [])))
     wants_diam = any(w in it.clause.lower() for w in ("diameter", "long", "wide", "width", "length"))
     if m.area_mm2 is not None:
         sent = (f"{who[0].upper() + who[1:]} measures {fmt(m.long_diameter_mm)} x {fmt(m.short_diameter_mm)} mm "
-                f"(longest diameter x perpendicular), area {fmt(m.area_mm2)} mm² [{meid}].")
+                f"(longest diameter x perpendicular), area {fmt(m.area_mm2)} mm² [{cite}].")
         if wants_diam:
             d.set_value(round(m.long_diameter_mm, 1), "mm")
         else:
             d.set_value(round(m.area_mm2, 1), "mm²")
     else:
         sent = (f"{who[0].upper() + who[1:]} covers {m.area_px} px, longest diameter {fmt(m.long_diameter_px)} px, "
-                f"perpendicular {fmt(m.short_diameter_px)} px [{meid}]; no pixel spacing is known, so no millimetres.")
+                f"perpendicular {fmt(m.short_diameter_px)} px [{cite}]; no pixel spacing is known, so no millimetres.")
         if wants_diam:
             d.set_value(round(m.long_diameter_px, 1), "px")
         else:

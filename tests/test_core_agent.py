@@ -31,7 +31,7 @@ def test_count_wbc_single_question(assistant, smear_session):
     assert f"[{count_call.id}]" in r.answer  # the number points to its evidence
     assert any(count_call.id in s.evidence for s in r.steps)
     assert r.artifacts.overlays and all(p.endswith(".png") for p in r.artifacts.overlays)
-    assert r.grounding["ok"] is True
+    assert r.grounding.ok is True
     assert count_call.backend in ("yolo", "opencv")
 
 

@@ -104,10 +104,10 @@ def test_agent_loop_with_scripted_generations(assistant, data_dir):
     session = assistant.new_session()
     session.load("current", data_dir / SMEAR)
     r = assistant.ask(session, QUESTION, model=FunctionModel(planner), planner_name="local:scripted")
-    assert r.status == "ok" and r.value == 1 and r.grounding["ok"]
+    assert r.status == "ok" and r.value == 1 and r.grounding.ok
     assert [c.name for c in r.tool_calls if c.ok] == ["image_info", "count"]
     assert [c.name for c in r.tool_calls if not c.ok] == ["count", "count_wbc (unknown tool)"]
-    stats = r.grounding["guard"]["planner"]
+    stats = r.grounding.guard.planner.model_dump()
     assert (stats["invalid_arguments"], stats["unknown_tools"], stats["tool_calls"]) == (1, 1, 5)
     # what the model was shown: tool results as one-line summaries with their evidence ids, errors fed back
     assert chats[1][-1]["content"].startswith("<tool_response>image_info: [E1] current: blood_smear")
@@ -125,7 +125,7 @@ def test_prose_becomes_the_answer_and_the_guard_retries_once(assistant, data_dir
     session.load("current", data_dir / SMEAR)
     r = assistant.ask(session, QUESTION, model=FunctionModel(planner), planner_name="local:scripted")
     assert len(chats) == 2 and chats[1][-1]["content"].startswith("GROUNDING CHECK:") and "100" in chats[1][-1]["content"]
-    assert "100" not in r.answer and r.grounding["guard"]["retried"] and not r.grounding["guard"]["resolved"]
+    assert "100" not in r.answer and r.grounding.guard.retried and not r.grounding.guard.resolved
     assert r.tool_calls == []
 
 
@@ -166,9 +166,9 @@ def test_smollm2_135m_end_to_end(tmp_path_factory, shared_pool, data_dir, constr
     session.load("current", data_dir / SMEAR)
     r = assistant.ask(session, QUESTION, model=model, planner_name="local:smollm2-135m")
     assert r.status in ("ok", "stopped")
-    stats = r.grounding["guard"]["planner"]
+    stats = r.grounding.guard.planner.model_dump()
     if constrained:  # every call is well-formed by construction
         assert stats["tool_calls"] >= 1 and stats["invalid_arguments"] == 0 and stats["unknown_tools"] == 0
-    for claim in r.grounding.get("removed_sentences", []):
+    for claim in r.grounding.removed_sentences:
         assert claim not in r.answer  # whatever the model invented did not survive
     assert any(p.name == "config.json" for p in (settings.data_dir / "llm-cache").glob("*/config.json"))

@@ -55,8 +55,8 @@ def test_tool_calls_in_order_with_schemas_and_no_pixels(make):
     assert [c.name for c in r.tool_calls] == ["image_info", "count"]
     assert r.tool_calls[1].args == {**COUNT_WBC, "image": "current"} and all(c.ok for c in r.tool_calls)
     assert r.value == 1 and r.answer == "There is 1 white blood cell [E2]."
-    assert r.grounding["ok"] and r.grounding["guard"]["retried"] is False
-    assert r.grounding["guard"]["planner"] == {"model_turns": 3, "tool_calls": 3, "invalid_arguments": 0,
+    assert r.grounding.ok and r.grounding.guard.retried is False
+    assert r.grounding.guard.planner.model_dump() == {"model_turns": 3, "tool_calls": 3, "invalid_arguments": 0,
                                                "unknown_tools": 0, "tool_errors": 0, "output_retries": 0}
     assert server.paths[0] == "GET /v1/models" and len(server.requests) == 3
     # the tools are offered with their pydantic schemas
@@ -95,7 +95,7 @@ def test_malformed_calls_get_the_error_back_and_are_counted(make):
     assert "Invalid JSON" in _tool_messages(server, 2)[-1]["content"]
     assert "Unknown tool name: 'count_cells'" in _tool_messages(server, 3)[-1]["content"]
     assert "Input should be 'blood_cells' or 'polyp'" in _tool_messages(server, 4)[-1]["content"]
-    stats = r.grounding["guard"]["planner"]
+    stats = r.grounding.guard.planner.model_dump()
     assert (stats["invalid_arguments"], stats["unknown_tools"], stats["tool_calls"]) == (2, 1, 6)
     audit = [e for e in session.audit.read() if e["event"] == "grounding_guard"]
     assert audit[-1]["planner"]["invalid_arguments"] == 2
@@ -108,7 +108,7 @@ def test_refused_tool_is_reported_to_the_planner(make):
     r = assistant.ask(session, "Segment the lungs")
     assert [(c.name, c.ok) for c in r.tool_calls] == [("segment", False)]
     assert "REFUSED" in _tool_messages(server, 1)[-1]["content"]
-    assert r.grounding["guard"]["planner"]["tool_errors"] == 1 and r.abstained
+    assert r.grounding.guard.planner.model_dump()["tool_errors"] == 1 and r.abstained
 
 
 def test_guard_retries_once_then_removes_an_invented_number(make):
@@ -119,10 +119,10 @@ def test_guard_retries_once_then_removes_an_invented_number(make):
     follow = server.messages(3)[-1]
     assert follow["role"] == "user" and follow["content"].startswith("GROUNDING CHECK:") and "7" in follow["content"]
     assert r.value is None and "7" not in r.answer
-    assert "removed a statement" in r.answer
-    assert "7" in r.grounding["unsupported"] and r.grounding["dropped_value"] == 7
-    guard = r.grounding["guard"]
-    assert guard["retried"] is True and guard["resolved"] is False and "7" in guard["discrepancy"]
+    assert "removed 1 statement" in r.answer
+    assert "7" in r.grounding.unsupported and r.grounding.dropped_value == 7
+    guard = r.grounding.guard
+    assert guard.retried is True and guard.resolved is False and "7" in guard.discrepancy
     assert [c.name for c in r.tool_calls] == ["image_info", "count"]
     event = [e for e in session.audit.read() if e["event"] == "grounding_guard"][-1]
     assert event["retried"] is True and event["resolved"] is False and event["dropped_value"] == 7
@@ -133,8 +133,8 @@ def test_guard_retry_can_fix_the_answer(make):
                                        final_answer("There are 7 white blood cells [E2].", value=7),
                                        final_answer("There is 1 white blood cell [E2].", value=1, unit="cells")])
     r = assistant.ask(session, QUESTION)
-    assert r.value == 1 and r.answer == "There is 1 white blood cell [E2]." and r.grounding["ok"]
-    assert r.grounding["guard"]["retried"] and r.grounding["guard"]["resolved"]
+    assert r.value == 1 and r.answer == "There is 1 white blood cell [E2]." and r.grounding.ok
+    assert r.grounding.guard.retried and r.grounding.guard.resolved
     # the follow-up went into the same history: the next question sees both answers
     assert len(session.history) > 6
 
@@ -145,7 +145,7 @@ def test_step_limit_stops_with_a_reason(make):
     assert r.status == "stopped" and r.abstained
     assert "stopped after 3 planner steps" in r.answer and "OSLER_PLANNER_MAX_STEPS" in r.answer
     assert len(server.requests) == 4 and [c.name for c in r.tool_calls] == ["image_info"] * 4
-    assert r.grounding["guard"]["planner"]["model_turns"] == 4
+    assert r.grounding.guard.planner.model_dump()["model_turns"] == 4
 
 
 def test_timeout_stops_with_a_reason(make):
@@ -234,6 +234,7 @@ def test_an_answer_no_tool_backs_is_retried_then_marked_unverified(make):
     r = assistant.ask(session, "Does this chest X-ray show pneumonia?")
     follow = server.messages(1)[-1]["content"]
     assert follow.startswith("GROUNDING CHECK:") and "no tool was run" in follow
-    assert r.answer == "[Unverified: no tool result backs this answer.] The chest X-ray shows pneumonia."
+    assert r.answer.startswith("[Unverified: no tool result backs this answer.]") and "pneumonia" not in r.answer
+    assert r.grounding.removed_sentences == ["The chest X-ray shows pneumonia."]  # a diagnosis nothing cited backs
     assert r.label is None and r.abstained and r.tool_calls == []
-    assert r.grounding["guard"]["unbacked"] is True and r.grounding["guard"]["resolved"] is False
+    assert r.grounding.guard.unbacked is True and r.grounding.guard.resolved is False

@@ -27,8 +27,8 @@ def render_text(r: AskResult) -> str:
         lines.append(f"Label: {r.label}")
     if r.uncertainty:
         lines.append(f"Caveats: {r.uncertainty}")
-    if not r.grounding.get("ok", True):
-        lines.append(f"Grounding: removed/flagged unsupported claims: {r.grounding}")
+    if not r.grounding.ok:
+        lines.append(f"Grounding: removed/flagged unsupported claims: {'; '.join('; '.join(c.reasons) for c in r.grounding.removed)}")
     for p in r.artifacts.overlays:
         lines.append(f"Overlay: {p}")
     for p in r.artifacts.masks:

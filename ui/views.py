@@ -92,7 +92,7 @@ def answer_markdown(result: AskResult) -> str:
         lines.append(f"**Label:** {result.label}")
     if result.uncertainty:
         lines.append(f"*Caveats:* {result.uncertainty}")
-    if not result.grounding.get("ok", True):
+    if not result.grounding.ok:
         lines.append("*Grounding check:* some claims were not backed by a tool result and were removed or flagged.")
     if result.status != "ok":
         lines.append(f"*Status:* {result.status}")
