@@ -12,6 +12,7 @@ from dataclasses import replace
 from typing import Any, Generator
 
 from tools.answer import FinalAnswer, Finding
+from tools.detection import CountResult
 from tools.kinds import TARGET_KINDS
 
 from .draft import SINGULAR, UNITS, Call, Draft, Outcome, call_or_fail, nothing_found
@@ -194,8 +195,19 @@ def _count(d: Draft, it: Intent, target: str, detect_only: bool, quiet: bool = F
         d.set_value(total, "cells" if target == "blood_cells" else target)
     joined = ", ".join(parts) if parts else f"no {what}"
     d.sentences.append(f"I count {joined} (confidence threshold {r.min_score:.2f}) [{eid}].")
+    _cross_check_sentence(d, r, eid)
     d.abstained.append(False)
     return r
+
+
+def _cross_check_sentence(d: Draft, r: CountResult, eid: str) -> None:
+    """Say so when an independent counter (CountResult.cross_check) disagrees beyond its tolerance."""
+    cc = r.cross_check
+    if cc is None or cc.agrees:
+        return
+    other = ", ".join(f"{c.count} {_noun(c.label, c.count)}" for c in cc.disagreements())
+    d.sentences.append(f"An independent method ({cc.backend}) found {other} instead, so check both overlays [{eid}].")
+    d.caveats.append(f"the {cc.backend} cross-check disagrees: {other}")
 
 
 def _segment_measure(d: Draft, it: Intent, target: str, ctx: dict) -> Generator:

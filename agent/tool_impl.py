@@ -15,7 +15,8 @@ from tools.cancel import check_cancelled
 from tools.classification import ClassificationResult, ClassifyRequest, ImageInfoRequest, ImageInfoResult
 from tools.common import Box, Provenance
 from tools.comparison import ComparisonResult, CompareRequest
-from tools.detection import ClassCount, CountResult, DetectRequest, Detection, DetectionResult
+from tools.detection import (ClassCount, CountResult, CrossCheck, CrossCheckCount, DetectRequest, Detection,
+                             DetectionResult)
 from tools.errors import ExpertFailedError, ExpertUnavailableError, InvalidInputError, WrongImageKindError
 from tools.kinds import CLASSIFY_TASK_KINDS, TARGET_KINDS
 from tools.segmentation import MeasurementResult, MeasureRequest, Region, SegmentationResult, SegmentRequest
@@ -64,10 +65,11 @@ def ensure_kind(session: Session, role: str, accepted: tuple[str, ...], what: st
     return info
 
 
-def _detections(session: Session, req: DetectRequest) -> tuple[list[Detection], float, Provenance, Any]:
+def _detections(session: Session, req: DetectRequest, backend: str | None = None
+                ) -> tuple[list[Detection], float, Provenance, Any]:
     ensure_kind(session, req.image, TARGET_KINDS[req.target], f"detecting {req.target.replace('_', ' ')}")
     img = session.image(req.image)
-    expert, lock, why = session.pool.get(f"detect:{req.target}")
+    expert, lock, why = session.pool.get(f"detect:{req.target}", backend=backend)
     with lock:
         raw = expert.predict(img, min_score=req.min_score)
     wanted = {c.lower() for c in req.classes} if req.classes else None
@@ -104,6 +106,39 @@ def detect(session: Session, req: DetectRequest, eid: str) -> DetectionResult:
                            overlay=overlay, provenance=prov)
 
 
+# Counts checked by a second, independent backend of the same task (YOLO <-> classical OpenCV), per class: the
+# count difference beyond which the two disagree.  Chosen on held-out folds by `osler bench counts-cv` (catch
+# rate - false-alarm rate; experts/weights/bccd_yolo.md).  RBC is not checked: its annotations are incomplete.
+CROSS_CHECK_TOLERANCE: dict[str, dict[str, int]] = {"blood_cells": {"WBC": 0, "Platelets": 1}}
+
+
+def _cross_check(session: Session, req: DetectRequest, primary: Provenance, counts: list[ClassCount], eid: str
+                 ) -> CrossCheck | None:
+    """Run the first other backend that can run here; None when there is none or it fails."""
+    tolerance = CROSS_CHECK_TOLERANCE.get(req.target, {})
+    checked = [c for c in counts if c.label in tolerance]
+    others = [name for name, reason in session.pool.backends(f"detect:{req.target}")
+              if name != primary.backend and reason is None]
+    if not checked or not others:
+        return None
+    try:
+        dets, thr, prov, _ = _detections(session, req.model_copy(update={"min_score": None}), backend=others[0])
+    except (ExpertUnavailableError, ExpertFailedError):
+        return None
+    items = []
+    for c in checked:
+        n = sum(d.label.lower() == c.label.lower() for d in dets)
+        items.append(CrossCheckCount(label=c.label, count=n, primary_count=c.count, tolerance=tolerance[c.label],
+                                     agrees=abs(n - c.count) <= tolerance[c.label]))
+    agrees = all(i.agrees for i in items)
+    overlay = None
+    if not agrees:  # the second overlay is shown only when it tells the reader something
+        shown = [d for d in dets if d.label in {c.label for c in checked}]
+        overlay = _box_overlay(session, req.image, shown, f"{eid} cross-check: {prov.backend} {prov.model} "
+                                                          f"(score >= {thr:.2f})")
+    return CrossCheck(backend=prov.backend, counts=items, agrees=agrees, overlay=overlay, provenance=prov)
+
+
 def count(session: Session, req: DetectRequest, eid: str) -> CountResult:
     dets, thr, prov, expert = _detections(session, req)
     labels = list(req.classes) if req.classes else list(expert.classes)
@@ -113,10 +148,11 @@ def count(session: Session, req: DetectRequest, eid: str) -> CountResult:
         name = canon.get(lab.lower(), lab)
         inst = [d for d in dets if d.label.lower() == name.lower()]
         counts.append(ClassCount(label=name, count=len(inst), instances=inst))
+    check = _cross_check(session, req, prov, counts, eid)  # its overlay first: the count's own overlay stays last
     overlay = _box_overlay(session, req.image, dets, f"{eid} count {req.target} (score >= {thr:.2f})")
     return CountResult(evidence_id=eid, image=req.image, target=req.target, counts=counts,
                        total=sum(c.count for c in counts), min_score=thr, dedup_iou=DEDUP_IOU, overlay=overlay,
-                       provenance=prov)
+                       provenance=prov, cross_check=check)
 
 
 def _regions(session: Session, role: str, label: str, masks: list[np.ndarray], scores: list[float | None]) -> list[Region]:

@@ -365,7 +365,7 @@ def check_blood(settings: OslerSettings) -> str | None:
 def build_blood(settings: OslerSettings) -> YoloDetector:
     """RBC / WBC / Platelets on Wright-Giemsa smears; tiles images over 2x the 640 px BCCD field."""
     return _build(settings, settings.models.yolo_blood, "bccd_yolo.pt", "blood", name="blood_cell_detector",
-                  classes=BLOOD_LABELS, label_map=_blood_label, class_filter=BLOOD_LABELS, default_min_score=0.3,
+                  classes=BLOOD_LABELS, label_map=_blood_label, class_filter=BLOOD_LABELS, default_min_score=0.25,
                   iou=0.5, tile_size=640)
 
 

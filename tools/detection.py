@@ -7,7 +7,7 @@ from pydantic import Field
 from .common import ArtifactRef, Box, Frozen, Provenance
 from .kinds import DetectTarget, ImageRole
 
-__all__ = ["DetectRequest", "Detection", "DetectionResult", "ClassCount", "CountResult"]
+__all__ = ["DetectRequest", "Detection", "DetectionResult", "ClassCount", "CrossCheckCount", "CrossCheck", "CountResult"]
 
 
 class DetectRequest(Frozen):
@@ -52,6 +52,31 @@ class ClassCount(Frozen):
     instances: list[Detection] = Field(description="the instances counted; len(instances) == count")
 
 
+class CrossCheckCount(Frozen):
+    """One class counted by a second, independent method."""
+
+    label: str
+    count: int = Field(ge=0, description="the independent method's count")
+    primary_count: int = Field(ge=0, description="the count of this result (the primary detector's)")
+    tolerance: int = Field(ge=0, description="counts that differ by more than this disagree (tuned on validation)")
+    agrees: bool = Field(description="abs(count - primary_count) <= tolerance")
+
+
+class CrossCheck(Frozen):
+    """An independent second opinion on a count: another backend (e.g. the classical OpenCV counter for a
+    learned YOLO detector) run on the same image.  The primary counts stay the answer; a disagreement
+    beyond the tolerance means one of the two is probably wrong and both overlays should be looked at."""
+
+    backend: str = Field(description="backend of the independent method, e.g. 'opencv'")
+    counts: list[CrossCheckCount] = Field(description="the cross-checked classes (those with a validated tolerance)")
+    agrees: bool = Field(description="True when every cross-checked class agrees within its tolerance")
+    overlay: ArtifactRef | None = Field(default=None, description="the independent method's boxes on the image")
+    provenance: Provenance
+
+    def disagreements(self) -> list[CrossCheckCount]:
+        return [c for c in self.counts if not c.agrees]
+
+
 class CountResult(Frozen):
     """What ``count`` returns: per-class counts that list the instances they come from."""
 
@@ -64,6 +89,9 @@ class CountResult(Frozen):
     dedup_iou: float = Field(description="instances overlapping more than this IoU were merged (not double counted)")
     overlay: ArtifactRef | None = None
     provenance: Provenance
+    cross_check: CrossCheck | None = Field(
+        default=None, description="an independent method's counts of the same classes and whether they agree; "
+        "None when no independent method exists for the target or it could not run")
 
     def count_of(self, label: str) -> int:
         for c in self.counts:

@@ -1,0 +1,328 @@
+"""``osler bench counts-cv [--folds 5] [--no-yolo] [--json]``: honest, cross-validated blood-cell counting.
+
+Every threshold is tuned on the training folds only and scored on the held-out fold; numbers are
+reported per fold with mean and sample sd.  Data: the 292 BCCD dev smears (``bccd/split.txt``) and
+their VOC boxes (WBC counts 0-2 per smear, 279 of 292 hold exactly one; platelets 0-6).
+
+* **Folds**, two schemes: ``image`` (smears shuffled with seed 0, k folds) and ``batch`` (smears
+  sorted by their ``BloodImage_NNNNN`` index and cut into k contiguous blocks: the stain hue drifts
+  with the index, so a block is the closest thing to an acquisition batch the names allow).
+* **Classical counter** (``experts/blood_opencv.py``, no training): its WBC parameters
+  (nucleus area, saturation, lobe merge gap, border rule) maximise WBC exact-count rate on the
+  training folds, its platelet parameters minimise platelet MAE; a grid of 108 + 60 settings.
+* **YOLO** (``bccd_yolo.pt``): it was trained on 234 of the 292 smears, so only the 58 it never saw
+  (``train["val"]`` in the checkpoint) are scored; its confidence threshold (grid
+  0.10..0.60, one for all classes, lowest WBC + platelet MAE) is tuned on the unseen smears of the
+  training folds.  Counting is the ``count`` tool's:
+  same-label boxes overlapping more than IoU 0.5 are one instance.
+* **Cross-check**: for each class, a *primary* method's count is compared with the other method's;
+  the flag fires when they differ by more than a tolerance (0..3, tuned on the training folds: the
+  highest catch rate whose false-alarm rate stays <= 10 %; ties: the smaller).  Reported on the held-out smears that both methods score
+  honestly: how often it fires, catch rate (wrong answers flagged / all wrong answers) and false-alarm
+  rate (right answers flagged / all right answers), both ways round (YOLO primary, classical primary).
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import random
+import statistics
+import sys
+import time
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+__all__ = ["Smear", "load_smears", "make_folds", "tune_opencv", "opencv_counts", "yolo_count", "cross_check_stats",
+           "run", "main"]
+
+CLASSES = ("WBC", "Platelets")
+WBC_GRID = {"wbc_area": (2000, 3000, 4000), "wbc_s": (70.0, 75.0, 80.0), "merge_gap": (0, 10, 20),
+            "edge_area": (0, 4000, 6000, 8000)}
+PLT_GRID = {"plt_area": (60, 100, 150), "plt_s": (62.0, 66.0, 70.0, 74.0, 78.0), "plt_v": (170.0, 180.0, 190.0, 200.0)}
+YOLO_GRID = tuple(round(x, 2) for x in np.arange(0.10, 0.61, 0.05))
+TOLERANCES = (0, 1, 2, 3)
+MAX_FALSE_ALARMS = 0.10  # at most this fraction of right answers flagged
+
+
+@dataclass
+class Smear:
+    """One dev smear: its annotated counts, its stain components, and (when scored) YOLO's raw boxes."""
+
+    name: str
+    truth: dict[str, int]
+    comps: list[Any]
+    shape: tuple[int, int]
+    yolo: Any = None  # Detections at a low threshold, only for smears the YOLO never trained on
+
+
+def _grid(spec: dict[str, tuple]) -> list[dict[str, Any]]:
+    return [dict(zip(spec, vals)) for vals in itertools.product(*spec.values())]
+
+
+def load_smears(data_root: Path, yolo: Any = None, yolo_unseen: set[str] | None = None,
+                limit: int | None = None) -> list[Smear]:
+    """Read the dev smears; ``yolo`` (a loaded detector) predicts at 0.05 on ``yolo_unseen`` stems only."""
+    from experts.blood_opencv import stain_components
+    from experts.imaging import load_image
+
+    from .ground_truth import voc_counts
+
+    bccd = data_root / "bccd"
+    names = (bccd / "split.txt").read_text().split()[:limit]
+    out = []
+    for name in names:
+        img = load_image(bccd / "images" / f"{name}.jpg")
+        truth = voc_counts(bccd / "annotations" / f"{name}.xml")
+        s = Smear(name, {c: int(truth.get(c, 0)) for c in CLASSES}, stain_components(img.pixels),
+                  img.pixels.shape[:2])
+        if yolo is not None and yolo_unseen is not None and name in yolo_unseen:
+            s.yolo = yolo.predict(img, min_score=0.05)
+        out.append(s)
+    return out
+
+
+def make_folds(names: list[str], k: int, scheme: str) -> list[list[int]]:
+    """Index lists of k held-out folds: ``image`` (seeded shuffle) or ``batch`` (contiguous by file index)."""
+    idx = list(range(len(names)))
+    if scheme == "image":
+        random.Random(0).shuffle(idx)
+        return [sorted(idx[i::k]) for i in range(k)]
+    idx.sort(key=lambda i: int("".join(ch for ch in names[i] if ch.isdigit()) or 0))
+    return [sorted(part.tolist()) for part in np.array_split(np.array(idx), k)]
+
+
+def opencv_counts(smear: Smear, params: Any) -> dict[str, int]:
+    from experts.blood_opencv import platelet_blobs, wbc_cells
+
+    cells = wbc_cells(smear.comps, smear.shape, params)
+    plts = platelet_blobs(smear.comps, [n for _, n, _ in cells], smear.shape, params)
+    return {"WBC": len(cells), "Platelets": len(plts)}
+
+
+def tune_opencv(smears: list[Smear]) -> Any:
+    """Grid search on these smears: WBC parameters by exact rate (then MAE), then platelets by MAE.
+    Ties keep the earliest grid point (grids list the defaults' neighbours in order)."""
+    from experts.blood_opencv import BloodParams
+
+    def score_wbc(p: BloodParams) -> tuple[float, float]:
+        errs = [opencv_counts(s, p)["WBC"] - s.truth["WBC"] for s in smears]
+        return (-sum(e == 0 for e in errs) / len(errs), float(np.mean(np.abs(errs))))
+
+    best = min((replace(BloodParams(), **g) for g in _grid(WBC_GRID)), key=score_wbc)
+
+    def score_plt(p: BloodParams) -> float:
+        return float(np.mean([abs(opencv_counts(s, p)["Platelets"] - s.truth["Platelets"]) for s in smears]))
+
+    return min((replace(best, **g) for g in _grid(PLT_GRID)), key=score_plt)
+
+
+def yolo_count(smear: Smear, cls: str, thr: float) -> int:
+    from experts.geometry import dedup_boxes
+
+    d = smear.yolo
+    sel = [i for i, (lab, sc) in enumerate(zip(d.labels, d.scores)) if lab == cls and sc >= thr]
+    if not sel:
+        return 0
+    return len(dedup_boxes(d.boxes[sel], d.scores[sel], [cls] * len(sel), 0.5))
+
+
+def tune_yolo(smears: list[Smear]) -> float:
+    """One confidence threshold for every class (what the detector ships): lowest WBC + platelet count MAE,
+    ties to the lower threshold."""
+    def loss(t: float) -> float:
+        return sum(float(np.mean([abs(yolo_count(s, c, t) - s.truth[c]) for s in smears])) for c in CLASSES)
+
+    return min(YOLO_GRID, key=loss)
+
+
+def _class_metrics(pred: list[int], truth: list[int]) -> dict[str, float | int]:
+    errs = np.array(pred) - np.array(truth)
+    return {"n": len(errs), "exact": float(np.mean(errs == 0)), "mae": float(np.mean(np.abs(errs))),
+            "bias": float(np.mean(errs))}
+
+
+def cross_check_stats(primary: list[int], other: list[int], truth: list[int], tol: int) -> dict[str, Any]:
+    """Flag = |primary - other| > tol.  Catch rate = wrong & flagged / wrong; false alarms = right & flagged / right."""
+    p, o, t = np.array(primary), np.array(other), np.array(truth)
+    flag, wrong = np.abs(p - o) > tol, p != t
+    nw, nr = int(wrong.sum()), int((~wrong).sum())
+    return {"n": len(p), "tolerance": tol, "flagged": int(flag.sum()), "flag_rate": float(flag.mean()) if len(p) else None,
+            "wrong": nw, "wrong_flagged": int((wrong & flag).sum()), "right_flagged": int((~wrong & flag).sum()),
+            "catch_rate": float((wrong & flag).sum() / nw) if nw else None,
+            "false_alarm_rate": float((~wrong & flag).sum() / nr) if nr else None,
+            "wrong_given_flagged": float(wrong[flag].mean()) if flag.any() else None,
+            "wrong_given_unflagged": float(wrong[~flag].mean()) if (~flag).any() else None}
+
+
+def _tune_tol(primary: list[int], other: list[int], truth: list[int]) -> int:
+    """Highest catch rate with a false-alarm rate <= MAX_FALSE_ALARMS (ties: the smaller tolerance);
+    when no tolerance keeps false alarms that low, the largest."""
+    ok = [t for t in TOLERANCES
+          if (cross_check_stats(primary, other, truth, t)["false_alarm_rate"] or 0.0) <= MAX_FALSE_ALARMS]
+    if not ok:
+        return TOLERANCES[-1]
+    return max(ok, key=lambda t: ((cross_check_stats(primary, other, truth, t)["catch_rate"] or 0.0), -t))
+
+
+def _summary(values: list[float | None]) -> dict[str, float | None]:
+    v = [x for x in values if x is not None]
+    return {"mean": statistics.fmean(v) if v else None, "sd": statistics.stdev(v) if len(v) > 1 else None}
+
+
+def run(smears: list[Smear], k: int, scheme: str) -> dict[str, Any]:
+    """k-fold CV of both methods and of the cross-check; per-fold numbers, mean and sd, pooled held-out numbers."""
+    folds = make_folds([s.name for s in smears], k, scheme)
+    per_fold, pooled = [], {c: {"truth": [], "opencv": [], "yolo": [], "yolo_truth": [], "ocv_on_yolo_set": [],
+                                 "flag": {"yolo": [], "opencv": []}} for c in CLASSES}
+    for f, test in enumerate(folds):
+        test_set = set(test)
+        train = [s for i, s in enumerate(smears) if i not in test_set]
+        held = [smears[i] for i in test]
+        params = tune_opencv(train)
+        row: dict[str, Any] = {"fold": f, "n": len(held), "opencv_params": asdict(params)}
+        ocv = {s.name: opencv_counts(s, params) for s in smears}  # tuned without the held-out fold
+        y_train = [s for s in train if s.yolo is not None]
+        y_held = [s for s in held if s.yolo is not None]
+        row["n_yolo"] = len(y_held)
+        thr = tune_yolo(y_train) if y_train else None
+        row["yolo_threshold"] = thr
+        for c in CLASSES:
+            pred, truth = [ocv[s.name][c] for s in held], [s.truth[c] for s in held]
+            row[f"opencv_{c}"] = _class_metrics(pred, truth)
+            pooled[c]["opencv"] += pred
+            pooled[c]["truth"] += truth
+            if not y_held or not y_train:
+                continue
+            yp = [yolo_count(s, c, thr) for s in y_held]
+            yt = [s.truth[c] for s in y_held]
+            op = [ocv[s.name][c] for s in y_held]
+            row[f"yolo_{c}"] = {**_class_metrics(yp, yt), "threshold": thr}
+            row[f"opencv_on_yolo_set_{c}"] = _class_metrics(op, yt)
+            pooled[c]["yolo"] += yp
+            pooled[c]["yolo_truth"] += yt
+            pooled[c]["ocv_on_yolo_set"] += op
+            # tolerance tuned on the training folds' unseen smears (both methods scored there)
+            ytr = [yolo_count(s, c, thr) for s in y_train]
+            otr = [ocv[s.name][c] for s in y_train]
+            ttr = [s.truth[c] for s in y_train]
+            for primary, (p_tr, o_tr, p_te, o_te) in {"yolo": (ytr, otr, yp, op), "opencv": (otr, ytr, op, yp)}.items():
+                tol = _tune_tol(p_tr, o_tr, ttr)
+                flag = (np.abs(np.array(p_te) - np.array(o_te)) > tol).tolist()
+                pooled[c]["flag"][primary] += flag
+                row[f"cross_check_{primary}_primary_{c}"] = cross_check_stats(p_te, o_te, yt, tol)
+        per_fold.append(row)
+    out: dict[str, Any] = {"scheme": scheme, "folds": k, "images": len(smears), "per_fold": per_fold, "summary": {}}
+    for c in CLASSES:
+        key = "exact" if c == "WBC" else "mae"
+        summ = {"opencv": _summary([r[f"opencv_{c}"][key] for r in per_fold]),
+                "opencv_pooled": _class_metrics(pooled[c]["opencv"], pooled[c]["truth"])}
+        if pooled[c]["yolo"]:
+            summ["yolo"] = _summary([r[f"yolo_{c}"][key] for r in per_fold if f"yolo_{c}" in r])
+            summ["yolo_pooled"] = _class_metrics(pooled[c]["yolo"], pooled[c]["yolo_truth"])
+            summ["opencv_on_yolo_set_pooled"] = _class_metrics(pooled[c]["ocv_on_yolo_set"], pooled[c]["yolo_truth"])
+            for primary in ("yolo", "opencv"):
+                p = pooled[c]["yolo" if primary == "yolo" else "ocv_on_yolo_set"]
+                t = pooled[c]["yolo_truth"]
+                flag = np.array(pooled[c]["flag"][primary], bool)
+                wrong = np.array(p) != np.array(t)
+                nw, nr = int(wrong.sum()), int((~wrong).sum())
+                summ[f"cross_check_{primary}_primary_pooled"] = {
+                    "n": len(t), "flagged": int(flag.sum()), "wrong": nw, "wrong_flagged": int((wrong & flag).sum()),
+                    "right_flagged": int((~wrong & flag).sum()),
+                    "catch_rate": float((wrong & flag).sum() / nw) if nw else None,
+                    "false_alarm_rate": float((~wrong & flag).sum() / nr) if nr else None,
+                    "wrong_given_flagged": float(wrong[flag].mean()) if flag.any() else None,
+                    "wrong_given_unflagged": float(wrong[~flag].mean()) if (~flag).any() else None}
+        out["summary"][c] = {"metric": key, **summ}
+    out["opencv_params_all"] = asdict(tune_opencv(smears))  # what the shipped defaults should be
+    y_all = [s for s in smears if s.yolo is not None]
+    if y_all:
+        out["yolo_threshold_all_unseen"] = tune_yolo(y_all)
+    return out
+
+
+def _fmt(v: Any, pct: bool) -> str:
+    if v is None:
+        return "   -  "
+    return f"{100 * v:5.1f}%" if pct else f"{v:6.3f}"
+
+
+def table(res: dict[str, Any]) -> str:
+    rows = [f"scheme {res['scheme']}, {res['folds']} folds, {res['images']} smears (YOLO: only smears it never trained on)",
+            f"{'fold':>4} {'n':>4} {'ocv WBC':>8} {'ocv PLT':>8} {'nY':>3} {'yolo WBC':>8} {'yolo PLT':>8} "
+            f"{'ocv WBC*':>8} {'ocv PLT*':>8}  (WBC: exact, PLT: MAE; * = on the YOLO-unseen smears of the fold)"]
+    for r in res["per_fold"]:
+        g = lambda k, m: r[k][m] if k in r else None  # noqa: E731
+        rows.append(f"{r['fold']:>4} {r['n']:>4} {_fmt(r['opencv_WBC']['exact'], True):>8} "
+                    f"{_fmt(r['opencv_Platelets']['mae'], False):>8} {r['n_yolo']:>3} "
+                    f"{_fmt(g('yolo_WBC', 'exact'), True):>8} {_fmt(g('yolo_Platelets', 'mae'), False):>8} "
+                    f"{_fmt(g('opencv_on_yolo_set_WBC', 'exact'), True):>8} "
+                    f"{_fmt(g('opencv_on_yolo_set_Platelets', 'mae'), False):>8}")
+    rows.append(f"YOLO threshold per fold {[r['yolo_threshold'] for r in res['per_fold']]}; opencv parameters "
+                f"tuned on all smears {res['opencv_params_all']}")
+    for c in CLASSES:
+        s = res["summary"][c]
+        pct = c == "WBC"
+        line = f"{c:9s} opencv {_fmt(s['opencv']['mean'], pct)} ± {_fmt(s['opencv']['sd'], pct)}"
+        if "yolo" in s:
+            m = "exact" if pct else "mae"
+            line += (f" | yolo {_fmt(s['yolo']['mean'], pct)} ± {_fmt(s['yolo']['sd'], pct)}; pooled on the "
+                     f"{s['yolo_pooled']['n']} YOLO-unseen smears: yolo {_fmt(s['yolo_pooled'][m], pct)}, "
+                     f"opencv {_fmt(s['opencv_on_yolo_set_pooled'][m], pct)}")
+        rows.append(line)
+        for primary in ("yolo", "opencv"):
+            cc = s.get(f"cross_check_{primary}_primary_pooled")
+            if cc:
+                tols = [r[f"cross_check_{primary}_primary_{c}"]["tolerance"] for r in res["per_fold"]
+                        if f"cross_check_{primary}_primary_{c}" in r]
+                rows.append(f"  cross-check, {primary} primary (tolerance per fold {tols}): flagged {cc['flagged']}/{cc['n']}, wrong {cc['wrong']}, "
+                            f"catch {cc['wrong_flagged']}/{cc['wrong']}, false alarms {cc['right_flagged']}/"
+                            f"{cc['n'] - cc['wrong']}")
+    return "\n".join(rows)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="osler bench counts-cv", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--folds", type=int, default=5)
+    ap.add_argument("--scheme", choices=["image", "batch", "both"], default="both")
+    ap.add_argument("--no-yolo", action="store_true", help="classical counter only (no torch needed)")
+    ap.add_argument("--limit", type=int, help="only the first N smears of split.txt")
+    ap.add_argument("--data-root", type=Path, help="default: settings.shared_data (../shared/data)")
+    ap.add_argument("--json", action="store_true", help="print only the JSON object")
+    args = ap.parse_args(list(sys.argv[1:] if argv is None else argv))
+    from tools.settings import OslerSettings
+
+    settings = OslerSettings(**({"shared_data": args.data_root} if args.data_root else {}))
+    root = Path(settings.shared_data).resolve()
+    t0 = time.perf_counter()
+    yolo, unseen = None, None
+    if not args.no_yolo:
+        from experts.yolo_detector import build_blood
+
+        yolo = build_blood(settings.model_copy(update={"device": "cpu"}))
+        yolo.load()
+        import torch
+
+        ckpt = torch.load(str(yolo.weights), map_location="cpu", weights_only=True)  # its recorded validation list
+        unseen = {Path(n).stem for n in (ckpt.get("train") or {}).get("val", [])}
+    smears = load_smears(root, yolo, unseen, args.limit)
+    schemes = ["image", "batch"] if args.scheme == "both" else [args.scheme]
+    runner: Callable[[str], dict] = lambda s: run(smears, args.folds, s)  # noqa: E731
+    res = {"backend_models": {"opencv": "hsv-cc-v2", "yolo": getattr(yolo, "model_id", None)},
+           "results": [runner(s) for s in schemes], "seconds": time.perf_counter() - t0}
+    if not args.json:
+        for r in res["results"]:
+            print(table(r))
+            print()
+    print(json.dumps(res, indent=None if not args.json else 1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
