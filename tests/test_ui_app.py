@@ -306,3 +306,98 @@ def test_click_maps_preview_pixels_to_the_original_image(assistant, tmp_path):
     assert q == "Outline and measure the region at (300, 150)"
     q, _ = h.click_question(st, [5000, 5000])  # clamped into the image
     assert q == "Outline and measure the region at (2499, 1199)"
+
+
+# ---- issue 15: what the server hands out, and text that is not valid Unicode --------------------
+def _get(server, path: str):
+    import httpx
+
+    return httpx.get(f"{server.url.rstrip('/')}/gradio_api/file={path}", timeout=30)
+
+
+def test_data_dir_is_never_served_only_the_tabs_own_copies(server, tmp_path):
+    """Before: /gradio_api/file= served audit.jsonl and every session's answers.json and overlays."""
+    c = Client(server.url, verbose=False, download_files=False)
+    c.predict(handle_file(str(SMEAR_PATH)), "", api_name="/load_current")
+    chat, overlay, *_rest = c.predict("How many white blood cells are in this smear?", False, api_name="/ask")
+    downloads = _rest[3]
+    data_dir = Path(server.settings.data_dir).resolve()
+    audit = server.settings.audit_path.resolve()
+    assert audit.is_file()
+    session_files = sorted(data_dir.glob("sessions/*/*.png")) + sorted(data_dir.glob("sessions/*/answers.json"))
+    assert session_files, "the ask wrote no session files"
+    for path in [audit, *session_files]:
+        assert _get(server, str(path)).status_code == 403, path
+    own = [f for f in [overlay, *downloads] if isinstance(f, dict) and "path" in f]  # overlay: a skip without one
+    assert own and all(not Path(f["path"]).resolve().is_relative_to(data_dir) for f in own)
+    for f in own:  # this tab's own copies are served (keyed-hash paths in gradio's cache)
+        r = _get(server, f["path"])
+        assert r.status_code == 200 and r.content
+    answers = json.loads(_get(server, next(f["path"] for f in downloads if f["path"].endswith("answers.json"))).text)
+    assert answers[0]["images"]["current"]["source"].startswith("current-")  # no file name in the session file
+
+
+def test_a_lone_surrogate_through_the_api_does_not_break_the_tab(server, tmp_path, monkeypatch):
+    """A JavaScript client may send "\\udcff" (a lone surrogate) in JSON.  Before: the chat could no longer be
+    serialised and every later ask of that tab failed."""
+    import httpx
+
+    real_post = httpx.post
+
+    def post_like_a_browser(url, *args, json=None, **kw):  # JSON.stringify escapes lone surrogates as \\udcff
+        if json is not None:
+            import json as _json
+
+            kw["content"] = _json.dumps(json).encode("ascii")
+            kw["headers"] = {**(kw.get("headers") or {}), "content-type": "application/json"}
+        return real_post(url, *args, **kw)
+
+    c = _client(server, tmp_path)
+    c.predict(handle_file(str(SMEAR_PATH)), "2024-03-01", api_name="/load_current")
+    monkeypatch.setattr(httpx, "post", post_like_a_browser)
+    first = _ask(c, "How many \udcff\udcfe white blood cells are in this smear?")
+    texts = _texts(first.chat)
+    assert any("How many \ufffd\ufffd white blood cells" in t for t in texts)
+    assert "**Answer:**" in texts[-1] or "**Error:**" in texts[-1]
+    second = _ask(c, "How many white blood cells are in this smear?")
+    assert "**Answer:**" in _texts(second.chat)[-1]
+
+
+def test_upload_with_an_impossible_date_is_refused_in_one_line(server, tmp_path):
+    c = _client(server, tmp_path)
+    preview, chat = c.predict(handle_file(str(SMEAR_PATH)), "2023-13-45", api_name="/load_current")
+    last = _texts(chat)[-1]
+    assert preview is None and last.startswith("**Error:**") and "is not a valid date" in last
+    preview, chat = c.predict(handle_file(str(SMEAR_PATH)), "2023-01-05", api_name="/load_current")
+    assert preview is not None and "study date 2023-01-05" in _texts(chat)[-1]
+
+
+def test_sigterm_removes_the_uploaded_dicom(tmp_path):
+    """Before: after SIGTERM the upload stayed in gradio's temporary folder (only Ctrl+C cleaned up)."""
+    import os
+    import signal
+    import subprocess
+
+    import pydicom.data
+
+    uploads = tmp_path / "gradio"
+    uploads.mkdir()
+    port = _free_port()
+    env = dict(os.environ, GRADIO_TEMP_DIR=str(uploads), OSLER_DATA_DIR=str(tmp_path / "osler"),
+               OSLER_TORCH_THREADS="1", OMP_NUM_THREADS="1")
+    proc = subprocess.Popen([sys.executable, "-m", "ui.cli", "serve", "--port", str(port)], env=env,
+                            cwd=Path(__file__).resolve().parents[1], stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    try:
+        assert "Osler is running at" in proc.stdout.readline()
+        c = Client(f"http://127.0.0.1:{port}/", verbose=False, download_files=str(tmp_path / "dl"))
+        named = tmp_path / "Testperson_Johanna.dcm"
+        named.write_bytes(Path(pydicom.data.get_testdata_file("CT_small.dcm")).read_bytes())
+        c.predict(handle_file(str(named)), "", api_name="/load_current")
+        assert list(uploads.rglob("*.dcm")), "the upload did not reach the temporary folder"
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(60) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert not list(uploads.rglob("*.dcm"))
