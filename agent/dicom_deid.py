@@ -68,7 +68,7 @@ BASIC_PROFILE: dict[str, str] = {
     "TimeOfLastCalibration": "X", "DateOfSecondaryCapture": "X", "TimeOfSecondaryCapture": "X",
     # free text
     "ImageComments": "X", "DerivationDescription": "X", "TextComments": "X", "TextString": "X",
-    "ContrastBolusAgent": "Z", "FrameComments": "X", "SeriesComments": "X", "StudyComments": "X",
+    "ContrastBolusAgent": "Z", "FrameComments": "X", "StudyComments": "X",
     "IdentifyingComments": "X", "ContentCreatorName": "Z", "VerifyingObserverName": "D",
     "PersonName": "D",
     # containers of original values

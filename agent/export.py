@@ -56,16 +56,39 @@ class ExportResult:
 
 
 def deidentify_answer_json(obj: Any) -> Any:
-    """Image metadata (any dict with role/source/format) loses its source file name and study date."""
-    if isinstance(obj, dict):
-        out = {k: deidentify_answer_json(v) for k, v in obj.items()}
-        if {"role", "source", "format"} <= set(out):
-            out["source"] = f"{out['role']} study"
-            out["study_date"] = None
-        return out
-    if isinstance(obj, list):
-        return [deidentify_answer_json(v) for v in obj]
-    return obj
+    """Image metadata (any dict with role/source/format) loses its source file name and study date, and
+    those names and dates are cut from every text (summaries, steps) too."""
+    secrets: dict[str, str] = {}
+
+    def collect(o: Any) -> None:
+        if isinstance(o, dict):
+            if {"role", "source", "format"} <= set(o):
+                if o.get("source"):
+                    secrets[str(o["source"])] = f"{o['role']} study"
+                if o.get("study_date"):
+                    secrets[str(o["study_date"])] = "[date removed]"
+                    secrets[str(o["study_date"]).replace("-", "")] = "[date removed]"
+            for v in o.values():
+                collect(v)
+        elif isinstance(o, list):
+            for v in o:
+                collect(v)
+
+    def scrub(o: Any) -> Any:
+        if isinstance(o, dict):
+            out = {k: scrub(v) for k, v in o.items()}
+            if {"role", "source", "format"} <= set(out):
+                out["study_date"] = None
+            return out
+        if isinstance(o, list):
+            return [scrub(v) for v in o]
+        if isinstance(o, str):
+            for secret in sorted(secrets, key=len, reverse=True):
+                o = o.replace(secret, secrets[secret])
+        return o
+
+    collect(obj)
+    return scrub(obj)
 
 
 def _relink(obj: Any, names: dict[str, str]) -> Any:
