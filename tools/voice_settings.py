@@ -33,6 +33,11 @@ class VoiceSettings(BaseModel):
         description="initial prompt that primes the domain words (measured: 48/50 clean commands vs 36/50 with a "
                     "bare glossary); an echo of it is dropped and anything else still goes through the strict parser",
     )
+    whisper_nbest: int = Field(default=5, ge=1, le=10, description="hypotheses of a beam search rescored against the "
+                               "command grammar (the best-scoring one that is a whole command wins); 1 = plain decoding")
+    whisper_nbest_margin: float = Field(default=1.0, ge=0.0, description="a lower-ranked hypothesis is taken only when "
+                                        "its mean log-probability is within this of the best one")
+    whisper_hotwords: str | None = Field(default=None, description="faster-whisper hotwords (extra priming text)")
     whisper_max_tokens: int = Field(default=48, ge=8, le=224, description="a command is short; caps runaway "
                                     "repetition on noise")
     espeak_voice: str = Field(default="en-us", description="espeak-ng voice of the fallback speaker")

@@ -154,6 +154,7 @@ SUBCOMMANDS = {
     "voice": "voice.cli",
     "eval": "eval_scenarios.cli",
     "bench": "eval_scenarios.bench_cli",
+    "live": "ui.live",
     "report": "ui.report_cli",
 }
 

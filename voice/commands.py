@@ -32,6 +32,12 @@ SLOTS: dict[str, list[tuple[str, str]]] = {
     "seg_target": [("lesion", "lesion"), ("lesions", "lesion"), ("polyp", "polyp"), ("polyps", "polyp"),
                    ("lung", "lung"), ("lungs", "lung")],
     "direction": [("next", "next"), ("previous", "previous")],
+    # "compare with <ago> ago" (live video): seconds as the value
+    "ago": [(f"{w} {'second' if n == 1 else 'seconds'}", str(n)) for n, w in (
+        (1, "one"), (2, "two"), (3, "three"), (4, "four"), (5, "five"), (6, "six"), (7, "seven"), (8, "eight"),
+        (9, "nine"), (10, "ten"), (15, "fifteen"), (20, "twenty"), (30, "thirty"), (40, "forty"), (45, "forty five"),
+        (60, "sixty"), (90, "ninety"))] + [("a minute", "60"), ("one minute", "60"), ("half a minute", "30"),
+                                          ("two minutes", "120")],
 }
 
 
@@ -168,9 +174,13 @@ def _parse_rule(rule: str) -> _Node:
 
 
 @lru_cache(maxsize=None)
-def _compiled() -> tuple[tuple[CommandSpec, _Node], ...]:
+def _compile(specs: tuple[CommandSpec, ...]) -> tuple[tuple[CommandSpec, _Node], ...]:
     return tuple((spec, _Seq((_parse_rule(_PREFIX), _parse_rule(spec.rule), _parse_rule(_SUFFIX))))
-                 for spec in COMMANDS)
+                 for spec in specs)
+
+
+def _compiled() -> tuple[tuple[CommandSpec, _Node], ...]:
+    return _compile(COMMANDS)
 
 
 @lru_cache(maxsize=None)
@@ -205,13 +215,14 @@ def _match(node: _Node, words: list[str], i: int, slots: dict[str, str]):
         yield i, slots
 
 
-def parse_command(transcript: str) -> Command | None:
-    """The command the whole transcript says, or None.  Strict: every word must be accounted for."""
+def parse_command(transcript: str, specs: tuple[CommandSpec, ...] = COMMANDS) -> Command | None:
+    """The command the whole transcript says, or None.  Strict: every word must be accounted for.
+    ``specs``: the command set (the live video mode adds its own, see :mod:`voice.live_commands`)."""
     text = normalize(transcript)
     words = text.split()
     if not words or len(words) > 16:
         return None
-    for spec, node in _compiled():
+    for spec, node in _compile(specs):
         for end, slots in _match(node, words, 0, {}):
             if end == len(words):
                 question = spec.question.format(**slots) if spec.question else None

@@ -1,0 +1,362 @@
+"""Live assistance on an endoscope video: continuous polyp detection, smoothing, and questions about now.
+
+:class:`LiveEngine` owns a :class:`~voice.video.LatestFrameReader`, a detection thread and one
+:class:`~agent.session.Session`:
+
+* the detection thread runs the polyp detector (``detect:polyp`` of the expert pool, called directly:
+  no planner per frame) on the latest frame at most ``rate_hz`` times a second, smooths the boxes
+  (:class:`~voice.live_smooth.DetectionSmoother`) and records each run in the timeline (frame index,
+  frame time, raw and smoothed boxes, detector ms, frame-to-result latency);
+* :meth:`LiveEngine.snapshot` captures the moment a question ends: the frame on screen (the frozen
+  one while frozen) and the smoothed tracks;
+* :meth:`LiveEngine.answer` answers a spoken or typed utterance about that snapshot.  Questions go to
+  ``Assistant.ask`` with the snapshot's frame saved as the turn's study image (``frames/`` of the
+  output folder); the answer JSON carries ``frame_index`` and ``frame_time``.  Live commands:
+  freeze / unfreeze (held frame), "compare with N seconds ago" (the frame N s earlier becomes the prior
+  and the prior-comparison tool runs), "outline it" / "how big is it" (the segmenter prompted at the
+  centre of the strongest smoothed detection; without one, the detector of that frame prompts it).
+  A count or detection answer also states the smoothed count, and says when the two differ.
+
+Anything that is not a whole command is rejected ("Sorry, say that again.") and nothing is done.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .answers import short_answer
+from .commands import Command
+from .live_commands import parse_live
+from .live_smooth import DetectionSmoother, Track, draw_live
+from .video import Frame, LatestFrameReader
+
+__all__ = ["LiveOptions", "Snapshot", "LiveEngine"]
+
+log = logging.getLogger(__name__)
+
+SORRY = "Sorry, say that again."
+
+
+@dataclass(frozen=True)
+class LiveOptions:
+    rate_hz: float = 5.0  # detector runs per second at most
+    min_hits: int = 3  # detector runs a box must persist before it is shown and counted
+    max_missed: int = 2  # runs a confirmed box survives without a match
+    min_score: float | None = None  # detector threshold (None: the detector's default)
+    history_s: float = 130.0  # how far back "compare with N seconds ago" can reach
+    history_step_s: float = 0.2  # spacing of the frames kept for that
+
+
+@dataclass
+class Snapshot:
+    """What was on screen when an utterance ended."""
+
+    frame: Frame
+    tracks: list[Track]
+    frozen: bool
+    wall: float = field(default_factory=time.monotonic)
+    det_frame_index: int | None = None  # the frame the tracks come from (the detector lags a little)
+
+
+class LiveEngine:
+    def __init__(self, settings: Any, reader: LatestFrameReader, *, options: LiveOptions | None = None,
+                 assistant: Any | None = None, out_dir: Path | None = None, voice: Any | None = None) -> None:
+        from agent.runner import Assistant
+
+        self.settings = settings
+        self.reader = reader
+        self.opt = options or LiveOptions()
+        self.assistant = assistant or Assistant(settings)
+        self.session = self.assistant.new_session()
+        self.out_dir = Path(out_dir) if out_dir else Path(settings.data_dir) / "live" / self.session.id
+        (self.out_dir / "frames").mkdir(parents=True, exist_ok=True)
+        self.voice = voice
+        self.smoother = DetectionSmoother(self.opt.min_hits, self.opt.max_missed)
+        self.detections: list[dict[str, Any]] = []  # one entry per detector run (the timeline)
+        self.answers: list[dict[str, Any]] = []
+        self._freeze_log: list[tuple[float, Snapshot | None]] = []  # (wall time said, held snapshot or None)
+        self.detector_backend: str | None = None
+        self._tracks: list[Track] = []
+        self._raw = np.zeros((0, 4))
+        self._det_index: int | None = None
+        self._history: collections.deque[Frame] = collections.deque()
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._last_say = ""
+        self._last_full: str | None = None
+        self.started_wall: float | None = None
+        self.detect_error: str | None = None
+
+    # ---- detection loop -----------------------------------------------------------------------------
+    def load(self) -> None:
+        """Load the detector now (the first run would otherwise be slow)."""
+        expert, _lock, why = self.assistant.pool.get("detect:polyp")
+        self.detector_backend = f"{expert.backend} ({why})"
+
+    def start(self) -> None:
+        self.load()
+        if self.reader._thread is None:
+            self.reader.start()
+        self.started_wall = time.monotonic()
+        self._thread = threading.Thread(target=self._detect_loop, name="osler-live-detect", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+        self.reader.stop()
+
+    def wait(self, timeout: float | None = None) -> None:
+        """Until the source ends (a file) and the detector has caught up."""
+        self.reader.ended.wait(timeout)
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+
+    def _study(self, frame: Frame, role: str = "current") -> Any:
+        from experts.imaging import StudyImage
+        from tools.common import ImageMeta
+
+        h, w = frame.rgb.shape[:2]
+        meta = ImageMeta(role=role, source=f"frame-{frame.index:06d}.png", format="png", width=w, height=h,
+                         channels=3)
+        return StudyImage(pixels=frame.rgb, meta=meta)
+
+    def _detect_loop(self) -> None:
+        expert, lock, _why = self.assistant.pool.get("detect:polyp")
+        period = 1.0 / self.opt.rate_hz if self.opt.rate_hz > 0 else 0.0
+        last = -1
+        while not self._stop.is_set():
+            t0 = time.monotonic()
+            frame = self.reader.take(after=last, timeout=0.5)
+            if frame is None:
+                if self.reader.ended.is_set():
+                    break
+                continue
+            last = frame.index
+            try:
+                with lock:
+                    det = expert.predict(self._study(frame), min_score=self.opt.min_score)
+            except Exception as exc:  # a failing detector stops the overlay, not the session
+                self.detect_error = f"{type(exc).__name__}: {exc}"
+                log.warning("live detector failed: %s", self.detect_error)
+                break
+            det_ms = (time.monotonic() - t0) * 1000
+            with self._lock:
+                tracks = self.smoother.update(det.boxes, det.scores, frame.index)
+                self._tracks = [Track(t.id, t.box.copy(), t.score, t.hits, t.missed, t.first_index, t.last_index)
+                                for t in tracks]
+                self._raw = det.boxes.copy()
+                self._det_index = frame.index
+                if not self._history or frame.time_s - self._history[-1].time_s >= self.opt.history_step_s:
+                    self._history.append(frame)
+                while self._history and frame.time_s - self._history[0].time_s > self.opt.history_s:
+                    self._history.popleft()
+                self.detections.append({
+                    "frame_index": frame.index, "frame_time": round(frame.time_s, 3),
+                    "boxes": [[round(float(v), 1) for v in b] for b in det.boxes],
+                    "scores": [round(float(s), 3) for s in det.scores],
+                    "smoothed": [t.as_dict() for t in self._tracks],
+                    "detector_ms": round(det_ms, 1),
+                    "latency_ms": round((time.monotonic() - frame.wall) * 1000, 1),
+                    "wall_s": round(time.monotonic() - (self.started_wall or t0), 3),
+                })
+            wait = period - (time.monotonic() - t0)
+            if wait > 0:
+                self._stop.wait(wait)
+
+    # ---- state --------------------------------------------------------------------------------------
+    def snapshot(self) -> Snapshot | None:
+        """The moment an utterance ends: the latest frame and the smoothed tracks.  Whether the screen
+        was frozen then is decided when it is answered (:meth:`resolve`): a freeze said earlier may still
+        be in recognition."""
+        with self._lock:
+            frame = self.reader.peek()
+            if frame is None:
+                return None
+            return Snapshot(frame, list(self._tracks), False, det_frame_index=self._det_index)
+
+    def resolve(self, snap: Snapshot) -> Snapshot:
+        """``snap`` as the screen showed it at ``snap.wall``: the held frame when the last freeze said
+        before then was not undone (utterances are answered in the order they ended)."""
+        with self._lock:
+            held = None
+            for wall, state in self._freeze_log:
+                if wall <= snap.wall:
+                    held = state
+        if held is None:
+            return snap
+        return Snapshot(held.frame, list(held.tracks), True, wall=snap.wall, det_frame_index=held.det_frame_index)
+
+    @property
+    def frozen(self) -> Snapshot | None:
+        with self._lock:
+            return self._freeze_log[-1][1] if self._freeze_log else None
+
+    def view(self) -> np.ndarray | None:
+        """The live view with overlays (RGB), or None before the first frame."""
+        live = self.snapshot()
+        if live is None:
+            return None
+        snap = self.resolve(live)
+        fps = self.detection_stats().get("detections_per_s") or 0.0
+        status = (f"FROZEN #{snap.frame.index} {snap.frame.time_s:.1f}s" if snap.frozen
+                  else f"LIVE #{snap.frame.index} {snap.frame.time_s:.1f}s  det {fps:.1f}/s")
+        with self._lock:
+            raw = None if snap.frozen else self._raw.copy()
+        return draw_live(snap.frame.rgb, snap.tracks, status, raw, frozen=snap.frozen)
+
+    def frame_before(self, t: float) -> Frame | None:
+        """The kept frame closest to source time ``t`` (None when the video is younger than that)."""
+        with self._lock:
+            frames = list(self._history)
+        if not frames or t < frames[0].time_s - self.opt.history_step_s:
+            return None
+        return min(frames, key=lambda f: abs(f.time_s - t))
+
+    def detection_stats(self) -> dict[str, Any]:
+        with self._lock:
+            d = list(self.detections)
+        if not d:
+            return {"runs": 0}
+        ms = sorted(x["detector_ms"] for x in d)
+        lat = sorted(x["latency_ms"] for x in d)
+        span = d[-1]["wall_s"] - d[0]["wall_s"]
+        return {"runs": len(d), "detections_per_s": round((len(d) - 1) / span, 2) if span > 0 else None,
+                "detector_ms_median": ms[len(ms) // 2], "detector_ms_p95": ms[min(len(ms) - 1, int(0.95 * len(ms)))],
+                "latency_ms_median": lat[len(lat) // 2], "latency_ms_p95": lat[min(len(lat) - 1, int(0.95 * len(lat)))],
+                "frames_read": self.reader.stats.read, "frames_dropped": self.reader.stats.dropped,
+                "source_fps": self.reader.stats.fps, "backend": self.detector_backend}
+
+    # ---- answering ----------------------------------------------------------------------------------
+    def _save_frame(self, frame: Frame, tag: str = "") -> Path:
+        import cv2
+
+        p = self.out_dir / "frames" / f"frame-{frame.index:06d}{tag}.png"
+        if not p.exists():
+            cv2.imwrite(str(p), np.ascontiguousarray(frame.rgb[..., ::-1]))
+        return p
+
+    def answer(self, snap: Snapshot, *, text: str | None = None, command: Command | None = None,
+               spoken: bool = False, transcript: str | None = None, timings: dict[str, float] | None = None,
+               speak: bool = True) -> dict[str, Any]:
+        """Answer one utterance about ``snap``.  ``text``: a typed question or the wake-word-stripped
+        transcript; ``command``: its parse (parsed here when None).  A spoken utterance that is no whole
+        command is rejected; a typed one that is no command goes to the planner as a free question."""
+        t_start = time.monotonic()
+        snap = self.resolve(snap)
+        timings = dict(timings or {})
+        timings["queue_ms"] = (t_start - snap.wall) * 1000
+        cmd = command if command is not None else (parse_live(text) if text else None)
+        record: dict[str, Any] = {}
+        live: dict[str, Any] = {"intent": cmd.intent if cmd else None, "frozen": snap.frozen,
+                                "smoothed_count": len(snap.tracks), "smoothed": [t.as_dict() for t in snap.tracks],
+                                "tracks_from_frame": snap.det_frame_index, "min_hits": self.opt.min_hits}
+        say, full, reply = "", None, "answer"
+        if cmd is None and (spoken or not text):
+            say, reply = SORRY, "rejected"
+            live["note"] = "not a complete command: rejected, nothing done"
+        elif cmd is None:
+            record, say, full = self._ask(snap, text or "", live)
+        elif cmd.intent == "freeze":
+            with self._lock:
+                self._freeze_log.append((snap.wall, Snapshot(snap.frame, list(snap.tracks), True, wall=snap.wall,
+                                                             det_frame_index=snap.det_frame_index)))
+            self._save_frame(snap.frame)
+            say, reply = f"Frozen at {snap.frame.time_s:.0f} seconds.", "freeze"
+        elif cmd.intent == "unfreeze":
+            with self._lock:
+                self._freeze_log.append((snap.wall, None))
+            say, reply = "Live.", "unfreeze"
+        elif cmd.intent in ("repeat", "read_back", "louder"):
+            if cmd.intent == "louder" and self.voice is not None:
+                self.voice.volume = min(4.0, self.voice.volume * 1.5)
+            say = (self._last_full if cmd.intent == "read_back" else self._last_say) or "Nothing to repeat."
+            reply = "local"
+        elif cmd.intent in ("cancel", "no"):
+            say, reply = "Cancelled.", "local"
+        elif cmd.intent in ("compare", "changes"):
+            say, reply = "Say: compare with ten seconds ago.", "local"
+        elif cmd.intent in ("yes", "switch_image", "load_prior", "clear"):
+            say, reply = "Not available on live video.", "local"
+        elif cmd.intent == "compare_ago":
+            seconds = float(cmd.slots.get("ago", "10"))
+            prior = self.frame_before(snap.frame.time_s - seconds)
+            if prior is None or prior.index >= snap.frame.index:
+                say, reply = f"There is no frame from {seconds:.0f} seconds ago yet.", "local"
+            else:
+                live["prior_frame_index"], live["prior_frame_time"] = prior.index, round(prior.time_s, 3)
+                record, say, full = self._ask(snap, "Compare with the prior.", live, prior=prior)
+        elif cmd.intent in ("outline", "measure"):
+            measure = cmd.intent == "measure"
+            if snap.tracks:
+                best = max(snap.tracks, key=lambda t: t.score)
+                cx, cy = best.center
+                q = f"{'Outline and measure' if measure else 'Outline'} the region at ({cx:.0f}, {cy:.0f})"
+                live["prompt"] = {"track": best.id, "point_xy": [round(cx, 1), round(cy, 1)],
+                                  "box_xyxy": [round(float(v), 1) for v in best.box]}
+            else:
+                q = "Outline and measure the polyp." if measure else "Segment the polyp."
+                live["prompt"] = None
+                live["note"] = "no smoothed detection on screen: the detector of this frame prompts the segmenter"
+            record, say, full = self._ask(snap, q, live)
+        elif cmd.question:
+            record, say, full = self._ask(snap, cmd.question, live)
+        else:
+            say, reply = SORRY, "rejected"
+        timings["handle_ms"] = (time.monotonic() - t_start) * 1000
+        out = dict(record)
+        out.setdefault("answer", full or say)
+        out.update(transcript=transcript if transcript is not None else text, frame_index=snap.frame.index,
+                   frame_time=round(snap.frame.time_s, 3), reply=reply, spoken_text=say, live=live)
+        if speak and say and self.voice is not None:
+            t_tts = time.monotonic()
+            spoken_ = self.voice.speak_to_file(say)
+            out["spoken_wav"] = str(spoken_.path) if spoken_.path else None
+            out["spoken_backend"] = spoken_.backend
+            timings["tts_first_ms"] = spoken_.first_audio_ms
+            timings["latency_ms"] = (t_tts - snap.wall) * 1000 + spoken_.first_audio_ms
+        out["live"]["timings_ms"] = {k: round(v, 1) for k, v in timings.items()}
+        if say and reply not in ("rejected",):
+            self._last_say, self._last_full = say, full or say
+        with self._lock:
+            self.answers.append(out)
+        return out
+
+    def _ask(self, snap: Snapshot, question: str, live: dict[str, Any], prior: Frame | None = None
+             ) -> tuple[dict[str, Any], str, str]:
+        path = self._save_frame(snap.frame)
+        self.session.load("current", path)
+        if prior is not None:
+            self.session.load("prior", self._save_frame(prior))
+        else:
+            self.session.clear_image("prior")
+        live["frame_file"] = str(path)
+        live["question"] = question
+        t0 = time.monotonic()
+        result = self.assistant.ask(self.session, question)
+        live["ask_ms"] = round((time.monotonic() - t0) * 1000, 1)
+        say = short_answer(result)
+        if live.get("intent") in ("count", "detect_polyp") and "polyp" in question.lower():
+            k = len(snap.tracks)
+            live["smoothed_agrees"] = result.value is not None and int(result.value) == k
+            if result.value is not None and not live["smoothed_agrees"]:
+                say += f" The smoothed view shows {k}, seen on at least {self.opt.min_hits} detector runs."
+        return result.model_dump(mode="json"), say, result.answer
+
+    # ---- the record ---------------------------------------------------------------------------------
+    def timeline(self) -> dict[str, Any]:
+        """Detections (one per detector run) and answers, in order, with the detection statistics."""
+        stats = self.detection_stats()
+        with self._lock:
+            return {"source": str(self.reader.source), "options": dict(self.opt.__dict__), "session": self.session.id,
+                    "detection_stats": stats, "detections": list(self.detections), "answers": list(self.answers)}
