@@ -97,6 +97,9 @@ TERMS: tuple[Term, ...] = (
     _dx("adenoma", r"\w*adenomas?"), _dx("dysplasia", r"dysplas\w*"), _dx("hyperplasia", r"hyperplas\w*"),
     _dx("stroke", r"strokes?"), _dx("aneurysm", r"aneurysms?"), _dx("stenosis", r"stenos[ie]s|stenotic"),
     _dx("glaucoma", r"glaucoma"), _dx("retinopathy", r"retinopath\w*"),
+    # cell types no detector of Osler tells apart
+    _dx("lymphocyte", r"lymphocyt\w*"), _dx("neutrophil", r"neutrophil\w*"), _dx("monocyte", r"monocyt\w*"),
+    _dx("eosinophil", r"eosinophil\w*"), _dx("basophil", r"basophil\w*"),
 )
 """The claim vocabulary of the check, in one place."""
 
@@ -112,6 +115,7 @@ _COUNT_PHRASES = tuple(
 _DECLINE = re.compile(r"\b(cannot|can ?not|could not|couldn't|can't|unable|no tool|not (?:run|answer|compare|guess)|"
                       r"do not|did not|does not|only on|work only|works only|need|needs)\b", re.IGNORECASE)
 _CLAUSE = re.compile(r";|\bbut\b|\bhowever\b|\balthough\b|\bthough\b|\byet\b", re.IGNORECASE)
+_BARE_VERDICT = re.compile(r"(?:yes|no)\s*[.!,]?", re.IGNORECASE)
 _QUOTE = re.compile(r"(?<![\w])['\"\u2018\u201c](.+?)['\"\u2019\u201d](?![\w])")
 _COUNT_UNITS = ("cells", "blood cells", "regions", "region", "instances", "count", "findings", "change in count")
 
@@ -440,10 +444,11 @@ def check_grounding(answer: FinalAnswer, results: dict[str, Any], question: str 
         chk.g["removed"].append(RemovedClaim(where="value", text=f"{dropped_value:g} {answer.unit or ''}".strip(),
                                              cited=cited, reasons=[f"no count or number of {', '.join(cited) or 'a cited result'} "
                                                                    f"equals it"]))
-    if label is not None and not _label_backed(label, cited, ev):
+    if label is not None and not (cited and _label_backed(label, cited, ev)):
         dropped_label, label = label, None
-        chk.g["removed"].append(RemovedClaim(where="label", text=dropped_label, cited=cited,
-                                             reasons=[f"no label or field of {', '.join(cited) or 'a cited result'} names it"]))
+        chk.g["removed"].append(RemovedClaim(where="label", text=dropped_label, cited=cited, reasons=[
+            f"no label or field of {', '.join(cited)} names it" if cited else "no kept statement cites a tool result"]))
+        kept = [x for x in kept if not _BARE_VERDICT.fullmatch(x.strip())]  # a 'Yes.' with nothing behind it
     text = " ".join(kept) or "No statement of the planner could be verified against the tool results."
     note = _note(chk.g["removed"])
     text = f"{text} {note}".strip()
