@@ -11,7 +11,7 @@ export YOLO_OFFLINE=1
 export GRADIO_ANALYTICS_ENABLED=False
 export PYTHONDONTWRITEBYTECODE=
 
-.PHONY: demo test test-slow install system-deps bench clean
+.PHONY: demo test test-slow reliability install system-deps bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -36,6 +36,11 @@ test: install
 
 test-slow: install
 	$(BIN)/python -m pytest -q -m slow
+
+# bad-input corpus + Hypothesis fuzzing with many examples + the prompt-injection set; prints tried/handled/failed
+reliability: install
+	OSLER_RELIABILITY=thorough $(BIN)/python -m pytest -q tests/reliability \
+	  $(wildcard tests/test_lying_planner.py) -m 'not gpu and not weights'
 
 bench: install
 	$(BIN)/osler bench ask

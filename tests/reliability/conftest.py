@@ -22,22 +22,29 @@ settings.register_profile("osler-thorough", max_examples=400, deadline=None, dat
 settings.load_profile("osler-thorough" if THOROUGH else "osler-quick")
 
 
+class _OutcomeTally:
+    """Registered as a plugin (not a conftest hook) so it also sees tests outside this folder, such as the
+    prompt-injection cases of tests/test_lying_planner.py."""
+
+    @staticmethod
+    def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+        """Corpus cases and injection cases are tallied by outcome (property tests tally their examples)."""
+        if report.when != "call" and not (report.when == "setup" and report.failed):
+            return
+        if "reliability_injection" in report.keywords:
+            category = "prompt injection"
+        else:
+            category = dict(report.user_properties).get("reliability")
+        if category is None or report.skipped:
+            return
+        record(category, report.passed)
+
+
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "reliability(category): a bad-input corpus case, tallied under category")
     config.addinivalue_line("markers", "reliability_injection: a prompt-injection case (tests/injection_cases.py)")
-
-
-def pytest_runtest_logreport(report: pytest.TestReport) -> None:
-    """Corpus cases and injection cases are tallied by outcome (property tests tally their examples)."""
-    if report.when != "call" and not (report.when == "setup" and report.failed):
-        return
-    if "reliability_injection" in report.keywords:
-        category = "prompt injection"
-    else:
-        category = dict(report.user_properties).get("reliability")
-    if category is None or report.skipped:
-        return
-    record(category, report.passed)
+    if not config.pluginmanager.has_plugin("osler-reliability-tally"):
+        config.pluginmanager.register(_OutcomeTally(), "osler-reliability-tally")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
