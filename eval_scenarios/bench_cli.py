@@ -14,6 +14,8 @@ __all__ = ["BENCHMARKS", "main"]
 BENCHMARKS: dict[str, tuple[str, str]] = {
     "ask": ("eval_scenarios.bench_ask", "end-to-end latency of `ask`, expert time, overhead, cold start, peak RSS"),
     "counts": ("eval_scenarios.count_accuracy", "WBC exact-count rate, platelet/RBC count MAE on the BCCD dev smears"),
+    "counts-cv": ("eval_scenarios.bench_counts_cv", "cross-validated WBC/platelet counts (YOLO and classical), "
+                                                    "thresholds tuned on training folds, cross-check catch rate"),
     "detection": ("eval_scenarios.bench_detection", "detector mAP, precision/recall, counting error, speed"),
     "segmentation": ("eval_scenarios.bench_segmentation", "segmenter Dice/IoU and speed"),
     "sam": ("eval_scenarios.bench_sam", "SAM/MedSAM image-embedding and prompt-decoding time (any device)"),

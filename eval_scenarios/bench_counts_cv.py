@@ -17,7 +17,9 @@ their VOC boxes (WBC counts 0-2 per smear, 279 of 292 hold exactly one; platelet
   same-label boxes overlapping more than IoU 0.5 are one instance.
 * **Cross-check**: for each class, a *primary* method's count is compared with the other method's;
   the flag fires when they differ by more than a tolerance (0..3, tuned on the training folds: the
-  highest catch rate whose false-alarm rate stays <= 10 %; ties: the smaller).  Reported on the held-out smears that both methods score
+  highest catch rate whose false-alarm rate stays <= 10 %, ties: the smaller; a class is not
+  cross-checked when no tolerance qualifies or its flagged answers are not wrong at least twice as
+  often as its unflagged ones).  Reported on the held-out smears that both methods score
   honestly: how often it fires, catch rate (wrong answers flagged / all wrong answers) and false-alarm
   rate (right answers flagged / all right answers), both ways round (YOLO primary, classical primary).
 """
@@ -47,6 +49,7 @@ PLT_GRID = {"plt_area": (60, 100, 150), "plt_s": (62.0, 66.0, 70.0, 74.0, 78.0),
 YOLO_GRID = tuple(round(x, 2) for x in np.arange(0.10, 0.61, 0.05))
 TOLERANCES = (0, 1, 2, 3)
 MAX_FALSE_ALARMS = 0.10  # at most this fraction of right answers flagged
+MIN_RISK_RATIO = 2.0  # flagged answers must be wrong at least this many times as often as unflagged ones
 
 
 @dataclass
@@ -146,10 +149,11 @@ def _class_metrics(pred: list[int], truth: list[int]) -> dict[str, float | int]:
             "bias": float(np.mean(errs))}
 
 
-def cross_check_stats(primary: list[int], other: list[int], truth: list[int], tol: int) -> dict[str, Any]:
-    """Flag = |primary - other| > tol.  Catch rate = wrong & flagged / wrong; false alarms = right & flagged / right."""
+def cross_check_stats(primary: list[int], other: list[int], truth: list[int], tol: int | None) -> dict[str, Any]:
+    """Flag = |primary - other| > tol (never, when tol is None).  Catch rate = wrong & flagged / wrong; false alarms = right & flagged / right."""
     p, o, t = np.array(primary), np.array(other), np.array(truth)
-    flag, wrong = np.abs(p - o) > tol, p != t
+    flag = np.abs(p - o) > tol if tol is not None else np.zeros(len(p), bool)
+    wrong = p != t
     nw, nr = int(wrong.sum()), int((~wrong).sum())
     return {"n": len(p), "tolerance": tol, "flagged": int(flag.sum()), "flag_rate": float(flag.mean()) if len(p) else None,
             "wrong": nw, "wrong_flagged": int((wrong & flag).sum()), "right_flagged": int((~wrong & flag).sum()),
@@ -159,14 +163,20 @@ def cross_check_stats(primary: list[int], other: list[int], truth: list[int], to
             "wrong_given_unflagged": float(wrong[~flag].mean()) if (~flag).any() else None}
 
 
-def _tune_tol(primary: list[int], other: list[int], truth: list[int]) -> int:
-    """Highest catch rate with a false-alarm rate <= MAX_FALSE_ALARMS (ties: the smaller tolerance);
-    when no tolerance keeps false alarms that low, the largest."""
-    ok = [t for t in TOLERANCES
-          if (cross_check_stats(primary, other, truth, t)["false_alarm_rate"] or 0.0) <= MAX_FALSE_ALARMS]
+def _tune_tol(primary: list[int], other: list[int], truth: list[int]) -> int | None:
+    """Highest catch rate with a false-alarm rate <= MAX_FALSE_ALARMS (ties: the smaller tolerance), or None
+    (do not cross-check this class) when no tolerance keeps false alarms that low or, at the chosen one,
+    flagged answers are not wrong at least MIN_RISK_RATIO times as often as unflagged ones (an
+    uninformative flag)."""
+    stats = {t: cross_check_stats(primary, other, truth, t) for t in TOLERANCES}
+    ok = [t for t in TOLERANCES if (stats[t]["false_alarm_rate"] or 0.0) <= MAX_FALSE_ALARMS]
     if not ok:
-        return TOLERANCES[-1]
-    return max(ok, key=lambda t: ((cross_check_stats(primary, other, truth, t)["catch_rate"] or 0.0), -t))
+        return None
+    best = max(ok, key=lambda t: ((stats[t]["catch_rate"] or 0.0), -t))
+    flagged, unflagged = stats[best]["wrong_given_flagged"], stats[best]["wrong_given_unflagged"]
+    if flagged is None or flagged < MIN_RISK_RATIO * (unflagged or 0.0) or flagged == 0.0:
+        return None
+    return best
 
 
 def _summary(values: list[float | None]) -> dict[str, float | None]:
@@ -212,7 +222,10 @@ def run(smears: list[Smear], k: int, scheme: str) -> dict[str, Any]:
             ttr = [s.truth[c] for s in y_train]
             for primary, (p_tr, o_tr, p_te, o_te) in {"yolo": (ytr, otr, yp, op), "opencv": (otr, ytr, op, yp)}.items():
                 tol = _tune_tol(p_tr, o_tr, ttr)
-                flag = (np.abs(np.array(p_te) - np.array(o_te)) > tol).tolist()
+                if tol is None:  # not cross-checked in this fold: nothing flagged
+                    flag = [False] * len(p_te)
+                else:
+                    flag = (np.abs(np.array(p_te) - np.array(o_te)) > tol).tolist()
                 pooled[c]["flag"][primary] += flag
                 row[f"cross_check_{primary}_primary_{c}"] = cross_check_stats(p_te, o_te, yt, tol)
         per_fold.append(row)
@@ -241,8 +254,17 @@ def run(smears: list[Smear], k: int, scheme: str) -> dict[str, Any]:
         out["summary"][c] = {"metric": key, **summ}
     out["opencv_params_all"] = asdict(tune_opencv(smears))  # what the shipped defaults should be
     y_all = [s for s in smears if s.yolo is not None]
-    if y_all:
-        out["yolo_threshold_all_unseen"] = tune_yolo(y_all)
+    if y_all:  # what ships: threshold and cross-check tolerances tuned on every unseen smear
+        thr = out["yolo_threshold_all_unseen"] = tune_yolo(y_all)
+        params = tune_opencv(smears)
+        tols = {}
+        for c in CLASSES:
+            yp = [yolo_count(s, c, thr) for s in y_all]
+            op = [opencv_counts(s, params)[c] for s in y_all]
+            tr = [s.truth[c] for s in y_all]
+            tols[c] = {"yolo_primary": _tune_tol(yp, op, tr), "opencv_primary": _tune_tol(op, yp, tr),
+                       "sweep_yolo_primary": [cross_check_stats(yp, op, tr, t) for t in TOLERANCES]}
+        out["cross_check_tolerance_all_unseen"] = tols
     return out
 
 
@@ -280,9 +302,19 @@ def table(res: dict[str, Any]) -> str:
             if cc:
                 tols = [r[f"cross_check_{primary}_primary_{c}"]["tolerance"] for r in res["per_fold"]
                         if f"cross_check_{primary}_primary_{c}" in r]
-                rows.append(f"  cross-check, {primary} primary (tolerance per fold {tols}): flagged {cc['flagged']}/{cc['n']}, wrong {cc['wrong']}, "
-                            f"catch {cc['wrong_flagged']}/{cc['wrong']}, false alarms {cc['right_flagged']}/"
-                            f"{cc['n'] - cc['wrong']}")
+                wf, wu = cc["wrong_given_flagged"], cc["wrong_given_unflagged"]
+                rows.append(f"  cross-check, {primary} primary (tolerance per fold {tols}): flagged {cc['flagged']}/{cc['n']}, "
+                            f"wrong {cc['wrong']}, catch {cc['wrong_flagged']}/{cc['wrong']}, false alarms "
+                            f"{cc['right_flagged']}/{cc['n'] - cc['wrong']}; wrong when flagged {_fmt(wf, True)}, "
+                            f"unflagged {_fmt(wu, True)}")
+    tol = res.get("cross_check_tolerance_all_unseen")
+    if tol:
+        rows.append(f"tuned on every YOLO-unseen smear (what ships): YOLO threshold {res['yolo_threshold_all_unseen']}, "
+                    f"cross-check tolerance (YOLO primary) " + ", ".join(f"{c} {v['yolo_primary']}" for c, v in tol.items()))
+        for c, v in tol.items():
+            sweep = "; ".join(f"tol {st['tolerance']}: flagged {st['flagged']}, catch {st['wrong_flagged']}/{st['wrong']}, "
+                              f"false alarms {st['right_flagged']}" for st in v["sweep_yolo_primary"])
+            rows.append(f"  {c} sweep (in-sample, descriptive): {sweep}")
     return "\n".join(rows)
 
 

@@ -136,6 +136,33 @@ def test_disagreeing_cross_check_is_said_and_shown(assistant, smear_session):
     assert r.artifacts.overlays[-1] == call.result["overlay"]["path"]  # the detector's overlay stays the main one
     assert f"independent method (opencv) found 1 white blood cell (WBC) instead" in r.answer
     assert f"[{call.id}]" in r.answer.split("independent")[1]
-    assert r.grounding["ok"], r.grounding  # the second number is backed by the cited count result
+    assert r.grounding.ok, r.grounding  # the second number is backed by the cited count result
     assert "cross-check disagrees" in (r.uncertainty or "")
 
+
+
+def test_bench_counts_cv_cli_classical_only(capsys):
+    """``osler bench counts-cv --no-yolo`` on 20 real smears: a table, then one JSON line with per-fold numbers."""
+    import json
+
+    from eval_scenarios.bench_cli import main
+
+    if not BCCD.exists():
+        pytest.skip("real data not found")
+    assert main(["counts-cv", "--no-yolo", "--limit", "20", "--folds", "2", "--scheme", "batch",
+                 "--data-root", str(DATA)]) == 0
+    out = capsys.readouterr().out
+    res = json.loads(out.strip().splitlines()[-1])
+    (run,) = res["results"]
+    assert run["scheme"] == "batch" and run["images"] == 20 and len(run["per_fold"]) == 2
+    assert sum(f["n"] for f in run["per_fold"]) == 20 and all(f["n_yolo"] == 0 for f in run["per_fold"])
+    assert 0.0 <= run["summary"]["WBC"]["opencv"]["mean"] <= 1.0
+    assert "ocv WBC" in out  # the table came first
+
+
+def test_platelet_counts_are_not_cross_checked(assistant, smear_session):
+    """No tolerance made the classical platelet count an informative check (bench counts-cv): no field."""
+    r = assistant.ask(smear_session("BloodImage_00003"), "How many platelets are there?")
+    call = _count_call(r)
+    assert call.ok and call.result["counts"][0]["label"] == "Platelets"
+    assert call.result["cross_check"] is None
