@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -152,7 +152,8 @@ def _answer_sentences(a: AskResult) -> list[Sentence]:
     out = []
     for s in re.split(r"(?<=[.!?])\s+(?=[A-Z(#])", a.answer.strip()):
         ids = tuple(dict.fromkeys(_CITE.findall(s))) or fallback
-        text = _CITE.sub("", s).replace(" .", ".").replace(" ;", ";").strip()
+        text = re.sub(r"(?:\s*,)+\s*(?=[.;]|$)", "", _CITE.sub("", s))  # "mm² [E3], [E2]." -> "mm²."
+        text = re.sub(r"\s{2,}", " ", re.sub(r"\s+([.,;])", r"\1", text)).strip()
         if text and not text.startswith("[Osler removed"):
             out.append(Sentence(text, ids))
     return out
@@ -237,9 +238,13 @@ def _cite(s: Sentence) -> str:
     return f"{s.text} [{', '.join(s.evidence)}]" if s.evidence else s.text
 
 
-def report_markdown(rep: SessionReport, link_dir: Path | None = None) -> str:
-    """Markdown; figures link to their overlay PNG (relative to ``link_dir`` when given)."""
+def report_markdown(rep: SessionReport, link_dir: Path | None = None,
+                    figure_src: Callable[[str], str] | None = None) -> str:
+    """Markdown; figures link to their overlay PNG (by file name when ``link_dir`` is given: the files lie
+    side by side).  ``figure_src(path)``: what a figure shows and links to instead (the web app: a data URI)."""
     def rel(path: str) -> str:
+        if figure_src is not None:
+            return figure_src(path)
         p = Path(path)
         return p.name if link_dir is not None else str(p)
 
@@ -262,7 +267,8 @@ def report_markdown(rep: SessionReport, link_dir: Path | None = None) -> str:
     out += ["", "## Figures", ""]
     for f in rep.figures:
         out += [f"[![Figure {f.number}: {f.caption}]({rel(f.path)})]({rel(f.path)})", "",
-                f"*Figure {f.number}: {f.caption}; full-size overlay: [{rel(f.path)}]({rel(f.path)}) [{f.evidence}]*", ""]
+                f"*Figure {f.number}: {f.caption}; full-size overlay: [{Path(f.path).name}]({rel(f.path)}) "
+                f"[{f.evidence}]*", ""]
     if not rep.figures:
         out += ["No overlay was produced.", ""]
     out += ["## Review and signature", "", "Reviewed by: ____________________  Date: ____________",

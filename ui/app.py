@@ -27,7 +27,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from . import views
+from . import export_view, views
 from .examples import example_cases
 from .handlers import Handlers
 
@@ -97,8 +97,14 @@ def build_app(assistant: Assistant) -> gr.Blocks:
                 overlay = gr.Image(label="Latest overlay (boxes, masks, change map)", type="filepath",
                                    interactive=False, height=520, elem_id="overlay")
                 summary = gr.Markdown(elem_id="summary")
-                downloads = gr.File(label="Downloads: overlay PNG and this session's answers (JSON)",
+                downloads = gr.File(label="Downloads: overlay PNG and answers (JSON); the report button adds the "
+                                    "report, masks and DICOM SEG/SR",
                                     file_count="multiple", interactive=False, elem_id="downloads")
+                with gr.Row():  # export (ui.export_view): report MD/PDF, masks, overlays, DICOM SEG/SR
+                    report_btn = gr.Button("Write report (draft for review)", size="sm", elem_id="report-btn")
+                    report_deid = gr.Checkbox(label="Remove patient identifiers (PS3.15 basic profile)", value=True)
+        with gr.Accordion("Report (DRAFT for review, not a diagnosis)", open=True, elem_id="report-panel"):
+            report_md = gr.Markdown(export_view.REPORT_PLACEHOLDER, elem_id="report")
         with gr.Accordion("Tool trace — every call: name, arguments, backend, time, result", open=True,
                           elem_id="trace-panel"):
             trace = gr.Dataframe(headers=views.TRACE_HEADERS, interactive=False, wrap=True, elem_id="trace")
@@ -120,6 +126,10 @@ def build_app(assistant: Assistant) -> gr.Blocks:
             backends_btn = gr.Button("Check backends and device", size="sm")
             device_md = gr.Markdown(f"device setting `{settings.device}`")
             backends = gr.Dataframe(headers=views.BACKEND_HEADERS, interactive=False, wrap=True)
+
+        from .live_tab import add_live_tab  # the Live tab: endoscope video, smoothed boxes, push-to-talk
+
+        add_live_tab(assistant)
 
         for role, file_c, date_c, view_c, name in (("current", cur_file, cur_date, cur_view, "load_current"),
                                                    ("prior", pri_file, pri_date, pri_view, "load_prior")):
@@ -152,6 +162,7 @@ def build_app(assistant: Assistant) -> gr.Blocks:
                        [cur_view, pri_view, cur_file, pri_file, question, chat, overlay, trace, findings, summary,
                         downloads, state], api_name="example")
         new_btn.click(h.new_conversation, [state], [chat, state], api_name="new_conversation")
+        report_btn.click(export_view.report_view, [state, report_deid], [report_md, downloads, state], api_name="report")
         apply_btn.click(h.set_planner, [planner, base_url, model, state], [planner_md, state], api_name="planner")
         backends_btn.click(h.backends, [], [backends, device_md], api_name="backends")
     return app
