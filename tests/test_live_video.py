@@ -193,3 +193,35 @@ def test_spoken_session_on_a_real_endoscopy_video(tmp_path):
     spoken = [a for a in answers if a["live"].get("audio")]
     assert all(a["live"]["timings_ms"]["latency_ms"] > 0 and a.get("spoken_wav") for a in spoken)
     assert timeline["detection_stats"]["runs"] >= 20 and timeline["speech_latency_ms"]["n"] == 5
+
+
+@pytest.mark.slow
+@needs_data
+def test_live_tab_handlers_show_boxes_and_answer_on_the_frozen_frame(short_video, assistant):
+    """The web app's Live tab without a browser: start a real video, the view gets the smoothed box,
+    typed freeze holds the frame and a question is answered on it."""
+    from ui.live_tab import LiveHandlers
+
+    path, truth = short_video
+    h = LiveHandlers(assistant)
+    started = h.start(None, str(path), 10, 2, None)
+    st = started["state"]
+    assert st is not None, started["status"]
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not st["engine"].detections:
+            time.sleep(0.1)
+        time.sleep(0.5)  # a few detector runs on the polyp part (the first second)
+        tick = h.tick(st)
+        assert tick["view"] is not None and tick["view"].shape == (192, 256, 3) and "runs/s" in tick["stats"]
+        frz = h.ask_text("freeze", st)
+        assert "frame" in frz["answer"]
+        engine = st["engine"]
+        frozen_index = engine.frozen.frame.index
+        ans = h.ask_text("How many polyps are visible?", st)
+        last = engine.answers[-1]
+        assert last["frame_index"] == frozen_index and last["live"]["frozen"]
+        assert (last["value"] == 1) == (truth[frozen_index].box is not None)
+        assert ans["trace"] and any(row[2] == "count" for row in ans["trace"])
+    finally:
+        assert h.stop(st)["state"] is None

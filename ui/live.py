@@ -36,6 +36,12 @@ __all__ = ["main", "build_parser", "live_recognizer"]
 log = logging.getLogger(__name__)
 
 
+def _pct(sorted_values: list[float], q: float) -> float:
+    """Nearest-rank percentile of sorted values."""
+    k = max(0, min(len(sorted_values) - 1, int(round(q / 100.0 * (len(sorted_values) - 1)))))
+    return round(sorted_values[k], 1)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="osler live", description="Questions about a live endoscope video.")
     p.add_argument("--video", required=True, help="a video file, a camera index (0) or a stream URL")
@@ -196,19 +202,24 @@ def main(argv: list[str] | None = None) -> int:
                 sink.close()
     timeline = engine.timeline()
     timeline["wall_s"] = round(time.monotonic() - t0, 2)
-    lat = sorted(a["live"]["timings_ms"]["latency_ms"] for a in timeline["answers"]
-                 if "latency_ms" in a["live"].get("timings_ms", {}) and a.get("transcript") is not None
-                 and a["live"].get("audio"))
+    spoken = [a["live"]["timings_ms"] for a in timeline["answers"]
+              if a["live"].get("audio") and "latency_ms" in a["live"].get("timings_ms", {})]
+    lat = sorted(t["latency_ms"] for t in spoken)
     if lat:
-        timeline["speech_latency_ms"] = {"n": len(lat), "median": lat[len(lat) // 2],
-                                         "p95": lat[min(len(lat) - 1, int(round(0.95 * (len(lat) - 1))))]}
+        busy = sorted(t["latency_ms"] - t.get("queue_ms", 0.0) for t in spoken)
+        timeline["speech_latency_ms"] = {
+            "n": len(lat), "median": _pct(lat, 50), "p95": _pct(lat, 95),
+            "without_queue_median": _pct(busy, 50), "without_queue_p95": _pct(busy, 95),
+            "what": "end of speech to the first audio of the answer; 'without_queue' leaves out the wait for "
+                    "the previous answer to finish"}
     if args.out:
         (args.out / "timeline.json").write_text(json.dumps(timeline, indent=1, default=str))
     stats = timeline["detection_stats"]
     print(f"osler live: {len(timeline['answers'])} answers; detector {stats.get('detections_per_s')} runs/s "
           f"(median {stats.get('detector_ms_median')} ms, frame-to-box latency median {stats.get('latency_ms_median')} "
           f"ms), {stats.get('frames_read', 0)} frames read, {stats.get('frames_dropped', 0)} not taken"
-          + (f"; end of speech to first audio median {lat[len(lat) // 2]:.0f} ms over {len(lat)}" if lat else ""),
+          + (f"; end of speech to first audio median {_pct(lat, 50):.0f} ms, p95 {_pct(lat, 95):.0f} ms over "
+             f"{len(lat)} spoken questions" if lat else ""),
           file=sys.stderr)
     if engine.detect_error:
         print(f"osler live: the detector stopped: {engine.detect_error}", file=sys.stderr)

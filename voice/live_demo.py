@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 __all__ = ["POLYP_FRAME", "NEGATIVE_FRAME", "GroundTruth", "make_pan_zoom_video", "score_detections",
-           "DEMO_SCRIPT", "write_script", "main"]
+           "DEMO_SCRIPT", "latency_script", "write_script", "main"]
 
 # held-out EndoTect frames (never trained on): one polyp, and an ulcerative colitis frame without polyp
 POLYP_FRAME = "00c7089c-caf9-4c1b-850f-bedbb11668fc"
@@ -126,6 +126,13 @@ DEMO_SCRIPT: tuple[tuple[float, str], ...] = (
 )
 
 
+def latency_script(seconds: float, every_s: float = 3.0) -> tuple[tuple[float, str], ...]:
+    """Count and detect questions every ``every_s`` seconds over ``seconds`` of video (the latency run)."""
+    words = ("Osler, how many polyps are visible?", "Osler, is there a polyp?")
+    times = np.arange(1.5, seconds - 2.5, every_s)
+    return tuple((round(float(t), 2), words[k % 2]) for k, t in enumerate(times))
+
+
 def write_script(folder: Path, settings: object, entries=DEMO_SCRIPT) -> Path:
     """Speak each entry with the bundled piper voice (espeak-ng fallback) and write ``script.json``."""
     from .config import voice_settings
@@ -147,14 +154,18 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, default=Path("runs/live_demo"))
     p.add_argument("--data", type=Path, default=Path("../shared/data"))
     p.add_argument("--rate", type=float, default=5.0)
+    p.add_argument("--long", action="store_true", help="15 s + 15 s video, a count/detect question every 3 s "
+                   "(the latency measurement)")
     args = p.parse_args(argv)
     from ui.cli import make_settings, offline_environment
     from ui.live import main as live_main
 
     offline_environment()
     args.out.mkdir(parents=True, exist_ok=True)
-    truth = make_pan_zoom_video(args.out / "video.avi", args.data)
-    script = write_script(args.out / "script", make_settings())
+    seg = 15.0 if args.long else 6.0
+    truth = make_pan_zoom_video(args.out / "video.avi", args.data, polyp_s=seg, negative_s=seg)
+    script = write_script(args.out / "script", make_settings(),
+                          latency_script(2 * seg) if args.long else DEMO_SCRIPT)
     rc = live_main(["--video", str(args.out / "video.avi"), "--audio-script", str(script), "--json",
                     "--out", str(args.out / "run"), "--rate", str(args.rate)])
     timeline = json.loads((args.out / "run" / "timeline.json").read_text())
