@@ -362,6 +362,8 @@ class _Check:
 def _value_backed(value: float, unit: str | None, cited: list[str], ev: dict[str, _Backing]) -> bool:
     backs = [ev[e] for e in cited if e in ev]
     u = " ".join(_words(unit or "").split())
+    if re.search(r"%|\b(area|px|mm|mm2|mm²|diameter|days?|percent)\b", u):  # a measure, not a count
+        u = ""
     key = next((t.count_key for t, _ in _COUNT_PHRASES if re.search(rf"\b(?:{t.pattern})\b", u, re.I)), None)
     if key is None and u in _COUNT_UNITS:
         key = "*"

@@ -383,3 +383,34 @@ def test_real_longitudinal_chest_pair_with_the_bundled_lung_unet(assistant, data
     assert all(c.prior_area_px and c.current_area_px for c in r.changes)  # both fields matched
     assert r.lung_opacity_change is not None and abs(r.lung_opacity_change) < 0.5
     assert "unet" in r.provenance.note
+
+
+def test_how_many_more_answers_the_class_asked_not_the_first_one(assistant, data_dir, tmp_path):
+    """The outside probe's case: the same smear as prior (moved) gives RBC +3 but WBC +0; the question asks
+    about white cells, so value, unit and first sentence are those of WBC."""
+    image, _ = _wbc_case(data_dir)
+    prior, _, _ = _moved(image, [])
+    s = _session(assistant, tmp_path, prior, image)
+    r = assistant.ask(s, "How many more white blood cells are there than in the prior study?")
+    cmp = next(c for c in r.tool_calls if c.name == "compare_with_prior")
+    deltas = {c["label"]: c["delta"] for c in cmp.result["count_changes"]}
+    assert deltas["RBC"] != deltas["WBC"]  # the first class in the list is not the one asked
+    assert r.value == deltas["WBC"] and "white blood cells" in r.unit
+    first = r.answer.split(f"[{cmp.id}]")[0]
+    assert "white blood cell" in first and "RBC" not in first and "red" not in first
+    assert r.grounding.ok
+
+
+@pytest.mark.parametrize("question, label, expected", [
+    ("Are there more white blood cells than in the prior study?", "WBC", "yes"),
+    ("Are there more platelets than in the prior study?", "Platelets", "no"),
+])
+def test_yes_no_comparison_is_about_the_class_asked(assistant, data_dir, tmp_path, question, label, expected):
+    image, wbc = _wbc_case(data_dir)
+    prior, _, _ = _moved(remove_region(image, wbc), [])  # one WBC fewer in the prior
+    s = _session(assistant, tmp_path, prior, image)
+    r = assistant.ask(s, question)
+    cmp = next(c for c in r.tool_calls if c.name == "compare_with_prior")
+    delta = {c["label"]: c["delta"] for c in cmp.result["count_changes"]}[label]
+    assert (delta > 0) == (expected == "yes")
+    assert r.label == expected and r.value == delta
