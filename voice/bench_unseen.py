@@ -34,10 +34,9 @@ from typing import Any
 
 import numpy as np
 
-from .activation import gate
 from .audio import ASR_RATE, Audio
 from .bench_data import BABBLE_VOICES, VOICES, Mixer
-from .live_commands import LIVE_PROMPT, is_live_command, parse_live
+from .live_commands import LIVE_PROMPT, hear_spoken, is_live_command, parse_live
 
 __all__ = ["UNSEEN_VOICES", "LIVE_BENCH_COMMANDS", "CONDITIONS", "run", "main"]
 
@@ -98,10 +97,7 @@ def run(settings: Any, configs: list[str], cache_dir: Path, limit: int | None = 
                 t0 = time.perf_counter()
                 tr = rec.transcribe(Audio(y, ASR_RATE, "bench"))
                 agg["ms"].append((time.perf_counter() - t0) * 1000)
-                g = gate(tr.text, "ptt", "osler")
-                cmd = parse_live(g.text) if g.text else None
-                got = (cmd.intent, dict(cmd.slots)) if cmd else None
-                verdict = "rejected" if got is None else ("right" if got == expected[c] else "wrong")
+                verdict, got = _verdict(tr.text, expected[c])
                 agg["n"] += 1
                 agg[verdict] += 1
                 agg["rescued"] += int(bool(tr.extra.get("nbest_rank")) and verdict == "right")
@@ -118,6 +114,48 @@ def run(settings: Any, configs: list[str], cache_dir: Path, limit: int | None = 
     return dict(voices=UNSEEN_VOICES, commands=list(commands), conditions=[list(c) for c in CONDITIONS],
                 mixer=mixer.name, rows=rows, details=details,
                 note="espeak-ng voices never used in development; synthetic speech is not a clinical test")
+
+
+def _verdict(heard: str, expected: tuple[str, dict[str, str]]) -> tuple[str, tuple[str, dict] | None]:
+    """right / rejected / wrong of one transcript, through the live mode's own parsing (hear_spoken)."""
+    _text, cmd, _why = hear_spoken(heard, "osler")
+    got = (cmd.intent, dict(cmd.slots)) if cmd else None
+    return ("rejected" if got is None else ("right" if got == expected else "wrong")), got
+
+
+def rescore(report: dict[str, Any], settings: Any, margins: list[float]) -> list[dict[str, Any]]:
+    """Recompute the rows from the stored transcripts and 5-best lists with the current grammar and other
+    n-best margins (same audio, same hypotheses; only the choice among them and the parsing differ)."""
+    from .asr_whisper import WhisperRecognizer, _Hyp
+    from .config import voice_settings
+
+    rows = []
+    for margin in margins:
+        vs = voice_settings(settings, whisper_nbest=5, whisper_prompt=LIVE_PROMPT, whisper_nbest_margin=margin)
+        chooser = WhisperRecognizer(settings, vs, is_command=is_live_command)
+        cells: dict[tuple[str, Any], dict[str, int]] = {}
+        for d in report["details"]:
+            if d["config"] == "plain":
+                if margin != margins[0]:
+                    continue
+                rank, text, name = 0, d["heard"], "plain"
+            elif d.get("nbest"):
+                hyps = [_Hyp(t, lp, 0.0) for t, lp in zip(d["nbest"], d["nbest_logprob"])]
+                rank, text, _best = chooser._choose([(chooser._filter(h)[0], h) for h in hyps])
+                name = f"biased, margin {margin}"
+            else:
+                continue
+            cmd = parse_live(d["command"])
+            verdict, _got = _verdict(text, (cmd.intent, dict(cmd.slots)))
+            cell = cells.setdefault((name, d["noise"], d["snr_db"]), dict(n=0, right=0, rejected=0, wrong=0, rescued=0))
+            cell["n"] += 1
+            cell[verdict] += 1
+            cell["rescued"] += int(bool(rank) and verdict == "right")
+        for (name, noise, snr), cell in cells.items():
+            rows.append(dict(config=name, noise=noise, snr_db=snr, **cell,
+                             right_pct=round(100.0 * cell["right"] / cell["n"], 1),
+                             wrong_pct=round(100.0 * cell["wrong"] / cell["n"], 1), asr_ms_median=None))
+    return rows
 
 
 def _speak(text: str, voice: str, wpm: int, cache_dir: Path) -> np.ndarray:
@@ -158,11 +196,22 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--configs", default="plain,biased")
     p.add_argument("--limit", type=int, help="first N commands only (smoke run)")
     p.add_argument("--cache", type=Path, default=Path("runs/voice_unseen/audio"))
+    p.add_argument("--rescore", type=Path, help="a report.json of an earlier run: recompute the biased rows from its "
+                   "stored n-best lists with the current grammar (no decoding)")
+    p.add_argument("--margins", default="1.0", help="n-best score margins for --rescore, comma-separated")
     args = p.parse_args(argv)
     from ui.cli import make_settings, offline_environment
 
     offline_environment()
     logging.basicConfig(level=logging.WARNING)
+    if args.rescore:
+        r = json.loads(args.rescore.read_text())
+        ms = {(row["config"], row["noise"], row["snr_db"]): row["asr_ms_median"] for row in r["rows"]}
+        r["rows"] = [{**row, "asr_ms_median": ms.get((row["config"].split(",")[0], row["noise"], row["snr_db"]), "-")}
+                     for row in rescore(r, make_settings(), [float(m) for m in args.margins.split(",")])]
+        (args.rescore.parent / "rescored.md").write_text(render_markdown(r))
+        print(render_markdown(r))
+        return 0
     r = run(make_settings(), [c.strip() for c in args.configs.split(",") if c.strip()], args.cache, args.limit)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "report.json").write_text(json.dumps(r, indent=2))

@@ -19,8 +19,9 @@ from __future__ import annotations
 
 from .activation import gate
 from .commands import COMMANDS, Command, CommandSpec, parse_command
+from .normalize import normalize
 
-__all__ = ["LIVE_COMMANDS", "LIVE_SET", "parse_live", "is_live_command", "LIVE_PROMPT"]
+__all__ = ["LIVE_COMMANDS", "LIVE_SET", "parse_live", "hear_spoken", "is_live_command", "LIVE_PROMPT"]
 
 LIVE_COMMANDS: tuple[CommandSpec, ...] = (
     CommandSpec("freeze", "control", "(freeze [(the | this) (frame | image | picture | video)] | hold (the | this) "
@@ -39,6 +40,28 @@ LIVE_PROMPT = ("Osler voice commands: freeze. Unfreeze. How many polyps are visi
                "How big is it? Compare with ten seconds ago. Compare with a minute ago. Segment the lesion. Cancel.")
 
 
+# "unfreeze" is often heard as "and freeze" / "in freeze": a freeze right after such a word is ambiguous
+_UNFREEZE_SOUNDALIKES = frozenset({"and", "an", "in", "on", "un", "um", "then"})
+
+
+def hear_spoken(transcript: str, wake_word: str = "osler") -> tuple[str, Command | None, str | None]:
+    """(text after the wake word, the live command or None, why it was rejected) of a push-to-talk
+    transcript.  Besides the strict grammar, a "freeze" right after a word that "unfreeze" is misheard as
+    ("and freeze") is rejected as ambiguous: freezing when the surgeon asked to go live is a wrong command."""
+    g = gate(transcript, "ptt", wake_word)
+    if not g.text:
+        return "", None, "no words recognised"
+    cmd = parse_live(g.text)
+    if cmd is None:
+        return g.text, None, "not a complete command: rejected, nothing done"
+    if cmd.intent == "freeze":
+        words = normalize(transcript).split()
+        k = words.index("freeze") if "freeze" in words else -1
+        if k > 0 and words[k - 1] in _UNFREEZE_SOUNDALIKES:
+            return g.text, None, f"'{words[k - 1]} freeze' may be 'unfreeze': ambiguous, rejected"
+    return g.text, cmd, None
+
+
 def parse_live(transcript: str) -> Command | None:
     """The live command the whole (wake-word-stripped) transcript says, or None."""
     return parse_command(transcript, LIVE_SET)
@@ -47,5 +70,4 @@ def parse_live(transcript: str) -> Command | None:
 def is_live_command(text: str, wake_word: str = "osler") -> bool:
     """True when ``text`` (a raw transcript, push-to-talk) is a whole live command: the grammar the
     Whisper n-best list is rescored against in live mode."""
-    g = gate(text, "ptt", wake_word)
-    return bool(g.text) and parse_live(g.text) is not None
+    return hear_spoken(text, wake_word)[1] is not None

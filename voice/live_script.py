@@ -26,9 +26,8 @@ from typing import Any, Callable
 
 from tools.errors import InvalidInputError
 
-from .activation import gate
 from .audio import Audio, prepare, speech_bounds
-from .live_commands import parse_live
+from .live_commands import hear_spoken
 from .live_video import LiveEngine, Snapshot
 
 __all__ = ["ScriptEntry", "load_script", "ScriptReplayer", "hear_live"]
@@ -78,12 +77,11 @@ def hear_live(engine: LiveEngine, snap: Snapshot, audio: Audio, recognizer: Any,
     t0 = time.monotonic()
     tr = recognizer.transcribe(audio)
     asr_ms = (time.monotonic() - t0) * 1000
-    g = gate(tr.text, "ptt", wake_word)
-    cmd = parse_live(g.text) if g.text else None
-    out = engine.answer(snap, text=g.text, command=cmd, spoken=True, transcript=tr.text,
+    text, cmd, why = hear_spoken(tr.text, wake_word)
+    out = engine.answer(snap, text=text, command=cmd, spoken=True, transcript=tr.text,
                         timings={"asr_ms": asr_ms}, speak=speak)
     out["live"]["asr"] = {"backend": tr.backend, "model": tr.model, "nbest_rank": tr.extra.get("nbest_rank"),
-                          "notes": [str(n) for n in tr.extra.get("dropped", [])]}
+                          "notes": [str(n) for n in tr.extra.get("dropped", [])] + ([why] if why else [])}
     return out
 
 
