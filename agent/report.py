@@ -143,7 +143,14 @@ def _limitations(answers: Sequence[AskResult], results: dict[str, BaseModel]) ->
         if a.uncertainty:
             ids = tuple(dict.fromkeys(e for s in a.steps for e in s.evidence))
             out.append(Sentence(a.uncertainty.rstrip(".") + ".", ids))
-    return out
+    seen: set[str] = set()
+    unique = []
+    for s in out:  # a caveat the answer repeats from a provenance note is said once
+        key = s.text.split(": ", 1)[-1] if s.text.split(": ", 1)[0].endswith(")") else s.text
+        if key not in seen:
+            seen.add(key)
+            unique.append(s)
+    return unique
 
 
 def _answer_sentences(a: AskResult) -> list[Sentence]:
