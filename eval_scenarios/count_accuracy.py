@@ -7,6 +7,10 @@ target ``blood_cells``: modality gate, detector, duplicate merging).  Reported:
 * ``wbc_exact``: fraction of images whose WBC count equals the annotation (WBC labels are reliable).
 * ``platelets_mae`` (and ``platelets_exact``), ``rbc_mae`` and ``rbc_bias`` (mean predicted - annotated;
   RBC boxes miss overlapping cells, so the annotation undercounts and a positive bias is expected).
+* ``cross_check``: per cross-checked class (the count result's ``cross_check``: the other backend's count
+  within the validated tolerance), how often the flag fired, how many of the primary's wrong counts it
+  flagged (``catch_rate``) and how many right ones (``false_alarm_rate``).  These 292 smears include the
+  YOLO's training smears: ``osler bench counts-cv`` gives the held-out numbers.
 * ``failed``: images where the tool refused or failed (counted in no metric).  A backend that
   cannot run at all raises ExpertUnavailableError (``osler bench`` exits 2 with its message).
 """
@@ -38,6 +42,15 @@ def _metrics(pairs: list[tuple[dict[str, int], dict[str, int]]]) -> dict[str, An
     return out
 
 
+def _flag_stats(rows: list[tuple[bool, bool]]) -> dict[str, Any]:
+    wrong = sum(w for _, w in rows)
+    right = len(rows) - wrong
+    return {"n": len(rows), "flagged": sum(f for f, _ in rows), "wrong": wrong,
+            "wrong_flagged": sum(f and w for f, w in rows), "right_flagged": sum(f and not w for f, w in rows),
+            "catch_rate": sum(f and w for f, w in rows) / wrong if wrong else None,
+            "false_alarm_rate": sum(f and not w for f, w in rows) / right if right else None}
+
+
 def count_accuracy(settings: Any, data_root: Path, limit: int | None = None, progress: bool = True) -> dict[str, Any]:
     from tqdm import tqdm
 
@@ -52,6 +65,7 @@ def count_accuracy(settings: Any, data_root: Path, limit: int | None = None, pro
     names = (data_root / "bccd" / "split.txt").read_text().split()[:limit]
     pool = ExpertPool(settings)
     pairs, failed, backends = [], [], set()
+    checks: dict[str, list[tuple[bool, bool]]] = {}  # class -> (flagged, primary wrong) per image
     t0 = time.perf_counter()
     for name in tqdm(names, desc="counts", unit="img", file=sys.stderr, disable=not progress):
         truth = voc_counts(data_root / "bccd" / "annotations" / f"{name}.xml")
@@ -66,9 +80,12 @@ def count_accuracy(settings: Any, data_root: Path, limit: int | None = None, pro
             continue
         backends.add(f"{r.provenance.backend}:{r.provenance.model}")
         pairs.append(({c.label: c.count for c in r.counts}, {k: truth.get(k, 0) for k in CLASSES}))
+        for cc in r.cross_check.counts if r.cross_check else []:
+            checks.setdefault(cc.label, []).append((not cc.agrees, cc.primary_count != truth.get(cc.label, 0)))
     wall = time.perf_counter() - t0
     return {"images": len(names), "scored": len(pairs), "failed": len(failed), "failures": failed[:10],
             "backend": sorted(backends), "requested_backend": settings.detector_backend, **_metrics(pairs),
+            "cross_check": {label: _flag_stats(v) for label, v in checks.items()},
             "seconds": wall, "images_per_s": len(names) / wall if wall else None}
 
 
@@ -100,6 +117,9 @@ def main(argv: list[str] | None = None) -> int:
             if res[f"{k}_mae"] is not None:
                 print(f"  {cls:9s} exact {100 * res[f'{k}_exact']:5.1f}%   MAE {res[f'{k}_mae']:.2f}   "
                       f"bias {res[f'{k}_bias']:+.2f}")
+        for label, st in res["cross_check"].items():
+            print(f"  cross-check {label}: flagged {st['flagged']}/{st['n']}, caught {st['wrong_flagged']}/{st['wrong']} "
+                  f"wrong counts, {st['right_flagged']} right counts flagged")
         print(f"  {res['images_per_s']:.1f} images/s")
     print(json.dumps(res, indent=2 if args.json else None))
     return 0
