@@ -16,8 +16,10 @@ foreground, 127 = ignore (excluded from every metric).  Modes:
   Its time per image includes the detector.
 
 Per mode it reports the mean over images with foreground of Dice, IoU and HD95 (pixels of the
-original image; images where either mask is empty are left out of HD95 and counted), images per
-second (predict calls only), and for images with an empty GT how many came back empty.
+original image; images where either mask is empty are left out of HD95 and counted), how many of
+them got no mask at all (``no_mask``), images per second (predict calls only), and for images with
+an empty GT how many came back empty.  ``--folds K`` deals the images into K seeded folds and adds
+the Dice of each fold with their mean and standard deviation.
 Prints one JSON object, then a table.  ``main(argv) -> int``.
 """
 
@@ -130,59 +132,95 @@ def _union(masks: list[np.ndarray], shape: tuple[int, int]) -> np.ndarray:
     return u
 
 
+def _predict(segmenter: Any, detector: Any, img: Any, gt: np.ndarray, ign: np.ndarray, mode: str
+             ) -> np.ndarray | None:
+    """The union mask of one mode on one image; None when the mode does not apply (box mode, no GT)."""
+    shape = img.pixels.shape[:2]
+    if mode == "auto":
+        return _union(segmenter.predict(img).masks, shape)
+    if mode == "detect":
+        if detector is None:
+            raise ValueError("mode 'detect' needs a detector")
+        dets = detector.predict(img)
+        return _union([m for b in np.asarray(dets.boxes).reshape(-1, 4)
+                       for m in segmenter.predict(img, box=tuple(float(v) for v in b)).masks], shape)
+    boxes = gt_boxes(gt & ~ign)
+    if not boxes:
+        return None
+    return _union([m for b in boxes for m in segmenter.predict(img, box=b).masks], shape)
+
+
+def folds_of(names: list[str], k: int, seed: int = 0) -> dict[str, int]:
+    """Image name -> fold 0..k-1: names sorted, shuffled with ``random.Random(seed)``, dealt round robin."""
+    import random
+
+    order = sorted(names)
+    random.Random(seed).shuffle(order)
+    return {n: i % k for i, n in enumerate(order)}
+
+
+def _summary(rows: list[dict[str, Any]], neg: list[bool], seconds: float) -> dict[str, Any]:
+    hds = [r["hd95"] for r in rows if r["hd95"] is not None]
+    n_run = len(rows) + len(neg)
+    return {
+        "n": len(rows),
+        "dice": float(np.mean([r["dice"] for r in rows])) if rows else None,
+        "iou": float(np.mean([r["iou"] for r in rows])) if rows else None,
+        "hd95_px": float(np.mean(hds)) if hds else None,
+        "hd95_missing": len(rows) - len(hds),
+        "images_per_s": n_run / seconds if seconds > 0 else None,
+        "s_per_image": seconds / n_run if n_run else None,
+        "negatives": len(neg),
+        "negatives_empty": int(sum(neg)),
+        "no_mask": int(sum(r["empty"] for r in rows)),
+    }
+
+
 def evaluate(segmenter: Any, items: list[tuple[Path, Path]], modes: Iterable[str] = ("auto", "box"),
-             per_image: bool = False, detector: Any = None) -> dict[str, Any]:
+             per_image: bool = False, detector: Any = None, folds: int = 0, seed: int = 0) -> dict[str, Any]:
     """Metrics per mode (see the module docstring) of a loaded Segmenter on (image, mask) pairs;
-    mode ``detect`` needs ``detector`` (a Detector whose boxes prompt the segmenter)."""
+    mode ``detect`` needs ``detector`` (a Detector whose boxes prompt the segmenter).  Every mode runs
+    on an image before the next image is read (a promptable segmenter's embedding is reused).  With
+    ``folds`` >= 2 the images are dealt into that many folds (:func:`folds_of`) and each mode also
+    reports its Dice per fold and their mean and standard deviation."""
     from experts.imaging import load_image
 
-    out: dict[str, Any] = {}
-    for mode in modes:
-        rows, seconds, neg_total, neg_empty = [], 0.0, 0, 0
-        for img_path, mask_path in items:
-            img = load_image(img_path)
-            shape = img.pixels.shape[:2]
-            gt, ign = read_mask(mask_path, shape)
-            if mode == "auto":
-                t = time.perf_counter()
-                pred = _union(segmenter.predict(img).masks, shape)
-                seconds += time.perf_counter() - t
-            elif mode == "detect":
-                if detector is None:
-                    raise ValueError("mode 'detect' needs a detector")
-                t = time.perf_counter()
-                dets = detector.predict(img)
-                pred = _union([m for b in np.asarray(dets.boxes).reshape(-1, 4)
-                               for m in segmenter.predict(img, box=tuple(float(v) for v in b)).masks], shape)
-                seconds += time.perf_counter() - t
-            else:
-                boxes = gt_boxes(gt & ~ign)
-                if not boxes:
-                    continue
-                t = time.perf_counter()
-                pred = _union([m for b in boxes for m in segmenter.predict(img, box=b).masks], shape)
-                seconds += time.perf_counter() - t
+    modes = list(modes)
+    rows: dict[str, list[dict[str, Any]]] = {m: [] for m in modes}
+    neg: dict[str, list[tuple[str, bool]]] = {m: [] for m in modes}
+    seconds = {m: 0.0 for m in modes}
+    for img_path, mask_path in items:
+        img = load_image(img_path)
+        gt, ign = read_mask(mask_path, img.pixels.shape[:2])
+        for mode in modes:
+            t = time.perf_counter()
+            pred = _predict(segmenter, detector, img, gt, ign, mode)
+            if pred is None:
+                continue
+            seconds[mode] += time.perf_counter() - t
             if not (gt & ~ign).any():
-                neg_total += 1
-                neg_empty += int(not (pred & ~ign).any())
+                neg[mode].append((img_path.name, not (pred & ~ign).any()))
                 continue
             d, j = dice_iou(pred, gt, ign)
-            rows.append({"image": img_path.name, "dice": d, "iou": j, "hd95": hd95(pred, gt, ign)})
-        hds = [r["hd95"] for r in rows if r["hd95"] is not None]
-        n_run = len(rows) + neg_total
-        res: dict[str, Any] = {
-            "n": len(rows),
-            "dice": float(np.mean([r["dice"] for r in rows])) if rows else None,
-            "iou": float(np.mean([r["iou"] for r in rows])) if rows else None,
-            "hd95_px": float(np.mean(hds)) if hds else None,
-            "hd95_missing": len(rows) - len(hds),
-            "images_per_s": n_run / seconds if seconds > 0 else None,
-            "s_per_image": seconds / n_run if n_run else None,
-            "negatives": neg_total,
-            "negatives_empty": neg_empty,
-        }
+            rows[mode].append({"image": img_path.name, "dice": d, "iou": j, "hd95": hd95(pred, gt, ign),
+                               "empty": not (pred & ~ign).any()})
+    fold_of = folds_of([p.name for p, _ in items], folds, seed) if folds >= 2 else {}
+    out: dict[str, Any] = {}
+    for mode in modes:
+        res = _summary(rows[mode], [e for _, e in neg[mode]], seconds[mode])
+        if fold_of:
+            per = []
+            for f in range(folds):
+                fr = [r for r in rows[mode] if fold_of[r["image"]] == f]
+                fn = [e for n, e in neg[mode] if fold_of[n] == f]
+                per.append({"fold": f, "n": len(fr), "dice": float(np.mean([r["dice"] for r in fr])) if fr else None,
+                            "negatives": len(fn), "negatives_empty": int(sum(fn))})
+            ds = [p["dice"] for p in per if p["dice"] is not None]
+            res["folds"] = per
+            res["fold_dice_mean"] = float(np.mean(ds)) if ds else None
+            res["fold_dice_sd"] = float(np.std(ds, ddof=1)) if len(ds) > 1 else None
         if per_image:
-            res["per_image"] = rows
+            res["per_image"] = rows[mode]
         out[mode] = res
     return out
 
@@ -191,17 +229,18 @@ def _table(results: dict[str, Any]) -> str:
     def f(v: Any, p: int = 3) -> str:
         return "-" if v is None else f"{v:.{p}f}"
 
-    lines = ["mode  n    dice   iou    hd95px  img/s  negatives_empty", "-" * 56]
+    lines = ["mode    n    dice   iou    hd95px  img/s  negatives_empty  no_mask  folds dice mean+-sd", "-" * 84]
     for mode, r in results.items():
-        lines.append(f"{mode:<5} {r['n']:<4} {f(r['dice'])}  {f(r['iou'])}  {f(r['hd95_px'], 1):>6}  "
-                     f"{f(r['images_per_s'], 2):>5}  {r['negatives_empty']}/{r['negatives']}")
+        folds = f"{f(r.get('fold_dice_mean'))} +- {f(r.get('fold_dice_sd'))}" if r.get("folds") else "-"
+        lines.append(f"{mode:<7} {r['n']:<4} {f(r['dice'])}  {f(r['iou'])}  {f(r['hd95_px'], 1):>6}  "
+                     f"{f(r['images_per_s'], 2):>5}  {r['negatives_empty']:>7}/{r['negatives']:<7}  {r['no_mask']:>7}  {folds}")
     return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="bench_segmentation", description=__doc__.split("\n\n")[0])
     p.add_argument("--target", choices=["polyp", "lung", "prompt"], required=True)
-    p.add_argument("--backend", default="auto", help="unet | sam | opencv | auto (registry order)")
+    p.add_argument("--backend", default="auto", help="litemedsam | unet | sam | opencv | auto (registry order)")
     p.add_argument("--images", type=Path, action="append", required=True, help="image folder (repeatable)")
     p.add_argument("--masks", type=Path, action="append", required=True, help="mask folder, one per --images")
     p.add_argument("--list", type=Path, help="image names to use: a text file, one a line, or a model card (.md) "
@@ -214,6 +253,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int, default=None, help="torch intra-op threads (1 is fastest on a busy CPU)")
     p.add_argument("--limit", type=int, default=None)
     p.add_argument("--per-image", action="store_true")
+    p.add_argument("--folds", type=int, default=0, help="also report Dice per fold (images dealt into K seeded folds)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the fold assignment")
     p.add_argument("--json", type=Path, help="also write the JSON here")
     args = p.parse_args(argv)
 
@@ -254,7 +295,8 @@ def main(argv: list[str] | None = None) -> int:
         det_info = {"backend": detector.backend, "model": detector.model_id, "why": dwhy}
     results = {"target": args.target, "backend": expert.backend, "model": expert.model_id, "why": why,
                "detector": det_info, "images": len(items),
-               "results": evaluate(expert, items, modes, per_image=args.per_image, detector=detector)}
+               "results": evaluate(expert, items, modes, per_image=args.per_image, detector=detector,
+                                   folds=args.folds, seed=args.seed)}
     text = json.dumps(results, indent=2)
     print(text)
     if args.json:

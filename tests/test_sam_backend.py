@@ -231,7 +231,9 @@ def test_polyp_segmentation_with_sam_is_prompted_by_the_detector(tmp_path):
 
     specs = default_registry()["segment:polyp"]
     ready = {s.name: None for s in specs}
-    assert select_backend("segment:polyp", specs, "auto", ready)[0].name == "unet"  # the default stays the U-Net
+    no_sam = ready | {"sam": "no SAM checkpoint is configured"}
+    assert select_backend("segment:polyp", specs, "auto", no_sam)[0].name == "litemedsam"  # the shipped default
+    assert select_backend("segment:polyp", specs, "auto", ready)[0].name == "sam"  # a configured checkpoint wins
     assert select_backend("segment:polyp", specs, "sam", ready)[0].name == "sam"
 
     seg = SamSegmenter.from_model(tiny_sam(), device="cpu", model_id="sam-tiny")

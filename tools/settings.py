@@ -80,7 +80,7 @@ class OslerSettings(BaseSettings):
                                         "busy 2-core machine)"
     )
     detector_backend: Literal["auto", "yolo", "opencv"] = "auto"
-    segmenter_backend: Literal["auto", "unet", "sam", "opencv"] = "auto"
+    segmenter_backend: Literal["auto", "litemedsam", "unet", "sam", "opencv"] = "auto"
     classifier_backend: Literal["auto", "torchvision", "transformers"] = "auto"
     models: ModelPaths = Field(default_factory=ModelPaths)
     voice: VoiceSettings = Field(default_factory=VoiceSettings)
