@@ -300,3 +300,18 @@ def test_full_size_chest_film_end_to_end(tmp_path, monkeypatch, one_torch_thread
     seg = pydicom.dcmread(out / "segmentation.dcm")
     mask = np.asarray(__import__("PIL.Image", fromlist=["x"]).open(next(out.glob("mask-*.png")))) > 127
     assert np.array_equal(seg.pixel_array.reshape(-1, seg.Rows, seg.Columns)[0].astype(bool), mask)
+
+
+def test_export_modules_import_nothing_heavy():
+    """highdicom, fpdf and pydicom are imported when something is exported, torch/gradio never."""
+    import subprocess
+    import sys
+
+    code = ("import sys, agent.export, agent.report, agent.report_pdf, agent.dicom_export, agent.dicom_deid, "
+            "agent.results, ui.export_view, ui.report_cli;"
+            "print(','.join(m for m in ('torch', 'ultralytics', 'gradio', 'highdicom', 'fpdf', 'pydicom') "
+            "if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                         cwd=Path(__file__).resolve().parents[1])
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == ""
