@@ -126,7 +126,7 @@ DEMO_SCRIPT: tuple[tuple[float, str], ...] = (
 )
 
 
-def latency_script(seconds: float, every_s: float = 3.0) -> tuple[tuple[float, str], ...]:
+def latency_script(seconds: float, every_s: float = 4.0) -> tuple[tuple[float, str], ...]:
     """Count and detect questions every ``every_s`` seconds over ``seconds`` of video (the latency run)."""
     words = ("Osler, how many polyps are visible?", "Osler, is there a polyp?")
     times = np.arange(1.5, seconds - 2.5, every_s)
@@ -154,7 +154,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, default=Path("runs/live_demo"))
     p.add_argument("--data", type=Path, default=Path("../shared/data"))
     p.add_argument("--rate", type=float, default=5.0)
-    p.add_argument("--long", action="store_true", help="15 s + 15 s video, a count/detect question every 3 s "
+    p.add_argument("--long", action="store_true", help="20 s + 20 s video, a count/detect question every 4 s "
                    "(the latency measurement)")
     args = p.parse_args(argv)
     from ui.cli import make_settings, offline_environment
@@ -162,7 +162,7 @@ def main(argv: list[str] | None = None) -> int:
 
     offline_environment()
     args.out.mkdir(parents=True, exist_ok=True)
-    seg = 15.0 if args.long else 6.0
+    seg = 20.0 if args.long else 6.0
     truth = make_pan_zoom_video(args.out / "video.avi", args.data, polyp_s=seg, negative_s=seg)
     script = write_script(args.out / "script", make_settings(),
                           latency_script(2 * seg) if args.long else DEMO_SCRIPT)

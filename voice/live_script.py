@@ -75,11 +75,12 @@ def hear_live(engine: LiveEngine, snap: Snapshot, audio: Audio, recognizer: Any,
               speak: bool = True) -> dict[str, Any]:
     """Transcribe one push-to-talk utterance, parse it against the live commands, answer on ``snap``."""
     t0 = time.monotonic()
+    queue_ms = (t0 - snap.wall) * 1000  # waiting for the previous answer to finish
     tr = recognizer.transcribe(audio)
     asr_ms = (time.monotonic() - t0) * 1000
     text, cmd, why = hear_spoken(tr.text, wake_word)
     out = engine.answer(snap, text=text, command=cmd, spoken=True, transcript=tr.text,
-                        timings={"asr_ms": asr_ms}, speak=speak)
+                        timings={"queue_ms": queue_ms, "asr_ms": asr_ms}, speak=speak)
     out["live"]["asr"] = {"backend": tr.backend, "model": tr.model, "nbest_rank": tr.extra.get("nbest_rank"),
                           "notes": [str(n) for n in tr.extra.get("dropped", [])] + ([why] if why else [])}
     return out

@@ -255,7 +255,7 @@ class LiveEngine:
         t_start = time.monotonic()
         snap = self.resolve(snap)
         timings = dict(timings or {})
-        timings["queue_ms"] = (t_start - snap.wall) * 1000
+        timings.setdefault("queue_ms", (t_start - snap.wall) * 1000)
         cmd = command if command is not None else (parse_live(text) if text else None)
         record: dict[str, Any] = {}
         live: dict[str, Any] = {"intent": cmd.intent if cmd else None, "frozen": snap.frozen,
