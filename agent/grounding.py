@@ -256,7 +256,8 @@ def _backings(results: dict[str, Any], calls: Iterable[ToolCallRecord]) -> dict[
         if isinstance(data, dict):
             prov = data.get("provenance") if isinstance(data.get("provenance"), dict) else {}
             body = {k: v for k, v in data.items() if k != "provenance"}
-            b.numbers = evidence_numbers([body]) + [x for _, x in numbers_in(str(prov.get("note") or ""))]
+            named = " ".join(str(v) for v in prov.values() if isinstance(v, str))  # model names, the note
+            b.numbers = evidence_numbers([body]) + [x for _, x in numbers_in(named)]
             b.text = _words(" ".join(_strings(body)))
             _counts(body, b.counts)
         else:

@@ -1,8 +1,10 @@
 """Question -> intents, for the built-in planner.  Pure functions over text; no models.
 
 An :class:`Intent` says what to do (count, detect, segment, measure, classify, image_kind,
-compare), on what (target and classes), and how to phrase the answer (yes/no, negated, an
-expected number to check, "largest").  A question may hold several clauses ("count the white
+compare), on what (target and classes), and how to phrase the answer (yes/no, either-or with the
+alternatives named, negated, an expected number to check, "largest").  "Is it normal, or does it
+show pneumonia?" is an either-or question (answered with the alternative chosen); "Is it normal?" and
+"Is there a polyp or not?" are yes/no questions.  A question may hold several clauses ("count the white
 cells and give the area of the largest"); a clause without a target inherits the previous one.
 """
 
@@ -43,6 +45,11 @@ _DETECT = r"\b(where|locate|location|show|find|detect|mark|highlight|point out|i
 _SEGMENT = r"\b(segment\w*|outline|delineate|contour|mask|trace)\b"
 _MEASURE = r"\b(how (big|large|wide|long)|size|area|diameter|dimensions?|measure\w*|extent|fraction|percent(age)?|proportion|involved|coverage)\b"
 _YESNO_START = r"^\s*(is|are|does|do|did|was|were|has|have|can|could|any)\b"
+_OR_NOT = r",?\s*\bor\s+(?:not|no|none|otherwise|isn'?t\s+it|is\s+it\s+not|doesn'?t\s+it|not\s+at\s+all)\b"
+_OR = r",?\s*\b(?:or|versus|vs\.?)\b\s*|,\s*"
+# classifier alternatives a clause may name, checked in this order within each alternative
+_CHOICES = (("bacterial_pneumonia", r"\bbacteri"), ("viral_pneumonia", r"\b(viral|virus)"),
+            ("normal", r"\b(normal|healthy|clear|no pneumonia)\b"), ("pneumonia", r"\b(pneumonia|infection|infected)\b"))
 _NEGATION = r"\b(no|not|without|free of|absent|absence of|n't)\b"
 _POINT = (r"\bat\s*(?:the\s+point\s*)?\(?\s*(?:x\s*=?\s*)?(\d{1,5}(?:\.\d+)?)\s*(?:,|\s)\s*(?:y\s*=?\s*)?"
           r"(\d{1,5}(?:\.\d+)?)\s*\)?")  # "at (312, 240)", "at x=312 y=240": a click on the image
@@ -70,6 +77,7 @@ class Intent:
     within: str | None = None  # measure fraction of an organ ("what fraction of the lung")
     clause: str = ""
     unsupported: str | None = None  # a term no tool covers
+    choices: tuple[str, ...] | None = None  # either-or: the classifier labels named as alternatives
     extras: dict = field(default_factory=dict)  # "point": (x, y) of a point prompt
 
 
@@ -112,12 +120,38 @@ def _split_clauses(q: str) -> list[str]:
     return [p.strip(" ,.?!") for p in parts if p and p.strip(" ,.?!")]
 
 
+def alternatives(clause: str) -> tuple[list[str], tuple[str, ...] | None]:
+    """The alternatives of an either-or clause (the text of each, and the classifier labels they name when
+    every one names one); ([], None) for a clause that offers no alternatives ('... or not' is yes/no)."""
+    c = re.sub(_OR_NOT, " ", clause.lower())
+    if not re.search(r"\b(or|versus|vs)\b", c):
+        return [], None
+    parts = [p.strip(" ?.!:;") for p in re.split(_OR, c) if p and p.strip(" ?.!:;")]
+    if len(parts) < 2:
+        return [], None
+    labels = []
+    for part in parts:
+        label = next((lab for lab, rx in _CHOICES if re.search(rx, part)), None)
+        if label is not None and label not in labels:
+            labels.append(label)
+    return parts, (tuple(labels) if len(labels) >= 2 else None)
+
+
+def _numbers_offered(parts: list[str]) -> bool:
+    """'two or three white cells', 'one polyp or two': alternatives that are numbers."""
+    tail = [words_to_number(re.sub(r"^(?:are there|is there|there are|are|is)\s+", "", p)) for p in parts[-2:]]
+    return all(n is not None for n in tail)
+
+
 def _clause_intent(clause: str, inherited: Intent | None) -> Intent:
     c = clause.lower()
     target, classes = _find_target(c)
-    unsupported = next((t for t in UNSUPPORTED_TERMS if re.search(rf"\b{t}", c)), None)
-    yes_no = bool(re.search(_YESNO_START, c))
-    negated = bool(re.search(_NEGATION, re.sub(_YESNO_START, "", c))) and yes_no
+    m_unsupported = next((m for t in UNSUPPORTED_TERMS if (m := re.search(rf"\b{t}\w*", c))), None)
+    unsupported = m_unsupported.group(0) if m_unsupported else None
+    parts, choices = alternatives(clause)
+    either = choices is not None or (bool(parts) and _numbers_offered(parts))
+    yes_no = bool(re.search(_YESNO_START, c)) and not either
+    negated = bool(re.search(_NEGATION, re.sub(_YESNO_START, "", re.sub(_OR_NOT, " ", c)))) and yes_no
     largest = bool(re.search(_LARGEST, c))
     smallest = bool(re.search(_SMALLEST, c))
     base = dict(clause=clause, yes_no=yes_no, negated=negated, largest=largest, smallest=smallest)
@@ -138,7 +172,7 @@ def _clause_intent(clause: str, inherited: Intent | None) -> Intent:
         return Intent("compare", target=target, classes=classes, **base)
     if unsupported is None and re.search(_CLASSIFY, c) and target in (None, "lung") and not (
             re.search(_SEGMENT, c) or re.search(_MEASURE, c)):
-        return Intent("classify", **base)
+        return Intent("classify", choices=choices, **base)
     if unsupported is not None and target is None:
         return Intent("unknown", unsupported=unsupported, **base)
     if target is None and inherited is not None and (
@@ -147,7 +181,7 @@ def _clause_intent(clause: str, inherited: Intent | None) -> Intent:
         target, classes = inherited.target, inherited.classes
     if target is None:
         if re.search(_CLASSIFY, c):
-            return Intent("classify", **base)
+            return Intent("classify", choices=choices, **base)
         return Intent("unknown", unsupported=unsupported, **base)
     expected = None
     if yes_no:
@@ -164,8 +198,8 @@ def _clause_intent(clause: str, inherited: Intent | None) -> Intent:
         action: Action = "measure"
     elif re.search(_SEGMENT, c):
         action = "segment"
-    elif re.search(_COUNT, c) or expected is not None:
-        action = "count"
+    elif re.search(_COUNT, c) or expected is not None or (either and choices is None):
+        action = "count"  # "are there two or three white cells?" is answered with the count
     elif re.search(_DETECT, c):
         action = "detect"
     elif yes_no:

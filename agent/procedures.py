@@ -84,7 +84,7 @@ def _run_intent(d: Draft, it: Intent, kind: str, info: Any, has_prior: bool, ctx
         return
     if it.action == "unknown":
         term = f" ('{it.unsupported}')" if it.unsupported else ""
-        d.step(f"No tool covers '{it.clause}'{term}; Osler's tools count/locate blood cells and polyps, segment "
+        d.step(f"No tool covers '{it.clause}'{term}: the tools only count/locate blood cells and polyps, segment "
                f"polyps and lungs, classify pneumonia on chest X-rays and compare with a prior study.")
         d.sentences.append(f"No tool can answer '{it.clause}'{term}, so I do not answer it rather than guess.")
         d.abstained.append(True)
@@ -326,7 +326,17 @@ def _classify(d: Draft, it: Intent, kind: str) -> Generator:
     if r.uncertain:  # too close to the classifier's tuned threshold: probabilities, not a class
         _classify_uncertain(d, r, it.yes_no, pneu)
         return
-    if it.yes_no and ("normal" in q or "healthy" in q):
+    if it.choices:  # either-or: answer with the alternative chosen, not yes/no
+        chosen = _choose(it.choices, label, p)
+        d.label = d.label or chosen
+        asked = " or ".join(c.replace("_", " ") for c in it.choices)
+        if chosen == label or (chosen == "pneumonia" and label != "normal"):
+            d.sentences.append(f"Of {asked}: {chosen.replace('_', ' ')} [{eid}].")
+        else:
+            d.sentences.append(f"Of {asked}: {chosen.replace('_', ' ')} is the more probable "
+                               f"({fmt(100 * p[chosen])}%), but the classifier reads this film as "
+                               f"{label.replace('_', ' ')} [{eid}].")
+    elif it.yes_no and ("normal" in q or "healthy" in q):
         yes = label == "normal"
         if it.negated:
             yes = not yes
@@ -349,6 +359,17 @@ def _classify(d: Draft, it: Intent, kind: str) -> Generator:
     d.caveats.append("a small classifier trained on paediatric chest X-rays; not a diagnosis" +
                      ("" if r.calibrated else "; probabilities not calibrated"))
     d.abstained.append(False)
+
+
+def _choose(choices: tuple[str, ...], label: str, p: dict[str, float]) -> str:
+    """The alternative of an either-or question the classification picks: its label, 'pneumonia' for either
+    kind of pneumonia, else (a normal film asked 'bacterial or viral?') the more probable alternative."""
+    if label in choices:
+        return label
+    if label != "normal" and "pneumonia" in choices:
+        return "pneumonia"
+    pneu = 1.0 - p.get("normal", 0.0)
+    return max(choices, key=lambda c: pneu if c == "pneumonia" else p.get(c, 0.0))
 
 
 def _classify_uncertain(d: Draft, r: Any, yes_no: bool, pneu: float) -> None:

@@ -78,3 +78,107 @@ def test_a_bare_verb_clause_joins_the_next_one():
     """'outline and measure the polyp' is one segment+measure, not an unanswerable 'outline'."""
     assert [(i.action, i.target) for i in parse_question("outline and measure the polyp")] == [("measure", "polyp")]
     assert [(i.action, i.target) for i in parse_question("segment and measure the lungs")] == [("measure", "lung")]
+
+
+# ---- either-or versus yes/no -----------------------------------------------------------------------
+EITHER_OR = [
+    ("Is this chest X-ray normal, or does it show pneumonia?", ("normal", "pneumonia")),
+    ("Is this film normal or is there pneumonia?", ("normal", "pneumonia")),
+    ("Normal or pneumonia?", ("normal", "pneumonia")),
+    ("Does this X-ray show pneumonia, or is it normal?", ("pneumonia", "normal")),
+    ("Are the lungs healthy or infected?", ("normal", "pneumonia")),
+    ("Is it bacterial or viral pneumonia?", ("bacterial_pneumonia", "viral_pneumonia")),
+    ("Bacterial or viral?", ("bacterial_pneumonia", "viral_pneumonia")),
+    ("Viral versus bacterial pneumonia?", ("viral_pneumonia", "bacterial_pneumonia")),
+    ("What is the diagnosis on this chest X-ray: normal, bacterial pneumonia or viral pneumonia?",
+     ("normal", "bacterial_pneumonia", "viral_pneumonia")),
+]
+YES_NO = [
+    "Is this chest X-ray normal?",
+    "Does this chest X-ray show pneumonia?",
+    "Is there pneumonia?",
+    "Is there pneumonia or not?",
+    "Is this film normal, or not?",
+    "Does it show viral pneumonia?",
+    "Is the chest X-ray free of pneumonia?",
+]
+
+
+@pytest.mark.parametrize("question, choices", EITHER_OR)
+def test_either_or_questions_name_their_alternatives(question, choices):
+    [it] = parse_question(question)
+    assert it.action == "classify" and it.choices == choices and not it.yes_no
+
+
+@pytest.mark.parametrize("question", YES_NO)
+def test_yes_no_questions_stay_yes_no(question):
+    [it] = parse_question(question)
+    assert it.action == "classify" and it.yes_no and it.choices is None
+
+
+def test_or_not_is_not_a_negation():
+    """'Is there a polyp or not?' asks whether there is one: a yes/no question, not a negated one."""
+    [it] = parse_question("Is there a polyp or not?")
+    assert (it.action, it.yes_no, it.negated) == ("count", True, False)
+    assert parse_question("Is there no polyp?")[0].negated
+
+
+def test_numbers_offered_as_alternatives_ask_for_the_count():
+    for q in ("Are there two or three white cells?", "Is there one polyp or two?"):
+        [it] = parse_question(q)
+        assert it.action == "count" and not it.yes_no and it.expected is None
+
+
+CXR_NORMAL = "kermany_cxr/train/NORMAL/IM-0115-0001.jpeg"
+
+
+def _pneumonia_film(data_dir):
+    return sorted((data_dir / "kermany_cxr/train/PNEUMONIA").glob("*bacteria*.jpeg"))[0]
+
+
+@pytest.mark.parametrize("question", [q for q, c in EITHER_OR[:5]])
+def test_either_or_is_answered_with_the_alternative_on_real_films(assistant, data_dir, question):
+    """The outside probe's case: 'normal, or does it show pneumonia?' was answered 'yes'."""
+    for film in (data_dir / CXR_NORMAL, _pneumonia_film(data_dir)):
+        s = assistant.new_session()
+        s.load("current", film)
+        r = assistant.ask(s, question)
+        cls = next(c for c in r.tool_calls if c.name == "classify").result
+        if cls.get("uncertain"):
+            assert r.label == "uncertain"
+            continue
+        want = "normal" if cls["label"] == "normal" else "pneumonia"
+        assert r.label == want and not r.answer.lower().startswith(("yes", "no"))
+        assert r.grounding.ok
+
+
+def test_yes_no_is_still_answered_yes_or_no_on_a_real_film(assistant, data_dir):
+    s = assistant.new_session()
+    s.load("current", data_dir / CXR_NORMAL)
+    r = assistant.ask(s, "Is this chest X-ray normal?")
+    cls = next(c for c in r.tool_calls if c.name == "classify").result
+    if not cls.get("uncertain"):
+        assert r.label == ("yes" if cls["label"] == "normal" else "no") and r.answer.startswith(r.label.capitalize())
+
+
+# ---- the parser never crashes ------------------------------------------------------------------------
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_VOCAB = st.sampled_from(["is", "are", "or", "not", "normal", "pneumonia", "viral", "bacterial", "white", "cells",
+                          "polyp", "how many", "at (3, 4)", "prior", "more", "than", "and then", ";", "?", ",", "x=",
+                          "largest", "no", "two", "42", "leukemia", "'", "\"", "\u00ff\u00fe", "\x00", "\ud800"])
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.one_of(st.text(), st.lists(_VOCAB, max_size=25).map(" ".join),
+                 st.binary(max_size=80).map(lambda b: b.decode("utf-8", "surrogateescape"))))
+def test_parser_never_crashes_and_returns_intents(text):
+    """Arbitrary text, control characters and lone surrogates (from non-UTF-8 bytes) parse to intents."""
+    intents = parse_question(text)
+    assert intents and all(i.action in ("count", "detect", "segment", "measure", "classify", "image_kind", "compare",
+                                        "describe", "unknown") for i in intents)
+    prev = intents[-1]
+    assert parse_question(text, previous=prev)
+    for i in intents:
+        assert i.choices is None or len(i.choices) >= 2
