@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -283,12 +284,22 @@ def _dicom_nominal_range(ds: object) -> tuple[float, float] | None:
     return min(a, b), max(a, b)
 
 
+def _pil_open(path: Path):  # noqa: ANN202 - a PIL image
+    """PIL's own ``Image.open``.  Once ultralytics is imported, ``Image.open`` is its wrapper, which answers a
+    file PIL cannot identify by trying to install pi-heif and raising ModuleNotFoundError."""
+    from PIL import Image
+
+    patches = sys.modules.get("ultralytics.utils.patches")
+    opener = getattr(patches, "_image_open", None) or Image.open
+    return opener(path)
+
+
 def _load_raster(path: Path, fmt: str, role: str, max_pixels: int) -> StudyImage:
-    from PIL import Image, UnidentifiedImageError
+    from PIL import UnidentifiedImageError
 
     name = display_name(path)
     try:
-        with Image.open(path) as im:
+        with _pil_open(path) as im:
             if im.width * im.height > max_pixels:
                 raise InvalidInputError(
                     f"{name}: image of {im.width}x{im.height} pixels exceeds the limit of {max_pixels} pixels"
@@ -303,7 +314,7 @@ def _load_raster(path: Path, fmt: str, role: str, max_pixels: int) -> StudyImage
                 rgb = np.asarray(im.convert("RGB"))
     except InvalidInputError:
         raise
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, ImportError) as exc:
         raise InvalidInputError(f"{name}: cannot decode the image ({_first_line(exc)}); is the file complete?") from exc
     meta = ImageMeta(
         role=role,

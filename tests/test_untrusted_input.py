@@ -209,3 +209,18 @@ def test_zero_spacing_measures_in_pixels_with_a_caveat(tmp_path, assistant):
     assert measures[0].result["area_mm2"] is None and measures[0].result["area_px"] > 0
     assert r.unit in ("px", None) and "mm²" not in r.answer
     assert "PixelSpacing 0\\0" in (r.uncertainty or "") + r.answer, (r.answer, r.uncertainty)
+
+
+def test_unreadable_image_is_refused_even_after_ultralytics_patched_pil(tmp_path):
+    """Found by the DICOM fuzzer: once ultralytics is imported, PIL's Image.open is its wrapper, which met a
+    file PIL cannot identify with ModuleNotFoundError (pi_heif) instead of a clear refusal."""
+    pytest.importorskip("ultralytics")
+    import ultralytics.utils.patches  # noqa: F401 - applies the patch, as loading a YOLO model does
+
+    from experts.imaging import load_image
+
+    path = tmp_path / "corrupt.dcm"
+    path.write_bytes(b"II*\x00")  # TIFF magic, nothing else
+    with pytest.raises(InvalidInputError) as info:
+        load_image(path)
+    assert "cannot decode" in _one_line(info)

