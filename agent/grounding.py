@@ -400,14 +400,9 @@ def discrepancy(report: Grounding) -> str:
 
 def _note(removed: list[RemovedClaim]) -> str:
     n = sum(1 for r in removed if r.where == "answer")
-    what = []
-    if any(r.where == "answer" for r in removed):
-        what.append(f"removed {n} statement{'s' if n != 1 else ''} that no cited tool result supports")
-    if any(r.where == "value" for r in removed):
-        what.append("dropped the value")
-    if any(r.where == "label" for r in removed):
-        what.append("dropped the label")
-    return f"[Osler {' and '.join(what)}; the grounding record lists why.]" if what else ""
+    what = [f"{n} statement{'s' if n != 1 else ''} that no cited tool result supports"] if n else []
+    what += [f"the {w}" for w in ("value", "label") if any(r.where == w for r in removed)]
+    return f"[Osler removed {', '.join(what)}; the grounding record lists why.]" if what else ""
 
 
 def check_grounding(answer: FinalAnswer, results: dict[str, Any], question: str = "",

@@ -3,7 +3,7 @@
 The agent loop is pydantic-ai's: the seven tools are offered with their pydantic schemas, the final
 answer is the ``final_result`` output tool (a :class:`~tools.answer.FinalAnswer`), and a tool call
 whose arguments are not valid JSON, fail validation or name an unknown tool is answered with the
-error so the model can fix it (each tool allows 3 retries; counted in ``grounding["guard"]["planner"]``).
+error so the model can fix it (each tool allows 3 retries; counted in ``grounding.guard.planner``).
 The model is wrapped in :class:`agent.privacy.PrivacyModel`: vision models get the images inline
 (PNG bytes in the request, never a URL the server must fetch), text-only models never see pixels,
 and a server that is not on this machine only gets de-identified content.
