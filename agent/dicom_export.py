@@ -312,7 +312,25 @@ def build_measurement_report(source: Dataset, seg: Dataset | None, plans: Sequen
         sop_instance_uid=hd.UID(), instance_number=1, manufacturer=MANUFACTURER, is_complete=False,
         is_final=False, is_verified=False, series_description="Osler measurements (draft, unverified)")
     _frame_references_only(sr)
+    if _uses_local_codes(sr):
+        from pydicom.dataset import Dataset as _Dataset
+
+        scheme = _Dataset()
+        scheme.CodingSchemeDesignator = LOCAL_SCHEME
+        scheme.CodingSchemeName = "Osler local concepts (counts, model labels)"
+        scheme.CodingSchemeResponsibleOrganization = "Osler project"
+        sr.CodingSchemeIdentificationSequence = [scheme]  # SOP Common: declares the private scheme used
     return sr
+
+
+def _uses_local_codes(ds: Dataset) -> bool:
+    for elem in ds:
+        if elem.VR != "SQ":
+            continue
+        for item in elem.value:
+            if item.get("CodingSchemeDesignator") == LOCAL_SCHEME or _uses_local_codes(item):
+                return True
+    return False
 
 
 def _frame_references_only(ds: Dataset) -> None:

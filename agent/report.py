@@ -209,6 +209,11 @@ def build_report(answers: Sequence[AskResult], *, deidentified: bool = False, no
     for eid, r in results.items():
         section, texts = _result_sentences(eid, r)
         sections[section].extend(Sentence(t, (eid,)) for t in texts)
+    for name, sents in sections.items():  # one sentence said by several results: once, citing them all
+        merged: dict[str, tuple[str, ...]] = {}
+        for sent in sents:
+            merged[sent.text] = tuple(dict.fromkeys(merged.get(sent.text, ()) + sent.evidence))
+        sections[name] = [Sentence(t, ids) for t, ids in merged.items()]
     removed = 0
     for name in list(sections):
         sections[name], n = _grounded(sections[name], checkable, answers)
