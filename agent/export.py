@@ -168,8 +168,15 @@ def export_answers(answers: Sequence[AskResult], out_dir: str | Path, *, deident
                 overlay = np.asarray(im.convert("RGB"))
         elif secondary_capture:
             res.notes.append("no overlay to write as a secondary capture")
-        written = write_dicom(dicom_source, results, mask_of or read_mask, out, spacing_known=spacing_known,
-                              deidentify_output=deidentify, overlay=overlay)
+        try:
+            written = write_dicom(dicom_source, results, mask_of or read_mask, out, spacing_known=spacing_known,
+                                  deidentify_output=deidentify, overlay=overlay)
+        except (InvalidInputError, AttributeError, ValueError, TypeError) as exc:
+            # highdicom refuses a source that lacks what the new objects must copy (e.g. no Study Instance UID):
+            # nothing is invented, the other files stand
+            log.info("DICOM export failed", exc_info=True)
+            res.notes.append(f"no DICOM SEG/SR: the source cannot carry them ({type(exc).__name__}: {exc})")
+            return res
         for kind, path in written.items():
             res.add(f"dicom-{kind}", path)
         if "seg" not in written:

@@ -315,3 +315,53 @@ def test_export_modules_import_nothing_heavy():
                          cwd=Path(__file__).resolve().parents[1])
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == ""
+
+
+def _dicom_smear(path: Path, rgb: np.ndarray, complete: bool) -> Path:
+    """A real BCCD smear as an RGB DICOM (test input); ``complete=False`` leaves out the study/series UIDs."""
+    from pydicom.dataset import Dataset, FileMetaDataset
+    from pydicom.uid import ExplicitVRLittleEndian, VLMicroscopicImageStorage, generate_uid
+
+    ds = Dataset()
+    ds.file_meta = FileMetaDataset()
+    ds.file_meta.MediaStorageSOPClassUID = ds.SOPClassUID = VLMicroscopicImageStorage
+    ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID = generate_uid()
+    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds.Modality, ds.StudyDate, ds.PatientName, ds.PatientID = "GM", "20240301", "Test^Smear", "SMEAR1"
+    if complete:
+        ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.StudyID, ds.SeriesNumber = generate_uid(), generate_uid(), "1", 1
+        ds.InstanceNumber, ds.PatientBirthDate, ds.PatientSex, ds.AccessionNumber = 1, "", "", ""
+        ds.ReferringPhysicianName, ds.StudyTime = "", "120000"
+    ds.Rows, ds.Columns = rgb.shape[:2]
+    ds.SamplesPerPixel, ds.PhotometricInterpretation, ds.PlanarConfiguration = 3, "RGB", 0
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 8, 8, 7, 0
+    ds.PixelData = np.ascontiguousarray(rgb).tobytes()
+    ds.save_as(str(path), enforce_file_format=True)
+    return path
+
+
+def test_counts_of_a_dicom_smear_go_to_the_sr_and_an_incomplete_source_is_not_patched(tmp_path, assistant, data_dir):
+    from PIL import Image
+
+    from agent.export import export_session
+    from tools.detection import CountResult
+
+    rgb = np.asarray(Image.open(sorted((data_dir / "bccd").rglob("*.jpg"))[0]).convert("RGB"))
+    for complete in (True, False):
+        s = assistant.new_session()
+        s.load("current", _dicom_smear(tmp_path / f"smear{complete}.dcm", rgb, complete))
+        r = assistant.ask(s, "How many white blood cells are in this smear?")
+        counts = _typed(r, CountResult)
+        assert counts, r.answer
+        res = export_session(s, tmp_path / f"out{complete}")
+        sr_path = tmp_path / f"out{complete}" / "measurements-sr.dcm"
+        if not complete:  # no study UID to copy: no SR, said so; the JSON, PNGs and report stand
+            assert not sr_path.exists() and any("no DICOM SEG/SR" in n for n in res.notes)
+            assert (tmp_path / f"out{complete}" / "report.pdf").is_file()
+            continue
+        sr = hd.sr.srread(sr_path)
+        got = {m.name.meaning: (m.value, m.unit.value) for g in sr.content.get_image_measurement_groups()
+               for m in g.get_measurements()}
+        for c in counts[0].counts:
+            assert got[f"Number of {c.label} in image"] == (c.count, "{cells}")
+        assert _errors(sr_path) == []
