@@ -171,10 +171,10 @@ def export_answers(answers: Sequence[AskResult], out_dir: str | Path, *, deident
         try:
             written = write_dicom(dicom_source, results, mask_of or read_mask, out, spacing_known=spacing_known,
                                   deidentify_output=deidentify, overlay=overlay)
-        except (InvalidInputError, AttributeError, ValueError, TypeError) as exc:
+        except (InvalidInputError, AttributeError, ValueError) as exc:
             # highdicom refuses a source that lacks what the new objects must copy (e.g. no Study Instance UID):
             # nothing is invented, the other files stand
-            log.info("DICOM export failed", exc_info=True)
+            log.warning("DICOM export failed: %s", exc, exc_info=True)
             res.notes.append(f"no DICOM SEG/SR: the source cannot carry them ({type(exc).__name__}: {exc})")
             return res
         for kind, path in written.items():

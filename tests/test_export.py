@@ -116,7 +116,7 @@ def test_seg_frame_equals_the_mask_and_references_the_source(case):
 
 
 def test_sr_measurements_equal_the_answer_with_ucum_units_and_provenance(case):
-    from agent.dicom_export import UCUM
+    from agent.dicom_content import UCUM
     from tools.segmentation import MeasurementResult
 
     r = case["result"]
@@ -307,7 +307,7 @@ def test_export_modules_import_nothing_heavy():
     import subprocess
     import sys
 
-    code = ("import sys, agent.export, agent.report, agent.report_pdf, agent.dicom_export, agent.dicom_deid, "
+    code = ("import sys, agent.export, agent.report, agent.report_pdf, agent.dicom_export, agent.dicom_sr, agent.dicom_deid, "
             "agent.results, ui.export_view, ui.report_cli;"
             "print(','.join(m for m in ('torch', 'ultralytics', 'gradio', 'highdicom', 'fpdf', 'pydicom') "
             "if m in sys.modules))")
