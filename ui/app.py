@@ -15,7 +15,9 @@ tool call, talk to it.
 
 API endpoints (for ``gradio_client``): ``/load_current(file, date)``, ``/load_prior(file, date)``,
 ``/ask(question, speak)``, ``/voice(audio)`` (-> question asked, question box text, chat),
-``/example(index)``, ``/new_conversation``, ``/planner(planner, base_url, model)``, ``/backends``.
+``/example(index)``, ``/new_conversation``, ``/planner(planner, base_url, model)``, ``/backends``,
+``/report(deidentify)`` (-> report Markdown, downloads: report MD/PDF, masks, overlays, DICOM SEG/SR; see
+:mod:`ui.export_view`).
 """
 
 from __future__ import annotations
