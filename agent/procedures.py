@@ -250,7 +250,8 @@ def _segment_measure(d: Draft, it: Intent, target: str, ctx: dict) -> Generator:
     if seg is None:
         return
     eid = seg.evidence_id
-    d.step(f"Called segment to {why}: {summarize(seg)}.", eid)
+    named_by = ctx["last_count"].evidence_id if target == "blood_cells" and point is None and ctx.get("last_count") else ""
+    d.step(f"Called segment to {why}: {summarize(seg)}.", eid, named_by)  # the count named the cell it outlines
     what = "region" if noun_of == "region" else f"{noun_of} region"
     if not seg.regions:
         nothing_found(d, it.yes_no, it.negated, f"No {what} was found, so there is nothing to measure [{eid}].",
@@ -279,8 +280,7 @@ def _segment_measure(d: Draft, it: Intent, target: str, ctx: dict) -> Generator:
     noun = ctx.get("cell_label", "cell") if target == "blood_cells" and point is None else noun_of
     who = f"the {size + ' ' if size else ''}{noun}"
     # the sentence cites what it rests on: the measurement, the region, and the count that named the cell
-    cite = ", ".join(dict.fromkeys([meid, eid] + ([ctx["last_count"].evidence_id] if target == "blood_cells" and
-                                                  point is None and ctx.get("last_count") is not None else [])))
+    cite = ", ".join(dict.fromkeys(e for e in (meid, eid, named_by) if e))
     wants_diam = any(w in it.clause.lower() for w in ("diameter", "long", "wide", "width", "length"))
     if m.area_mm2 is not None:
         sent = (f"{who[0].upper() + who[1:]} measures {fmt(m.long_diameter_mm)} x {fmt(m.short_diameter_mm)} mm "
@@ -301,7 +301,7 @@ def _segment_measure(d: Draft, it: Intent, target: str, ctx: dict) -> Generator:
     if len(regions) > 1:
         sent = f"Found {len(regions)} {noun_of} regions [{eid}]. " + sent
     d.sentences.append(sent)
-    d.findings.append(Finding(text=f"{who}: area {m.area_px} px", evidence=[meid, eid]))
+    d.findings.append(Finding(text=f"{who}: area {m.area_px} px", evidence=[e for e in (meid, eid, named_by) if e]))
     d.abstained.append(False)
 
 

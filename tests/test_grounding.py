@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from tools.answer import FinalAnswer, Finding
 from tools.common import Box, Provenance
 from tools.detection import ClassCount, CountResult, Detection
@@ -124,3 +126,28 @@ def test_probability_complement_is_backed_but_other_sums_are_not():
     assert check_grounding(ok, {"E2": r})[1].ok
     bad = FinalAnswer(answer="Viral pneumonia 75% [E2].")
     assert not check_grounding(bad, {"E2": r})[1].ok
+
+
+BUILTIN_CASES = [
+    ("bccd/images/BloodImage_00001.jpg", "Count the white cells and give the area of the largest"),
+    ("bccd/images/BloodImage_00001.jpg", "Are there three platelets?"),
+    ("bccd/images/BloodImage_00001.jpg", "Describe this image"),
+    ("bccd/images/BloodImage_00001.jpg", "Is there pneumonia?"),
+    ("bccd/images/BloodImage_00001.jpg", "Does the patient have leukemia?"),
+    ("bccd/images/BloodImage_00001.jpg", "What is the patient's age?"),
+    ("endotect_polyps/images/0cf59388-36a8-49d6-934f-cbbd1364d93c.jpg", "Segment the polyp and tell me its size"),
+    ("endotect_polyps/images/0cf59388-36a8-49d6-934f-cbbd1364d93c.jpg", "Where is the polyp?"),
+    ("kermany_cxr/train/NORMAL/IM-0115-0001.jpeg", "Is this chest X-ray normal, or does it show pneumonia?"),
+    ("kermany_cxr/train/NORMAL/IM-0115-0001.jpeg", "Is there a rib fracture on this chest X-ray?"),
+    ("kermany_cxr/train/NORMAL/IM-0115-0001.jpeg", "What kind of image is this?"),
+]
+
+
+@pytest.mark.parametrize("image, question", BUILTIN_CASES)
+def test_builtin_answers_pass_the_check_untouched(assistant, data_dir, image, question):
+    """The built-in planner writes only what its tool results back, citing them sentence by sentence: the
+    check must find nothing to remove in its answer, findings or steps (no false alarms)."""
+    s = assistant.new_session()
+    s.load("current", data_dir / image)
+    r = assistant.ask(s, question)
+    assert r.grounding.ok, [(c.where, c.text, c.reasons) for c in r.grounding.removed]
