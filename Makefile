@@ -21,12 +21,15 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP) system-deps
 
-# Debian tools used by voice and browser tests; skipped (tests then skip) when not root or offline.
+# Debian tools the tests use (voice: espeak-ng, libportaudio2; export: dciodvfy from dicom3tools, pdftoppm
+# from poppler-utils); skipped (those tests then skip) when not root or offline.
+DEBS := espeak-ng libportaudio2 dicom3tools poppler-utils
 system-deps:
-	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && ! command -v espeak-ng >/dev/null; then \
-	  (apt-get install -y -q espeak-ng libportaudio2 >/dev/null 2>&1 || \
-	   (apt-get update -q >/dev/null 2>&1 && apt-get install -y -q espeak-ng libportaudio2 >/dev/null 2>&1)) || \
-	  echo "note: espeak-ng not installed; voice tests will skip"; fi
+	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
+	  ! (command -v espeak-ng && command -v dciodvfy && command -v pdftoppm) >/dev/null; then \
+	  (apt-get install -y -q $(DEBS) >/dev/null 2>&1 || \
+	   (apt-get update -q >/dev/null 2>&1 && apt-get install -y -q $(DEBS) >/dev/null 2>&1)) || \
+	  echo "note: $(DEBS) not all installed; the tests that need them will skip"; fi
 
 demo: install
 	$(BIN)/osler ask examples/smear_BloodImage_00001.jpg "How many white blood cells are in this smear?"
