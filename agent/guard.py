@@ -49,11 +49,6 @@ class GuardedAnswer:
     report: Grounding  # with the guard's record in ``report.guard``
     status: Status
 
-    @property
-    def actions(self) -> dict[str, Any]:
-        """The guard's record as a plain mapping (``report.guard`` is the typed one)."""
-        return self.report.guard.model_dump()
-
 
 @dataclass
 class _Run:

@@ -92,7 +92,7 @@ class Assistant:
             timings=Timings(total_ms=(time.perf_counter() - t0) * 1000, experts_ms=experts_ms),
             images={r: img.meta.model_dump(mode="json") for r, img in session.images.items()},
             planner=planner_name, status=status,
-            grounding=report.model_dump() | {"ok": report.ok, "guard": guarded.actions},
+            grounding=report,  # typed: the check's record with the guard's in report.guard
         )
         session.answers.append(result)
         session.audit.write("answer", session.id, answer=result.answer, value=result.value, unit=result.unit,
