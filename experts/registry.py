@@ -33,7 +33,7 @@ __all__ = ["BackendSpec", "default_registry", "select_backend", "ExpertPool", "r
 
 log = logging.getLogger(__name__)
 
-TORCH_BACKENDS = frozenset({"yolo", "unet", "sam", "litemedsam", "torchvision", "transformers"})
+TORCH_BACKENDS = frozenset({"yolo", "yolo_unet", "unet", "sam", "litemedsam", "torchvision", "transformers"})
 
 
 @dataclass(frozen=True)
@@ -77,6 +77,8 @@ def default_registry() -> dict[str, list[BackendSpec]]:
                         "classical colour thresholding + watershed (no weights)"),
         ],
         "detect:polyp": [
+            BackendSpec("yolo_unet", "experts.polyp_fusion:build", "experts.polyp_fusion:check",
+                        "polyp YOLO at 0.45, the polyp U-Net's most confident component when YOLO finds nothing"),
             BackendSpec("yolo", "experts.yolo_detector:build_polyp", "experts.yolo_detector:check_polyp",
                         "YOLO trained by the project on EndoTect frames, or a site checkpoint"),
             BackendSpec("unet", "experts.unet_segmenter:build_polyp_detector", "experts.unet_segmenter:check_polyp",

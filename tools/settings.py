@@ -79,7 +79,7 @@ class OslerSettings(BaseSettings):
         default=None, ge=1, description="CPU threads for torch experts; None keeps torch's default (1 is best on a "
                                         "busy 2-core machine)"
     )
-    detector_backend: Literal["auto", "yolo", "opencv"] = "auto"
+    detector_backend: Literal["auto", "yolo_unet", "yolo", "opencv", "unet"] = "auto"
     segmenter_backend: Literal["auto", "litemedsam", "unet", "sam", "opencv"] = "auto"
     classifier_backend: Literal["auto", "torchvision", "transformers"] = "auto"
     models: ModelPaths = Field(default_factory=ModelPaths)
