@@ -173,8 +173,8 @@ def _regions(session: Session, role: str, label: str, masks: list[np.ndarray], s
 
 
 # Targets whose automatic segmentation is "the detector proposes boxes, each prompts the segmenter" when the
-# segmenter takes prompts.  Measured on 28 held-out EndoTect frames + 5 negatives (experts/weights/polyp_unet.md):
-# Dice 0.827 and no false mask on the negatives, against 0.782 and one false region for the U-Net alone.
+# segmenter takes prompts (LiteMedSAM by default, the U-Net as fallback).  Measured on 28 held-out EndoTect frames
+# + 5 negatives: experts/weights/litemedsam.md and polyp_unet.md.
 AUTO_PROMPT_DETECTORS = {"polyp": "detect:polyp"}
 
 
@@ -190,7 +190,9 @@ def _detector_boxes(session: Session, img: Any, target: str
         return None, None, f"automatic: no {target} detector ({str(exc).splitlines()[0][:160]}), the segmenter ran alone"
     boxes = [tuple(float(v) for v in b) for b in np.asarray(out.boxes).reshape(-1, 4)]
     p = out.provenance
-    return boxes, p, f"automatic: {len(boxes)} box(es) of the {target} detector ({p.backend} {p.model}) prompted the segmenter"
+    det_note = f": {p.note}" if p.note else ""
+    return boxes, p, (f"automatic: {len(boxes)} box(es) of the {target} detector ({p.backend} {p.model}{det_note}) "
+                      "prompted the segmenter")
 
 
 def segment(session: Session, req: SegmentRequest, eid: str) -> SegmentationResult:
