@@ -118,8 +118,8 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"  {cls:9s} exact {100 * res[f'{k}_exact']:5.1f}%   MAE {res[f'{k}_mae']:.2f}   "
                       f"bias {res[f'{k}_bias']:+.2f}")
         for label, st in res["cross_check"].items():
-            print(f"  cross-check {label}: flagged {st['flagged']}/{st['n']}, caught {st['wrong_flagged']}/{st['wrong']} "
-                  f"wrong counts, {st['right_flagged']} right counts flagged")
+            print(f"  cross-check {label}: flagged {st['flagged']}/{st['n']}, caught "
+                  f"{st['wrong_flagged']}/{st['wrong']} wrong counts, {st['right_flagged']} right counts flagged")
         print(f"  {res['images_per_s']:.1f} images/s")
     print(json.dumps(res, indent=2 if args.json else None))
     return 0

@@ -4,7 +4,7 @@ Method (``hsv-cc-v2``), on a Wright/Giemsa-stained smear in RGB (pure functions 
 parameter set :class:`BloodParams`):
 
 * **Stain components** (:func:`stain_components`): pixels with saturation > 60 and hue in 100..170
-  (OpenCV scale: the purple nuclear stain) are opened (3 px), closed with a 15 px disc to join
+  (OpenCV scale: the purple nuclear stain) are opened (3 px), closed with a ``close_px`` disc to join
   nuclear lobes, and split into 8-connected components with their area, mean saturation and value.
 * **WBC** (:func:`wbc_cells`): components of >= ``wbc_area`` px with mean saturation >= ``wbc_s``
   are nuclei; nuclei whose boxes overlap after growing by ``merge_gap`` px are lobes of one cell;
@@ -16,10 +16,9 @@ parameter set :class:`BloodParams`):
 * **RBC**: Hough circles (radius 25..60 px, min distance 45 px, accumulator 21) on the median
   filtered grey image, minus circles centred inside a WBC box.  RBC counts are rough.
 
-The parameters were chosen by 5-fold cross-validation on the 292 BCCD dev smears
-(``osler bench counts-cv``; every threshold tuned on the training folds only, numbers per fold in
-``experts/weights/bccd_yolo.md``); the defaults are the values the same grid search picks on all
-292.  Images at another magnification are scaled to the 640 px BCCD field first.  Scores are
+The defaults are what a grid search picks on the 292 BCCD dev smears; ``osler bench counts-cv`` runs
+the same search inside 5-fold cross-validation (tuned on the training folds only, scored on the held-out
+fold; numbers per fold in ``experts/weights/bccd_yolo.md``).  Images at another magnification are scaled to the 640 px BCCD field first.  Scores are
 heuristic margins from those thresholds, not calibrated probabilities.
 """
 
@@ -38,7 +37,7 @@ from .protocols import Detections
 
 __all__ = ["BloodCellOpenCV", "BloodParams", "Component", "stain_components", "wbc_cells", "platelet_blobs", "build"]
 
-_S_MIN, _H_LO, _H_HI, _CLOSE_PX = 60, 100, 170, 15
+_S_MIN, _H_LO, _H_HI = 60, 100, 170
 _REF_WIDTH = 640
 Box4 = tuple[float, float, float, float]
 
@@ -47,6 +46,7 @@ Box4 = tuple[float, float, float, float]
 class BloodParams:
     """Thresholds of the classical counter (pixels at the 640 px BCCD field; saturation/value 0..255)."""
 
+    close_px: int = 11  # disc that closes the stain mask (joins nuclear lobes); 15, 11 or 9 in the CV grid
     wbc_area: int = 3000  # min nucleus component area
     wbc_s: float = 70.0  # min mean saturation of a nucleus
     merge_gap: int = 0  # nuclei whose boxes are within this many px are one cell
@@ -72,15 +72,16 @@ def _sigmoid(x: float) -> float:
     return float(1.0 / (1.0 + np.exp(-x)))
 
 
-def stain_components(rgb: np.ndarray, min_area: int = 30) -> list[Component]:
-    """Components of the purple-stain mask of an (H, W, 3) uint8 RGB smear, ``min_area`` px and up."""
+def stain_components(rgb: np.ndarray, close_px: int = BloodParams.close_px, min_area: int = 30) -> list[Component]:
+    """Components of the purple-stain mask of an (H, W, 3) uint8 RGB smear (closed with a ``close_px``
+    disc), ``min_area`` px and up."""
     import cv2
 
     hsv = cv2.cvtColor(rgb, cv2.COLOR_RGB2HSV)
     h, s, v = hsv[..., 0], hsv[..., 1], hsv[..., 2]
     stain = ((s > _S_MIN) & (h > _H_LO) & (h < _H_HI)).astype(np.uint8)
     stain = cv2.morphologyEx(stain, cv2.MORPH_OPEN, np.ones((3, 3), np.uint8))
-    stain = cv2.morphologyEx(stain, cv2.MORPH_CLOSE, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (_CLOSE_PX,) * 2))
+    stain = cv2.morphologyEx(stain, cv2.MORPH_CLOSE, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (close_px,) * 2))
     n, lab, stats, cents = cv2.connectedComponentsWithStats(stain, connectivity=8)
     H, W = stain.shape
     out = []
@@ -182,7 +183,7 @@ class BloodCellOpenCV:
         scale = _REF_WIDTH / rgb.shape[1] if rgb.shape[1] > 1.5 * _REF_WIDTH else 1.0
         work = cv2.resize(rgb, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA) if scale != 1.0 else rgb
         shape = work.shape[:2]
-        comps = stain_components(work)
+        comps = stain_components(work, self.params.close_px)
         cells = wbc_cells(comps, shape, self.params)
         plts = platelet_blobs(comps, [n for _, n, _ in cells], shape, self.params)
         rbcs = _rbc_circles(work, [c for c, _, _ in cells])
