@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import struct
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -89,6 +90,7 @@ def _iso_date(value: str | None) -> str | None:
         return None
 
 
+MAX_MESSAGE_CHARS = 300
 SPACING_RANGE_MM = (0.01, 10.0)  # plausible detector/pixel spacing of radiographs, CT, MR, US, endoscopy
 SPACING_MAX_ANISOTROPY = 3.0  # row/column spacing ratio beyond which the tag is called inconsistent
 
@@ -173,8 +175,9 @@ def _load_dicom(path: Path, role: str, max_pixels: int) -> StudyImage:
     name = display_name(path)
     try:
         ds = pydicom.dcmread(str(path), force=True)
-    except (InvalidDicomError, OSError, ValueError, EOFError, KeyError, TypeError) as exc:
-        raise InvalidInputError(f"{name}: not a readable DICOM file ({_first_line(exc)})") from exc
+    except (InvalidDicomError, OSError, ValueError, EOFError, KeyError, TypeError, struct.error, IndexError,
+            OverflowError, NotImplementedError, AttributeError) as exc:  # what pydicom raises on damaged files
+        raise InvalidInputError(f"{name}: not a readable DICOM file ({type(exc).__name__}: {_first_line(exc)})") from exc
     if "PixelData" not in ds:
         # a truncated file: pydicom may give up on the whole dataset; its header alone tells what it was
         try:
@@ -370,6 +373,18 @@ def load_image(
         image = _load_dicom(p, role, max_pixels) if fmt == "dicom" else _load_raster(p, fmt, role, max_pixels)
     except Image.DecompressionBombError as exc:
         raise InvalidInputError(f"{name}: image exceeds the limit of {max_pixels} pixels") from exc
+    except InvalidInputError as exc:  # messages quote values read from the file: one clean line
+        msg = clean_text(str(exc), single_line=True)
+        if msg == str(exc) and len(msg) <= MAX_MESSAGE_CHARS:
+            raise
+        raise InvalidInputError(msg[:MAX_MESSAGE_CHARS]) from exc
+    except Exception as exc:
+        if fmt != "dicom":
+            raise
+        # pydicom parses elements lazily: a damaged element can raise any type when it is first read
+        log.debug("damaged DICOM %s", name, exc_info=True)
+        raise InvalidInputError(clean_text(f"{name}: DICOM file is damaged ({type(exc).__name__}: "
+                                           f"{_first_line(exc)})", single_line=True)[:MAX_MESSAGE_CHARS]) from exc
     if date:
         image.meta = image.meta.model_copy(update={"study_date": date})
     return image

@@ -224,3 +224,23 @@ def test_unreadable_image_is_refused_even_after_ultralytics_patched_pil(tmp_path
     with pytest.raises(InvalidInputError) as info:
         load_image(path)
     assert "cannot decode" in _one_line(info)
+
+
+@pytest.mark.parametrize("edit", ["cut_in_an_element", "newline_in_transfer_syntax"])
+def test_damaged_dicom_found_by_the_fuzzer_is_one_line(edit, tmp_path):
+    """Found by the DICOM fuzzer: a file cut inside an element (struct.error from pydicom) and a transfer
+    syntax UID holding a newline (a two-line message)."""
+    from experts.imaging import load_image
+
+    raw = bytearray(open(_testdata("CT_small.dcm"), "rb").read())
+    if edit == "cut_in_an_element":
+        raw[0:1] = b"\x00"
+        raw = raw[:990]
+    else:
+        at = raw.index(b"1.2.840.10008.1.2.1")
+        raw[at + 12:at + 14] = b"\n\x00"
+    path = tmp_path / "damaged.dcm"
+    path.write_bytes(bytes(raw))
+    with pytest.raises(InvalidInputError) as info:
+        load_image(path)
+    assert _one_line(info).startswith("damaged.dcm: ")
