@@ -90,7 +90,7 @@ def _iso_date(value: str | None) -> str | None:
         return None
 
 
-MAX_MESSAGE_CHARS = 300
+MAX_MESSAGE_CHARS = 399  # one line a terminal can still show
 SPACING_RANGE_MM = (0.01, 10.0)  # plausible detector/pixel spacing of radiographs, CT, MR, US, endoscopy
 SPACING_MAX_ANISOTROPY = 3.0  # row/column spacing ratio beyond which the tag is called inconsistent
 
