@@ -118,6 +118,31 @@ def test_live_grammar_rejects_what_is_not_a_whole_command(said):
     assert parse_live(said) is None
 
 
+@pytest.mark.parametrize("heard, intent", [
+    ("Osler, freeze.", "freeze"), ("Osler and freeze.", None),  # 'and freeze' may be 'unfreeze': never a freeze
+    ("Osler, unfreeze.", "unfreeze"), ("Awesome. How big is it?", "measure"),  # a misheard wake word, push-to-talk
+    ("Awesome.", None), ("Osler. Segment lesion.", "outline"), ("Osler, tell me what I'm going to play with.", None),
+    ("Also, freeze back in the last five minutes.", None),
+])
+def test_spoken_transcripts_in_live_mode(heard, intent):
+    from voice.live_commands import hear_spoken
+
+    _text, cmd, why = hear_spoken(heard)
+    assert (cmd.intent if cmd else None) == intent
+    assert (why is None) == (intent is not None)
+
+
+def test_the_live_prompt_holds_no_whole_command_whisper_would_drop_as_an_echo():
+    from voice.live_commands import LIVE_PROMPT
+    from voice.live_demo import DEMO_SCRIPT, latency_script
+    from voice.normalize import normalize
+
+    prompt = normalize(LIVE_PROMPT)
+    for _t, words in DEMO_SCRIPT + latency_script(40):
+        said = normalize(words)
+        assert not (len(said.split()) >= 6 and said in prompt), said
+
+
 def test_script_is_checked_before_the_video_starts(tmp_path):
     (tmp_path / "a.wav").write_bytes(b"RIFF")
     good = tmp_path / "s.json"
