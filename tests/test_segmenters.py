@@ -174,8 +174,8 @@ def test_detector_prompted_mode_drops_the_false_region_of_the_network_alone(poly
 
 
 def test_segment_tool_prompts_the_polyp_segmenter_with_the_detector(assistant, data_dir):
-    """`segment(target='polyp')` with no prompt: detector boxes -> U-Net, said in the provenance; nothing
-    on the negative frame (the network alone would have returned a region there)."""
+    """`segment(target='polyp')` with no prompt: detector boxes -> the default polyp segmenter (LiteMedSAM),
+    said in the provenance; nothing on the negative frame (the U-Net alone would have returned a region there)."""
     pytest.importorskip("ultralytics")
     from agent.toolset import invoke
     from tools.segmentation import SegmentRequest
@@ -186,6 +186,7 @@ def test_segment_tool_prompts_the_polyp_segmenter_with_the_detector(assistant, d
     gt, _ = read_mask(POLYPS / "masks" / f"{ONE_POLYP}.png")
     assert len(r.regions) == 1 and dice_iou(s.mask(r.regions[0].mask.id), gt)[0] > 0.85
     assert "automatic: 1 box(es) of the polyp detector (yolo" in r.provenance.note
+    assert r.provenance.backend == "litemedsam"  # the shipped default, end to end
     s2 = assistant.new_session()
     s2.load("current", POLYPS / "negatives" / "images" / f"{FALSE_BLOB}.jpg")
     r2 = invoke(s2, "segment", SegmentRequest(target="polyp"))
