@@ -25,6 +25,7 @@ Checkpoint files (:func:`save_checkpoint`, :func:`read_checkpoint`):
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import shutil
@@ -85,7 +86,8 @@ def prepare_ultralytics(config_dir: Path) -> Path:
         src = _font_source()
         _place_fonts(ul_dir, src)
 
-        from ultralytics import utils as ul_utils
+        with contextlib.redirect_stdout(sys.stderr):  # its logger binds the stream now: keep stdout for results
+            from ultralytics import utils as ul_utils
 
         ul_utils.ONLINE = False  # effective even when ultralytics was imported earlier
         live_dir = Path(ul_utils.USER_CONFIG_DIR).resolve()
