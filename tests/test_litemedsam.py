@@ -18,7 +18,9 @@ from experts.imaging import StudyImage, load_image  # noqa: E402
 from experts.litemedsam import (  # noqa: E402
     LiteMedSamSegmenter,
     build,
+    build_polyp,
     check,
+    grow_box,
     point_boxes,
     preprocess,
     scale_box,
@@ -67,6 +69,8 @@ def test_box_scaling_and_point_boxes():
     assert boxes[0] == (288.0, 216.0, 433.0, 361.0)  # half side 72 around the point
     assert boxes[1] == (216.0, 144.0, 505.0, 433.0)
     assert point_boxes([(5.0, 5.0)], (576, 720), fractions=(0.5,))[0][:2] == (0.0, 0.0)  # clipped to the image
+    assert grow_box((100, 200, 300, 300), 0.05, (576, 720)) == (90.0, 195.0, 310.0, 305.0)
+    assert grow_box((0, 0, 720, 576), 0.05, (576, 720)) == (0.0, 0.0, 720.0, 576.0)  # clipped
 
 
 # -- the model on a real frame -----------------------------------------------------------------------
@@ -101,6 +105,22 @@ def test_point_prompt_segments_the_polyp_under_the_point(seg, polyp_frame):
     # 27 held-out polyps 0.87 (experts/weights/litemedsam.md)
     assert dice_iou(out.masks[0], gt)[0] > 0.65
     assert "point prompt" in out.provenance.note
+
+
+def test_polyp_segmenter_grows_boxes_and_falls_back_to_unet_components(seg, polyp_frame):
+    """The polyp LiteMedSAM grows every box by 5 % (measured better on EndoTect) and, with no prompt at all,
+    prompts itself with the polyp U-Net's components; it shares the frame's cached embedding logic."""
+    img, gt = polyp_frame
+    poly = build_polyp(OslerSettings(device="cpu", models=ModelPaths()))
+    poly.net, poly.sha256 = seg.net, seg.sha256  # the same loaded network: one model in memory for the test
+    poly.auto_boxes.load()
+    assert poly.box_margin == 0.05
+    (box,) = gt_boxes(gt)
+    out = poly.predict(img, box=box)
+    assert out.labels == ["polyp"] and dice_iou(out.masks[0], gt)[0] > 0.9
+    auto = poly.predict(img)
+    assert len(auto.masks) == 1 and dice_iou(auto.masks[0], gt)[0] > 0.9
+    assert "component box(es) of unet" in auto.provenance.note and "image embedding reused" in auto.provenance.note
 
 
 def test_negative_point_and_bad_prompts(seg, polyp_frame):
