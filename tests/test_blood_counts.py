@@ -125,9 +125,10 @@ def test_count_carries_an_agreeing_cross_check(assistant, smear_session):
 
 
 def test_disagreeing_cross_check_is_said_and_shown(assistant, smear_session):
-    """BloodImage_00344: one granular WBC (annotated 1) that the YOLO boxes twice; the classical counter
-    finds one.  The answer keeps the detector's number, says the other, shows both overlays."""
-    r = assistant.ask(smear_session("BloodImage_00344"), "How many white blood cells are in this smear?")
+    """BloodImage_00383: one eosinophil (annotated 1) whose granule cloud the YOLO boxes as a second WBC;
+    the classical counter finds one.  The answer keeps the detector's number, says the other, shows both
+    overlays."""
+    r = assistant.ask(smear_session("BloodImage_00383"), "How many white blood cells are in this smear?")
     call = _count_call(r)
     assert call.result["counts"][0]["count"] == 2 and r.value == 2
     cc = call.result["cross_check"]

@@ -254,3 +254,40 @@ print(json.dumps({{"attempts": attempts, "n": len(out.boxes), "sync": u.SETTINGS
     assert res["attempts"] == [] and res["n"] > 0 and res["sync"] is False
     assert res["fonts"] == ["Arial.Unicode.ttf", "Arial.ttf"]
     assert (tmp_path / "ultralytics" / "Ultralytics" / "Arial.ttf").exists()
+
+
+def test_flip_tta_merge_hand_case():
+    """Three views: an object all views see keeps its score; one a single view sees drops to a third;
+    mirrored boxes map back exactly."""
+    from experts.detection_tta import FLIPS, flip_views, merge_views, unflip
+
+    rgb = np.zeros((4, 6, 3), np.uint8)
+    rgb[0, 0] = 255
+    lr, ud = flip_views(rgb)[1:]
+    assert lr[0, 5].tolist() == [255, 255, 255] and ud[3, 0].tolist() == [255, 255, 255]
+    box = np.array([[1.0, 0.0, 3.0, 2.0, 0.9, 0.0]], np.float32)
+    seen_lr = np.array([[3.0, 0.0, 5.0, 2.0, 0.6, 0.0]], np.float32)  # the same box on the mirrored image
+    seen_ud = np.array([[1.0, 2.0, 3.0, 4.0, 0.3, 0.0], [0.0, 0.0, 1.0, 1.0, 0.6, 1.0]], np.float32)
+    assert np.allclose(unflip(seen_lr, "lr", 6, 4)[:, :4], box[:, :4])
+    views = [unflip(d, f, 6, 4) for d, f in zip([box, seen_lr, seen_ud], FLIPS)]
+    merged = merge_views(views, iou=0.5)
+    assert merged.shape == (2, 6)
+    assert np.allclose(merged[0], [1, 0, 3, 2, (0.9 + 0.6 + 0.3) / 3, 0])  # the top view's box, mean score
+    assert np.isclose(merged[1, 4], 0.6 / 3) and merged[1, 5] == 1  # one view of three
+    assert merge_views([np.zeros((0, 6))] * 3, 0.5).shape == (0, 6)
+
+
+def test_blood_model_uses_flip_tta_and_per_class_thresholds(settings):
+    """BloodImage_00344 (validation smear, 1 WBC): one view alone boxes this granular cell twice at
+    0.25; the three-view mean and the WBC threshold keep one."""
+    from experts.yolo_detector import build_blood
+
+    det = build_blood(settings)
+    assert det.tta and det.class_min_scores == {"WBC": 0.30, "Platelets": 0.20}
+    image = load_image(DATA / "bccd" / "images" / "BloodImage_00344.jpg")
+    out = det.predict(image)
+    assert out.labels.count("WBC") == 1
+    assert out.min_score == pytest.approx(0.20)  # the lowest threshold applied
+    assert "flip test-time augmentation" in out.provenance.note and "WBC 0.30" in out.provenance.note
+    single = det.predict(image, min_score=0.25)  # an explicit threshold applies to every class
+    assert all(s >= 0.25 for s in single.scores) and "per-class" not in (single.provenance.note or "")
