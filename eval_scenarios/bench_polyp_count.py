@@ -59,7 +59,8 @@ def evaluate_counts(detector: Any, items: list[tuple[Path, Path]], folds: int = 
     def summary(rs: list[dict[str, Any]]) -> dict[str, Any]:
         neg = [r for r in rs if r["true"] == 0]
         n_gt = sum(r["true"] for r in rs)
-        return {"frames": len(rs), "count_exact": float(np.mean([r["predicted"] == r["true"] for r in rs])) if rs else None,
+        exact = float(np.mean([r["predicted"] == r["true"] for r in rs])) if rs else None
+        return {"frames": len(rs), "count_exact": exact,
                 "count_mae": float(np.mean([abs(r["predicted"] - r["true"]) for r in rs])) if rs else None,
                 "negatives": len(neg), "negatives_clean": sum(r["predicted"] == 0 for r in neg),
                 "polyps": n_gt, "recall50": sum(r["matched50"] for r in rs) / n_gt if n_gt else None,

@@ -233,7 +233,8 @@ def _table(results: dict[str, Any]) -> str:
     for mode, r in results.items():
         folds = f"{f(r.get('fold_dice_mean'))} +- {f(r.get('fold_dice_sd'))}" if r.get("folds") else "-"
         lines.append(f"{mode:<7} {r['n']:<4} {f(r['dice'])}  {f(r['iou'])}  {f(r['hd95_px'], 1):>6}  "
-                     f"{f(r['images_per_s'], 2):>5}  {r['negatives_empty']:>7}/{r['negatives']:<7}  {r['no_mask']:>7}  {folds}")
+                     f"{f(r['images_per_s'], 2):>5}  {r['negatives_empty']:>7}/{r['negatives']:<7}  "
+                     f"{r['no_mask']:>7}  {folds}")
     return "\n".join(lines)
 
 

