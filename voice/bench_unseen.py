@@ -13,6 +13,7 @@ active-speech level).
 Configurations (same Whisper model, same strict live parser scoring both):
 
 * ``plain``: the still-image prompt, greedy decoding (what ``osler voice`` did before);
+* ``nbest``: the still-image prompt and a 5-best beam rescored against the live grammar;
 * ``biased``: the live prompt (command words, :data:`voice.live_commands.LIVE_PROMPT`) and a 5-best beam
   rescored against the live grammar (the best-ranked whole command within the score margin wins).
 
@@ -76,6 +77,9 @@ def _recognizer(settings: Any, config: str) -> Any:
 
     if config == "plain":
         vs = voice_settings(settings, whisper_nbest=1, whisper_threads=1)
+        return WhisperRecognizer(settings, vs, is_command=is_live_command)
+    if config == "nbest":  # the still-image prompt, 5-best rescored against the live grammar
+        vs = voice_settings(settings, whisper_nbest=5, whisper_threads=1)
         return WhisperRecognizer(settings, vs, is_command=is_live_command)
     vs = voice_settings(settings, whisper_nbest=5, whisper_prompt=LIVE_PROMPT, whisper_threads=1)
     return WhisperRecognizer(settings, vs, is_command=lambda t: is_live_command(t, vs.wake_word))
@@ -206,7 +210,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, default=Path("runs/voice_unseen"))
     p.add_argument("--configs", default="plain,biased")
     p.add_argument("--limit", type=int, help="first N commands only (smoke run)")
-    p.add_argument("--fresh", action="store_true", help="the second voice set (FRESH_VOICES), clean / pink 10 / babble 10")
+    p.add_argument("--fresh", action="store_true",
+                   help="the second voice set (FRESH_VOICES), clean / pink 10 / babble 10")
     p.add_argument("--cache", type=Path, default=Path("runs/voice_unseen/audio"))
     p.add_argument("--rescore", type=Path, help="a report.json of an earlier run: recompute the biased rows from its "
                    "stored n-best lists with the current grammar (no decoding)")

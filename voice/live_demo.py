@@ -111,7 +111,8 @@ def score_detections(timeline: dict, truth: list[GroundTruth], iou_min: float = 
         elif g.segment == "negative":
             neg_runs += 1
             fp += int(len(boxes) > 0)
-    return {"polyp_runs": polyp_runs, "polyp_detected": hit, "recall": round(hit / polyp_runs, 3) if polyp_runs else None,
+    return {"polyp_runs": polyp_runs, "polyp_detected": hit,
+            "recall": round(hit / polyp_runs, 3) if polyp_runs else None,
             "negative_runs": neg_runs, "negative_with_box": fp,
             "false_positive_rate": round(fp / neg_runs, 3) if neg_runs else None}
 

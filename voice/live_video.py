@@ -104,7 +104,7 @@ class LiveEngine:
 
     def start(self) -> None:
         self.load()
-        if self.reader._thread is None:
+        if not self.reader.started:
             self.reader.start()
         self.started_wall = time.monotonic()
         self._thread = threading.Thread(target=self._detect_loop, name="osler-live-detect", daemon=True)

@@ -102,6 +102,10 @@ class LatestFrameReader:
         self._thread.start()
         return self
 
+    @property
+    def started(self) -> bool:
+        return self._thread is not None
+
     def stop(self) -> None:
         self._stop.set()
         if self._thread is not None:
