@@ -63,6 +63,9 @@ def procedure(question: str, intents: list[Intent], *, has_prior: bool) -> Gener
         return d.answer()
     kind = info.kind
     d.step(f"Identified the image to choose valid tools: {summarize(info)}.", info.evidence_id)
+    if not info.kind_trusted:
+        _withheld(d, info)
+        return d.answer()
     if info.kind_confidence < 0.5:
         d.caveats.append(f"the image kind is uncertain (p={info.kind_confidence:.2f})")
     context: dict[str, Any] = {}
@@ -72,6 +75,21 @@ def procedure(question: str, intents: list[Intent], *, has_prior: bool) -> Gener
         d.sentences.append("No tool can answer this question, so I give no answer rather than guess.")
         d.abstained.append(True)
     return d.answer()
+
+
+def _withheld(d: Draft, info: Any) -> None:
+    """The gate does not know this image: say what it looks like and which tools were withheld; run none."""
+    tools = ", ".join(info.withheld_tools) or "none"
+    d.step(f"The modality gate does not trust its verdict ({info.kind_doubt}), so no diagnosis tool was run "
+           f"(withheld: {tools}).", info.evidence_id)
+    d.label = d.label or "not_recognised"
+    d.sentences.append(f"This image looks most like {KIND_NAMES[info.kind]} (gate confidence "
+                       f"{info.kind_confidence:.2f}), but the gate does not know it well enough to route it: "
+                       f"{info.kind_doubt.rstrip('.')} [{info.evidence_id}]. I ran no diagnosis tool on it (withheld: "
+                       f"{tools}) and give no finding "
+                       f"[{info.evidence_id}].")
+    d.caveats.append("the image kind is not recognised with confidence: check that this is the intended image")
+    d.abstained.append(True)
 
 
 def _run_intent(d: Draft, it: Intent, kind: str, info: Any, has_prior: bool, ctx: dict) -> Generator:

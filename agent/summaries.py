@@ -31,7 +31,8 @@ def summarize(result: Any) -> str:
         m = result.meta
         extra = f", spacing {m.pixel_spacing_mm[0]:.3f}x{m.pixel_spacing_mm[1]:.3f} mm" if m.pixel_spacing_mm else ""
         date = f", study date {m.study_date}" if m.study_date else ""
-        return (f"{result.image}: {result.kind} (p={result.kind_confidence:.2f}, from {result.kind_source}); "
+        doubt = "" if result.kind_trusted else f"; not trusted: {result.kind_doubt}"
+        return (f"{result.image}: {result.kind} (p={result.kind_confidence:.2f}, from {result.kind_source}{doubt}); "
                 f"{m.width}x{m.height} {m.format}{extra}{date}")
     if isinstance(result, CountResult):
         parts = ", ".join(f"{c.count} {c.label}" for c in result.counts)

@@ -18,12 +18,13 @@ from tools.comparison import ComparisonResult, CompareRequest
 from tools.detection import (ClassCount, CountResult, CrossCheck, CrossCheckCount, DetectRequest, Detection,
                              DetectionResult)
 from tools.errors import ExpertFailedError, ExpertUnavailableError, InvalidInputError, WrongImageKindError
-from tools.kinds import CLASSIFY_TASK_KINDS, TARGET_KINDS
+from tools.kinds import CLASSIFY_TASK_KINDS, IMAGE_KINDS, TARGET_KINDS
 from tools.segmentation import MeasurementResult, MeasureRequest, Region, SegmentationResult, SegmentRequest
 
 from .session import Session
 
-__all__ = ["image_info", "detect", "count", "segment", "measure", "classify", "compare_with_prior", "ensure_kind"]
+__all__ = ["image_info", "detect", "count", "segment", "measure", "classify", "compare_with_prior", "ensure_kind",
+           "diagnosis_tools"]
 
 DEDUP_IOU = 0.5
 KIND_NAMES = {
@@ -34,6 +35,14 @@ KIND_NAMES = {
     "ct_mr": "a CT or MR slice",
     "other": "not a kind of image Osler has tools for",
 }
+
+
+def diagnosis_tools(kind: str) -> list[str]:
+    """The tools that diagnose on ``kind`` (withheld when the gate does not trust that kind)."""
+    tools = [f"classify {t}" for t, kinds in CLASSIFY_TASK_KINDS.items() if kind in kinds and kinds != IMAGE_KINDS]
+    targets = [t for t, kinds in TARGET_KINDS.items() if kind in kinds and kinds != IMAGE_KINDS]
+    tools += [f"detect/count/segment/measure {t}" for t in targets]
+    return tools + (["compare_with_prior"] if targets else [])
 
 
 def image_info(session: Session, req: ImageInfoRequest, eid: str) -> ImageInfoResult:
@@ -47,6 +56,7 @@ def image_info(session: Session, req: ImageInfoRequest, eid: str) -> ImageInfoRe
     result = ImageInfoResult(
         evidence_id=eid, image=req.image, meta=img.meta, kind=out.label, kind_confidence=out.probabilities[out.label],
         kind_source=out.source or "pixels", kind_probabilities=out.probabilities, provenance=out.provenance,
+        kind_trusted=out.trusted, kind_doubt=out.doubt, withheld_tools=[] if out.trusted else diagnosis_tools(out.label),
     )
     session.image_kinds[req.image] = result
     return result
@@ -61,6 +71,12 @@ def ensure_kind(session: Session, role: str, accepted: tuple[str, ...], what: st
             f"{what} needs {want}, but the {role} image looks like {KIND_NAMES[info.kind]} "
             f"(confidence {info.kind_confidence:.2f}); no result was produced",
             kind=info.kind, accepted=accepted,
+        )
+    if not info.kind_trusted and set(accepted) != set(IMAGE_KINDS):
+        raise WrongImageKindError(
+            f"{what} was withheld: the {role} image looks most like {KIND_NAMES[info.kind]} (confidence "
+            f"{info.kind_confidence:.2f}), but the modality gate does not trust that: {info.kind_doubt}; "
+            f"no result was produced", kind=info.kind, accepted=accepted,
         )
     return info
 

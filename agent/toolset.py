@@ -113,7 +113,9 @@ def _call(ctx: RunContext[Session], name: str, req: BaseModel) -> Any:
 def image_info(ctx: RunContext[Session], req: ImageInfoRequest) -> ImageInfoResult:
     """What the image is (chest X-ray, endoscopy, blood smear, fundus, CT/MR, other) with confidence, and
     its metadata (size, pixel spacing in mm and study date when DICOM).  Call it first: other tools refuse
-    images of the wrong kind."""
+    images of the wrong kind.  When 'kind_trusted' is false the gate does not know the image ('kind' is only
+    what it looks most like, 'kind_doubt' says why): every diagnosis tool refuses it ('withheld_tools'), so
+    say what it looks like and that no diagnosis was made."""
     return _call(ctx, "image_info", req)
 
 

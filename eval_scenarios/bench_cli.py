@@ -20,6 +20,8 @@ BENCHMARKS: dict[str, tuple[str, str]] = {
     "segmentation": ("eval_scenarios.bench_segmentation", "segmenter Dice/IoU and speed"),
     "sam": ("eval_scenarios.bench_sam", "SAM/MedSAM image-embedding and prompt-decoding time (any device)"),
     "classification": ("eval_scenarios.bench_classification", "classifier accuracy, calibration, speed"),
+    "gate": ("eval_scenarios.bench_gate", "modality gate on transformed held-out images and photos: routing, refusals, "
+                                          "false-accept rate of each diagnosis tool"),
     "comparison": ("eval_scenarios.bench_comparison", "prior-study comparison: registration and change detection"),
     "voice": ("voice.bench", "speech recognition and command accuracy"),
 }

@@ -7,13 +7,25 @@ Decision, in order:
    another part -> ``other``; ES -> ``endoscopy``; SM/GM (microscopy) -> ``blood_smear``; OP ->
    ``fundus``; US, MG, NM, XA, RF, SEG, SR, ... -> ``other``.  ``out.source = "dicom"``.
 2. Otherwise **pixels**: a small MLP (one hidden ReLU layer; ``W0, b0, W1, b1`` in the npz) on
-   :func:`experts.gate_features.gate_features`, trained by ``training/train_gate.py`` (bundled
-   ``experts/weights/modality_gate.npz``, a few kB), temperature-scaled.
+   :func:`experts.gate_features.gate_features` (colour, layout, texture) joined with a PCA projection
+   (``pca_mu``, ``pca_W``) of the ImageNet MobileNetV2 embedding (:mod:`experts.gate_deep`), trained by
+   ``training/train_gate.py`` (bundled ``experts/weights/modality_gate.npz``), temperature-scaled.
    A radiograph without a body part (CR/DX/DR) is restricted to ``chest_xray`` / ``other``; an
    OT/secondary-capture DICOM is judged on pixels alone.  ``out.source = "pixels"``.
 
 Probabilities always cover every kind and sum to 1.  With tags they are 0.98 on the tagged kind
 (the pixel model's opinion is named in the provenance note when it disagrees).
+
+**Knowing when it does not know** (pixels only; tags are trusted): the pixel verdict is *untrusted*
+(``out.trusted = False``, ``out.doubt`` says why) when its top probability is below the tuned floor
+(``meta.min_probability``), or when the image lies farther from the training images of the kind it
+resembles than a tuned limit.  Two distances are checked, each the Mahalanobis distance to that kind's
+training mean under a shrunk per-kind covariance, divided by sqrt(D): of all standardised inputs
+(``ood_mu``, ``ood_prec``; limits ``meta.distance_limits``) and of the ImageNet-embedding part alone
+(``deep_mu``, ``deep_prec``; limits ``meta.deep_distance_limits``), which tells objects apart that share
+a medical image's colours (a coffee cup and a colon).  Both limits are tuned by ``training/train_gate.py`` on held-out
+images (and transformed copies of them) that training never saw.  The agent withholds every
+diagnosis tool from an untrusted image.
 """
 
 from __future__ import annotations
@@ -29,14 +41,18 @@ from tools.errors import ExpertUnavailableError
 from tools.kinds import IMAGE_KINDS
 from tools.settings import OslerSettings
 
+from .gate_deep import DEEP_VERSION, DeepEmbedder
+from .gate_features import FEATURE_DIM, FEATURE_VERSION, gate_features
 from .imaging import StudyImage
 from .protocols import ClassProbabilities
 from .weights import bundled, sha256_of
 
-__all__ = ["ModalityGate", "build", "kind_from_dicom", "allowed_kinds_from_dicom", "BUNDLED_NAME"]
+__all__ = ["ModalityGate", "build", "kind_from_dicom", "allowed_kinds_from_dicom", "mahalanobis", "model_inputs",
+           "raw_features", "RAW_VERSION", "BUNDLED_NAME"]
 
 BUNDLED_NAME = "modality_gate.npz"
 TAG_CONFIDENCE = 0.98
+RAW_VERSION = f"{FEATURE_VERSION}+{DEEP_VERSION}"
 
 _DICOM_KIND = {
     "CT": "ct_mr", "MR": "ct_mr", "PT": "ct_mr",
@@ -78,6 +94,27 @@ def allowed_kinds_from_dicom(tags: dict[str, str]) -> tuple[str, ...] | None:
     return None
 
 
+def raw_features(rgb: np.ndarray, embedder: DeepEmbedder) -> np.ndarray:
+    """``(FEATURE_DIM + DEEP_DIM,)``: colour/texture features, then the MobileNetV2 embedding."""
+    return np.concatenate([gate_features(rgb), embedder(rgb)]).astype(np.float32)
+
+
+def model_inputs(raw: np.ndarray, params: dict[str, np.ndarray]) -> np.ndarray:
+    """Standardised model inputs ``(N, FEATURE_DIM + k)`` of raw features ``(N, FEATURE_DIM + DEEP_DIM)``: the
+    embedding is projected on its ``k`` principal components (``pca_mu``, ``pca_W (DEEP_DIM, k)``)."""
+    raw = np.atleast_2d(np.asarray(raw, np.float64))
+    proj = (raw[:, FEATURE_DIM:] - params["pca_mu"]) @ params["pca_W"]
+    return (np.concatenate([raw[:, :FEATURE_DIM], proj], axis=1) - params["mu"]) / params["sd"]
+
+
+def mahalanobis(Z: np.ndarray, mu: np.ndarray, prec: np.ndarray) -> np.ndarray:
+    """Distance ``(N, K)`` of standardised features ``Z (N, D)`` to each kind's mean ``mu (K, D)`` under
+    its precision ``prec (K, D, D)``, divided by sqrt(D) (about 1 for a typical training image)."""
+    diff = Z[:, None, :] - mu[None, :, :]  # (N, K, D)
+    d2 = np.einsum("nkd,kde,nke->nk", diff, prec, diff)
+    return np.sqrt(np.maximum(d2, 0.0) / Z.shape[1])
+
+
 class ModalityGate:
     """Classifier protocol for the image kind (``labels`` = ``IMAGE_KINDS``)."""
 
@@ -93,6 +130,10 @@ class ModalityGate:
         self._kinds: tuple[str, ...] = IMAGE_KINDS
         self._temperature = 1.0
         self._sha: str | None = None
+        self._limits: dict[str, float] = {}
+        self._deep_limits: dict[str, float] = {}
+        self._min_probability = 0.0
+        self._embedder = DeepEmbedder()
 
     def load(self) -> None:
         """Read the pixel model (once)."""
@@ -102,8 +143,6 @@ class ModalityGate:
             raise ExpertUnavailableError(
                 f"modality gate weights {self.weights.name} are missing; reinstall Osler or run training/train_gate.py"
             )
-        from .gate_features import FEATURE_DIM, FEATURE_VERSION
-
         with np.load(self.weights, allow_pickle=False) as z:
             meta = json.loads(str(z["meta"]))
             mu, sd = np.asarray(z["mu"], np.float64), np.asarray(z["sd"], np.float64)
@@ -111,10 +150,13 @@ class ModalityGate:
             while f"W{len(layers)}" in z.files:
                 i = len(layers)
                 layers.append((np.asarray(z[f"W{i}"], np.float64), np.asarray(z[f"b{i}"], np.float64)))
-        if meta.get("feature_version") != FEATURE_VERSION or not layers or layers[0][0].shape[1] != FEATURE_DIM:
+            names = ("ood_mu", "ood_prec", "deep_mu", "deep_prec", "pca_mu", "pca_W")
+            ood = {k: np.asarray(z[k], np.float64) for k in names if k in z.files}
+        if meta.get("feature_version") != RAW_VERSION or not layers or len(ood) != len(names) \
+                or layers[0][0].shape[1] != FEATURE_DIM + ood["pca_W"].shape[1]:
             raise ExpertUnavailableError(
                 f"{self.weights.name} was trained on features '{meta.get('feature_version')}', this build computes "
-                f"'{FEATURE_VERSION}'; retrain with training/train_gate.py"
+                f"'{RAW_VERSION}'; retrain with training/train_gate.py"
             )
         kinds = tuple(meta["kinds"])
         if set(kinds) != set(IMAGE_KINDS):
@@ -123,18 +165,31 @@ class ModalityGate:
         self._temperature = float(meta.get("temperature", 1.0))
         self.model_id = str(meta.get("model_id", self.model_id))
         self._sha = sha256_of(self.weights)
-        self._params = {"mu": mu, "sd": sd}
+        if "distance_limits" not in meta or "deep_distance_limits" not in meta:
+            raise ExpertUnavailableError(f"{self.weights.name} has no refusal limits (distance_limits, "
+                                         f"deep_distance_limits); retrain with training/train_gate.py")
+        self._params = {"mu": mu, "sd": sd, **ood}
         self._layers = layers
+        self._limits = {k: float(v) for k, v in meta["distance_limits"].items()}
+        self._deep_limits = {k: float(v) for k, v in meta["deep_distance_limits"].items()}
+        self._min_probability = float(meta.get("min_probability", 0.0))
 
     def pixel_probabilities(self, rgb: np.ndarray) -> dict[str, float]:
         """Calibrated kind probabilities of the pixel model for uint8 RGB ``(H, W, 3)``."""
-        from .gate_features import gate_features
+        return self.pixel_verdict(rgb)[0]
 
+    def pixel_verdict(self, rgb: np.ndarray) -> tuple[dict[str, float], dict[str, tuple[float, float]]]:
+        """``(probabilities, distances)`` by kind for uint8 RGB ``(H, W, 3)``: calibrated probabilities
+        and the (all inputs, embedding part) distances to each kind's training images (:func:`mahalanobis`)."""
         self.load()
         p = self._params
         if p is None:  # pragma: no cover - load() raises first
             raise ExpertUnavailableError("modality gate weights are not loaded")
-        h = (gate_features(rgb).astype(np.float64) - p["mu"]) / p["sd"]
+        h = model_inputs(raw_features(rgb, self._embedder), p)
+        d_all = mahalanobis(h, p["ood_mu"], p["ood_prec"])[0]
+        d_deep = mahalanobis(h[:, FEATURE_DIM:], p["deep_mu"], p["deep_prec"])[0]
+        dist = {k: (float(a), float(b)) for k, a, b in zip(self._kinds, d_all, d_deep)}
+        h = h[0]
         for i, (W, b) in enumerate(self._layers):
             h = W @ h + b
             if i < len(self._layers) - 1:
@@ -143,15 +198,32 @@ class ModalityGate:
         e = np.exp(z - z.max())
         e /= e.sum()
         by_kind = dict(zip(self._kinds, e.tolist()))
-        return {k: float(by_kind[k]) for k in IMAGE_KINDS}
+        return {k: float(by_kind[k]) for k in IMAGE_KINDS}, {k: dist[k] for k in IMAGE_KINDS}
+
+    def doubt(self, probs: dict[str, float], dist: dict[str, tuple[float, float]]) -> str | None:
+        """Why the pixel verdict ``probs`` is not to be trusted, or None (see the module docstring)."""
+        ranked = sorted(probs, key=probs.__getitem__, reverse=True)
+        top, second = ranked[0], ranked[1]
+        if top == "other":  # no tool diagnoses 'other': nothing to withhold
+            return None
+        if probs[top] < self._min_probability:
+            return (f"the pixel model is unsure: {top} p={probs[top]:.2f} is below {self._min_probability:.2f} "
+                    f"(next: {second} p={probs[second]:.2f})")
+        for what, d, limit in (("features", dist[top][0], self._limits.get(top, float("inf"))),
+                               ("ImageNet embedding", dist[top][1], self._deep_limits.get(top, float("inf")))):
+            if d > limit:
+                return (f"the image is unlike the {top} images the gate was trained on ({what} distance {d:.2f}, "
+                        f"limit {limit:.2f})")
+        return None
 
     def predict(self, image: StudyImage, *, explain: bool = False) -> ClassProbabilities:
         """Kind probabilities; ``out.source`` is ``"dicom"`` or ``"pixels"``.  ``explain`` is ignored."""
         t0 = time.perf_counter()
         tags = image.dicom_tags or {}
-        pixel = self.pixel_probabilities(image.pixels)
+        pixel, dist = self.pixel_verdict(image.pixels)
         pixel_label = max(pixel, key=pixel.__getitem__)
         kind = kind_from_dicom(tags)
+        doubt: str | None = None
         if kind is not None:
             source = "dicom"
             rest = (1.0 - TAG_CONFIDENCE) / (len(IMAGE_KINDS) - 1)
@@ -169,10 +241,14 @@ class ModalityGate:
             else:
                 probs = pixel
                 note = "decided by pixels (colour/texture model)"
+            doubt = self.doubt(probs, dist)
+            if doubt:
+                note += f"; not trusted: {doubt}"
+        label = max(probs, key=probs.__getitem__)
         prov = Provenance(expert=self.name, backend=self.backend, model=self.model_id, weights_sha256=self._sha,
                           device="cpu", elapsed_ms=(time.perf_counter() - t0) * 1000, note=note)
-        out = ClassProbabilities(probabilities=probs, calibrated=source == "pixels", provenance=prov, source=source)
-        return out
+        return ClassProbabilities(probabilities=probs, calibrated=source == "pixels", provenance=prov, source=source,
+                                  trusted=doubt is None, doubt=doubt, distance=dist[label][0] if source == "pixels" else None)
 
 
 def build(settings: OslerSettings) -> ModalityGate:

@@ -95,6 +95,9 @@ class ClassProbabilities:
     provenance: Provenance
     saliency: np.ndarray | None = field(default=None, repr=False)  # (H, W) float in [0, 1]
     source: str | None = None  # the modality gate: "dicom" or "pixels"
+    trusted: bool = True  # the modality gate: False when it does not know (out of distribution, low margin)
+    doubt: str | None = None  # the modality gate: why the verdict is not trusted
+    distance: float | None = None  # the modality gate: distance to the training images of the label's kind
     decided_label: str | None = None  # the CXR classifier: set when its tuned threshold decides, not the arg-max
     threshold: float | None = None  # the CXR classifier: the P(pneumonia) threshold that decided
     uncertain: bool = False  # the CXR classifier: too close to the threshold to state a class

@@ -31,16 +31,28 @@ def gate():
 
 
 @pytest.fixture(scope="module")
-def held_out() -> dict[str, Path]:
-    """First held-out file of each dev source (the gate's own seeded split)."""
+def gate_data():
+    """``training/gate_data.py``: the gate's data recipe, split and transforms."""
     sys.path.insert(0, str(ROOT / "training"))
     try:
-        from gate_data import gather_sources, split_groups
+        import gate_data
     finally:
         sys.path.remove(str(ROOT / "training"))
-    _, val = split_groups(gather_sources(SHARED, 0), 0, 0.25)
+    return gate_data
+
+
+@pytest.fixture(scope="module")
+def test_sources(gate_data) -> list:
+    """The gate's test groups: held out from training (seed 0) and not used to tune its refusal limits."""
+    _, val = gate_data.split_groups(gate_data.gather_sources(SHARED, 0), 0, 0.25)
+    return gate_data.split_tune_test(val, 0)[1]
+
+
+@pytest.fixture(scope="module")
+def held_out(test_sources) -> dict[str, Path]:
+    """First test file of each dev source."""
     out: dict[str, Path] = {}
-    for s in val:
+    for s in test_sources:
         if s.path is not None and s.origin not in out:
             out[s.origin] = s.path
     return out
@@ -170,3 +182,118 @@ def test_missing_weights_raise_unavailable(tmp_path: Path) -> None:
 
     with pytest.raises(ExpertUnavailableError, match="train_gate"):
         ModalityGate(tmp_path / "none.npz").load()
+
+
+# --- knowing when it does not know (issue 15) -------------------------------------------------------------
+
+TOOL_KINDS = ("chest_xray", "endoscopy", "blood_smear")  # the kinds that diagnosis tools accept
+
+
+def _routed(gate, rgb: np.ndarray) -> str | None:
+    """The kind whose diagnosis tools the gate lets this image reach, or None (withheld)."""
+    from experts.imaging import StudyImage
+    from tools.common import ImageMeta
+
+    meta = ImageMeta(role="current", source="t.png", format="png", width=rgb.shape[1], height=rgb.shape[0], channels=3)
+    out = gate.predict(StudyImage(pixels=rgb, meta=meta))
+    return out.label if out.trusted and out.label != "other" else None
+
+
+@pytest.mark.parametrize("origin", ["bccd", "endotect", "hannover_png", "kermany"])
+def test_transformed_test_images_route_to_their_kind_or_are_withheld(gate, gate_data, test_sources, origin) -> None:
+    """Every transform a file may go through (grey, inverted, cropped, rotated, JPEG, 16-bit, resized,
+    blurred) either keeps the image's kind or withholds the tools: never another kind's tools."""
+    sources = [s for s in test_sources if s.origin == origin][:3]
+    rng = np.random.default_rng(5)
+    wrong, routed = [], 0
+    for s in sources:
+        base = s.load(None)
+        for name, fn in gate_data.TRANSFORMS.items():
+            kind = _routed(gate, fn(base, rng))
+            routed += kind == s.kind
+            if kind not in (s.kind, None):
+                wrong.append((s.group, name, kind))
+        assert _routed(gate, base) == s.kind, s.group  # the untouched image is routed
+    assert not wrong
+    assert routed >= len(sources) * len(gate_data.TRANSFORMS) // 2  # the gate does not simply refuse everything
+
+
+def test_grayscale_smears_never_reach_the_cxr_classifier(assistant, test_sources, tmp_path) -> None:
+    """The issue's case: a blood smear converted to grey was read as a chest X-ray (p=0.74) and the CXR
+    classifier answered 'bacterial pneumonia'.  Through the real tool boundary, none of the test smears
+    in grey reaches the classifier."""
+    from PIL import Image
+
+    from agent.toolset import invoke
+    from tools.classification import ClassifyRequest, ImageInfoRequest
+    from tools.errors import WrongImageKindError
+
+    smears = [s for s in test_sources if s.origin == "bccd"][:12]
+    assert len(smears) >= 8
+    for s in smears:
+        path = tmp_path / f"{Path(s.group).stem}_grey.png"
+        Image.open(s.path).convert("L").save(path)
+        session = assistant.new_session()
+        session.load("current", path)
+        info = invoke(session, "image_info", ImageInfoRequest())
+        assert not (info.kind == "chest_xray" and info.kind_trusted), (s.group, info.kind_probabilities)
+        with pytest.raises(WrongImageKindError):
+            invoke(session, "classify", ClassifyRequest(task="cxr_pneumonia"))
+
+
+def test_held_out_photographs_reach_no_diagnosis_tool(gate, gate_data, test_sources) -> None:
+    """Real non-medical photographs never used for training or tuning, as they are and in grey."""
+    photos = [s for s in test_sources if s.origin in gate_data.PHOTO_ORIGINS]
+    assert len(photos) >= 5
+    reached = [(s.group, view, k) for s in photos
+               for view, rgb in (("original", s.load(None)), ("grayscale", gate_data.to_grey(s.load(None))))
+               if (k := _routed(gate, rgb)) is not None]
+    assert not reached
+
+
+def test_an_image_the_gate_does_not_trust_gets_no_diagnosis(gate, gate_data, assistant, test_sources, tmp_path
+                                                             ) -> None:
+    """The first transformed test image whose verdict the gate does not trust (it looks like a kind with
+    tools, but is unlike that kind's training images or the margin is low): ``image_info`` says what it
+    looks like and which tools were withheld, the tools refuse it, and ``ask`` runs none of them."""
+    from PIL import Image
+
+    from agent.toolset import invoke
+    from experts.imaging import StudyImage
+    from tools.classification import ClassifyRequest, ImageInfoRequest
+    from tools.common import ImageMeta
+    from tools.detection import DetectRequest
+    from tools.errors import WrongImageKindError
+
+    rng = np.random.default_rng(3)
+    found = None
+    for s in test_sources:
+        for name in ("cropped", "rotated90", "blurred", "grayscale", "downsized"):
+            rgb = gate_data.TRANSFORMS[name](s.load(None), rng)
+            meta = ImageMeta(role="current", source="t.png", format="png", width=rgb.shape[1], height=rgb.shape[0],
+                             channels=3)
+            out = gate.predict(StudyImage(pixels=rgb, meta=meta))
+            if not out.trusted and out.label in TOOL_KINDS:
+                found = rgb
+                break
+        if found is not None:
+            break
+    if found is None:
+        pytest.skip("the gate trusts every transformed test image it was shown here")
+    path = tmp_path / "unsure.png"
+    Image.fromarray(found).save(path)
+    session = assistant.new_session()
+    session.load("current", path)
+    info = invoke(session, "image_info", ImageInfoRequest())
+    assert not info.kind_trusted and info.kind_doubt and info.withheld_tools
+    request = {"chest_xray": ("classify", ClassifyRequest(task="cxr_pneumonia")),
+               "endoscopy": ("detect", DetectRequest(target="polyp")),
+               "blood_smear": ("count", DetectRequest(target="blood_cells"))}[info.kind]
+    with pytest.raises(WrongImageKindError, match="withheld"):
+        invoke(session, *request)
+    question = {"chest_xray": "Is there pneumonia?", "endoscopy": "How many polyps are there?",
+                "blood_smear": "How many white blood cells are there?"}[info.kind]
+    r = assistant.ask(session, question)
+    assert r.abstained
+    assert [c.name for c in r.tool_calls] == ["image_info"]
+    assert "looks most like" in r.answer and "withheld" in r.answer

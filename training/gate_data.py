@@ -27,8 +27,8 @@ from typing import Callable
 import numpy as np
 
 KINDS = ("chest_xray", "endoscopy", "blood_smear", "fundus", "ct_mr", "other")
-_ROT = {"chest_xray": 8, "endoscopy": 20, "blood_smear": 180, "fundus": 180, "ct_mr": 15, "other": 25}
-_CROP = {"chest_xray": 0.75, "endoscopy": 0.7, "blood_smear": 0.5, "fundus": 0.7, "ct_mr": 0.45, "other": 0.35}
+_ROT = {"chest_xray": 30, "endoscopy": 30, "blood_smear": 180, "fundus": 180, "ct_mr": 30, "other": 30}
+_CROP = {"chest_xray": 0.5, "endoscopy": 0.45, "blood_smear": 0.4, "fundus": 0.6, "ct_mr": 0.45, "other": 0.35}
 """Smallest crop side (fraction of the image side) of a training view, per kind."""
 CT_MR_DICOMS = ("CT_small.dcm", "MR_small.dcm", "MR2_UNCI.dcm", "MR-SIEMENS-DICOM-WithOverlays.dcm",
                 "examples_overlay.dcm", "emri_small.dcm", "eCT_Supplemental.dcm", "J2K_pixelrep_mismatch.dcm",
@@ -47,7 +47,11 @@ PACKAGE_OTHER = ("matplotlib/mpl-data/sample_data/grace_hopper.jpg",
                  "matplotlib/mpl-data/sample_data/logo2.png", "gradio/media_assets/images/cheetah.jpg",
                  "gradio/media_assets/images/lion.jpg", "gradio/media_assets/images/tower.jpg",
                  "gradio/media_assets/images/groot.jpeg",
-                 "gradio/media_assets/images/avatar.png", "gradio/test_data/cheetah2.jpg")
+                 "gradio/media_assets/images/avatar.png", "gradio/test_data/cheetah2.jpg",
+                 "gradio/media_assets/images/cheetah1.jpg", "ultralytics/assets/bus.jpg",
+                 "ultralytics/assets/zidane.jpg")
+PHOTO_ORIGINS = ("skimage", "package_images", "lfw")
+"""Origins of the real non-medical photographs (the "photos" rows of the gate benchmark)."""
 
 
 @dataclass
@@ -229,8 +233,84 @@ def synthetic_other(rng: np.random.Generator) -> np.ndarray:
     return np.repeat(grey[..., None], 3, axis=2)  # a grey scene that is not a radiograph
 
 
+def to_grey(rgb: np.ndarray) -> np.ndarray:
+    """uint8 RGB -> the same image in grey (three equal channels), as a converted file would be."""
+    import cv2
+
+    g = cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2GRAY)
+    return np.repeat(g[..., None], 3, axis=2)
+
+
+def _rotate(rgb: np.ndarray, angle: float, border: tuple[int, int, int] = (0, 0, 0)) -> np.ndarray:
+    import cv2
+
+    h, w = rgb.shape[:2]
+    if angle % 90 == 0:
+        return np.ascontiguousarray(np.rot90(rgb, int(angle // 90) % 4))
+    m = cv2.getRotationMatrix2D((w / 2, h / 2), angle, 1.0)
+    return cv2.warpAffine(rgb, m, (w, h), borderMode=cv2.BORDER_CONSTANT, borderValue=border)
+
+
+def _jpeg(rgb: np.ndarray, quality: int) -> np.ndarray:
+    import cv2
+
+    ok, buf = cv2.imencode(".jpg", np.ascontiguousarray(rgb[..., ::-1]), [cv2.IMWRITE_JPEG_QUALITY, quality])
+    return np.ascontiguousarray(cv2.imdecode(buf, cv2.IMREAD_COLOR)[..., ::-1])
+
+
+def _resized(rgb: np.ndarray, scale: float) -> np.ndarray:
+    import cv2
+
+    h, w = rgb.shape[:2]
+    return cv2.resize(rgb, (max(16, int(w * scale)), max(16, int(h * scale))),
+                      interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC)
+
+
+def _bit16(rgb: np.ndarray) -> np.ndarray:
+    """Saved as a 16-bit grey TIFF (full range) and read back through ``load_image``."""
+    import tempfile
+
+    from PIL import Image
+
+    from experts.imaging import load_image
+
+    grey = to_grey(rgb)[..., 0].astype(np.uint32) * 257
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "image16.tif"
+        Image.fromarray(grey.astype(np.uint16)).save(path)
+        return load_image(path).pixels
+
+
+def _crop(rgb: np.ndarray, frac: float, rng: np.random.Generator) -> np.ndarray:
+    h, w = rgb.shape[:2]
+    ch, cw = max(16, int(h * frac)), max(16, int(w * frac))
+    y0, x0 = int(rng.integers(0, h - ch + 1)), int(rng.integers(0, w - cw + 1))
+    return np.ascontiguousarray(rgb[y0:y0 + ch, x0:x0 + cw])
+
+
+TRANSFORMS: dict[str, Callable[[np.ndarray, np.random.Generator], np.ndarray]] = {
+    "original": lambda im, _r: im,
+    "grayscale": lambda im, _r: to_grey(im),
+    "inverted": lambda im, _r: np.ascontiguousarray(255 - im),
+    "cropped": lambda im, r: _crop(im, float(r.uniform(0.4, 0.6)), r),
+    "rotated90": lambda im, r: _rotate(im, float(r.choice([90, 270]))),
+    "rotated": lambda im, r: _rotate(im, float(r.uniform(10, 30)) * float(r.choice([-1, 1]))),
+    "jpeg_q15": lambda im, _r: _jpeg(im, 15),
+    "bit16": lambda im, _r: _bit16(im),
+    "downsized": lambda im, _r: _resized(im, 0.25),
+    "upsized": lambda im, _r: _resized(im, 2.0),
+    "blurred": lambda im, _r: __import__("cv2").GaussianBlur(im, (0, 0), 2.5),
+}
+"""Transforms a user's file may have gone through, for the gate benchmark (``eval_scenarios/bench_gate``).
+A transformed image should keep its kind (``grayscale`` and ``bit16`` included), except ``inverted``,
+which may also be withheld: an inverted film or smear is not what the diagnosis tools were made for."""
+TRAIN_AS_OTHER = ("inverted",)
+"""Transforms whose training views are labelled ``other``: the gate withholds diagnosis tools from them."""
+
+
 def augment(rgb: np.ndarray, kind: str, rng: np.random.Generator) -> np.ndarray:
-    """Random crop / rotation / flips / photometric jitter / blur / resolution / JPEG of a uint8 RGB image."""
+    """Random crop / rotation (now and then by 90 degrees) / flips / photometric jitter / blur / resolution /
+    JPEG (quality 10-95) / conversion to grey (colour images) of a uint8 RGB image; the kind is kept."""
     import cv2
 
     h, w = rgb.shape[:2]
@@ -240,10 +320,12 @@ def augment(rgb: np.ndarray, kind: str, rng: np.random.Generator) -> np.ndarray:
     ch, cw = max(8, int(h * sy)), max(8, int(w * sx))
     y0, x0 = int(rng.integers(0, h - ch + 1)), int(rng.integers(0, w - cw + 1))
     img = rgb[y0:y0 + ch, x0:x0 + cw]
-    ang = rng.uniform(-_ROT[kind], _ROT[kind])
+    wide = kind in ("blood_smear", "fundus") or rng.random() < 0.35
+    ang = rng.uniform(-_ROT[kind], _ROT[kind]) if wide else rng.uniform(-8, 8)
     if abs(ang) > 0.5:
         m = cv2.getRotationMatrix2D((cw / 2, ch / 2), ang, 1.0)
-        border = (0, 0, 0) if kind in ("fundus", "ct_mr", "endoscopy") else tuple(int(c) for c in img[0, 0])
+        black = kind in ("fundus", "ct_mr", "endoscopy") or rng.random() < 0.5
+        border = (0, 0, 0) if black else tuple(int(c) for c in img[0, 0])
         img = cv2.warpAffine(img, m, (cw, ch), borderMode=cv2.BORDER_CONSTANT, borderValue=border)
     if rng.random() < 0.5:
         img = img[:, ::-1]
@@ -265,9 +347,16 @@ def augment(rgb: np.ndarray, kind: str, rng: np.random.Generator) -> np.ndarray:
         small = cv2.resize(img, (max(8, int(cw * s)), max(8, int(ch * s))), interpolation=cv2.INTER_AREA)
         img = cv2.resize(small, (cw, ch), interpolation=cv2.INTER_LINEAR)
     if rng.random() < 0.4:
-        ok, buf = cv2.imencode(".jpg", img[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, int(rng.integers(40, 95))])
-        img = cv2.imdecode(buf, cv2.IMREAD_COLOR)[..., ::-1]
+        img = _jpeg(img, int(rng.integers(10, 95)))
+    if rng.random() < 0.08:  # a film or frame saved on its side
+        img = _rotate(img, 90.0 * int(rng.integers(1, 4)))
+    if colour and rng.random() < GREY_FRACTION:  # a colour image converted to grey is still its kind
+        img = to_grey(img)
     return np.ascontiguousarray(img)
+
+
+GREY_FRACTION = 0.25
+"""Share of the augmented views of colour images (smears, endoscopy, fundus, photos) turned grey."""
 
 
 def local_dicom_testfiles() -> dict[str, Path]:
@@ -364,3 +453,17 @@ def split_groups(sources: list[Source], seed: int, val_frac: float) -> tuple[lis
         k = max(1, round(len(groups) * val_frac))
         held.update(groups[i] for i in rng.choice(len(groups), k, replace=False))
     return [s for s in sources if s.group not in held], [s for s in sources if s.group in held]
+
+
+def split_tune_test(val: list[Source], seed: int) -> tuple[list[Source], list[Source]]:
+    """Halve the held-out groups of each origin: ``tune`` sets the gate's refusal thresholds, ``test``
+    (never seen by training or tuning) is what ``eval_scenarios/bench_gate.py`` reports on."""
+    rng = np.random.default_rng(seed + 2)
+    tune: set[str] = set()
+    for origin in sorted({s.origin for s in val}):
+        groups = sorted({s.group for s in val if s.origin == origin})
+        if len(groups) < 2:
+            continue  # a single held-out group goes to the test half
+        tune.update(groups[i] for i in rng.choice(len(groups), len(groups) // 2, replace=False))
+    return [s for s in val if s.group in tune], [s for s in val if s.group not in tune]
+

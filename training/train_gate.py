@@ -4,8 +4,9 @@ Data: :mod:`gate_data` (real dev images per kind, synthetic fundus / CT-MR / gra
 group split: ``--val-frac`` of the groups of each origin held out).  Each training source gives its
 clean image plus augmented views; each kind gets about ``--per-kind`` views shared equally by its
 origins (:func:`views_per_source`; crop, rotation,
-flips, brightness/contrast/gamma, hue/saturation jitter, blur, down-sampling, JPEG).  Features:
-:func:`experts.gate_features.gate_features`, standardised.  Model: ``--hidden`` ReLU units (0 =
+flips, brightness/contrast/gamma, hue/saturation jitter, blur, down-sampling, JPEG, grey; a few inverted
+views labelled ``other``).  Inputs: :func:`experts.gate_features.gate_features` joined with the ``--pca``
+principal components of the ImageNet MobileNetV2 embedding (:mod:`experts.gate_deep`), standardised.  Model: ``--hidden`` ReLU units (0 =
 softmax regression), class-balanced cross-entropy, AdamW, full batch.  The softmax temperature is
 fitted on out-of-fold logits of a 5-fold group cross-validation of the training set.  Held-out groups
 are scored clean and augmented (:func:`evaluate_saved`).
@@ -30,37 +31,102 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from gate_data import (  # noqa: E402  (sibling module of this script)
     KINDS,
+    TRAIN_AS_OTHER,
+    TRANSFORMS,
     Source,
     augment,
     gather_sources,
     local_dicom_testfiles,
     split_groups,
+    split_tune_test,
 )
 
 log = logging.getLogger("train_gate")
 
 
+INVERT_FRACTION = 0.06
+"""Share of augmented views that are inverted and labelled ``other`` (``gate_data.TRAIN_AS_OTHER``)."""
+
+
 def featurize(sources: list[Source], n_aug: dict[str, int], seed: int, clean: bool = True
               ) -> tuple[np.ndarray, np.ndarray, list[str], list[str]]:
-    """Features of each source (clean when ``clean``) and of ``n_aug[origin]`` augmented views.
+    """Features of each source (clean when ``clean``) and of ``n_aug[origin]`` augmented views
+    (``INVERT_FRACTION`` of them inverted and labelled ``other``).
 
     Returns ``X (N, D)``, ``y (N,)`` kind indices, the group and the origin of each row.
     """
-    from experts.gate_features import gate_features
+    from experts.gate_deep import DeepEmbedder
+    from experts.modality_gate import raw_features
 
+    embed = DeepEmbedder()
     rng = np.random.default_rng(seed)
     X, y, groups, origins = [], [], [], []
     for s in sources:
         base = s.load(None)
-        views = [base] if clean else []
+        views = [(base, s.kind)] if clean else []
         for _ in range(n_aug.get(s.origin, 0)):
-            views.append(augment(s.load(rng) if s.dynamic else base, s.kind, rng))
-        for v in views:
-            X.append(gate_features(v))
-            y.append(KINDS.index(s.kind))
+            v = augment(s.load(rng) if s.dynamic else base, s.kind, rng)
+            if rng.random() < INVERT_FRACTION:
+                views.append((TRANSFORMS[TRAIN_AS_OTHER[0]](v, rng), "other"))
+            else:
+                views.append((v, s.kind))
+        for v, kd in views:
+            X.append(raw_features(v, embed))
+            y.append(KINDS.index(kd))
             groups.append(s.group)
             origins.append(s.origin)
     return np.stack(X), np.asarray(y), groups, origins
+
+
+def transformed_views(sources: list[Source], seed: int, n_aug: int = 2
+                      ) -> list[tuple[Source, str, str, np.ndarray]]:
+    """``(source, view, expected kind, rgb)`` of each source: every ``gate_data.TRANSFORMS`` entry and
+    ``n_aug`` random augmentations; the expected kind of ``TRAIN_AS_OTHER`` transforms is ``other``."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for s in sources:
+        base = s.load(None)
+        for name, fn in TRANSFORMS.items():
+            out.append((s, name, "other" if name in TRAIN_AS_OTHER else s.kind, fn(base, rng)))
+        for _ in range(n_aug):
+            out.append((s, "augmented", s.kind, augment(s.load(rng) if s.dynamic else base, s.kind, rng)))
+    return out
+
+
+def ood_statistics(Xs: np.ndarray, y: np.ndarray, shrink: float = 0.1) -> tuple[np.ndarray, np.ndarray]:
+    """Per-kind mean ``(K, D)`` and shrunk precision ``(K, D, D)`` of standardised training features
+    (covariance ``(1 - shrink) * S + shrink * mean(diag S) * I``), for the gate's distance score."""
+    d = Xs.shape[1]
+    mus, precs = [], []
+    for i in range(len(KINDS)):
+        Z = Xs[y == i]
+        mu = Z.mean(axis=0)
+        S = np.cov(Z - mu, rowvar=False) if len(Z) > 1 else np.eye(d)
+        S = (1 - shrink) * S + shrink * float(np.mean(np.diag(S))) * np.eye(d)
+        mus.append(mu)
+        precs.append(np.linalg.inv(S))
+    return np.stack(mus), np.stack(precs)
+
+
+def tune_refusal(probs: np.ndarray, dist: np.ndarray, expected: np.ndarray, quantile: float
+                 ) -> tuple[dict[str, float], float]:
+    """Per-kind distance limits and one probability floor from the tuning views.
+
+    For each kind, the limit is the ``quantile`` of the distance of tuning views of that kind that
+    the model calls that kind (so about ``1 - quantile`` of such views are refused for distance);
+    the floor is the ``1 - quantile`` quantile of their top probability, kept within 0.5-0.8."""
+    pred = probs.argmax(axis=1)
+    limits: dict[str, float] = {}
+    tops = []
+    for i, kd in enumerate(KINDS):
+        ok = (expected == i) & (pred == i)
+        if ok.sum() >= 5:
+            limits[kd] = float(np.quantile(dist[ok, i], quantile))
+            tops.append(probs[ok, i])
+        else:
+            limits[kd] = float("inf")
+    floor = float(np.clip(np.quantile(np.concatenate(tops), 1 - quantile), 0.5, 0.8)) if tops else 0.5
+    return limits, floor
 
 
 def views_per_source(train: list[Source], per_kind: int, cap: int = 80) -> dict[str, int]:
@@ -196,6 +262,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--hidden", type=int, default=128, help="hidden ReLU units; 0 = softmax regression")
     ap.add_argument("--wd", type=float, default=1e-2)
     ap.add_argument("--epochs", type=int, default=400)
+    ap.add_argument("--pca", type=int, default=48, help="principal components kept of the MobileNetV2 embedding")
+    ap.add_argument("--quantile", type=float, default=0.985,
+                    help="share of held-out tuning views of each kind that the refusal rule lets through")
     ap.add_argument("--cache", default="runs/gate_features.npz", help="reuse training features from here")
     ap.add_argument("--out", default="experts/weights/modality_gate.npz")
     ap.add_argument("--report", default="runs/train_gate_report.json")
@@ -203,14 +272,17 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     from eval_scenarios.bench_classification import ece, fit_temperature, softmax
-    from experts.gate_features import FEATURE_VERSION
+    from experts.gate_deep import DeepEmbedder
+    from experts.gate_features import FEATURE_DIM
+    from experts.modality_gate import RAW_VERSION, mahalanobis, model_inputs, raw_features
 
     t0 = time.perf_counter()
     shared = Path(args.shared_data)
     train, val = split_groups(gather_sources(shared, args.seed), args.seed, args.val_frac)
+    tune, _test = split_tune_test(val, args.seed)
     n_src = {kd: sum(s.kind == kd for s in train) for kd in KINDS}
     n_aug = views_per_source(train, args.per_kind)
-    key = json.dumps({"v": FEATURE_VERSION, "seed": args.seed, "val": args.val_frac, "aug": n_aug,
+    key = json.dumps({"v": RAW_VERSION, "recipe": "grey-invert-rot90-v3", "seed": args.seed, "val": args.val_frac, "aug": n_aug,
                       "groups": len({s.group for s in train})}, sort_keys=True)
     cache = Path(args.cache) if args.cache else None
     if cache is not None and cache.exists() and str(np.load(cache)["key"]) == key:
@@ -225,8 +297,13 @@ def main(argv: list[str] | None = None) -> int:
             np.savez(cache, X=X, y=y, groups=np.array(groups), key=np.array(key))
     feat_s = time.perf_counter() - t0
     log.info("features %s (%.0f s)", X.shape, feat_s)
-    mu, sd = X.mean(axis=0), X.std(axis=0) + 1e-6
-    Xs = (X - mu) / sd
+    deep = X[:, FEATURE_DIM:].astype(np.float64)
+    pca_mu = deep.mean(axis=0)
+    pca_W = np.linalg.svd(deep - pca_mu, full_matrices=False)[2][:args.pca].T  # (DEEP_DIM, k)
+    proj = np.concatenate([X[:, :FEATURE_DIM], (deep - pca_mu) @ pca_W], axis=1)
+    mu, sd = proj.mean(axis=0), proj.std(axis=0) + 1e-6
+    params = {"pca_mu": pca_mu, "pca_W": pca_W, "mu": mu, "sd": sd}
+    Xs = model_inputs(X, params)
     folds = group_folds(groups, 5, args.seed)
     oof = np.zeros((len(y), len(KINDS)))
     for f in range(5):
@@ -235,11 +312,36 @@ def main(argv: list[str] | None = None) -> int:
     temperature = fit_temperature(oof, y)
     oof_acc = per_kind_accuracy(oof.argmax(axis=1), y)
     layers = fit_mlp(Xs, y, args.hidden, args.wd, args.epochs, args.seed)
+    ood_mu, ood_prec = ood_statistics(Xs, y)
+    deep_mu, deep_prec = ood_statistics(Xs[:, FEATURE_DIM:], y)
+    views = transformed_views(tune, args.seed + 11)
+    exp_t = np.array([KINDS.index(v[2]) for v in views])
+    tcache = cache.with_name(cache.stem + "_tune.npz") if cache is not None else None
+    if tcache is not None and tcache.exists() and str(np.load(tcache)["key"]) == key:
+        raw_t = np.load(tcache)["X"]
+    else:
+        embed = DeepEmbedder()
+        raw_t = np.stack([raw_features(v[3], embed) for v in views])
+        if tcache is not None:
+            np.savez(tcache, X=raw_t, key=np.array(key))
+    Xt = model_inputs(raw_t, params)
+    probs_t = softmax(mlp_logits(layers, Xt), temperature)
+    limits, floor = tune_refusal(probs_t, mahalanobis(Xt, ood_mu, ood_prec), exp_t, args.quantile)
+    deep_limits, _ = tune_refusal(probs_t, mahalanobis(Xt[:, FEATURE_DIM:], deep_mu, deep_prec), exp_t, args.quantile)
+    log.info("refusal tuned on %d views of %d held-out tuning sources: distance limits %s, embedding distance "
+             "limits %s, probability floor %.3f", len(views), len(tune),
+             json.dumps({k: round(v, 2) for k, v in limits.items()}),
+             json.dumps({k: round(v, 2) for k, v in deep_limits.items()}), floor)
     train_wall = time.perf_counter() - t0
-    meta = {"kinds": list(KINDS), "feature_version": FEATURE_VERSION, "temperature": temperature, "seed": args.seed,
-            "val_frac": args.val_frac, "hidden": args.hidden, "wd": args.wd, "model_id": f"gate-mlp{args.hidden}-v1",
-            "train_views": int(len(y)), "cv_per_kind_accuracy": oof_acc}
+    meta = {"kinds": list(KINDS), "feature_version": RAW_VERSION, "pca_components": args.pca, "temperature": temperature, "seed": args.seed,
+            "val_frac": args.val_frac, "hidden": args.hidden, "wd": args.wd, "model_id": f"gate-mlp{args.hidden}-mnv2-v3",
+            "train_views": int(len(y)), "cv_per_kind_accuracy": oof_acc, "distance_limits": limits, "deep_distance_limits": deep_limits,
+            "min_probability": floor, "tune_quantile": args.quantile, "tune_views": len(views),
+            "tune_sources": len(tune)}
     arrays = {f"{n}{i}": a.astype(np.float32) for i, (W, b) in enumerate(layers) for n, a in (("W", W), ("b", b))}
+    arrays.update(ood_mu=ood_mu.astype(np.float32), ood_prec=ood_prec.astype(np.float32),
+                  deep_mu=deep_mu.astype(np.float32), deep_prec=deep_prec.astype(np.float32),
+                  pca_mu=pca_mu.astype(np.float32), pca_W=pca_W.astype(np.float32))
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     np.savez(out, mu=mu.astype(np.float32), sd=sd.astype(np.float32), meta=np.array(json.dumps(meta)), **arrays)

