@@ -351,7 +351,8 @@ def _bundled(name: str) -> bool:
 
 @pytest.mark.skipif(not _bundled("polyp_unet.pt"), reason="bundled polyp U-Net missing (python -m training.train_unet)")
 def test_polyp_removed_from_prior_is_new_with_the_bundled_unet(assistant, data_dir, tmp_path):
-    """The real polyp U-Net on both studies of one of its validation frames (not trained on)."""
+    """The real default polyp segmentation (detector boxes -> LiteMedSAM; the detector fuses the YOLO with the
+    bundled U-Net) on both studies of one of their validation frames (not trained on)."""
     from agent.toolset import invoke
 
     image, masks = _polyp(data_dir, "2f06af2b-f1d3-42e9-b5e4-1fb1c332957e")
@@ -361,7 +362,7 @@ def test_polyp_removed_from_prior_is_new_with_the_bundled_unet(assistant, data_d
     assert r.status == "compared", r.reason
     assert [(c.label, c.status) for c in r.changes] == [("polyp", "new")]
     assert {c.label: c.delta for c in r.count_changes} == {"polyp": 1}
-    assert "unet" in r.provenance.note
+    assert "litemedsam" in r.provenance.note  # the default polyp segmenter
 
 
 @pytest.mark.skipif(not _bundled("lung_unet.pt"), reason="bundled lung U-Net missing (python -m training.train_unet)")
