@@ -122,6 +122,12 @@ def test_polyp_segmenter_grows_boxes_and_falls_back_to_unet_components(seg, poly
     auto = poly.predict(img)
     assert len(auto.masks) == 1 and dice_iou(auto.masks[0], gt)[0] > 0.9
     assert "component box(es) of unet" in auto.provenance.note and "image embedding reused" in auto.provenance.note
+    import cv2
+
+    dist = cv2.distanceTransform(gt.astype(np.uint8), cv2.DIST_L2, 5)
+    y, x = np.unravel_index(int(dist.argmax()), dist.shape)
+    point = poly.predict(img, points=[(float(x), float(y), True)])  # the U-Net component's box competes
+    assert dice_iou(point.masks[0], gt)[0] > 0.85  # 0.71 from the square boxes alone (the test above)
 
 
 def test_negative_point_and_bad_prompts(seg, polyp_frame):
