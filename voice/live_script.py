@@ -7,7 +7,7 @@ from the script's folder.
 
 :class:`ScriptReplayer` waits, as the video plays, for each utterance's end, takes the
 :meth:`~voice.live_video.LiveEngine.snapshot` at that moment (the frame on screen then) and queues
-it; a worker transcribes (Whisper biased to the live commands by default), parses strictly and
+it; a worker transcribes (Whisper, n-best rescored against the live grammar), parses strictly and
 answers on that snapshot, so an answer always refers to the frame current when its question ended,
 however long the previous answer took.  ``live.timings_ms.latency_ms`` of each spoken answer is end of
 speech to the first audio of the answer (queueing, recognition, planner and speech synthesis).

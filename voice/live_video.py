@@ -15,7 +15,8 @@
   freeze / unfreeze (held frame), "compare with N seconds ago" (the frame N s earlier becomes the prior
   and the prior-comparison tool runs), "outline it" / "how big is it" (the segmenter prompted at the
   centre of the strongest smoothed detection; without one, the detector of that frame prompts it).
-  A count or detection answer also states the smoothed count, and says when the two differ.
+  A count or detection answer states the smoothed count (the boxes on screen) when it differs from the
+  count of that single frame, and says so; the frame's own answer stays in the JSON.
 
 Anything that is not a whole command is rejected ("Sorry, say that again.") and nothing is done.
 """
@@ -64,6 +65,12 @@ class Snapshot:
     frozen: bool
     wall: float = field(default_factory=time.monotonic)
     det_frame_index: int | None = None  # the frame the tracks come from (the detector lags a little)
+
+
+def _polyps(n: int) -> str:
+    from .answers import spoken_number
+
+    return "no polyp" if n == 0 else f"{spoken_number(n)} {'polyp' if n == 1 else 'polyps'}"
 
 
 class LiveEngine:
@@ -350,7 +357,12 @@ class LiveEngine:
             k = len(snap.tracks)
             live["smoothed_agrees"] = result.value is not None and int(result.value) == k
             if result.value is not None and not live["smoothed_agrees"]:
-                say += f" The smoothed view shows {k}, seen on at least {self.opt.min_hits} detector runs."
+                # the screen shows the smoothed boxes: say that count first, and that this frame alone differs
+                n = int(result.value)
+                lead = ("Yes. " if k else "No. ") if live.get("intent") == "detect_polyp" else ""
+                say = (f"{lead}{_polyps(k).capitalize()} on screen, seen on at least {self.opt.min_hits} "
+                       f"detector runs; on this frame alone the detector counts {_polyps(n)}.")
+                live["spoken_count_from"] = "smoothed"
         return result.model_dump(mode="json"), say, result.answer
 
     # ---- the record ---------------------------------------------------------------------------------
