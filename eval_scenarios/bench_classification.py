@@ -11,7 +11,8 @@ Reports accuracy, per-class sensitivity / specificity, one-vs-rest AUROC, normal
 accuracy (pneumonia images only, the larger of the two pneumonia probabilities), ECE (15 bins, top label),
 images/s, and ``decision``: normal-vs-pneumonia accuracy / sensitivity / specificity at the checkpoint's
 threshold, how often the uncertain flag fires and how many flagged / unflagged answers are wrong;
-``groups``: the same per ``--groups`` disjoint patient groups with mean +- sd.  JSON and a table.
+``groups``: the same per ``--groups`` disjoint patient groups with mean +- sd.  ``--perturb`` changes every
+film as another site might (gamma, blur, JPEG, CLAHE, 16-bit) to measure robustness.  JSON and a table.
 
 Gate mode (``--gate``): per-kind accuracy of the modality gate on the held-out part of its data
 (see ``training/train_gate.py``, same seed and split).
@@ -169,6 +170,31 @@ def _collect(root: Path, labels: tuple[str, ...], names: set[str] | None) -> lis
     return items
 
 
+PERTURBATIONS = ("none", "gamma0.7", "gamma1.4", "blur", "jpeg30", "clahe", "bit16")
+
+
+def site_perturbation(rgb: np.ndarray, name: str) -> np.ndarray:
+    """The same film as another site might send it: ``gamma0.7`` / ``gamma1.4`` (tone), ``blur`` (Gaussian
+    sigma 1.5 px), ``jpeg30`` (JPEG quality 30), ``clahe`` (local histogram equalisation), ``bit16`` (16-bit
+    values, x 257); ``none`` unchanged.  Returns grey ``(H, W)`` (uint8 or uint16)."""
+    import cv2
+
+    gray = rgb if rgb.ndim == 2 else cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
+    if name == "none":
+        return gray
+    if name.startswith("gamma"):
+        return np.clip(255.0 * (gray / 255.0) ** float(name[5:]) + 0.5, 0, 255).astype(np.uint8)
+    if name == "blur":
+        return cv2.GaussianBlur(gray, (0, 0), 1.5)
+    if name == "jpeg30":
+        return cv2.imdecode(cv2.imencode(".jpg", gray, [cv2.IMWRITE_JPEG_QUALITY, 30])[1], cv2.IMREAD_GRAYSCALE)
+    if name == "clahe":
+        return cv2.createCLAHE(clipLimit=2.0, tileGridSize=(8, 8)).apply(gray)
+    if name == "bit16":
+        return gray.astype(np.uint16) * 257
+    raise ValueError(f"unknown perturbation '{name}'; one of {PERTURBATIONS}")
+
+
 def patient_groups(names: list[str], k: int = 5, seed: int = 0) -> np.ndarray:
     """Group index ``0..k-1`` per file: ``k`` disjoint, seeded random groups of patients (the spread of a
     metric over them is reported as mean +- sd; each patient's films stay in one group)."""
@@ -222,7 +248,10 @@ def _table(report: dict, labels: list[str]) -> str:
         lines.append(f"{lab:<22}{c['n']:>6}{c['sensitivity']:>8.4f}{c['specificity']:>8.4f}{c['auroc']:>8.4f}")
     dec = report.get("decision")
     if dec:
-        lines.append(f"normal vs pneumonia at threshold {dec['threshold']:.3f} ({report.get('split') or 'all'}): "
+        where = report.get("split") or "all"
+        if report.get("perturbation", "none") != "none":
+            where += f", perturbed: {report['perturbation']}"
+        lines.append(f"normal vs pneumonia at threshold {dec['threshold']:.3f} ({where}): "
                      f"accuracy {dec['accuracy']:.4f}  sensitivity {dec['sensitivity']:.4f}  "
                      f"specificity {dec['specificity']:.4f}  (n normal {dec['n_normal']}, pneumonia {dec['n_pneumonia']})")
         lines.append(f"uncertain flag (log-odds band {dec['uncertain_band']:.2f}): fires on {dec['uncertain_n']} "
@@ -280,8 +309,8 @@ def _bench_classifier(args: argparse.Namespace) -> dict:
     if isinstance(clf, TorchvisionClassifier):  # batched logits: fast, and ECE before temperature scaling
         import cv2
 
-        X = np.stack([clf.input_for(cv2.cvtColor(cv2.imread(str(p), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB))
-                      for p, _ in items])
+        X = np.stack([clf.input_for(site_perturbation(
+            cv2.cvtColor(cv2.imread(str(p), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB), args.perturb)) for p, _ in items])
         t0 = time.perf_counter()
         logits = np.concatenate([clf.logits(X[i:i + args.batch]) for i in range(0, len(X), args.batch)])
         dt = time.perf_counter() - t0
@@ -300,6 +329,7 @@ def _bench_classifier(args: argparse.Namespace) -> dict:
         report["batch"] = 1
         threshold, band = 0.5, 0.0
     report.update({"images_per_s": len(items) / dt, "threads": args.threads, "model": clf.model_id,
+                   "perturbation": args.perturb,
                    "split": args.split if not args.file_list else "file-list"})
     if "normal" in clf.labels:
         labels = list(clf.labels)
@@ -339,6 +369,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--split", default="auto", choices=["auto", "shifted", "val", "cal", "all"],
                     help="file list stored in the checkpoint: 'shifted' (held-out acquisition period), 'val' "
                          "(validation fold), 'all' the whole folder; 'auto' = 'shifted' when stored")
+    ap.add_argument("--perturb", default="none", choices=PERTURBATIONS,
+                    help="torchvision checkpoints: change every film the way another site might (robustness)")
     ap.add_argument("--groups", type=int, default=5, help="disjoint patient groups for mean +- sd (0: none)")
     ap.add_argument("--limit", type=int, default=0, help="evaluate a seeded random subset of this size")
     ap.add_argument("--batch", type=int, default=32)

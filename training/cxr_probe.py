@@ -7,7 +7,9 @@ regression (normal / bacterial / viral), evaluated
 * by ``--folds``-fold cross-validation by patient on the files outside the shifted hold-out
   (per-fold numbers, mean and sd), and
 * on the shifted hold-out (earliest acquisition ids of each naming series, see
-  :func:`training.cxr_data.shifted_holdout`) after fitting on all the other files.
+  :func:`training.cxr_data.shifted_holdout`) after fitting on all the other files, and on a whole held-out
+  normal batch (every ``IM-`` normal with the earliest pneumonia patients,
+  :func:`training.cxr_data.batch_holdout`).
 
 Normal-vs-pneumonia accuracy uses ``P(pneumonia) = 1 - P(normal) >= 0.5``.  Features are cached in
 ``runs/``.  Usage::
@@ -102,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from eval_scenarios.bench_classification import softmax
-    from training.cxr_data import kfold_by_patient, label_of, list_files, load_cache, shifted_holdout
+    from training.cxr_data import batch_holdout, kfold_by_patient, label_of, list_files, load_cache, shifted_holdout
 
     torch.set_num_threads(1)
     files = list_files(Path(args.data))
@@ -128,28 +130,34 @@ def main(argv: list[str] | None = None) -> int:
             m["three_class_accuracy"] = float((p.argmax(1) == y[val]).mean())
             per_fold.append(m)
             log.info("%s fold %d %s", name, k, json.dumps(m))
-        rest_idx = np.array([by_name[n] for n in rest])
-        held_idx = np.array([by_name[n] for n in held])
-        model = fit_logreg(F[rest_idx], y[rest_idx], args.wd)
-        p = softmax(predict_logreg(model, F[held_idx]))
-        shifted = binary_metrics(1 - p[:, 0], y[held_idx])
-        shifted["three_class_accuracy"] = float((p.argmax(1) == y[held_idx]).mean())
+        holdouts = {"shifted": (held, rest), "im_batch": batch_holdout(files, args.shift_frac, "IM")}
+        outside = {}
+        for key, (h_names, r_names) in holdouts.items():
+            rest_idx = np.array([by_name[n] for n in r_names])
+            held_idx = np.array([by_name[n] for n in h_names])
+            model = fit_logreg(F[rest_idx], y[rest_idx], args.wd)
+            p = softmax(predict_logreg(model, F[held_idx]))
+            outside[key] = binary_metrics(1 - p[:, 0], y[held_idx])
+            outside[key]["three_class_accuracy"] = float((p.argmax(1) == y[held_idx]).mean())
+        shifted = outside["shifted"]
         summary = {key: {"mean": float(np.mean([f[key] for f in per_fold])),
                          "sd": float(np.std([f[key] for f in per_fold], ddof=1))}
                    for key in ("accuracy", "sensitivity", "specificity", "auroc", "three_class_accuracy")}
-        result[name] = {"per_fold": per_fold, "cv": summary, "shifted": shifted, "feature_s": t_feat}
+        result[name] = {"per_fold": per_fold, "cv": summary, "shifted": shifted, "im_batch": outside["im_batch"],
+                        "feature_s": t_feat}
         log.info("%s CV %s shifted %s (features %.0f s)", name, json.dumps(summary), json.dumps(shifted), t_feat)
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)
     Path(args.json).write_text(json.dumps(result, indent=2))
-    rows = ["| backbone | CV accuracy | CV specificity | CV AUROC | shifted acc | shifted sens | shifted spec |",
-            "|---|---|---|---|---|---|---|"]
+    rows = ["| backbone | CV accuracy | CV specificity | CV AUROC | shifted acc | shifted sens | shifted spec "
+            "| IM-batch acc | IM-batch spec |", "|---|---|---|---|---|---|---|---|---|"]
     for name in args.backbones.split(","):
         r = result[name]
         c, s = r["cv"], r["shifted"]
         rows.append(f"| {name} | {c['accuracy']['mean']:.4f} ± {c['accuracy']['sd']:.4f} | "
                     f"{c['specificity']['mean']:.4f} ± {c['specificity']['sd']:.4f} | "
                     f"{c['auroc']['mean']:.4f} ± {c['auroc']['sd']:.4f} | {s['accuracy']:.4f} | "
-                    f"{s['sensitivity']:.4f} | {s['specificity']:.4f} |")
+                    f"{s['sensitivity']:.4f} | {s['specificity']:.4f} | {r['im_batch']['accuracy']:.4f} | "
+                    f"{r['im_batch']['specificity']:.4f} |")
     print("\n".join(rows))  # noqa: T201 (CLI output)
     return 0
 

@@ -77,6 +77,19 @@ def predict_logits(net: "torch.nn.Module", X: np.ndarray, mean: list[float], std
     return np.concatenate(outs)
 
 
+def decision_from_validation(val_logits: np.ndarray, y_val: np.ndarray) -> tuple[float, float, float]:
+    """(temperature, P(pneumonia) threshold, uncertainty band) fitted on validation logits only."""
+    from eval_scenarios.bench_classification import fit_temperature, softmax
+    from experts.cxr_decision import margin, pneumonia_probability, tune_band, tune_threshold
+
+    temperature = fit_temperature(val_logits, y_val)
+    p_val = pneumonia_probability(softmax(val_logits, temperature), LABELS)
+    is_pn = y_val > 0
+    threshold = tune_threshold(p_val, is_pn)
+    band = tune_band(margin(p_val, threshold), (p_val >= threshold) != is_pn)
+    return temperature, threshold, band
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", default="../shared/data/kermany_cxr/train")
@@ -107,10 +120,7 @@ def main(argv: list[str] | None = None) -> int:
     import torch
     import torch.nn.functional as F
 
-    from eval_scenarios.bench_classification import (
-        classification_report, decision_report, ece, fit_temperature, softmax,
-    )
-    from experts.cxr_decision import margin, pneumonia_probability, tune_band, tune_threshold
+    from eval_scenarios.bench_classification import classification_report, decision_report, ece, softmax
     from training.pretrained import build_backbone
 
     t_start = time.perf_counter()
@@ -224,11 +234,8 @@ def main(argv: list[str] | None = None) -> int:
                                                                                            (True, val_tta))}
     use_tta = score[True][0] < score[False][0]  # TTA only when it lowers the validation loss
     val_logits = val_tta if use_tta else val_plain
-    temperature = fit_temperature(val_logits, ys["val"])
+    temperature, threshold, band = decision_from_validation(val_logits, ys["val"])
     val_probs = softmax(val_logits, temperature)
-    p_val = pneumonia_probability(val_probs, LABELS)
-    threshold = tune_threshold(p_val, is_pn)
-    band = tune_band(margin(p_val, threshold), (p_val >= threshold) != is_pn)
     report = {
         "val": classification_report(val_probs, ys["val"], list(LABELS)),
         "val_decision": decision_report(val_probs, ys["val"], list(LABELS), threshold, band),
