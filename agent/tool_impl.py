@@ -106,7 +106,11 @@ def _detections(session: Session, req: DetectRequest, backend: str | None = None
         dets.append(Detection(index=len(dets) + 1, label=raw.labels[i], score=float(raw.scores[i]),
                               box=Box(x_min=max(x0, 0.0), y_min=max(y0, 0.0), x_max=x1, y_max=y1)))
     prov = raw.provenance.model_copy(update={"note": "; ".join(filter(None, [raw.provenance.note, why]))})
-    return dets, raw.min_score, prov, expert
+    thr = raw.min_score  # with per-class thresholds: the lowest applied, unless fewer classes were asked for
+    per_class = getattr(expert, "class_min_scores", None) or {}
+    if req.min_score is None and per_class and wanted is not None:
+        thr = min(per_class.get(c, expert.default_min_score) for c in expert.classes if c.lower() in wanted)
+    return dets, thr, prov, expert
 
 
 def _box_overlay(session: Session, role: str, dets: list[Detection], title: str):

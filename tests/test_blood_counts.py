@@ -167,3 +167,12 @@ def test_platelet_counts_are_not_cross_checked(assistant, smear_session):
     call = _count_call(r)
     assert call.ok and call.result["counts"][0]["label"] == "Platelets"
     assert call.result["cross_check"] is None
+
+
+def test_count_reports_the_threshold_of_the_class_asked_for(assistant, smear_session):
+    """Per-class thresholds (WBC 0.30, platelets 0.20): a WBC count says 0.30, not the platelets' 0.20."""
+    r = assistant.ask(smear_session("BloodImage_00003"), "How many white blood cells are in this smear?")
+    call = _count_call(r)
+    assert call.result["min_score"] == pytest.approx(0.30)
+    assert "(confidence threshold 0.30)" in r.answer
+    assert all(d["score"] >= 0.30 for c in call.result["counts"] for d in c["instances"])
