@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from conftest import SMEAR
+from tests.conftest import SMEAR
 
 
 def test_crash_mid_answer_leaves_earlier_lines_intact(assistant, data_dir, settings, monkeypatch):

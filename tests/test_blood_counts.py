@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import DATA
+from tests.conftest import DATA
 
 BCCD = DATA / "bccd"
 

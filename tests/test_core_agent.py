@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from conftest import SMEAR
+from tests.conftest import SMEAR
 
 
 def _names(result):

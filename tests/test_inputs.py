@@ -8,7 +8,7 @@ import zlib
 import numpy as np
 import pytest
 
-from conftest import SMEAR
+from tests.conftest import SMEAR
 from tools.errors import InvalidInputError
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import SMEAR
+from tests.conftest import SMEAR
 
 QUESTION = "How many white blood cells are in this smear?"
 

@@ -12,8 +12,8 @@ import time
 import numpy as np
 import pytest
 
-from conftest import SMEAR
-from scripted_openai_server import ScriptedOpenAIServer, final_answer, text, tool_call
+from tests.conftest import SMEAR
+from tests.scripted_openai_server import ScriptedOpenAIServer, final_answer, text, tool_call
 
 TOOLS = {"image_info", "detect", "count", "segment", "measure", "classify", "compare_with_prior"}
 COUNT_WBC = {"target": "blood_cells", "classes": ["WBC"]}
@@ -217,7 +217,7 @@ def test_vision_model_gets_the_image_inline(make):
 
 
 def test_server_error_mid_answer_is_reported_and_the_session_goes_on(make):
-    from scripted_openai_server import http_error
+    from tests.scripted_openai_server import http_error
 
     server, assistant, session = make([tool_call("image_info", {}), http_error(500, "model crashed")])
     r = assistant.ask(session, QUESTION)

@@ -9,7 +9,7 @@ import datetime as dt
 import numpy as np
 import pytest
 
-from scripted_openai_server import ScriptedOpenAIServer, final_answer, tool_call
+from tests.scripted_openai_server import ScriptedOpenAIServer, final_answer, tool_call
 
 PHI = ("Smith", "John", "12345678", "2004-01-19", "20040119", "CompressedSamples", "JFK", "1CT1")
 QUESTION = "Mr. Smith (MRN 12345678), scanned on 2004-01-19: what kind of image is this?"

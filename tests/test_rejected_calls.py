@@ -5,7 +5,7 @@ from __future__ import annotations
 from pydantic_ai.messages import ModelResponse, ToolCallPart
 from pydantic_ai.models.function import AgentInfo, FunctionModel
 
-from conftest import SMEAR
+from tests.conftest import SMEAR
 
 
 def _scripted(messages, info: AgentInfo) -> ModelResponse:

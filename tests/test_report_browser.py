@@ -9,9 +9,9 @@ from urllib.parse import urlparse
 
 import pytest
 
-from conftest import REPO
-from test_export import QUESTION, _small_film
-from test_ui_browser import CHROMIUM, CHROMIUM_ARGS, _free_port, _shrink_png
+from tests.conftest import REPO
+from tests.test_export import QUESTION, _small_film
+from tests.test_ui_browser import CHROMIUM, CHROMIUM_ARGS, _free_port, _shrink_png
 
 SCREENSHOT = REPO / "docs" / "screenshots" / "report.png"
 

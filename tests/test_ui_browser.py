@@ -14,7 +14,7 @@ from urllib.parse import urlparse
 
 import pytest
 
-from conftest import DATA, REPO, SMEAR
+from tests.conftest import DATA, REPO, SMEAR
 
 CHROMIUM = Path("/usr/bin/chromium")
 SCREENSHOT = REPO / "docs" / "screenshots" / "chat.png"

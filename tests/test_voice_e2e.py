@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import SMEAR
+from tests.conftest import SMEAR
 from tools.errors import InvalidInputError
 
 pytestmark = pytest.mark.skipif(shutil.which("espeak-ng") is None,

@@ -335,7 +335,7 @@ class ScriptedRecognizer:
 
 
 def test_bare_wake_word_opens_a_short_window_and_chatter_is_not_logged(settings, assistant, data_dir):
-    from conftest import SMEAR
+    from tests.conftest import SMEAR
     from voice.audio import from_array
     from voice.config import voice_settings
     from voice.pipeline import VoiceAssistant
