@@ -14,9 +14,17 @@ Two backends:
      ``{"arch", "labels", ...}`` or just a label list (then ``"arch"`` defaults to ``resnet18``).
 
   Labels always come from the checkpoint.  Input channels are read from the first conv weight.
-  Normalisation: ``(pixel / 255 - mean) / std`` per channel (TorchXRayVision's [-1024, 1024] scaling
-  is ``mean=[0.5], std=[1/2048]``).  Images are converted to grey (1 channel) or grey replicated to
-  3 channels, resized to ``input_size`` square (aspect not kept: Kermany images were stored that way).
+  Intensity (``"intensity"``): ``"percentile"`` (v2 checkpoints, trained with it) maps each film's 0.5th /
+  99.5th percentiles to 0 / 1 before resizing, so 8-bit, 16-bit and float copies of a film give the same
+  input; ``"uint8"`` (default, older checkpoints) is ``pixel / 255``.  Then ``(x - mean) / std`` per channel
+  (TorchXRayVision's [-1024, 1024] scaling is ``mean=[0.5], std=[1/2048]``).  Images are converted to grey
+  (1 channel) or grey replicated to 3 channels, resized to ``input_size`` square (aspect not kept: Kermany
+  images were stored that way).  ``"tta": "hflip"`` averages the logits of the film and its mirror image.
+
+  Decision (:mod:`experts.cxr_decision`): with a ``normal`` label, the film is pneumonia when
+  ``1 - P(normal) >= "threshold"`` (default 0.5) and *uncertain* when its log-odds lie within
+  ``"uncertain_band"`` (default 0: never) of the threshold; both are tuned on validation folds at
+  training and stored in the checkpoint.  ``ClassProbabilities.label`` is the decided label.
 * ``transformers``: a local image-classification checkpoint directory
   (``settings.models.hf_classifier_dir``) loaded with ``AutoModelForImageClassification`` and
   ``AutoImageProcessor``, ``local_files_only=True``; labels from ``config.id2label``.
@@ -40,6 +48,7 @@ from tools.errors import ExpertFailedError, ExpertUnavailableError
 from tools.settings import OslerSettings
 
 from .cxr_decision import decide
+from .cxr_preprocess import percentile_normalise, preprocess, to_gray  # noqa: F401  (re-exported)
 from .imaging import StudyImage
 from .protocols import ClassProbabilities
 from .weights import load_torch_state, resolve_device, resolve_weights, sha256_of
@@ -49,6 +58,8 @@ __all__ = [
     "BUNDLED_NAME",
     "build_net",
     "preprocess",
+    "percentile_normalise",
+    "to_gray",
     "read_checkpoint",
     "TorchvisionClassifier",
     "TransformersClassifier",
@@ -97,55 +108,6 @@ def build_net(arch: str, num_classes: int, in_channels: int = 3) -> Any:
                     )
                     return net
     return net
-
-
-def percentile_normalise(gray: np.ndarray, low: float = 0.5, high: float = 99.5) -> np.ndarray:
-    """Any-dtype grey ``(H, W)`` -> float32 in ``[0, 1]``: the ``low`` / ``high`` percentiles map to 0 / 1.
-
-    The same film as 8-bit, 12-bit, 16-bit or float (any linear rescaling of the values) gives the same
-    output up to rounding; a constant image gives zeros.
-    """
-    g = np.asarray(gray, np.float32)
-    lo, hi = np.percentile(g, [low, high])
-    if not np.isfinite(lo) or not np.isfinite(hi) or hi - lo <= 1e-6 * max(abs(hi), abs(lo), 1.0):
-        return np.zeros(g.shape, np.float32)
-    return np.clip((g - lo) / (hi - lo), 0.0, 1.0)
-
-
-def to_gray(img: np.ndarray) -> np.ndarray:
-    """``(H, W)`` / ``(H, W, 1)`` / ``(H, W, 3|4)`` of any dtype -> float32 grey ``(H, W)`` (RGB luma)."""
-    a = np.asarray(img)
-    if a.ndim == 3 and a.shape[2] == 1:
-        a = a[..., 0]
-    if a.ndim == 3:
-        a = a[..., :3].astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
-    if a.ndim != 2:
-        raise ValueError(f"expected an (H, W) or (H, W, C) image, got shape {a.shape}")
-    return a.astype(np.float32)
-
-
-def preprocess(rgb: np.ndarray, size: int, in_channels: int, mean: list[float], std: list[float],
-               intensity: str = "percentile") -> np.ndarray:
-    """Image ``(H, W)`` / ``(H, W, 3)`` of any dtype -> float32 ``(C, size, size)`` normalised input.
-
-    ``intensity="percentile"`` (checkpoints trained with it): grey, then per-image percentile
-    normalisation to ``[0, 1]`` (:func:`percentile_normalise`) *before* resizing, so bit depth, window and
-    format do not change the answer.  ``"uint8"`` (older checkpoints): ``pixel / 255``.  Then resize to a
-    ``size`` square (aspect not kept), replicate to ``in_channels`` and apply ``(x - mean) / std``.
-    """
-    import cv2
-
-    gray = to_gray(rgb)
-    if intensity == "percentile":
-        unit = percentile_normalise(gray)
-    else:
-        unit = gray / 255.0
-    interp = cv2.INTER_AREA if min(unit.shape[:2]) >= size else cv2.INTER_LINEAR
-    small = cv2.resize(unit, (size, size), interpolation=interp).astype(np.float32)
-    x = np.repeat(small[None], in_channels, axis=0)
-    m = np.asarray(mean, np.float32).reshape(-1, 1, 1)
-    s = np.asarray(std, np.float32).reshape(-1, 1, 1)
-    return (x - m) / s
 
 
 def _strip_prefixes(state: dict[str, Any]) -> dict[str, Any]:

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from eval_scenarios.bench_classification import patient_id, series_of
+from eval_scenarios.kermany import patient_id, series_of
 
 __all__ = [
     "LABELS", "patient_id", "series_of", "label_of", "list_files", "split_by_patient", "shifted_holdout", "batch_holdout",
@@ -122,7 +122,7 @@ def load_cache(files: list[Path], size: int, cache: Path | None = None) -> np.nd
     """
     import cv2
 
-    from experts.cxr_classifier import preprocess
+    from experts.cxr_preprocess import preprocess
 
     names = np.array([f.name for f in files])
     if cache is not None and cache.exists():

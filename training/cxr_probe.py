@@ -77,15 +77,11 @@ def predict_logreg(model: tuple[np.ndarray, np.ndarray, np.ndarray], X: np.ndarr
 
 
 def binary_metrics(p_pneu: np.ndarray, y: np.ndarray, threshold: float = 0.5) -> dict[str, float]:
-    """Normal-vs-pneumonia accuracy, sensitivity, specificity, balanced accuracy and AUROC."""
+    """:func:`experts.cxr_decision.binary_metrics` of labels ``y`` (0 normal) plus the AUROC."""
     from eval_scenarios.bench_classification import auroc
+    from experts.cxr_decision import binary_metrics as at_threshold
 
-    pos = y > 0
-    pred = p_pneu >= threshold
-    sens = float((pred & pos).sum() / max(pos.sum(), 1))
-    spec = float((~pred & ~pos).sum() / max((~pos).sum(), 1))
-    return {"accuracy": float((pred == pos).mean()), "sensitivity": sens, "specificity": spec,
-            "balanced_accuracy": (sens + spec) / 2, "auroc": auroc(p_pneu, pos), "n": int(len(y))}
+    return {**at_threshold(p_pneu, y > 0, threshold), "auroc": auroc(p_pneu, y > 0)}
 
 
 def main(argv: list[str] | None = None) -> int:
