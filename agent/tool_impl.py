@@ -62,8 +62,16 @@ def image_info(session: Session, req: ImageInfoRequest, eid: str) -> ImageInfoRe
     return result
 
 
+def _vouched(session: Session, role: str, info: ImageInfoResult) -> bool:
+    """A prior study that looks like the same kind as a trusted current study is accepted: the pair is two
+    studies of one thing, and the current one vouches for the kind."""
+    current = session.image_kinds.get("current")
+    return role == "prior" and current is not None and current.kind_trusted and current.kind == info.kind
+
+
 def ensure_kind(session: Session, role: str, accepted: tuple[str, ...], what: str) -> ImageInfoResult:
-    """The modality gate at the tool boundary: refuse to run a tool on the wrong kind of image."""
+    """The modality gate at the tool boundary: refuse to run a tool on the wrong kind of image, or on an
+    image whose kind the gate does not trust (unless :func:`_vouched`)."""
     info = session.image_kinds.get(role) or image_info(session, ImageInfoRequest(image=role), "gate")
     if info.kind not in accepted:
         want = " or ".join(KIND_NAMES[k] for k in accepted)
@@ -72,7 +80,7 @@ def ensure_kind(session: Session, role: str, accepted: tuple[str, ...], what: st
             f"(confidence {info.kind_confidence:.2f}); no result was produced",
             kind=info.kind, accepted=accepted,
         )
-    if not info.kind_trusted and set(accepted) != set(IMAGE_KINDS):
+    if not info.kind_trusted and set(accepted) != set(IMAGE_KINDS) and not _vouched(session, role, info):
         raise WrongImageKindError(
             f"{what} was withheld: the {role} image looks most like {KIND_NAMES[info.kind]} (confidence "
             f"{info.kind_confidence:.2f}), but the modality gate does not trust that: {info.kind_doubt}; "

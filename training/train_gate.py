@@ -108,24 +108,26 @@ def ood_statistics(Xs: np.ndarray, y: np.ndarray, shrink: float = 0.1) -> tuple[
     return np.stack(mus), np.stack(precs)
 
 
-def tune_refusal(probs: np.ndarray, dist: np.ndarray, expected: np.ndarray, quantile: float
-                 ) -> tuple[dict[str, float], float]:
-    """Per-kind distance limits and one probability floor from the tuning views.
+def tune_refusal(probs: np.ndarray, dists: list[np.ndarray], expected: np.ndarray, quantile: float
+                 ) -> tuple[list[dict[str, float]], float]:
+    """Per-kind limits for each distance in ``dists`` (each ``(N, K)``) and one probability floor.
 
-    For each kind, the limit is the ``quantile`` of the distance of tuning views of that kind that
-    the model calls that kind (so about ``1 - quantile`` of such views are refused for distance);
-    the floor is the ``1 - quantile`` quantile of their top probability, kept within 0.5-0.8."""
+    The rejection budget ``1 - quantile`` is shared equally by the checks (the floor and each distance):
+    for each kind, a distance limit is the ``1 - (1 - quantile) / n_checks`` quantile of that distance
+    over the tuning views of the kind that the model calls that kind; the floor is the
+    ``(1 - quantile) / n_checks`` quantile of their top probability, kept within 0.5-0.8.  So about
+    ``quantile`` of such views pass all checks."""
     pred = probs.argmax(axis=1)
-    limits: dict[str, float] = {}
+    share = (1 - quantile) / (len(dists) + 1)
+    limits: list[dict[str, float]] = [{} for _ in dists]
     tops = []
     for i, kd in enumerate(KINDS):
         ok = (expected == i) & (pred == i)
+        for lim, dist in zip(limits, dists):
+            lim[kd] = float(np.quantile(dist[ok, i], 1 - share)) if ok.sum() >= 5 else float("inf")
         if ok.sum() >= 5:
-            limits[kd] = float(np.quantile(dist[ok, i], quantile))
             tops.append(probs[ok, i])
-        else:
-            limits[kd] = float("inf")
-    floor = float(np.clip(np.quantile(np.concatenate(tops), 1 - quantile), 0.5, 0.8)) if tops else 0.5
+    floor = float(np.clip(np.quantile(np.concatenate(tops), share), 0.5, 0.8)) if tops else 0.5
     return limits, floor
 
 
@@ -264,7 +266,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--epochs", type=int, default=400)
     ap.add_argument("--pca", type=int, default=48, help="principal components kept of the MobileNetV2 embedding")
     ap.add_argument("--quantile", type=float, default=0.985,
-                    help="share of held-out tuning views of each kind that the refusal rule lets through")
+                    help="share of held-out tuning views of each kind that all refusal checks together let through")
     ap.add_argument("--cache", default="runs/gate_features.npz", help="reuse training features from here")
     ap.add_argument("--out", default="experts/weights/modality_gate.npz")
     ap.add_argument("--report", default="runs/train_gate_report.json")
@@ -326,8 +328,9 @@ def main(argv: list[str] | None = None) -> int:
             np.savez(tcache, X=raw_t, key=np.array(key))
     Xt = model_inputs(raw_t, params)
     probs_t = softmax(mlp_logits(layers, Xt), temperature)
-    limits, floor = tune_refusal(probs_t, mahalanobis(Xt, ood_mu, ood_prec), exp_t, args.quantile)
-    deep_limits, _ = tune_refusal(probs_t, mahalanobis(Xt[:, FEATURE_DIM:], deep_mu, deep_prec), exp_t, args.quantile)
+    (limits, deep_limits), floor = tune_refusal(
+        probs_t, [mahalanobis(Xt, ood_mu, ood_prec), mahalanobis(Xt[:, FEATURE_DIM:], deep_mu, deep_prec)], exp_t,
+        args.quantile)
     log.info("refusal tuned on %d views of %d held-out tuning sources: distance limits %s, embedding distance "
              "limits %s, probability floor %.3f", len(views), len(tune),
              json.dumps({k: round(v, 2) for k, v in limits.items()}),
