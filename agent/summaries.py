@@ -53,7 +53,8 @@ def summarize(result: Any) -> str:
                 f"perpendicular {fmt(result.short_diameter_px)} px{frac}")
     if isinstance(result, ClassificationResult):
         probs = ", ".join(f"{k} {v:.2f}" for k, v in sorted(result.probabilities.items(), key=lambda kv: -kv[1]))
-        return f"{result.task}: {result.label} ({probs}; {backend_label(result)})"
+        label = f"uncertain (leaning {result.label})" if result.uncertain else result.label
+        return f"{result.task}: {label} ({probs}; {backend_label(result)})"
     if isinstance(result, ComparisonResult):
         if result.status == "refused":
             return f"comparison refused: {result.reason}"

@@ -368,6 +368,7 @@ def test_uncertain_result_is_answered_as_uncertain(tmp_path: Path, val_files) ->
     assert call.result["threshold"] == pytest.approx(ck["threshold"])
     assert r.answer.startswith("Uncertain.") and "states no class" in r.answer
     assert r.label == "uncertain"
+    assert any("cxr_pneumonia: uncertain (leaning" in s.text for s in r.steps)  # the step says so too
     assert r.grounding.ok is True, r.grounding
 
 
