@@ -114,6 +114,7 @@ def group_spread(probs: np.ndarray, y: np.ndarray, labels: list[str], names: lis
     p = pneumonia_probability(probs, labels)
     pos = y != labels.index("normal")
     per = [binary_metrics(p[g == j], pos[g == j], threshold) for j in range(k)]
-    spread = {m: {"mean": float(np.mean([r[m] for r in per])), "sd": float(np.std([r[m] for r in per], ddof=1))}
+    spread = {m: {"mean": float(np.nanmean([r[m] for r in per])),  # a group may lack one class: NaN, skipped
+                  "sd": float(np.nanstd([r[m] for r in per], ddof=1))}
               for m in ("accuracy", "sensitivity", "specificity", "balanced_accuracy")}
     return {"k": k, "per_group": per, "spread": spread}

@@ -68,11 +68,12 @@ def decide(probs: dict[str, float], threshold: float = 0.5, band: float = 0.0) -
 
 
 def binary_metrics(p_pneumonia: np.ndarray, is_pneumonia: np.ndarray, threshold: float = 0.5) -> dict[str, float]:
-    """Accuracy, sensitivity (pneumonia), specificity (normal), balanced accuracy at ``threshold``."""
+    """Accuracy, sensitivity (pneumonia), specificity (normal), balanced accuracy at ``threshold``
+    (sensitivity / specificity NaN when there is no pneumonia / normal film)."""
     pos = np.asarray(is_pneumonia, bool)
     pred = np.asarray(p_pneumonia) >= threshold
-    sens = float((pred & pos).sum() / max(pos.sum(), 1))
-    spec = float((~pred & ~pos).sum() / max((~pos).sum(), 1))
+    sens = float((pred & pos).sum() / pos.sum()) if pos.any() else float("nan")  # NaN: no such films
+    spec = float((~pred & ~pos).sum() / (~pos).sum()) if (~pos).any() else float("nan")
     return {"accuracy": float((pred == pos).mean()), "sensitivity": sens, "specificity": spec,
             "balanced_accuracy": (sens + spec) / 2, "threshold": float(threshold), "n": int(len(pos)),
             "n_normal": int((~pos).sum()), "n_pneumonia": int(pos.sum())}

@@ -385,3 +385,16 @@ def test_bench_reports_the_shifted_set_by_default(tmp_path: Path) -> None:
     assert dec["wrong_flagged"] + dec["wrong_unflagged"] == dec["wrong_n"]
     assert dec["uncertain_n"] == dec["wrong_flagged"] + dec["right_flagged"]
     assert len(report["groups"]["per_group"]) == 5 and sum(g["n"] for g in report["groups"]["per_group"]) == 40
+
+
+def test_group_spread_skips_a_group_without_normals() -> None:
+    from eval_scenarios.kermany import group_spread, patient_groups
+
+    names = [f"person{i}_bacteria_{i}.jpeg" for i in range(20)] + [f"IM-{i:04d}-0001.jpeg" for i in range(2)]
+    groups = patient_groups(names, 5)
+    assert sorted(set(groups)) == [0, 1, 2, 3, 4]
+    y = np.r_[np.ones(20, int), np.zeros(2, int)]
+    probs = np.stack([1 - y * 0.9, y * 0.9, np.zeros(22)], 1)  # every film right
+    out = group_spread(probs, y, ["normal", "bacterial_pneumonia", "viral_pneumonia"], names, 0.5, 5)
+    assert out["spread"]["specificity"]["mean"] == 1.0  # groups with no normal film do not count as 0
+    assert out["spread"]["accuracy"]["mean"] == 1.0 and out["spread"]["accuracy"]["sd"] == 0.0
