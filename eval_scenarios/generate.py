@@ -98,10 +98,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--data-root", type=Path, default=Path("../shared/data"))
     ap.add_argument("--out", type=Path, default=HERE / "public")
     ap.add_argument("--ci-out", type=Path, default=HERE / "ci")
-    ap.add_argument("--kermany-files", type=Path,
-                    help="text file of Kermany file names held out from classifier training (one a line)")
+    ap.add_argument("--kermany-files", type=Path, default=HERE / "kermany_shifted.txt",
+                    help="text file of Kermany file names held out from classifier training (one a line; '#' "
+                         "comments); default: the shipped classifier's shifted hold-out list")
     args = ap.parse_args(argv)
-    names = set(args.kermany_files.read_text().split()) if args.kermany_files else None
+    names = None
+    if args.kermany_files:
+        lines = args.kermany_files.read_text().splitlines()
+        names = {ln.strip() for ln in lines if ln.strip() and not ln.lstrip().startswith("#")}
     suite = build_suite(args.data_root, names)
     files = write_suite(suite, args.out)
     ci = write_suite({"ci.yaml": ci_subset(suite)}, args.ci_out)
