@@ -51,9 +51,7 @@ def build_model(settings: OslerSettings, session: Session) -> tuple[Any, str]:
 
         return build_openai_model(settings, session)
     if settings.planner == "local":
-        try:
-            from .local_planner import build_local_model
-        except ImportError as exc:
-            raise ConfigurationError("the local transformers planner is not part of this build") from exc
+        from .local_planner import build_local_model
+
         return build_local_model(settings), f"local:{settings.models.local_llm_dir}"
     raise ConfigurationError(f"unknown planner {settings.planner!r}; use builtin, openai or local")

@@ -346,8 +346,6 @@ def classify(session: Session, req: ClassifyRequest, eid: str) -> Classification
 
 def compare_with_prior(session: Session, req: CompareRequest, eid: str) -> ComparisonResult:
     session.image("prior")  # raises a clear error when no prior was given
-    try:
-        from .compare_tool import compare_studies
-    except ImportError as exc:
-        raise ExpertUnavailableError("prior-study comparison is not part of this build") from exc
+    from .compare_tool import compare_studies
+
     return compare_studies(session, req, eid)

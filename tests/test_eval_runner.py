@@ -147,13 +147,15 @@ def test_bench_cli_dispatch(capsys):
     from eval_scenarios.bench_cli import BENCHMARKS, main
 
     assert main([]) == 2 and "benchmarks:" in capsys.readouterr().out
-    assert main(["nope"]) == 2
-    BENCHMARKS["ghost"] = ("eval_scenarios.bench_ghost", "missing on purpose")
+    assert main(["nope"]) == 2 and "unknown benchmark 'nope'" in capsys.readouterr().err
+    seen = []
+    BENCHMARKS["echo"] = (lambda argv: seen.append(argv) or 3, "records its arguments")
     try:
-        assert main(["ghost"]) == 2
-        assert "not part of this build" in capsys.readouterr().err
+        assert main(["echo", "--n", "2"]) == 3 and seen == [["--n", "2"]]
     finally:
-        del BENCHMARKS["ghost"]
+        del BENCHMARKS["echo"]
+    for name, (run, desc) in BENCHMARKS.items():  # every entry is a function of this build
+        assert callable(run) and desc, name
 
 
 

@@ -7,7 +7,11 @@ import pytest
 from experts.registry import BackendSpec, ExpertPool, default_registry, select_backend
 from tools.errors import ExpertUnavailableError
 
-SPECS = [BackendSpec("yolo", "x:y"), BackendSpec("opencv", "x:z")]
+def _never_built(settings):
+    raise AssertionError("selection must not build an expert")
+
+
+SPECS = [BackendSpec("yolo", _never_built), BackendSpec("opencv", _never_built)]
 
 
 @pytest.mark.parametrize(
@@ -36,14 +40,37 @@ def test_nothing_available_lists_every_reason():
         select_backend("detect:x", SPECS, "auto", {"yolo": "a", "opencv": "b"})
 
 
-def test_pool_reports_and_missing_module_is_a_reason(settings):
-    reg = default_registry() | {"detect:fake": [BackendSpec("ghost", "experts.no_such_module:build", "experts.no_such_module:check")]}
+def test_pool_reports_a_check_reason_and_refuses_to_build(settings):
+    built = []
+    reg = default_registry() | {"detect:fake": [
+        BackendSpec("ghost", built.append, lambda s: "set OSLER_MODELS__GHOST to a checkpoint")]}
     pool = ExpertPool(settings, reg)
     (name, reason), = pool.backends("detect:fake")
-    assert name == "ghost" and "no_such_module" in reason
-    with pytest.raises(ExpertUnavailableError):
+    assert name == "ghost" and "OSLER_MODELS__GHOST" in reason
+    with pytest.raises(ExpertUnavailableError, match="OSLER_MODELS__GHOST"):
         pool.get("detect:fake")
+    assert built == []
     assert dict(pool.backends("detect:blood_cells"))["opencv"] is None  # the classical fallback always runs
+
+
+def test_an_import_bug_in_a_backend_surfaces(settings):
+    """A broken import inside the project is a bug, raised as is, never "not part of this build"."""
+
+    def broken(settings):
+        from experts import no_such_module  # noqa: F401
+
+    pool = ExpertPool(settings, {"detect:fake": [BackendSpec("ghost", broken)]})
+    with pytest.raises(ImportError, match="no_such_module"):
+        pool.get("detect:fake")
+
+
+def test_registry_holds_functions_of_the_experts_package():
+    """Factories and checks are the functions themselves (a rename breaks at import, not at run time)."""
+    for key, specs in default_registry().items():
+        assert specs, key
+        for spec in specs:
+            for fn in filter(None, (spec.factory, spec.check)):
+                assert callable(fn) and fn.__module__.startswith("experts."), (key, spec.name, fn)
 
 
 def test_registration_is_not_an_import_side_effect():

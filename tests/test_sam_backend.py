@@ -220,8 +220,6 @@ def test_polyp_segmentation_with_sam_is_prompted_by_the_detector(tmp_path):
     """OSLER_SEGMENTER_BACKEND=sam: automatic polyp segmentation runs the polyp detector (the real bundled
     YOLO) and prompts SAM with its box; one embedding for the frame.  A tiny random SAM stands in for a
     MedSAM checkpoint, so only the wiring is checked, not the mask quality."""
-    from dataclasses import dataclass
-
     pytest.importorskip("ultralytics")
     from agent.runner import Assistant
     from agent.toolset import invoke
@@ -238,16 +236,8 @@ def test_polyp_segmentation_with_sam_is_prompted_by_the_detector(tmp_path):
 
     seg = SamSegmenter.from_model(tiny_sam(), device="cpu", model_id="sam-tiny")
 
-    @dataclass(frozen=True)
-    class Ready(BackendSpec):
-        def unavailable_reason(self, settings):
-            return None
-
-        def build(self, settings):
-            return seg
-
     reg = default_registry()
-    reg["segment:polyp"] = [Ready("sam", "tests:tiny_sam")]
+    reg["segment:polyp"] = [BackendSpec("sam", lambda _settings: seg)]
     settings = OslerSettings(data_dir=tmp_path, device="cpu", segmenter_backend="sam")
     s = Assistant(settings, pool=ExpertPool(settings, registry=reg)).new_session()
     s.load("current", FRAME)

@@ -172,12 +172,20 @@ def _tone(path: Path) -> Path:
     return path
 
 
-def test_voice_falls_back_to_typing_when_not_built(server, tmp_path, monkeypatch):
+def test_voice_falls_back_to_typing_when_no_recogniser_can_run(server, tmp_path, monkeypatch):
+    """The real pipeline with every ASR backend reporting what it lacks: the tab says so and goes on."""
+    import dataclasses
+
+    import voice.asr
+
+    missing = tuple(dataclasses.replace(s, check=lambda _settings, n=s.name: f"{n} is not installed")
+                    for s in voice.asr.ASR_BACKENDS)
+    monkeypatch.setattr(voice.asr, "ASR_BACKENDS", missing)
     wav = _tone(tmp_path / "q.wav")
-    monkeypatch.setitem(sys.modules, "voice.pipeline", None)  # import fails as in a build without voice
     c = _client(server, tmp_path)
     asked, box, chat = c.predict(handle_file(str(wav)), api_name="/voice")
-    assert asked == "" and "Voice is not available in this build" in _texts(chat)[-1]
+    assert asked == "" and "Voice is not available here" in _texts(chat)[-1]
+    assert "whisper is not installed" in _texts(chat)[-1]
 
 
 def test_voice_command_is_asked_and_other_words_go_to_the_box(server, tmp_path, monkeypatch):

@@ -13,6 +13,7 @@ import logging
 import os
 import sys
 from pathlib import Path
+from typing import Callable
 
 __all__ = ["main", "offline_environment", "make_settings"]
 
@@ -124,19 +125,6 @@ def _cmd_doctor(args: argparse.Namespace) -> int:
     return 0
 
 
-def _delegate(module: str, argv: list[str]) -> int:
-    import importlib
-
-    try:
-        mod = importlib.import_module(module)
-    except ModuleNotFoundError as exc:
-        if exc.name and exc.name.startswith(module.split(".")[0]):
-            print(f"osler: this command is not part of this build ({module})", file=sys.stderr)
-            return 2
-        raise
-    return int(mod.main(argv) or 0)
-
-
 def _normalise_inputs(args: argparse.Namespace) -> None:
     """Outside text is normalised once, here: non-UTF-8 bytes in argv arrive as lone surrogates and become
     U+FFFD; study dates must be real dates (one-line error, exit 2).  File paths stay as given (they open)."""
@@ -149,13 +137,51 @@ def _normalise_inputs(args: argparse.Namespace) -> None:
             setattr(args, attr, parse_study_date(getattr(args, attr), what=flag))
 
 
-SUBCOMMANDS = {
-    "serve": "ui.app",
-    "voice": "voice.cli",
-    "eval": "eval_scenarios.cli",
-    "bench": "eval_scenarios.bench_cli",
-    "live": "ui.live",
-    "report": "ui.report_cli",
+# Subcommands with their own argument parser.  Each is imported when asked for (the web app pulls in
+# gradio, benchmarks pull in torch), from a module that is part of every install.
+def _serve(argv: list[str]) -> int | None:
+    from ui.app import main as serve
+
+    return serve(argv)
+
+
+def _voice(argv: list[str]) -> int | None:
+    from voice.cli import main as voice
+
+    return voice(argv)
+
+
+def _eval(argv: list[str]) -> int | None:
+    from eval_scenarios.cli import main as evaluate
+
+    return evaluate(argv)
+
+
+def _bench(argv: list[str]) -> int | None:
+    from eval_scenarios.bench_cli import main as bench
+
+    return bench(argv)
+
+
+def _live(argv: list[str]) -> int | None:
+    from ui.live import main as live
+
+    return live(argv)
+
+
+def _report(argv: list[str]) -> int | None:
+    from ui.report_cli import main as report
+
+    return report(argv)
+
+
+SUBCOMMANDS: dict[str, Callable[[list[str]], int | None]] = {
+    "serve": _serve,
+    "voice": _voice,
+    "eval": _eval,
+    "bench": _bench,
+    "live": _live,
+    "report": _report,
 }
 
 
@@ -167,7 +193,7 @@ def main(argv: list[str] | None = None) -> int:
 
     if argv and argv[0] in SUBCOMMANDS:
         try:
-            return _delegate(SUBCOMMANDS[argv[0]], argv[1:])
+            return int(SUBCOMMANDS[argv[0]](argv[1:]) or 0)
         except OslerError as exc:
             print(f"osler {argv[0]}: {exc}", file=sys.stderr)
             return 2

@@ -2,14 +2,14 @@
 :class:`TabState` (held in ``gr.State``), so tabs never share images, history or chat.
 
 Every handler turns an :class:`~tools.errors.OslerError` into a message in the chat and keeps the
-session going.  Voice is optional: ``voice.pipeline.transcribe_command(path, settings)`` and
-``voice.tts.synthesize(text, settings) -> wav path`` are imported on first use; without them the
-app says so and takes typed questions.  gradio is imported only inside the handlers that need it.
+session going.  Voice: ``voice.pipeline.transcribe_command(path, settings)`` and
+``voice.tts.synthesize(text, settings) -> wav path`` are imported on first use; when no recogniser or
+voice can run here (:class:`~tools.errors.ExpertUnavailableError`) the app says so and takes typed
+questions.  gradio is imported only inside the handlers that need it.
 """
 
 from __future__ import annotations
 
-import importlib
 import logging
 import math
 import shutil
@@ -17,9 +17,9 @@ import tempfile
 import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any
 
-from tools.errors import OslerError
+from tools.errors import ExpertUnavailableError, OslerError
 from tools.inputs import clean_text, parse_study_date
 
 from . import views
@@ -34,7 +34,7 @@ __all__ = ["TabState", "Handlers", "PREVIEW_MAX_SIDE", "VOICE_MISSING"]
 log = logging.getLogger(__name__)
 
 PREVIEW_MAX_SIDE = 1024
-VOICE_MISSING = "Voice is not available in this build; type your question instead."
+VOICE_MISSING = "Voice is not available here; type your question instead."
 
 
 @dataclass
@@ -61,17 +61,6 @@ def _preview(pixels: Any) -> Any:
     """Stride a uint8 (H, W, 3) array down to at most PREVIEW_MAX_SIDE per side (display only)."""
     step = max(1, math.ceil(max(pixels.shape[:2]) / PREVIEW_MAX_SIDE))
     return pixels[::step, ::step]
-
-
-def _voice_function(module: str, attr: str) -> tuple[Callable[..., Any] | None, str | None]:
-    """(function, None) when ``module.attr`` exists in this build, else (None, why)."""
-    try:
-        mod = importlib.import_module(module)
-    except ImportError as exc:
-        log.info("%s unavailable: %s", module, exc)
-        return None, f"{module} cannot be imported ({exc})"
-    fn = getattr(mod, attr, None)
-    return (fn, None) if callable(fn) else (None, f"{module} has no {attr}()")
 
 
 def _heard(heard: Any) -> tuple[str, str]:
@@ -201,12 +190,13 @@ class Handlers:
         return [*copies, str(out / "answers.json")]
 
     def _speak(self, text: str, st: TabState) -> str | None:
-        synthesize, why = _voice_function("voice.tts", "synthesize")
-        if synthesize is None:
-            st.chat.append(views.note_message(f"Spoken answers are not available in this build ({why})."))
-            return None
+        from voice.tts import synthesize
+
         try:
             return str(synthesize(text, st.assistant.settings))
+        except ExpertUnavailableError as exc:
+            st.chat.append(views.note_message(f"Spoken answers are not available here ({exc})."))
+            return None
         except Exception as exc:  # OslerError, or a synthesiser bug: the answer is still in the chat
             if not isinstance(exc, OslerError):
                 log.exception("speech synthesis failed")
@@ -221,12 +211,13 @@ class Handlers:
         st = self.tab(state)
         if not audio:
             return "", _skip(), st.chat, st
-        transcribe_command, why = _voice_function("voice.pipeline", "transcribe_command")
-        if transcribe_command is None:
-            st.chat.append(views.note_message(f"{VOICE_MISSING} ({why})"))
-            return "", _skip(), st.chat, st
+        from voice.pipeline import transcribe_command
+
         try:
             question, transcript = _heard(transcribe_command(audio, st.assistant.settings))
+        except ExpertUnavailableError as exc:  # no recogniser can run here: typed questions still work
+            st.chat.append(views.note_message(f"{VOICE_MISSING} ({exc})"))
+            return "", _skip(), st.chat, st
         except Exception as exc:  # OslerError (bad audio), or a recogniser bug: the tab goes on
             if not isinstance(exc, OslerError):
                 log.exception("transcription failed")

@@ -14,80 +14,46 @@ backend            model (all local, never a hub)               strengths
 
 Selection (:func:`select_backend`, pure given the reasons) follows the experts' truth table:
 a named backend that cannot run raises :class:`~tools.errors.ExpertUnavailableError` with what to
-install or set; ``auto`` takes the first that can run.  Registration is a plain dict, imports lazy.
+install or set; ``auto`` takes the first that can run.  Registration is a plain table of the backends'
+functions; each backend imports its library (faster-whisper, pocketsphinx, speechbrain) only in ``load()``.
 """
 
 from __future__ import annotations
 
-import importlib
-from dataclasses import dataclass, field
-from typing import Any, Callable, Protocol, runtime_checkable
+from dataclasses import dataclass
+from typing import Any, Callable
 
 from tools.errors import ExpertUnavailableError
 
-from .audio import Audio
+from . import asr_speechbrain, asr_sphinx, asr_whisper
 from .config import VoiceSettings
+from .transcript import Recognizer, Transcript
 
 __all__ = ["Transcript", "Recognizer", "AsrSpec", "ASR_BACKENDS", "unavailable_reason", "select_backend",
            "build_recognizer"]
 
 
 @dataclass(frozen=True)
-class Transcript:
-    """What a recogniser heard.  ``text`` is raw (not normalised); '' when it heard nothing."""
-
-    text: str
-    backend: str
-    model: str
-    elapsed_ms: float
-    audio_s: float
-    confidence: float | None = None  # backend-specific: whisper exp(avg_logprob), sphinx posterior
-    extra: dict[str, Any] = field(default_factory=dict)
-
-
-@runtime_checkable
-class Recognizer(Protocol):
-    """A speech recogniser.  ``load`` is lazy and idempotent, the only place a model is read."""
-
-    name: str
-
-    def load(self) -> None: ...
-
-    def transcribe(self, audio: Audio) -> Transcript:
-        """``audio``: 16 kHz mono float32 (see :func:`voice.audio.prepare`)."""
-        ...
-
-
-@dataclass(frozen=True)
 class AsrSpec:
     name: str
-    factory: str  # "module:function(settings, voice_settings) -> Recognizer"
-    check: str  # "module:function(settings) -> str | None"
+    factory: Callable[[Any, VoiceSettings], Recognizer]  # (settings, voice settings) -> not loaded yet
+    check: Callable[[Any], str | None]  # (settings) -> None, or what to install or configure
     description: str
 
 
 ASR_BACKENDS: tuple[AsrSpec, ...] = (
-    AsrSpec("whisper", "voice.asr_whisper:build", "voice.asr_whisper:check",
+    AsrSpec("whisper", asr_whisper.build, asr_whisper.check,
             "faster-whisper, Whisper tiny.en (bundled) or models.whisper_dir"),
-    AsrSpec("pocketsphinx", "voice.asr_sphinx:build", "voice.asr_sphinx:check",
+    AsrSpec("pocketsphinx", asr_sphinx.build, asr_sphinx.check,
             "pocketsphinx 5 with the command grammar (JSGF)"),
-    AsrSpec("speechbrain", "voice.asr_speechbrain:build", "voice.asr_speechbrain:check",
+    AsrSpec("speechbrain", asr_speechbrain.build, asr_speechbrain.check,
             "a local speechbrain EncoderDecoderASR folder (models.speechbrain_asr_dir)"),
 )
 
 
-def _resolve(ref: str) -> Callable[..., Any]:
-    module, _, attr = ref.partition(":")
-    return getattr(importlib.import_module(module), attr)
-
-
 def unavailable_reason(spec: AsrSpec, settings: Any) -> str | None:
     """None when the backend can run here, else what to install or configure."""
-    try:
-        fn = _resolve(spec.check)
-    except ModuleNotFoundError as exc:
-        return f"ASR backend '{spec.name}' needs the Python package '{exc.name}'"
-    return fn(settings)
+    return spec.check(settings)
 
 
 def select_backend(requested: str, reasons: dict[str, str | None]) -> tuple[AsrSpec, str]:
@@ -118,4 +84,4 @@ def build_recognizer(settings: Any, vs: VoiceSettings, requested: str | None = N
         spec = next((s for s in ASR_BACKENDS if s.name == name), None)
         reasons = {name: unavailable_reason(spec, settings)} if spec else {}
     spec, _why = select_backend(name, reasons)
-    return _resolve(spec.factory)(settings, vs)
+    return spec.factory(settings, vs)

@@ -20,7 +20,7 @@ from typing import Any
 
 from tools.errors import ExpertFailedError
 
-from .asr import Transcript
+from .transcript import Transcript
 from .audio import ASR_RATE, Audio, resample
 from .config import VoiceSettings
 

@@ -21,7 +21,7 @@ import numpy as np
 
 from tools.errors import ExpertFailedError
 
-from .asr import Transcript
+from .transcript import Transcript
 from .audio import ASR_RATE, Audio
 from .commands import jsgf_grammar, vocabulary
 from .config import VoiceSettings

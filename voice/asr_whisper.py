@@ -28,7 +28,7 @@ import numpy as np
 
 from tools.errors import ConfigurationError, ExpertFailedError, ExpertUnavailableError
 
-from .asr import Transcript
+from .transcript import Transcript
 from .audio import ASR_RATE, Audio
 from .config import VoiceSettings
 from .normalize import normalize
