@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from experts.geometry import connected_regions, coverage_fraction, dedup_boxes, measure_mask
+from experts.handles import DetectorHandle
 from experts.overlay import draw_boxes, draw_heatmap, draw_masks, draw_prompts
 from tools.cancel import check_cancelled
 from tools.classification import ClassificationResult, ClassifyRequest, ImageInfoRequest, ImageInfoResult
@@ -50,9 +51,7 @@ def image_info(session: Session, req: ImageInfoRequest, eid: str) -> ImageInfoRe
     if cached is not None:
         return cached.model_copy(update={"evidence_id": eid})
     img = session.image(req.image)
-    gate, lock, _ = session.pool.get("classify:image_kind")
-    with lock:
-        out = gate.predict(img)
+    out = session.pool.classifier("image_kind").predict(img)
     result = ImageInfoResult(
         evidence_id=eid, image=req.image, meta=img.meta, kind=out.label, kind_confidence=out.probabilities[out.label],
         kind_source=out.source or "pixels", kind_probabilities=out.probabilities, provenance=out.provenance,
@@ -90,12 +89,11 @@ def ensure_kind(session: Session, role: str, accepted: tuple[str, ...], what: st
 
 
 def _detections(session: Session, req: DetectRequest, backend: str | None = None
-                ) -> tuple[list[Detection], float, Provenance, Any]:
+                ) -> tuple[list[Detection], float, Provenance, DetectorHandle]:
     ensure_kind(session, req.image, TARGET_KINDS[req.target], f"detecting {req.target.replace('_', ' ')}")
     img = session.image(req.image)
-    expert, lock, why = session.pool.get(f"detect:{req.target}", backend=backend)
-    with lock:
-        raw = expert.predict(img, min_score=req.min_score)
+    expert = session.pool.detector(req.target, backend=backend)
+    raw = expert.predict(img, min_score=req.min_score)
     wanted = {c.lower() for c in req.classes} if req.classes else None
     if wanted is not None:
         known = {c.lower() for c in expert.classes}
@@ -113,9 +111,9 @@ def _detections(session: Session, req: DetectRequest, backend: str | None = None
             continue
         dets.append(Detection(index=len(dets) + 1, label=raw.labels[i], score=float(raw.scores[i]),
                               box=Box(x_min=max(x0, 0.0), y_min=max(y0, 0.0), x_max=x1, y_max=y1)))
-    prov = raw.provenance.model_copy(update={"note": "; ".join(filter(None, [raw.provenance.note, why]))})
+    prov = raw.provenance.model_copy(update={"note": "; ".join(filter(None, [raw.provenance.note, expert.why]))})
     thr = raw.min_score  # with per-class thresholds: the lowest applied, unless fewer classes were asked for
-    per_class = getattr(expert, "class_min_scores", None) or {}
+    per_class = getattr(expert.expert, "class_min_scores", None) or {}
     if req.min_score is None and per_class and wanted is not None:
         thr = min(per_class.get(c, expert.default_min_score) for c in expert.classes if c.lower() in wanted)
     return dets, thr, prov, expert
@@ -203,7 +201,7 @@ def _regions(session: Session, role: str, label: str, masks: list[np.ndarray], s
 # Targets whose automatic segmentation is "the detector proposes boxes, each prompts the segmenter" when the
 # segmenter takes prompts (LiteMedSAM by default, the U-Net as fallback).  Measured on 28 held-out EndoTect frames
 # + 5 negatives: experts/weights/litemedsam.md and polyp_unet.md.
-AUTO_PROMPT_DETECTORS = {"polyp": "detect:polyp"}
+AUTO_PROMPT_DETECTORS = {"polyp": "polyp"}  # segmentation target -> detector target
 
 
 def _detector_boxes(session: Session, img: Any, target: str
@@ -211,9 +209,7 @@ def _detector_boxes(session: Session, img: Any, target: str
     """(xyxy boxes, provenance, note) of the target's detector at its default threshold; boxes and
     provenance are None when no detector can run or it fails (the segmenter then works alone)."""
     try:
-        det, lock, _ = session.pool.get(AUTO_PROMPT_DETECTORS[target])
-        with lock:
-            out = det.predict(img)
+        out = session.pool.detector(AUTO_PROMPT_DETECTORS[target]).predict(img)
     except (ExpertUnavailableError, ExpertFailedError) as exc:
         return None, None, f"automatic: no {target} detector ({str(exc).splitlines()[0][:160]}), the segmenter ran alone"
     boxes = [tuple(float(v) for v in b) for b in np.asarray(out.boxes).reshape(-1, 4)]
@@ -240,38 +236,34 @@ def segment(session: Session, req: SegmentRequest, eid: str) -> SegmentationResu
     if req.target == "prompt" and not prompts:
         raise InvalidInputError("target 'prompt' needs a box, points or from_evidence")
     label = "region" if req.target == "prompt" else req.target
-    if req.target == "prompt":
-        key = "segment:prompt"
-    else:
+    if req.target != "prompt":
         ensure_kind(session, req.image, TARGET_KINDS[req.target], f"segmenting the {req.target}")
-        key = f"segment:{req.target}"
-    expert, lock, why = session.pool.get(key)
+    expert = session.pool.segmenter(req.target)
     masks: list[np.ndarray] = []
     scores: list[float | None] = []
     t0 = time.perf_counter()
     prov = None
     auto_note, detected = None, False
-    if not prompts and req.target in AUTO_PROMPT_DETECTORS and getattr(expert, "promptable", False):
+    if not prompts and req.target in AUTO_PROMPT_DETECTORS and expert.promptable:
         boxes, det_prov, auto_note = _detector_boxes(session, img, req.target)
         if boxes is not None:  # the detector ran: its boxes (maybe none) are the prompts
             detected, prov = True, det_prov
             prompts = [(b, None) for b in boxes]
-    with lock:
-        for box, pts in prompts or ([] if detected else [(None, None)]):
-            if (box is not None or pts) and not getattr(expert, "promptable", False):
-                raise ExpertUnavailableError(f"the {expert.backend} segmenter for {req.target} takes no prompts")
-            raw = expert.predict(img, box=box, points=pts)
-            prov = raw.provenance
-            for m, s in zip(raw.masks, raw.scores):
-                if prompts or req.target == "lung":
-                    masks.append(m)
+    for box, pts in prompts or ([] if detected else [(None, None)]):
+        if (box is not None or pts) and not expert.promptable:
+            raise ExpertUnavailableError(f"the {expert.backend} segmenter for {req.target} takes no prompts")
+        raw = expert.predict(img, box=box, points=pts)
+        prov = raw.provenance
+        for m, s in zip(raw.masks, raw.scores):
+            if prompts or req.target == "lung":
+                masks.append(m)
+                scores.append(s)
+            else:  # automatic lesion segmentation: one region per connected component
+                for comp in connected_regions(m, min_area=max(16, int(1e-4 * m.size))):
+                    masks.append(comp)
                     scores.append(s)
-                else:  # automatic lesion segmentation: one region per connected component
-                    for comp in connected_regions(m, min_area=max(16, int(1e-4 * m.size))):
-                        masks.append(comp)
-                        scores.append(s)
     prov = prov.model_copy(update={"elapsed_ms": (time.perf_counter() - t0) * 1000,
-                                   "note": "; ".join(filter(None, [prov.note, auto_note, why]))})
+                                   "note": "; ".join(filter(None, [prov.note, auto_note, expert.why]))})
     regions = _regions(session, req.image, label, masks, scores)
     union = None
     if regions:
@@ -330,14 +322,13 @@ def classify(session: Session, req: ClassifyRequest, eid: str) -> Classification
                                     provenance=info.provenance)
     ensure_kind(session, req.image, CLASSIFY_TASK_KINDS[req.task], "the pneumonia classifier")
     img = session.image(req.image)
-    expert, lock, why = session.pool.get(f"classify:{req.task}")
-    with lock:
-        out = expert.predict(img, explain=req.explain)
+    expert = session.pool.classifier(req.task)
+    out = expert.predict(img, explain=req.explain)
     saliency = None
     if out.saliency is not None:
         saliency = session.add_artifact("saliency", draw_heatmap(
             img.pixels, out.saliency, title=f"{eid} Grad-CAM for '{out.label}' (approximate explanation)"))
-    prov = out.provenance.model_copy(update={"note": "; ".join(filter(None, [out.provenance.note, why]))})
+    prov = out.provenance.model_copy(update={"note": "; ".join(filter(None, [out.provenance.note, expert.why]))})
     return ClassificationResult(evidence_id=eid, image=req.image, task=req.task, label=out.label,
                                 probabilities=out.probabilities, calibrated=out.calibrated, saliency=saliency,
                                 threshold=out.threshold, uncertain=out.uncertain,

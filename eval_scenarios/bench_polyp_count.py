@@ -98,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
     pool = ExpertPool(OslerSettings(device="cpu"))
     results = {}
     for backend in [b for b in args.backends.split(",") if b]:
-        det, _, _ = pool.get("detect:polyp", backend)
+        det = pool.detector("polyp", backend).expert
         results[backend] = {"model": det.model_id, "default_min_score": det.default_min_score,
                             **evaluate_counts(det, items, args.folds, args.seed)}
     print(json.dumps(results, indent=1))

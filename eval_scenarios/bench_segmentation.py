@@ -283,7 +283,8 @@ def main(argv: list[str] | None = None) -> int:
         p.error("give one --masks folder per --images folder")
     items = list_items(list(zip(args.images, args.masks)), names)[: args.limit]
     pool = ExpertPool(settings)
-    expert, _, why = pool.get(f"segment:{args.target}", None if args.backend == "auto" else args.backend)
+    handle = pool.segmenter(args.target, None if args.backend == "auto" else args.backend)
+    expert, why = handle.expert, handle.why
     modes = [m for m in args.modes.split(",") if m]
     if not getattr(expert, "promptable", False):
         modes = [m for m in modes if m not in ("box", "detect")]
@@ -291,9 +292,8 @@ def main(argv: list[str] | None = None) -> int:
         modes = [m for m in modes if m not in ("auto", "detect")]
     detector, det_info = None, None
     if "detect" in modes:
-        detector, _, dwhy = pool.get(f"detect:{args.target}",
-                                     None if args.detector_backend == "auto" else args.detector_backend)
-        det_info = {"backend": detector.backend, "model": detector.model_id, "why": dwhy}
+        detector = pool.detector(args.target, None if args.detector_backend == "auto" else args.detector_backend)
+        det_info = {"backend": detector.backend, "model": detector.model_id, "why": detector.why}
     results = {"target": args.target, "backend": expert.backend, "model": expert.model_id, "why": why,
                "detector": det_info, "images": len(items),
                "results": evaluate(expert, items, modes, per_image=args.per_image, detector=detector,

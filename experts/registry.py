@@ -39,6 +39,7 @@ from . import (
     unet_segmenter,
     yolo_detector,
 )
+from .handles import ClassifierHandle, DetectorHandle, SegmenterHandle
 
 __all__ = ["BackendSpec", "default_registry", "select_backend", "ExpertPool", "requested_backend"]
 
@@ -153,7 +154,10 @@ def select_backend(
 
 class ExpertPool:
     """Builds each expert once per process (per settings object), loads it lazily, and hands out
-    a lock per expert so that concurrent tool calls use a model one at a time."""
+    a lock per expert so that concurrent tool calls use a model one at a time.
+
+    Use the typed getters (:meth:`detector`, :meth:`segmenter`, :meth:`classifier`): their handles take
+    the lock around ``predict`` themselves.  :meth:`get` is the untyped form they are built on."""
 
     def __init__(self, settings: OslerSettings, registry: dict[str, list[BackendSpec]] | None = None) -> None:
         self.settings = settings
@@ -188,3 +192,15 @@ class ExpertPool:
         with lock:
             expert.load()
         return expert, lock, why
+
+    def detector(self, target: str, backend: str | None = None) -> DetectorHandle:
+        """The detector for a target (``detect:<target>``), e.g. ``"blood_cells"``, ``"polyp"``."""
+        return DetectorHandle(*self.get(f"detect:{target}", backend))
+
+    def segmenter(self, target: str, backend: str | None = None) -> SegmenterHandle:
+        """The segmenter for a target (``segment:<target>``): ``"polyp"``, ``"lung"`` or ``"prompt"``."""
+        return SegmenterHandle(*self.get(f"segment:{target}", backend))
+
+    def classifier(self, task: str, backend: str | None = None) -> ClassifierHandle:
+        """The classifier for a task (``classify:<task>``): ``"cxr_pneumonia"`` or ``"image_kind"``."""
+        return ClassifierHandle(*self.get(f"classify:{task}", backend))

@@ -107,7 +107,7 @@ def test_follow_up_uses_history(assistant, smear_session):
 def test_tool_that_throws_does_not_end_the_session(assistant, smear_session, monkeypatch):
     from experts import blood_opencv
 
-    expert, _, _ = assistant.pool.get("detect:blood_cells")
+    expert = assistant.pool.detector("blood_cells").expert
 
     def boom(*a, **k):
         raise RuntimeError("simulated expert crash")

@@ -180,8 +180,8 @@ def test_registry_picks_torchvision_when_no_transformers_dir() -> None:
     from experts.registry import ExpertPool
 
     pool = ExpertPool(_settings())
-    expert, _lock, why = pool.get("classify:cxr_pneumonia")
-    assert expert.backend == "torchvision" and "torchvision" in why
+    expert = pool.classifier("cxr_pneumonia")
+    assert expert.backend == "torchvision" and "torchvision" in expert.why
     assert expert.labels == ("normal", "bacterial_pneumonia", "viral_pneumonia")
 
 

@@ -78,3 +78,59 @@ def test_registration_is_not_an_import_side_effect():
 
     assert not any(isinstance(v, dict) and any(isinstance(x, list) for x in v.values()) for v in vars(r).values())
     assert default_registry() is not default_registry()  # built fresh by a function
+
+
+class _FakeDetector:
+    """A detector double that records whether its pool lock was held while it predicted."""
+
+    name, backend, model_id = "fake_detector", "fake", "fake-v1"
+    classes, default_min_score = ("cell",), 0.5
+
+    def __init__(self) -> None:
+        self.loads = 0
+        self.lock_held: list[bool] = []
+        self.pool: ExpertPool | None = None
+
+    def load(self) -> None:
+        self.loads += 1
+
+    def predict(self, image, *, min_score=None):
+        from experts.protocols import Detections
+        from tools.common import Provenance
+
+        self.lock_held.append(self.pool._locks[("detect:fake", "fake")].locked())
+        return Detections(boxes=[[0, 0, 2, 2]], scores=[0.9], labels=["cell"], min_score=min_score or 0.5,
+                          provenance=Provenance(expert=self.name, backend=self.backend, model=self.model_id,
+                                                elapsed_ms=0.0))
+
+
+def test_typed_getter_handle_takes_the_lock_and_names_its_backend(settings):
+    from experts.handles import DetectorHandle
+
+    fake = _FakeDetector()
+    pool = ExpertPool(settings, {"detect:fake": [BackendSpec("fake", lambda s: fake)]})
+    fake.pool = pool
+    det = pool.detector("fake")
+    assert isinstance(det, DetectorHandle) and det.expert is fake
+    assert (det.backend, det.model_id, det.classes) == ("fake", "fake-v1", ("cell",))
+    assert "backend 'fake'" in det.why
+    out = det.predict(None, min_score=0.3)
+    assert out.min_score == 0.3 and out.labels == ["cell"]
+    assert fake.lock_held == [True]  # the handle held the expert's lock around predict
+    assert not pool._locks[("detect:fake", "fake")].locked()
+    assert pool.detector("fake").expert is fake and fake.loads == 2  # built once; load() is idempotent per call
+    with pytest.raises(ExpertUnavailableError, match="segment:fake"):
+        pool.segmenter("fake")
+
+
+def test_typed_getters_on_the_real_registry(settings):
+    from experts.handles import ClassifierHandle, SegmenterHandle
+
+    det = ExpertPool(settings).detector("blood_cells", backend="opencv")
+    assert det.backend == "opencv" and {"WBC", "RBC", "Platelets"} <= set(det.classes)
+    seg = ExpertPool(settings).segmenter("prompt", backend="opencv")
+    assert isinstance(seg, SegmenterHandle) and seg.promptable
+    gate = ExpertPool(settings).classifier("image_kind")
+    from tools.kinds import IMAGE_KINDS
+
+    assert isinstance(gate, ClassifierHandle) and gate.labels == tuple(IMAGE_KINDS)

@@ -258,7 +258,7 @@ def test_segment_tool_says_when_the_detector_failed_and_the_segmenter_ran_alone(
 
     s = assistant.new_session()
     s.load("current", POLYPS / "images" / f"{ONE_POLYP}.jpg")
-    det, _, _ = s.pool.get("detect:polyp")
+    det = s.pool.detector("polyp").expert
 
     def broken(*args, **kwargs):
         raise ExpertFailedError("polyp detector crashed (test double)")

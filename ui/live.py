@@ -176,7 +176,7 @@ def main(argv: list[str] | None = None) -> int:
             engine.voice.load()
         engine.load()
         # warm-up: the first planner call builds the tool schemas and loads the models
-        engine.assistant.pool.get("classify:image_kind")
+        engine.assistant.pool.classifier("image_kind")
 
         def emit(out: dict[str, Any]) -> None:
             _emit(out, args, stdout, sink)

@@ -106,8 +106,8 @@ class LiveEngine:
     # ---- detection loop -----------------------------------------------------------------------------
     def load(self) -> None:
         """Load the detector now (the first run would otherwise be slow)."""
-        expert, _lock, why = self.assistant.pool.get("detect:polyp")
-        self.detector_backend = f"{expert.backend} ({why})"
+        detector = self.assistant.pool.detector("polyp")
+        self.detector_backend = f"{detector.backend} ({detector.why})"
 
     def start(self) -> None:
         self.load()
@@ -139,7 +139,7 @@ class LiveEngine:
         return StudyImage(pixels=frame.rgb, meta=meta)
 
     def _detect_loop(self) -> None:
-        expert, lock, _why = self.assistant.pool.get("detect:polyp")
+        detector = self.assistant.pool.detector("polyp")
         period = 1.0 / self.opt.rate_hz if self.opt.rate_hz > 0 else 0.0
         last = -1
         while not self._stop.is_set():
@@ -151,8 +151,7 @@ class LiveEngine:
                 continue
             last = frame.index
             try:
-                with lock:
-                    det = expert.predict(self._study(frame), min_score=self.opt.min_score)
+                det = detector.predict(self._study(frame), min_score=self.opt.min_score)
             except Exception as exc:  # a failing detector stops the overlay, not the session
                 self.detect_error = f"{type(exc).__name__}: {exc}"
                 log.warning("live detector failed: %s", self.detect_error)
