@@ -91,12 +91,9 @@ def _check(settings, vs, as_json: bool) -> int:
 
     report = {"asr": {s.name: (unavailable_reason(s, settings) or "ready") for s in ASR_BACKENDS},
               "tts": {b: (check_tts(settings, b) or "ready") for b in ("piper", "espeak")}}
-    try:
-        from .live import microphone_problem
+    from .live import microphone_problem
 
-        report["microphone"] = microphone_problem() or "ready"
-    except ImportError as exc:  # pragma: no cover
-        report["microphone"] = str(exc)
+    report["microphone"] = microphone_problem() or "ready"
     if as_json:
         print(json.dumps(report, indent=2))
     else:
