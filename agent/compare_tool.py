@@ -1,7 +1,8 @@
 """``compare_with_prior``: register the prior onto the current study, run the same expert on both,
 match findings across time and report what changed, with overlays.
 
-Steps (every expert call goes through :func:`agent.toolset.invoke`, so it is recorded and audited):
+Steps (every expert call goes through the tool boundary, :func:`agent.toolset.invoke`, which the toolset
+passes in as ``invoke``, so it is recorded and audited):
 
 1. The modality gate (``image_info``) on both studies: different kinds of image are refused.
 2. Target: the request's, or by kind for ``auto`` (blood smear -> ``blood_cells`` counts and
@@ -23,7 +24,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import time
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -47,14 +48,18 @@ from tools.common import Provenance
 from tools.comparison import ComparisonResult, CompareRequest, CountChange, FindingChange, Registration
 from tools.detection import DetectRequest
 from tools.errors import ExpertUnavailableError, WrongImageKindError
-from tools.kinds import BLOOD_CLASSES, TARGET_KINDS
+from tools.kinds import BLOOD_CLASSES, KIND_NAMES, TARGET_KINDS
 from tools.segmentation import SegmentRequest
 
 from .session import Session
+from .tool_impl import ensure_kind
 
-__all__ = ["compare_studies", "run_comparison", "AUTO_TARGET", "MATCHED_CELL_CLASSES", "interval_days"]
+__all__ = ["Invoke", "compare_studies", "run_comparison", "AUTO_TARGET", "MATCHED_CELL_CLASSES", "interval_days"]
 
 log = logging.getLogger(__name__)
+
+Invoke = Callable[[Session, str, Any], Any]
+"""The tool boundary, ``(session, tool name, request) -> typed result`` (:func:`agent.toolset.invoke`)."""
 
 AUTO_TARGET = {"blood_smear": "blood_cells", "endoscopy": "polyp", "chest_xray": "lung"}
 MATCHED_CELL_CLASSES = ("WBC", "Platelets")
@@ -72,9 +77,7 @@ def interval_days(prior_date: str | None, current_date: str | None) -> int | Non
         return None
 
 
-def _kind(session: Session, role: str) -> Any:
-    from .toolset import invoke
-
+def _kind(session: Session, role: str, invoke: Invoke) -> Any:
     return session.image_kinds.get(role) or invoke(session, "image_info", ImageInfoRequest(image=role))
 
 
@@ -85,10 +88,9 @@ def _registration_model(reg: RegistrationOutcome) -> Registration:
                         ncc_before=round(reg.ncc_before, 4), ncc_after=round(reg.ncc_after, 4), success=reg.success)
 
 
-def _findings(session: Session, target: str, role: str) -> tuple[list[Finding], Any, np.ndarray | None]:
+def _findings(session: Session, target: str, role: str, invoke: Invoke
+              ) -> tuple[list[Finding], Any, np.ndarray | None]:
     """(findings of one study in its own pixels, the tool result they come from, lung union mask)."""
-    from .toolset import invoke
-
     if target == "blood_cells":
         r = invoke(session, "count", DetectRequest(target="blood_cells", image=role))
         insts = [d for c in r.counts for d in c.instances]
@@ -144,14 +146,15 @@ def _refused_pair(*args: Any, **kwargs: Any) -> tuple[ComparisonResult, list[Cha
     return _refused(*args, **kwargs), []
 
 
-def compare_studies(session: Session, req: CompareRequest, eid: str) -> ComparisonResult:
+def compare_studies(session: Session, req: CompareRequest, eid: str, invoke: Invoke) -> ComparisonResult:
     """Compare the prior with the current study (see the module docstring).  Raises
     WrongImageKindError for a target the images are not valid for, ExpertUnavailableError when the
     expert for the target cannot run; returns status 'refused' when the studies cannot be compared."""
-    return run_comparison(session, req, eid)[0]
+    return run_comparison(session, req, eid, invoke)[0]
 
 
-def run_comparison(session: Session, req: CompareRequest, eid: str) -> tuple[ComparisonResult, list[ChangeRecord]]:
+def run_comparison(session: Session, req: CompareRequest, eid: str, invoke: Invoke
+                   ) -> tuple[ComparisonResult, list[ChangeRecord]]:
     """:func:`compare_studies`, also returning the change records (findings with their geometry,
     prior ones in the current frame) for evaluation and drawing."""
     import cv2
@@ -159,22 +162,16 @@ def run_comparison(session: Session, req: CompareRequest, eid: str) -> tuple[Com
     t0 = time.perf_counter()
     cur_img, pri_img = session.image("current"), session.image("prior")
     days = interval_days(pri_img.meta.study_date, cur_img.meta.study_date)
-    k_cur, k_pri = _kind(session, "current"), _kind(session, "prior")
+    k_cur, k_pri = _kind(session, "current", invoke), _kind(session, "prior", invoke)
     if k_cur.kind != k_pri.kind:
-        from .tool_impl import KIND_NAMES
-
         return _refused_pair(eid, f"the prior looks like {KIND_NAMES[k_pri.kind]} but the current image is "
                                   f"{KIND_NAMES[k_cur.kind]}: they are not two studies of the same thing", t0,
                              days=days, note=f"modality gate: current {k_cur.evidence_id}, prior {k_pri.evidence_id}")
     target = req.target if req.target != "auto" else AUTO_TARGET.get(k_cur.kind)
     if target is None:
-        from .tool_impl import KIND_NAMES
-
         raise WrongImageKindError(f"comparison needs a blood smear, an endoscopy frame or a chest X-ray; these "
                                   f"images are {KIND_NAMES[k_cur.kind]}", kind=k_cur.kind,
                                   accepted=tuple(AUTO_TARGET))
-    from .tool_impl import ensure_kind
-
     for role in ("current", "prior"):
         ensure_kind(session, role, TARGET_KINDS[target], f"comparing {target.replace('_', ' ')}")
 
@@ -184,8 +181,8 @@ def run_comparison(session: Session, req: CompareRequest, eid: str) -> tuple[Com
                              target=target, days=days, reg=reg, note="; ".join(reg.notes) or None)
 
     try:
-        f_pri, r_pri, lung_pri = _findings(session, target, "prior")
-        f_cur, r_cur, lung_cur = _findings(session, target, "current")
+        f_pri, r_pri, lung_pri = _findings(session, target, "prior", invoke)
+        f_cur, r_cur, lung_cur = _findings(session, target, "current", invoke)
     except ExpertUnavailableError as exc:
         raise ExpertUnavailableError(  # no numbers here: a failure has no result to back them
             f"the prior was aligned to the current image, but no {target.replace('_', ' ')} expert can run here, "

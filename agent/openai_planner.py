@@ -17,16 +17,29 @@ from __future__ import annotations
 import logging
 from typing import Any, Literal
 
-from tools.errors import ConfigurationError
+from tools.errors import ConfigurationError, PlannerError
 from tools.settings import OslerSettings
 
-from .planners import check_server
 from .privacy import PrivacyModel, policy_for
 from .session import Session
 
-__all__ = ["build_openai_model"]
+__all__ = ["build_openai_model", "check_server"]
 
 log = logging.getLogger(__name__)
+
+
+def check_server(base_url: str, api_key: str | None, timeout: float = 3.0) -> None:
+    """Fail fast, with a one-line message, when the planner server cannot be reached."""
+    import httpx
+
+    try:
+        r = httpx.get(base_url.rstrip("/") + "/models", timeout=timeout,
+                      headers={"Authorization": f"Bearer {api_key}"} if api_key else None)
+    except httpx.HTTPError as exc:
+        raise PlannerError(f"cannot reach the planner server at {base_url} ({type(exc).__name__}); start it, fix "
+                           f"OSLER_BASE_URL / --base-url, or use --planner builtin") from exc
+    if r.status_code >= 500:
+        raise PlannerError(f"the planner server at {base_url} answered HTTP {r.status_code}")
 
 HTTP_RETRIES = 1  # the OpenAI client's own retries of a failed HTTP request (connection reset, 5xx)
 

@@ -1,6 +1,6 @@
 """What a language-model planner is allowed to see.
 
-A planner whose server is not on this machine (``agent.planners.is_loopback`` is False) gets only
+A planner whose server is not on this machine (``agent.privacy.is_loopback`` is False) gets only
 de-identified content unless ``settings.allow_remote_phi`` is set:
 
 * the question and every other text is scrubbed of dates, ID-like numbers (MRN, accession, phone,
@@ -42,8 +42,8 @@ from tools.inputs import clean_text
 
 from .burned_in_text import mask_text_regions
 
-__all__ = ["PrivacyPolicy", "policy_for", "Deidentifier", "scrub_text", "mask_text_regions", "PrivacyModel",
-           "GUARD_PREFIX"]
+__all__ = ["PrivacyPolicy", "policy_for", "is_loopback", "Deidentifier", "scrub_text", "mask_text_regions",
+           "PrivacyModel", "GUARD_PREFIX"]
 
 log = logging.getLogger(__name__)
 
@@ -87,11 +87,15 @@ class PrivacyPolicy:
     mask_images: bool
 
 
+def is_loopback(url: str) -> bool:
+    """True when ``url``'s host is this machine (localhost, 127.x, ::1): such a planner is not remote."""
+    host = (urlparse(url).hostname or "").lower()
+    return host in ("localhost", "::1") or host.startswith("127.")
+
+
 def policy_for(settings: Any, url: str | None, *, remote: bool | None = None,
                remote_images: Literal["withhold", "mask"] = "withhold") -> PrivacyPolicy:
     """The policy for a planner at ``url``.  ``remote`` overrides the loopback test (tests, proxies)."""
-    from .planners import is_loopback
-
     host = (urlparse(url).hostname or "local") if url else "local"
     is_remote = (not is_loopback(url)) if (remote is None and url) else bool(remote)
     deid = is_remote and not settings.allow_remote_phi

@@ -14,12 +14,11 @@ from typing import Any, Generator
 
 from tools.answer import FinalAnswer, Finding
 from tools.detection import CountResult
-from tools.kinds import TARGET_KINDS
+from tools.kinds import KIND_NAMES, TARGET_KINDS
 
 from .draft import SINGULAR, UNITS, Call, Draft, Outcome, call_or_fail, nothing_found
 from .intents import Intent
 from .summaries import backend_label, fmt, summarize
-from .tool_impl import KIND_NAMES
 
 __all__ = ["Call", "Outcome", "procedure"]  # Call and Outcome are re-exported from .draft
 

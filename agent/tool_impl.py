@@ -15,27 +15,17 @@ from experts.overlay import draw_boxes, draw_heatmap, draw_masks, draw_prompts
 from tools.cancel import check_cancelled
 from tools.classification import ClassificationResult, ClassifyRequest, ImageInfoRequest, ImageInfoResult
 from tools.common import Box, Provenance
-from tools.comparison import ComparisonResult, CompareRequest
 from tools.detection import (ClassCount, CountResult, CrossCheck, CrossCheckCount, DetectRequest, Detection,
                              DetectionResult)
 from tools.errors import ExpertFailedError, ExpertUnavailableError, InvalidInputError, WrongImageKindError
-from tools.kinds import CLASSIFY_TASK_KINDS, IMAGE_KINDS, TARGET_KINDS
+from tools.kinds import CLASSIFY_TASK_KINDS, IMAGE_KINDS, KIND_NAMES, TARGET_KINDS
 from tools.segmentation import MeasurementResult, MeasureRequest, Region, SegmentationResult, SegmentRequest
 
 from .session import Session
 
-__all__ = ["image_info", "detect", "count", "segment", "measure", "classify", "compare_with_prior", "ensure_kind",
-           "diagnosis_tools"]
+__all__ = ["image_info", "detect", "count", "segment", "measure", "classify", "ensure_kind", "diagnosis_tools"]
 
 DEDUP_IOU = 0.5
-KIND_NAMES = {
-    "chest_xray": "a chest X-ray",
-    "endoscopy": "an endoscopy/colonoscopy frame",
-    "blood_smear": "a blood smear (microscopy)",
-    "fundus": "a fundus photograph",
-    "ct_mr": "a CT or MR slice",
-    "other": "not a kind of image Osler has tools for",
-}
 
 
 def diagnosis_tools(kind: str) -> list[str]:
@@ -334,9 +324,3 @@ def classify(session: Session, req: ClassifyRequest, eid: str) -> Classification
                                 threshold=out.threshold, uncertain=out.uncertain,
                                 uncertain_reason=out.uncertain_reason, provenance=prov)
 
-
-def compare_with_prior(session: Session, req: CompareRequest, eid: str) -> ComparisonResult:
-    session.image("prior")  # raises a clear error when no prior was given
-    from .compare_tool import compare_studies
-
-    return compare_studies(session, req, eid)

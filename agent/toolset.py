@@ -24,13 +24,19 @@ from tools.cancel import cancellable
 from tools.errors import OslerError, ToolCancelledError, WrongImageKindError
 from tools.segmentation import MeasurementResult, MeasureRequest, SegmentationResult, SegmentRequest
 
-from . import tool_impl
+from . import compare_tool, tool_impl
 from .session import Session
 from .summaries import summarize
 
 __all__ = ["invoke", "TOOL_NAMES", "build_tools", "TOOL_IMPLS"]
 
 log = logging.getLogger(__name__)
+
+
+def _compare_with_prior(session: Session, req: CompareRequest, eid: str) -> ComparisonResult:
+    session.image("prior")  # raises a clear error when no prior was given
+    return compare_tool.compare_studies(session, req, eid, invoke)  # its sub-tools go through this boundary
+
 
 TOOL_IMPLS: dict[str, tuple[type[BaseModel], Callable[..., Any]]] = {
     "image_info": (ImageInfoRequest, tool_impl.image_info),
@@ -39,7 +45,7 @@ TOOL_IMPLS: dict[str, tuple[type[BaseModel], Callable[..., Any]]] = {
     "segment": (SegmentRequest, tool_impl.segment),
     "measure": (MeasureRequest, tool_impl.measure),
     "classify": (ClassifyRequest, tool_impl.classify),
-    "compare_with_prior": (CompareRequest, tool_impl.compare_with_prior),
+    "compare_with_prior": (CompareRequest, _compare_with_prior),
 }
 TOOL_NAMES = tuple(TOOL_IMPLS)
 

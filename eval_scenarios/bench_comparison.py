@@ -168,6 +168,7 @@ def bench_edits_oracle(cases: list[Any]) -> dict[str, Any]:
 def bench_edits_tool(cases: list[Any], settings: Any) -> dict[str, Any]:
     """The whole compare_with_prior tool, in a session, on every case."""
     from agent.compare_tool import run_comparison
+    from agent.toolset import invoke
     from agent.runner import Assistant
     from experts.overlay import save_png
     from tools.comparison import CompareRequest
@@ -186,7 +187,7 @@ def bench_edits_tool(cases: list[Any], settings: Any) -> dict[str, Any]:
             s.load("prior", pp, study_date="2024-03-01")
             t0 = time.perf_counter()
             try:
-                r, records = run_comparison(s, CompareRequest(), s.new_evidence_id())
+                r, records = run_comparison(s, CompareRequest(), s.new_evidence_id(), invoke)
             except OslerError as exc:
                 rows.append({"name": c.name, "label": c.label, "edit": c.edit, "skipped": True,
                              "reason": str(exc).splitlines()[0][:300]})

@@ -14,6 +14,7 @@ __all__ = [
     "TARGET_KINDS",
     "CLASSIFY_TASK_KINDS",
     "BLOOD_CLASSES",
+    "KIND_NAMES",
 ]
 
 ImageKind = Literal["chest_xray", "endoscopy", "blood_smear", "fundus", "ct_mr", "other"]
@@ -21,6 +22,16 @@ ImageKind = Literal["chest_xray", "endoscopy", "blood_smear", "fundus", "ct_mr",
 microscopy, colour fundus photograph, a CT or MR slice, or anything else."""
 
 IMAGE_KINDS: tuple[str, ...] = get_args(ImageKind)
+
+KIND_NAMES: dict[str, str] = {
+    "chest_xray": "a chest X-ray",
+    "endoscopy": "an endoscopy/colonoscopy frame",
+    "blood_smear": "a blood smear (microscopy)",
+    "fundus": "a fundus photograph",
+    "ct_mr": "a CT or MR slice",
+    "other": "not a kind of image Osler has tools for",
+}
+"""Each image kind as the answers name it (with its article)."""
 
 ImageRole = Literal["current", "prior"]
 """Which study of the session an image argument refers to."""
