@@ -122,6 +122,13 @@ def test_no_import_circles_inside_the_project():
     assert cycle is None, "import circle: " + " -> ".join(cycle)
 
 
+def test_no_circles_even_through_imports_inside_functions():
+    """Lazy imports (inside functions) still must not close a circle: the command-line modules share
+    their helpers through :mod:`tools.entrypoints`, not through ``ui.cli``."""
+    cycle = find_cycle(import_graph(every_level=True))
+    assert cycle is None, "import circle: " + " -> ".join(cycle)
+
+
 def test_agent_has_no_circles_even_through_imports_inside_functions():
     """The agent's modules depend one way: tool boundary -> tools -> comparison, planners -> privacy.
     (Before: toolset -> tool_impl -> compare_tool -> toolset; planners -> openai_planner -> planners;

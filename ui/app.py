@@ -198,13 +198,13 @@ def serve(app: gr.Blocks, settings: OslerSettings, *, host: str | None = None, p
 
 def main(argv: list[str]) -> int:
     """``osler serve [--host H] [--port P] [--planner ...] [--device ...]``."""
-    from ui.cli import _planner_args, make_settings, offline_environment
+    from tools.entrypoints import make_settings, offline_environment, planner_args
 
     offline_environment()
     parser = argparse.ArgumentParser(prog="osler serve", description="Start the local web app.")
     parser.add_argument("--host", help="interface to bind (default: 127.0.0.1; settings.host)")
     parser.add_argument("--port", type=int, help="port (default: 7860; settings.port)")
-    _planner_args(parser)
+    planner_args(parser)
     args = parser.parse_args(argv)
     settings = make_settings(args, **{k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None})
 

@@ -15,38 +15,9 @@ import sys
 from pathlib import Path
 from typing import Callable
 
+from tools.entrypoints import make_settings, offline_environment, planner_args
+
 __all__ = ["main", "offline_environment", "make_settings"]
-
-
-def offline_environment() -> None:
-    """Entry-point-only: the switches that keep third-party libraries off the network."""
-    for key, value in {
-        "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HF_HUB_DISABLE_TELEMETRY": "1", "YOLO_OFFLINE": "1",
-        "YOLO_AUTOINSTALL": "false", "YOLO_VERBOSE": "False", "GRADIO_ANALYTICS_ENABLED": "False", "DO_NOT_TRACK": "1",
-    }.items():
-        os.environ.setdefault(key, value)
-    no_proxy = os.environ.get("NO_PROXY", "")
-    if "127.0.0.1" not in no_proxy:
-        os.environ["NO_PROXY"] = ",".join(filter(None, [no_proxy, "127.0.0.1", "localhost"]))
-
-
-def make_settings(args: argparse.Namespace | None = None, **overrides):
-    from tools.settings import OslerSettings
-
-    kw = dict(overrides)
-    if args is not None:
-        for name in ("planner", "base_url", "model", "device"):
-            v = getattr(args, name, None)
-            if v is not None:
-                kw[name] = v
-    return OslerSettings(**kw)
-
-
-def _planner_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--planner", choices=["builtin", "openai", "local"], help="planner (default: builtin)")
-    p.add_argument("--base-url", dest="base_url", help="OpenAI-compatible server URL, e.g. http://127.0.0.1:8000/v1")
-    p.add_argument("--model", help="model name on that server")
-    p.add_argument("--device", choices=["auto", "cpu", "cuda"])
 
 
 def _cmd_ask(args: argparse.Namespace) -> int:
@@ -216,7 +187,7 @@ def main(argv: list[str] | None = None) -> int:
     from ui.report_cli import add_export_args
 
     add_export_args(ask)
-    _planner_args(ask)
+    planner_args(ask)
     doc = sub.add_parser("doctor", help="which expert backends can run here, and what to configure")
     doc.add_argument("--json", action="store_true")
     for name, help_ in (("serve", "start the local web app"), ("voice", "spoken questions"),

@@ -148,7 +148,7 @@ def _mic(engine: Any, recognizer: Any, vs: Any, emit: Any, stop: threading.Event
 
 
 def main(argv: list[str] | None = None) -> int:
-    from ui.cli import make_settings
+    from tools.entrypoints import make_settings
     from voice.config import voice_settings
     from voice.live_script import ScriptReplayer, load_script
     from voice.live_video import LiveEngine, LiveOptions

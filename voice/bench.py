@@ -320,7 +320,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from ui.cli import make_settings, offline_environment
+    from tools.entrypoints import make_settings, offline_environment
 
     offline_environment()
     args = build_parser().parse_args(list(sys.argv[1:] if argv is None else argv))

@@ -217,7 +217,7 @@ def main(argv: list[str] | None = None) -> int:
                    "stored n-best lists with the current grammar (no decoding)")
     p.add_argument("--margins", default="1.0", help="n-best score margins for --rescore, comma-separated")
     args = p.parse_args(argv)
-    from ui.cli import make_settings, offline_environment
+    from tools.entrypoints import make_settings, offline_environment
 
     offline_environment()
     logging.basicConfig(level=logging.WARNING)

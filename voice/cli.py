@@ -48,7 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _settings(args: argparse.Namespace):
-    from ui.cli import make_settings
+    from tools.entrypoints import make_settings
 
     from .config import voice_settings
 
@@ -108,7 +108,7 @@ def _check(settings, vs, as_json: bool) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from ui.cli import offline_environment
+    from tools.entrypoints import offline_environment
 
     from tools.errors import OslerError
 

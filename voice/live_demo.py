@@ -158,7 +158,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--long", action="store_true", help="20 s + 20 s video, a count/detect question every 4 s "
                    "(the latency measurement)")
     args = p.parse_args(argv)
-    from ui.cli import make_settings, offline_environment
+    from tools.entrypoints import make_settings, offline_environment
     from ui.live import main as live_main
 
     offline_environment()
