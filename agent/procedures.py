@@ -348,9 +348,9 @@ def _classify(d: Draft, it: Intent, kind: str) -> Generator:
         d.label = d.label or chosen
         asked = " or ".join(c.replace("_", " ") for c in it.choices)
         if chosen == label or (chosen == "pneumonia" and label != "normal"):
-            d.sentences.append(f"Of {asked}: {chosen.replace('_', ' ')} [{eid}].")
+            d.sentences.append(f"{chosen.replace('_', ' ').capitalize()} (you asked: {asked}) [{eid}].")
         else:
-            d.sentences.append(f"Of {asked}: {chosen.replace('_', ' ')} is the more probable "
+            d.sentences.append(f"Of {asked}, {chosen.replace('_', ' ')} is the more probable "
                                f"({fmt(100 * p[chosen])}%), but the classifier reads this film as "
                                f"{label.replace('_', ' ')} [{eid}].")
     elif it.yes_no and ("normal" in q or "healthy" in q):
@@ -366,7 +366,8 @@ def _classify(d: Draft, it: Intent, kind: str) -> Generator:
         d.yes_no = d.yes_no or ("yes" if yes else "no")
     d.label = d.label or label
     nice = label.replace("_", " ")
-    own = "the project's own small CNN" if r.provenance.backend == "torchvision" else backend_label(r)
+    own = ("the project's ImageNet-pretrained CNN fine-tuned on paediatric films" if r.provenance.backend == "torchvision"
+           else backend_label(r))
     d.sentences.append(f"The classifier ({own}) reads this chest X-ray as {nice} with probability "
                        f"{fmt(100 * p[label])}% (pneumonia of either kind {fmt(100 * pneu)}%) [{eid}].")
     if r.saliency is not None:

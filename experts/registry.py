@@ -110,7 +110,7 @@ def default_registry() -> dict[str, list[BackendSpec]]:
             BackendSpec("transformers", cxr_classifier.build_transformers,
                         cxr_classifier.check_transformers, "a transformers checkpoint directory"),
             BackendSpec("torchvision", cxr_classifier.build_torchvision,
-                        cxr_classifier.check_torchvision, "the project's small CNN trained on Kermany CXR"),
+                        cxr_classifier.check_torchvision, "the project's ImageNet MobileNetV2 fine-tuned on Kermany CXR"),
         ],
         "classify:image_kind": [
             BackendSpec("gate", modality_gate.build, None,
