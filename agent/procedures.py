@@ -348,7 +348,7 @@ def _classify(d: Draft, it: Intent, kind: str) -> Generator:
         d.label = d.label or chosen
         asked = " or ".join(c.replace("_", " ") for c in it.choices)
         if chosen == label or (chosen == "pneumonia" and label != "normal"):
-            d.sentences.append(f"{chosen.replace('_', ' ').capitalize()} (you asked: {asked}) [{eid}].")
+            d.sentences.append(f"Of the two ({asked}): {chosen.replace('_', ' ')} [{eid}].")
         else:
             d.sentences.append(f"Of {asked}, {chosen.replace('_', ' ')} is the more probable "
                                f"({fmt(100 * p[chosen])}%), but the classifier reads this film as "
