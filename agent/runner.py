@@ -83,8 +83,7 @@ class Assistant:
             overlays=[a.ref.path for a in new_artifacts if a.ref.kind in ("overlay", "saliency", "change_map")],
             masks=[a.ref.path for a in new_artifacts if a.ref.kind == "mask"],
         )
-        experts_ms = sum(getattr(getattr(session.evidence.get(c.id), "provenance", None), "elapsed_ms", 0.0) or 0.0
-                         for c in calls if c.ok)
+        experts_ms = sum(_expert_ms(session.evidence.get(c.id)) for c in calls if c.ok)
         result = AskResult(
             question=question, answer=final.answer, value=final.value, unit=final.unit, label=final.label,
             findings=final.findings, steps=final.steps, uncertainty=final.uncertainty, abstained=final.abstained,
@@ -112,6 +111,15 @@ def _cancel_late_calls(session: Session) -> None:
                                         summary=f"cancelled: {msg}"))
         session.audit.write("tool_call", session.id, id=eid, tool=name, ok=False, cancelled=True,
                             error=f"ToolCancelledError: {msg}")
+
+
+def _expert_ms(result: Any) -> float:
+    """Expert compute time of one tool result: its own provenance plus that of a second expert it ran
+    (a count's independent cross-check)."""
+    def ms(r: Any) -> float:
+        return float(getattr(getattr(r, "provenance", None), "elapsed_ms", 0.0) or 0.0)
+
+    return ms(result) + ms(getattr(result, "cross_check", None))
 
 
 def _record_rejected_calls(session: Session, messages: list[Any]) -> None:
