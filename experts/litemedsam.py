@@ -40,7 +40,6 @@ from __future__ import annotations
 import logging
 import time
 import warnings
-from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
@@ -50,10 +49,10 @@ from tools.common import Provenance
 from tools.errors import ExpertUnavailableError, InvalidInputError
 from tools.settings import OslerSettings
 
+from .embedding_cache import Embedding, EmbeddingCache
 from .geometry import connected_regions, mask_bbox
 from .imaging import StudyImage
 from .protocols import Masks
-from .sam_segmenter import pixels_key
 from .weights import load_torch_state, resolve_device, sha256_of
 
 __all__ = [
@@ -148,8 +147,7 @@ class LiteMedSamSegmenter:
         self.sha256: str | None = None
         self.device = "cpu"
         self.net: Any = None
-        self._cache: OrderedDict[str, tuple[Any, tuple[int, int], tuple[int, int]]] = OrderedDict()
-        self.embeddings_computed = 0
+        self._cache = EmbeddingCache(cache_size)
 
     @classmethod
     def from_model(cls, net: Any, *, device: str = "cpu", **kwargs: Any) -> "LiteMedSamSegmenter":
@@ -182,23 +180,20 @@ class LiteMedSamSegmenter:
             self.auto_boxes.load()
 
     # -- embedding -------------------------------------------------------------------------------------
-    def embedding(self, rgb: np.ndarray) -> tuple[Any, tuple[int, int], tuple[int, int]]:
+    def embedding(self, rgb: np.ndarray) -> Embedding:
         """(features (1, 256, 64, 64), original (H, W), resized input (h, w)), computed once per image."""
         import torch
 
-        key = pixels_key(rgb)
-        if key in self._cache:
-            self._cache.move_to_end(key)
-            return self._cache[key]
-        x, input_size = preprocess(rgb)
-        with torch.inference_mode():
-            feats = self.net.image_encoder(torch.from_numpy(x)[None].to(self.device))
-        self.embeddings_computed += 1
-        entry = (feats, (int(rgb.shape[0]), int(rgb.shape[1])), input_size)
-        self._cache[key] = entry
-        while len(self._cache) > self.cache_size:
-            self._cache.popitem(last=False)
-        return entry
+        def encode(x_rgb: np.ndarray) -> tuple[Any, tuple[int, int]]:
+            x, input_size = preprocess(x_rgb)
+            with torch.inference_mode():
+                return self.net.image_encoder(torch.from_numpy(x)[None].to(self.device)), input_size
+
+        return self._cache.get(rgb, encode)
+
+    @property
+    def embeddings_computed(self) -> int:
+        return self._cache.computed
 
     def probabilities(self, rgb: np.ndarray, boxes: list[tuple[float, float, float, float]]) -> np.ndarray:
         """float32 (N, H, W) mask probabilities, one per box ``xyxy`` (original pixels), one decoder batch."""

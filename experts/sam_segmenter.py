@@ -23,10 +23,8 @@ embedding is computed once per image (key: a hash of the pixels) and kept for th
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import time
-from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +34,7 @@ from tools.common import Provenance
 from tools.errors import ExpertUnavailableError, InvalidInputError
 from tools.settings import OslerSettings
 
+from .embedding_cache import Embedding, EmbeddingCache, pixels_key
 from .imaging import StudyImage
 from .protocols import Masks
 from .weights import load_torch_state, resolve_device, sha256_of
@@ -45,14 +44,6 @@ __all__ = ["SamSegmenter", "build", "check", "extract_state_dict", "pixels_key"]
 log = logging.getLogger(__name__)
 
 _SETTING = "OSLER_MODELS__SAM_CHECKPOINT"
-
-
-def pixels_key(pixels: np.ndarray) -> str:
-    """Cache key of an image: blake2b of its shape, dtype and bytes."""
-    h = hashlib.blake2b(digest_size=16)
-    h.update(str((pixels.shape, pixels.dtype.str)).encode())
-    h.update(np.ascontiguousarray(pixels).data)
-    return h.hexdigest()
 
 
 def extract_state_dict(obj: Any) -> dict[str, Any]:
@@ -85,8 +76,7 @@ class SamSegmenter:
         self.sha256: str | None = None
         self.device = "cpu"
         self.sam: Any = None
-        self._cache: OrderedDict[str, tuple[Any, tuple[int, int], tuple[int, int]]] = OrderedDict()
-        self.embeddings_computed = 0
+        self._cache = EmbeddingCache(cache_size)
 
     @classmethod
     def from_model(cls, sam: Any, *, variant: str = "sam", device: str = "cpu", model_id: str = "sam-custom",
@@ -140,23 +130,20 @@ class SamSegmenter:
         t = torch.as_tensor(resized, device=self.device).permute(2, 0, 1).contiguous()[None]
         return self.sam.preprocess(t), (int(resized.shape[0]), int(resized.shape[1]))
 
-    def embedding(self, rgb: np.ndarray) -> tuple[Any, tuple[int, int], tuple[int, int]]:
+    def embedding(self, rgb: np.ndarray) -> Embedding:
         """(features (1, C, h, w), original (H, W), resized input (h, w)), computed once per image."""
         import torch
 
-        key = pixels_key(rgb)
-        if key in self._cache:
-            self._cache.move_to_end(key)
-            return self._cache[key]
-        x, input_size = self._input(rgb)
-        with torch.inference_mode():
-            feats = self.sam.image_encoder(x)
-        self.embeddings_computed += 1
-        entry = (feats, (int(rgb.shape[0]), int(rgb.shape[1])), input_size)
-        self._cache[key] = entry
-        while len(self._cache) > self.cache_size:
-            self._cache.popitem(last=False)
-        return entry
+        def encode(x_rgb: np.ndarray) -> tuple[Any, tuple[int, int]]:
+            x, input_size = self._input(x_rgb)
+            with torch.inference_mode():
+                return self.sam.image_encoder(x), input_size
+
+        return self._cache.get(rgb, encode)
+
+    @property
+    def embeddings_computed(self) -> int:
+        return self._cache.computed
 
     # -- prediction ----------------------------------------------------------------------------
     def predict(
