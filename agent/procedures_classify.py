@@ -1,0 +1,97 @@
+"""The classification procedure: the chest X-ray pneumonia classifier and how to phrase its answer."""
+
+from __future__ import annotations
+
+from typing import Any, Generator
+
+from tools.answer import Finding
+from tools.kinds import KIND_NAMES
+
+from .draft import Call, Draft, call_or_fail
+from .intents import Intent
+from .summaries import backend_label, fmt, summarize
+
+
+def _classify(d: Draft, it: Intent, kind: str) -> Generator:
+    if kind != "chest_xray":
+        d.step(f"No tool was run for '{it.clause}': the pneumonia classifier needs a chest X-ray, and this image is "
+               f"{KIND_NAMES[kind]}.")
+        d.sentences.append(f"I cannot answer '{it.clause}': the classifier works only on chest X-rays and this "
+                           f"image is {KIND_NAMES[kind]}.")
+        d.abstained.append(True)
+        return
+    call = Call("classify", {"task": "cxr_pneumonia", "explain": True}, "classify the chest X-ray")
+    r = yield from call_or_fail(d, call)
+    if r is None:
+        return
+    eid = r.evidence_id
+    p = r.probabilities
+    d.step(f"Called classify: {summarize(r)}.", eid)
+    pneu = 1.0 - p["normal"] if "normal" in p else p.get("bacterial_pneumonia", 0.0) + p.get("viral_pneumonia", 0.0)
+    q = it.clause.lower()
+    label = r.label
+    if r.uncertain:  # too close to the classifier's tuned threshold: probabilities, not a class
+        _classify_uncertain(d, r, it.yes_no, pneu)
+        return
+    if it.choices:  # either-or: answer with the alternative chosen, not yes/no
+        chosen = _choose(it.choices, label, p)
+        d.label = d.label or chosen
+        asked = " or ".join(c.replace("_", " ") for c in it.choices)
+        if chosen == label or (chosen == "pneumonia" and label != "normal"):
+            d.sentences.append(f"Of the two ({asked}): {chosen.replace('_', ' ')} [{eid}].")
+        else:
+            d.sentences.append(f"Of {asked}, {chosen.replace('_', ' ')} is the more probable "
+                               f"({fmt(100 * p[chosen])}%), but the classifier reads this film as "
+                               f"{label.replace('_', ' ')} [{eid}].")
+    elif it.yes_no and ("normal" in q or "healthy" in q):
+        yes = label == "normal"
+        if it.negated:
+            yes = not yes
+        d.yes_no = d.yes_no or ("yes" if yes else "no")
+    elif it.yes_no:
+        key = "viral_pneumonia" if "viral" in q or "virus" in q else "bacterial_pneumonia" if "bacteri" in q else None
+        yes = (label == key) if key else label != "normal"
+        if it.negated:
+            yes = not yes
+        d.yes_no = d.yes_no or ("yes" if yes else "no")
+    d.label = d.label or label
+    nice = label.replace("_", " ")
+    own = ("the project's ImageNet-pretrained CNN fine-tuned on paediatric films" if r.provenance.backend == "torchvision"
+           else backend_label(r))
+    d.sentences.append(f"The classifier ({own}) reads this chest X-ray as {nice} with probability "
+                       f"{fmt(100 * p[label])}% (pneumonia of either kind {fmt(100 * pneu)}%) [{eid}].")
+    if r.saliency is not None:
+        d.sentences.append(f"The Grad-CAM overlay is an approximate explanation of where the model looked [{eid}].")
+    d.findings.append(Finding(text=f"{nice} (p={p[label]:.2f})", evidence=[eid]))
+    d.set_value(round(100 * p[label], 1), "%")
+    d.caveats.append("a small classifier trained on paediatric chest X-rays; not a diagnosis" +
+                     ("" if r.calibrated else "; probabilities not calibrated"))
+    d.abstained.append(False)
+
+
+def _choose(choices: tuple[str, ...], label: str, p: dict[str, float]) -> str:
+    """The alternative of an either-or question the classification picks: its label, 'pneumonia' for either
+    kind of pneumonia, else (a normal film asked 'bacterial or viral?') the more probable alternative."""
+    if label in choices:
+        return label
+    if label != "normal" and "pneumonia" in choices:
+        return "pneumonia"
+    pneu = 1.0 - p.get("normal", 0.0)
+    return max(choices, key=lambda c: pneu if c == "pneumonia" else p.get(c, 0.0))
+
+
+def _classify_uncertain(d: Draft, r: Any, yes_no: bool, pneu: float) -> None:
+    """Answer 'uncertain' with the probabilities when the classification result says it is uncertain."""
+    eid, p = r.evidence_id, r.probabilities
+    if yes_no:
+        d.yes_no = d.yes_no or "uncertain"
+    d.label = d.label or "uncertain"
+    own = "the project's own CNN" if r.provenance.backend == "torchvision" else backend_label(r)
+    near = f" of {fmt(100 * r.threshold)}%" if r.threshold is not None else ""
+    d.sentences.append(f"The classifier ({own}) is uncertain about this chest X-ray: pneumonia of either kind "
+                       f"{fmt(100 * pneu)}%, normal {fmt(100 * p.get('normal', 1.0 - pneu))}%, close to its "
+                       f"decision threshold{near}, so it states no class [{eid}].")
+    d.findings.append(Finding(text=f"uncertain (p(pneumonia)={pneu:.2f})", evidence=[eid]))
+    d.set_value(round(100 * pneu, 1), "%")
+    d.caveats.append("uncertain classifier output: have a radiologist read this film")
+    d.abstained.append(False)

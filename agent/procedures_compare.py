@@ -1,0 +1,121 @@
+"""The comparison procedure: compare the current study with the prior and phrase the change asked about."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any, Generator
+
+from tools.answer import Finding
+
+from .draft import UNITS, Call, Draft, call_or_fail
+from .intents import Intent
+from .procedures_count import _noun
+from .summaries import fmt, summarize
+
+
+def _compare(d: Draft, it: Intent, kind: str, has_prior: bool) -> Generator:
+    if not has_prior:
+        d.step("No comparison was run: no prior study is loaded.")
+        d.sentences.append("I need a prior study of the same patient to compare with; please load one "
+                           "(--prior FILE, or the prior upload).")
+        d.abstained.append(True)
+        return
+    target = {"blood_cells": "blood_cells", "polyp": "polyp", "lung": "lung"}.get(it.target or "", "auto")
+    call = Call("compare_with_prior", {"target": target}, "compare the current study with the prior")
+    r = yield from call_or_fail(d, call)
+    if r is None:
+        return
+    eid = r.evidence_id
+    d.step(f"Called compare_with_prior: {summarize(r)}.", eid)
+    if r.status == "refused":
+        d.sentences.append(f"I did not compare the studies: {r.reason} [{eid}].")
+        d.abstained.append(True)
+        return
+    when = f"the study of {r.interval_days} days earlier" if r.interval_days is not None else "the prior study (date unknown)"
+    parts = []
+    for c in r.changes:
+        if c.status in ("grown", "shrunk") and c.area_change_pct is not None:
+            parts.append(f"#{c.index} {c.label} {c.status} by {fmt(abs(c.area_change_pct))}% in area")
+        else:
+            parts.append(f"#{c.index} {c.label} {c.status}")
+    for cc in r.count_changes:
+        parts.append(f"{cc.label} {cc.prior} -> {cc.current} ({'+' if cc.delta >= 0 else ''}{cc.delta})")
+    if r.lung_opacity_change is not None:
+        trend = "denser" if r.lung_opacity_change > 0.01 else "clearer" if r.lung_opacity_change < -0.01 else "about the same"
+        parts.append(f"lung opacity change {fmt(r.lung_opacity_change, 3)} (lungs {trend}; positive = denser)")
+    body = "; ".join(parts) if parts else "no matched findings changed"
+    asked = _asked_change(it, r)  # the class or finding the question names leads: value, unit, first sentence
+    if asked is not None:
+        d.sentences.append(asked.sentence(when, eid))
+    d.sentences.append(f"Compared with {when}: {body} [{eid}].")
+    if r.change_map is not None or r.side_by_side is not None:
+        d.sentences.append(f"The side-by-side overlay numbers matched findings alike, and the change map shows where "
+                           f"the registered studies differ [{eid}].")
+    if r.provenance.note:
+        d.caveats.append(r.provenance.note)
+    q = it.clause.lower()
+    statuses = {c.status for c in r.changes}
+    if it.yes_no and asked is not None and asked.count is not None:
+        more, fewer = re.search(r"\bmore\b", q), re.search(r"\b(fewer|less)\b", q)
+        delta = asked.count.delta
+        d.yes_no = "yes" if (delta > 0 if more else delta < 0 if fewer else delta != 0) else "no"
+    elif it.yes_no:
+        if "grow" in q or "grown" in q or "bigger" in q or "larger" in q:
+            d.yes_no = "yes" if "grown" in statuses else "no"
+        elif "new" in q:
+            d.yes_no = "yes" if "new" in statuses else "no"
+        else:
+            d.yes_no = "yes" if statuses - {"unchanged"} or any(cc.delta for cc in r.count_changes) else "no"
+    for c in r.changes:
+        d.findings.append(Finding(text=f"{c.label} #{c.index}: {c.status}", evidence=[eid]))
+    if asked is not None:
+        d.set_value(asked.value, asked.unit)
+    elif r.interval_days is not None:
+        d.set_value(r.interval_days, "days")
+    d.abstained.append(False)
+
+
+_COUNT_WORDS = r"\b(how many|more|fewer|less|number|count|difference)\b"
+_SIZE_WORDS = r"\b(grow\w*|grew|grown|shr[iau]nk\w*|bigger|smaller|larger|size|area|how much|how big)\b"
+
+
+@dataclass(frozen=True)
+class _AskedChange:
+    """The change the question asks about: a count change of one class, or the area change of one finding."""
+
+    value: float
+    unit: str
+    count: Any = None  # CountChange
+    finding: Any = None  # FindingChange
+
+    def sentence(self, when: str, eid: str) -> str:
+        if self.count is not None:
+            cc = self.count
+            n = abs(cc.delta)
+            if cc.delta == 0:
+                return (f"There are as many {UNITS.get(cc.label, cc.label)} as in {when}: {cc.prior} then, "
+                        f"{cc.current} now [{eid}].")
+            verb = "is" if n == 1 else "are"
+            return (f"There {verb} {n} {'more' if cc.delta > 0 else 'fewer'} {_noun(cc.label, n)} than in {when} "
+                    f"({cc.prior} then, {cc.current} now) [{eid}].")
+        c = self.finding
+        return (f"{c.label.capitalize()} #{c.index} has {c.status} by {fmt(abs(c.area_change_pct))}% in area since "
+                f"{when} [{eid}].")
+
+
+def _asked_change(it: Intent, r: Any) -> _AskedChange | None:
+    """The count change of the class the question names ('how many more white cells'), or the area change of
+    the finding it names ('how much has the polyp grown'); None when the question names neither."""
+    q = it.clause.lower()
+    labels = [c.lower() for c in (it.classes or ())] or ([it.target] if it.target in ("polyp",) else [])
+    if re.search(_COUNT_WORDS, q) and labels:
+        for cc in r.count_changes:
+            if cc.label.lower() in labels:
+                return _AskedChange(value=cc.delta, unit=f"change in {UNITS.get(cc.label, cc.label)}", count=cc)
+    if re.search(_SIZE_WORDS, q) and it.target in ("polyp",):
+        sized = [c for c in r.changes if c.label.lower() == it.target and c.area_change_pct is not None]
+        if sized:
+            main = max(sized, key=lambda c: abs(c.area_change_pct))
+            return _AskedChange(value=main.area_change_pct, unit=f"% change in {it.target} area", finding=main)
+    return None

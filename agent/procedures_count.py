@@ -1,0 +1,89 @@
+"""Counting and locating procedures: the count/detect call, its sentences, yes/no and the cross-check."""
+
+from __future__ import annotations
+
+from typing import Any, Generator
+
+from tools.answer import Finding
+from tools.detection import CountResult
+
+from .draft import SINGULAR, UNITS, Call, Draft, call_or_fail
+from .intents import Intent
+from .summaries import backend_label, fmt, summarize
+
+
+def _yes_no_count(d: Draft, it: Intent, n: int, noun: str, eid: str) -> None:
+    if it.expected is not None:
+        yes = n == it.expected
+    else:
+        yes = n > 0
+    if it.negated:
+        yes = not yes if it.expected is None else yes
+    d.yes_no = d.yes_no or ("yes" if yes else "no")
+
+
+def _noun(label: str, n: int) -> str:
+    return (SINGULAR if n == 1 else UNITS).get(label, label if n == 1 else f"{label}s")
+
+
+def _count(d: Draft, it: Intent, target: str, detect_only: bool, quiet: bool = False) -> Generator:
+    args: dict[str, Any] = {"target": target}
+    if it.classes:
+        args["classes"] = list(it.classes)
+    name = "detect" if detect_only and not it.yes_no else "count"
+    what = ", ".join(it.classes) if it.classes else target.replace("_", " ")
+    call = Call(name, args, f"{'locate' if name == 'detect' else 'count'} {what}")
+    r = yield from call_or_fail(d, call)
+    if r is None:
+        return None
+    eid = r.evidence_id
+    d.step(f"Called {name} to {call.why}: {summarize(r)}.", eid)
+    d.caveats.append(f"{target.replace('_', ' ')} from {backend_label(r)}, confidence threshold {r.min_score:.2f}")
+    if r.provenance.backend == "opencv":
+        d.caveats.append("counts come from the classical OpenCV fallback, not a trained detector")
+    if quiet:  # a step of a larger procedure (boxes that prompt the segmenter): no sentence of its own
+        return r
+    if name == "detect":
+        groups: dict[str, list] = {}
+        for det in r.detections:
+            groups.setdefault(det.label, []).append(det)
+        if not groups:
+            d.sentences.append(f"No {what} was found (score >= {r.min_score:.2f}) [{eid}].")
+            d.set_value(0, target)
+        for label, dets in groups.items():
+            where = "; ".join(f"#{x.index} at x {fmt(x.box.x_min, 0)}-{fmt(x.box.x_max, 0)}, "
+                              f"y {fmt(x.box.y_min, 0)}-{fmt(x.box.y_max, 0)}" for x in dets[:6])
+            more = f" and {len(dets) - 6} more" if len(dets) > 6 else ""
+            d.sentences.append(f"Found {len(dets)} {_noun(label, len(dets))}: {where}{more} (boxes numbered on the "
+                               f"overlay) [{eid}].")
+            d.findings.append(Finding(text=f"{len(dets)} {label}", evidence=[eid]))
+            d.set_value(len(dets), label)
+        d.abstained.append(False)
+        return r
+    labels = [c for c in r.counts]
+    parts = [f"{c.count} {_noun(c.label, c.count)}" for c in labels]
+    total = sum(c.count for c in labels)
+    for c in labels:
+        d.findings.append(Finding(text=f"{c.count} {c.label}", evidence=[eid]))
+    if it.yes_no:
+        _yes_no_count(d, it, total, what, eid)
+    if len(labels) == 1:
+        d.set_value(labels[0].count, UNITS.get(labels[0].label, labels[0].label).split(" (")[0])
+    else:
+        d.set_value(total, "cells" if target == "blood_cells" else target)
+    joined = ", ".join(parts) if parts else f"no {what}"
+    d.sentences.append(f"I count {joined} (confidence threshold {r.min_score:.2f}) [{eid}].")
+    _cross_check_sentence(d, r, eid)
+    d.abstained.append(False)
+    return r
+
+
+def _cross_check_sentence(d: Draft, r: CountResult, eid: str) -> None:
+    """Say so when an independent counter (CountResult.cross_check) disagrees beyond its tolerance."""
+    cc = r.cross_check
+    if cc is None or cc.agrees:
+        return
+    other = ", ".join(f"{c.count} {_noun(c.label, c.count)}" for c in cc.disagreements())
+    d.sentences.append(f"An independent method ({cc.backend}) found {other} instead, so check both overlays [{eid}].")
+    d.caveats.append(f"the {cc.backend} cross-check disagrees: {other}")
+
