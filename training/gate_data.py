@@ -26,6 +26,8 @@ from typing import Callable
 
 import numpy as np
 
+from dicom_testfiles import ct_mr_images, local_dicom_testfiles  # noqa: F401  (re-exported)
+
 KINDS = ("chest_xray", "endoscopy", "blood_smear", "fundus", "ct_mr", "other")
 _ROT = {"chest_xray": 30, "endoscopy": 30, "blood_smear": 180, "fundus": 180, "ct_mr": 30, "other": 30}
 _CROP = {"chest_xray": 0.5, "endoscopy": 0.45, "blood_smear": 0.4, "fundus": 0.6, "ct_mr": 0.45, "other": 0.35}
@@ -357,24 +359,6 @@ def augment(rgb: np.ndarray, kind: str, rng: np.random.Generator) -> np.ndarray:
 
 GREY_FRACTION = 0.25
 """Share of the augmented views of colour images (smears, endoscopy, fundus, photos) turned grey."""
-
-
-def local_dicom_testfiles() -> dict[str, Path]:
-    """pydicom's and pydicom-data's test files that are already on disk, by file name.
-
-    ``pydicom.data.get_testdata_files()`` also tries to *download* every file of the online
-    pydicom-data list that is not in its cache; this lists the local folders only (no network).
-    """
-    from pydicom.data.data_manager import DATA_ROOT, external_data_sources
-
-    files: dict[str, Path] = {}
-    for source in external_data_sources().values():  # pydicom-data's installed ``data_store``: a local glob
-        for p in source.get_paths("**/*", 0):
-            files.setdefault(Path(p).name, Path(p))
-    for p in sorted((Path(DATA_ROOT) / "test_files").rglob("*")):
-        if p.is_file():
-            files.setdefault(p.name, p)
-    return files
 
 
 def gather_sources(shared: Path, seed: int, n_kermany: int = 300, n_nih: int = 300,

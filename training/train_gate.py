@@ -35,8 +35,8 @@ from gate_data import (  # noqa: E402  (sibling module of this script)
     TRANSFORMS,
     Source,
     augment,
+    ct_mr_images,
     gather_sources,
-    local_dicom_testfiles,
     split_groups,
     split_tune_test,
 )
@@ -239,16 +239,9 @@ def evaluate_saved(shared: Path, seed: int = 0, weights: Path | None = None) -> 
                 report["per_origin"][f"{origin}/{view}"] = {
                     "n": len(sel), "accuracy": float(np.mean([r[3] == r[0] for r in sel])), "errors": wrong}
     tag_rows = []
-    for name, path in sorted(local_dicom_testfiles().items()):
-        if name.startswith("693_") or path.suffix not in (".dcm", ""):
-            continue
-        try:
-            img = load_image(path)
-        except Exception:  # noqa: BLE001 - test files include broken ones on purpose
-            continue
-        if img.dicom_tags.get("Modality") in ("CT", "MR"):
-            out = gate.predict(img)
-            tag_rows.append((name, out.label, getattr(out, "source", "?")))
+    for name, img in ct_mr_images():
+        out = gate.predict(img)
+        tag_rows.append((name, out.label, getattr(out, "source", "?")))
     report["dicom_ct_mr_files"] = len(tag_rows)
     report["dicom_ct_mr_called_ct_mr"] = sum(r[1] == "ct_mr" for r in tag_rows)
     report["dicom_ct_mr_called_chest_xray"] = sum(r[1] == "chest_xray" for r in tag_rows)
