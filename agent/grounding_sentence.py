@@ -1,0 +1,196 @@
+"""The per-sentence step of the grounding check: what each evidence id backs (numbers, label text,
+counts, the arguments and error of its call) and the reasons one sentence is not backed by the evidence
+it cites (declining clauses may quote the question and repeat a failed call's numbers)."""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any, Iterable
+
+from pydantic import BaseModel
+
+from tools.answer import RemovedClaim, ToolCallRecord
+
+from .grounding_numbers import _supported, evidence_numbers, numbers_in
+from .grounding_terms import _COUNT_PHRASES, TERMS, _has, _words
+
+_CITE = re.compile(r"\bE\d+\b")
+_DECLINE = re.compile(r"\b(cannot|can ?not|could not|couldn't|can't|unable|no tool|not (?:run|answer|compare|guess)|"
+                      r"do not|did not|does not|only on|work only|works only|need|needs)\b", re.IGNORECASE)
+_CLAUSE = re.compile(r";|\bbut\b|\bhowever\b|\balthough\b|\bthough\b|\byet\b", re.IGNORECASE)
+_QUOTE = re.compile(r"(?<![\w])['\"\u2018\u201c](.+?)['\"\u2019\u201d](?![\w])")
+
+
+# ---- what each piece of evidence backs -------------------------------------------------------------
+def _strings(obj: Any) -> Iterable[str]:
+    if isinstance(obj, dict):
+        for k, v in obj.items():
+            yield str(k)
+            yield from _strings(v)
+    elif isinstance(obj, (list, tuple)):
+        for v in obj:
+            yield from _strings(v)
+    elif isinstance(obj, str):
+        yield obj
+
+
+def _counts(obj: Any, out: dict[str, set[int]]) -> None:
+    """Every count a result states, by class ('*': any class): class counts and totals, detections,
+    regions and changes per label and per target, count changes (prior, current, |delta|)."""
+    def add(label: Any, n: Any) -> None:
+        if isinstance(n, int) and not isinstance(n, bool):
+            out.setdefault(str(label).lower().replace("_", " "), set()).add(abs(n))
+            out.setdefault("*", set()).add(abs(n))
+
+    if isinstance(obj, dict):
+        if "label" in obj and "count" in obj:
+            add(obj["label"], obj["count"])
+        if "counts" in obj and "total" in obj:
+            add("*", obj["total"])
+        if {"label", "prior", "current", "delta"} <= obj.keys():
+            for k in ("prior", "current", "delta"):
+                add(obj["label"], obj[k])
+        for key in ("detections", "regions", "changes"):
+            items = obj.get(key)
+            if isinstance(items, list):
+                if obj.get("target"):
+                    add(obj["target"], len(items))
+                add("*", len(items))
+                labels = Counter(str(i.get("label", "")) for i in items if isinstance(i, dict))
+                for lab, n in labels.items():
+                    add(lab, n)
+                if key == "changes":
+                    for (lab, st), n in Counter((str(i.get("label")), str(i.get("status"))) for i in items
+                                                if isinstance(i, dict)).items():
+                        add(lab, n)
+                        add(st, n)
+        for v in obj.values():
+            _counts(v, out)
+    elif isinstance(obj, list):
+        for v in obj:
+            _counts(v, out)
+
+
+@dataclass
+class _Backing:
+    """What one evidence id backs."""
+
+    numbers: list[float] = field(default_factory=list)
+    text: str = " "  # labels and fields of the result (provenance left out)
+    args_numbers: list[float] = field(default_factory=list)
+    args_text: str = " "
+    counts: dict[str, set[int]] = field(default_factory=dict)
+    error: str | None = None  # a failed call: its message
+
+
+def _backings(results: dict[str, Any], calls: Iterable[ToolCallRecord]) -> dict[str, _Backing]:
+    out: dict[str, _Backing] = {}
+    for eid, r in results.items():
+        data = r.model_dump(mode="json") if isinstance(r, BaseModel) else r
+        b = out.setdefault(eid, _Backing())
+        if isinstance(data, dict):
+            prov = data.get("provenance") if isinstance(data.get("provenance"), dict) else {}
+            body = {k: v for k, v in data.items() if k != "provenance"}
+            named = " ".join(str(v) for v in prov.values() if isinstance(v, str))  # model names, the note
+            b.numbers = evidence_numbers([body]) + [x for _, x in numbers_in(named)]
+            b.text = _words(" ".join(_strings(body)))
+            _counts(body, b.counts)
+        else:
+            b.numbers = evidence_numbers([data])
+            b.text = _words(str(data))
+    for c in calls:
+        b = out.setdefault(c.id, _Backing())
+        b.args_numbers = evidence_numbers([c.args])
+        b.args_text = _words(" ".join(_strings(c.args)))
+        if not c.ok:
+            b.error = c.error or c.summary
+    return out
+
+# ---- one sentence ------------------------------------------------------------------------------------
+def _sentences(text: str) -> list[str]:
+    return [s for s in re.split(r"(?<=[.!?])\s+(?=[A-Z(#\[])", text.strip()) if s]
+
+
+def _strip_quotes(clause: str, question: str) -> str:
+    """Remove the spans of a declining clause that quote the question verbatim."""
+    q = " ".join(question.lower().split())
+
+    def repl(m: re.Match[str]) -> str:
+        span = " ".join(m.group(1).lower().split()).strip(" ?.!,")
+        return " " if span and span in q else m.group(0)
+
+    return _QUOTE.sub(repl, clause)
+
+
+def _has(text: str, backers: tuple[str, ...]) -> bool:
+    return any(re.search(rf"(?<![a-z0-9]){re.escape(b)}(?![a-z0-9])", text) for b in backers)
+
+
+def _sentence_reasons(sent: str, cited: list[str], ev: dict[str, _Backing], question: str, failures: list[float],
+                      *, with_args: bool = False) -> tuple[list[str], list[str], list[str]]:
+    """(reasons, unbacked number tokens, unbacked words) for one sentence citing ``cited``."""
+    backs = [ev[e] for e in cited if e in ev]
+    where = ", ".join(cited) if cited else ""
+    pool = [x for b in backs for x in b.numbers + (b.args_numbers if with_args else [])]
+    counts: dict[str, set[int]] = {}
+    for b in backs:
+        for k, v in b.counts.items():
+            counts.setdefault(k, set()).update(v)
+    text = " ".join(b.text for b in backs)
+    args_text = " ".join(b.args_text for b in backs)
+    reasons: list[str] = []
+    bad_nums: list[str] = []
+    bad_words: list[str] = []
+    for clause in _CLAUSE.split(sent):
+        declining = bool(_DECLINE.search(clause))
+        body = _strip_quotes(clause, question) if declining else clause
+        for tok, x in numbers_in(body):
+            if _supported(tok, x, pool) or (declining and _supported(tok, x, failures)):
+                continue
+            bad_nums.append(tok)
+            reasons.append(f"number {tok}: not in the cited result {where}" if cited else
+                           f"number {tok}: the sentence cites no tool result")
+        for term, rx in _COUNT_PHRASES:
+            for m in rx.finditer(body):
+                n = abs(int(m.group(1)))
+                have = counts.get(term.count_key or "*", set())
+                if cited and n not in have and m.group(1) not in bad_nums:
+                    bad_nums.append(m.group(1))
+                    reasons.append(f"count {n} {term.name}: the cited result {where} counts "
+                                   f"{', '.join(map(str, sorted(have))) or f'no {term.name}'}")
+        for term in TERMS:
+            m = term.regex.search(body)
+            if m is None or _has(text, term.backers) or (term.tool and (declining or _has(args_text, term.backers))):
+                continue
+            bad_words.append(m.group(0).lower())
+            reasons.append(f"'{m.group(0)}': no label or field of {where} names it" if cited else
+                           f"'{m.group(0)}': the sentence cites no tool result that names it")
+    return reasons, bad_nums, bad_words
+
+
+@dataclass
+class _Check:
+    ev: dict[str, _Backing]
+    question: str
+    failures: list[float]
+    known: set[str]
+    g: dict[str, Any] = field(default_factory=lambda: {
+        "checked_numbers": 0, "unsupported": [], "unsupported_words": [], "unknown_evidence_ids": [],
+        "removed_sentences": [], "unverified_findings": [], "rewritten_steps": [], "removed": []})
+
+    def sentence(self, sent: str, extra: list[str], where: str, *, with_args: bool = False) -> list[str]:
+        """Reasons ``sent`` is unbacked (empty: backed); records them."""
+        cited = list(dict.fromkeys(_CITE.findall(sent) + list(extra)))
+        unknown = [c for c in cited if c not in self.known]
+        self.g["checked_numbers"] += len(numbers_in(sent))
+        reasons, nums, words = _sentence_reasons(sent, [c for c in cited if c in self.known], self.ev,
+                                                 self.question, self.failures, with_args=with_args)
+        reasons += [f"evidence id {u} does not exist" for u in unknown]
+        if reasons:
+            self.g["unsupported"] += nums
+            self.g["unsupported_words"] += words
+            self.g["unknown_evidence_ids"] += unknown
+            self.g["removed"].append(RemovedClaim(where=where, text=sent, cited=cited, reasons=reasons))  # type: ignore[arg-type]
+        return reasons
