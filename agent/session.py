@@ -65,7 +65,7 @@ class Session:
         self._lock = threading.Lock()
         self._evidence_ids = itertools.count(1)
         self._artifact_ids = itertools.count(1)
-        self._deid: Any = None  # agent.privacy.Deidentifier of the loaded images, built on first use
+        self._deid: Any = None  # agent.privacy.Deidentifier of the records of the loaded images, built on first use
         # cancellation of tool calls that outlive the planner's time limit (see tools.cancel)
         self.cancel = threading.Event()
         self._running: dict[str, str] = {}  # evidence id -> tool name, calls in flight
@@ -111,12 +111,13 @@ class Session:
             return value
         from .privacy import Deidentifier
 
-        with self._lock:
+        with self._lock:  # built once per set of images (set_image/clear_image reset it), not per record
             if self._deid is None:
-                self._deid = Deidentifier.for_session(self)
-            known, reference = set(self._deid.known), self._deid.reference
-        hashed = frozenset(img.meta.source for img in self.images.values())  # load() made them content hashes
-        deid = Deidentifier(known=known - hashed, reference=reference, keep_sources=hashed)
+                base = Deidentifier.for_session(self)
+                hashed = frozenset(img.meta.source for img in self.images.values())  # load() made them hashes
+                self._deid = Deidentifier(known=set(base.known) - hashed, reference=base.reference,
+                                          keep_sources=hashed)
+            deid = self._deid
         if isinstance(value, dict) and isinstance(value.get("question"), str):
             q = value["question"]
             value = {**value, "question_sha256": hashlib.sha256(q.encode("utf-8", "replace")).hexdigest()}
