@@ -68,6 +68,11 @@ class BuiltinPlanner:
     has_prior: bool = False
     previous: Intent | None = None
 
+    def intents_for(self, question: str, previous: Intent | None, questions: list[str]) -> tuple[list[Intent], str | None]:
+        """The plan of a question (the rule parser's intents) and a note on how it was made (None: say nothing).
+        Called on every model turn of an ask, so a subclass that plans expensively caches per question."""
+        return parse_question(question, previous), None
+
     def __call__(self, messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
         questions = user_questions(messages)
         question = questions[-1] if questions else ""
@@ -75,9 +80,9 @@ class BuiltinPlanner:
         if previous is None and len(questions) > 1:
             prev_intents = parse_question(questions[-2])
             previous = prev_intents[-1] if prev_intents else None
-        intents = parse_question(question, previous)
+        intents, note = self.intents_for(question, previous, questions)
         outcomes = _returns_since_last_question(messages)
-        gen = procedure(question, intents, has_prior=self.has_prior)
+        gen = procedure(question, intents, has_prior=self.has_prior, note=note)
         batch: list[Call] | None
         try:
             batch = next(gen)

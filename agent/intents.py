@@ -14,7 +14,8 @@ import re
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
-__all__ = ["Intent", "parse_question", "UNSUPPORTED_TERMS", "words_to_number"]
+__all__ = ["CLASSIFY_PATTERN", "Intent", "KIND_PATTERN", "TARGET_PATTERNS", "parse_question", "UNSUPPORTED_TERMS",
+           "words_to_number"]
 
 Action = Literal["count", "detect", "segment", "measure", "classify", "image_kind", "compare", "describe", "unknown"]
 
@@ -56,6 +57,8 @@ _POINT = (r"\bat\s*(?:the\s+point\s*)?\(?\s*(?:x\s*=?\s*)?(\d{1,5}(?:\.\d+)?)\s*
 _LARGEST = r"\b(largest|biggest|main|dominant)\b"
 _SMALLEST = r"\b(smallest)\b"
 
+TARGET_PATTERNS, CLASSIFY_PATTERN, KIND_PATTERN = _TARGETS, _CLASSIFY, _KIND  # read by agent.hybrid
+
 UNSUPPORTED_TERMS = (
     "fracture", "nodule", "tumou?r", "cancer", "malignan", "cardiomegaly", "effusion", "pneumothorax", "edema",
     "oedema", "hemorrhage", "haemorrhage", "stroke", "blood pressure", "heart rate", "age of the patient",
@@ -79,6 +82,7 @@ class Intent:
     unsupported: str | None = None  # a term no tool covers
     choices: tuple[str, ...] | None = None  # either-or: the classifier labels named as alternatives
     extras: dict = field(default_factory=dict)  # "point": (x, y) of a point prompt
+    guessed: bool = False  # no verb of the question chose the action (a default was taken)
 
 
 def words_to_number(text: str) -> int | None:
@@ -206,8 +210,10 @@ def _clause_intent(clause: str, inherited: Intent | None) -> Intent:
         action = "count"  # "is there a polyp?": count and answer yes when > 0
     elif target == "lung":
         action = "segment"
+        base["guessed"] = True
     else:
         action = "detect"
+        base["guessed"] = True
     return Intent(action, target=target, classes=classes, expected=expected, within=within, **base)
 
 

@@ -1,4 +1,5 @@
-"""Planner choice: the built-in offline planner, or any OpenAI-compatible chat server.
+"""Planner choice: the built-in offline planner, the local LLM planner (llama.cpp, hybrid with the rule parser),
+or any OpenAI-compatible chat server.
 
 ``build_model`` is the seam: it returns a pydantic-ai model and a name for provenance.
 """
@@ -26,6 +27,15 @@ def build_model(settings: OslerSettings, session: Session) -> tuple[Any, str]:
             planner = session.state["builtin_planner"] = BuiltinPlanner()
         planner.has_prior = "prior" in session.images
         return builtin_model(planner), "builtin"
+    if settings.planner == "llm":
+        from .hybrid import HybridPlanner, LLMClient
+
+        planner = session.state.get("llm_planner")
+        if planner is None:
+            client = LLMClient.from_settings(settings)
+            planner = session.state["llm_planner"] = HybridPlanner(client=client, mode=settings.llm.mode)
+        planner.has_prior = "prior" in session.images
+        return builtin_model(planner), f"llm-{settings.llm.mode}:{planner.client.name}"
     if settings.planner == "openai":
         from .openai_planner import build_openai_model
 
@@ -34,4 +44,4 @@ def build_model(settings: OslerSettings, session: Session) -> tuple[Any, str]:
         from .local_planner import build_local_model
 
         return build_local_model(settings), f"local:{settings.models.local_llm_dir}"
-    raise ConfigurationError(f"unknown planner {settings.planner!r}; use builtin, openai or local")
+    raise ConfigurationError(f"unknown planner {settings.planner!r}; use builtin, llm, openai or local")

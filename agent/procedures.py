@@ -45,8 +45,12 @@ def _refuse(d: Draft, it: Intent, target: str | None, kind: str) -> None:
     d.abstained.append(True)
 
 
-def procedure(question: str, intents: list[Intent], *, has_prior: bool) -> Generator[list[Call], list[Outcome], FinalAnswer]:
+def procedure(question: str, intents: list[Intent], *, has_prior: bool,
+              note: str | None = None) -> Generator[list[Call], list[Outcome], FinalAnswer]:
+    """``note``: how the plan was made (e.g. by a language model), the answer's first reasoning step."""
     d = Draft()
+    if note:
+        d.step(note)
     info_call = Call("image_info", {"image": "current"}, "identify the kind of image, so only valid tools are used")
     info = yield from call_or_fail(d, info_call)
     if info is None:

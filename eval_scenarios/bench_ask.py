@@ -27,6 +27,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+from tools.settings import PLANNERS
 from typing import Any
 
 from .scoring import percentile
@@ -145,7 +147,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", action="store_true", help="print only the JSON object")
     ap.add_argument("--no-cold", dest="cold", action="store_false", help="skip the cold-start subprocess")
     ap.add_argument("--data-root", type=Path, help="default: settings.shared_data (../shared/data)")
-    ap.add_argument("--planner", choices=["builtin", "openai", "local"])
+    ap.add_argument("--planner", choices=list(PLANNERS))
     ap.add_argument("--base-url", dest="base_url")
     ap.add_argument("--model")
     ap.add_argument("--device", choices=["auto", "cpu", "cuda"])

@@ -17,13 +17,15 @@ import tempfile
 import time
 from pathlib import Path
 
+from tools.settings import PLANNERS
+
 __all__ = ["main", "build_parser"]
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="osler eval", description="Run evaluation scenarios and score them.")
     p.add_argument("paths", nargs="+", help="scenario YAML files or folders (e.g. eval_scenarios/public)")
-    p.add_argument("--planner", choices=["builtin", "openai", "local"], help="planner (default: builtin)")
+    p.add_argument("--planner", choices=list(PLANNERS), help="planner (default: builtin)")
     p.add_argument("--base-url", dest="base_url", help="OpenAI-compatible server for --planner openai")
     p.add_argument("--model", help="model name on that server")
     p.add_argument("--device", choices=["auto", "cpu", "cuda"])

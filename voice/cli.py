@@ -18,6 +18,7 @@ import argparse
 import json
 import logging
 import sys
+from tools.settings import PLANNERS
 
 __all__ = ["main", "build_parser"]
 
@@ -40,7 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--wake-word", dest="wake_word", help="wake word (default: osler)")
     p.add_argument("--key", help="push-to-talk key in --live (default: space; a foot pedal sends a key)")
     p.add_argument("--out", help="folder for the answer WAVs (default: DATA_DIR/voice)")
-    p.add_argument("--planner", choices=["builtin", "openai", "local"])
+    p.add_argument("--planner", choices=list(PLANNERS))
     p.add_argument("--base-url", dest="base_url")
     p.add_argument("--model")
     p.add_argument("--device", choices=["auto", "cpu", "cuda"])

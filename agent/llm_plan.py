@@ -1,0 +1,219 @@
+"""A language model turns a question into a plan: which tools, on what, in what order.
+
+The model never writes the answer and never sees a number: it fills a small JSON plan (at most three
+steps of tool x target, constrained by a JSON schema the server turns into a grammar), which becomes the
+built-in planner's :class:`~agent.intents.Intent` list.  The built-in procedures then call the tools
+through the same agent loop and write the evidence-bound answer, so every number still comes from a
+tool result and the grounding check still binds it to its evidence id.
+
+The prompt is short on purpose (about 700 tokens with its examples; a 1-2 B model follows it, and
+llama.cpp caches it across questions).  A reply that is not valid JSON or not a valid plan is retried
+once with the error; a second failure raises :class:`PlanError` and the caller falls back to the rule
+parser, saying so in the answer.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import time
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from tools.errors import OslerError
+
+from .intents import Intent
+
+__all__ = ["PLAN_SCHEMA", "Plan", "PlanError", "PlanStep", "Planned", "plan_question", "plan_to_intents",
+           "system_prompt"]
+
+log = logging.getLogger(__name__)
+
+Tool = Literal["count", "locate", "outline", "measure", "classify", "image_kind", "compare", "describe"]
+Target = Literal["white_cells", "red_cells", "platelets", "all_cells", "polyp", "lung", "none"]
+About = Literal["none", "normal", "pneumonia", "bacterial", "viral"]
+Which = Literal["all", "largest", "smallest"]
+
+
+class PlanStep(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    tool: Tool
+    target: Target = "none"
+    yes_no: bool = False
+    about: About = "none"
+    which: Which = "all"
+
+
+class Plan(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    in_scope: bool
+    steps: list[PlanStep] = Field(default_factory=list, max_length=3)
+
+
+def _schema() -> dict[str, Any]:
+    """The plan's JSON schema with every property required and in generation order (scope first)."""
+    step = {"type": "object", "additionalProperties": False,
+            "properties": {"tool": {"enum": list(Tool.__args__)}, "target": {"enum": list(Target.__args__)},
+                           "yes_no": {"type": "boolean"}, "about": {"enum": list(About.__args__)},
+                           "which": {"enum": list(Which.__args__)}},
+            "required": ["tool", "target", "yes_no", "about", "which"]}
+    return {"type": "object", "additionalProperties": False,
+            "properties": {"in_scope": {"type": "boolean"},
+                           "steps": {"type": "array", "items": step, "minItems": 0, "maxItems": 3}},
+            "required": ["in_scope", "steps"]}
+
+
+PLAN_SCHEMA = _schema()
+
+_TOOLS_TEXT = """\
+Tools:
+count = count objects; also for yes/no questions like "is there a polyp", "any platelets"
+locate = show where the objects are
+outline = segment (draw around) an object
+measure = size or area of an object
+classify = chest X-ray: normal, bacterial or viral pneumonia
+image_kind = what kind of image or modality this is
+compare = compare with the prior (earlier) study
+describe = general read of the image
+Targets: white_cells, red_cells, platelets, all_cells, polyp, lung, none.
+about (classify only): the class a yes/no question asks about (normal, pneumonia, bacterial, viral), else none.
+which: largest or smallest when the question asks for one object, else all.
+Anything else (fractures, heart size, fluid, nodules, tumours, bleeding, treatment, drugs, the patient's age or
+name) is out of scope: answer {"in_scope":false,"steps":[]}."""
+
+# (earlier question, question, plan) -- wordings of their own, not the evaluation's
+EXAMPLES: list[tuple[str | None, str, str]] = [
+    (None, "number of WBCs please", '[{"tool":"count","target":"white_cells"}]'),
+    (None, "is a polyp visible?", '[{"tool":"count","target":"polyp","yes_no":true}]'),
+    (None, "which modality is it", '[{"tool":"image_kind"}]'),
+    (None, "does the film look normal?", '[{"tool":"classify","yes_no":true,"about":"normal"}]'),
+    (None, "size of the growth in the colon", '[{"tool":"measure","target":"polyp","which":"largest"}]'),
+    (None, "mark the thrombocytes", '[{"tool":"locate","target":"platelets"}]'),
+    (None, "anything different from last time?", '[{"tool":"compare"}]'),
+    (None, "is there a pneumothorax?", None),
+    ("count the polyps", "how big is it?", '[{"tool":"measure","target":"polyp","which":"largest"}]'),
+    ("how many RBCs", "and the white ones?", '[{"tool":"count","target":"white_cells"}]'),
+    (None, "what is this image, and how many red cells are there",
+     '[{"tool":"image_kind"},{"tool":"count","target":"red_cells"}]'),
+]
+
+
+def _full(steps: str | None) -> str:
+    if steps is None:
+        return '{"in_scope":false,"steps":[]}'
+    filled = []
+    for s in json.loads(steps):
+        filled.append(PlanStep(**s).model_dump())
+    return json.dumps({"in_scope": True, "steps": filled}, separators=(",", ":"))
+
+
+def system_prompt() -> str:
+    lines = ["You plan which tools a medical imaging assistant calls to answer a clinician's question about "
+             "an image. Reply with JSON only.", _TOOLS_TEXT, "Examples:"]
+    for earlier, q, steps in EXAMPLES:
+        lines.append((f"Earlier: {earlier} | " if earlier else "") + f"Q: {q}")
+        lines.append(f"A: {_full(steps)}")
+    return "\n".join(lines)
+
+
+class PlanError(OslerError):
+    """The model gave no valid plan (after its retry).  ``reason``: a short phrase without numbers, for the answer."""
+
+    def __init__(self, message: str, reason: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+@dataclass
+class Planned:
+    """A plan and how it was obtained."""
+
+    plan: Plan
+    raw: str
+    attempts: int
+    seconds: float
+    invalid: list[str] = field(default_factory=list)  # the errors of rejected replies
+
+
+def parse_plan(text: str) -> Plan:
+    """A plan from the model's reply: bare JSON, or JSON in a fenced block / surrounded by prose."""
+    s = text.strip()
+    m = re.search(r"```(?:json)?\s*(\{.*?\})\s*```", s, re.S)
+    if m:
+        s = m.group(1)
+    elif not s.startswith("{"):
+        start, end = s.find("{"), s.rfind("}")
+        if start < 0 or end <= start:
+            raise ValueError("no JSON object in the reply")
+        s = s[start:end + 1]
+    return Plan.model_validate(json.loads(s))
+
+
+def plan_question(client: Any, base_url: str, model: str, question: str, earlier: str | None, *,
+                  max_tokens: int, temperature: float, timeout_s: float) -> Planned:
+    """Ask the server for a plan (one retry with the error on an invalid reply)."""
+    user = (f"Earlier: {earlier} | " if earlier else "") + f"Q: {question}"
+    messages: list[dict[str, str]] = [{"role": "system", "content": system_prompt()}, {"role": "user", "content": user}]
+    invalid: list[str] = []
+    t0 = time.perf_counter()
+    for attempt in (1, 2):
+        body = {"model": model, "messages": messages, "temperature": temperature, "max_tokens": max_tokens,
+                "response_format": {"type": "json_schema", "json_schema": {"name": "plan", "schema": PLAN_SCHEMA}}}
+        try:
+            r = client.post(base_url.rstrip("/") + "/chat/completions", json=body, timeout=timeout_s)
+        except Exception as exc:  # httpx errors: the caller falls back to the rule parser
+            raise PlanError(f"the planner model did not answer ({type(exc).__name__})",
+                            "its server did not answer in time" if "Timeout" in type(exc).__name__
+                            else "its server could not be reached") from exc
+        if r.status_code != 200:
+            raise PlanError(f"the planner model's server answered HTTP {r.status_code}: {r.text[:200]}",
+                            "its server answered with an error")
+        raw = (r.json().get("choices") or [{}])[0].get("message", {}).get("content") or ""
+        try:
+            plan = parse_plan(raw)
+            return Planned(plan, raw, attempt, time.perf_counter() - t0, invalid)
+        except (ValueError, ValidationError) as exc:
+            err = str(exc).splitlines()[0][:200]
+            invalid.append(err)
+            log.info("invalid plan (attempt %d): %s", attempt, err)
+            messages += [{"role": "assistant", "content": raw},
+                         {"role": "user", "content": f"That is not a valid plan ({err}). Reply with the JSON only."}]
+    raise PlanError(f"the planner model gave no valid plan: {invalid[-1]}", "it wrote no valid plan, twice")
+
+
+_TARGETS: dict[str, tuple[str | None, tuple[str, ...] | None]] = {
+    "white_cells": ("blood_cells", ("WBC",)), "red_cells": ("blood_cells", ("RBC",)),
+    "platelets": ("blood_cells", ("Platelets",)), "all_cells": ("blood_cells", None), "polyp": ("polyp", None),
+    "lung": ("lung", None), "none": (None, None),
+}
+_ACTIONS = {"count": "count", "locate": "detect", "outline": "segment", "measure": "measure", "classify": "classify",
+            "image_kind": "image_kind", "compare": "compare", "describe": "describe"}
+# what a yes/no classification asks, in words the classification procedure reads
+_ABOUT_CLAUSE = {"normal": "is it normal", "pneumonia": "is there pneumonia", "bacterial": "is it bacterial pneumonia",
+                 "viral": "is it viral pneumonia", "none": "which class"}
+
+
+def plan_to_intents(plan: Plan, question: str, previous: Intent | None) -> list[Intent]:
+    """The built-in planner's intents for a plan.  Out of scope: one 'unknown' intent (the answer says no tool
+    can answer it).  A step without a target inherits the previous step's (or the conversation's) target."""
+    if not plan.in_scope or not plan.steps:
+        return [Intent("unknown", clause=question)]
+    out: list[Intent] = []
+    for st in plan.steps:
+        target, classes = _TARGETS[st.target]
+        action = _ACTIONS[st.tool]
+        if target is None and action in ("count", "detect", "segment", "measure"):
+            inherit = out[-1] if out else previous
+            if inherit is not None:
+                target, classes = inherit.target, inherit.classes
+        clause = question
+        if action == "classify":
+            clause = _ABOUT_CLAUSE[st.about] if st.yes_no else "which class"
+        out.append(Intent(action, target=target, classes=classes, yes_no=st.yes_no and action in ("count", "classify"),
+                          largest=st.which == "largest", smallest=st.which == "smallest", clause=clause))
+    return out
