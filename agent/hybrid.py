@@ -151,8 +151,11 @@ class HybridPlanner(BuiltinPlanner):
             return parsed, f"The language model gave no plan ({exc.reason}); planned by the rule parser instead."
         self.records.append(PlanRecord(question, "model", planned.seconds, planned.attempts, planned.invalid,
                                        planned.raw))
-        intents = plan_to_intents(planned.plan, question, previous)
+        intents, dropped = plan_to_intents(planned.plan, question, previous, parsed)
         # tool names only: the grounding check reads model names' version numbers and class names in a step that
         # cites no tool result as unsupported claims; the answer's planner field names the model, the calls the targets
         what = ", then ".join(s.tool for s in planned.plan.steps) if planned.plan.in_scope else "no tool covers it"
-        return intents, f"Planned by the language model (named in the planner field): {what}."
+        note = f"Planned by the language model (named in the planner field): {what}."
+        if dropped:
+            note += f" Dropped from its plan: {'; '.join(dropped)}."
+        return intents, note

@@ -198,22 +198,67 @@ _ABOUT_CLAUSE = {"normal": "is it normal", "pneumonia": "is there pneumonia", "b
                  "viral": "is it viral pneumonia", "none": "which class"}
 
 
-def plan_to_intents(plan: Plan, question: str, previous: Intent | None) -> list[Intent]:
-    """The built-in planner's intents for a plan.  Out of scope: one 'unknown' intent (the answer says no tool
-    can answer it).  A step without a target inherits the previous step's (or the conversation's) target."""
+# Words a question must contain for a step of the model's plan to stand: the model chooses among tools, but only
+# among those the question gives grounds for (a small model otherwise answers "is the heart enlarged?" with the
+# pneumonia classifier).  Broader than the rule parser's vocabulary: synonyms and word stems.
+ANCHORS: dict[str, str] = {
+    "white_cells": r"\b(white|wbcs?|leu[ck]o\w*|neutro\w*|lympho\w*|mono\w*|eosino\w*|baso\w*|granulo\w*)",
+    "red_cells": r"\b(red|rbcs?|erythro\w*|r\.?b\.?c)",
+    "platelets": r"\b(platelets?|thrombo\w*|plts?)\b",
+    "all_cells": r"\b(cells?|corpuscles?|blood)\b",
+    "polyp": r"\b(polyp\w*|adenoma\w*|lesions?|growths?|mass(es)?|bumps?|lumps?|protrusions?|neoplas\w*)",
+    "lung": r"\b(lungs?|pulmonary|lung fields?|chest|thorax|thoracic)\b",
+    "classify": r"\b(pneumon\w*|infect\w*|normal|healthy|clear|viral|virus|bacteri\w*|consolidat\w*|opacit\w*|"
+                r"diagnos\w*|categor\w*|class\w*|abnormal\w*|sick|ill)\b",
+    "compare": r"\b(prior|previous|earlier|before|last|old|baseline|compar\w*|chang\w*|since|progress\w*|"
+               r"differ\w*|new|worse|better|improv\w*|grow\w*|grew|shr[iau]nk\w*|then)\b",
+}
+
+
+def _anchored(key: str, *texts: str | None) -> bool:
+    return any(t and re.search(ANCHORS[key], t.lower()) for t in texts)
+
+
+def plan_to_intents(plan: Plan, question: str, previous: Intent | None,
+                    parsed: list[Intent] | None = None) -> tuple[list[Intent], list[str]]:
+    """The built-in planner's intents for a plan, and the steps dropped (why, in words without class names).
+
+    Out of scope, or nothing left: one 'unknown' intent (the answer says no tool can answer it).  A step
+    whose tool or target the question gives no grounds for is dropped (see ``ANCHORS``); a target the
+    conversation already has (a follow-up: "how big is it?") needs no new words.  A step without a target
+    takes the one the rule parser read in the question (``parsed``), else the previous step's or the
+    conversation's.  A step that repeats the conversation's last intent is dropped when other steps remain
+    (a follow-up asks for something new)."""
     if not plan.in_scope or not plan.steps:
-        return [Intent("unknown", clause=question)]
+        return [Intent("unknown", clause=question)], []
+    parsed_target = next(((it.target, it.classes) for it in parsed or [] if it.target), None)
     out: list[Intent] = []
+    dropped: list[str] = []
     for st in plan.steps:
         target, classes = _TARGETS[st.target]
         action = _ACTIONS[st.tool]
-        if target is None and action in ("count", "detect", "segment", "measure"):
-            inherit = out[-1] if out else previous
-            if inherit is not None:
-                target, classes = inherit.target, inherit.classes
+        if action in ("classify", "compare") and not _anchored(action, question):
+            dropped.append(f"{st.tool} (the question gives no grounds for it)")
+            continue
+        if action in ("count", "detect", "segment", "measure"):
+            if target is None:
+                inherit = parsed_target or ((out[-1].target, out[-1].classes) if out else None) or \
+                    ((previous.target, previous.classes) if previous is not None else None)
+                if inherit is not None:
+                    target, classes = inherit
+            elif not _anchored(st.target, question) and not (
+                    previous is not None and previous.target == target and previous.classes == classes):
+                dropped.append(f"{st.tool} (the question names no such target)")
+                continue
         clause = question
         if action == "classify":
             clause = _ABOUT_CLAUSE[st.about] if st.yes_no else "which class"
         out.append(Intent(action, target=target, classes=classes, yes_no=st.yes_no and action in ("count", "classify"),
                           largest=st.which == "largest", smallest=st.which == "smallest", clause=clause))
-    return out
+    if previous is not None and len(out) > 1:
+        fresh = [it for it in out if (it.action, it.target, it.classes) != (previous.action, previous.target,
+                                                                             previous.classes)]
+        if fresh and len(fresh) < len(out):
+            dropped.append("a step repeating the earlier question")
+            out = fresh
+    return (out or [Intent("unknown", clause=question)]), dropped

@@ -9,7 +9,10 @@ The model is wrapped in :class:`agent.privacy.PrivacyModel`: vision models get t
 and a server that is not on this machine only gets de-identified content.
 
 Limits: ``planner_max_steps`` model turns with tool calls (then status 'stopped'), and
-``planner_timeout_s`` for the whole ask (each HTTP request too); see :mod:`agent.guard`.
+``planner_timeout_s`` for the whole ask (each HTTP request too); see :mod:`agent.guard`.  Every request
+carries ``max_tokens`` (``planner_max_tokens``) and ``temperature`` (``planner_temperature``, 0 by default),
+so a model that never closes its turn stops at a known length.  Small local models plan better through
+``--planner llm`` (:mod:`agent.hybrid`), which asks them for a short JSON plan instead of tool calls.
 """
 
 from __future__ import annotations
@@ -66,7 +69,9 @@ def build_openai_model(settings: OslerSettings, session: Session, *, remote: boo
     client = AsyncOpenAI(base_url=settings.base_url, api_key=settings.api_key or "not-needed",
                          timeout=settings.planner_timeout_s, max_retries=HTTP_RETRIES)
     chat = OpenAIChatModel(settings.model, provider=OpenAIProvider(openai_client=client),
-                           settings=ModelSettings(timeout=settings.planner_timeout_s))
+                           settings=ModelSettings(timeout=settings.planner_timeout_s,
+                                                  max_tokens=settings.planner_max_tokens,
+                                                  temperature=settings.planner_temperature))
     policy = policy_for(settings, settings.base_url, remote=remote, remote_images=remote_images)
     log.info("openai planner %s at %s (remote=%s, de-identified=%s, images=%s)", settings.model, policy.host,
              policy.remote, policy.deidentify, policy.send_images)

@@ -1,6 +1,6 @@
 """Forty questions in wordings the built-in parser was never written for, on the public suite's images.
 
-    .venv/bin/python -m eval_scenarios.unseen_wordings     # writes eval_scenarios/unseen/wordings.yaml
+    .venv/bin/python -m eval_scenarios.unseen_wordings     # writes eval_scenarios/unseen/{wordings,heldout}.yaml
 
 Written by hand on 2026-12-02, before the hybrid LLM planner existed and without running any planner
 on them first: paraphrases, indirect questions, two-step requests, follow-ups that refer to the
@@ -21,7 +21,7 @@ import yaml
 
 from .schema import Scenario
 
-__all__ = ["CASES", "build", "main"]
+__all__ = ["CASES", "HELDOUT", "build", "main"]
 
 HERE = Path(__file__).resolve().parent
 PUBLIC = HERE / "public"
@@ -148,6 +148,47 @@ CASES: list[dict[str, Any]] = [
          question="Which antibiotic would you start for this?", expect=dict(abstain=True)),
 ]
 
+# A second set, written after the first set's results had shaped the model's plan checks (anchors, follow-up
+# targets): held out from all of that, run once per planner.
+HELDOUT: list[dict[str, Any]] = [
+    dict(id="uh-wbc-leuko", base="bccd-wbc-00048", question="How many leukocytes do we have on this one?"),
+    dict(id="uh-wbc-please", base="bccd-wbc-00070", question="WBC number, please."),
+    dict(id="uh-plt-quantify", base="bccd-plt-00012", question="Quantify the platelets for me."),
+    dict(id="uh-plt-thrombo-yn", base="bccd-plt-00257", question="Are there thrombocytes on this slide?",
+         expect=dict(answer=_yn("no"), tools=_BLOOD)),
+    dict(id="uh-rbc-estimate", base="bccd-rbc-00109", question="Estimate the erythrocyte count."),
+    dict(id="uh-polyp-adenomas", base="polyp-count-0a64434b", question="How many adenomas does this frame show?"),
+    dict(id="uh-polyp-countview", base="polyp-negative-count-0f8c43a2", question="Polyp count for this view?"),
+    dict(id="uh-polyp-present", base="polyp-present-0c62e786", question="Is a polyp present here?"),
+    dict(id="uh-polyp-growths", base="polyp-negative-yn-1aa6ae12", question="Do you spot any growths on the bowel wall?",
+         expect=dict(answer=_yn("no"))),
+    dict(id="uh-cxr-callnormal", base="cxr-class-normal2-im-0566-0001",
+         question="Would you call this chest radiograph normal?", expect=dict(answer=_yn("yes"), tools=_CLS)),
+    dict(id="uh-cxr-infection", base="cxr-pneumonia-person99-virus-183", question="Any sign of infection in these lungs?",
+         expect=dict(answer=_yn("yes"), tools=_CLS)),
+    dict(id="uh-cxr-neither", base="cxr-class-person8-bacteria-37", question="Bacterial, viral, or neither?",
+         expect=dict(answer={"kind": "label", "value": "bacterial_pneumonia"}, tools=_CLS)),
+    dict(id="uh-kind-sort", base="modality-chest_xray-00000001-000", question="What sort of study is this?"),
+    dict(id="uh-kind-modality", base="modality-endoscopy-3a2bcf32-6bb1-4609-8", question="Tell me the modality."),
+    dict(id="uh-seg-trace", base="seg-polyp-0ef6ab1d", question="Trace the polyp and report its area."),
+    dict(id="uh-seg-lungpx", base="seg-lung-c601f50d", question="How large are the lungs in pixels?"),
+    dict(id="uh-follow-plt-where", base="bccd-plt-00081", turns=[
+        dict(question="How many platelets?", expect=dict(answer=_count(2), tools=_BLOOD)),
+        dict(question="Where are they?", expect=dict(tools=[{"name": "detect"}], abstain=False))]),
+    dict(id="uh-follow-polyp-size", base="polyp-present-1aba5353", turns=[
+        dict(question="Is there a polyp?", expect=dict(answer=_yn("yes"))),
+        dict(question="How big is it?", expect=dict(tools=[{"name": "segment"}, {"name": "measure"}], abstain=False))]),
+    dict(id="uh-prior-interval", base="prior-530a29b3-a7abee59", question="Any interval change?",
+         expect=dict(tools=[{"name": "compare_with_prior"}], abstain=False)),
+    dict(id="uh-abstain-collapsed", base="modality-chest_xray-add529f3", question="Is there a collapsed lung?",
+         expect=dict(abstain=True)),
+    dict(id="uh-abstain-sex", base="modality-blood_smear-bloodimage-00217",
+         question="Is this sample from a man or a woman?", expect=dict(abstain=True)),
+    dict(id="uh-abstain-surgery", base="polyp-present-2d79d5bb", question="Should this be removed surgically?",
+         expect=dict(abstain=True)),
+]
+SETS = {"first": (CASES, OUT), "heldout": (HELDOUT, HERE / "unseen" / "heldout.yaml")}
+
 
 def _public_cases() -> dict[str, dict[str, Any]]:
     out: dict[str, dict[str, Any]] = {}
@@ -163,10 +204,10 @@ def _base_expect(base: dict[str, Any]) -> dict[str, Any]:
     return {k: e[k] for k in ("answer", "tools", "abstain") if k in e}
 
 
-def build() -> list[dict[str, Any]]:
+def build(cases: list[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
     public = _public_cases()
     out = []
-    for spec in CASES:
+    for spec in CASES if cases is None else cases:
         base = public[spec["base"]]
         case: dict[str, Any] = {"id": spec["id"], "images": base["images"]}
         if "turns" in spec:
@@ -174,7 +215,7 @@ def build() -> list[dict[str, Any]]:
         else:
             case["question"] = spec["question"]
             case["expect"] = spec.get("expect") or _base_expect(base)
-        case["tags"] = ["unseen-wording"]
+        case["tags"] = ["unseen-wording" if spec["id"].startswith("uw-") else "unseen-heldout"]
         case["source"] = f"{base.get('source', '')} (public case {spec['base']})".strip()
         Scenario.model_validate(case)
         out.append(case)
@@ -183,15 +224,20 @@ def build() -> list[dict[str, Any]]:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--out", type=Path, default=OUT)
+    p.add_argument("--set", choices=sorted(SETS), default=None, help="one set (default: both, each to its file)")
     args = p.parse_args(argv)
-    cases = build()
-    args.out.parent.mkdir(parents=True, exist_ok=True)
+    for name in [args.set] if args.set else sorted(SETS):
+        specs, out = SETS[name]
+        _write(build(specs), out)
+    return 0
+
+
+def _write(cases: list[dict[str, Any]], out: Path) -> None:
+    out.parent.mkdir(parents=True, exist_ok=True)
     header = ("# Generated by `python -m eval_scenarios.unseen_wordings` (hand-written wordings, ground truth of the\n"
               "# public cases they name); do not edit by hand.  Schema: eval_scenarios/scenario.schema.json\n")
-    args.out.write_text(header + yaml.safe_dump(cases, sort_keys=False, allow_unicode=True))
-    print(f"{len(cases)} cases -> {args.out}")
-    return 0
+    out.write_text(header + yaml.safe_dump(cases, sort_keys=False, allow_unicode=True))
+    print(f"{len(cases)} cases -> {out}")
 
 
 if __name__ == "__main__":

@@ -81,12 +81,33 @@ def test_invalid_plans_are_rejected(reply):
 
 def test_plan_becomes_intents_with_follow_up_and_scope():
     prev = parse_question("How many red blood cells?")[-1]
-    follow = plan_to_intents(Plan.model_validate_json(_plan({"tool": "measure", "which": "largest"})), "how big?", prev)
+    follow, _ = plan_to_intents(Plan.model_validate_json(_plan({"tool": "measure", "which": "largest"})), "how big?", prev)
     assert follow[0].action == "measure" and follow[0].target == "blood_cells" and follow[0].largest
-    assert plan_to_intents(Plan(in_scope=False), "is the heart big?", None)[0].action == "unknown"
-    cls = plan_to_intents(Plan.model_validate_json(_plan({"tool": "classify", "yes_no": True, "about": "normal"})),
-                          "does it look ok", None)[0]
-    assert cls.action == "classify" and cls.yes_no and "normal" in cls.clause
+    assert plan_to_intents(Plan(in_scope=False), "is the heart big?", None)[0][0].action == "unknown"
+    cls, _ = plan_to_intents(Plan.model_validate_json(_plan({"tool": "classify", "yes_no": True, "about": "normal"})),
+                             "does it look healthy", None)
+    assert cls[0].action == "classify" and cls[0].yes_no and "normal" in cls[0].clause
+
+
+@pytest.mark.parametrize("question, step", [
+    ("Is the spleen enlarged?", {"tool": "classify", "yes_no": True}),      # no class word: no classifier
+    ("How long has the patient been ill with this?", {"tool": "compare"}),  # no prior-study word
+    ("How many nodules?", {"tool": "count", "target": "polyp"}),            # a target the question does not name
+])
+def test_steps_the_question_gives_no_grounds_for_are_dropped(question, step):
+    intents, dropped = plan_to_intents(Plan.model_validate_json(_plan(step)), question, None)
+    assert intents[0].action == "unknown" and dropped
+
+
+def test_follow_up_keeps_its_target_and_drops_a_repeated_step():
+    prev = parse_question("How many white blood cells are there?")[-1]
+    same, dropped = plan_to_intents(Plan.model_validate_json(_plan({"tool": "locate", "target": "white_cells"})),
+                                    "where are they?", prev)
+    assert same[0].action == "detect" and same[0].classes == ("WBC",) and not dropped
+    both, dropped = plan_to_intents(Plan.model_validate_json(_plan({"tool": "count", "target": "white_cells"},
+                                                                   {"tool": "count", "target": "platelets"})),
+                                    "and the platelets?", prev)
+    assert [it.classes for it in both] == [("Platelets",)] and dropped
 
 
 @pytest.mark.parametrize("question, sure", [
@@ -127,7 +148,7 @@ def test_hybrid_model_plans_an_unknown_wording_and_tools_answer(make):
 def test_follow_up_gets_the_earlier_question(make):
     server, assistant, session = make([text(_plan({"tool": "count", "target": "white_cells"}))])
     assistant.ask(session, "How many red blood cells are in this smear?")
-    r = assistant.ask(session, "What about the other sort?")
+    r = assistant.ask(session, "What about the white sort?")
     assert "Earlier: How many red blood cells" in server.requests[-1]["messages"][-1]["content"]
     assert any(c.name == "count" and c.args.get("classes") == ["WBC"] for c in r.tool_calls)
 

@@ -59,6 +59,9 @@ def test_tool_calls_in_order_with_schemas_and_no_pixels(make):
     assert r.grounding.guard.planner.model_dump() == {"model_turns": 3, "tool_calls": 3, "invalid_arguments": 0,
                                                "unknown_tools": 0, "tool_errors": 0, "output_retries": 0}
     assert server.paths[0] == "GET /v1/models" and len(server.requests) == 3
+    # a bounded reply at temperature 0: a model that never closes its turn stops at a known length
+    assert all(b.get("max_tokens", b.get("max_completion_tokens")) == 1024 and b["temperature"] == 0.0
+               for b in server.requests)
     # the tools are offered with their pydantic schemas
     assert set(server.tool_names(0)) == TOOLS | {"final_result"}
     count_schema = next(t for t in server.requests[0]["tools"] if t["function"]["name"] == "count")["function"]

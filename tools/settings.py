@@ -99,6 +99,8 @@ class OslerSettings(BaseSettings):
         default=False, description="allow identifiable content to reach a non-loopback planner (off: de-identify)"
     )
     planner_max_steps: int = Field(default=8, ge=1, le=50)
+    planner_max_tokens: int = Field(default=1024, ge=16, description="longest reply of an OpenAI-compatible planner")
+    planner_temperature: float = Field(default=0.0, ge=0.0, le=2.0, description="sampling temperature of that planner")
     planner_timeout_s: float = Field(default=120.0, gt=0)
 
     device: Device = "auto"
