@@ -48,8 +48,9 @@ from tools.common import Provenance
 from tools.comparison import ComparisonResult, CompareRequest, CountChange, FindingChange, Registration
 from tools.detection import DetectRequest
 from tools.errors import ExpertUnavailableError, WrongImageKindError
-from tools.kinds import BLOOD_CLASSES, KIND_NAMES, TARGET_KINDS
+from tools.kinds import KIND_NAMES
 from tools.segmentation import SegmentRequest
+from tools.targets import TARGET_KINDS, LiveTable, TargetSpec, targets
 
 from .session import Session
 from .tool_impl import ensure_kind
@@ -61,9 +62,18 @@ log = logging.getLogger(__name__)
 Invoke = Callable[[Session, str, Any], Any]
 """The tool boundary, ``(session, tool name, request) -> typed result`` (:func:`agent.toolset.invoke`)."""
 
-AUTO_TARGET = {"blood_smear": "blood_cells", "endoscopy": "polyp", "chest_xray": "lung"}
-MATCHED_CELL_CLASSES = ("WBC", "Platelets")
-"""Cells listed one by one across time; RBCs (dozens, overlapping) are only counted."""
+def _auto_targets() -> dict[str, str]:
+    out: dict[str, str] = {}
+    for s in targets().values():
+        for kind in s.kinds if s.compare_by_default else ():
+            out.setdefault(kind, s.name)
+    return out
+
+
+AUTO_TARGET: LiveTable = LiveTable(_auto_targets)
+"""Image kind -> what ``target='auto'`` compares (TargetSpec.compare_by_default): blood smear -> blood_cells, ..."""
+MATCHED_CELL_CLASSES = tuple(c.label for c in targets()["blood_cells"].classes if c.matched)
+"""Cells listed one by one across time (TargetClass.matched); RBCs (dozens, overlapping) are only counted."""
 EXPERT = "prior_comparison"
 
 
@@ -90,21 +100,24 @@ def _registration_model(reg: RegistrationOutcome) -> Registration:
 
 def _findings(session: Session, target: str, role: str, invoke: Invoke
               ) -> tuple[list[Finding], Any, np.ndarray | None]:
-    """(findings of one study in its own pixels, the tool result they come from, lung union mask)."""
-    if target == "blood_cells":
-        r = invoke(session, "count", DetectRequest(target="blood_cells", image=role))
+    """(findings of one study in its own pixels, the tool result they come from, organ union mask).
+    How depends on the target's ``compare`` mode: 'instances' (the count's boxes), 'regions' (segmented
+    regions), 'organ' (the two largest components of the organ mask: the left and right lung fields)."""
+    spec = targets()[target]
+    if spec.compare == "instances":
+        r = invoke(session, "count", DetectRequest(target=target, image=role))
         insts = [d for c in r.counts for d in c.instances]
         return [finding_from_box(d.label, d.box.xyxy, source=f"{r.evidence_id}#{d.index}") for d in insts], r, None
     r = invoke(session, "segment", SegmentRequest(target=target, image=role))
     masks = [session.mask(reg.mask.id) for reg in r.regions]
-    if target != "lung":
+    if spec.compare != "organ":
         return [finding_from_mask(reg.label, m, source=reg.mask.id) for reg, m in zip(r.regions, masks)], r, None
     img = session.image(role)
     union = np.zeros((img.meta.height, img.meta.width), dtype=bool)
     for m in masks:
         union |= m
     comps = connected_regions(union, min_area=max(64, int(0.005 * union.size)))[:2]  # left and right fields
-    return [finding_from_mask("lung", c, source=r.evidence_id) for c in comps], r, union
+    return [finding_from_mask(spec.noun, c, source=r.evidence_id) for c in comps], r, union
 
 
 def _pct(x: float | None) -> float | None:
@@ -191,18 +204,20 @@ def run_comparison(session: Session, req: CompareRequest, eid: str, invoke: Invo
     shape = (cur_img.meta.height, cur_img.meta.width)
     valid = warp_image(np.full(pri_img.pixels.shape[:2], 255, np.uint8), reg.matrix, shape, nearest=True) > 0
     valid = cv2.erode(valid.astype(np.uint8), np.ones((7, 7), np.uint8)) > 0  # drop the interpolated rim
-    cells = target == "blood_cells"
+    spec = targets()[target]
+    cells = spec.compare == "instances"
+    matched = {c.label for c in spec.classes if c.matched}
     records, aside = compare_findings(
-        [f for f in f_pri if not cells or f.label in MATCHED_CELL_CLASSES],
-        [f for f in f_cur if not cells or f.label in MATCHED_CELL_CLASSES],
+        [f for f in f_pri if not cells or f.label in matched],
+        [f for f in f_cur if not cells or f.label in matched],
         reg.matrix, shape, prior_valid=valid, prior_spacing=pri_img.spacing, current_spacing=cur_img.spacing,
         threshold=AREA_THRESHOLD)
-    counts = _count_changes(target, f_pri, f_cur, records, reg.matrix, valid)
+    counts = _count_changes(spec, f_pri, f_cur, records, reg.matrix, valid)
 
     g_cur = to_gray(cur_img.pixels)
     g_pri_w = warp_image(to_gray(pri_img.pixels), reg.matrix, shape)
     opacity = None
-    if target == "lung" and lung_cur is not None and lung_pri is not None:
+    if spec.compare == "organ" and lung_cur is not None and lung_pri is not None:
         opacity = opacity_change(g_pri_w, g_cur, lung_cur & warp_mask(lung_pri, reg.matrix, shape), valid)
         opacity = None if opacity is None else round(opacity, 4)
     sbs, cmap = _overlays(session, eid, records, warp_image(pri_img.pixels, reg.matrix, shape), g_pri_w, g_cur,
@@ -214,7 +229,8 @@ def run_comparison(session: Session, req: CompareRequest, eid: str, invoke: Invo
             f"{r_cur.evidence_id} current); areas compared in the current frame, change threshold "
             f"+-{AREA_THRESHOLD:.0%}")
     if cells:
-        note += "; WBC and platelets matched one by one, RBC counted only; counts within the common field of view"
+        note += f"; {_listed(spec, True)} matched one by one{_listed(spec, False, ', {} counted only')}; counts within " \
+                "the common field of view"
     if aside:
         note += f"; {aside} finding(s) outside the common field of view not compared"
     if days is None:
@@ -233,12 +249,18 @@ def run_comparison(session: Session, req: CompareRequest, eid: str, invoke: Invo
     ), records
 
 
-def _count_changes(target: str, f_pri: list[Finding], f_cur: list[Finding], records: list[ChangeRecord],
+def _listed(spec: TargetSpec, matched: bool, fmt: str = "{}") -> str:
+    """The classes matched one by one (or only counted) as a note names them: 'WBC and platelets'."""
+    names = [c.label if c.label.isupper() else c.plural for c in spec.classes if c.matched == matched]
+    return fmt.format(" and ".join(names)) if names else ""
+
+
+def _count_changes(spec: TargetSpec, f_pri: list[Finding], f_cur: list[Finding], records: list[ChangeRecord],
                    matrix: np.ndarray, valid: np.ndarray) -> list[CountChange]:
-    """Blood cells: every class, counting only instances inside the field of view both studies
-    show; polyps: regions on each side of the matched records; lungs: none."""
+    """Instances (blood cells): every class, counting only instances inside the field of view both studies
+    show; regions (polyps): regions on each side of the matched records; organs (lungs): none."""
     out: list[CountChange] = []
-    if target == "blood_cells":
+    if spec.compare == "instances":
         h, w = valid.shape
 
         def seen(pt: tuple[float, float]) -> bool:
@@ -246,12 +268,12 @@ def _count_changes(target: str, f_pri: list[Finding], f_cur: list[Finding], reco
 
         in_p = [f.label for f in f_pri if seen(map_finding(f, matrix, (h, w)).centroid)]
         in_c = [f.label for f in f_cur if seen(f.centroid)]
-        rows = count_changes(in_p, in_c, BLOOD_CLASSES)
+        rows = count_changes(in_p, in_c, spec.labels)
         out = [CountChange(label=c, prior=p, current=q, delta=d) for c, p, q, d in rows]
-    elif target == "polyp":
+    elif spec.compare == "regions":
         p = sum(1 for r in records if r.prior is not None)
         q = sum(1 for r in records if r.current is not None)
-        out.append(CountChange(label="polyp", prior=p, current=q, delta=q - p))
+        out.append(CountChange(label=spec.name, prior=p, current=q, delta=q - p))
     return out
 
 

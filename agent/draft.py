@@ -9,12 +9,14 @@ from dataclasses import dataclass, field
 from typing import Any, Generator
 
 from tools.answer import FinalAnswer, Finding, ReasoningStep
+from tools.targets import LiveTable, class_names
 
 __all__ = ["Call", "Outcome", "Draft", "UNITS", "SINGULAR", "one_call", "record_failure", "call_or_fail", "nothing_found"]
 
-UNITS = {"WBC": "white blood cells (WBC)", "RBC": "red blood cells (RBC)", "Platelets": "platelets",
-         "polyp": "polyps"}
-SINGULAR = {"WBC": "white blood cell (WBC)", "RBC": "red blood cell (RBC)", "Platelets": "platelet", "polyp": "polyp"}
+UNITS = LiveTable(lambda: class_names(plural=True))
+"""Class label -> how an answer names several ('white blood cells (WBC)'), from the target specs."""
+SINGULAR = LiveTable(lambda: class_names(plural=False))
+"""Class label -> how an answer names one ('white blood cell (WBC)')."""
 
 
 @dataclass(frozen=True)

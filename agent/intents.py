@@ -11,8 +11,11 @@ cells and give the area of the largest"); a clause without a target inherits the
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from typing import Literal
+from typing import Literal, overload
+
+from experts.catalogue import catalogue
 
 __all__ = ["CLASSIFY_PATTERN", "Intent", "KIND_PATTERN", "TARGET_PATTERNS", "parse_question", "UNSUPPORTED_TERMS",
            "words_to_number"]
@@ -25,16 +28,37 @@ _NUMBER_WORDS = {
     "fifteen": 15, "twenty": 20,
 }
 
-# target phrase -> (target, classes)
-_TARGETS: list[tuple[str, str, tuple[str, ...] | None]] = [
-    (r"\b(white (blood )?cells?|wbcs?|leu[ck]ocytes?|neutrophils?|lymphocytes?|monocytes?|eosinophils?)\b", "blood_cells", ("WBC",)),
-    (r"\b(red (blood )?cells?|rbcs?|erythrocytes?)\b", "blood_cells", ("RBC",)),
-    (r"\b(platelets?|thrombocytes?|plts?|platelet clusters?|platelet clumps?)\b", "blood_cells", ("Platelets",)),
-    (r"\b((blood )?cells?)\b", "blood_cells", None),
-    (r"\b(polyps?|adenomas?|polypoid)\b", "polyp", None),
-    (r"\b(lung( fields?)?s?|lungs)\b", "lung", None),
-    (r"\b(lesions?|masses|growths?|findings?|abnormalit(y|ies))\b", "lesion", None),
-]
+TargetRow = tuple[str, str, "tuple[str, ...] | None"]
+_LESION: TargetRow = (r"\b(lesions?|masses|growths?|findings?|abnormalit(y|ies))\b", "lesion", None)
+"""Generic finding words: 'lesion' is resolved by image kind to the target that is its lesion (TargetSpec.lesion)."""
+
+
+def target_table() -> list[TargetRow]:
+    """(question regex, target, classes) in match order, derived from the expert catalogue (plugins included):
+    for each target, one row per class it names alone, then the target as a whole; the generic lesion row last."""
+    rows: list[TargetRow] = []
+    for spec in catalogue().targets:
+        rows += [(c.pattern, spec.name, (c.label,)) for c in spec.classes if c.pattern]
+        if spec.pattern:
+            rows.append((spec.pattern, spec.name, None))
+    return rows + [_LESION]
+
+
+class _TargetTable(Sequence):
+    """:func:`target_table` as a sequence read at each use (``TARGET_PATTERNS``, read by agent.hybrid)."""
+
+    @overload
+    def __getitem__(self, i: int) -> TargetRow: ...
+    @overload
+    def __getitem__(self, i: slice) -> list[TargetRow]: ...
+    def __getitem__(self, i):  # type: ignore[no-untyped-def]
+        return target_table()[i]
+
+    def __len__(self) -> int:
+        return len(target_table())
+
+    def __iter__(self):  # type: ignore[no-untyped-def]
+        return iter(target_table())
 _CLASSIFY = r"\b(pneumonia|normal|healthy|bacterial|viral|virus|bacteria|infection|infected|consolidation|abnormal|diagnos\w*)\b"
 _DESCRIBE = (r"\b(describe|description|what do you see|what can you see|what('s| is) (in|on) (this|the) (image|picture|"
              r"frame|film|slide)|summari[sz]e|give me a (read|report|summary)|read (this|the) (image|film|study)|"
@@ -57,7 +81,7 @@ _POINT = (r"\bat\s*(?:the\s+point\s*)?\(?\s*(?:x\s*=?\s*)?(\d{1,5}(?:\.\d+)?)\s*
 _LARGEST = r"\b(largest|biggest|main|dominant)\b"
 _SMALLEST = r"\b(smallest)\b"
 
-TARGET_PATTERNS, CLASSIFY_PATTERN, KIND_PATTERN = _TARGETS, _CLASSIFY, _KIND  # read by agent.hybrid
+TARGET_PATTERNS, CLASSIFY_PATTERN, KIND_PATTERN = _TargetTable(), _CLASSIFY, _KIND  # read by agent.hybrid
 
 UNSUPPORTED_TERMS = (
     "fracture", "nodule", "tumou?r", "cancer", "malignan", "cardiomegaly", "effusion", "pneumothorax", "edema",
@@ -70,7 +94,7 @@ UNSUPPORTED_TERMS = (
 @dataclass(frozen=True)
 class Intent:
     action: Action
-    target: str | None = None  # 'blood_cells' | 'polyp' | 'lung' | 'lesion' | None
+    target: str | None = None  # a catalogue target ('blood_cells', 'polyp', 'lung', a plugin's), 'lesion' or None
     classes: tuple[str, ...] | None = None
     yes_no: bool = False
     negated: bool = False
@@ -101,9 +125,9 @@ def _find_target(text: str) -> tuple[str | None, tuple[str, ...] | None]:
     found: list[tuple[int, str, tuple[str, ...] | None]] = []
     classes: list[str] = []
     target = None
-    for pattern, tgt, cls in _TARGETS:
+    for pattern, tgt, cls in target_table():
         for m in re.finditer(pattern, text):
-            if tgt == "blood_cells" and cls is None and any(t == "blood_cells" and c for _, t, c in found):
+            if cls is None and any(t == tgt and c for _, t, c in found):
                 continue  # "white blood cells" already matched a specific class
             found.append((m.start(), tgt, cls))
     if not found:
@@ -208,7 +232,7 @@ def _clause_intent(clause: str, inherited: Intent | None) -> Intent:
         action = "detect"
     elif yes_no:
         action = "count"  # "is there a polyp?": count and answer yes when > 0
-    elif target == "lung":
+    elif (entry := catalogue().entry(target)) is not None and entry.spec.organ:  # "the lungs?": outline them
         action = "segment"
         base["guessed"] = True
     else:

@@ -12,7 +12,8 @@ from dataclasses import replace
 from typing import Any, Generator
 
 from tools.answer import FinalAnswer, Finding
-from tools.kinds import KIND_NAMES, TARGET_KINDS
+from tools.kinds import KIND_NAMES
+from tools.targets import TARGET_KINDS, targets
 
 from .draft import Call, Draft, Outcome, call_or_fail, nothing_found
 from .intents import Intent
@@ -24,9 +25,15 @@ from .summaries import fmt, summarize
 __all__ = ["Call", "Outcome", "procedure"]  # Call and Outcome are re-exported from .draft
 
 def _resolve_target(it: Intent, kind: str) -> str | None:
-    if it.target == "lesion":
-        return {"endoscopy": "polyp"}.get(kind)
+    if it.target == "lesion":  # 'lesion', 'finding': the target that is the lesion of this kind of image
+        return next((s.name for s in targets().values() if s.lesion and kind in s.kinds), None)
     return it.target
+
+
+def _named(spec: Any) -> str:
+    """A target as a plural phrase: 'blood cells', 'polyps', 'lungs'."""
+    name = spec.name.replace("_", " ")
+    return name if name.endswith("s") else f"{name}s"
 
 
 def _refuse(d: Draft, it: Intent, target: str | None, kind: str) -> None:
@@ -96,8 +103,10 @@ def _run_intent(d: Draft, it: Intent, kind: str, info: Any, has_prior: bool, ctx
         return
     if it.action == "unknown":
         term = f" ('{it.unsupported}')" if it.unsupported else ""
-        d.step(f"No tool covers '{it.clause}'{term}: the tools only count/locate blood cells and polyps, segment "
-               f"polyps and lungs, classify pneumonia on chest X-rays and compare with a prior study.")
+        counted = " and ".join(_named(s) for s in targets().values() if "detect" in s.tasks)
+        outlined = " and ".join(_named(s) for s in targets().values() if "segment" in s.tasks)
+        d.step(f"No tool covers '{it.clause}'{term}: the tools only count/locate {counted}, segment "
+               f"{outlined}, classify pneumonia on chest X-rays and compare with a prior study.")
         d.sentences.append(f"No tool can answer '{it.clause}'{term}, so I do not answer it rather than guess.")
         d.abstained.append(True)
         return
@@ -111,16 +120,18 @@ def _run_intent(d: Draft, it: Intent, kind: str, info: Any, has_prior: bool, ctx
         yield from _classify(d, it, kind)
         return
     if it.extras.get("point") is not None:  # a point prompt: the polyp model on endoscopy, else SAM / GrabCut
-        target = "polyp" if kind == "endoscopy" and it.target in (None, "polyp", "lesion") else "prompt"
+        lesion = next((s.name for s in targets().values() if s.lesion and kind in s.kinds and "segment" in s.tasks), None)
+        target = lesion if lesion is not None and it.target in (None, lesion, "lesion") else "prompt"
         yield from _segment_measure(d, it, target, ctx)
         return
     target = _resolve_target(it, kind)
     if target is None or kind not in TARGET_KINDS.get(target, ()):
         _refuse(d, it, target, kind)
         return
-    if target == "lung" and it.action in ("count", "detect"):
-        it = replace(it, action="segment")  # lungs are outlined, not counted
-    if it.action in ("count", "detect") or (target == "blood_cells" and it.action in ("segment", "measure")):
+    spec = targets()[target]
+    if spec.organ and it.action in ("count", "detect"):
+        it = replace(it, action="segment")  # organs (the lungs) are outlined, not counted
+    if it.action in ("count", "detect") or ("segment" not in spec.tasks and it.action in ("segment", "measure")):
         det = ctx.get("last_count") if it.action in ("segment", "measure") else None
         if det is None:
             det = yield from _count(d, it, target, detect_only=it.action == "detect")
@@ -158,12 +169,14 @@ def _describe(d: Draft, it: Intent, kind: str, info: Any, has_prior: bool, ctx: 
 
 
 def _segment_measure(d: Draft, it: Intent, target: str, ctx: dict) -> Generator:
-    noun_of = {"blood_cells": "cell", "prompt": "region"}.get(target, target)
+    spec = targets().get(target)  # None for 'prompt'
+    noun_of = "region" if spec is None else spec.noun
+    by_box = spec is not None and "segment" not in spec.tasks  # no segmenter: the detector's box prompts SAM
     point = it.extras.get("point")
     if point is not None:
         seg_args: dict[str, Any] = {"target": target, "points": [{"x": point[0], "y": point[1], "positive": True}]}
         why = f"outline the {noun_of} at the given point ({fmt(point[0])}, {fmt(point[1])})"
-    elif target == "blood_cells":
+    elif by_box:
         det = ctx.get("last_count")
         insts = [x for c in det.counts for x in c.instances] if hasattr(det, "counts") else list(det.detections)
         if not insts:
@@ -176,27 +189,27 @@ def _segment_measure(d: Draft, it: Intent, target: str, ctx: dict) -> Generator:
     else:
         seg_args = {"target": target}
         why = f"outline the {target}"
-        if target == "polyp":  # the detector's boxes prompt the segmenter, shown as its own step (Dice 0.83 vs 0.78 alone)
-            det = ctx.get("last_count")
+        if spec is not None and spec.auto_prompt:  # the detector's boxes prompt the segmenter, shown as its own
+            det = ctx.get("last_count")          # step (polyps: Dice 0.83 vs 0.78 alone)
             if det is None:
-                det = yield from _count(d, replace(it, yes_no=False), "polyp", detect_only=True, quiet=True)
+                det = yield from _count(d, replace(it, yes_no=False), spec.auto_prompt, detect_only=True, quiet=True)
                 if det is None:
                     return
                 ctx["last_count"] = det
             boxes = det.detections if hasattr(det, "detections") else [x for c in det.counts for x in c.instances]
             if not boxes:
-                nothing_found(d, it.yes_no, it.negated, f"No polyp was detected (score >= {det.min_score:.2f}), so "
-                              f"there is nothing to outline or measure [{det.evidence_id}].", "no polyp detected",
-                              det.evidence_id, "polyps")
+                nothing_found(d, it.yes_no, it.negated, f"No {spec.noun} was detected (score >= {det.min_score:.2f}), "
+                              f"so there is nothing to outline or measure [{det.evidence_id}].",
+                              f"no {spec.noun} detected", det.evidence_id, spec.plural)
                 return
-            seg_args = {"target": "polyp", "from_evidence": det.evidence_id}
-            why = f"outline the {len(boxes)} detected polyp(s) from their boxes"
+            seg_args = {"target": target, "from_evidence": det.evidence_id}
+            why = f"outline the {len(boxes)} detected {spec.noun}(s) from their boxes"
     call = Call("segment", seg_args, why)
     seg = yield from call_or_fail(d, call)
     if seg is None:
         return
     eid = seg.evidence_id
-    named_by = ctx["last_count"].evidence_id if target == "blood_cells" and point is None and ctx.get("last_count") else ""
+    named_by = ctx["last_count"].evidence_id if by_box and point is None and ctx.get("last_count") else ""
     d.step(f"Called segment to {why}: {summarize(seg)}.", eid, named_by)  # the count named the cell it outlines
     what = "region" if noun_of == "region" else f"{noun_of} region"
     if not seg.regions:
@@ -211,7 +224,7 @@ def _segment_measure(d: Draft, it: Intent, target: str, ctx: dict) -> Generator:
                          for r in regions)
         d.sentences.append(f"Segmented {len(regions)} {what}(s): {desc} (overlay and masks listed) [{eid}].")
         d.findings.append(Finding(text=f"{len(regions)} {what}(s)", evidence=[eid]))
-        if target != "lung":
+        if spec is None or not spec.organ:
             d.set_value(len(regions), "regions")
         d.abstained.append(False)
         return
@@ -223,7 +236,7 @@ def _segment_measure(d: Draft, it: Intent, target: str, ctx: dict) -> Generator:
     meid = m.evidence_id
     d.step(f"Called measure on {main.mask.id}: {summarize(m)}.", meid)
     size = ("smallest" if it.smallest else "largest") if len(regions) > 1 or it.largest or it.smallest else ""
-    noun = ctx.get("cell_label", "cell") if target == "blood_cells" and point is None else noun_of
+    noun = ctx.get("cell_label", noun_of) if by_box and point is None else noun_of
     who = f"the {size + ' ' if size else ''}{noun}"
     # the sentence cites what it rests on: the measurement, the region, and the count that named the cell
     cite = ", ".join(dict.fromkeys(e for e in (meid, eid, named_by) if e))

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any, Generator
 
 from tools.answer import Finding
+from tools.targets import targets
 
 from .draft import UNITS, Call, Draft, call_or_fail
 from .intents import Intent
@@ -21,7 +22,8 @@ def _compare(d: Draft, it: Intent, kind: str, has_prior: bool) -> Generator:
                            "(--prior FILE, or the prior upload).")
         d.abstained.append(True)
         return
-    target = {"blood_cells": "blood_cells", "polyp": "polyp", "lung": "lung"}.get(it.target or "", "auto")
+    spec = targets().get(it.target or "")
+    target = spec.name if spec is not None and spec.compare is not None else "auto"
     call = Call("compare_with_prior", {"target": target}, "compare the current study with the prior")
     r = yield from call_or_fail(d, call)
     if r is None:
@@ -108,12 +110,14 @@ def _asked_change(it: Intent, r: Any) -> _AskedChange | None:
     """The count change of the class the question names ('how many more white cells'), or the area change of
     the finding it names ('how much has the polyp grown'); None when the question names neither."""
     q = it.clause.lower()
-    labels = [c.lower() for c in (it.classes or ())] or ([it.target] if it.target in ("polyp",) else [])
+    spec = targets().get(it.target or "")
+    regions = spec is not None and spec.compare == "regions"  # findings labelled with the target's name
+    labels = [c.lower() for c in (it.classes or ())] or ([it.target] if regions else [])
     if re.search(_COUNT_WORDS, q) and labels:
         for cc in r.count_changes:
             if cc.label.lower() in labels:
                 return _AskedChange(value=cc.delta, unit=f"change in {UNITS.get(cc.label, cc.label)}", count=cc)
-    if re.search(_SIZE_WORDS, q) and it.target in ("polyp",):
+    if re.search(_SIZE_WORDS, q) and regions:
         sized = [c for c in r.changes if c.label.lower() == it.target and c.area_change_pct is not None]
         if sized:
             main = max(sized, key=lambda c: abs(c.area_change_pct))

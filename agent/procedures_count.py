@@ -6,6 +6,7 @@ from typing import Any, Generator
 
 from tools.answer import Finding
 from tools.detection import CountResult
+from tools.targets import targets
 
 from .draft import SINGULAR, UNITS, Call, Draft, call_or_fail
 from .intents import Intent
@@ -70,7 +71,8 @@ def _count(d: Draft, it: Intent, target: str, detect_only: bool, quiet: bool = F
     if len(labels) == 1:
         d.set_value(labels[0].count, UNITS.get(labels[0].label, labels[0].label).split(" (")[0])
     else:
-        d.set_value(total, "cells" if target == "blood_cells" else target)
+        spec = targets().get(target)
+        d.set_value(total, (spec.count_unit if spec is not None else None) or target)
     joined = ", ".join(parts) if parts else f"no {what}"
     d.sentences.append(f"I count {joined} (confidence threshold {r.min_score:.2f}) [{eid}].")
     _cross_check_sentence(d, r, eid)

@@ -18,8 +18,9 @@ from tools.common import Box, Provenance
 from tools.detection import (ClassCount, CountResult, CrossCheck, CrossCheckCount, DetectRequest, Detection,
                              DetectionResult)
 from tools.errors import ExpertFailedError, ExpertUnavailableError, InvalidInputError, WrongImageKindError
-from tools.kinds import CLASSIFY_TASK_KINDS, IMAGE_KINDS, KIND_NAMES, TARGET_KINDS
+from tools.kinds import CLASSIFY_TASK_KINDS, IMAGE_KINDS, KIND_NAMES
 from tools.segmentation import MeasurementResult, MeasureRequest, Region, SegmentationResult, SegmentRequest
+from tools.targets import TARGET_KINDS, LiveTable, targets
 
 from .session import Session
 
@@ -31,9 +32,9 @@ DEDUP_IOU = 0.5
 def diagnosis_tools(kind: str) -> list[str]:
     """The tools that diagnose on ``kind`` (withheld when the gate does not trust that kind)."""
     tools = [f"classify {t}" for t, kinds in CLASSIFY_TASK_KINDS.items() if kind in kinds and kinds != IMAGE_KINDS]
-    targets = [t for t, kinds in TARGET_KINDS.items() if kind in kinds and kinds != IMAGE_KINDS]
-    tools += [f"detect/count/segment/measure {t}" for t in targets]
-    return tools + (["compare_with_prior"] if targets else [])
+    found = [t for t, kinds in TARGET_KINDS.items() if kind in kinds and kinds != IMAGE_KINDS]
+    tools += [f"detect/count/segment/measure {t}" for t in found]
+    return tools + (["compare_with_prior"] if found else [])
 
 
 def image_info(session: Session, req: ImageInfoRequest, eid: str) -> ImageInfoResult:
@@ -123,11 +124,12 @@ def detect(session: Session, req: DetectRequest, eid: str) -> DetectionResult:
 
 
 # Counts checked by a second, independent backend of the same task (YOLO <-> classical OpenCV), per class: the
-# count difference beyond which the two disagree.  Tuned by `osler bench counts-cv` on the smears the YOLO never
-# saw (highest catch rate with <= 10 % false alarms, and flagged answers at least twice as often wrong as
-# unflagged ones; experts/weights/bccd_yolo.md).  Platelets are not checked: no tolerance made the classical
-# platelet count an informative check.  RBC neither: its annotations are incomplete.
-CROSS_CHECK_TOLERANCE: dict[str, dict[str, int]] = {"blood_cells": {"WBC": 0}}
+# count difference beyond which the two disagree (TargetClass.cross_check_tolerance; for WBC tuned by `osler bench
+# counts-cv` on the smears the YOLO never saw, highest catch rate with <= 10 % false alarms, and flagged answers at
+# least twice as often wrong as unflagged ones; experts/weights/bccd_yolo.md).
+CROSS_CHECK_TOLERANCE: LiveTable = LiveTable(lambda: {
+    n: {c.label: c.cross_check_tolerance for c in s.classes if c.cross_check_tolerance is not None}
+    for n, s in targets().items() if any(c.cross_check_tolerance is not None for c in s.classes)})
 
 
 def _cross_check(session: Session, req: DetectRequest, primary: Provenance, counts: list[ClassCount], eid: str
@@ -189,9 +191,10 @@ def _regions(session: Session, role: str, label: str, masks: list[np.ndarray], s
 
 
 # Targets whose automatic segmentation is "the detector proposes boxes, each prompts the segmenter" when the
-# segmenter takes prompts (LiteMedSAM by default, the U-Net as fallback).  Measured on 28 held-out EndoTect frames
-# + 5 negatives: experts/weights/litemedsam.md and polyp_unet.md.
-AUTO_PROMPT_DETECTORS = {"polyp": "polyp"}  # segmentation target -> detector target
+# segmenter takes prompts (LiteMedSAM by default, the U-Net as fallback): TargetSpec.auto_prompt.  Polyps: measured
+# on 28 held-out EndoTect frames + 5 negatives, experts/weights/litemedsam.md and polyp_unet.md.
+AUTO_PROMPT_DETECTORS: LiveTable = LiveTable(lambda: {n: s.auto_prompt for n, s in targets().items() if s.auto_prompt})
+"""Segmentation target -> the detector target whose boxes prompt it."""
 
 
 def _detector_boxes(session: Session, img: Any, target: str
@@ -245,7 +248,7 @@ def segment(session: Session, req: SegmentRequest, eid: str) -> SegmentationResu
         raw = expert.predict(img, box=box, points=pts)
         prov = raw.provenance
         for m, s in zip(raw.masks, raw.scores):
-            if prompts or req.target == "lung":
+            if prompts or (req.target in targets() and targets()[req.target].organ):
                 masks.append(m)
                 scores.append(s)
             else:  # automatic lesion segmentation: one region per connected component

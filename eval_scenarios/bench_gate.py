@@ -35,7 +35,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def _diagnosis_tools() -> dict[str, tuple[str, ...]]:
     """Tool (as the planner calls it) -> the image kinds it accepts, from ``tools.kinds``."""
-    from tools.kinds import CLASSIFY_TASK_KINDS, IMAGE_KINDS, TARGET_KINDS
+    from tools.kinds import CLASSIFY_TASK_KINDS, IMAGE_KINDS
+    from tools.targets import TARGET_KINDS
 
     tools = {f"classify {t}": k for t, k in CLASSIFY_TASK_KINDS.items() if k != IMAGE_KINDS}
     tools.update({f"detect/count/segment {t}": k for t, k in TARGET_KINDS.items() if k != IMAGE_KINDS})

@@ -31,6 +31,7 @@ import numpy as np
 
 from tools.common import Provenance
 from tools.settings import OslerSettings
+from tools.targets import BLOOD_CELLS
 
 from .imaging import StudyImage
 from .protocols import Detections
@@ -165,7 +166,7 @@ class BloodCellOpenCV:
     name = "blood_cell_detector"
     backend = "opencv"
     model_id = "hsv-cc-v2"
-    classes = ("RBC", "WBC", "Platelets")
+    classes = BLOOD_CELLS.labels  # ("RBC", "WBC", "Platelets"): tools.targets.BLOOD_CELLS
     default_min_score = 0.5
 
     def __init__(self, params: BloodParams | None = None) -> None:
@@ -189,7 +190,8 @@ class BloodCellOpenCV:
         rbcs = _rbc_circles(work, [c for c, _, _ in cells])
         boxes = [c for c, _, _ in cells] + [b for b, _ in plts] + rbcs
         scores = [s for _, _, s in cells] + [s for _, s in plts] + [0.6] * len(rbcs)
-        labels = ["WBC"] * len(cells) + ["Platelets"] * len(plts) + ["RBC"] * len(rbcs)
+        rbc, wbc, plt = self.classes
+        labels = [wbc] * len(cells) + [plt] * len(plts) + [rbc] * len(rbcs)
         arr = np.array(boxes, dtype=np.float32).reshape(-1, 4) / scale
         sc = np.array(scores, dtype=np.float32)
         keep = sc >= thr

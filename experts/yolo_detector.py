@@ -26,6 +26,7 @@ from typing import Any
 
 from tools.errors import ExpertUnavailableError
 from tools.settings import OslerSettings
+from tools.targets import BLOOD_CELLS
 
 from .ultralytics_env import FORMAT, save_checkpoint
 from .weights import resolve_device
@@ -36,17 +37,14 @@ from .yolo_weights import _SETTINGS, _config_dir, _weights
 __all__ = ["YoloDetector", "save_checkpoint", "FORMAT", "BLOOD_LABELS", "build_blood", "check_blood", "build_polyp",
            "check_polyp", "build_custom", "check_custom"]
 
-BLOOD_LABELS = ("RBC", "WBC", "Platelets")
-_BLOOD_ALIASES = {
-    "rbc": "RBC", "rbcs": "RBC", "red blood cell": "RBC", "red blood cells": "RBC", "erythrocyte": "RBC",
-    "wbc": "WBC", "wbcs": "WBC", "white blood cell": "WBC", "white blood cells": "WBC", "leukocyte": "WBC",
-    "platelets": "Platelets", "platelet": "Platelets", "plt": "Platelets", "thrombocyte": "Platelets",
-}
+BLOOD_LABELS = BLOOD_CELLS.labels  # ("RBC", "WBC", "Platelets")
 
 
-# -- factories (registered in experts/registry.py) ----------------------------------------------
+# -- factories (bound to their targets in experts/catalogue.py) ---------------------------------
 def _blood_label(raw: str) -> str:
-    return _BLOOD_ALIASES.get(raw.strip().lower(), raw)
+    """A checkpoint's class name as the blood-cell label it means ('white blood cells' -> 'WBC'), by the class
+    synonyms of :data:`tools.targets.BLOOD_CELLS`."""
+    return BLOOD_CELLS.canonical_label(raw)
 
 
 def _polyp_label(raw: str) -> str:

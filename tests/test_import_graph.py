@@ -104,7 +104,7 @@ def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
 def test_the_graph_sees_the_project():
     graph = import_graph()
     assert {"tools.settings", "experts.registry", "agent.toolset", "voice.asr", "ui.cli"} <= set(graph)
-    assert "experts.yolo_detector" in graph["experts.registry"]  # ``from . import yolo_detector``
+    assert "experts.yolo_detector" in graph["experts.catalogue"]  # ``from . import yolo_detector``
     assert "tools.errors" in graph["experts.registry"]
     assert "voice.transcript" in graph["voice.asr_whisper"]
 

@@ -15,7 +15,8 @@ from .errors import (
     PlannerError,
     WrongImageKindError,
 )
-from .kinds import IMAGE_KINDS, TARGET_KINDS, ImageKind
+from .kinds import IMAGE_KINDS, ImageKind
+from .targets import TARGET_KINDS, TargetClass, TargetSpec
 from .segmentation import MeasurementResult, MeasureRequest, Region, SegmentationResult, SegmentRequest
 from .settings import ModelPaths, OslerSettings
 

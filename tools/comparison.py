@@ -7,6 +7,7 @@ from typing import Literal
 from pydantic import Field
 
 from .common import ArtifactRef, Frozen, Provenance
+from .targets import CompareTarget
 
 __all__ = ["CompareRequest", "Registration", "FindingChange", "CountChange", "ComparisonResult"]
 
@@ -16,7 +17,7 @@ ChangeStatus = Literal["new", "resolved", "grown", "shrunk", "unchanged"]
 class CompareRequest(Frozen):
     """Arguments of ``compare_with_prior``."""
 
-    target: Literal["auto", "blood_cells", "polyp", "lung"] = Field(
+    target: CompareTarget = Field(
         default="auto", description="which findings to match across time; 'auto' picks by image kind"
     )
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 from pydantic import Field
 
 from .common import ArtifactRef, Box, Frozen, Provenance
-from .kinds import DetectTarget, ImageRole
+from .kinds import ImageRole
+from .targets import DetectTarget
 
 __all__ = ["DetectRequest", "Detection", "DetectionResult", "ClassCount", "CrossCheckCount", "CrossCheck", "CountResult"]
 
@@ -13,7 +14,8 @@ __all__ = ["DetectRequest", "Detection", "DetectionResult", "ClassCount", "Cross
 class DetectRequest(Frozen):
     """Arguments of ``detect`` and ``count``."""
 
-    target: DetectTarget = Field(description="what to look for: 'blood_cells' (RBC, WBC, Platelets) or 'polyp'")
+    target: DetectTarget = Field(description="what to look for: a target of the expert catalogue with a "
+                                 "detector, e.g. 'blood_cells' (RBC, WBC, Platelets) or 'polyp'")
     image: ImageRole = Field(default="current", description="which study: 'current' or 'prior'")
     classes: list[str] | None = Field(
         default=None, description="keep only these class labels (e.g. ['WBC']); None keeps all"

@@ -1,4 +1,6 @@
-"""Closed vocabularies shared by every contract: image kinds, detection targets, tasks."""
+"""Closed vocabularies shared by every contract: image kinds, image roles, classification tasks.
+
+The detection / segmentation targets (their kinds, classes, units) are typed specs in :mod:`tools.targets`."""
 
 from __future__ import annotations
 
@@ -8,12 +10,8 @@ __all__ = [
     "ImageKind",
     "IMAGE_KINDS",
     "ImageRole",
-    "DetectTarget",
-    "SegmentTarget",
     "ClassifyTask",
-    "TARGET_KINDS",
     "CLASSIFY_TASK_KINDS",
-    "BLOOD_CLASSES",
     "KIND_NAMES",
 ]
 
@@ -36,25 +34,9 @@ KIND_NAMES: dict[str, str] = {
 ImageRole = Literal["current", "prior"]
 """Which study of the session an image argument refers to."""
 
-DetectTarget = Literal["blood_cells", "polyp"]
-"""What a detector looks for.  ``blood_cells`` yields the classes RBC, WBC and Platelets."""
-
-SegmentTarget = Literal["polyp", "lung", "prompt"]
-"""What a segmenter outlines.  ``prompt`` means: whatever the box or points select."""
-
 ClassifyTask = Literal["cxr_pneumonia", "image_kind"]
 """``cxr_pneumonia``: normal / bacterial / viral pneumonia on a chest X-ray;
 ``image_kind``: the modality gate."""
-
-BLOOD_CLASSES: tuple[str, ...] = ("RBC", "WBC", "Platelets")
-
-TARGET_KINDS: dict[str, tuple[str, ...]] = {
-    "blood_cells": ("blood_smear",),
-    "polyp": ("endoscopy",),
-    "lung": ("chest_xray",),
-    "prompt": IMAGE_KINDS,
-}
-"""The image kinds each detection or segmentation target is valid for."""
 
 CLASSIFY_TASK_KINDS: dict[str, tuple[str, ...]] = {
     "cxr_pneumonia": ("chest_xray",),

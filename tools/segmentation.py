@@ -5,7 +5,8 @@ from __future__ import annotations
 from pydantic import Field
 
 from .common import ArtifactRef, Box, Frozen, Point, Provenance
-from .kinds import ImageRole, SegmentTarget
+from .kinds import ImageRole
+from .targets import SegmentTarget
 
 __all__ = ["SegmentRequest", "Region", "SegmentationResult", "MeasureRequest", "MeasurementResult"]
 
@@ -20,7 +21,8 @@ class SegmentRequest(Frozen):
     the provenance note says so.
     """
 
-    target: SegmentTarget = Field(description="'polyp', 'lung', or 'prompt' (use box/points)")
+    target: SegmentTarget = Field(description="a target of the expert catalogue with a segmenter "
+                                  "('polyp', 'lung', ...), or 'prompt' (use box/points)")
     image: ImageRole = Field(default="current")
     box: Box | None = Field(default=None, description="box prompt, xyxy original-image pixels")
     points: list[Point] | None = Field(default=None, description="point prompts (positive and negative)")

@@ -18,6 +18,9 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Literal, Union
 
+from experts.catalogue import catalogue
+from tools.targets import LiveTable
+
 from .normalize import normalize
 
 __all__ = ["Command", "CommandSpec", "COMMANDS", "SLOTS", "parse_command", "jsgf_grammar", "vocabulary",
@@ -25,12 +28,19 @@ __all__ = ["Command", "CommandSpec", "COMMANDS", "SLOTS", "parse_command", "jsgf
 
 Kind = Literal["question", "local", "control", "state"]
 
+def _target_slots() -> dict[str, list[tuple[str, str]]]:
+    """The target slots, from the expert catalogue (plugins included): what can be counted (each class's
+    spoken phrase, then the whole target's) and segmented (the target's phrases -> its noun)."""
+    specs = catalogue().targets
+    count = [(p, p) for s in specs if "detect" in s.tasks for p in [*(c.spoken for c in s.classes if c.spoken),
+                                                                      *s.spoken]]
+    seg = [("lesion", "lesion"), ("lesions", "lesion")] + [
+        (p, s.noun) for s in specs if "segment" in s.tasks for p in s.spoken_segment]
+    return {"count_target": count, "seg_target": seg, **_FIXED_SLOTS}
+
+
 # slot name -> [(spoken phrase rule, slot value)]
-SLOTS: dict[str, list[tuple[str, str]]] = {
-    "count_target": [("polyps", "polyps"), ("white cells", "white cells"), ("red cells", "red cells"),
-                     ("platelets", "platelets"), ("cells", "cells")],
-    "seg_target": [("lesion", "lesion"), ("lesions", "lesion"), ("polyp", "polyp"), ("polyps", "polyp"),
-                   ("lung", "lung"), ("lungs", "lung")],
+_FIXED_SLOTS: dict[str, list[tuple[str, str]]] = {
     "direction": [("next", "next"), ("previous", "previous")],
     # "compare with <ago> ago" (live video): seconds as the value
     "ago": [(f"{w} {'second' if n == 1 else 'seconds'}", str(n)) for n, w in (
@@ -39,6 +49,8 @@ SLOTS: dict[str, list[tuple[str, str]]] = {
         (60, "sixty"), (90, "ninety"))] + [("a minute", "60"), ("one minute", "60"), ("half a minute", "30"),
                                           ("two minutes", "120")],
 }
+SLOTS = LiveTable(_target_slots)
+"""Slot name -> [(spoken phrase rule, slot value)]; the target slots are read from the catalogue at each use."""
 
 
 @dataclass(frozen=True)
@@ -183,9 +195,13 @@ def _compiled() -> tuple[tuple[CommandSpec, _Node], ...]:
     return _compile(COMMANDS)
 
 
-@lru_cache(maxsize=None)
 def _slot_rules() -> dict[str, list[tuple[_Node, str]]]:
-    return {name: [(_parse_rule(phrase), value) for phrase, value in entries] for name, entries in SLOTS.items()}
+    return _compile_slots(tuple((name, tuple(entries)) for name, entries in SLOTS.items()))
+
+
+@lru_cache(maxsize=8)
+def _compile_slots(slots: tuple[tuple[str, tuple[tuple[str, str], ...]], ...]) -> dict[str, list[tuple[_Node, str]]]:
+    return {name: [(_parse_rule(phrase), value) for phrase, value in entries] for name, entries in slots}
 
 
 def _match(node: _Node, words: list[str], i: int, slots: dict[str, str]):
