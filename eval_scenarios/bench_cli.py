@@ -68,6 +68,12 @@ def _comparison(argv: list[str]) -> int | None:
     return run(argv)
 
 
+def _concurrency(argv: list[str]) -> int | None:
+    from eval_scenarios.bench_concurrency import main as run
+
+    return run(argv)
+
+
 def _voice(argv: list[str]) -> int | None:
     from voice.bench import main as run
 
@@ -86,6 +92,8 @@ BENCHMARKS: dict[str, tuple[Main, str]] = {
     "gate": (_gate, "modality gate on transformed held-out images and photos: routing, refusals, "
                     "false-accept rate of each diagnosis tool"),
     "comparison": (_comparison, "prior-study comparison: registration and change detection"),
+    "concurrency": (_concurrency, "N concurrent sessions (1, 2, 4, 8) on in-process vs Ray Serve experts: "
+                                  "answers/s, p50/p95 latency, peak memory"),
     "voice": (_voice, "speech recognition and command accuracy"),
 }
 

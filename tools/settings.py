@@ -15,6 +15,7 @@ from typing import Literal
 from pydantic import BaseModel, Field
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
 
+from .serving_settings import ServingSettings
 from .voice_settings import VoiceSettings
 
 __all__ = ["AuditSettings", "LLMSettings", "ModelPaths", "OslerSettings", "PLANNERS", "PlannerName", "default_data_dir"]
@@ -114,6 +115,7 @@ class OslerSettings(BaseSettings):
     models: ModelPaths = Field(default_factory=ModelPaths)
     llm: LLMSettings = Field(default_factory=LLMSettings)
     voice: VoiceSettings = Field(default_factory=VoiceSettings)
+    serving: ServingSettings = Field(default_factory=ServingSettings)
 
     data_dir: Path = Field(default_factory=default_data_dir, description="sessions, overlays, audit log")
     log_path: Path | None = Field(default=None, description="audit log (JSON lines); default: data_dir/audit.jsonl")

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import sys
 from pathlib import Path
@@ -206,13 +207,29 @@ def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="osler serve", description="Start the local web app.")
     parser.add_argument("--host", help="interface to bind (default: 127.0.0.1; settings.host)")
     parser.add_argument("--port", type=int, help="port (default: 7860; settings.port)")
+    parser.add_argument("--experts", choices=["inprocess", "ray"],
+                        help="inprocess (default): models load in this process; ray: Ray Serve deployments on a local "
+                             "Ray instance, or the cluster named by RAY_ADDRESS (docs/serving.md)")
     planner_args(parser)
     args = parser.parse_args(argv)
     settings = make_settings(args, **{k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None})
 
     from agent.runner import Assistant
+    from experts.ray_serve import RayExpertPool, with_serving
 
-    app = build_app(Assistant(settings))
+    settings = with_serving(settings, experts=args.experts, ray_address=os.environ.get("RAY_ADDRESS"))
+    pool = RayExpertPool(settings) if settings.serving.experts == "ray" else None
+    if pool is not None:
+        where = "local Ray instance on 127.0.0.1" if pool.runtime.local else f"Ray cluster {pool.runtime.address}"
+        print(f"Experts: Ray Serve deployments on a {where} (each deploys on first use)", flush=True)
+    try:
+        return _serve_until_stopped(build_app(Assistant(settings, pool=pool)), settings)
+    finally:
+        if pool is not None:
+            pool.shutdown()
+
+
+def _serve_until_stopped(app: gr.Blocks, settings: OslerSettings) -> int:
     # SIGTERM (systemd, docker stop, kill) ends the app like Ctrl+C: gradio then deletes the uploads
     previous = signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
     try:
