@@ -23,12 +23,13 @@ from tools.detection import CountResult, DetectRequest, DetectionResult
 from tools.cancel import cancellable
 from tools.errors import OslerError, ToolCancelledError, WrongImageKindError
 from tools.segmentation import MeasurementResult, MeasureRequest, SegmentationResult, SegmentRequest
+from tools.targets import targets
 
 from . import compare_tool, tool_impl
 from .session import Session
 from .summaries import summarize
 
-__all__ = ["invoke", "TOOL_NAMES", "build_tools", "TOOL_IMPLS"]
+__all__ = ["invoke", "TOOL_NAMES", "build_tools", "TOOL_IMPLS", "tool_descriptions"]
 
 log = logging.getLogger(__name__)
 
@@ -126,22 +127,17 @@ def image_info(ctx: RunContext[Session], req: ImageInfoRequest) -> ImageInfoResu
 
 
 def detect(ctx: RunContext[Session], req: DetectRequest) -> DetectionResult:
-    """Find and locate instances (boxes xyxy in original-image pixels, label, score) of blood cells
-    (RBC, WBC, Platelets) on a blood smear, or polyps on an endoscopy frame.  Draws a numbered overlay."""
+    """Find and locate instances of a target (the planner reads :func:`tool_descriptions`: the catalogue's targets)."""
     return _call(ctx, "detect", req)
 
 
 def count(ctx: RunContext[Session], req: DetectRequest) -> CountResult:
-    """Count instances per class (blood cells on a smear, polyps on an endoscopy frame).  Each count lists the
-    instances it comes from; overlapping duplicates are merged; the confidence threshold used is reported."""
+    """Count instances per class of a target (the planner reads :func:`tool_descriptions`)."""
     return _call(ctx, "count", req)
 
 
 def segment(ctx: RunContext[Session], req: SegmentRequest) -> SegmentationResult:
-    """Outline regions: 'polyp' (endoscopy; automatically the polyp detector's boxes prompt the segmenter) or
-    'lung' (chest X-ray) automatically, or any object from a box / points prompt ('prompt'), or every box of an
-    earlier detection (from_evidence).  Returns mask artifact ids, area (px, mm² when spacing is known), bbox
-    and centroid per region."""
+    """Outline regions of a target, a prompt or an earlier detection (the planner reads :func:`tool_descriptions`)."""
     return _call(ctx, "segment", req)
 
 
@@ -164,6 +160,26 @@ def compare_with_prior(ctx: RunContext[Session], req: CompareRequest) -> Compari
     return _call(ctx, "compare_with_prior", req)
 
 
+def _target_list(task: str) -> str:
+    return "; ".join(f"'{s.name}': {s.description}" for s in targets().values() if task in s.tasks)
+
+
+def tool_descriptions() -> dict[str, str]:
+    """What the planner reads for the tools whose targets come from the expert catalogue (plugins included);
+    the other tools are described by their docstrings."""
+    return {
+        "detect": f"Find and locate instances (boxes xyxy in original-image pixels, label, score) of a target: "
+                  f"{_target_list('detect')}.  Draws a numbered overlay.",
+        "count": f"Count instances per class of a target ({_target_list('detect')}).  Each count lists the instances "
+                 f"it comes from; overlapping duplicates are merged; the confidence threshold used is reported.",
+        "segment": f"Outline regions of a target automatically ({_target_list('segment')}; when the target has an "
+                   f"automatic prompt, its detector's boxes prompt the segmenter), or any object from a box / points "
+                   f"prompt ('prompt'), or every box of an earlier detection (from_evidence).  Returns mask artifact "
+                   f"ids, area (px, mm² when spacing is known), bbox and centroid per region.",
+    }
+
+
 def build_tools() -> list[Tool[Session]]:
-    return [Tool(fn, takes_ctx=True, max_retries=3) for fn in
+    described = tool_descriptions()
+    return [Tool(fn, takes_ctx=True, max_retries=3, description=described.get(fn.__name__)) for fn in
             (image_info, detect, count, segment, measure, classify, compare_with_prior)]

@@ -174,7 +174,7 @@ class Catalogue:
 def _as_entries(obj: Any) -> list[ExpertEntry]:
     if callable(obj) and not isinstance(obj, ExpertEntry):
         obj = obj()
-    items = [obj] if isinstance(obj, ExpertEntry) else list(obj) if isinstance(obj, Iterable) else [obj]
+    items = list(obj) if isinstance(obj, (list, tuple)) else [obj]
     bad = [type(x).__name__ for x in items if not isinstance(x, ExpertEntry)]
     if bad or not items:
         raise TypeError(f"an osler.experts entry point must give ExpertEntry objects, got {bad or 'nothing'}")
