@@ -17,6 +17,7 @@ from tools.common import Provenance
 from tools.detection import CountResult, DetectionResult
 from tools.errors import InvalidInputError
 from tools.segmentation import MeasurementResult
+from tools.targets import targets
 
 from .dicom_content import (LOCAL_SCHEME, MANUFACTURER, SEGMENT_CODES, SegmentPlan, algorithm_id, coded, local_code,
                             software, tracking, ucum_unit)
@@ -88,7 +89,9 @@ def _mask_measurements(m: MeasurementResult, eid: str, source: Dataset) -> list[
 
 
 def _count_unit(target: str) -> str:
-    return "cells" if target == "blood_cells" else "polyps" if target == "polyp" else "1"
+    """UCUM-style annotation unit of a count of ``target`` ('cells', 'polyps'; '1' when it is not counted)."""
+    spec = targets().get(target)
+    return "1" if spec is None or "detect" not in spec.tasks else spec.count_unit or spec.plural
 
 
 def build_measurement_report(source: Dataset, seg: Dataset | None, plans: Sequence[SegmentPlan],
