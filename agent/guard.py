@@ -24,7 +24,7 @@ from typing import Any, Literal
 from pydantic_ai import Agent, capture_run_messages
 from pydantic_ai.exceptions import (ModelAPIError, ModelTimeoutError, RunTimedOut, UnexpectedModelBehavior,
                                     UsageLimitExceeded)
-from pydantic_ai.messages import ModelMessage, ModelRequest, ModelResponse, ToolCallPart
+from pydantic_ai.messages import ModelMessage, ModelRequest
 from pydantic_ai.usage import UsageLimits
 
 from tools.answer import FinalAnswer, Grounding, GuardRecord, PlannerStats
@@ -32,7 +32,7 @@ from tools.errors import OslerError, PlannerError
 from tools.settings import OslerSettings
 
 from .grounding import check_grounding, discrepancy
-from .privacy import GUARD_PREFIX
+from .messages import GUARD_PREFIX, model_turns, retry_of, tool_calls
 from .session import Session
 
 __all__ = ["GuardedAnswer", "answer_with_guard", "is_llm_planner", "planner_stats", "RETRY_STEPS"]
@@ -64,29 +64,12 @@ def is_llm_planner(planner_name: str | None) -> bool:
 
 
 def planner_stats(messages: list[ModelMessage]) -> PlannerStats:
-    """Counts over one ask's messages: model turns, tool calls, and the calls that had to be retried."""
-    stats = {"model_turns": 0, "tool_calls": 0, "invalid_arguments": 0, "unknown_tools": 0, "tool_errors": 0,
-             "output_retries": 0}
-    for msg in messages:
-        if isinstance(msg, ModelResponse):
-            stats["model_turns"] += 1
-            stats["tool_calls"] += sum(isinstance(p, ToolCallPart) for p in msg.parts)
-        elif isinstance(msg, ModelRequest):
-            for p in msg.parts:
-                kind = type(p).__name__
-                if kind == "RetryFeedbackPart":
-                    stats["output_retries"] += 1
-                elif getattr(p, "outcome", None) == "retried" or kind == "RetryPromptPart":
-                    cause = getattr(getattr(p, "retry", None), "cause", None)
-                    if getattr(p, "tool_name", None) == "final_result":
-                        stats["output_retries"] += 1
-                    elif cause == "unknown_tool" or "Unknown tool name" in str(getattr(p, "content", "")):
-                        stats["unknown_tools"] += 1
-                    elif cause == "validation_error":
-                        stats["invalid_arguments"] += 1
-                    else:
-                        stats["tool_errors"] += 1
-    return PlannerStats(**stats)
+    """Counts over one ask's messages: model turns, tool calls, and the calls that had to be retried (by the
+    retry's type and cause, :func:`agent.messages.retry_of`)."""
+    retries = [retry_of(p) for m in messages if isinstance(m, ModelRequest) for p in m.parts]
+    return PlannerStats(model_turns=model_turns(messages), tool_calls=tool_calls(messages),
+                        invalid_arguments=retries.count("invalid_arguments"), unknown_tools=retries.count("unknown_tool"),
+                        tool_errors=retries.count("tool_error"), output_retries=retries.count("output"))
 
 
 def _run(agent: Agent, prompt: str, session: Session, history: list[ModelMessage] | None, *, steps: int,

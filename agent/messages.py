@@ -69,6 +69,7 @@ class ToolOutcome:
     result: Any
     error: str | None
     retry: Retry | None = None
+    content: Any = None  # what the return part carried (a result, a message, or pydantic error details)
 
     @property
     def name(self) -> str:
@@ -102,7 +103,7 @@ def tool_outcomes(messages: list[ModelMessage]) -> list[ToolOutcome]:
             elif isinstance(part, ToolReturnPart) and part.tool_call_id in calls:
                 ok = part.outcome == "success" and isinstance(part.content, BaseModel)
                 out.append(ToolOutcome(calls[part.tool_call_id], ok, part.content if ok else None,
-                                       None if ok else str(part.content), retry_of(part)))
+                                       None if ok else str(part.content), retry_of(part), part.content))
     return out
 
 

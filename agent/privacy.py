@@ -41,13 +41,13 @@ from pydantic_ai.models.wrapper import WrapperModel
 from tools.inputs import clean_text
 
 from .burned_in_text import mask_text_regions
+from .messages import GUARD_PREFIX  # follow-ups of agent.guard; images are never attached to them
 
 __all__ = ["PrivacyPolicy", "policy_for", "is_loopback", "Deidentifier", "scrub_text", "mask_text_regions",
            "PrivacyModel", "GUARD_PREFIX"]
 
 log = logging.getLogger(__name__)
 
-GUARD_PREFIX = "GROUNDING CHECK:"  # follow-up messages of agent.guard; images are never attached to them
 MAX_IMAGE_SIDE = 1024
 _DICOM_PHI_TAGS = ("PatientName", "PatientID", "OtherPatientIDs", "PatientBirthDate", "AccessionNumber",
                    "ReferringPhysicianName", "PerformingPhysicianName", "OperatorsName", "InstitutionName",

@@ -18,6 +18,7 @@ from tools.inputs import clean_text
 from tools.settings import OslerSettings
 
 from .guard import answer_with_guard, is_llm_planner
+from .messages import rejected_calls
 from .planners import build_model
 from .prompts import SYSTEM_PROMPT
 from .session import Session
@@ -124,30 +125,20 @@ def _expert_ms(result: Any) -> float:
 
 def _record_rejected_calls(session: Session, messages: list[Any]) -> None:
     """Tool calls that pydantic-ai rejected before they reached the tool boundary (arguments that fail the
-    schema) are recorded too, so traces and the evaluation harness see every call the planner made."""
-    from pydantic_ai.messages import RetryPromptPart, ToolCallPart, ToolReturnPart
-
+    schema, unknown tool names: :func:`agent.messages.rejected_calls`) are recorded too, so traces and the
+    evaluation harness see every call the planner made."""
     from .toolset import TOOL_NAMES
 
-    calls = {p.tool_call_id: p for m in messages for p in getattr(m, "parts", []) if isinstance(p, ToolCallPart)}
-    for m in messages:
-        for part in getattr(m, "parts", []):
-            retried = isinstance(part, RetryPromptPart) or (
-                isinstance(part, ToolReturnPart) and getattr(part, "outcome", "success") not in (None, "success"))
-            if not retried or part.tool_call_id not in calls:
-                continue
-            call = calls[part.tool_call_id]
-            text = part.content if isinstance(part.content, str) else ""
-            if call.tool_name == "final_result" or text.startswith(("FAILED:", "REFUSED:")):
-                continue  # the tool ran and failed: the tool boundary recorded it already
-            content = part.content if isinstance(part.content, str) else "; ".join(
-                f"{'.'.join(str(x) for x in e.get('loc', ()))}: {e.get('msg')}" for e in part.content)
-            name = call.tool_name if call.tool_name in TOOL_NAMES else f"{call.tool_name} (unknown tool)"
-            try:
-                args = call.args_as_dict()
-            except Exception:  # malformed JSON arguments
-                args = {"_raw": str(call.args)[:500]}
-            session.add_call(ToolCallRecord(id=session.new_evidence_id(), name=name, args=args, ok=False,
-                                            error=f"rejected arguments: {content}"[:1000],
-                                            summary="rejected before running: invalid arguments"))
+    for out in rejected_calls(messages):
+        call = out.call
+        content = out.content if isinstance(out.content, str) else "; ".join(
+            f"{'.'.join(str(x) for x in e.get('loc', ()))}: {e.get('msg')}" for e in out.content)
+        name = call.tool_name if call.tool_name in TOOL_NAMES else f"{call.tool_name} (unknown tool)"
+        try:
+            args = call.args_as_dict()
+        except Exception:  # malformed JSON arguments
+            args = {"_raw": str(call.args)[:500]}
+        session.add_call(ToolCallRecord(id=session.new_evidence_id(), name=name, args=args, ok=False,
+                                        error=f"rejected arguments: {content}"[:1000],
+                                        summary="rejected before running: invalid arguments"))
 
