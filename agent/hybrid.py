@@ -155,7 +155,8 @@ class HybridPlanner(BuiltinPlanner):
         # tool names only: the grounding check reads model names' version numbers and class names in a step that
         # cites no tool result as unsupported claims; the answer's planner field names the model, the calls the targets
         what = ", then ".join(s.tool for s in planned.plan.steps) if planned.plan.in_scope else "no tool covers it"
-        note = f"Planned by the language model (named in the planner field): {what}."
+        retry = " after a retry (its first reply was not a valid plan)" if planned.attempts > 1 else ""
+        note = f"Planned by the language model (named in the planner field){retry}: {what}."
         if dropped:
             note += f" Dropped from its plan: {'; '.join(dropped)}."
         return intents, note

@@ -88,6 +88,7 @@ UNSUPPORTED_TERMS = (
     "oedema", "hemorrhage", "haemorrhage", "stroke", "blood pressure", "heart rate", "age of the patient",
     "patient's age", "name", "diabetic retinopathy", "glaucoma", "bleeding", "stenosis", "aneurysm", "sickle",
     "malaria", "parasite", "blast", "leukemia", "leukaemia", "dose", "prescri", "treat", "medication",
+    "collaps", "atelecta", "heart", "cardiac", "antibiotic", "surg", "resect", "biops", "prognos",
 )
 
 
@@ -230,6 +231,9 @@ def _clause_intent(clause: str, inherited: Intent | None) -> Intent:
         action = "count"  # "are there two or three white cells?" is answered with the count
     elif re.search(_DETECT, c):
         action = "detect"
+    elif yes_no and (organ := catalogue().entry(target)) is not None and organ.spec.organ:
+        # "is there a collapsed lung?": outlining the organ answers no yes/no question about a finding in it
+        return Intent("unknown", unsupported=f"a yes/no finding in the {target.replace('_', ' ')}", **base)
     elif yes_no:
         action = "count"  # "is there a polyp?": count and answer yes when > 0
     elif (entry := catalogue().entry(target)) is not None and entry.spec.organ:  # "the lungs?": outline them

@@ -182,3 +182,14 @@ def test_parser_never_crashes_and_returns_intents(text):
     assert parse_question(text, previous=prev)
     for i in intents:
         assert i.choices is None or len(i.choices) >= 2
+
+
+@pytest.mark.parametrize("question, action", [
+    ("Is there a collapsed lung?", "unknown"),        # outlining the lungs answers no yes/no finding question
+    ("Is the heart normal?", "unknown"),              # 'normal' about the heart is not the pneumonia classifier's
+    ("Which antibiotic should we start?", "unknown"),
+    ("Do the lungs look healthy?", "classify"),       # a class word about the lungs still reaches the classifier
+    ("Segment the lungs.", "segment"),
+])
+def test_yes_no_about_an_organ_and_clinical_terms_outside_every_tool(question, action):
+    assert parse_question(question)[0].action == action

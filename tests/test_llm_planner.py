@@ -165,6 +165,7 @@ def test_malformed_reply_is_retried_once_with_the_error(make):
     r = assistant.ask(session, "Thrombocyte situation on this field?")
     assert len(server.requests) == 2
     assert "not a valid plan" in server.requests[1]["messages"][-1]["content"]
+    assert "after a retry" in r.steps[0].text
     assert any(c.name == "count" for c in r.tool_calls)
 
 
