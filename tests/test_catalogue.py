@@ -26,6 +26,7 @@ ENTRY_POINTS = f"""[{ENTRY_POINT_GROUP}]
 spots = osler_spots:expert
 missing = osler_no_such_plugin:expert
 not_an_entry = osler_spots:SPOTS
+clash = osler_clash:expert
 """
 
 
@@ -46,7 +47,8 @@ def spots_plugin(tmp_path, caplog):
     finally:
         for p in added:
             sys.path.remove(p)
-        sys.modules.pop("osler_spots", None)
+        for name in ("osler_spots", "osler_clash"):
+            sys.modules.pop(name, None)
         catalogue(reload=True)
 
 
@@ -69,10 +71,13 @@ def test_plugin_is_catalogued_and_broken_ones_are_skipped_in_one_line_each(spots
     assert entry is not None and entry.source == "plugin spots (osler-spots)"
     assert list(cat.entries)[:3] == ["blood_cells", "polyp", "lung"]  # built-ins first, unchanged
     errors = [r.getMessage() for r in caplog.get_records("setup") if r.levelno == logging.ERROR]
-    assert len(errors) == 2 and len(cat.skipped) == 2
+    assert len(errors) == 3 and len(cat.skipped) == 3
     assert errors[0].startswith("Osler plugin 'missing' (osler_no_such_plugin:expert) skipped: ModuleNotFoundError")
     assert errors[1].startswith("Osler plugin 'not_an_entry' (osler_spots:SPOTS) skipped: TypeError: an osler.experts entry "
                                  "point must give ExpertEntry objects, got ['TargetSpec']")
+    assert errors[2] == ("Osler plugin 'clash' (osler_clash:expert) skipped: ValueError: target(s) ['polyp'] "
+                         "already exist")
+    assert cat.entry("polyp").source == "osler"  # the built-in polyp expert stays
     # the contracts accept the new target and offer it to a planner
     assert DetectRequest(target="dense_spots").target == "dense_spots"
     assert DetectRequest.model_json_schema()["properties"]["target"]["enum"] == ["blood_cells", "polyp", "dense_spots"]
@@ -80,6 +85,21 @@ def test_plugin_is_catalogued_and_broken_ones_are_skipped_in_one_line_each(spots
     from experts.registry import default_registry
 
     assert [b.name for b in default_registry()["detect:dense_spots"]] == ["opencv"]
+
+
+def test_a_spec_must_be_consistent():
+    from tools.targets import TargetClass, TargetSpec
+
+    with pytest.raises(ValidationError, match="not a regular expression"):
+        TargetClass(label="x", singular="x", plural="xs", pattern="(unclosed")
+    with pytest.raises(ValidationError, match="comparing instances needs a detector"):
+        TargetSpec(name="x", description="d", kinds=("other",), tasks=("segment",), noun="x", compare="instances")
+    with pytest.raises(ValidationError, match="an organ is outlined, not detected"):
+        TargetSpec(name="x", description="d", kinds=("other",), tasks=("detect",), noun="x", organ=True)
+    with pytest.raises(ValueError, match="tasks"):  # a spec with a detector task and no detector backend
+        from experts.catalogue import ExpertEntry
+
+        ExpertEntry(TargetSpec(name="x", description="d", kinds=("other",), tasks=("detect",), noun="x"))
 
 
 def test_without_the_plugin_its_target_is_refused():

@@ -22,7 +22,7 @@ import re
 from collections.abc import Callable, Iterator, Mapping
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, GetCoreSchemaHandler, GetJsonSchemaHandler
+from pydantic import Field, GetCoreSchemaHandler, GetJsonSchemaHandler, field_validator, model_validator
 from pydantic_core import PydanticCustomError, core_schema
 
 from .common import Frozen
@@ -35,6 +35,15 @@ __all__ = ["TargetClass", "TargetSpec", "BLOOD_CELLS", "POLYP", "LUNG", "BUILTIN
 Task = Literal["detect", "segment"]
 PROMPT_TARGET = "prompt"
 """The segmentation target of a box or point prompt: any object, on any kind of image."""
+
+
+def _compiles(pattern: str | None) -> str | None:
+    if pattern is not None:
+        try:
+            re.compile(pattern)
+        except re.error as exc:
+            raise ValueError(f"not a regular expression ({exc}): {pattern!r}") from exc
+    return pattern
 
 
 class TargetClass(Frozen):
@@ -50,6 +59,11 @@ class TargetClass(Frozen):
     cross_check_tolerance: int | None = Field(
         default=None, ge=0, description="count difference beyond which an independent second backend disagrees; "
         "None: not cross-checked")
+
+    @field_validator("pattern")
+    @classmethod
+    def _pattern_compiles(cls, v: str | None) -> str | None:
+        return _compiles(v)
 
     def names(self, raw: str) -> bool:
         """Whether a detector's raw class name (``'white blood cell'``, ``'wbcs'``) means this class."""
@@ -80,6 +94,23 @@ class TargetSpec(Frozen):
     compare_by_default: bool = Field(default=False, description="compare_with_prior(target='auto') picks it on its kinds")
     lesion: bool = Field(default=False, description="'lesion' / 'finding' in a question means it on its kinds")
     organ: bool = Field(default=False, description="an organ: outlined whole, never counted")
+
+    @field_validator("pattern")
+    @classmethod
+    def _pattern_compiles(cls, v: str | None) -> str | None:
+        return _compiles(v)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "TargetSpec":
+        if self.organ and "detect" in self.tasks:
+            raise ValueError(f"target '{self.name}': an organ is outlined, not detected")
+        if self.compare == "instances" and "detect" not in self.tasks:
+            raise ValueError(f"target '{self.name}': comparing instances needs a detector")
+        if self.compare in ("regions", "organ") and "segment" not in self.tasks:
+            raise ValueError(f"target '{self.name}': comparing {self.compare} needs a segmenter")
+        if len({c.label for c in self.classes}) != len(self.classes):
+            raise ValueError(f"target '{self.name}': class labels repeat")
+        return self
 
     @property
     def plural(self) -> str:
