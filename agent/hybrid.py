@@ -23,6 +23,7 @@ from tools.settings import OslerSettings
 from .builtin import BuiltinPlanner
 from .intents import CLASSIFY_PATTERN, KIND_PATTERN, TARGET_PATTERNS, Intent, parse_question
 from .llm_plan import PlanError, Planned, plan_question, plan_to_intents
+from .privacy import Deidentifier, PrivacyPolicy, mask_text_regions, png_for_planner
 
 __all__ = ["HybridPlanner", "LLMClient", "PlanRecord", "parser_is_sure"]
 
@@ -73,7 +74,7 @@ class LLMClient:
     _http: Any = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def plan(self, question: str, earlier: str | None) -> Planned:
+    def plan(self, question: str, earlier: str | None, image_png: bytes | None = None) -> Planned:
         import httpx
 
         with self._lock:  # one request at a time: the local server has one slot
@@ -88,7 +89,8 @@ class LLMClient:
             if self._http is None:
                 self._http = httpx.Client()
             return plan_question(self._http, self.base_url, self.model, question, earlier,
-                                 max_tokens=self.max_tokens, temperature=self.temperature, timeout_s=self.timeout_s)
+                                 max_tokens=self.max_tokens, temperature=self.temperature, timeout_s=self.timeout_s,
+                                 image_png=image_png)
 
     @classmethod
     def from_settings(cls, settings: OslerSettings) -> "LLMClient":
@@ -123,6 +125,8 @@ class PlanRecord:
 class HybridPlanner(BuiltinPlanner):
     client: LLMClient | None = None
     mode: str = "hybrid"
+    session: Any = None  # the images and identifiers of the conversation (for the privacy policy)
+    policy: PrivacyPolicy | None = None  # what may leave for the model's server (agent.privacy.policy_for)
     records: list[PlanRecord] = field(default_factory=list)
     _cache: dict[tuple[int, str], tuple[list[Intent], str | None]] = field(default_factory=dict)
 
@@ -143,8 +147,17 @@ class HybridPlanner(BuiltinPlanner):
     def _ask_model(self, question: str, earlier: str | None, previous: Intent | None,
                    parsed: list[Intent]) -> tuple[list[Intent], str | None]:
         assert self.client is not None
+        image = None
+        if self.policy is not None and self.session is not None:
+            if self.policy.deidentify:  # a server off this machine gets no identifiers, dates or names
+                deid = Deidentifier.for_session(self.session)
+                question, earlier = deid.text(question), (deid.text(earlier) if earlier else None)
+            current = self.session.images.get("current")
+            if self.policy.send_images and current is not None:
+                pixels = mask_text_regions(current.pixels)[0] if self.policy.mask_images else current.pixels
+                image = png_for_planner(pixels)
         try:
-            planned = self.client.plan(question, earlier)
+            planned = self.client.plan(question, earlier, image)
         except PlanError as exc:
             self.records.append(PlanRecord(question, "parser-fallback", error=str(exc)))
             log.warning("LLM planner fell back to the rule parser: %s", exc)

@@ -155,10 +155,17 @@ def parse_plan(text: str) -> Plan:
 
 
 def plan_question(client: Any, base_url: str, model: str, question: str, earlier: str | None, *,
-                  max_tokens: int, temperature: float, timeout_s: float) -> Planned:
-    """Ask the server for a plan (one retry with the error on an invalid reply)."""
+                  max_tokens: int, temperature: float, timeout_s: float, image_png: bytes | None = None) -> Planned:
+    """Ask the server for a plan (one retry with the error on an invalid reply).  ``image_png``: the current
+    study for a vision model, sent inline as an image part (never a URL the server must fetch)."""
     user = (f"Earlier: {earlier} | " if earlier else "") + f"Q: {question}"
-    messages: list[dict[str, str]] = [{"role": "system", "content": system_prompt()}, {"role": "user", "content": user}]
+    content: Any = user
+    if image_png is not None:
+        import base64
+
+        url = "data:image/png;base64," + base64.b64encode(image_png).decode()
+        content = [{"type": "text", "text": user}, {"type": "image_url", "image_url": {"url": url}}]
+    messages: list[dict[str, Any]] = [{"role": "system", "content": system_prompt()}, {"role": "user", "content": content}]
     invalid: list[str] = []
     t0 = time.perf_counter()
     for attempt in (1, 2):

@@ -32,8 +32,12 @@ def build_model(settings: OslerSettings, session: Session) -> tuple[Any, str]:
 
         planner = session.state.get("llm_planner")
         if planner is None:
+            from .privacy import policy_for
+
             client = LLMClient.from_settings(settings)
-            planner = session.state["llm_planner"] = HybridPlanner(client=client, mode=settings.llm.mode)
+            policy = policy_for(settings, client.base_url or "http://127.0.0.1")  # llama-server: loopback
+            planner = session.state["llm_planner"] = HybridPlanner(client=client, mode=settings.llm.mode,
+                                                                   session=session, policy=policy)
         planner.has_prior = "prior" in session.images
         return builtin_model(planner), f"llm-{settings.llm.mode}:{planner.client.name}"
     if settings.planner == "openai":

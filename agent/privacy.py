@@ -44,6 +44,7 @@ from .burned_in_text import mask_text_regions
 from .messages import GUARD_PREFIX  # follow-ups of agent.guard; images are never attached to them
 
 __all__ = ["PrivacyPolicy", "policy_for", "is_loopback", "Deidentifier", "scrub_text", "mask_text_regions",
+           "png_for_planner",
            "PrivacyModel", "GUARD_PREFIX"]
 
 log = logging.getLogger(__name__)
@@ -237,6 +238,11 @@ def _dicom_identifiers(path: Any) -> set[str]:
 
 
 # ---- images -----------------------------------------------------------------------------------
+def png_for_planner(rgb: np.ndarray) -> bytes:
+    """An image as a planner gets it: PNG, longest side capped at ``MAX_IMAGE_SIDE``."""
+    return _png(rgb)
+
+
 def _png(rgb: np.ndarray) -> bytes:
     import cv2
 

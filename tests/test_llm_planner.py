@@ -209,3 +209,19 @@ def test_real_model_plans_a_paraphrase_end_to_end(data_dir, tmp_path):
     r = json.loads(out.stdout)
     assert r["steps"][0]["text"].startswith("Planned by the language model")
     assert any(c["name"] == "count" and c["args"].get("classes") == ["Platelets"] for c in r["tool_calls"])
+
+
+def test_vision_model_gets_the_study_inline_and_a_remote_one_no_identifiers(make, monkeypatch):
+    server, assistant, session = make([text(_plan({"tool": "count", "target": "platelets"}))])
+    assistant.settings.planner_vision = True  # a VLM planner on this machine: the image goes as an image part
+    assistant.ask(session, "Thrombocyte situation on this field?")
+    parts = server.requests[-1]["messages"][-1]["content"]
+    assert [p["type"] for p in parts] == ["text", "image_url"]
+    assert parts[1]["image_url"]["url"].startswith("data:image/png;base64,")
+
+    monkeypatch.setattr("agent.privacy.is_loopback", lambda url: False)  # the same server seen as remote
+    server2, assistant2, session2 = make([text(_plan({"tool": "count", "target": "platelets"}))])
+    assistant2.ask(session2, "Mr. Smith (MRN 12345678), scanned on 2004-01-19: thrombocyte situation?")
+    sent = json.dumps(server2.requests[-1])
+    assert "Smith" not in sent and "12345678" not in sent and "2004-01-19" not in sent
+    assert "image_url" not in sent  # a remote planner gets no pixels unless masking was asked for
