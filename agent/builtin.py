@@ -14,51 +14,19 @@ import json
 from dataclasses import dataclass
 
 
-from pydantic import BaseModel
-from pydantic_ai.messages import ModelMessage, ModelRequest, ModelResponse, ToolCallPart, ToolReturnPart, UserPromptPart
+from pydantic_ai.messages import ModelMessage, ModelResponse, ToolCallPart
 from pydantic_ai.models.function import AgentInfo, FunctionModel
 
 from .intents import Intent, parse_question
+from .messages import current_run, tool_outcomes, user_questions
 from .procedures import Call, Outcome, procedure
 
 __all__ = ["BuiltinPlanner", "builtin_model", "user_questions"]
 
 
-def user_questions(messages: list[ModelMessage]) -> list[str]:
-    out = []
-    for msg in messages:
-        if isinstance(msg, ModelRequest):
-            for part in msg.parts:
-                if isinstance(part, UserPromptPart):
-                    content = part.content
-                    if isinstance(content, str):
-                        if not content.startswith("GROUNDING CHECK:"):  # the guard's follow-up, not a question
-                            out.append(content)
-                    else:
-                        out.append(" ".join(c for c in content if isinstance(c, str)))
-    return out
-
-
 def _returns_since_last_question(messages: list[ModelMessage]) -> list[Outcome]:
     """Tool outcomes of the current run, in call order."""
-    start = 0
-    for i, msg in enumerate(messages):
-        if isinstance(msg, ModelRequest) and any(isinstance(p, UserPromptPart) for p in msg.parts):
-            start = i
-    calls: dict[str, ToolCallPart] = {}
-    outcomes: list[Outcome] = []
-    for msg in messages[start:]:
-        for part in msg.parts:
-            if isinstance(part, ToolCallPart):
-                calls[part.tool_call_id] = part
-            elif isinstance(part, ToolReturnPart) and part.tool_call_id in calls:
-                content = part.content
-                ok = isinstance(content, BaseModel) and getattr(part, "outcome", "success") in (None, "success")
-                outcomes.append(Outcome(name=part.tool_name, ok=ok, result=content if ok else None,
-                                        error=None if ok else str(content)))
-            elif type(part).__name__ == "RetryPromptPart" and getattr(part, "tool_call_id", None) in calls:
-                outcomes.append(Outcome(name=part.tool_name or "", ok=False, result=None, error=str(part.content)))
-    return outcomes
+    return [Outcome(name=o.name, ok=o.ok, result=o.result, error=o.error) for o in tool_outcomes(current_run(messages))]
 
 
 @dataclass

@@ -72,16 +72,11 @@ def test_questions_skip_the_guard_follow_up_and_runs_start_at_the_last_prompt():
     assert len(run) < len(both) and [o.call.tool_call_id for o in tool_outcomes(run)][0] == "c1"
 
 
-def test_agrees_with_the_readers_it_replaces():
-    """Same readings as agent.builtin's and agent.guard's hand-written readers on the same history."""
-    from agent.builtin import _returns_since_last_question
-    from agent.builtin import user_questions as builtin_questions
+def test_the_guard_statistics_count_each_kind_of_retry_once():
+    """A real agent loop with one malformed call, one unknown tool, one failing tool and one bad final answer."""
     from agent.guard import planner_stats
 
     messages = _run("How many?")
-    assert builtin_questions(messages) == user_questions(messages)
-    old = [(o.name, o.ok, o.result) for o in _returns_since_last_question(messages)]
-    assert old == [(o.name, o.ok, o.result) for o in tool_outcomes(current_run(messages))]
     stats = planner_stats(messages).model_dump()
     retries = [o.retry for o in tool_outcomes(messages)]
     assert stats["invalid_arguments"] == retries.count("invalid_arguments") == 1
