@@ -14,6 +14,7 @@ from pydantic import BaseModel
 
 from tools.common import Provenance
 from tools.segmentation import MeasurementResult, SegmentationResult
+from tools.targets import LiveTable, targets
 
 __all__ = ["MANUFACTURER", "LOCAL_SCHEME", "software", "UCUM", "SEGMENT_CODES", "ucum_unit", "coded", "local_code",
            "SegmentPlan", "plan_segments", "algorithm_sequence", "algorithm_id", "tracking"]
@@ -44,12 +45,11 @@ UCUM: dict[str, tuple[str, str]] = {
     "1": ("1", "no units"),
 }
 
-# segment target -> (category, type) as (code, scheme, meaning), SNOMED CT / DCM codes from pydicom's tables
-SEGMENT_CODES: dict[str, tuple[tuple[str, str, str], tuple[str, str, str]]] = {
-    "lung": (("91723000", "SCT", "Anatomical Structure"), ("39607008", "SCT", "Lung")),
-    "polyp": (("49755003", "SCT", "Morphologically Abnormal Structure"), ("68496003", "SCT", "Polyp of colon")),
-    "prompt": (("309825002", "SCT", "Spatial and Relational Concept"), ("111030", "DCM", "Image Region")),
-}
+# segment target -> (category, type) as (code, scheme, meaning), SNOMED CT / DCM codes from pydicom's tables:
+# each target's TargetSpec.codes (plugins included); the generic 'Image Region' for a prompt or a target without
+IMAGE_REGION = (("309825002", "SCT", "Spatial and Relational Concept"), ("111030", "DCM", "Image Region"))
+SEGMENT_CODES: LiveTable = LiveTable(lambda: {n: s.codes or IMAGE_REGION for n, s in targets().items()}
+                                     | {"prompt": IMAGE_REGION})
 
 
 def coded(triple: tuple[str, str, str]) -> Any:

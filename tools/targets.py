@@ -94,6 +94,9 @@ class TargetSpec(Frozen):
     compare_by_default: bool = Field(default=False, description="compare_with_prior(target='auto') picks it on its kinds")
     lesion: bool = Field(default=False, description="'lesion' / 'finding' in a question means it on its kinds")
     organ: bool = Field(default=False, description="an organ: outlined whole, never counted")
+    codes: tuple[tuple[str, str, str], tuple[str, str, str]] | None = Field(
+        default=None, description="DICOM SEG / SR segment (category, type), each (code, scheme, meaning); None: the "
+        "generic 'Image Region'")
 
     @field_validator("pattern")
     @classmethod
@@ -151,6 +154,7 @@ POLYP = TargetSpec(
     tasks=("detect", "segment"), noun="polyp", pattern=r"\b(polyps?|adenomas?|polypoid)\b", spoken=("polyps",),
     spoken_segment=("polyp", "polyps"), auto_prompt="polyp", compare="regions", compare_by_default=True, lesion=True,
     classes=(TargetClass(label="polyp", singular="polyp", plural="polyps"),),
+    codes=(("49755003", "SCT", "Morphologically Abnormal Structure"), ("68496003", "SCT", "Polyp of colon")),
 )
 """Automatic polyp segmentation is the polyp detector's boxes prompting the segmenter (when it takes prompts);
 measured on 28 held-out EndoTect frames + 5 negatives: experts/weights/litemedsam.md and polyp_unet.md."""
@@ -158,7 +162,7 @@ measured on 28 held-out EndoTect frames + 5 negatives: experts/weights/litemedsa
 LUNG = TargetSpec(
     name="lung", description="the lung fields on a chest X-ray", kinds=("chest_xray",), tasks=("segment",),
     noun="lung", pattern=r"\b(lung( fields?)?s?|lungs)\b", spoken_segment=("lung", "lungs"), compare="organ",
-    compare_by_default=True, organ=True,
+    compare_by_default=True, organ=True, codes=(("91723000", "SCT", "Anatomical Structure"), ("39607008", "SCT", "Lung")),
 )
 
 BUILTIN_TARGETS: tuple[TargetSpec, ...] = (BLOOD_CELLS, POLYP, LUNG)
