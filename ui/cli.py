@@ -13,9 +13,14 @@ import logging
 import os
 import sys
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 from tools.entrypoints import make_settings, offline_environment, planner_args
+
+if TYPE_CHECKING:
+    from agent.runner import Assistant
+    from experts.ray_serve import RayExpertPool
+    from tools.settings import OslerSettings
 
 __all__ = ["main", "offline_environment", "make_settings"]
 
@@ -23,17 +28,22 @@ __all__ = ["main", "offline_environment", "make_settings"]
 def _cmd_ask(args: argparse.Namespace) -> int:
     from agent.runner import Assistant
     from ui.batch import is_batch_spec
-    from ui.render import render_text
 
     if is_batch_spec(args.image):
         return _cmd_ask_batch(args)
     if not args.question:
         print("osler: give a question after the image", file=sys.stderr)
         return 2
-    settings = make_settings(args)
+    settings = _serving(make_settings(args), args)
+    with _expert_pool(settings) as pool:
+        return _ask_one(args, Assistant(settings, pool=pool))
+
+
+def _ask_one(args: argparse.Namespace, assistant: Assistant) -> int:
+    from ui.render import render_text
+
     # libraries that print to stdout (ultralytics' first-run notices) must not corrupt --json output
     with contextlib.redirect_stdout(sys.stderr):
-        assistant = Assistant(settings)
         session = assistant.new_session()
         session.load("current", args.image, study_date=args.date)
         if args.prior:
@@ -57,13 +67,20 @@ def _cmd_ask(args: argparse.Namespace) -> int:
 def _cmd_ask_batch(args: argparse.Namespace) -> int:
     """Many images, one process: JSON Lines to stdout or ``--out`` (resumable); see :mod:`ui.batch`."""
     from agent.runner import Assistant
-    from ui.batch import collect_jobs, done_ids, run_batch
+    from ui.batch import collect_jobs, done_ids
 
     jobs = collect_jobs(args.image, args.question, args.prior, args.date, args.prior_date)
-    settings = make_settings(args)
+    settings = _serving(make_settings(args), args)
     skip = done_ids(args.out) if args.out else set()
-    with contextlib.redirect_stdout(sys.stderr):
-        assistant = Assistant(settings)
+    with _expert_pool(settings) as pool:
+        with contextlib.redirect_stdout(sys.stderr):
+            assistant = Assistant(settings, pool=pool)
+        return _run_batch(args, assistant, jobs, skip)
+
+
+def _run_batch(args: argparse.Namespace, assistant: Assistant, jobs: list[Any], skip: set[str]) -> int:
+    from ui.batch import run_batch
+
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         with args.out.open("a", encoding="utf-8") as sink, contextlib.redirect_stdout(sys.stderr):
@@ -76,6 +93,28 @@ def _cmd_ask_batch(args: argparse.Namespace) -> int:
           f"{args.out}" if args.out else f"osler ask: {counts['ok']} answered, {counts['errors']} errors",
           file=sys.stderr)
     return 0
+
+
+def _serving(settings: OslerSettings, args: argparse.Namespace) -> OslerSettings:
+    """``--experts`` and ``RAY_ADDRESS`` into the settings (docs/serving.md)."""
+    from experts.ray_serve import with_serving
+
+    return with_serving(settings, experts=getattr(args, "experts", None), ray_address=os.environ.get("RAY_ADDRESS"))
+
+
+@contextlib.contextmanager
+def _expert_pool(settings: OslerSettings) -> Iterator[RayExpertPool | None]:
+    """None (the assistant loads the experts in this process) or a Ray Serve pool, shut down on exit."""
+    if settings.serving.experts != "ray":
+        yield None
+        return
+    from experts.ray_serve import RayExpertPool
+
+    pool = RayExpertPool(settings)
+    try:
+        yield pool
+    finally:
+        pool.shutdown()
 
 
 def _cmd_doctor(args: argparse.Namespace) -> int:
@@ -184,6 +223,8 @@ def main(argv: list[str] | None = None) -> int:
                      "One image: folder for answers, masks, overlays, the report (MD/PDF) and DICOM SEG/SR")
     ask.add_argument("--workers", type=int, default=1, help="batch: questions answered at once (default 1)")
     ask.add_argument("--quiet", action="store_true", help="batch: no progress bar")
+    ask.add_argument("--experts", choices=["inprocess", "ray"], help="ray: experts as Ray Serve deployments on a local "
+                     "Ray instance or the cluster in RAY_ADDRESS, shared by --workers (docs/serving.md)")
     from ui.report_cli import add_export_args
 
     add_export_args(ask)
