@@ -177,6 +177,8 @@ def _clause_intent(clause: str, inherited: Intent | None) -> Intent:
     target, classes = _find_target(c)
     m_unsupported = next((m for t in UNSUPPORTED_TERMS if (m := re.search(rf"\b{t}\w*", c))), None)
     unsupported = m_unsupported.group(0) if m_unsupported else None
+    if unsupported and any(re.search(p, unsupported) for p, tgt, _ in target_table() if tgt != "lesion"):
+        unsupported = None  # a plugin's expert covers it (e.g. a fracture detector)
     parts, choices = alternatives(clause)
     either = choices is not None or (bool(parts) and _numbers_offered(parts))
     yes_no = bool(re.search(_YESNO_START, c)) and not either

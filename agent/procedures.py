@@ -12,8 +12,8 @@ from dataclasses import replace
 from typing import Any, Generator
 
 from tools.answer import FinalAnswer, Finding
-from tools.kinds import KIND_NAMES
-from tools.targets import TARGET_KINDS, targets
+from tools.kinds import CLASSIFY_TASK_KINDS, IMAGE_KINDS, KIND_NAMES
+from tools.targets import TARGET_KINDS, LiveTable, targets
 
 from .draft import Call, Draft, Outcome, call_or_fail, nothing_found
 from .intents import Intent
@@ -143,11 +143,21 @@ def _run_intent(d: Draft, it: Intent, kind: str, info: Any, has_prior: bool, ctx
     yield from _segment_measure(d, it, target, ctx)
 
 
-DESCRIBE_PLAN: dict[str, list[tuple[str, str | None]]] = {
-    "blood_smear": [("count", "blood_cells")],
-    "endoscopy": [("count", "polyp"), ("measure", "polyp")],
-    "chest_xray": [("classify", None), ("segment", "lung")],
-}
+def _describe_plan() -> dict[str, list[tuple[str, str | None]]]:
+    """Image kind -> the standard read: its diagnosis classifier first, then each target's TargetSpec.describe."""
+    plan: dict[str, list[tuple[str, str | None]]] = {}
+    for task, kinds in CLASSIFY_TASK_KINDS.items():
+        for kind in kinds if kinds != IMAGE_KINDS else ():
+            plan.setdefault(kind, []).append(("classify", None))
+    for spec in targets().values():
+        for kind in spec.kinds:
+            plan.setdefault(kind, []).extend((action, spec.name) for action in spec.describe)
+    return {k: v for k, v in plan.items() if v}
+
+
+DESCRIBE_PLAN: LiveTable = LiveTable(_describe_plan)
+"""Image kind -> [(action, target)] of 'describe this image': blood smear -> count blood cells; endoscopy ->
+count and measure polyps; chest X-ray -> classify, segment the lungs."""
 
 
 def _describe(d: Draft, it: Intent, kind: str, info: Any, has_prior: bool, ctx: dict) -> Generator:

@@ -94,6 +94,8 @@ class TargetSpec(Frozen):
     compare_by_default: bool = Field(default=False, description="compare_with_prior(target='auto') picks it on its kinds")
     lesion: bool = Field(default=False, description="'lesion' / 'finding' in a question means it on its kinds")
     organ: bool = Field(default=False, description="an organ: outlined whole, never counted")
+    describe: tuple[Literal["count", "measure", "segment"], ...] = Field(
+        default=(), description="what 'describe this image' runs for it on its kinds, in order")
     codes: tuple[tuple[str, str, str], tuple[str, str, str]] | None = Field(
         default=None, description="DICOM SEG / SR segment (category, type), each (code, scheme, meaning); None: the "
         "generic 'Image Region'")
@@ -132,7 +134,7 @@ class TargetSpec(Frozen):
 BLOOD_CELLS = TargetSpec(
     name="blood_cells", description="blood cells (RBC, WBC, Platelets) on a blood smear", kinds=("blood_smear",),
     tasks=("detect",), noun="cell", count_unit="cells", pattern=r"\b((blood )?cells?)\b", spoken=("cells",),
-    compare="instances", compare_by_default=True,
+    compare="instances", compare_by_default=True, describe=("count",),
     classes=(
         TargetClass(label="RBC", singular="red blood cell (RBC)", plural="red blood cells (RBC)",
                     pattern=r"\b(red (blood )?cells?|rbcs?|erythrocytes?)\b", spoken="red cells", matched=False),
@@ -153,6 +155,7 @@ POLYP = TargetSpec(
     name="polyp", description="polyps on an endoscopy/colonoscopy frame", kinds=("endoscopy",),
     tasks=("detect", "segment"), noun="polyp", pattern=r"\b(polyps?|adenomas?|polypoid)\b", spoken=("polyps",),
     spoken_segment=("polyp", "polyps"), auto_prompt="polyp", compare="regions", compare_by_default=True, lesion=True,
+    describe=("count", "measure"),
     classes=(TargetClass(label="polyp", singular="polyp", plural="polyps"),),
     codes=(("49755003", "SCT", "Morphologically Abnormal Structure"), ("68496003", "SCT", "Polyp of colon")),
 )
@@ -162,7 +165,7 @@ measured on 28 held-out EndoTect frames + 5 negatives: experts/weights/litemedsa
 LUNG = TargetSpec(
     name="lung", description="the lung fields on a chest X-ray", kinds=("chest_xray",), tasks=("segment",),
     noun="lung", pattern=r"\b(lung( fields?)?s?|lungs)\b", spoken_segment=("lung", "lungs"), compare="organ",
-    compare_by_default=True, organ=True, codes=(("91723000", "SCT", "Anatomical Structure"), ("39607008", "SCT", "Lung")),
+    compare_by_default=True, organ=True, describe=("segment",), codes=(("91723000", "SCT", "Anatomical Structure"), ("39607008", "SCT", "Lung")),
 )
 
 BUILTIN_TARGETS: tuple[TargetSpec, ...] = (BLOOD_CELLS, POLYP, LUNG)
