@@ -21,19 +21,20 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from tools.errors import OslerError
+from tools.targets import BUILTIN_TARGETS, targets
 
 from .intents import Intent
 
-__all__ = ["PLAN_SCHEMA", "Plan", "PlanError", "PlanStep", "Planned", "plan_question", "plan_to_intents",
-           "system_prompt"]
+__all__ = ["Plan", "PlanError", "PlanStep", "Planned", "plan_question", "plan_schema", "plan_targets",
+           "plan_to_intents", "system_prompt"]
 
 log = logging.getLogger(__name__)
 
 Tool = Literal["count", "locate", "outline", "measure", "classify", "image_kind", "compare", "describe"]
-Target = Literal["white_cells", "red_cells", "platelets", "all_cells", "polyp", "lung", "none"]
+BUILTIN_PLAN_TARGETS = ("white_cells", "red_cells", "platelets", "all_cells", "polyp", "lung", "none")
 About = Literal["none", "normal", "pneumonia", "bacterial", "viral"]
 Which = Literal["all", "largest", "smallest"]
 
@@ -42,10 +43,17 @@ class PlanStep(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     tool: Tool
-    target: Target = "none"
+    target: str = "none"  # one of plan_targets(): the built-in names, then those of plugin targets
     yes_no: bool = False
     about: About = "none"
     which: Which = "all"
+
+    @field_validator("target")
+    @classmethod
+    def _known(cls, v: str) -> str:
+        if v not in plan_targets():
+            raise ValueError(f"unknown target {v!r}")
+        return v
 
 
 class Plan(BaseModel):
@@ -55,10 +63,26 @@ class Plan(BaseModel):
     steps: list[PlanStep] = Field(default_factory=list, max_length=3)
 
 
-def _schema() -> dict[str, Any]:
+def plan_targets() -> dict[str, tuple[str | None, tuple[str, ...] | None, str | None]]:
+    """Plan target name -> (tool target, classes, regex a question must match to name it).  The built-in names
+    first (worded for a small model), then each plugin target of the catalogue and each of its classes
+    (``<target>_<label>``), with the question patterns of its spec."""
+    out = {name: (*_TARGETS[name], ANCHORS.get(name)) for name in BUILTIN_PLAN_TARGETS}
+    builtin = {spec.name for spec in BUILTIN_TARGETS}
+    for spec in targets().values():
+        if spec.name in builtin:
+            continue
+        out[spec.name] = (spec.name, None, spec.pattern)
+        for c in spec.classes:
+            slug = re.sub(r"[^a-z0-9]+", "_", c.label.lower()).strip("_")
+            out[f"{spec.name}_{slug}"] = (spec.name, (c.label,), c.pattern or spec.pattern)
+    return out
+
+
+def plan_schema() -> dict[str, Any]:
     """The plan's JSON schema with every property required and in generation order (scope first)."""
     step = {"type": "object", "additionalProperties": False,
-            "properties": {"tool": {"enum": list(Tool.__args__)}, "target": {"enum": list(Target.__args__)},
+            "properties": {"tool": {"enum": list(Tool.__args__)}, "target": {"enum": list(plan_targets())},
                            "yes_no": {"type": "boolean"}, "about": {"enum": list(About.__args__)},
                            "which": {"enum": list(Which.__args__)}},
             "required": ["tool", "target", "yes_no", "about", "which"]}
@@ -68,7 +92,6 @@ def _schema() -> dict[str, Any]:
             "required": ["in_scope", "steps"]}
 
 
-PLAN_SCHEMA = _schema()
 
 _TOOLS_TEXT = """\
 Tools:
@@ -80,7 +103,7 @@ classify = chest X-ray: normal, bacterial or viral pneumonia
 image_kind = what kind of image or modality this is
 compare = compare with the prior (earlier) study
 describe = general read of the image
-Targets: white_cells, red_cells, platelets, all_cells, polyp, lung, none.
+Targets: white_cells, red_cells, platelets, all_cells, polyp, lung, none.{plugins}
 about (classify only): the class a yes/no question asks about (normal, pneumonia, bacterial, viral), else none.
 which: largest or smallest when the question asks for one object, else all.
 Anything else (fractures, heart size, fluid, nodules, tumours, bleeding, treatment, drugs, the patient's age or
@@ -113,8 +136,11 @@ def _full(steps: str | None) -> str:
 
 
 def system_prompt() -> str:
+    builtin = {spec.name for spec in BUILTIN_TARGETS}
+    extra = [f"{spec.name} ({spec.description})" for spec in targets().values() if spec.name not in builtin]
+    plugins = f"\nMore targets: {'; '.join(extra)}." if extra else ""
     lines = ["You plan which tools a medical imaging assistant calls to answer a clinician's question about "
-             "an image. Reply with JSON only.", _TOOLS_TEXT, "Examples:"]
+             "an image. Reply with JSON only.", _TOOLS_TEXT.replace("{plugins}", plugins), "Examples:"]
     for earlier, q, steps in EXAMPLES:
         lines.append((f"Earlier: {earlier} | " if earlier else "") + f"Q: {q}")
         lines.append(f"A: {_full(steps)}")
@@ -170,7 +196,7 @@ def plan_question(client: Any, base_url: str, model: str, question: str, earlier
     t0 = time.perf_counter()
     for attempt in (1, 2):
         body = {"model": model, "messages": messages, "temperature": temperature, "max_tokens": max_tokens,
-                "response_format": {"type": "json_schema", "json_schema": {"name": "plan", "schema": PLAN_SCHEMA}}}
+                "response_format": {"type": "json_schema", "json_schema": {"name": "plan", "schema": plan_schema()}}}
         try:
             r = client.post(base_url.rstrip("/") + "/chat/completions", json=body, timeout=timeout_s)
         except Exception as exc:  # httpx errors: the caller falls back to the rule parser
@@ -227,7 +253,8 @@ _FOLLOW_UP = r"\b(it|its|they|them|their|those|these|that one|ones?|the same|eac
 
 
 def _anchored(key: str, *texts: str | None) -> bool:
-    return any(t and re.search(ANCHORS[key], t.lower()) for t in texts)
+    pattern = ANCHORS.get(key) or plan_targets().get(key, (None, None, None))[2]
+    return bool(pattern) and any(t and re.search(pattern, t.lower()) for t in texts)
 
 
 def plan_to_intents(plan: Plan, question: str, previous: Intent | None,
@@ -245,8 +272,9 @@ def plan_to_intents(plan: Plan, question: str, previous: Intent | None,
     parsed_target = next(((it.target, it.classes) for it in parsed or [] if it.target), None)
     out: list[Intent] = []
     dropped: list[str] = []
+    vocabulary = plan_targets()
     for st in plan.steps:
-        target, classes = _TARGETS[st.target]
+        target, classes, _ = vocabulary[st.target]
         action = _ACTIONS[st.tool]
         if action in ("classify", "compare") and not _anchored(action, question):
             dropped.append(f"{st.tool} (the question gives no grounds for it)")

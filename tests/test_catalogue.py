@@ -179,3 +179,18 @@ def test_builtin_voice_and_parser_vocabulary_unchanged_without_plugins():
     assert {t for _, t, _ in TARGET_PATTERNS} == {"blood_cells", "polyp", "lung", "lesion"}
     assert parse_command("how many dense spots are visible") is None
     assert parse_question("How many dense spots are there?")[0].target is None
+
+
+def test_plugin_target_is_in_the_llm_planners_vocabulary(spots_plugin):
+    """The local LLM planner offers a plugin target to the model (schema enum, prompt) and anchors it by the
+    plugin's own question pattern: no edit outside the plugin."""
+    from agent.llm_plan import Plan, plan_schema, plan_to_intents, system_prompt
+
+    enum = plan_schema()["properties"]["steps"]["items"]["properties"]["target"]["enum"]
+    assert "dense_spots" in enum and "white_cells" in enum
+    assert "dense_spots (" in system_prompt()
+    step = {"tool": "count", "target": "dense_spots", "yes_no": False, "about": "none", "which": "all"}
+    plan = Plan.model_validate({"in_scope": True, "steps": [step]})
+    intents, _ = plan_to_intents(plan, "tally the radiodense spots please", None)
+    assert intents[0].action == "count" and intents[0].target == "dense_spots"
+    assert plan_to_intents(plan, "tally the nodules please", None)[0][0].action == "unknown"

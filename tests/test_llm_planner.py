@@ -19,7 +19,7 @@ import pytest
 
 from agent.hybrid import parser_is_sure
 from agent.intents import parse_question
-from agent.llm_plan import PLAN_SCHEMA, Plan, parse_plan, plan_to_intents, system_prompt
+from agent.llm_plan import Plan, parse_plan, plan_schema, plan_to_intents, system_prompt
 from tests.conftest import SMEAR
 from tests.scripted_openai_server import ScriptedOpenAIServer, http_error, text
 
@@ -57,7 +57,7 @@ def make(tmp_path, shared_pool, data_dir):
 def test_prompt_is_short_and_the_schema_constrains_every_field():
     prompt = system_prompt()
     assert len(prompt) < 3600, len(prompt)  # ~4 characters a token: well under 1,000 tokens
-    step = PLAN_SCHEMA["properties"]["steps"]["items"]
+    step = plan_schema()["properties"]["steps"]["items"]
     assert set(step["required"]) == {"tool", "target", "yes_no", "about", "which"}
     assert "count" in step["properties"]["tool"]["enum"] and "fracture" not in prompt.split("Examples:")[1]
 
@@ -143,7 +143,7 @@ def test_hybrid_model_plans_an_unknown_wording_and_tools_answer(make):
     assert r.status == "ok", r.answer
     body = server.requests[0]
     assert body["max_tokens"] == 160 and body["temperature"] == 0.0
-    assert body["response_format"]["json_schema"]["schema"] == PLAN_SCHEMA
+    assert body["response_format"]["json_schema"]["schema"] == plan_schema()
     assert "Thrombocyte situation" in body["messages"][-1]["content"]
     counts = [c for c in r.tool_calls if c.name == "count"]
     assert counts and counts[0].args.get("classes") == ["Platelets"]
