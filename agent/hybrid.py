@@ -46,6 +46,8 @@ def parser_is_sure(question: str, intents: list[Intent]) -> bool:
     if actions & {"compare", "describe", "unknown"}:
         return True
     covered = {it.target for it in intents} | {it.within for it in intents}
+    if "classify" in actions:
+        covered |= {"lung"}  # "normal lungs, bacterial or viral pneumonia?": the classifier reads the lungs
     if "lesion" in covered:
         covered |= {"polyp"}
     if _named_targets(q) - covered - {"lesion"}:

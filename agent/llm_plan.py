@@ -26,7 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from tools.errors import OslerError
 from tools.targets import BUILTIN_TARGETS, targets
 
-from .intents import Intent
+from .intents import Intent, parse_question
 
 __all__ = ["Plan", "PlanError", "PlanStep", "Planned", "plan_question", "plan_schema", "plan_targets",
            "plan_to_intents", "system_prompt"]
@@ -270,6 +270,9 @@ def plan_to_intents(plan: Plan, question: str, previous: Intent | None,
     if not plan.in_scope or not plan.steps:
         return [Intent("unknown", clause=question)], []
     parsed_target = next(((it.target, it.classes) for it in parsed or [] if it.target), None)
+    # "Yes."/"No." only for a question shaped as one ("is there ...?", "does it ...?"), as the parser reads it:
+    # a small model also marks either-or and wh-questions yes/no
+    shaped_yes_no = any(it.yes_no for it in (parsed if parsed is not None else parse_question(question)))
     out: list[Intent] = []
     dropped: list[str] = []
     vocabulary = plan_targets()
@@ -293,7 +296,8 @@ def plan_to_intents(plan: Plan, question: str, previous: Intent | None,
         clause = question
         if action == "classify":
             clause = _ABOUT_CLAUSE[st.about] if st.yes_no else "which class"
-        out.append(Intent(action, target=target, classes=classes, yes_no=st.yes_no and action in ("count", "classify"),
+        out.append(Intent(action, target=target, classes=classes,
+                          yes_no=st.yes_no and shaped_yes_no and action in ("count", "classify"),
                           largest=st.which == "largest", smallest=st.which == "smallest", clause=clause))
     if previous is not None and len(out) > 1:
         fresh = [it for it in out if (it.action, it.target, it.classes) != (previous.action, previous.target,

@@ -124,6 +124,7 @@ def test_follow_up_keeps_its_target_and_drops_a_repeated_step():
     ("Platelets please, the whole lot of them?", False),   # no verb chose the action
     ("What is going on in this one?", False),     # nothing understood
     ("Give the image type and then say if pneumonia is there", False),  # a clause the parser drops
+    ("What does this film show: normal lungs, bacterial or viral pneumonia?", True),  # the classifier reads lungs
 ])
 def test_parser_is_sure_only_when_every_clause_is_understood(question, sure):
     assert parser_is_sure(question, parse_question(question)) is sure
@@ -251,3 +252,10 @@ def test_vision_model_gets_the_study_inline_and_a_remote_one_no_identifiers(make
     sent = json.dumps(server2.requests[-1])
     assert "Smith" not in sent and "12345678" not in sent and "2004-01-19" not in sent
     assert "image_url" not in sent  # a remote planner gets no pixels unless masking was asked for
+
+
+def test_yes_no_only_for_a_question_shaped_as_one():
+    plan = Plan.model_validate_json(_plan({"tool": "classify", "yes_no": True, "about": "normal"}))
+    either = plan_to_intents(plan, "What is it: healthy lungs, bacterial or viral pneumonia?", None)[0][0]
+    assert either.action == "classify" and not either.yes_no  # answered with the class, not "Yes."
+    assert plan_to_intents(plan, "Does it look healthy?", None)[0][0].yes_no
