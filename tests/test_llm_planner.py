@@ -259,3 +259,14 @@ def test_yes_no_only_for_a_question_shaped_as_one():
     either = plan_to_intents(plan, "What is it: healthy lungs, bacterial or viral pneumonia?", None)[0][0]
     assert either.action == "classify" and not either.yes_no  # answered with the class, not "Yes."
     assert plan_to_intents(plan, "Does it look healthy?", None)[0][0].yes_no
+
+
+def test_doctor_says_which_planners_can_run(tmp_path):
+    """`osler doctor --json` lists the planners; without `make llm` the llm line names what to do."""
+    env = {**os.environ, "OSLER_LLM__HOME": str(tmp_path / "nothing"), "PATH": "/usr/bin:/bin"}
+    out = subprocess.run([sys.executable, "-m", "ui.cli", "doctor", "--json"], cwd=ROOT, env=env,
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    planner = json.loads(out.stdout)["planner"]
+    assert planner["builtin"] == "ready"
+    assert "make llm" in planner["llm"] and "OSLER_LLM__SERVER_BINARY" in planner["llm"]

@@ -125,6 +125,7 @@ def _cmd_doctor(args: argparse.Namespace) -> int:
     report = {}
     for key in pool.registry:
         report[key] = {name: (reason or "ready") for name, reason in pool.backends(key)}
+    report["planner"] = _planner_readiness(settings)
     if args.json:
         print(json.dumps(report, indent=2))
     else:
@@ -133,6 +134,32 @@ def _cmd_doctor(args: argparse.Namespace) -> int:
             for name, state in backends.items():
                 print(f"  {name:13s} {state}")
     return 0
+
+
+def _planner_readiness(settings: Any) -> dict[str, str]:
+    """Which planners can run here: the built-in one always; the local LLM when its binary and model are
+    installed (``make llm``); the server planners when a URL is set (not contacted here)."""
+    from agent.llm_server import resolve_binary, resolve_model
+    from tools.errors import ConfigurationError
+
+    out = {"builtin": "ready"}
+    try:
+        if settings.llm.base_url:
+            out["llm"] = f"ready (server at {settings.llm.base_url}, not contacted)"
+        else:
+            binary = resolve_binary(settings)
+            model = settings.llm.model
+            path = Path(model) if model.endswith(".gguf") else settings.llm.home / f"{model}.gguf"
+            if not path.is_file() and not model.endswith(".gguf"):
+                raise ConfigurationError(f"model {model} not assembled at {path}: run `make llm`")
+            out["llm"] = f"ready ({binary}, {resolve_model(settings)[0]})"
+    except ConfigurationError as exc:
+        out["llm"] = str(exc)
+    out["openai"] = (f"ready (server at {settings.base_url}, not contacted)" if settings.base_url and settings.model
+                     else "set OSLER_BASE_URL and OSLER_MODEL (an OpenAI-compatible server)")
+    out["local"] = ("ready" if settings.models.local_llm_dir else
+                    "set OSLER_MODELS__LOCAL_LLM_DIR (a transformers chat model folder or .gguf)")
+    return out
 
 
 def _normalise_inputs(args: argparse.Namespace) -> None:
