@@ -23,7 +23,7 @@ from tools.settings import OslerSettings
 
 from .imaging import StudyImage
 from .registry import ExpertPool
-from .remote import Call, RemoteFailure, describe, run_batch
+from .remote import Call, RemoteFailure, describe, run_batch, warm_up
 
 __all__ = ["ExpertDeployment"]
 
@@ -35,6 +35,7 @@ class ExpertDeployment:
     def __init__(self, settings: OslerSettings, key: str, backend: str) -> None:
         pool = ExpertPool(settings)
         self.expert, _, self.why = pool.get(key, backend)  # builds and loads: the replica is ready when it answers
+        self.warm_up_ms = warm_up(self.expert)  # a new replica (autoscaling, a restart) is not slow for its first user
         self.batch_sizes: list[int] = []  # sizes of the batches run so far (for benchmarks and tests)
         self.running = 0  # calls in the batch being computed now
         self._batched.set_max_batch_size(settings.serving.max_batch_size)
@@ -49,7 +50,8 @@ class ExpertDeployment:
 
     def stats(self) -> dict[str, Any]:
         return {"pid": os.getpid(), "batches": len(self.batch_sizes), "calls": sum(self.batch_sizes),
-                "largest_batch": max(self.batch_sizes, default=0), "running": self.running}
+                "largest_batch": max(self.batch_sizes, default=0), "running": self.running,
+                "warm_up_ms": self.warm_up_ms}
 
     async def predict(self, image: StudyImage, kwargs: dict[str, Any]) -> Any:
         """A ``Detections`` / ``Masks`` / ``ClassProbabilities``, or a :class:`~experts.remote.RemoteFailure`."""

@@ -9,21 +9,27 @@
 * :class:`RemoteFailure` — an error as data (exception classes with keyword-only arguments do not pickle
   back), raised again on the agent's side by :meth:`RemoteFailure.error` as the same Osler error type.
 
+* :func:`warm_up` — one call on a synthetic image when a replica starts, so the first user's call is not the
+  replica's slowest.
+
 Pure Python: importable and testable without Ray.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 from typing import Any
+
+import numpy as np
 
 from tools.errors import (ExpertFailedError, ExpertUnavailableError, InvalidInputError, OslerError,
                           ToolCancelledError)
 
 from .imaging import StudyImage
 
-__all__ = ["RemoteFailure", "describe", "run_batch", "Call"]
+__all__ = ["RemoteFailure", "describe", "run_batch", "warm_up", "Call"]
 
 log = logging.getLogger(__name__)
 
@@ -96,3 +102,19 @@ def run_batch(expert: Any, calls: list[Call]) -> list[Any]:
             except Exception as exc:  # noqa: BLE001 - every failure goes back to its caller as data
                 out[i] = RemoteFailure.of(exc, expert.name)
     return out
+
+
+def warm_up(expert: Any, size: int = 320) -> float | None:
+    """Run ``expert.predict`` once on a mid-grey ``size`` x ``size`` RGB image (first-call costs: lazy kernels,
+    allocator growth); milliseconds, or None when the expert refuses such an image (a segmenter without a prompt)."""
+    from tools.common import ImageMeta
+
+    meta = ImageMeta(role="current", source="warm-up", format="other", width=size, height=size, channels=3)
+    image = StudyImage(pixels=np.full((size, size, 3), 128, np.uint8), meta=meta)
+    t0 = time.perf_counter()
+    try:
+        expert.predict(image)
+    except Exception as exc:  # noqa: BLE001 - a warm-up that fails only means the first real call is the warm-up
+        log.debug("%s: no warm-up (%s)", expert.name, exc)
+        return None
+    return (time.perf_counter() - t0) * 1000

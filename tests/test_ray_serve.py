@@ -89,6 +89,18 @@ def test_describe_carries_what_the_tools_read():
     assert info["class_min_scores"] == dict(det.class_min_scores) and info["default_min_score"] == det.default_min_score
 
 
+def test_warm_up_runs_the_expert_once_or_says_it_could_not():
+    from experts.grabcut import build as build_grabcut
+    from experts.remote import warm_up
+    from experts.yolo_detector import build_blood
+    from tools.settings import OslerSettings
+
+    det = build_blood(OslerSettings(torch_threads=1))
+    det.load()
+    assert warm_up(det) > 0
+    assert warm_up(build_grabcut(OslerSettings())) is None  # a promptable segmenter refuses a call without prompts
+
+
 def test_serving_settings(monkeypatch):
     from experts.ray_serve import with_serving
     from tools.serving_settings import ServingSettings
