@@ -170,13 +170,15 @@ class RemoteExpert:
     def predict(self, image: StudyImage, **kwargs: Any) -> Any:
         """The replica's answer; a replica that dies during the call is retried ``serving.retries`` times."""
         import ray.exceptions as rx
+        import ray.serve.exceptions as sx
 
         attempts = self._serving.retries + 1
         last: BaseException | None = None
         for attempt in range(attempts):
             try:
                 out = self._handle.predict.remote(image, kwargs).result(timeout_s=self._serving.request_timeout_s)
-            except (rx.RayActorError, rx.ActorUnavailableError, rx.WorkerCrashedError) as exc:
+            except (rx.RayActorError, rx.ActorUnavailableError, rx.WorkerCrashedError, sx.ReplicaUnavailableError,
+                    sx.DeploymentUnavailableError) as exc:
                 last = exc
                 self.lost_calls += 1
                 log.warning("%s: replica lost during a call (attempt %d of %d): %s", self.name, attempt + 1, attempts,
@@ -185,7 +187,10 @@ class RemoteExpert:
             except (TimeoutError, rx.GetTimeoutError) as exc:
                 raise ExpertFailedError(f"{self.name}: no answer from Ray Serve within "
                                         f"{self._serving.request_timeout_s:.0f} s (serving.request_timeout_s)") from exc
-            except rx.RayError as exc:
+            except sx.BackPressureError as exc:
+                raise ExpertFailedError(f"{self.name}: too many calls queued at its Ray Serve replicas; ask again, or "
+                                        "raise serving.num_replicas / serving.max_replicas") from exc
+            except (rx.RayError, sx.RayServeException) as exc:
                 raise ExpertFailedError(f"{self.name}: Ray Serve call failed ({type(exc).__name__})") from exc
             if isinstance(out, RemoteFailure):
                 raise out.error()
