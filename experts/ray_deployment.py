@@ -28,11 +28,34 @@ from .remote import Call, RemoteFailure, describe, run_batch, warm_up
 __all__ = ["ExpertDeployment"]
 
 
+def _loopback_replica_grpc() -> None:
+    """On a local instance, bind this replica's inter-deployment gRPC server to 127.0.0.1.
+
+    Ray Serve 2.60 binds it to ``[::]:0`` (every interface) with no setting to change that; Osler's handles do
+    not use it, and nothing outside this machine may reach it.  Called in the replica before Serve starts that
+    server (after the constructor); on a cluster (``serving.ray_address`` set) it is left alone."""
+    from ray.serve._private import replica as serve_replica
+
+    bind = serve_replica.add_port_to_grpc_server
+    if getattr(bind, "osler_loopback", False):
+        return
+
+    def loopback(server: Any, address: str) -> Any:
+        if address.startswith("[::]:") or address.startswith("0.0.0.0:"):
+            address = "127.0.0.1:" + address.rsplit(":", 1)[1]
+        return bind(server, address)
+
+    loopback.osler_loopback = True  # type: ignore[attr-defined]
+    serve_replica.add_port_to_grpc_server = loopback
+
+
 @serve.deployment
 class ExpertDeployment:
     """One expert backend (``key`` such as ``"detect:blood_cells"``, ``backend`` such as ``"yolo"``)."""
 
     def __init__(self, settings: OslerSettings, key: str, backend: str) -> None:
+        if not settings.serving.ray_address:
+            _loopback_replica_grpc()
         pool = ExpertPool(settings)
         self.expert, _, self.why = pool.get(key, backend)  # builds and loads: the replica is ready when it answers
         self.warm_up_ms = warm_up(self.expert)  # a new replica (autoscaling, a restart) is not slow for its first user

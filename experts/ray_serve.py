@@ -30,6 +30,7 @@ import importlib.util
 import logging
 import os
 import time
+from pathlib import Path
 from typing import Any
 
 from tools.errors import ExpertFailedError, ExpertUnavailableError
@@ -48,12 +49,16 @@ log = logging.getLogger(__name__)
 RAY_REQUIREMENT = "ray[serve]==2.60.0"
 # passed to every replica (a cluster's workers do not inherit this process's environment): nothing downloads
 WORKER_ENV = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HF_HUB_DISABLE_TELEMETRY": "1", "YOLO_OFFLINE": "1",
-              "YOLO_AUTOINSTALL": "false", "YOLO_VERBOSE": "False", "DO_NOT_TRACK": "1", "RAY_USAGE_STATS_ENABLED": "0"}
+              "YOLO_AUTOINSTALL": "false", "YOLO_VERBOSE": "False", "DO_NOT_TRACK": "1", "RAY_USAGE_STATS_ENABLED": "0",
+              "RAY_SERVE_ENABLE_DIRECT_INGRESS": "0"}
 
 
 def ray_unavailable_reason() -> str | None:
-    """None when Ray Serve can be imported here; otherwise what to install."""
-    if importlib.util.find_spec("ray") is None or importlib.util.find_spec("ray.serve") is None:
+    """None when Ray Serve can be imported here; otherwise what to install.  Does not import ray (its settings
+    are read from the environment at import, see :func:`start_ray`)."""
+    spec = importlib.util.find_spec("ray")
+    folders = list(spec.submodule_search_locations or []) if spec is not None else []
+    if not any((Path(f) / "serve" / "__init__.py").is_file() for f in folders):
         return f"Ray Serve is not installed: pip install '{RAY_REQUIREMENT}'"
     return None
 
@@ -81,18 +86,12 @@ class RayRuntime:
         self.owned = owned  # this process called ray.init (False: it found Ray initialised and leaves it so)
 
     def stop(self) -> None:
-        """Stop Serve and disconnect; a local instance is shut down with every process it started."""
+        """Disconnect; a local instance is shut down with every process it started (Serve's controller and
+        replicas included: stopping Serve first only makes its controller's pending calls print failures)."""
         import ray
-        from ray import serve
 
-        if not self.owned:
-            return
-        if self.local:
-            try:
-                serve.shutdown()
-            except Exception as exc:  # noqa: BLE001 - stopping Ray below still ends every replica
-                log.warning("serve.shutdown failed (%s); stopping Ray", exc)
-        ray.shutdown()
+        if self.owned:
+            ray.shutdown()
 
 
 def start_ray(serving: ServingSettings) -> RayRuntime:
@@ -102,6 +101,9 @@ def start_ray(serving: ServingSettings) -> RayRuntime:
     if reason:
         raise ExpertUnavailableError(reason)
     os.environ["RAY_USAGE_STATS_ENABLED"] = "0"  # before ray is imported: Ray never reports usage
+    os.environ["RAY_SERVE_ENABLE_DIRECT_INGRESS"] = "0"  # no HTTP server in any replica: handles only
+    if not serving.ray_address:  # one node: Ray's servers bind 127.0.0.1, not the machine's network address
+        os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
     import ray
     from ray import serve
 
@@ -110,10 +112,16 @@ def start_ray(serving: ServingSettings) -> RayRuntime:
     if ray.is_initialized():  # this process joined Ray already (a test, a notebook): use that, leave it running
         local, owned = False, False
     elif local:
+        from ray._private import ray_constants
+
+        ray_constants.ENABLE_RAY_CLUSTER = False  # the switch above, in case ray was imported before it
         ray.init(address="local", include_dashboard=False, _node_ip_address="127.0.0.1",
                  num_cpus=serving.local_num_cpus, **common)
     else:
         ray.init(address=serving.ray_address, **common)
+    if local and ray.util.get_node_ip_address() != "127.0.0.1":  # ray was imported before the switch above
+        log.warning("the local Ray instance runs on %s, not 127.0.0.1 (import ray after start_ray)",
+                    ray.util.get_node_ip_address())
     serve.start(proxy_location="Disabled", logging_config={"log_level": "WARNING"})
     log.info("Ray Serve ready (%s)", "local instance on 127.0.0.1" if local else f"cluster {serving.ray_address}")
     return RayRuntime(serving.ray_address, local, owned)

@@ -8,7 +8,6 @@ or reported and the session goes on; shutdown leaves no Ray process (checked wit
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import signal
 import subprocess
@@ -24,7 +23,14 @@ from tools.errors import ExpertFailedError, ExpertUnavailableError, InvalidInput
 POLYP_FRAME = "endotect_polyps/images"  # the first frame by name (bench_ask's workload)
 SMEAR_Q = "How many white blood cells are in this smear?"
 POLYP_Q = "How many polyps are in this frame?"
-RAY_MISSING = importlib.util.find_spec("ray") is None or importlib.util.find_spec("ray.serve") is None
+
+def _ray_missing() -> str | None:
+    from experts.ray_serve import ray_unavailable_reason  # does not import ray (start_ray sets its switches first)
+
+    return ray_unavailable_reason()
+
+
+RAY_MISSING = _ray_missing()
 
 
 def _load(path):
@@ -129,7 +135,7 @@ def test_missing_ray_is_a_clear_error(monkeypatch):
 
 
 # -- a real local Ray instance -------------------------------------------------------------------------------------
-ray_needed = pytest.mark.skipif(RAY_MISSING, reason="ray[serve] is not installed (pip install 'ray[serve]==2.60.0')")
+ray_needed = pytest.mark.skipif(RAY_MISSING is not None, reason=str(RAY_MISSING))
 
 
 def _ray_pids(root_pid: int) -> set[int]:
@@ -264,6 +270,22 @@ def test_a_replica_killed_mid_request_is_retried_or_reported(ray_pool, data_dir,
 
 @ray_needed
 @pytest.mark.slow
+def test_the_local_instance_listens_on_loopback_only(ray_pool):
+    """GCS, raylet, agents, the Serve controller and the replicas accept connections on 127.0.0.1 only."""
+    import psutil
+
+    pool, _ = ray_pool
+    pool.remote("classify:image_kind")
+    pids = {os.getpid()} | {p.pid for p in psutil.Process().children(recursive=True)}
+    listening = {(c.laddr.ip, c.laddr.port, c.pid) for c in psutil.net_connections(kind="inet")
+                 if c.status == psutil.CONN_LISTEN and c.pid in pids}
+    assert len(listening) >= 3  # GCS, raylet, the replica's workers
+    exposed = {x for x in listening if x[0] not in ("127.0.0.1", "::1", "::ffff:127.0.0.1")}
+    assert not exposed, f"listening beyond loopback: {exposed}"
+
+
+@ray_needed
+@pytest.mark.slow
 def test_shutdown_leaves_no_ray_processes(ray_pool):
     pool, state = ray_pool
     pool.remote("classify:image_kind")  # at least one replica runs
@@ -278,3 +300,32 @@ def test_shutdown_leaves_no_ray_processes(ray_pool):
     import ray
 
     assert not ray.is_initialized()
+
+
+@ray_needed
+@pytest.mark.slow
+def test_osler_ask_with_ray_experts_answers_like_in_process(data_dir, tmp_path):
+    """The command line end to end: `osler ask --experts ray --json` starts a local Ray instance, answers, and
+    stops it (no Ray process outlives the command)."""
+    import json
+    import sys
+
+    from tests.conftest import REPO
+
+    env = dict(os.environ, OSLER_DATA_DIR=str(tmp_path), OSLER_TORCH_THREADS="1")
+    env.pop("RAY_ADDRESS", None)
+
+    def ray_daemons() -> set[str]:
+        out = subprocess.run(["ps", "-eo", "pid=,comm="], capture_output=True, text=True).stdout.split("\n")
+        return {line.split()[0] for line in out if line.split()[1:] and line.split()[1] in ("raylet", "gcs_server")}
+
+    before = ray_daemons()
+    answers = {}
+    for experts in ("inprocess", "ray"):
+        proc = subprocess.run([sys.executable, "-m", "ui.cli", "ask", str(data_dir / SMEAR), SMEAR_Q, "--json",
+                               "--experts", experts], cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        answers[experts] = json.loads(proc.stdout)
+    assert answers["ray"]["answer"] == answers["inprocess"]["answer"] and answers["ray"]["value"] == 1
+    assert [c["backend"] for c in answers["ray"]["tool_calls"]] == [c["backend"] for c in answers["inprocess"]["tool_calls"]]
+    assert ray_daemons() <= before  # the command's raylet and GCS are gone

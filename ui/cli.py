@@ -110,11 +110,13 @@ def _expert_pool(settings: OslerSettings) -> Iterator[RayExpertPool | None]:
         return
     from experts.ray_serve import RayExpertPool
 
-    pool = RayExpertPool(settings)
+    with contextlib.redirect_stdout(sys.stderr):  # Ray's notices must not corrupt --json output
+        pool = RayExpertPool(settings)
     try:
         yield pool
     finally:
-        pool.shutdown()
+        with contextlib.redirect_stdout(sys.stderr):
+            pool.shutdown()
 
 
 def _cmd_doctor(args: argparse.Namespace) -> int:
