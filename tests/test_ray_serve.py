@@ -138,6 +138,26 @@ def test_missing_ray_is_a_clear_error(monkeypatch):
 ray_needed = pytest.mark.skipif(RAY_MISSING is not None, reason=str(RAY_MISSING))
 
 
+@ray_needed
+def test_deployment_options_come_from_the_serving_settings():
+    from experts.ray_serve import expert_app
+    from tools.settings import OslerSettings
+
+    s = OslerSettings(torch_threads=1)
+    auto = s.serving.model_copy(update={"min_replicas": 1, "max_replicas": 3, "num_gpus": 0.25, "max_batch_size": 12})
+    d = expert_app(s.model_copy(update={"serving": auto}), "detect:blood_cells", "yolo")._bound_deployment
+    assert d.name == "osler-detect-blood_cells-yolo"
+    assert d.ray_actor_options["num_gpus"] == 0.25 and d.ray_actor_options["num_cpus"] == 0.25
+    env = d.ray_actor_options["runtime_env"]["env_vars"]
+    assert env["HF_HUB_OFFLINE"] == "1" and env["RAY_USAGE_STATS_ENABLED"] == "0" and env["OMP_NUM_THREADS"] == "1"
+    scaling = d._deployment_config.autoscaling_config
+    assert (scaling.min_replicas, scaling.max_replicas, scaling.target_ongoing_requests) == (1, 3, 2.0)
+    assert d._deployment_config.max_ongoing_requests == 24  # room for a full batch while one runs
+    fixed = expert_app(s.model_copy(update={"serving": s.serving.model_copy(update={"num_replicas": 2})}),
+                       "classify:image_kind", "gate")._bound_deployment
+    assert fixed.num_replicas == 2 and fixed._deployment_config.autoscaling_config is None
+
+
 def _ray_pids(root_pid: int) -> set[int]:
     import psutil
 
