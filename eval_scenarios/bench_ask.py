@@ -27,9 +27,9 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 from tools.settings import PLANNERS
-from typing import Any
 
 from .scoring import percentile
 
