@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import export_view, views
 from .examples import example_cases
-from .handlers import Handlers
+from .handlers import ASK_OUTPUTS, EXAMPLE_OUTPUTS, Handlers
 
 if TYPE_CHECKING:
     import gradio as gr
@@ -62,8 +62,18 @@ def build_app(assistant: Assistant) -> gr.Blocks:
     cases = example_cases(settings)
     h = Handlers(assistant, cases)
 
+    components: dict[str, Any] = {}  # output name -> component, filled below as the layout creates them
+
+    def keyed(values: dict[str, Any]) -> dict[Any, Any]:
+        """A handler's outputs by name -> by component (gradio leaves the ones not named as they are)."""
+        return {components[name]: value for name, value in values.items()}
+
     def ask(question, speak, state, progress=gr.Progress()):
-        yield from h.ask(question, speak, state, progress)
+        for values in h.ask(question, speak, state, progress):
+            yield keyed(values)
+
+    def load_example(index, state):
+        return keyed(h.load_example(index, state))
 
     # uploads and overlays copied into gradio's cache: swept hourly when older than a day, all at shutdown
     with gr.Blocks(title="Osler", analytics_enabled=False, fill_width=True, delete_cache=(3600, 86400)) as app:
@@ -145,7 +155,10 @@ def build_app(assistant: Assistant) -> gr.Blocks:
             file_c.clear(load, [file_c, date_c, state], [view_c, chat, state], api_visibility="private")
             date_c.submit(load, [file_c, date_c, state], [view_c, chat, state], api_visibility="private")
 
-        answer_outputs = [chat, overlay, trace, findings, summary, downloads, spoken, question, state]
+        components.update(chat=chat, overlay=overlay, trace=trace, findings=findings, summary=summary,
+                          downloads=downloads, audio=spoken, question=question, state=state, current_view=cur_view,
+                          prior_view=pri_view, current_file=cur_file, prior_file=pri_file)
+        answer_outputs = [components[name] for name in ASK_OUTPUTS]
         ask_inputs = [question, speak, state]
         ask_btn.click(ask, ask_inputs, answer_outputs, api_name="ask", concurrency_limit=2)
         question.submit(ask, ask_inputs, answer_outputs, api_visibility="private", concurrency_limit=2)
@@ -163,9 +176,8 @@ def build_app(assistant: Assistant) -> gr.Blocks:
         on_click.__annotations__ = {"evt": gr.SelectData}  # gradio passes the click's (x, y) by this type
         cur_view.select(on_click, [state], [clicked, question, state], api_visibility="private").then(
             ask, [clicked, speak, state], answer_outputs, api_visibility="private", concurrency_limit=2)
-        examples.click(h.load_example, [examples, state],
-                       [cur_view, pri_view, cur_file, pri_file, question, chat, overlay, trace, findings, summary,
-                        downloads, state], api_name="example")
+        examples.click(load_example, [examples, state], [components[name] for name in EXAMPLE_OUTPUTS],
+                       api_name="example")
         new_btn.click(h.new_conversation, [state], [chat, state], api_name="new_conversation")
         report_btn.click(export_view.report_view, [state, report_deid], [report_md, downloads, state], api_name="report")
         apply_btn.click(h.set_planner, [planner, base_url, model, state], [planner_md, state], api_name="planner")

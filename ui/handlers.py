@@ -29,12 +29,16 @@ if TYPE_CHECKING:
     from agent.runner import Assistant
     from agent.session import Session
 
-__all__ = ["TabState", "Handlers", "PREVIEW_MAX_SIDE", "VOICE_MISSING"]
+__all__ = ["ASK_OUTPUTS", "EXAMPLE_OUTPUTS", "TabState", "Handlers", "PREVIEW_MAX_SIDE", "VOICE_MISSING"]
 
 log = logging.getLogger(__name__)
 
 PREVIEW_MAX_SIDE = 1024
 VOICE_MISSING = "Voice is not available here; type your question instead."
+# what Handlers.ask and Handlers.load_example may update, by name; ui.app binds each name to its component
+ASK_OUTPUTS = ("chat", "overlay", "trace", "findings", "summary", "downloads", "audio", "question", "state")
+EXAMPLE_OUTPUTS = ("current_view", "prior_view", "current_file", "prior_file", "question", "chat", "overlay",
+                   "trace", "findings", "summary", "downloads", "state")
 
 
 @dataclass
@@ -119,8 +123,10 @@ class Handlers:
         except OslerError as exc:
             st.chat.append(views.error_message(f"could not load the example: {exc}"))
         st.chat.append(views.note_message(f"Example: *{case.title}* ({case.source}). Press **Ask**."))
-        return (previews["current"], previews["prior"], None, None, case.question, st.chat, None,
-                _table([], views.TRACE_HEADERS), _table([], views.FINDINGS_HEADERS), "", None, st)
+        return {"current_view": previews["current"], "prior_view": previews["prior"], "current_file": None,
+                "prior_file": None, "question": case.question, "chat": st.chat, "overlay": None,
+                "trace": _table([], views.TRACE_HEADERS), "findings": _table([], views.FINDINGS_HEADERS),
+                "summary": "", "downloads": None, "state": st}
 
     def click_question(self, state: TabState | None, index: Any) -> tuple[str, TabState]:
         """A click on the current study's preview at ``index`` = (x, y) preview pixels -> the question that
@@ -139,39 +145,39 @@ class Handlers:
     def ask(self, question: str | None, speak: bool, state: TabState | None, progress: Any = None):
         """Generator: first the question and a pending note, then the answer with every tool call.
 
-        Yields (chat, overlay, trace rows, findings rows, summary, downloads, audio, question box, state).
+        Yields the outputs to update, keyed by name (``ASK_OUTPUTS``); an output left out keeps its value.
         """
-        import gradio as gr
-
         st = self.tab(state)
         question = clean_text(question).strip()  # before it reaches the chat: one bad character must not break the tab
         if not question:
-            yield (gr.skip(),) * 8 + (st,)
+            yield {"state": st}
             return
         st.chat.append({"role": "user", "content": question})
         pending = {"role": "assistant", "content": "Choosing tools and running the experts…",
                    "metadata": {"title": "Working", "status": "pending"}}
-        yield (st.chat + [pending],) + (gr.skip(),) * 6 + ("", st)
+        yield {"chat": st.chat + [pending], "question": "", "state": st}
         if progress is not None:
             progress(0.1, desc="planning and calling tools")
         try:
             result = st.assistant.ask(st.session, question)
         except OslerError as exc:
             st.chat.append(views.error_message(str(exc)))
-            yield (st.chat,) + (gr.skip(),) * 6 + ("", st)
+            yield {"chat": st.chat, "question": "", "state": st}
             return
         except Exception as exc:  # a bug must not end the tab's session
             log.exception("ask failed")
             st.chat.append(views.error_message(f"internal error ({type(exc).__name__}); the session goes on"))
-            yield (st.chat,) + (gr.skip(),) * 6 + ("", st)
+            yield {"chat": st.chat, "question": "", "state": st}
             return
         st.chat.extend(views.chat_messages(result))
         downloads = self._downloads(st, result)
-        overlay = downloads[-2] if result.artifacts.overlays else gr.skip()
-        audio = self._speak(result.answer, st) if speak else None
-        yield (st.chat, overlay, _table(views.trace_rows(st.session.answers), views.TRACE_HEADERS),
-               _table(views.findings_rows(result), views.FINDINGS_HEADERS), views.summary_markdown(result),
-               downloads, audio, "", st)
+        out = {"chat": st.chat, "trace": _table(views.trace_rows(st.session.answers), views.TRACE_HEADERS),
+               "findings": _table(views.findings_rows(result), views.FINDINGS_HEADERS),
+               "summary": views.summary_markdown(result), "downloads": downloads,
+               "audio": self._speak(result.answer, st) if speak else None, "question": "", "state": st}
+        if result.artifacts.overlays:
+            out["overlay"] = downloads[-2]
+        yield out
 
     def _downloads(self, st: TabState, result: Any) -> list[str]:
         """This answer's overlays and the session's answers.json (redacted as the audit log is, unless
@@ -193,7 +199,10 @@ class Handlers:
         from voice.tts import synthesize
 
         try:
-            return str(synthesize(text, st.assistant.settings))
+            wav = Path(synthesize(text, st.assistant.settings))
+            copy = st.exports() / wav.name  # the web server serves only the tab's copies, never the data dir
+            shutil.copyfile(wav, copy)
+            return str(copy)
         except ExpertUnavailableError as exc:
             st.chat.append(views.note_message(f"Spoken answers are not available here ({exc})."))
             return None
