@@ -276,6 +276,7 @@ def main(argv: list[str] | None = None) -> int:
                     help="lung: patient-disjoint K-fold split (hannover_cxr/data.csv); --fold picks the held-out fold")
     ap.add_argument("--fold", type=int, default=0)
     ap.add_argument("--all", action="store_true", help="train on every film, hold none out (no validation)")
+    ap.add_argument("--model-id", help="checkpoint model id (default: the task's, e.g. hannover-v7-lung-unet-mnv2-320-v2)")
     ap.add_argument("--metrics-json", type=Path, help="also write split, timing and per-image validation here")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stdout)
@@ -312,7 +313,7 @@ def main(argv: list[str] | None = None) -> int:
         strata.append((args.data / img_dir, args.data / msk_dir, tr, va))
     cfg = UnetConfig(encoder=args.encoder, decoder_channels=tuple(int(c) for c in args.decoder_channels.split(",")),
                      in_channels=task["in_channels"], in_size=args.size, norm=task["norm"], label=args.task,
-                     model_id=task["model_id"].format(size=args.size))
+                     model_id=args.model_id or task["model_id"].format(size=args.size))
 
     def cache(which: int) -> list[tuple]:
         return [(s, *load_cached(d / f"{s}.jpg", m / f"{s}.png", task["cache"]))
