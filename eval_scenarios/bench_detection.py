@@ -28,60 +28,16 @@ import argparse
 import json
 import sys
 import time
-import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from .ground_truth import GroundTruth, mask_ground_truth, voc_ground_truth  # noqa: F401 (re-exported)
+
 __all__ = ["GroundTruth", "voc_ground_truth", "mask_ground_truth", "average_precision", "evaluate", "main"]
 
 _IOUS = np.linspace(0.5, 0.95, 10)
-
-
-@dataclass
-class GroundTruth:
-    """Boxes ``(N, 4)`` float xyxy in pixels of ``image``, one label each; image size in pixels."""
-
-    image: Path
-    boxes: np.ndarray
-    labels: list[str]
-    width: int
-    height: int
-
-
-def voc_ground_truth(xml_path: Path, image_path: Path) -> GroundTruth:
-    """Read a Pascal VOC file.  VOC corners are 1-based inclusive; returned as 0-based, exclusive
-    max (``xmin - 1, ymin - 1, xmax, ymax``), clipped to the image."""
-    root = ET.parse(xml_path).getroot()
-    w, h = int(root.findtext("size/width")), int(root.findtext("size/height"))
-    boxes, labels = [], []
-    for obj in root.iter("object"):
-        bb = obj.find("bndbox")
-        x0, y0, x1, y1 = (float(bb.findtext(k)) for k in ("xmin", "ymin", "xmax", "ymax"))
-        x0, y0, x1, y1 = max(x0 - 1, 0.0), max(y0 - 1, 0.0), min(x1, float(w)), min(y1, float(h))
-        if x1 > x0 and y1 > y0:
-            boxes.append((x0, y0, x1, y1))
-            labels.append(obj.findtext("name").strip())
-    return GroundTruth(Path(image_path), np.array(boxes, np.float32).reshape(-1, 4), labels, w, h)
-
-
-def mask_ground_truth(mask_path: Path, image_path: Path, label: str, min_area: int = 51) -> GroundTruth:
-    """One box per 8-connected component of at least ``min_area`` px (default: more than 50) of
-    a binary mask (any value > 127 is foreground)."""
-    import cv2
-
-    mask = cv2.imread(str(mask_path), cv2.IMREAD_GRAYSCALE)
-    if mask is None:
-        raise FileNotFoundError(f"cannot read mask {mask_path}")
-    n, _, stats, _ = cv2.connectedComponentsWithStats((mask > 127).astype(np.uint8), connectivity=8)
-    boxes = [
-        (float(x), float(y), float(x + w), float(y + h))
-        for x, y, w, h, area in stats[1:]
-        if area >= min_area
-    ]
-    return GroundTruth(Path(image_path), np.array(boxes, np.float32).reshape(-1, 4), [label] * len(boxes),
-                       mask.shape[1], mask.shape[0])
 
 
 def _iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:

@@ -24,11 +24,12 @@ from __future__ import annotations
 
 import csv
 import math
-import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+
+from .voc import read_voc
 
 __all__ = [
     "TransformCase",
@@ -206,13 +207,9 @@ def wbc_items(data_root: Path, margin: int = 12) -> list[tuple[Path, tuple[float
     root = Path(data_root) / "bccd"
     out = []
     for xml in sorted((root / "annotations").glob("*.xml")):
-        tree = ET.parse(xml).getroot()
-        w, h = int(tree.findtext("size/width")), int(tree.findtext("size/height"))
-        boxes = []
-        for obj in tree.iter("object"):
-            bb = obj.find("bndbox")
-            box = tuple(float(bb.findtext(k)) for k in ("xmin", "ymin", "xmax", "ymax"))
-            boxes.append((obj.findtext("name"), (box[0] - 1, box[1] - 1, box[2], box[3])))
+        voc = read_voc(xml)
+        w, h = voc.width, voc.height
+        boxes = [(o.label, o.box) for o in voc.objects if o.box is not None]
         wbcs = [b for lab, b in boxes if lab == "WBC"]
         if len(wbcs) != 1:
             continue

@@ -7,11 +7,15 @@ from __future__ import annotations
 import collections
 import csv
 import functools
-import xml.etree.ElementTree as ET
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
-__all__ = ["POLYP_MIN_PX", "voc_counts", "bccd_counts", "mask_components", "polyp_counts", "hannover_pairs",
+import numpy as np
+
+from .voc import read_voc
+
+__all__ = ["GroundTruth", "voc_ground_truth", "mask_ground_truth", "POLYP_MIN_PX", "voc_counts", "bccd_counts", "mask_components", "polyp_counts", "hannover_pairs",
            "kermany_picks", "spread"]
 
 POLYP_MIN_PX = 50
@@ -19,8 +23,7 @@ POLYP_MIN_PX = 50
 
 def voc_counts(xml_path: Path) -> collections.Counter:
     """Objects per class name in one Pascal VOC file."""
-    root = ET.parse(xml_path).getroot()
-    return collections.Counter((o.findtext("name") or "").strip() for o in root.iter("object"))
+    return collections.Counter(o.label for o in read_voc(xml_path).objects)
 
 
 @functools.lru_cache(maxsize=4)
@@ -75,3 +78,49 @@ def spread(items: Sequence[Any], k: int) -> list[Any]:
     if k >= len(items):
         return list(items)
     return [items[int(i * len(items) / k)] for i in range(k)]
+
+
+@dataclass
+class GroundTruth:
+    """Boxes ``(N, 4)`` float xyxy in pixels of ``image``, one label each; image size in pixels."""
+
+    image: Path
+    boxes: np.ndarray
+    labels: list[str]
+    width: int
+    height: int
+
+
+def voc_ground_truth(xml_path: Path, image_path: Path) -> GroundTruth:
+    """Read a Pascal VOC file (:func:`eval_scenarios.voc.read_voc`): 0-based boxes, exclusive max, clipped to
+    the image; degenerate boxes dropped."""
+    voc = read_voc(xml_path)
+    w, h = voc.width, voc.height
+    boxes, labels = [], []
+    for obj in voc.objects:
+        if obj.box is None:
+            continue
+        x0, y0, x1, y1 = obj.box
+        x0, y0, x1, y1 = max(x0, 0.0), max(y0, 0.0), min(x1, float(w)), min(y1, float(h))
+        if x1 > x0 and y1 > y0:
+            boxes.append((x0, y0, x1, y1))
+            labels.append(obj.label)
+    return GroundTruth(Path(image_path), np.array(boxes, np.float32).reshape(-1, 4), labels, w, h)
+
+
+def mask_ground_truth(mask_path: Path, image_path: Path, label: str, min_area: int = 51) -> GroundTruth:
+    """One box per 8-connected component of at least ``min_area`` px (default: more than 50) of
+    a binary mask (any value > 127 is foreground)."""
+    import cv2
+
+    mask = cv2.imread(str(mask_path), cv2.IMREAD_GRAYSCALE)
+    if mask is None:
+        raise FileNotFoundError(f"cannot read mask {mask_path}")
+    n, _, stats, _ = cv2.connectedComponentsWithStats((mask > 127).astype(np.uint8), connectivity=8)
+    boxes = [
+        (float(x), float(y), float(x + w), float(y + h))
+        for x, y, w, h, area in stats[1:]
+        if area >= min_area
+    ]
+    return GroundTruth(Path(image_path), np.array(boxes, np.float32).reshape(-1, 4), [label] * len(boxes),
+                       mask.shape[1], mask.shape[0])

@@ -20,14 +20,14 @@ Definitions (all per question; a multi-turn case contributes one item per turn):
 
 from __future__ import annotations
 
-import math
 import re
-from typing import Any, Iterable
+from typing import Any
 
 from pydantic import BaseModel, Field
 
 from agent.grounding import evidence_numbers, numbers_in, unsupported_numbers
 
+from .metrics import percentile  # noqa: F401  (re-exported: the runner and benchmarks import it from here)
 from .schema import Expect, ExpectedAnswer
 
 __all__ = [
@@ -268,16 +268,6 @@ def score_turn(expect: Expect, result: dict[str, Any] | None, latency_s: float |
 
 
 # ---- aggregation ---------------------------------------------------------------------------------
-def percentile(values: Iterable[float], q: float) -> float | None:
-    """Linear-interpolated percentile (``q`` in 0..100); None for no values."""
-    xs = sorted(values)
-    if not xs:
-        return None
-    k = (len(xs) - 1) * q / 100.0
-    lo, hi = math.floor(k), math.ceil(k)
-    return xs[lo] + (xs[hi] - xs[lo]) * (k - lo)
-
-
 def _mean(xs: list[float]) -> float | None:
     return sum(xs) / len(xs) if xs else None
 

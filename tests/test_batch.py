@@ -26,10 +26,9 @@ def smear_dir(tmp_path, data_dir):
 
 
 def _voc_wbc(data_dir, name):
-    import xml.etree.ElementTree as ET
+    from eval_scenarios.ground_truth import voc_counts
 
-    root = ET.parse(data_dir / "bccd" / "annotations" / name.replace(".jpg", ".xml")).getroot()
-    return sum(1 for o in root.iter("object") if o.findtext("name") == "WBC")
+    return voc_counts(data_dir / "bccd" / "annotations" / name.replace(".jpg", ".xml"))["WBC"]
 
 
 def test_specs_and_jobs(smear_dir, tmp_path):

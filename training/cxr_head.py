@@ -38,7 +38,8 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
-    from eval_scenarios.bench_classification import classification_report, decision_report, softmax
+    from eval_scenarios.kermany import decision_report
+    from eval_scenarios.metrics import classification_report, softmax
     from training.cxr_data import LABELS, kfold_by_patient, label_of, list_files, load_cache, shifted_holdout
     from training.cxr_probe import features, fit_logreg, predict_logreg
     from training.pretrained import build_backbone

@@ -78,7 +78,7 @@ def predict_logreg(model: tuple[np.ndarray, np.ndarray, np.ndarray], X: np.ndarr
 
 def binary_metrics(p_pneu: np.ndarray, y: np.ndarray, threshold: float = 0.5) -> dict[str, float]:
     """:func:`experts.cxr_decision.binary_metrics` of labels ``y`` (0 normal) plus the AUROC."""
-    from eval_scenarios.bench_classification import auroc
+    from eval_scenarios.metrics import auroc
     from experts.cxr_decision import binary_metrics as at_threshold
 
     return {**at_threshold(p_pneu, y > 0, threshold), "auroc": auroc(p_pneu, y > 0)}
@@ -99,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
-    from eval_scenarios.bench_classification import softmax
+    from eval_scenarios.metrics import softmax
     from training.cxr_data import batch_holdout, kfold_by_patient, label_of, list_files, load_cache, shifted_holdout
 
     torch.set_num_threads(1)

@@ -79,7 +79,7 @@ def predict_logits(net: "torch.nn.Module", X: np.ndarray, mean: list[float], std
 
 def decision_from_validation(val_logits: np.ndarray, y_val: np.ndarray) -> tuple[float, float, float]:
     """(temperature, P(pneumonia) threshold, uncertainty band) fitted on validation logits only."""
-    from eval_scenarios.bench_classification import fit_temperature, softmax
+    from eval_scenarios.metrics import fit_temperature, softmax
     from experts.cxr_decision import margin, pneumonia_probability, tune_band, tune_threshold
 
     temperature = fit_temperature(val_logits, y_val)
@@ -120,7 +120,8 @@ def main(argv: list[str] | None = None) -> int:
     import torch
     import torch.nn.functional as F
 
-    from eval_scenarios.bench_classification import classification_report, decision_report, ece, softmax
+    from eval_scenarios.kermany import decision_report
+    from eval_scenarios.metrics import classification_report, ece, softmax
     from training.pretrained import build_backbone
 
     t_start = time.perf_counter()
@@ -226,7 +227,7 @@ def main(argv: list[str] | None = None) -> int:
         z = predict_logits(net, data[part], mean, std)
         return (z + predict_logits(net, data[part], mean, std, flip=True)) / 2 if tta else z
 
-    from eval_scenarios.bench_classification import auroc, nll
+    from eval_scenarios.metrics import auroc, nll
 
     val_plain, val_tta = logits_of("val", False), logits_of("val", True)
     is_pn = ys["val"] > 0

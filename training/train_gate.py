@@ -266,7 +266,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-eval", action="store_true")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
-    from eval_scenarios.bench_classification import ece, fit_temperature, softmax
+    from eval_scenarios.metrics import ece, fit_temperature, softmax
     from experts.gate_deep import DeepEmbedder
     from experts.gate_features import FEATURE_DIM
     from experts.modality_gate import RAW_VERSION, mahalanobis, model_inputs, raw_features

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from eval_scenarios.bench_detection import GroundTruth, mask_ground_truth, voc_ground_truth
+from eval_scenarios.ground_truth import GroundTruth, mask_ground_truth, voc_ground_truth
 
 __all__ = ["BCCD_CLASSES", "POLYP_CLASSES", "seeded_split", "crop_windows", "write_yolo_dataset", "bccd_dataset", "polyp_dataset",
            "PreparedData"]
