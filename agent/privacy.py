@@ -40,8 +40,8 @@ from pydantic_ai.models.wrapper import WrapperModel
 
 from tools.inputs import clean_text
 
-from .burned_in_text import mask_text_regions
-from .messages import GUARD_PREFIX  # follow-ups of agent.guard; images are never attached to them
+from agent.burned_in_text import mask_text_regions
+from agent.messages import GUARD_PREFIX  # follow-ups of agent.grounding.guard; images are never attached to them
 
 __all__ = ["PrivacyPolicy", "policy_for", "is_loopback", "Deidentifier", "scrub_text", "mask_text_regions",
            "png_for_planner",

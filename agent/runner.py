@@ -17,12 +17,12 @@ from tools.errors import InvalidInputError
 from tools.inputs import clean_text
 from tools.settings import OslerSettings
 
-from .guard import answer_with_guard, is_llm_planner
-from .messages import rejected_calls
-from .planners import build_model
-from .prompts import SYSTEM_PROMPT
-from .session import Session
-from .toolset import build_tools
+from agent.grounding.guard import answer_with_guard, is_llm_planner
+from agent.messages import rejected_calls
+from agent.planners.choose import build_model
+from agent.planners.prompts import SYSTEM_PROMPT
+from agent.session import Session
+from agent.boundary.toolset import build_tools
 
 __all__ = ["Assistant"]
 
@@ -127,7 +127,7 @@ def _record_rejected_calls(session: Session, messages: list[Any]) -> None:
     """Tool calls that pydantic-ai rejected before they reached the tool boundary (arguments that fail the
     schema, unknown tool names: :func:`agent.messages.rejected_calls`) are recorded too, so traces and the
     evaluation harness see every call the planner made."""
-    from .toolset import TOOL_NAMES
+    from agent.boundary.toolset import TOOL_NAMES
 
     for out in rejected_calls(messages):
         call = out.call

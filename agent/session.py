@@ -24,7 +24,7 @@ from tools.common import ArtifactRef
 from tools.errors import ArtifactNotFoundError, InvalidInputError
 from tools.settings import OslerSettings
 
-from .audit import AuditLog
+from agent.audit import AuditLog
 
 __all__ = ["Session", "Artifact"]
 
@@ -109,7 +109,7 @@ class Session:
         ``settings.audit.verbatim``."""
         if self.settings.audit.verbatim:
             return value
-        from .privacy import Deidentifier
+        from agent.privacy import Deidentifier
 
         with self._lock:  # built once per set of images (set_image/clear_image reset it), not per record
             if self._deid is None:

@@ -167,8 +167,8 @@ def bench_edits_oracle(cases: list[Any]) -> dict[str, Any]:
 
 def bench_edits_tool(cases: list[Any], settings: Any) -> dict[str, Any]:
     """The whole compare_with_prior tool, in a session, on every case."""
-    from agent.compare_tool import run_comparison
-    from agent.toolset import invoke
+    from agent.boundary.compare import run_comparison
+    from agent.boundary.toolset import invoke
     from agent.runner import Assistant
     from experts.overlay import save_png
     from tools.comparison import CompareRequest

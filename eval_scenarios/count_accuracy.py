@@ -1,7 +1,7 @@
 """``osler bench counts [--backend auto|opencv|yolo] [--limit N] [--json]``: blood-cell counting
 accuracy on the BCCD dev smears (``bccd/split.txt``, 292 images) against their VOC annotations.
 
-Counts go through the same tool boundary as ``ask`` (:func:`agent.toolset.invoke` of ``count`` with
+Counts go through the same tool boundary as ``ask`` (:func:`agent.boundary.toolset.invoke` of ``count`` with
 target ``blood_cells``: modality gate, detector, duplicate merging).  Reported:
 
 * ``wbc_exact``: fraction of images whose WBC count equals the annotation (WBC labels are reliable).
@@ -55,7 +55,7 @@ def count_accuracy(settings: Any, data_root: Path, limit: int | None = None, pro
     from tqdm import tqdm
 
     from agent.session import Session
-    from agent.toolset import invoke
+    from agent.boundary.toolset import invoke
     from experts.registry import ExpertPool
     from tools.detection import DetectRequest
     from tools.errors import ConfigurationError, ExpertUnavailableError

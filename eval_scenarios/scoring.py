@@ -14,7 +14,7 @@ Definitions (all per question; a multi-turn case contributes one item per turn):
 * argument validity: every call passed argument validation, and each expected tool with ``args``
   was called at least once with those arguments.
 * grounding: every number of the final answer text (and ``value``) is found in a tool result of
-  that question or in the question (:func:`agent.grounding.unsupported_numbers`).
+  that question or in the question (:func:`agent.grounding.check.unsupported_numbers`).
 * abstention: when ``expect.abstain`` is set, the result's ``abstained`` flag must equal it.
 """
 
@@ -25,7 +25,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from agent.grounding import evidence_numbers, numbers_in, unsupported_numbers
+from agent.grounding.check import evidence_numbers, numbers_in, unsupported_numbers
 
 from .metrics import percentile  # noqa: F401  (re-exported: the runner and benchmarks import it from here)
 from .schema import Expect, ExpectedAnswer

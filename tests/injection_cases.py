@@ -41,7 +41,7 @@ def _honest_cxr(ev: Evidence) -> str:
 
 def _far_percent(ev: Evidence) -> str:
     """A percentage no number of the classification result backs (not a probability, complement or rounding)."""
-    from agent.grounding import evidence_numbers
+    from agent.grounding.check import evidence_numbers
 
     pool = evidence_numbers([ev.results["classify"]])
     x = next(v + 0.3 for v in range(3, 97, 7) if all(abs(v + 0.3 - p) > 1.0 for p in pool))

@@ -10,7 +10,7 @@ from tests.conftest import SMEAR
 
 
 def test_crash_mid_answer_leaves_earlier_lines_intact(assistant, data_dir, settings, monkeypatch):
-    from agent import procedures
+    from agent.builtin import procedures
 
     s = assistant.new_session()
     s.load("current", data_dir / SMEAR)

@@ -47,7 +47,7 @@ def _audit(assistant):
 
 
 def test_cooperative_tool_stops_at_the_time_limit(timed_assistant, data_dir, monkeypatch):
-    from agent import toolset
+    from agent.boundary import toolset
     from tools.detection import DetectRequest
 
     stopped = threading.Event()
@@ -69,7 +69,7 @@ def test_cooperative_tool_stops_at_the_time_limit(timed_assistant, data_dir, mon
 
 def test_uninterruptible_tool_is_abandoned_and_writes_nothing_after_the_answer(timed_assistant, data_dir,
                                                                               monkeypatch):
-    from agent import toolset
+    from agent.boundary import toolset
     from tools.detection import DetectRequest
 
     stopped = threading.Event()

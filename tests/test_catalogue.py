@@ -173,7 +173,7 @@ def test_plugin_target_is_asked_about_by_voice(spots_assistant, data_dir):
 
 
 def test_builtin_voice_and_parser_vocabulary_unchanged_without_plugins():
-    from agent.intents import TARGET_PATTERNS, parse_question
+    from agent.builtin.intents import TARGET_PATTERNS, parse_question
     from voice.commands import parse_command
 
     assert {t for _, t, _ in TARGET_PATTERNS} == {"blood_cells", "polyp", "lung", "lesion"}
@@ -184,7 +184,7 @@ def test_builtin_voice_and_parser_vocabulary_unchanged_without_plugins():
 def test_plugin_target_is_in_the_llm_planners_vocabulary(spots_plugin):
     """The local LLM planner offers a plugin target to the model (schema enum, prompt) and anchors it by the
     plugin's own question pattern: no edit outside the plugin."""
-    from agent.llm_plan import Plan, plan_schema, plan_to_intents, system_prompt
+    from agent.planners.llm_plan import Plan, plan_schema, plan_to_intents, system_prompt
 
     enum = plan_schema()["properties"]["steps"]["items"]["properties"]["target"]["enum"]
     assert "dense_spots" in enum and "white_cells" in enum

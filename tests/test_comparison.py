@@ -193,7 +193,7 @@ def _wbc_case(data_dir: Path, k: int = 0) -> tuple[np.ndarray, np.ndarray]:
 
 
 def test_wbc_removed_from_prior_is_new_through_the_tool(assistant, data_dir, tmp_path):
-    from agent.toolset import invoke
+    from agent.boundary.toolset import invoke
 
     image, wbc = _wbc_case(data_dir)
     prior, _, _ = _moved(remove_region(image, wbc), [])
@@ -219,7 +219,7 @@ def test_wbc_removed_from_prior_is_new_through_the_tool(assistant, data_dir, tmp
 def test_polyp_grown_through_the_tool(settings, data_dir, tmp_path):
     """The mask path of the tool (segment -> regions -> match), with a ground-truth segmenter double."""
     from agent.runner import Assistant
-    from agent.toolset import invoke
+    from agent.boundary.toolset import invoke
 
     image, masks = _polyp(data_dir, POLYP)
     pre, small = scale_region(image, masks[0], 1 / 1.5)
@@ -238,7 +238,7 @@ def test_polyp_grown_through_the_tool(settings, data_dir, tmp_path):
 
 def test_lung_comparison_reports_opacity_change(settings, data_dir, tmp_path):
     from agent.runner import Assistant
-    from agent.toolset import invoke
+    from agent.boundary.toolset import invoke
 
     current = _rgb(data_dir / CXR)
     h, w = current.shape[:2]
@@ -262,7 +262,7 @@ def test_lung_comparison_reports_opacity_change(settings, data_dir, tmp_path):
 
 def test_unrelated_prior_is_refused_by_the_gate(assistant, data_dir, tmp_path):
     """A blood smear as the 'prior' of a polyp frame: refused before any expert runs."""
-    from agent.toolset import invoke
+    from agent.boundary.toolset import invoke
 
     image, _ = _polyp(data_dir, POLYP)
     smear = _rgb(data_dir / "bccd" / "images" / "BloodImage_00010.jpg")
@@ -275,7 +275,7 @@ def test_unrelated_prior_is_refused_by_the_gate(assistant, data_dir, tmp_path):
 
 def test_same_kind_but_misaligned_content_is_refused(assistant, data_dir, tmp_path):
     """Two different smears: the same kind, but no alignment makes them correlate."""
-    from agent.toolset import invoke
+    from agent.boundary.toolset import invoke
 
     a = _rgb(data_dir / "bccd" / "images" / "BloodImage_00010.jpg")
     b = _rgb(data_dir / "bccd" / "images" / "BloodImage_00100.jpg")
@@ -306,7 +306,7 @@ def _write_dicom(path: Path, rgb: np.ndarray, date: str, spacing_mm: float) -> N
 
 
 def test_dicom_study_dates_give_the_interval_and_mm(assistant, data_dir, tmp_path):
-    from agent.toolset import invoke
+    from agent.boundary.toolset import invoke
 
     image, wbc = _wbc_case(data_dir)
     prior, _, _ = _moved(remove_region(image, wbc), [])
@@ -345,7 +345,7 @@ def _bundled(name: str) -> bool:
 def test_polyp_removed_from_prior_is_new_with_the_bundled_unet(assistant, data_dir, tmp_path):
     """The real default polyp segmentation (detector boxes -> LiteMedSAM; the detector fuses the YOLO with the
     bundled U-Net) on both studies of one of their validation frames (not trained on)."""
-    from agent.toolset import invoke
+    from agent.boundary.toolset import invoke
 
     image, masks = _polyp(data_dir, "2f06af2b-f1d3-42e9-b5e4-1fb1c332957e")
     prior, _, _ = _moved(remove_region(image, masks[0]), [])
@@ -361,7 +361,7 @@ def test_polyp_removed_from_prior_is_new_with_the_bundled_unet(assistant, data_d
 def test_real_longitudinal_chest_pair_with_the_bundled_lung_unet(assistant, data_dir):
     """Two real films of one patient (Hannover dev pair, 3 days apart): registered, both lung
     fields matched, an opacity change measured, the interval from the given study dates."""
-    from agent.toolset import invoke
+    from agent.boundary.toolset import invoke
     from eval_scenarios.comparison_sets import hannover_pairs
 
     row = hannover_pairs(data_dir)[1]

@@ -61,7 +61,7 @@ def _errors(path: Path) -> list[str]:
 @pytest.fixture(scope="module")
 def case(tmp_path_factory, shared_pool, one_torch_thread):
     """One real ask on the film, exported plainly and de-identified (with the overlay as SC)."""
-    from agent.export import export_session
+    from agent.export.files import export_session
     from agent.runner import Assistant
     from tools.settings import OslerSettings
 
@@ -77,7 +77,7 @@ def case(tmp_path_factory, shared_pool, one_torch_thread):
 
 
 def _typed(result, kind):
-    from agent.results import typed_results
+    from agent.export.results import typed_results
 
     return [r for r in typed_results(result.tool_calls).values() if isinstance(r, kind)]
 
@@ -116,7 +116,7 @@ def test_seg_frame_equals_the_mask_and_references_the_source(case):
 
 
 def test_sr_measurements_equal_the_answer_with_ucum_units_and_provenance(case):
-    from agent.dicom_content import UCUM
+    from agent.export.dicom_content import UCUM
     from tools.segmentation import MeasurementResult
 
     r = case["result"]
@@ -160,7 +160,7 @@ def test_dciodvfy_finds_no_error_in_seg_sr_and_sc(case):
 
 
 def test_deidentified_outputs_hold_no_identifier_and_stay_consistent(case):
-    from agent.dicom_deid import BASIC_PROFILE
+    from agent.export.dicom_deid import BASIC_PROFILE
 
     src = pydicom.dcmread(case["src"])
     out = case["deid"].out_dir
@@ -193,7 +193,7 @@ def test_deidentified_outputs_hold_no_identifier_and_stay_consistent(case):
 def test_basic_profile_on_the_full_film_private_tags_and_uid_consistency():
     from pydicom.datadict import tag_for_keyword
 
-    from agent.dicom_deid import BASIC_PROFILE, UidMap, deidentify
+    from agent.export.dicom_deid import BASIC_PROFILE, UidMap, deidentify
 
     assert [k for k in BASIC_PROFILE if tag_for_keyword(k) is None] == []  # every entry is a DICOM keyword
 
@@ -227,7 +227,7 @@ def test_report_is_grounded_cites_evidence_and_links_figures(case):
 
 
 def test_report_leaves_out_a_statement_no_tool_backs(case):
-    from agent.report import build_report, report_markdown
+    from agent.export.report import build_report, report_markdown
 
     r = case["result"]
     eid = next(c.id for c in r.tool_calls if c.name == "measure")
@@ -256,7 +256,7 @@ def test_pdf_renders_with_the_draft_banner(case, tmp_path):
 
 
 def test_png_input_gives_json_and_png_only(tmp_path, assistant, data_dir):
-    from agent.export import export_session
+    from agent.export.files import export_session
 
     image = sorted((data_dir / "bccd").rglob("*.jpg"))[0]
     s = assistant.new_session()
@@ -307,8 +307,8 @@ def test_export_modules_import_nothing_heavy():
     import subprocess
     import sys
 
-    code = ("import sys, agent.export, agent.report, agent.report_pdf, agent.dicom_export, agent.dicom_sr, agent.dicom_deid, "
-            "agent.results, ui.export_view, ui.report_cli;"
+    code = ("import sys, agent.export.files, agent.export.report, agent.export.report_pdf, agent.export.dicom, agent.export.dicom_sr, agent.export.dicom_deid, "
+            "agent.export.results, ui.export_view, ui.report_cli;"
             "print(','.join(m for m in ('torch', 'ultralytics', 'gradio', 'highdicom', 'fpdf', 'pydicom') "
             "if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
@@ -343,7 +343,7 @@ def _dicom_smear(path: Path, rgb: np.ndarray, complete: bool) -> Path:
 def test_counts_of_a_dicom_smear_go_to_the_sr_and_an_incomplete_source_is_not_patched(tmp_path, assistant, data_dir):
     from PIL import Image
 
-    from agent.export import export_session
+    from agent.export.files import export_session
     from tools.detection import CountResult
 
     rgb = np.asarray(Image.open(sorted((data_dir / "bccd").rglob("*.jpg"))[0]).convert("RGB"))

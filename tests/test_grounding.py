@@ -8,7 +8,7 @@ from tools.answer import FinalAnswer, Finding
 from tools.common import Box, Provenance
 from tools.detection import ClassCount, CountResult, Detection
 
-from agent.grounding import check_grounding, numbers_in
+from agent.grounding.check import check_grounding, numbers_in
 
 
 def _count(n: int = 2) -> CountResult:

@@ -103,7 +103,7 @@ def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
 
 def test_the_graph_sees_the_project():
     graph = import_graph()
-    assert {"tools.settings", "experts.registry", "agent.toolset", "voice.asr", "ui.cli"} <= set(graph)
+    assert {"tools.settings", "experts.registry", "agent.boundary.toolset", "voice.asr", "ui.cli"} <= set(graph)
     assert "experts.yolo_detector" in graph["experts.catalogue"]  # ``from . import yolo_detector``
     assert "tools.errors" in graph["experts.registry"]
     assert "voice.transcript" in graph["voice.asr_whisper"]
@@ -137,4 +137,4 @@ def test_agent_has_no_circles_even_through_imports_inside_functions():
     agent = {m: {d for d in deps if d.startswith("agent.")} for m, deps in graph.items() if m.startswith("agent.")}
     cycle = find_cycle(agent)
     assert cycle is None, "import circle: " + " -> ".join(cycle)
-    assert "agent.toolset" not in graph["agent.compare_tool"] and "agent.planners" not in graph["agent.privacy"]
+    assert "agent.boundary.toolset" not in graph["agent.boundary.compare"] and "agent.planners.choose" not in graph["agent.privacy"]

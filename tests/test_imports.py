@@ -11,7 +11,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 def test_tools_and_agent_do_not_import_heavy_libraries():
     code = (
-        "import sys, tools, agent, agent.runner, agent.toolset, agent.builtin, agent.procedures, agent.grounding;"
+        "import sys, tools, agent, agent.runner, agent.boundary.toolset, agent.builtin.planner, agent.builtin.procedures, agent.grounding.check;"
         "heavy=[m for m in ('torch','ultralytics','gradio','segment_anything','transformers') if m in sys.modules];"
         "print(','.join(heavy))"
     )

@@ -116,7 +116,7 @@ def test_dicom_window_tags_still_win(tmp_path: Path) -> None:
 @pytest.mark.usefixtures("one_torch_thread")
 @pytest.mark.parametrize("rel", FILMS)
 def test_classify_tool_gives_the_same_answer_for_every_container(rel: str, tmp_path: Path, assistant) -> None:
-    from agent.toolset import invoke
+    from agent.boundary.toolset import invoke
     from tools.classification import ClassifyRequest
 
     paths = write_variants(_film(rel), tmp_path)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from agent.intents import parse_question
+from agent.builtin.intents import parse_question
 
 
 @pytest.mark.parametrize(

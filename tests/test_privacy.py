@@ -72,7 +72,7 @@ def named_dicom(tmp_path):
 
 
 def _ask(tmp_path, shared_pool, image, *, remote, question=QUESTION, remote_images="withhold", **kw):
-    from agent.openai_planner import build_openai_model
+    from agent.planners.openai import build_openai_model
     from agent.runner import Assistant
     from tools.settings import OslerSettings
 

@@ -222,7 +222,7 @@ def test_polyp_segmentation_with_sam_is_prompted_by_the_detector(tmp_path):
     MedSAM checkpoint, so only the wiring is checked, not the mask quality."""
     pytest.importorskip("ultralytics")
     from agent.runner import Assistant
-    from agent.toolset import invoke
+    from agent.boundary.toolset import invoke
     from experts.registry import BackendSpec, ExpertPool, default_registry, select_backend
     from tools.segmentation import SegmentRequest
     from tools.settings import OslerSettings

@@ -177,7 +177,7 @@ def test_segment_tool_prompts_the_polyp_segmenter_with_the_detector(assistant, d
     """`segment(target='polyp')` with no prompt: detector boxes -> the default polyp segmenter (LiteMedSAM),
     said in the provenance; nothing on the negative frame (the U-Net alone would have returned a region there)."""
     pytest.importorskip("ultralytics")
-    from agent.toolset import invoke
+    from agent.boundary.toolset import invoke
     from tools.segmentation import SegmentRequest
 
     s = assistant.new_session()
@@ -252,7 +252,7 @@ def test_point_question_segments_the_polyp_under_the_point(assistant, data_dir):
 
 def test_segment_tool_says_when_the_detector_failed_and_the_segmenter_ran_alone(assistant, monkeypatch):
     pytest.importorskip("ultralytics")
-    from agent.toolset import invoke
+    from agent.boundary.toolset import invoke
     from tools.errors import ExpertFailedError
     from tools.segmentation import SegmentRequest
 

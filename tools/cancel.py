@@ -1,6 +1,6 @@
 """Cooperative cancellation of tool calls.
 
-The tool boundary (:func:`agent.toolset.invoke`) runs every tool inside :func:`cancellable` with the
+The tool boundary (:func:`agent.boundary.toolset.invoke`) runs every tool inside :func:`cancellable` with the
 session's cancel event; when an ask runs past ``planner_timeout_s`` the assistant sets the event and
 long-running work stops at its next :func:`check_cancelled` (experts call it between frames, tiles,
 iterations), so a timed-out call neither keeps the CPU nor holds its memory, and its late result is

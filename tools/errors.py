@@ -10,7 +10,7 @@
     ├── PlannerError            the planner (built-in or a server) failed or is unreachable
     └── ToolCancelledError      a tool call ran past the planner's time limit and was cancelled
 
-Errors are raised, never returned as strings.  The tool boundary (``agent.toolset``) maps
+Errors are raised, never returned as strings.  The tool boundary (``agent.boundary.toolset``) maps
 them to a failed tool call the planner can read, so a failing tool never ends a session.
 Every message says what to do next.
 """

@@ -53,8 +53,8 @@ def _ask_one(args: argparse.Namespace, assistant: Assistant) -> int:
         print(result.model_dump_json(indent=2))
     else:
         print(render_text(result))
-    if args.out:  # one image: --out is the folder of exported results (agent.export)
-        from agent.export import export_session
+    if args.out:  # one image: --out is the folder of exported results (agent.export.files)
+        from agent.export.files import export_session
         from ui.report_cli import print_export
 
         with contextlib.redirect_stdout(sys.stderr):
@@ -141,7 +141,7 @@ def _cmd_doctor(args: argparse.Namespace) -> int:
 def _planner_readiness(settings: Any) -> dict[str, str]:
     """Which planners can run here: the built-in one always; the local LLM when its binary and model are
     installed (``make llm``); the server planners when a URL is set (not contacted here)."""
-    from agent.llm_server import resolve_binary, resolve_model
+    from agent.planners.llm_server import resolve_binary, resolve_model
     from tools.errors import ConfigurationError
 
     out = {"builtin": "ready"}

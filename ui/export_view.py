@@ -35,9 +35,9 @@ def figure_data_uri(path: str) -> str:
 
 def report_view(state: Any, deidentify: bool) -> tuple[str, list[str] | None, Any]:
     """(report Markdown, files to download, state) for a :class:`~ui.handlers.TabState` (or None)."""
-    from agent.export import export_session
-    from agent.report import build_report, report_markdown
-    from agent.results import load_answers
+    from agent.export.files import export_session
+    from agent.export.report import build_report, report_markdown
+    from agent.export.results import load_answers
 
     if state is None or not state.session.answers:
         return REPORT_PLACEHOLDER, None, state

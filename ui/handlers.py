@@ -251,7 +251,7 @@ class Handlers:
     # ---- settings -----------------------------------------------------------------------------
     def set_planner(self, planner: str, base_url: str | None, model: str | None, state: TabState | None):
         """This tab's planner; the expert pool stays shared.  Returns (status markdown, state)."""
-        from agent.openai_planner import check_server
+        from agent.planners.openai import check_server
         from agent.runner import Assistant
 
         st = self.tab(state)

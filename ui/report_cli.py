@@ -33,8 +33,8 @@ def print_export(result, stream=None) -> None:
 
 
 def main(argv: list[str]) -> int:
-    from agent.export import export_answers
-    from agent.results import load_answers
+    from agent.export.files import export_answers
+    from agent.export.results import load_answers
     from tools.errors import InvalidInputError
 
     parser = argparse.ArgumentParser(prog="osler report", description="Write the report of saved answers (a draft "

@@ -34,7 +34,7 @@ pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")  # pydicom warns 
 # ---- question intents ---------------------------------------------------------------------------
 @given(QUESTIONS)
 def test_intents_parse_any_text(question):
-    from agent.intents import parse_question
+    from agent.builtin.intents import parse_question
 
     def valid(intents):
         return intents and all(i.action and isinstance(i.clause, str) for i in intents)
@@ -44,7 +44,7 @@ def test_intents_parse_any_text(question):
 
 @given(QUESTIONS)
 def test_intents_follow_ups_parse_any_text(question):
-    from agent.intents import parse_question
+    from agent.builtin.intents import parse_question
 
     previous = parse_question("How many white blood cells are in this smear?")[-1]
     check("fuzz: question intents", lambda: parse_question(question, previous), valid=bool)
@@ -191,7 +191,7 @@ _CALL_JSON = st.builds(lambda name, args, wrap: wrap.format(json.dumps({"name": 
 
 @given(st.one_of(TEXT, _CALL_JSON, st.lists(_CALL_JSON, max_size=3).map("\n".join)))
 def test_local_planner_tool_call_text_parses(text):
-    from agent.chat_format import parse_tool_calls
+    from agent.planners.chat_format import parse_tool_calls
 
     def valid(out):
         calls, rest = out

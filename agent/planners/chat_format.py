@@ -13,7 +13,7 @@ from pydantic_ai.messages import (ModelMessage, ModelRequest, ModelResponse, Tex
                                   UserPromptPart)
 from pydantic_ai.models.function import AgentInfo
 
-from .summaries import summarize
+from agent.summaries import summarize
 
 __all__ = ["render_tools", "to_chat", "parse_tool_calls", "SMALL_SYSTEM_PROMPT", "TOOL_CONVENTION", "MAX_TOOL_TEXT"]
 

@@ -8,9 +8,9 @@ from tools.answer import Finding
 from tools.detection import CountResult
 from tools.targets import targets
 
-from .draft import SINGULAR, UNITS, Call, Draft, call_or_fail
-from .intents import Intent
-from .summaries import backend_label, fmt, summarize
+from agent.builtin.draft import SINGULAR, UNITS, Call, Draft, call_or_fail
+from agent.builtin.intents import Intent
+from agent.summaries import backend_label, fmt, summarize
 
 
 def _yes_no_count(d: Draft, it: Intent, n: int, noun: str, eid: str) -> None:

@@ -28,9 +28,9 @@ from pydantic import BaseModel
 
 from tools.errors import InvalidInputError
 
-from .dicom_content import MANUFACTURER, SEGMENT_CODES, SegmentPlan, algorithm_sequence, coded, plan_segments, software
-from .dicom_deid import UidMap, deidentify
-from .dicom_sr import build_measurement_report
+from agent.export.dicom_content import MANUFACTURER, SEGMENT_CODES, SegmentPlan, algorithm_sequence, coded, plan_segments, software
+from agent.export.dicom_deid import UidMap, deidentify
+from agent.export.dicom_sr import build_measurement_report
 
 if TYPE_CHECKING:
     from pydicom.dataset import Dataset

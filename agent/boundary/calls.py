@@ -1,5 +1,5 @@
 """What each tool does, on a session: run the chosen expert, store artifacts, build the typed
-result.  Called only through :func:`agent.toolset.invoke`, which times, records and audits.
+result.  Called only through :func:`agent.boundary.toolset.invoke`, which times, records and audits.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from tools.kinds import CLASSIFY_TASK_KINDS, IMAGE_KINDS, KIND_NAMES
 from tools.segmentation import MeasurementResult, MeasureRequest, Region, SegmentationResult, SegmentRequest
 from tools.targets import TARGET_KINDS, LiveTable, targets
 
-from .session import Session
+from agent.session import Session
 
 __all__ = ["image_info", "detect", "count", "segment", "measure", "classify", "ensure_kind", "diagnosis_tools"]
 

@@ -25,9 +25,9 @@ from tools.errors import OslerError, ToolCancelledError, WrongImageKindError
 from tools.segmentation import MeasurementResult, MeasureRequest, SegmentationResult, SegmentRequest
 from tools.targets import targets
 
-from . import compare_tool, tool_impl
-from .session import Session
-from .summaries import summarize
+from agent.boundary import calls as tool_impl, compare as compare_tool
+from agent.session import Session
+from agent.summaries import summarize
 
 __all__ = ["invoke", "TOOL_NAMES", "build_tools", "TOOL_IMPLS", "tool_descriptions"]
 

@@ -7,9 +7,9 @@ from typing import Any, Generator
 from tools.answer import Finding
 from tools.kinds import KIND_NAMES
 
-from .draft import Call, Draft, call_or_fail
-from .intents import Intent
-from .summaries import backend_label, fmt, summarize
+from agent.builtin.draft import Call, Draft, call_or_fail
+from agent.builtin.intents import Intent
+from agent.summaries import backend_label, fmt, summarize
 
 
 def _classify(d: Draft, it: Intent, kind: str) -> Generator:

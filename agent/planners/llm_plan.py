@@ -2,7 +2,7 @@
 
 The model never writes the answer and never sees a number: it fills a small JSON plan (at most three
 steps of tool x target, constrained by a JSON schema the server turns into a grammar), which becomes the
-built-in planner's :class:`~agent.intents.Intent` list.  The built-in procedures then call the tools
+built-in planner's :class:`~agent.builtin.intents.Intent` list.  The built-in procedures then call the tools
 through the same agent loop and write the evidence-bound answer, so every number still comes from a
 tool result and the grounding check still binds it to its evidence id.
 
@@ -26,7 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from tools.errors import OslerError
 from tools.targets import BUILTIN_TARGETS, targets
 
-from .intents import Intent, parse_question
+from agent.builtin.intents import Intent, parse_question
 
 __all__ = ["Plan", "PlanError", "PlanStep", "Planned", "plan_question", "plan_schema", "plan_targets",
            "plan_to_intents", "system_prompt"]

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .report import BANNER, DISCLAIMER, Sentence, SessionReport
+from agent.export.report import BANNER, DISCLAIMER, Sentence, SessionReport
 
 __all__ = ["write_pdf", "latin1"]
 

@@ -1,7 +1,7 @@
 """``compare_with_prior``: register the prior onto the current study, run the same expert on both,
 match findings across time and report what changed, with overlays.
 
-Steps (every expert call goes through the tool boundary, :func:`agent.toolset.invoke`, which the toolset
+Steps (every expert call goes through the tool boundary, :func:`agent.boundary.toolset.invoke`, which the toolset
 passes in as ``invoke``, so it is recorded and audited):
 
 1. The modality gate (``image_info``) on both studies: different kinds of image are refused.
@@ -52,15 +52,15 @@ from tools.kinds import KIND_NAMES
 from tools.segmentation import SegmentRequest
 from tools.targets import TARGET_KINDS, LiveTable, TargetSpec, targets
 
-from .session import Session
-from .tool_impl import ensure_kind
+from agent.session import Session
+from agent.boundary.calls import ensure_kind
 
 __all__ = ["Invoke", "compare_studies", "run_comparison", "AUTO_TARGET", "MATCHED_CELL_CLASSES", "interval_days"]
 
 log = logging.getLogger(__name__)
 
 Invoke = Callable[[Session, str, Any], Any]
-"""The tool boundary, ``(session, tool name, request) -> typed result`` (:func:`agent.toolset.invoke`)."""
+"""The tool boundary, ``(session, tool name, request) -> typed result`` (:func:`agent.boundary.toolset.invoke`)."""
 
 def _auto_targets() -> dict[str, str]:
     out: dict[str, str] = {}

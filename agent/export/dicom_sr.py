@@ -19,7 +19,7 @@ from tools.errors import InvalidInputError
 from tools.segmentation import MeasurementResult
 from tools.targets import targets
 
-from .dicom_content import (LOCAL_SCHEME, MANUFACTURER, SEGMENT_CODES, SegmentPlan, algorithm_id, coded, local_code,
+from agent.export.dicom_content import (LOCAL_SCHEME, MANUFACTURER, SEGMENT_CODES, SegmentPlan, algorithm_id, coded, local_code,
                             software, tracking, ucum_unit)
 
 if TYPE_CHECKING:

@@ -45,7 +45,7 @@ def target_table() -> list[TargetRow]:
 
 
 class _TargetTable(Sequence):
-    """:func:`target_table` as a sequence read at each use (``TARGET_PATTERNS``, read by agent.hybrid)."""
+    """:func:`target_table` as a sequence read at each use (``TARGET_PATTERNS``, read by agent.planners.hybrid)."""
 
     @overload
     def __getitem__(self, i: int) -> TargetRow: ...
@@ -81,7 +81,7 @@ _POINT = (r"\bat\s*(?:the\s+point\s*)?\(?\s*(?:x\s*=?\s*)?(\d{1,5}(?:\.\d+)?)\s*
 _LARGEST = r"\b(largest|biggest|main|dominant)\b"
 _SMALLEST = r"\b(smallest)\b"
 
-TARGET_PATTERNS, CLASSIFY_PATTERN, KIND_PATTERN = _TargetTable(), _CLASSIFY, _KIND  # read by agent.hybrid
+TARGET_PATTERNS, CLASSIFY_PATTERN, KIND_PATTERN = _TargetTable(), _CLASSIFY, _KIND  # read by agent.planners.hybrid
 
 UNSUPPORTED_TERMS = (
     "fracture", "nodule", "tumou?r", "cancer", "malignan", "cardiomegaly", "effusion", "pneumothorax", "edema",

@@ -13,8 +13,8 @@ from pydantic import BaseModel
 
 from tools.answer import RemovedClaim, ToolCallRecord
 
-from .grounding_numbers import _supported, evidence_numbers, numbers_in
-from .grounding_terms import _COUNT_PHRASES, TERMS, _has, _words
+from agent.grounding.numbers import _supported, evidence_numbers, numbers_in
+from agent.grounding.terms import _COUNT_PHRASES, TERMS, _has, _words
 
 _CITE = re.compile(r"\bE\d+\b")
 _DECLINE = re.compile(r"\b(cannot|can ?not|could not|couldn't|can't|unable|no tool|not (?:run|answer|compare|guess)|"

@@ -5,7 +5,7 @@ and the grounding check runs on every sentence (a sentence it cannot back is lef
 says how many were).  Marked as a draft for review, not a diagnosis.
 
 ``build_report(answers) -> SessionReport`` (pure), ``report_markdown(report) -> str``;
-the PDF is :func:`agent.report_pdf.write_pdf`.
+the PDF is :func:`agent.export.report_pdf.write_pdf`.
 """
 
 from __future__ import annotations
@@ -25,8 +25,8 @@ from tools.comparison import ComparisonResult
 from tools.detection import CountResult, DetectionResult
 from tools.segmentation import MeasurementResult, SegmentationResult
 
-from .grounding import check_grounding
-from .results import artifact_refs, provenance_of, results_by_id
+from agent.grounding.check import check_grounding
+from agent.export.results import artifact_refs, provenance_of, results_by_id
 
 __all__ = ["BANNER", "Sentence", "Figure", "SessionReport", "build_report", "report_markdown"]
 

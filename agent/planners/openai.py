@@ -9,10 +9,10 @@ The model is wrapped in :class:`agent.privacy.PrivacyModel`: vision models get t
 and a server that is not on this machine only gets de-identified content.
 
 Limits: ``planner_max_steps`` model turns with tool calls (then status 'stopped'), and
-``planner_timeout_s`` for the whole ask (each HTTP request too); see :mod:`agent.guard`.  Every request
+``planner_timeout_s`` for the whole ask (each HTTP request too); see :mod:`agent.grounding.guard`.  Every request
 carries ``max_tokens`` (``planner_max_tokens``) and ``temperature`` (``planner_temperature``, 0 by default),
 so a model that never closes its turn stops at a known length.  Small local models plan better through
-``--planner llm`` (:mod:`agent.hybrid`), which asks them for a short JSON plan instead of tool calls.
+``--planner llm`` (:mod:`agent.planners.hybrid`), which asks them for a short JSON plan instead of tool calls.
 """
 
 from __future__ import annotations
@@ -23,8 +23,8 @@ from typing import Any, Literal
 from tools.errors import ConfigurationError, PlannerError
 from tools.settings import OslerSettings
 
-from .privacy import PrivacyModel, policy_for
-from .session import Session
+from agent.privacy import PrivacyModel, policy_for
+from agent.session import Session
 
 __all__ = ["build_openai_model", "check_server"]
 

@@ -12,8 +12,8 @@ from typing import Any
 from tools.errors import ConfigurationError
 from tools.settings import OslerSettings
 
-from .builtin import BuiltinPlanner, builtin_model
-from .session import Session
+from agent.builtin.planner import BuiltinPlanner, builtin_model
+from agent.session import Session
 
 __all__ = ["build_model"]
 
@@ -28,11 +28,11 @@ def build_model(settings: OslerSettings, session: Session) -> tuple[Any, str]:
         planner.has_prior = "prior" in session.images
         return builtin_model(planner), "builtin"
     if settings.planner == "llm":
-        from .hybrid import HybridPlanner, LLMClient
+        from agent.planners.hybrid import HybridPlanner, LLMClient
 
         planner = session.state.get("llm_planner")
         if planner is None:
-            from .privacy import policy_for
+            from agent.privacy import policy_for
 
             client = LLMClient.from_settings(settings)
             policy = policy_for(settings, client.base_url or "http://127.0.0.1")  # llama-server: loopback
@@ -41,11 +41,11 @@ def build_model(settings: OslerSettings, session: Session) -> tuple[Any, str]:
         planner.has_prior = "prior" in session.images
         return builtin_model(planner), f"llm-{settings.llm.mode}:{planner.client.name}"
     if settings.planner == "openai":
-        from .openai_planner import build_openai_model
+        from agent.planners.openai import build_openai_model
 
         return build_openai_model(settings, session)
     if settings.planner == "local":
-        from .local_planner import build_local_model
+        from agent.planners.local import build_local_model
 
         return build_local_model(settings), f"local:{settings.models.local_llm_dir}"
     raise ConfigurationError(f"unknown planner {settings.planner!r}; use builtin, llm, openai or local")

@@ -2,7 +2,7 @@
 intents, issues real tool calls through the agent loop, reads their typed results and writes
 an evidence-bound :class:`~tools.answer.FinalAnswer`.
 
-The plan is a generator (:func:`agent.procedures.procedure`) replayed on every model turn: the
+The plan is a generator (:func:`agent.builtin.procedures.procedure`) replayed on every model turn: the
 tool results already in the message history are fed back in order, and the first batch of
 calls not yet made is returned to the agent loop.  When the generator finishes, its value is
 the final answer, returned through the output tool.
@@ -17,9 +17,9 @@ from dataclasses import dataclass
 from pydantic_ai.messages import ModelMessage, ModelResponse, ToolCallPart
 from pydantic_ai.models.function import AgentInfo, FunctionModel
 
-from .intents import Intent, parse_question
-from .messages import current_run, tool_outcomes, user_questions
-from .procedures import Call, Outcome, procedure
+from agent.builtin.intents import Intent, parse_question
+from agent.messages import current_run, tool_outcomes, user_questions
+from agent.builtin.procedures import Call, Outcome, procedure
 
 __all__ = ["BuiltinPlanner", "builtin_model", "user_questions"]
 

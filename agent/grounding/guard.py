@@ -31,9 +31,9 @@ from tools.answer import FinalAnswer, Grounding, GuardRecord, PlannerStats
 from tools.errors import OslerError, PlannerError
 from tools.settings import OslerSettings
 
-from .grounding import check_grounding, discrepancy
-from .messages import GUARD_PREFIX, model_turns, retry_of, tool_calls
-from .session import Session
+from agent.grounding.check import check_grounding, discrepancy
+from agent.messages import GUARD_PREFIX, model_turns, retry_of, tool_calls
+from agent.session import Session
 
 __all__ = ["GuardedAnswer", "answer_with_guard", "is_llm_planner", "planner_stats", "RETRY_STEPS"]
 

@@ -15,12 +15,12 @@ from tools.answer import FinalAnswer, Finding
 from tools.kinds import CLASSIFY_TASK_KINDS, IMAGE_KINDS, KIND_NAMES
 from tools.targets import TARGET_KINDS, LiveTable, targets
 
-from .draft import Call, Draft, Outcome, call_or_fail, nothing_found
-from .intents import Intent
-from .procedures_classify import _classify
-from .procedures_compare import _compare
-from .procedures_count import _count
-from .summaries import fmt, summarize
+from agent.builtin.draft import Call, Draft, Outcome, call_or_fail, nothing_found
+from agent.builtin.intents import Intent
+from agent.builtin.classify import _classify
+from agent.builtin.compare import _compare
+from agent.builtin.count import _count
+from agent.summaries import fmt, summarize
 
 __all__ = ["Call", "Outcome", "procedure"]  # Call and Outcome are re-exported from .draft
 

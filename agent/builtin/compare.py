@@ -9,10 +9,10 @@ from typing import Any, Generator
 from tools.answer import Finding
 from tools.targets import targets
 
-from .draft import UNITS, Call, Draft, call_or_fail
-from .intents import Intent
-from .procedures_count import _noun
-from .summaries import fmt, summarize
+from agent.builtin.draft import UNITS, Call, Draft, call_or_fail
+from agent.builtin.intents import Intent
+from agent.builtin.count import _noun
+from agent.summaries import fmt, summarize
 
 
 def _compare(d: Draft, it: Intent, kind: str, has_prior: bool) -> Generator:

@@ -4,14 +4,14 @@ app's report button, ``osler report``):
 ==========================  =================================================================
 ``answers.json``            the answers (``osler ask --json`` objects, a list); paths point into DIR
 ``mask-N.png``              masks (image size, 0/255) and ``overlay-N.png`` overlays
-``report.md``/``report.pdf``  the session report (:mod:`agent.report`), DRAFT for review
+``report.md``/``report.pdf``  the session report (:mod:`agent.export.report`), DRAFT for review
 ``segmentation.dcm``        DICOM input only: binary SEG of the masks of the current study
 ``measurements-sr.dcm``     DICOM input only: TID 1500 measurement report
 ``overlay-sc.dcm``          DICOM input, only when asked: the latest overlay as Secondary Capture
 ``image-deid.dcm``          DICOM input with ``deidentify``: the de-identified source SEG/SR refer to
 ==========================  =================================================================
 
-With ``deidentify`` the DICOM objects follow the PS3.15 basic profile (:mod:`agent.dicom_deid`) and the
+With ``deidentify`` the DICOM objects follow the PS3.15 basic profile (:mod:`agent.export.dicom_deid`) and the
 JSON and report name no source file and no study date.  Pixel data are not cleaned: text burned into an
 image stays in it and in its overlays.
 """
@@ -31,8 +31,8 @@ import numpy as np
 from tools.answer import AskResult
 from tools.errors import InvalidInputError
 
-from .report import build_report, report_markdown
-from .results import artifact_refs, results_by_id
+from agent.export.report import build_report, report_markdown
+from agent.export.results import artifact_refs, results_by_id
 
 __all__ = ["ExportResult", "export_answers", "export_session", "deidentify_answer_json"]
 
@@ -148,11 +148,11 @@ def export_answers(answers: Sequence[AskResult], out_dir: str | Path, *, deident
     rep = build_report(local, deidentified=deidentify)
     (out / "report.md").write_text(report_markdown(rep, link_dir=out))
     res.add("report", out / "report.md")
-    from .report_pdf import write_pdf
+    from agent.export.report_pdf import write_pdf
 
     res.add("report", write_pdf(rep, out / "report.pdf"))
     if dicom_source is not None:
-        from .dicom_export import write_dicom
+        from agent.export.dicom import write_dicom
 
         def read_mask(mask_id: str) -> np.ndarray:
             if mask_id not in mask_paths:

@@ -4,7 +4,7 @@ In ``hybrid`` mode (the default) the rule parser plans the questions it understa
 has an action chosen by a verb of the question and every target or class word of the question is used);
 the model plans the rest: paraphrases the parser does not know, follow-ups in other words, several steps
 in one sentence.  In ``always`` mode the model plans every question.  Either way the plan is a list of
-:class:`~agent.intents.Intent` run by the built-in procedures through the same agent loop, tools,
+:class:`~agent.builtin.intents.Intent` run by the built-in procedures through the same agent loop, tools,
 grounding check and audit log; the answer's first step says who planned it.  When the model fails (no
 server, timeout, no valid plan after one retry) the rule parser's plan is used and the answer says so.
 """
@@ -20,10 +20,10 @@ from typing import Any
 from tools.errors import OslerError
 from tools.settings import OslerSettings
 
-from .builtin import BuiltinPlanner
-from .intents import CLASSIFY_PATTERN, KIND_PATTERN, TARGET_PATTERNS, Intent, parse_question
-from .llm_plan import PlanError, Planned, plan_question, plan_to_intents
-from .privacy import Deidentifier, PrivacyPolicy, mask_text_regions, png_for_planner
+from agent.builtin.planner import BuiltinPlanner
+from agent.builtin.intents import CLASSIFY_PATTERN, KIND_PATTERN, TARGET_PATTERNS, Intent, parse_question
+from agent.planners.llm_plan import PlanError, Planned, plan_question, plan_to_intents
+from agent.privacy import Deidentifier, PrivacyPolicy, mask_text_regions, png_for_planner
 
 __all__ = ["HybridPlanner", "LLMClient", "PlanRecord", "parser_is_sure"]
 
@@ -81,7 +81,7 @@ class LLMClient:
 
         with self._lock:  # one request at a time: the local server has one slot
             if self.base_url is None:
-                from .llm_server import server_for
+                from agent.planners.llm_server import server_for
 
                 try:
                     srv = server_for(self.settings)
@@ -103,7 +103,7 @@ class LLMClient:
         if cfg.base_url:
             model = settings.model or cfg.model
             return cls(f"{model} at {cfg.base_url}", cfg.base_url, model, **common)
-        from .llm_server import resolve_binary, resolve_model
+        from agent.planners.llm_server import resolve_binary, resolve_model
 
         resolve_binary(settings)
         _, name = resolve_model(settings)

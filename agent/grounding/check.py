@@ -27,9 +27,9 @@ from typing import Any, Iterable
 
 from tools.answer import FinalAnswer, Grounding, RemovedClaim, ToolCallRecord
 
-from .grounding_numbers import _supported, evidence_numbers, numbers_in, unsupported_numbers
-from .grounding_sentence import _CITE, _Backing, _backings, _Check, _sentences
-from .grounding_terms import _COUNT_PHRASES, _COUNT_UNITS, TERMS, UNDECIDED_LABELS, Term, _has, _words
+from agent.grounding.numbers import _supported, evidence_numbers, numbers_in, unsupported_numbers
+from agent.grounding.sentence import _CITE, _Backing, _backings, _Check, _sentences
+from agent.grounding.terms import _COUNT_PHRASES, _COUNT_UNITS, TERMS, UNDECIDED_LABELS, Term, _has, _words
 
 __all__ = ["evidence_numbers", "numbers_in", "unsupported_numbers", "check_grounding", "discrepancy", "TERMS", "Term",
            "UNDECIDED_LABELS"]

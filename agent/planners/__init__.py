@@ -1,0 +1,1 @@
+"""Planner choice (``choose.build_model``) and the language-model planners: the local LLM (hybrid with the rule parser, llama.cpp server), any OpenAI-compatible server, a transformers model in process."""
