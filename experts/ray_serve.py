@@ -38,7 +38,7 @@ from tools.serving_settings import ServingSettings
 from tools.settings import OslerSettings
 
 from .imaging import StudyImage
-from .registry import BackendSpec, ExpertPool, requested_backend, select_backend
+from .registry import BackendSpec, ExpertPool
 from .remote import RemoteFailure
 
 __all__ = ["RAY_REQUIREMENT", "ray_unavailable_reason", "RayRuntime", "start_ray", "RemoteExpert", "RayExpertPool",
@@ -240,12 +240,7 @@ class RayExpertPool(ExpertPool):
         self.deploy_ms: dict[str, float] = {}
 
     def get(self, key: str, backend: str | None = None) -> tuple[Any, Any, str]:
-        specs = self.registry.get(key)
-        if not specs:
-            raise ExpertUnavailableError(f"no expert is registered for '{key}'")
-        requested = backend or requested_backend(key, self.settings)
-        reasons = {s.name: s.unavailable_reason(self.settings) for s in specs}
-        spec, why = select_backend(key, specs, requested, reasons)
+        spec, why = self.choose(key, backend)
         ident = (key, spec.name)
         with self._guard:  # one deployment per expert backend, even when sessions ask for it at once
             if ident not in self._experts:

@@ -114,14 +114,19 @@ class ExpertPool:
         """(backend name, unavailable reason or None) for a task key."""
         return [(s.name, s.unavailable_reason(self.settings)) for s in self.registry.get(key, [])]
 
-    def get(self, key: str, backend: str | None = None) -> tuple[Any, threading.Lock, str]:
-        """The loaded expert for a task key, its lock, and why this backend was chosen."""
+    def choose(self, key: str, backend: str | None = None) -> tuple[Any, str]:
+        """The backend spec for a task key (the requested one, else the setting's, else the first that can run)
+        and why it was chosen; ExpertUnavailableError when none is registered or none can run."""
         specs = self.registry.get(key)
         if not specs:
             raise ExpertUnavailableError(f"no expert is registered for '{key}'")
         requested = backend or requested_backend(key, self.settings)
         reasons = {s.name: s.unavailable_reason(self.settings) for s in specs}
-        spec, why = select_backend(key, specs, requested, reasons)
+        return select_backend(key, specs, requested, reasons)
+
+    def get(self, key: str, backend: str | None = None) -> tuple[Any, threading.Lock, str]:
+        """The loaded expert for a task key, its lock, and why this backend was chosen."""
+        spec, why = self.choose(key, backend)
         ident = (key, spec.name)
         with self._guard:
             if ident not in self._experts:
