@@ -109,3 +109,28 @@ def one_torch_thread():
 
 
 SMEAR = "bccd/images/BloodImage_00001.jpg"  # 1 WBC, 0 platelets per its VOC annotation
+
+
+@pytest.fixture
+def scripted_smear(tmp_path, shared_pool, data_dir):
+    """(script, settings_for) -> (server, assistant, session): a scripted OpenAI-compatible server on 127.0.0.1
+    (tests/scripted_openai_server.py), an assistant with ``settings_for(server)`` (a dict of OslerSettings fields)
+    and a session with the smear loaded; the servers stop at teardown."""
+    from agent.runner import Assistant
+    from tests.scripted_openai_server import ScriptedOpenAIServer
+    from tools.settings import OslerSettings
+
+    servers = []
+
+    def _make(script, settings_for):
+        server = ScriptedOpenAIServer(script).start()
+        servers.append(server)
+        settings = OslerSettings(data_dir=tmp_path / "osler", **settings_for(server))
+        assistant = Assistant(settings, pool=shared_pool)
+        session = assistant.new_session()
+        session.load("current", data_dir / SMEAR)
+        return server, assistant, session
+
+    yield _make
+    for s in servers:
+        s.stop()

@@ -13,8 +13,10 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from pydantic import BaseModel
-from pydantic_ai.messages import ModelMessage, ModelRequest, ModelResponse, ToolCallPart, ToolReturnPart, UserPromptPart
+from pydantic_ai.messages import ModelMessage, ModelResponse, ToolCallPart, ToolReturnPart, UserPromptPart
 from pydantic_ai.models.function import AgentInfo, FunctionModel
+
+from agent.messages import current_run
 
 __all__ = ["Evidence", "LyingPlanner", "lying_model"]
 
@@ -31,14 +33,6 @@ class Evidence:
 AnswerBuilder = Callable[[Evidence], dict[str, Any]]
 
 
-def _since_last_prompt(messages: list[ModelMessage]) -> list[ModelMessage]:
-    start = 0
-    for i, msg in enumerate(messages):
-        if isinstance(msg, ModelRequest) and any(isinstance(p, UserPromptPart) for p in msg.parts):
-            start = i
-    return messages[start:]
-
-
 @dataclass
 class LyingPlanner:
     """``calls``: (tool name, arguments) made first; ``answer``: builds the final_result arguments."""
@@ -50,7 +44,7 @@ class LyingPlanner:
 
     def __call__(self, messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
         self.turns += 1
-        recent = _since_last_prompt(messages)
+        recent = current_run(messages)
         prompt = next((p.content for p in recent[0].parts if isinstance(p, UserPromptPart)), "") if recent else ""
         returns = [p for m in recent[1:] for p in getattr(m, "parts", []) if isinstance(p, ToolReturnPart)]
         if not returns:

@@ -21,7 +21,7 @@ from agent.planners.hybrid import parser_is_sure
 from agent.builtin.intents import parse_question
 from agent.planners.llm_plan import Plan, parse_plan, plan_schema, plan_to_intents, system_prompt
 from tests.conftest import SMEAR
-from tests.scripted_openai_server import ScriptedOpenAIServer, http_error, text
+from tests.scripted_openai_server import http_error, text
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -32,26 +32,10 @@ def _plan(*steps: dict, in_scope: bool = True) -> str:
 
 
 @pytest.fixture
-def make(tmp_path, shared_pool, data_dir):
+def make(scripted_smear):
     """(script, **llm settings) -> (server, assistant, session) with the smear loaded."""
-    from agent.runner import Assistant
-    from tools.settings import OslerSettings
-
-    servers: list[ScriptedOpenAIServer] = []
-
-    def _make(script, **llm):
-        server = ScriptedOpenAIServer(script).start()
-        servers.append(server)
-        settings = OslerSettings(data_dir=tmp_path / "osler", planner="llm", model=server.model,
-                                 llm={"base_url": server.url, **llm})
-        assistant = Assistant(settings, pool=shared_pool)
-        session = assistant.new_session()
-        session.load("current", data_dir / SMEAR)
-        return server, assistant, session
-
-    yield _make
-    for s in servers:
-        s.stop()
+    return lambda script, **llm: scripted_smear(script, lambda server: dict(
+        planner="llm", model=server.model, llm={"base_url": server.url, **llm}))
 
 
 def test_prompt_is_short_and_the_schema_constrains_every_field():

@@ -21,26 +21,10 @@ QUESTION = "How many white blood cells are in this smear?"
 
 
 @pytest.fixture
-def make(tmp_path, shared_pool, data_dir):
+def make(scripted_smear):
     """(script, **settings) -> (server, assistant, session) with the smear loaded; servers stop at teardown."""
-    from agent.runner import Assistant
-    from tools.settings import OslerSettings
-
-    servers: list[ScriptedOpenAIServer] = []
-
-    def _make(script, **kw):
-        server = ScriptedOpenAIServer(script).start()
-        servers.append(server)
-        settings = OslerSettings(data_dir=tmp_path / "osler", planner="openai", base_url=server.url,
-                                 model=server.model, **kw)
-        assistant = Assistant(settings, pool=shared_pool)
-        session = assistant.new_session()
-        session.load("current", data_dir / SMEAR)
-        return server, assistant, session
-
-    yield _make
-    for s in servers:
-        s.stop()
+    return lambda script, **kw: scripted_smear(script, lambda server: dict(
+        planner="openai", base_url=server.url, model=server.model, **kw))
 
 
 def _tool_messages(server, index):

@@ -18,7 +18,6 @@ re-normalisation, then rotation / scale / shift / crop and horizontal flip).
 from __future__ import annotations
 
 import math
-import re
 from pathlib import Path
 
 import numpy as np
@@ -27,7 +26,7 @@ from eval_scenarios.kermany import patient_id, series_of
 
 __all__ = [
     "LABELS", "patient_id", "series_of", "label_of", "list_files", "split_by_patient", "shifted_holdout", "batch_holdout",
-    "kfold_by_patient", "load_cache", "augment", "to_input",
+    "kfold_by_patient", "shifted_and_folds", "load_cache", "augment", "to_input",
 ]
 
 LABELS = ("normal", "bacterial_pneumonia", "viral_pneumonia")
@@ -113,6 +112,14 @@ def kfold_by_patient(files: list[Path], k: int, seed: int) -> list[list[str]]:
             folds[(i + offset) % k].extend(groups[g][j].name for j in range(len(groups[g])))
         offset += len(keys)
     return [sorted(f) for f in folds]
+
+
+def shifted_and_folds(files: list[Path], shift_frac: float, k: int, seed: int
+                      ) -> tuple[list[str], list[str], list[list[str]]]:
+    """The validation protocol of the CXR scripts: (the shifted hold-out, the rest, ``k`` patient folds of the rest)."""
+    by_name = {f.name: f for f in files}
+    held, rest = shifted_holdout(files, shift_frac)
+    return held, rest, kfold_by_patient([by_name[n] for n in rest], k, seed)
 
 
 def load_cache(files: list[Path], size: int, cache: Path | None = None) -> np.ndarray:

@@ -40,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from eval_scenarios.kermany import decision_report
     from eval_scenarios.metrics import classification_report, softmax
-    from training.cxr_data import LABELS, kfold_by_patient, label_of, list_files, load_cache, shifted_holdout
+    from training.cxr_data import LABELS, label_of, list_files, load_cache, shifted_and_folds
     from training.cxr_probe import features, fit_logreg, predict_logreg
     from training.pretrained import build_backbone
     from training.train_cxr import decision_from_validation
@@ -50,8 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     files = list_files(Path(args.data))
     by_name = {f.name: i for i, f in enumerate(files)}
     y = np.array([label_of(f) for f in files])
-    held, rest = shifted_holdout(files, args.shift_frac)
-    folds = kfold_by_patient([files[by_name[n]] for n in rest], args.folds, args.seed)
+    held, rest, folds = shifted_and_folds(files, args.shift_frac, args.folds, args.seed)
     val = folds[args.val_fold]
     train = sorted(n for k, f in enumerate(folds) if k != args.val_fold for n in f)
     cache = Path(f"runs/cxr_feat_mobilenet_v2_{args.size}.npy")

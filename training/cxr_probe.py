@@ -100,14 +100,13 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from eval_scenarios.metrics import softmax
-    from training.cxr_data import batch_holdout, kfold_by_patient, label_of, list_files, load_cache, shifted_holdout
+    from training.cxr_data import batch_holdout, label_of, list_files, load_cache, shifted_and_folds
 
     torch.set_num_threads(1)
     files = list_files(Path(args.data))
     by_name = {f.name: i for i, f in enumerate(files)}
     y = np.array([label_of(f) for f in files])
-    held, rest = shifted_holdout(files, args.shift_frac)
-    folds = kfold_by_patient([files[by_name[n]] for n in rest], args.folds, args.seed)
+    held, rest, folds = shifted_and_folds(files, args.shift_frac, args.folds, args.seed)
     images = load_cache(files, args.size, Path(f"runs/cxr_cache_{args.size}.npz"))
     result: dict = {"size": args.size, "folds": args.folds, "shifted_images": len(held), "rest_images": len(rest)}
     for name in args.backbones.split(","):

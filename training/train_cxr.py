@@ -40,7 +40,7 @@ from pathlib import Path
 import numpy as np
 
 from training.cxr_data import (  # noqa: F401  (re-exported for older callers)
-    LABELS, augment, kfold_by_patient, label_of, list_files, load_cache, patient_id, shifted_holdout,
+    LABELS, augment, label_of, list_files, load_cache, patient_id, shifted_and_folds,
     split_by_patient, to_input,
 )
 
@@ -129,8 +129,7 @@ def main(argv: list[str] | None = None) -> int:
     torch.manual_seed(args.seed)
     files = list_files(Path(args.data))
     by_name = {f.name: i for i, f in enumerate(files)}
-    held, rest = shifted_holdout(files, args.shift_frac)
-    folds = kfold_by_patient([files[by_name[n]] for n in rest], args.folds, args.seed)
+    held, rest, folds = shifted_and_folds(files, args.shift_frac, args.folds, args.seed)
     parts = {"val": folds[args.val_fold], "shifted": held,
              "train": sorted(n for k, f in enumerate(folds) if k != args.val_fold for n in f)}
     images = load_cache(files, args.size, Path(f"runs/cxr_cache_{args.size}.npz"))

@@ -124,10 +124,6 @@ def _strip_quotes(clause: str, question: str) -> str:
     return _QUOTE.sub(repl, clause)
 
 
-def _has(text: str, backers: tuple[str, ...]) -> bool:
-    return any(re.search(rf"(?<![a-z0-9]){re.escape(b)}(?![a-z0-9])", text) for b in backers)
-
-
 def _sentence_reasons(sent: str, cited: list[str], ev: dict[str, _Backing], question: str, failures: list[float],
                       *, with_args: bool = False) -> tuple[list[str], list[str], list[str]]:
     """(reasons, unbacked number tokens, unbacked words) for one sentence citing ``cited``."""
