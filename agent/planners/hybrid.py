@@ -131,6 +131,7 @@ class HybridPlanner(BuiltinPlanner):
     policy: PrivacyPolicy | None = None  # what may leave for the model's server (agent.privacy.policy_for)
     records: list[PlanRecord] = field(default_factory=list)
     _cache: dict[tuple[int, str], tuple[list[Intent], str | None]] = field(default_factory=dict)
+    _deid: tuple[tuple, Deidentifier] | None = None  # (images it was built for, the de-identifier): headers read once
 
     def intents_for(self, question: str, previous: Intent | None, questions: list[str]) -> tuple[list[Intent], str | None]:
         key = (len(questions), question)
@@ -152,7 +153,10 @@ class HybridPlanner(BuiltinPlanner):
         image = None
         if self.policy is not None and self.session is not None:
             if self.policy.deidentify:  # a server off this machine gets no identifiers, dates or names
-                deid = Deidentifier.for_session(self.session)
+                key = tuple(sorted((r, self.session.image_tag(r)) for r in self.session.images))
+                if self._deid is None or self._deid[0] != key:
+                    self._deid = (key, Deidentifier.for_session(self.session))
+                deid = self._deid[1]
                 question, earlier = deid.text(question), (deid.text(earlier) if earlier else None)
             current = self.session.images.get("current")
             if self.policy.send_images and current is not None:
