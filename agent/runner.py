@@ -79,6 +79,7 @@ class Assistant:
         final, report, status = guarded.final, guarded.report, guarded.status
         _record_rejected_calls(session, session.history[history_before:])
         calls = session.calls[calls_before:]
+        session.flush_artifacts()  # PNGs were encoded beside the answer: every path below names a written file
         new_artifacts = [a for k, a in session.artifacts.items() if k not in artifacts_before]
         artifacts = Artifacts(
             overlays=[a.ref.path for a in new_artifacts if a.ref.kind in ("overlay", "saliency", "change_map")],

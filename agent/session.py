@@ -10,6 +10,7 @@ import logging
 import threading
 import time
 import uuid
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,6 +36,20 @@ log = logging.getLogger(__name__)
 class Artifact:
     ref: ArtifactRef
     array: np.ndarray | None = field(default=None, repr=False)
+
+
+_png_writer: ThreadPoolExecutor | None = None
+_png_writer_guard = threading.Lock()
+
+
+def _writer() -> ThreadPoolExecutor:
+    """The process's PNG writer: one thread, so files are written in the order they were made.  Its thread is
+    joined at interpreter exit (concurrent.futures), so a file queued before exit is written."""
+    global _png_writer
+    with _png_writer_guard:
+        if _png_writer is None:
+            _png_writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="osler-png")
+        return _png_writer
 
 
 class Session:
@@ -65,6 +80,7 @@ class Session:
         self._lock = threading.Lock()
         self._evidence_ids = itertools.count(1)
         self._artifact_ids = itertools.count(1)
+        self._pending: dict[str, Future] = {}  # artifact id -> its PNG being written (add_artifact)
         self._deid: Any = None  # agent.privacy.Deidentifier of the records of the loaded images, built on first use
         # cancellation of tool calls that outlive the planner's time limit (see tools.cancel)
         self.cancel = threading.Event()
@@ -150,24 +166,58 @@ class Session:
             self.evidence[evidence_id] = result
 
     def add_artifact(self, kind: str, array: np.ndarray, *, keep_array: bool = True) -> ArtifactRef:
-        """Store pixels (mask: bool (H, W); others uint8 RGB) as a PNG; return its reference."""
+        """Store pixels (mask: bool (H, W); others uint8 RGB) as a PNG; return its reference.
+
+        The PNG is encoded off the caller's thread (OpenCV releases the GIL, so it overlaps the rest of the
+        answer); :meth:`artifact` and :meth:`flush_artifacts` wait for it, and ``Assistant.ask`` flushes before
+        it returns, so every path in an answer names a file that exists."""
         with self._lock:
             aid = f"{kind.replace('_', '-')}-{next(self._artifact_ids)}"
         self.dir.mkdir(parents=True, exist_ok=True)
         path = self.dir / f"{aid}.png"
-        pixels = (array.astype(bool).astype(np.uint8) * 255) if kind == "mask" else array
-        save_png(str(path), pixels)
+        # a copy: the caller may reuse its array while the file is being written
+        pixels = (array.astype(bool).astype(np.uint8) * 255) if kind == "mask" else np.array(array, copy=True)
         ref = ArtifactRef(id=aid, kind=kind, path=str(path), width=int(array.shape[1]), height=int(array.shape[0]))
         with self._lock:
             self.artifacts[aid] = Artifact(ref=ref, array=array.astype(bool) if kind == "mask" and keep_array else None)
+            self._pending[aid] = _writer().submit(save_png, str(path), pixels)
         return ref
 
+    def flush_artifacts(self) -> list[str]:
+        """Wait until every artifact file queued so far is written; the ids whose file could not be written
+        (each logged, and removed from :attr:`artifacts`)."""
+        with self._lock:
+            pending = dict(self._pending)
+        failed = []
+        for aid, fut in pending.items():
+            exc = fut.exception()
+            if exc is not None:
+                log.error("artifact %s of session %s was not written: %s", aid, self.id, exc)
+                failed.append(aid)
+        with self._lock:
+            for aid in pending:
+                self._pending.pop(aid, None)
+            for aid in failed:
+                self.artifacts.pop(aid, None)
+        return failed
+
+    def _written(self, artifact_id: str) -> None:
+        with self._lock:
+            fut = self._pending.get(artifact_id)
+        if fut is not None:
+            fut.result()  # OSError when the file could not be written
+            with self._lock:
+                self._pending.pop(artifact_id, None)
+
     def artifact(self, artifact_id: str) -> Artifact:
+        """The artifact, once its file is written."""
         try:
-            return self.artifacts[artifact_id]
+            art = self.artifacts[artifact_id]
         except KeyError:
             known = ", ".join(sorted(self.artifacts)) or "none yet"
             raise ArtifactNotFoundError(f"no artifact '{artifact_id}' in this session (known: {known})") from None
+        self._written(artifact_id)
+        return art
 
     def mask(self, artifact_id: str) -> np.ndarray:
         art = self.artifact(artifact_id)
