@@ -84,15 +84,27 @@ def mobilenet_v2_features() -> Any:
 
 
 class DeepEmbedder:
-    """Lazy, thread-safe MobileNetV2 (ImageNet) feature extractor on CPU."""
+    """Lazy, thread-safe MobileNetV2 (ImageNet) feature extractor on CPU: the network in torch, or, given
+    ``onnx`` (an :class:`experts.onnx_runtime.OnnxModel` of ``gate_mobilenet_v2.onnx``, the same network exported
+    by ``training/export_onnx.py``), on onnxruntime without importing torch.  ``runtime`` names which."""
 
-    def __init__(self) -> None:
+    def __init__(self, onnx: Any = None) -> None:
         self._net: Any = None
+        self._onnx = onnx
         self._lock = threading.Lock()
         self.sha256: str | None = None
+        self.runtime = "torch"
 
     def load(self) -> None:
         if self._net is not None:
+            return
+        if self._onnx is not None:
+            from .onnx_runtime import onnxruntime_version
+
+            self._onnx.load()
+            self.sha256 = self._onnx.sha256
+            self.runtime = f"onnxruntime {onnxruntime_version()} ({self._onnx.path.name})"
+            self._net = self._onnx
             return
         import torch
 
@@ -111,7 +123,6 @@ class DeepEmbedder:
     def __call__(self, rgb: np.ndarray) -> np.ndarray:
         """``(DEEP_DIM,)`` float32 embedding of a uint8 RGB ``(H, W, 3)`` or grey ``(H, W)`` image."""
         import cv2
-        import torch
 
         self.load()
         img = np.asarray(rgb)
@@ -120,7 +131,12 @@ class DeepEmbedder:
         img = img[..., :3].astype(np.uint8, copy=False)
         interp = cv2.INTER_AREA if min(img.shape[:2]) >= SIZE else cv2.INTER_LINEAR
         x = (cv2.resize(img, (SIZE, SIZE), interpolation=interp).astype(np.float32) / 255.0 - _MEAN) / _STD
-        t = torch.from_numpy(np.ascontiguousarray(x.transpose(2, 0, 1)))[None]
+        x = np.ascontiguousarray(x.transpose(2, 0, 1))[None]
+        if self._onnx is not None:
+            with self._lock:
+                return self._net(x)[0].astype(np.float32)
+        import torch
+
         with self._lock, torch.inference_mode():
-            out = self._net(t).mean(dim=(2, 3))[0]
+            out = self._net(torch.from_numpy(x)).mean(dim=(2, 3))[0]
         return out.numpy().astype(np.float32)

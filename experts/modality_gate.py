@@ -122,7 +122,7 @@ class ModalityGate:
     backend = "gate"
     labels = IMAGE_KINDS
 
-    def __init__(self, weights: Path | None = None) -> None:
+    def __init__(self, weights: Path | None = None, embedder: DeepEmbedder | None = None) -> None:
         self.weights = Path(weights) if weights is not None else bundled(BUNDLED_NAME)
         self.model_id = "gate-softmax"
         self._params: dict[str, np.ndarray] | None = None
@@ -133,7 +133,7 @@ class ModalityGate:
         self._limits: dict[str, float] = {}
         self._deep_limits: dict[str, float] = {}
         self._min_probability = 0.0
-        self._embedder = DeepEmbedder()
+        self._embedder = embedder or DeepEmbedder()
 
     def load(self) -> None:
         """Read the pixel model (once)."""
@@ -244,6 +244,7 @@ class ModalityGate:
             doubt = self.doubt(probs, dist)
             if doubt:
                 note += f"; not trusted: {doubt}"
+        note += f"; MobileNetV2 embedding on {self._embedder.runtime}"
         label = max(probs, key=probs.__getitem__)
         prov = Provenance(expert=self.name, backend=self.backend, model=self.model_id, weights_sha256=self._sha,
                           device="cpu", elapsed_ms=(time.perf_counter() - t0) * 1000, note=note)
@@ -251,6 +252,13 @@ class ModalityGate:
                                   trusted=doubt is None, doubt=doubt, distance=dist[label][0] if source == "pixels" else None)
 
 
+GATE_ONNX = "gate_mobilenet_v2.onnx"  # the ONNX export of the embedding network (training/export_onnx.py)
+
+
 def build(settings: OslerSettings) -> ModalityGate:
-    """The gate with its bundled weights (no setting: it ships with Osler)."""
-    return ModalityGate()
+    """The gate with its bundled weights (no setting: it ships with Osler); its MobileNetV2 embedding runs on
+    onnxruntime when ``settings.expert_runtime`` allows (:func:`experts.onnx_runtime.use_onnx`), else in torch."""
+    from .onnx_runtime import OnnxModel, use_onnx
+
+    onnx, _ = use_onnx(settings, GATE_ONNX)
+    return ModalityGate(embedder=DeepEmbedder(OnnxModel(GATE_ONNX, threads=settings.torch_threads) if onnx else None))

@@ -130,11 +130,11 @@ class ExpertPool:
         ident = (key, spec.name)
         with self._guard:
             if ident not in self._experts:
-                if spec.name in TORCH_BACKENDS and self.settings.torch_threads:
+                expert = spec.build(self.settings)
+                if spec.name in TORCH_BACKENDS and self.settings.torch_threads and getattr(expert, "uses_torch", True):
                     import torch
 
                     torch.set_num_threads(self.settings.torch_threads)
-                expert = spec.build(self.settings)
                 self._experts[ident] = expert
                 self._locks[ident] = threading.Lock()
             expert, lock = self._experts[ident], self._locks[ident]

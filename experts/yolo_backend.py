@@ -120,6 +120,20 @@ class YoloDetector:
                      self.device, (time.perf_counter() - t0) * 1000)
 
     def _finish_load(self, model: Any, names: list[str], imgsz: int | None, meta: dict) -> None:
+        labels = self._labels_of(names)
+        if hasattr(model, "fuse"):
+            model = model.fuse(verbose=False) if "verbose" in model.fuse.__code__.co_varnames else model.fuse()
+        model = model.to(self.device).float().eval()
+        for p in model.parameters():
+            p.requires_grad_(False)
+        self._model, self._labels, self._imgsz, self._meta = model, labels, imgsz, meta
+        self.model_id = str(meta.get("model_id") or self.model_id)
+        stride = getattr(model, "stride", None)
+        self._stride = int(max(stride.max().item() if hasattr(stride, "max") else 32, 32))
+
+    def _labels_of(self, names: list[str]) -> list[str]:
+        """The checkpoint's class names as this detector's labels (ExpertUnavailableError when a declared class
+        is missing)."""
         labels = [self.label_map(n) if self.label_map else n for n in names]
         if self._declared is not None and len(self._declared) == 1 == len(labels) and labels != list(self._declared):
             log.info("single-class checkpoint: reading its class %r as %r", names[0], self._declared[0])
@@ -130,15 +144,7 @@ class YoloDetector:
                 raise ExpertUnavailableError(
                     f"{self.setting}: checkpoint classes {names} do not provide {missing}; use a checkpoint "
                     f"trained for {list(self._declared)}")
-        if hasattr(model, "fuse"):
-            model = model.fuse(verbose=False) if "verbose" in model.fuse.__code__.co_varnames else model.fuse()
-        model = model.to(self.device).float().eval()
-        for p in model.parameters():
-            p.requires_grad_(False)
-        self._model, self._labels, self._imgsz, self._meta = model, labels, imgsz, meta
-        self.model_id = str(meta.get("model_id") or self.model_id)
-        stride = getattr(model, "stride", None)
-        self._stride = int(max(stride.max().item() if hasattr(stride, "max") else 32, 32))
+        return labels
 
     # -- inference -------------------------------------------------------------------------
     def _forward(self, batch: list[np.ndarray], min_score: float) -> list[np.ndarray]:

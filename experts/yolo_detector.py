@@ -28,8 +28,9 @@ from tools.errors import ExpertUnavailableError
 from tools.settings import OslerSettings
 from tools.targets import BLOOD_CELLS
 
+from .onnx_runtime import use_onnx
 from .ultralytics_env import FORMAT, save_checkpoint
-from .weights import resolve_device
+from .weights import bundled, resolve_device
 from .yolo_backend import _TTA_FLOOR, YoloDetector  # noqa: F401 (re-exported)
 from .yolo_postprocess import _canvas, _letterbox, _merge_tiles, _tiles  # noqa: F401 (re-exported)
 from .yolo_weights import _SETTINGS, _config_dir, _weights
@@ -73,13 +74,24 @@ def check_blood(settings: OslerSettings) -> str | None:
     return _check(settings, settings.models.yolo_blood, "bccd_yolo.pt", "blood")
 
 
+BLOOD_ONNX = "bccd_yolo.onnx"  # the ONNX export of bccd_yolo.pt (training/export_onnx.py)
+
+
 def build_blood(settings: OslerSettings) -> YoloDetector:
     """RBC / WBC / Platelets on Wright-Giemsa smears; tiles images over 2x the 640 px BCCD field.  Flip
     test-time augmentation and per-class thresholds (WBC 0.30, platelets 0.20, RBC 0.25) were chosen by
-    ``osler bench counts-cv`` on the smears the model never trained on (experts/weights/bccd_yolo.md)."""
-    return _build(settings, settings.models.yolo_blood, "bccd_yolo.pt", "blood", name="blood_cell_detector",
-                  classes=BLOOD_LABELS, label_map=_blood_label, class_filter=BLOOD_LABELS, default_min_score=0.25,
-                  class_min_scores={"WBC": 0.30, "Platelets": 0.20}, tta=True, iou=0.5, tile_size=640)
+    ``osler bench counts-cv`` on the smears the model never trained on (experts/weights/bccd_yolo.md).
+    Runs the bundled model's ONNX export on onnxruntime when ``settings.expert_runtime`` allows
+    (:func:`experts.onnx_runtime.use_onnx`), else the checkpoint in torch."""
+    kw: dict[str, Any] = dict(name="blood_cell_detector", classes=BLOOD_LABELS, label_map=_blood_label,
+                              class_filter=BLOOD_LABELS, default_min_score=0.25,
+                              class_min_scores={"WBC": 0.30, "Platelets": 0.20}, tta=True, iou=0.5, tile_size=640)
+    onnx, _ = use_onnx(settings, BLOOD_ONNX, settings.models.yolo_blood)
+    if onnx:
+        from .yolo_onnx import YoloOnnxDetector
+
+        return YoloOnnxDetector(bundled(BLOOD_ONNX), threads=settings.torch_threads, setting=_SETTINGS["blood"], **kw)
+    return _build(settings, settings.models.yolo_blood, "bccd_yolo.pt", "blood", **kw)
 
 
 def check_polyp(settings: OslerSettings) -> str | None:

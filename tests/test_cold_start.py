@@ -54,7 +54,7 @@ def test_yolo_boxes_do_not_depend_on_which_nms_runs(data_dir, monkeypatch):
     from tools.settings import OslerSettings
 
     torch.set_num_threads(1)
-    settings = OslerSettings()
+    settings = OslerSettings(expert_runtime="torch")  # the torch path: ultralytics' NMS
     smears = sorted((data_dir / "bccd/images").glob("*.jpg"))[:6]
     frames = sorted((data_dir / "endotect_polyps/images").glob("*.jpg"))[:3]
     import torchvision  # noqa: F401 - present in sys.modules: ultralytics picks torchvision.ops.nms

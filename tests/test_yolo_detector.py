@@ -128,17 +128,20 @@ def test_tiles_cover_large_images_with_overlap():
     assert _tiles(480, 640, 640, 0.3) == [(0, 0, 640, 480)]
 
 
-def test_bundled_blood_model_finds_the_wbc(settings):
+@pytest.mark.parametrize("runtime, weights", [("torch", "bccd_yolo.pt"), ("onnx", "bccd_yolo.onnx")])
+def test_bundled_blood_model_finds_the_wbc(settings, runtime, weights):
     from experts.yolo_detector import build_blood, check_blood
 
     assert bundled("bccd_yolo.pt").exists(), "the trained experts/weights/bccd_yolo.pt must be committed"
+    settings = settings.model_copy(update={"expert_runtime": runtime})
     assert check_blood(settings) is None
     det = build_blood(settings)
     assert det.classes == ("RBC", "WBC", "Platelets")
     out = det.predict(load_image(SMEAR))
     assert out.labels.count("WBC") >= 1
     assert out.labels.count("RBC") >= 5
-    assert out.provenance.weights_sha256 == sha256_of(bundled("bccd_yolo.pt"))
+    assert out.provenance.weights_sha256 == sha256_of(bundled(weights))  # the file that ran
+    assert ("onnxruntime" in out.provenance.note) == (runtime == "onnx")
     batch = det.predict_batch([load_image(SMEAR), load_image(SMEAR)])
     np.testing.assert_allclose(batch[1].boxes, out.boxes, atol=0.5)
 
@@ -240,7 +243,7 @@ socket.create_connection = refuse
 from tools.settings import OslerSettings
 from experts.imaging import load_image
 from experts.yolo_detector import build_blood
-det = build_blood(OslerSettings(device="cpu", data_dir=Path({str(tmp_path)!r})))
+det = build_blood(OslerSettings(device="cpu", expert_runtime="torch", data_dir=Path({str(tmp_path)!r})))
 out = det.predict(load_image({str(SMEAR)!r}))
 import ultralytics.utils as u
 print(json.dumps({{"attempts": attempts, "n": len(out.boxes), "sync": u.SETTINGS["sync"],

@@ -109,6 +109,11 @@ class OslerSettings(BaseSettings):
         default=None, ge=1, description="CPU threads for torch experts; None keeps torch's default (1 is best on a "
                                         "busy 2-core machine)"
     )
+    expert_runtime: Literal["auto", "onnx", "torch"] = Field(
+        default="auto", description="how the default blood-cell YOLO and the modality gate's MobileNetV2 run: 'onnx' "
+                                    "(their bundled ONNX exports on onnxruntime, CPU: no torch import), 'torch', or "
+                                    "'auto' (onnx unless a CUDA GPU is visible or a site checkpoint is configured)"
+    )
     detector_backend: Literal["auto", "yolo_unet", "yolo", "opencv", "unet"] = "auto"
     segmenter_backend: Literal["auto", "litemedsam", "unet", "sam", "opencv"] = "auto"
     classifier_backend: Literal["auto", "torchvision", "transformers"] = "auto"
