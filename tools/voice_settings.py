@@ -37,6 +37,13 @@ class VoiceSettings(BaseModel):
                                "command grammar (the best-scoring one that is a whole command wins); 1 = plain decoding")
     whisper_nbest_margin: float = Field(default=1.0, ge=0.0, description="a lower-ranked hypothesis is taken only when "
                                         "its mean log-probability is within this of the best one")
+    whisper_grammar: bool = Field(default=True, description="score every command of the grammar against the audio "
+                                  "with Whisper's own decoder (voice.asr_grammar) and take the best one only when it "
+                                  "clearly beats the other commands and the free transcript")
+    grammar_margin: float = Field(default=2.0, ge=0.0, description="nats the best command must beat any other "
+                                  "command by (tuned on development voices: voice.bench_grammar)")
+    grammar_gap: float = Field(default=4.0, ge=0.0, description="nats the free transcript may be more likely than "
+                               "the best command before the utterance counts as no command")
     whisper_hotwords: str | None = Field(default=None, description="faster-whisper hotwords (extra priming text)")
     whisper_max_tokens: int = Field(default=48, ge=8, le=224, description="a command is short; caps runaway "
                                     "repetition on noise")

@@ -58,18 +58,20 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def live_recognizer(settings: Any, vs: Any) -> Any:
-    """Whisper with its configured prompt and the n-best list (``voice.whisper_nbest``) rescored against
-    the live grammar (:mod:`voice.live_commands`).  The live prompt (:data:`voice.live_commands.LIVE_PROMPT`)
+    """Whisper with its configured prompt, the n-best list (``voice.whisper_nbest``) rescored against
+    the live grammar (:mod:`voice.live_commands`) and, with ``voice.whisper_grammar``, every live command
+    scored against the audio (:mod:`voice.asr_grammar`).  The live prompt (:data:`voice.live_commands.LIVE_PROMPT`)
     was measured too and is not the default: it got a few more commands right but made more WRONG ones
     (Whisper wrote its phrases on noise; docs/voice.md).  Other backends as configured."""
     from voice.asr import build_recognizer
-    from voice.live_commands import is_live_command
+    from voice.live_commands import LIVE_SET, is_live_command
 
     if vs.asr_backend in ("whisper", "auto"):
         from voice.asr_whisper import WhisperRecognizer, check
 
         if check(settings) is None:
-            return WhisperRecognizer(settings, vs, is_command=lambda t: is_live_command(t, vs.wake_word))
+            return WhisperRecognizer(settings, vs, is_command=lambda t: is_live_command(t, vs.wake_word),
+                                     grammar=LIVE_SET)
     return build_recognizer(settings, vs)
 
 

@@ -83,12 +83,17 @@ def check(settings: Any) -> str | None:
 class WhisperRecognizer:
     name = "whisper"
 
-    def __init__(self, settings: Any, vs: VoiceSettings, is_command: Callable[[str], bool] | None = None) -> None:
+    def __init__(self, settings: Any, vs: VoiceSettings, is_command: Callable[[str], bool] | None = None,
+                 grammar: tuple[Any, ...] | None = None) -> None:
         """``is_command(text) -> bool``: the grammar the n-best list is rescored against (default: a whole
-        command of :mod:`voice.commands` after the wake word; the live video mode passes its own)."""
+        command of :mod:`voice.commands` after the wake word; the live video mode passes its own).
+        ``grammar``: the command set (:class:`voice.commands.CommandSpec` tuple) scored against the audio when
+        ``vs.whisper_grammar`` is on (default: the still-image set)."""
         self.settings = settings
         self.vs = vs
         self.is_command = is_command or (lambda text: _is_command(text, vs.wake_word))
+        self.grammar = grammar
+        self._scorer = None
         self._model = None
         self._lock = threading.Lock()
         self.model_id = ""
@@ -107,6 +112,10 @@ class WhisperRecognizer:
             except Exception as exc:
                 raise ExpertFailedError(f"could not load the Whisper model from {d}: {exc}") from exc
             self.model_id = f"whisper:{d.parent.name}/{d.name}" if d == _bundled_dir() else f"whisper:{d}"
+            if self.vs.whisper_grammar:
+                from .asr_grammar import DecoderScorer
+
+                self._scorer = DecoderScorer(d / "model.bin")
             log.info("whisper loaded from %s in %.0f ms", d, (time.perf_counter() - t0) * 1000)
 
     def transcribe(self, audio: Audio) -> Transcript:
@@ -115,8 +124,7 @@ class WhisperRecognizer:
         self.load()
         t0 = time.perf_counter()
         with self._lock:
-            hyps = self._decode(audio.samples)
-        elapsed = (time.perf_counter() - t0) * 1000
+            hyps, ctx = self._decode(audio.samples)
         dropped: list[str] = []
         candidates = []
         for h in hyps:
@@ -125,26 +133,88 @@ class WhisperRecognizer:
                 dropped.append(why)
             candidates.append((text, h))
         rank, text, best = self._choose(candidates)
-        extra: dict[str, Any] = {"dropped": dropped} if dropped and not text else {}
+        extra: dict[str, Any] = {}
         if len(hyps) > 1:
             extra["nbest"] = [h.text for h in hyps]
             extra["nbest_logprob"] = [round(h.avg_logprob, 4) for h in hyps]
             extra["nbest_rank"] = rank
             if rank:
-                extra["dropped"] = [f"rescored: hypothesis {rank + 1} of {len(hyps)} is a command, "
-                                    f"the first ({hyps[0].text!r}) is not"]
+                dropped.append(f"rescored: hypothesis {rank + 1} of {len(hyps)} is a command, "
+                               f"the first ({hyps[0].text!r}) is not")
         conf = math.exp(best.avg_logprob) if best is not None and text else None
+        if ctx is not None and any(t for t, _h in candidates):
+            text, conf = self._grammar(ctx, hyps, candidates, text, conf, extra, dropped)
+        if dropped and (not text or rank or "grammar" in extra):
+            extra["dropped"] = dropped
+        elapsed = (time.perf_counter() - t0) * 1000
         return Transcript(text=text, backend=self.name, model=self.model_id, elapsed_ms=elapsed,
                           audio_s=audio.seconds, confidence=conf, extra=extra)
 
+    def _grammar(self, ctx: tuple[Any, list[int], Any], hyps: list[_Hyp], candidates: list[tuple[str, _Hyp]],
+                 text: str, conf: float | None, extra: dict[str, Any], dropped: list[str]) -> tuple[str, float | None]:
+        """Score the command grammar against the audio (:mod:`voice.asr_grammar`) and settle the transcript:
+
+        * the free decoding found a command and the grammar's best command is the same one: kept;
+        * they disagree: rejected (text ''), whatever the scores: two readings of one utterance;
+        * the free decoding found none and the grammar's best clears the margin and the gap: that command's
+          sentence becomes the transcript (``extra['grammar']`` says so, with the scores);
+        * otherwise the free text stands (and the strict parser rejects it)."""
+        from .asr_grammar import Candidate, candidates as grammar_candidates, decide
+        from .commands import COMMANDS
+
+        enc, prompt, tok = ctx
+        specs = self.grammar or COMMANDS
+        t0 = time.perf_counter()
+        cands = grammar_candidates(specs, [t for t, _h in candidates if t], self.vs.wake_word)
+        free = [(t, h) for t, h in candidates if t]
+        free_cands = [Candidate(t, self._meaning(t, specs)) for t, _h in free]
+        seqs = [tok.encode(" " + c.text) + [tok.eot] for c in cands] + [list(h.ids) + [tok.eot] for _t, h in free]
+        scores = self._scorer.score(enc, prompt, seqs)
+        all_cands = cands + free_cands
+        d = decide(all_cands, scores, scores[len(cands):], self.vs.grammar_margin, self.vs.grammar_gap)
+        free_meaning = self._meaning(text, specs) if text else None
+        info = {"best": d.text, "meaning": _meaning_str(d.meaning or _best_meaning(all_cands, scores)),
+                "margin": round(d.margin, 3), "gap": round(d.gap, 3), "runner_up": _meaning_str(d.runner_up),
+                "verdict": d.why, "free_command": _meaning_str(free_meaning), "sentences": len(cands),
+                "top": _top_meanings(all_cands, scores, 6), "free_best": round(float(max(scores[len(cands):])), 3),
+                "ms": round((time.perf_counter() - t0) * 1000, 1)}
+        extra["grammar"] = info
+        if free_meaning is not None:
+            top = _best_meaning(all_cands, scores)
+            if top == free_meaning:
+                info["outcome"] = "free transcript confirmed"
+                return text, conf
+            info["outcome"] = "rejected: the free transcript and the grammar's best command differ"
+            dropped.append(f"grammar check: {text!r} but the audio fits {d.text!r} better: rejected, nothing done")
+            extra["heard"] = text
+            return "", None
+        if d.meaning is not None:
+            info["outcome"] = "grammar command taken"
+            dropped.append(f"heard {text!r}; the grammar's best command {d.text!r} fits the audio "
+                           f"(margin {d.margin:.1f}, gap {d.gap:.1f} nats)")
+            extra["heard"] = text
+            return d.text, math.exp(d.best / max(1, len(tok.encode(" " + d.text)) + 1))
+        info["outcome"] = "no command: " + d.why
+        return text, conf
+
+    def _meaning(self, text: str, specs: tuple[Any, ...]) -> tuple[str, tuple[tuple[str, str], ...]] | None:
+        from .activation import gate
+        from .commands import parse_command
+
+        g = gate(text, "ptt", self.vs.wake_word)
+        cmd = parse_command(g.text, specs) if g.text else None
+        return (cmd.intent, tuple(sorted(cmd.slots.items()))) if cmd else None
+
     # ---- decoding -----------------------------------------------------------------------------------
-    def _decode(self, samples: np.ndarray) -> list[_Hyp]:
+    def _decode(self, samples: np.ndarray) -> tuple[list[_Hyp], tuple[Any, list[int], Any] | None]:
         """Hypotheses of one utterance, best first.  ``whisper_nbest`` 1: faster-whisper's own greedy
         decoding; n > 1: the greedy hypothesis, then one beam search of width n returning all n hypotheses
-        (CTranslate2 ``generate`` with the same prompt, hotwords and token suppression as faster-whisper)."""
+        (CTranslate2 ``generate`` with the same prompt, hotwords and token suppression as faster-whisper).
+        The second value (encoder output, prompt ids, tokenizer) is what grammar scoring needs; None on the
+        plain path."""
         vs = self.vs
         m = self._model
-        if vs.whisper_nbest <= 1:
+        if vs.whisper_nbest <= 1 and not vs.whisper_grammar:
             segments, _info = m.transcribe(
                 samples, language="en", beam_size=vs.whisper_beam_size, initial_prompt=vs.whisper_prompt or None,
                 hotwords=vs.whisper_hotwords or None, condition_on_previous_text=False, without_timestamps=True,
@@ -153,9 +223,9 @@ class WhisperRecognizer:
             segs = list(segments)
             kept = [s for s in segs if not (s.no_speech_prob > 0.6 and s.avg_logprob < -1.0)]
             if not kept:
-                return [_Hyp("", -9.0, max((s.no_speech_prob for s in segs), default=1.0))] if segs else []
+                return ([_Hyp("", -9.0, max((s.no_speech_prob for s in segs), default=1.0))] if segs else []), None
             return [_Hyp(" ".join(s.text.strip() for s in kept).strip(),
-                         sum(s.avg_logprob for s in kept) / len(kept), max(s.no_speech_prob for s in kept))]
+                         sum(s.avg_logprob for s in kept) / len(kept), max(s.no_speech_prob for s in kept))], None
         from faster_whisper.audio import pad_or_trim
         from faster_whisper.tokenizer import Tokenizer
         from faster_whisper.transcribe import get_suppressed_tokens
@@ -168,7 +238,7 @@ class WhisperRecognizer:
         hyps: list[_Hyp] = []
         # the greedy path first (what plain decoding hears: a beam can prefer an early end, e.g. "is there a
         # poly" for "is there a polyp"), then the beam's n hypotheses; the encoder output is shared
-        for width in (1, vs.whisper_nbest):
+        for width in sorted({1, vs.whisper_nbest}):
             res = m.model.generate(
                 enc, [prompt], beam_size=width, num_hypotheses=width, length_penalty=1.0,
                 max_length=len(prompt) + vs.whisper_max_tokens, return_scores=True, return_no_speech_prob=True,
@@ -179,8 +249,9 @@ class WhisperRecognizer:
                 avg = float(score) * len(ids) / (len(ids) + 1)
                 text = tok.decode(ids).strip()
                 if all(h.text != text for h in hyps):
-                    hyps.append(_Hyp(text, avg, float(res.no_speech_prob)))
-        return hyps
+                    hyps.append(_Hyp(text, avg, float(res.no_speech_prob), tuple(ids)))
+        ctx = (np.asarray(enc)[0], list(prompt), tok) if self._scorer is not None else None
+        return hyps, ctx
 
     def _filter(self, h: _Hyp) -> tuple[str, str | None]:
         """(text kept, why it was dropped): no-speech segments, stock hallucinations, prompt echoes."""
@@ -216,6 +287,30 @@ class _Hyp:
     text: str
     avg_logprob: float
     no_speech_prob: float
+    ids: tuple[int, ...] = ()
+
+
+def _best_meaning(cands: list[Any], scores: Any) -> tuple[str, tuple[tuple[str, str], ...]] | None:
+    best = None
+    for c, s in zip(cands, scores):
+        if c.meaning is not None and (best is None or s > best[0]):
+            best = (s, c.meaning)
+    return best[1] if best else None
+
+
+def _top_meanings(cands: list[Any], scores: Any, k: int) -> list[tuple[str | None, float]]:
+    best: dict[Any, float] = {}
+    for c, s in zip(cands, scores):
+        if c.meaning is not None and s > best.get(c.meaning, float("-inf")):
+            best[c.meaning] = float(s)
+    return [(_meaning_str(m), round(v, 3)) for m, v in sorted(best.items(), key=lambda kv: -kv[1])[:k]]
+
+
+def _meaning_str(m: tuple[str, tuple[tuple[str, str], ...]] | None) -> str | None:
+    if m is None:
+        return None
+    intent, slots = m
+    return intent + ("(" + ", ".join(f"{k}={v}" for k, v in slots) + ")" if slots else "")
 
 
 def _is_command(text: str, wake_word: str) -> bool:

@@ -125,8 +125,9 @@ def _piper(text: str, length_scale: float, settings: Any) -> np.ndarray:
     return resample(data, int(chunks[0].sample_rate), ASR_RATE)
 
 
-def synth(text: str, voice: str, cache_dir: Path, settings: Any = None) -> np.ndarray:
-    """Speech of ``text`` by benchmark voice ``voice`` (16 kHz), 0.3 s of room tone either side (-60 dBFS:
+def synth(text: str, voice: str, cache_dir: Path, settings: Any = None, wpm: int = 160) -> np.ndarray:
+    """Speech of ``text`` by benchmark voice ``voice`` (an espeak-ng voice name at ``wpm`` words a minute when
+    it is none of :data:`VOICES`; 16 kHz), 0.3 s of room tone either side (-60 dBFS:
     synthesisers write exact zeros, which no microphone does)."""
     import soundfile as sf
 
@@ -134,7 +135,7 @@ def synth(text: str, voice: str, cache_dir: Path, settings: Any = None) -> np.nd
     if p.exists():
         data, _ = sf.read(str(p), dtype="float32")
         return data
-    engine, name, speed = VOICES[voice] if voice in VOICES else ("espeak", voice, 160)
+    engine, name, speed = VOICES[voice] if voice in VOICES else ("espeak", voice, wpm)
     x = _espeak(text, name, speed) if engine == "espeak" else _piper(text, speed, settings)
     pad = np.zeros(int(0.3 * ASR_RATE), np.float32)
     x = np.concatenate([pad, x, pad]).astype(np.float32)

@@ -1,0 +1,260 @@
+"""Grammar scoring (:mod:`voice.asr_grammar`) against free decoding, on voices kept apart for tuning and testing.
+
+    python -m voice.bench_grammar run --set dev  --out runs/voice_grammar     # features of the development clips
+    python -m voice.bench_grammar tune --out runs/voice_grammar                # thresholds from dev only
+    python -m voice.bench_grammar run --set test --out runs/voice_grammar     # the held-out voices, run once
+    python -m voice.bench_grammar report --out runs/voice_grammar             # JSON + table per set and condition
+
+Clips: the 20 live commands of :data:`voice.bench_unseen.LIVE_BENCH_COMMANDS` spoken "Osler, <command>?" and
+ten sentences that are NOT commands (theatre talk, some with command words in them: "let's freeze the
+specimen for pathology"), half of them after "Osler,", by espeak-ng voices; clean, pink noise at 10 and 5 dB
+and four-talker babble at 10 dB (the voice benchmark's own mixing).
+
+* ``dev``: the voices the project already used (the voice benchmark's espeak voices and its piper voice, and
+  the two earlier unseen sets), with the development non-commands.  Thresholds are tuned here only.
+* ``test``: five espeak voice variants never used anywhere in the project, with other non-commands, chosen
+  before any grammar result was seen.
+
+Each clip is recognised once (Whisper tiny.en, push-to-talk, live grammar, 5-best); the stored features (free
+transcript, grammar's best command, margin, gap) give both policies: **free** = the n-best rescoring alone
+(what ``osler live`` did before), **grammar** = free decoding checked and completed by the grammar scores with
+the tuned margin and gap.  Right = the intended command; WRONG = another command, or any command for a
+non-command; the rest is rejected ("say that again").  Synthetic voices are no clinical test.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .audio import ASR_RATE, Audio
+from .bench_data import VOICES, Mixer, synth
+from .bench_unseen import FRESH_VOICES, LIVE_BENCH_COMMANDS, UNSEEN_VOICES
+from .live_commands import LIVE_SET, hear_spoken, is_live_command, parse_live
+
+__all__ = ["DEV_VOICES", "TEST_VOICES", "DEV_NON_COMMANDS", "TEST_NON_COMMANDS", "CONDITIONS", "policy", "main"]
+
+DEV_VOICES: dict[str, int | None] = {
+    **{k: None for k, (engine, _n, _s) in VOICES.items() if k in ("espeak-us", "espeak-gb-f", "espeak-us-fast",
+                                                                    "espeak-scot", "piper-joe")},
+    **UNSEEN_VOICES, **{k: v for k, v in FRESH_VOICES.items() if k == "en-us-nyc+Gene"},
+}
+# espeak-ng voice+variant -> words per minute: variants no other part of the project uses (checked at start)
+TEST_VOICES: dict[str, int] = {
+    "en-us+Alicia": 150,
+    "en-gb-scotland+Hugo": 145,
+    "en-us-nyc+belinda": 165,
+    "en-gb-x-gbcwmd+robert": 150,
+    "en-029+steph": 155,
+}
+DEV_NON_COMMANDS: tuple[str, ...] = (
+    "suction please", "pass me the grasper", "the pressure is dropping", "let's take a biopsy here",
+    "move the scope to the left", "how long have we been going", "turn the lights down", "what time is it",
+    "give me the snare", "can you zoom in a bit more",
+)
+TEST_NON_COMMANDS: tuple[str, ...] = (
+    "irrigate please", "hand me the clip applier", "is the patient stable", "we need more insufflation",
+    "how many units of blood did we give", "segmental resection is planned", "pull back slowly",
+    "what is the heart rate", "close the window", "let's freeze the specimen for pathology",
+)
+CONDITIONS: tuple[tuple[str, float | None], ...] = (("clean", None), ("pink", 10.0), ("pink", 5.0), ("babble", 10.0))
+
+
+def _expected(text: str) -> str | None:
+    cmd = parse_live(text)
+    return None if cmd is None else _mstr(cmd.intent, cmd.slots)
+
+
+def _mstr(intent: str, slots: dict[str, str]) -> str:
+    return intent + ("(" + ", ".join(f"{k}={v}" for k, v in sorted(slots.items())) + ")" if slots else "")
+
+
+def _heard(text: str) -> str | None:
+    _t, cmd, _why = hear_spoken(text, "osler")
+    return None if cmd is None else _mstr(cmd.intent, cmd.slots)
+
+
+def _clip(voice: str, wpm: int | None, said: str, cache: Path, settings: Any) -> np.ndarray:
+    """``said`` by a voice of the voice benchmark (``wpm`` None: espeak or piper, by its name there) or by an
+    espeak-ng voice+variant at ``wpm``; 16 kHz with 0.3 s of room tone either side, cached as WAV."""
+    if wpm is None:
+        return synth(said, voice, cache, settings)
+    return synth(said, voice, cache / f"wpm{wpm}", settings, wpm=wpm)
+
+
+def run(settings: Any, which: str, out: Path, limit: int | None = None) -> dict[str, Any]:
+    from .asr_whisper import WhisperRecognizer
+    from .config import voice_settings
+
+    voices = DEV_VOICES if which == "dev" else TEST_VOICES
+    nons = DEV_NON_COMMANDS if which == "dev" else TEST_NON_COMMANDS
+    if which == "test":
+        used = {n for _e, n, _s in VOICES.values()} | set(UNSEEN_VOICES) | set(FRESH_VOICES) | set(DEV_VOICES)
+        clash = set(TEST_VOICES) & used
+        if clash:
+            raise ValueError(f"test voices already used: {sorted(clash)}")
+    items = [(c, True) for c in LIVE_BENCH_COMMANDS] + [(n, False) for n in nons]
+    if limit:
+        items = items[:limit] + [(n, False) for n in nons[:max(1, limit // 4)]]
+    cache = out / "audio"
+    clips = [(v, wpm, text, is_cmd, k) for v, wpm in voices.items() for k, (text, is_cmd) in enumerate(items)]
+    mixer = Mixer(cache, prefer_speechbrain=False)
+    vs = voice_settings(settings, whisper_nbest=5, whisper_threads=1, whisper_grammar=True)
+    rec = WhisperRecognizer(settings, vs, is_command=lambda t: is_live_command(t, vs.wake_word), grammar=LIVE_SET)
+    rec.load()
+    rows: list[dict[str, Any]] = []
+    path = out / f"features_{which}.jsonl"
+    done = set()
+    if path.exists():
+        for line in path.read_text().splitlines():
+            r = json.loads(line)
+            done.add((r["voice"], r["text"], r["noise"], r["snr_db"]))
+            rows.append(r)
+    out.mkdir(parents=True, exist_ok=True)
+    with path.open("a") as sink:
+        for j, (v, wpm, text, is_cmd, k) in enumerate(clips):
+            # commands after the wake word ("Osler, <command>?", as bench_unseen); every other non-command too
+            if is_cmd:
+                said = f"Osler, {text}?"
+            else:
+                said = f"Osler, {text}." if k % 2 == 0 else f"{text[0].upper()}{text[1:]}."
+            x = _clip(v, wpm, said, cache, settings)
+            for noise, snr in CONDITIONS:
+                if (v, text, noise, snr) in done:
+                    continue
+                y = x if snr is None else mixer.mix(x, noise, snr, seed=1000 * j + int(snr))
+                t0 = time.perf_counter()
+                tr = rec.transcribe(Audio(y.astype(np.float32), ASR_RATE, "bench"))
+                ms = (time.perf_counter() - t0) * 1000
+                g = tr.extra.get("grammar") or {}
+                r = dict(set=which, voice=v, text=text, said=said, is_command=is_cmd,
+                         expected=_expected(text) if is_cmd else None, noise=noise, snr_db=snr,
+                         free_text=tr.extra.get("heard", tr.text), final_text=tr.text, grammar=g, ms=round(ms, 1))
+                sink.write(json.dumps(r) + "\n")
+                sink.flush()
+                rows.append(r)
+        print(f"{len(rows)} clips in {path}", file=sys.stderr)
+    return dict(set=which, n=len(rows))
+
+
+def policy(r: dict[str, Any], name: str, margin: float, gap: float) -> str | None:
+    """The command (meaning string) a policy executes for one stored clip, or None (rejected)."""
+    free = _heard(r["free_text"])
+    if name == "free":
+        return free
+    g = r["grammar"]
+    if not g:  # nothing heard: no grammar scoring ran
+        return free
+    if g.get("free_command"):  # confirmed: the free text goes on to the live parser; else rejected
+        return free if g["meaning"] == g["free_command"] else None
+    if g["meaning"] and not g["meaning"].startswith("ambiguous") and g["margin"] >= margin and g["gap"] <= gap:
+        return g["meaning"]
+    return free
+
+
+def verdict(r: dict[str, Any], got: str | None) -> str:
+    if got is None:
+        return "rejected"
+    return "right" if r["is_command"] and got == r["expected"] else "wrong"
+
+
+def table(rows: list[dict[str, Any]], margin: float, gap: float) -> list[dict[str, Any]]:
+    cells: dict[tuple, dict[str, Any]] = {}
+    for r in rows:
+        for name in ("free", "grammar"):
+            v = verdict(r, policy(r, name, margin, gap))
+            kind = "command" if r["is_command"] else "non-command"
+            c = cells.setdefault((r["set"], name, kind, r["noise"], r["snr_db"]),
+                                 dict(n=0, right=0, rejected=0, wrong=0, ms=[]))
+            c["n"] += 1
+            c[v] += 1
+            c["ms"].append(r["ms"])
+    out = []
+    for (s, name, kind, noise, snr), c in sorted(cells.items(), key=lambda kv: (kv[0][0], kv[0][2], kv[0][1],
+                                                                                   kv[0][3], kv[0][4] or 99)):
+        ms = c.pop("ms")
+        out.append(dict(set=s, policy=name, clips=kind, noise=noise, snr_db=snr, **c,
+                        right_pct=round(100 * c["right"] / c["n"], 1) if kind == "command" else None,
+                        rejected_pct=round(100 * c["rejected"] / c["n"], 1),
+                        asr_ms_median=round(statistics.median(ms), 1)))
+    return out
+
+
+def tune(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Margin and gap on the development clips: fewest wrong commands, then most right, then the largest
+    (most cautious) thresholds among equals."""
+    best = None
+    for m in np.arange(0.0, 10.01, 0.5):
+        for g in np.arange(0.0, 12.01, 0.5):
+            wrong = right = 0
+            for r in rows:
+                v = verdict(r, policy(r, "grammar", float(m), float(g)))
+                wrong += v == "wrong"
+                right += v == "right"
+            key = (wrong, -right, -m, g)
+            if best is None or key < best[0]:
+                best = (key, float(m), float(g), wrong, right)
+    _k, m, g, wrong, right = best
+    return dict(margin=m, gap=g, dev_wrong=wrong, dev_right=right, dev_clips=len(rows))
+
+
+def render(rows: list[dict[str, Any]]) -> str:
+    lines = ["| set | clips | policy | noise | SNR dB | n | right % | rejected | WRONG | ASR ms (median) |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| {r['set']} | {r['clips']} | {r['policy']} | {r['noise']} | "
+                     f"{r['snr_db'] if r['snr_db'] is not None else '-'} | {r['n']} | "
+                     f"{r['right_pct'] if r['right_pct'] is not None else '-'} | {r['rejected']} | {r['wrong']} | "
+                     f"{r['asr_ms_median']} |")
+    return "\n".join(lines) + "\n"
+
+
+def _load(out: Path, which: str) -> list[dict[str, Any]]:
+    p = out / f"features_{which}.jsonl"
+    return [json.loads(line) for line in p.read_text().splitlines()] if p.exists() else []
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m voice.bench_grammar", description=__doc__.split("\n\n")[0])
+    p.add_argument("action", choices=["run", "tune", "report"])
+    p.add_argument("--set", choices=["dev", "test"], default="dev")
+    p.add_argument("--out", type=Path, default=Path("runs/voice_grammar"))
+    p.add_argument("--limit", type=int, help="first N commands (smoke run)")
+    p.add_argument("--whisper-dir", type=Path, help="another faster-whisper model folder (float16 weights)")
+    args = p.parse_args(argv)
+    from tools.entrypoints import make_settings, offline_environment
+
+    offline_environment()
+    if args.action == "run":
+        settings = make_settings()
+        if args.whisper_dir:
+            settings = settings.model_copy(update={"models": settings.models.model_copy(
+                update={"whisper_dir": args.whisper_dir})})
+        print(json.dumps(run(settings, args.set, args.out, args.limit)))
+        return 0
+    dev = _load(args.out, "dev")
+    if args.action == "tune":
+        t = tune(dev)
+        (args.out / "thresholds.json").write_text(json.dumps(t, indent=2))
+        print(json.dumps(t))
+        return 0
+    t = json.loads((args.out / "thresholds.json").read_text())
+    rows = table(dev + _load(args.out, "test"), t["margin"], t["gap"])
+    rep = dict(thresholds=t, rows=rows)
+    (args.out / "report.json").write_text(json.dumps(rep, indent=2))
+    md = render(rows)
+    (args.out / "report.md").write_text(md)
+    print(json.dumps(rep))
+    print(md)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
