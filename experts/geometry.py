@@ -41,9 +41,11 @@ def dedup_boxes(boxes: np.ndarray, scores: np.ndarray, labels: list[str], iou: f
     (greedy by score), i.e. overlapping instances are not counted twice."""
     boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
     order = np.argsort(-np.asarray(scores, dtype=np.float64), kind="stable")
+    names = np.asarray(labels, dtype=object)
+    clash = (box_iou(boxes, boxes) > iou) & (names[:, None] == names[None, :])  # one IoU matrix, not one per pair
     keep: list[int] = []
     for i in order:
-        if all(labels[j] != labels[i] or box_iou(boxes[i], boxes[j])[0, 0] <= iou for j in keep):
+        if not clash[i, keep].any():
             keep.append(int(i))
     return np.array(sorted(keep), dtype=np.int64)
 
