@@ -24,7 +24,6 @@ import datetime as dt
 import json
 import os
 import threading
-import weakref
 from pathlib import Path
 from typing import Any, Callable
 
@@ -51,11 +50,6 @@ class AuditLog:
         self.path = Path(path)
         self.redact = redact
         self._lock = threading.Lock()
-        self._state = threading.Condition()
-        self._written = 0  # lines written so far
-        self._durable = 0  # lines known to be on disk (fsynced)
-        self._syncer: threading.Thread | None = None
-        _track(self)
 
     def write(self, event: str, session_id: str, **fields: Any) -> None:
         fields = valid_unicode(fields)
@@ -71,45 +65,11 @@ class AuditLog:
                 os.write(fd, (line + "\n").encode("utf-8", errors="replace"))
             finally:
                 os.close(fd)
-            with self._state:
-                self._written += 1
-                if self._syncer is None:
-                    self._syncer = threading.Thread(target=self._sync_loop, name="osler-audit-fsync", daemon=True)
-                    self._syncer.start()
-                self._state.notify_all()
-
-    def _fsync(self) -> None:
-        with self._state:
-            target = self._written
-        if target <= self._durable:
-            return
-        fd = os.open(self.path, os.O_RDONLY)
-        try:
-            os.fsync(fd)  # the file's data, whichever descriptor wrote it
-        finally:
-            os.close(fd)
-        with self._state:
-            self._durable = max(self._durable, target)
-            self._state.notify_all()
-
-    def _sync_loop(self) -> None:
-        while True:
-            with self._state:
-                if not self._state.wait_for(lambda: self._durable < self._written, timeout=2.0):
-                    self._syncer = None  # idle: the next write starts a new thread
-                    return
-            try:
-                self._fsync()
-            except OSError:  # the file went away (a test's temporary folder): nothing left to make durable
-                with self._state:
-                    self._durable = self._written
-                    self._state.notify_all()
+        _SYNCER.written(self.path)
 
     def sync(self, timeout: float | None = None) -> bool:
         """Wait until every line written so far is on disk; False when ``timeout`` ran out first."""
-        with self._state:
-            target = self._written
-            return self._state.wait_for(lambda: self._durable >= target, timeout=timeout)
+        return _SYNCER.wait(self.path, timeout)
 
     def read(self) -> list[dict[str, Any]]:
         if not self.path.exists():
@@ -123,25 +83,55 @@ class AuditLog:
         return out
 
 
-_open_logs: "weakref.WeakSet[AuditLog]" = weakref.WeakSet()
-_exit_hook = threading.Lock()
-_hooked = False
+class _Syncer:
+    """One daemon thread per process that fsyncs audit files after lines were written to them (every AuditLog
+    of a path shares its counters), plus an exit hook for what is still pending."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._written: dict[Path, int] = {}
+        self._durable: dict[Path, int] = {}
+        self._thread: threading.Thread | None = None
+
+    def written(self, path: Path) -> None:
+        with self._cond:
+            self._written[path] = self._written.get(path, 0) + 1
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._loop, name="osler-audit-fsync", daemon=True)
+                self._thread.start()
+                atexit.register(self.flush)
+            self._cond.notify_all()
+
+    def _pending(self) -> dict[Path, int]:
+        return {p: n for p, n in self._written.items() if self._durable.get(p, 0) < n}
+
+    def flush(self) -> None:
+        """fsync every file with lines not yet on disk."""
+        with self._cond:
+            todo = self._pending()
+        for path, n in todo.items():
+            try:
+                fd = os.open(path, os.O_RDONLY)
+                try:
+                    os.fsync(fd)  # the file's data, whichever descriptor wrote it
+                finally:
+                    os.close(fd)
+            except OSError:  # the file went away (a test's temporary folder): nothing left to make durable
+                pass
+            with self._cond:
+                self._durable[path] = max(self._durable.get(path, 0), n)
+                self._cond.notify_all()
+
+    def _loop(self) -> None:
+        while True:
+            with self._cond:
+                self._cond.wait_for(lambda: bool(self._pending()))
+            self.flush()
+
+    def wait(self, path: Path, timeout: float | None) -> bool:
+        with self._cond:
+            target = self._written.get(path, 0)
+            return self._cond.wait_for(lambda: self._durable.get(path, 0) >= target, timeout=timeout)
 
 
-def _track(log_: AuditLog) -> None:
-    """Remember a log for the exit hook (registered with the first log, not at import)."""
-    global _hooked
-    with _exit_hook:
-        _open_logs.add(log_)
-        if not _hooked:
-            atexit.register(_sync_at_exit)
-            _hooked = True
-
-
-def _sync_at_exit() -> None:
-    """Make every pending audit line durable before the interpreter exits (the sync thread is a daemon)."""
-    for log_ in list(_open_logs):
-        try:
-            log_._fsync()
-        except OSError:
-            pass
+_SYNCER = _Syncer()

@@ -37,8 +37,10 @@ def test_pending_audit_lines_are_synced_when_the_process_exits(tmp_path):
             "real = os.fsync\n"
             "os.fsync = lambda fd: (calls.append(fd), real(fd))[1]\n"
             "import atexit\n"
-            "atexit.register(lambda: print(len(calls), log._durable, log._written))\n"  # after the log's hook (LIFO)
+            "from agent.audit import _SYNCER\n"
             f"log = AuditLog({str(path)!r})\n"
+            "atexit.register(lambda: print(len(calls), sum(_SYNCER._durable.values()), "
+            "sum(_SYNCER._written.values())))\n"  # registered before the first write: runs after the sync hook
             "for i in range(3):\n"
             "    log.write('answer', 's', n=i)\n")
     proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60)
