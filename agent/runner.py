@@ -73,7 +73,7 @@ class Assistant:
                             images={r: session.image_tag(r) for r in session.images})
         history_before = len(session.history)
         agent = self._agent()
-        with agent.override(model=model):
+        with agent.override(model=model), session.background_writes():
             guarded = answer_with_guard(agent, session, question, self.settings, retry=is_llm_planner(planner_name))
         _cancel_late_calls(session)
         final, report, status = guarded.final, guarded.report, guarded.status

@@ -11,9 +11,10 @@ import threading
 import time
 import uuid
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 
@@ -81,6 +82,7 @@ class Session:
         self._evidence_ids = itertools.count(1)
         self._artifact_ids = itertools.count(1)
         self._pending: dict[str, Future] = {}  # artifact id -> its PNG being written (add_artifact)
+        self._background_writes = 0  # > 0 inside Assistant.ask: PNGs are encoded on the writer thread
         self._deid: Any = None  # agent.privacy.Deidentifier of the records of the loaded images, built on first use
         # cancellation of tool calls that outlive the planner's time limit (see tools.cancel)
         self.cancel = threading.Event()
@@ -168,20 +170,39 @@ class Session:
     def add_artifact(self, kind: str, array: np.ndarray, *, keep_array: bool = True) -> ArtifactRef:
         """Store pixels (mask: bool (H, W); others uint8 RGB) as a PNG; return its reference.
 
-        The PNG is encoded off the caller's thread (OpenCV releases the GIL, so it overlaps the rest of the
-        answer); :meth:`artifact` and :meth:`flush_artifacts` wait for it, and ``Assistant.ask`` flushes before
-        it returns, so every path in an answer names a file that exists."""
+        Inside :meth:`background_writes` (``Assistant.ask``) the PNG is encoded on a writer thread (OpenCV
+        releases the GIL, so it overlaps the rest of the answer): :meth:`artifact` waits for it, and the ask
+        flushes before it returns, so every path in an answer names a written file.  Elsewhere (a tool invoked
+        directly, an evaluation script) the file is written before this returns."""
         with self._lock:
             aid = f"{kind.replace('_', '-')}-{next(self._artifact_ids)}"
         self.dir.mkdir(parents=True, exist_ok=True)
         path = self.dir / f"{aid}.png"
-        # a copy: the caller may reuse its array while the file is being written
-        pixels = (array.astype(bool).astype(np.uint8) * 255) if kind == "mask" else np.array(array, copy=True)
+        background = self._background_writes > 0
+        if kind == "mask":
+            pixels = array.astype(bool).astype(np.uint8) * 255
+        else:  # queued: a copy, the caller may draw on its array again while the file is written
+            pixels = np.array(array, copy=True) if background else array
+        if not background:
+            save_png(str(path), pixels)
         ref = ArtifactRef(id=aid, kind=kind, path=str(path), width=int(array.shape[1]), height=int(array.shape[0]))
         with self._lock:
             self.artifacts[aid] = Artifact(ref=ref, array=array.astype(bool) if kind == "mask" and keep_array else None)
-            self._pending[aid] = _writer().submit(save_png, str(path), pixels)
+            if background:
+                self._pending[aid] = _writer().submit(save_png, str(path), pixels)
         return ref
+
+    @contextmanager
+    def background_writes(self) -> Iterator[None]:
+        """Artifact PNGs made inside are encoded on the writer thread; call :meth:`flush_artifacts` before
+        handing out their paths (``Assistant.ask`` does)."""
+        with self._lock:
+            self._background_writes += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._background_writes -= 1
 
     def flush_artifacts(self) -> list[str]:
         """Wait until every artifact file queued so far is written; the ids whose file could not be written
