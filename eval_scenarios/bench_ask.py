@@ -131,7 +131,7 @@ def format_table(res: dict[str, Any]) -> str:
             ("warm-up ask", f"{res['warmup_ask_ms']:.0f} ms"),
             ("cold start", "-" if res.get("cold_start_ms") is None else f"{res['cold_start_ms']:.0f} ms"),
             ("peak RSS", f"{res['peak_rss_mb']:.0f} MB"), ("failed/abstained", f"{res['failed_or_abstained']}"),
-            ("backends", ", ".join(res["backends"]))]
+            ("backends", ", ".join(res["backends"])), ("expert runtime", str(res.get("expert_runtime", "-")))]
     w = max(len(k) for k, _ in rows)
     return "\n".join(f"{k:{w}s}  {v}" for k, v in rows)
 
@@ -165,6 +165,7 @@ def main(argv: list[str] | None = None) -> int:
     cold = cold_start(work[0][0], work[0][1], kw | {"data_dir": work_dir + "/cold"}) if args.cold else {}
     res = run_bench(Assistant(settings), work)
     res.update(cold or {"cold_start_ms": None})
+    res["expert_runtime"] = settings.expert_runtime  # auto: the ONNX exports on onnxruntime on a CPU (docs/serving.md)
     res["workload"] = f"{args.n} BCCD smears ('{SMEAR_Q}') + {args.polyps} polyp frames ('{POLYP_Q}')"
     if not args.json:
         print(format_table(res))
