@@ -165,7 +165,11 @@ def main(argv: list[str] | None = None) -> int:
     cold = cold_start(work[0][0], work[0][1], kw | {"data_dir": work_dir + "/cold"}) if args.cold else {}
     res = run_bench(Assistant(settings), work)
     res.update(cold or {"cold_start_ms": None})
-    res["expert_runtime"] = settings.expert_runtime  # auto: the ONNX exports on onnxruntime on a CPU (docs/serving.md)
+    from experts.onnx_runtime import use_onnx
+    from experts.yolo_detector import BLOOD_ONNX
+
+    # what ran the blood YOLO and the gate: the ONNX exports on onnxruntime, or torch and why (docs/serving.md)
+    res["expert_runtime"] = f"{settings.expert_runtime}: {use_onnx(settings, BLOOD_ONNX, settings.models.yolo_blood)[1]}"
     res["workload"] = f"{args.n} BCCD smears ('{SMEAR_Q}') + {args.polyps} polyp frames ('{POLYP_Q}')"
     if not args.json:
         print(format_table(res))
