@@ -58,7 +58,8 @@ class YoloOnnxDetector(YoloDetector):
                      len(names), (time.perf_counter() - t0) * 1000)
 
     def _forward(self, batch: list[np.ndarray], min_score: float) -> list[np.ndarray]:
-        x = np.stack(batch).transpose(0, 3, 1, 2).astype(np.float32) / 255.0
+        x = np.ascontiguousarray(np.stack(batch).transpose(0, 3, 1, 2), dtype=np.float32)  # NCHW, one pass
+        np.divide(x, 255.0, out=x)
         keep_idx = None
         if self.class_filter is not None:
             keep_idx = [i for i, lab in enumerate(self._labels or []) if lab in self.class_filter]
