@@ -44,7 +44,8 @@ def recognizer():
     if check(s):
         pytest.skip(f"Whisper cannot run here: {check(s)}")
     vs = voice_settings(s, whisper_threads=1)
-    rec = WhisperRecognizer(s, vs, is_command=lambda t: is_live_command(t, vs.wake_word), grammar=LIVE_SET)
+    rec = WhisperRecognizer(s, vs, is_command=lambda t: is_live_command(t, vs.wake_word), grammar=LIVE_SET,
+                            parse=lambda t: hear_spoken(t, vs.wake_word)[1])
     rec.load()
     return rec
 
@@ -109,7 +110,8 @@ def test_decision_needs_a_margin_over_other_commands_and_a_small_gap_to_the_free
 @needs_espeak
 def test_trie_scores_equal_one_by_one_scores_and_the_spoken_command_wins(tmp_path, recognizer):
     x = _speech(tmp_path, "Osler, how many polyps are visible?")
-    _hyps, (enc, prompt, tok) = recognizer._decode(x)
+    _hyps, ctx = recognizer._decode(x)
+    enc, prompt, tok = ctx.enc, ctx.plain, ctx.tok
     texts = ["Osler, how many polyps are visible?", "Osler, how many platelets are visible?",
              "Osler, how many polyps?", "Osler, freeze.", "Osler, is there a polyp?", "How many polyps are visible?"]
     seqs = [tok.encode(" " + t) + [tok.eot] for t in texts]
@@ -128,7 +130,8 @@ def test_scores_match_a_plain_forward_pass(tmp_path, recognizer):
     import torch
 
     x = _speech(tmp_path, "Osler, freeze the frame.")
-    _hyps, (enc, prompt, tok) = recognizer._decode(x)
+    _hyps, ctx = recognizer._decode(x)
+    enc, prompt, tok = ctx.enc, ctx.plain, ctx.tok
     seqs = [tok.encode(" Osler, freeze the frame.") + [tok.eot], tok.encode(" Osler, unfreeze.") + [tok.eot]]
     sc = recognizer._scorer
     got = sc.score(enc, prompt, seqs)
@@ -165,7 +168,7 @@ def test_free_text_and_grammar_that_disagree_are_rejected(tmp_path, recognizer, 
     x = _speech(tmp_path, "Osler, how big is it?")
 
     def prefer_freeze(enc, prompt, seqs):
-        tok = recognizer._decode(x)[1][2]
+        tok = recognizer._decode(x)[1].tok
         freeze = set(map(tuple, [tok.encode(" Osler, freeze.") + [tok.eot], tok.encode(" Freeze.") + [tok.eot]]))
         return np.array([0.0 if tuple(s) in freeze else -20.0 for s in seqs])
 

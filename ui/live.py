@@ -64,14 +64,14 @@ def live_recognizer(settings: Any, vs: Any) -> Any:
     was measured too and is not the default: it got a few more commands right but made more WRONG ones
     (Whisper wrote its phrases on noise; docs/voice.md).  Other backends as configured."""
     from voice.asr import build_recognizer
-    from voice.live_commands import LIVE_SET, is_live_command
+    from voice.live_commands import LIVE_SET, hear_spoken, is_live_command
 
     if vs.asr_backend in ("whisper", "auto"):
         from voice.asr_whisper import WhisperRecognizer, check
 
         if check(settings) is None:
             return WhisperRecognizer(settings, vs, is_command=lambda t: is_live_command(t, vs.wake_word),
-                                     grammar=LIVE_SET)
+                                     grammar=LIVE_SET, parse=lambda t: hear_spoken(t, vs.wake_word)[1])
     return build_recognizer(settings, vs)
 
 

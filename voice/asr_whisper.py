@@ -84,15 +84,20 @@ class WhisperRecognizer:
     name = "whisper"
 
     def __init__(self, settings: Any, vs: VoiceSettings, is_command: Callable[[str], bool] | None = None,
-                 grammar: tuple[Any, ...] | None = None) -> None:
+                 grammar: tuple[Any, ...] | None = None, parse: Callable[[str], Any] | None = None) -> None:
         """``is_command(text) -> bool``: the grammar the n-best list is rescored against (default: a whole
         command of :mod:`voice.commands` after the wake word; the live video mode passes its own).
         ``grammar``: the command set (:class:`voice.commands.CommandSpec` tuple) scored against the audio when
-        ``vs.whisper_grammar`` is on (default: the still-image set)."""
+        ``vs.whisper_grammar`` is on (default: the still-image set); ``parse(text) -> Command | None``: how the
+        caller will read the transcript (default: the wake-word gate and the strict parser of ``grammar``; the
+        live mode passes its own, which also knows the mishearings of "Osler"), so that the grammar check
+        compares the scores with the command the caller would execute."""
         self.settings = settings
         self.vs = vs
         self.is_command = is_command or (lambda text: _is_command(text, vs.wake_word))
         self.grammar = grammar
+        self.parse = parse
+        self.keep_scores = False  # benchmarks: keep every scored sentence in extra['grammar']['scored']
         self._scorer = None
         self._model = None
         self._lock = threading.Lock()
@@ -150,26 +155,34 @@ class WhisperRecognizer:
         return Transcript(text=text, backend=self.name, model=self.model_id, elapsed_ms=elapsed,
                           audio_s=audio.seconds, confidence=conf, extra=extra)
 
-    def _grammar(self, ctx: tuple[Any, list[int], Any], hyps: list[_Hyp], candidates: list[tuple[str, _Hyp]],
+    def _grammar(self, ctx: _GrammarContext, hyps: list[_Hyp], candidates: list[tuple[str, _Hyp]],
                  text: str, conf: float | None, extra: dict[str, Any], dropped: list[str]) -> tuple[str, float | None]:
         """Score the command grammar against the audio (:mod:`voice.asr_grammar`) and settle the transcript:
 
-        * the free decoding found a command and the grammar's best command is the same one: kept;
-        * they disagree: rejected (text ''), whatever the scores: two readings of one utterance;
+        * the free decoding found a command and the grammar's best command is the same one, by at least
+          ``grammar_confirm_margin`` over any other: kept;
+        * they disagree, that margin is smaller, or the transcript Whisper writes without the prompt is more
+          than ``grammar_gap`` more likely than the command: rejected (text '');
         * the free decoding found none and the grammar's best clears the margin and the gap: that command's
           sentence becomes the transcript (``extra['grammar']`` says so, with the scores);
         * otherwise the free text stands (and the strict parser rejects it)."""
         from .asr_grammar import Candidate, candidates as grammar_candidates, decide
         from .commands import COMMANDS
 
-        enc, prompt, tok = ctx
+        tok = ctx.tok
         specs = self.grammar or COMMANDS
         t0 = time.perf_counter()
         cands = grammar_candidates(specs, [t for t, _h in candidates if t], self.vs.wake_word)
         free = [(t, h) for t, h in candidates if t]
+        if ctx.unprimed.text and all(ctx.unprimed.text != t for t, _h in free):
+            free.append((ctx.unprimed.text, ctx.unprimed))
         free_cands = [Candidate(t, self._meaning(t, specs)) for t, _h in free]
         seqs = [tok.encode(" " + c.text) + [tok.eot] for c in cands] + [list(h.ids) + [tok.eot] for _t, h in free]
-        scores = self._scorer.score(enc, prompt, seqs)
+        prefix = ctx.prompt if self.vs.grammar_primed else ctx.plain
+        raw = self._scorer.score(ctx.enc, prefix, seqs)
+        # a bonus per token (as a word insertion bonus in ASR decoding): the sum of log-probabilities favours
+        # short sentences ("yes", "no"), whatever the audio holds
+        scores = raw + self.vs.grammar_token_bonus * np.array([len(q) for q in seqs])
         all_cands = cands + free_cands
         d = decide(all_cands, scores, scores[len(cands):], self.vs.grammar_margin, self.vs.grammar_gap)
         free_meaning = self._meaning(text, specs) if text else None
@@ -178,14 +191,30 @@ class WhisperRecognizer:
                 "verdict": d.why, "free_command": _meaning_str(free_meaning), "sentences": len(cands),
                 "top": _top_meanings(all_cands, scores, 6), "free_best": round(float(max(scores[len(cands):])), 3),
                 "ms": round((time.perf_counter() - t0) * 1000, 1)}
+        if self.keep_scores:  # benchmarks: every sequence's raw score and length (after either prefix), offline
+            other = self._scorer.score(ctx.enc, ctx.plain if self.vs.grammar_primed else ctx.prompt, seqs)
+            primed, plain = (raw, other) if self.vs.grammar_primed else (other, raw)
+            info["scored"] = [(c.text, _meaning_str(c.meaning), round(float(a), 3), len(q), round(float(b), 3))
+                              for c, a, q, b in zip(all_cands, plain, seqs, primed)]
+            info["n_free"] = len(free_cands)
+            info["unprimed"] = ctx.unprimed.text
         extra["grammar"] = info
         if free_meaning is not None:
             top = _best_meaning(all_cands, scores)
-            if top == free_meaning:
+            if top == free_meaning and d.margin >= self.vs.grammar_confirm_margin and d.gap <= self.vs.grammar_gap:
                 info["outcome"] = "free transcript confirmed"
                 return text, conf
-            info["outcome"] = "rejected: the free transcript and the grammar's best command differ"
-            dropped.append(f"grammar check: {text!r} but the audio fits {d.text!r} better: rejected, nothing done")
+            if top == free_meaning and d.gap > self.vs.grammar_gap:
+                info["outcome"] = "rejected: the unprimed transcript fits the audio much better than the command"
+                dropped.append(f"grammar check: {text!r}, but without the command prompt Whisper hears "
+                               f"{ctx.unprimed.text!r} ({d.gap:.1f} nats more likely): rejected, nothing done")
+            elif top == free_meaning:
+                info["outcome"] = "rejected: the free transcript's command does not clearly beat another command"
+                dropped.append(f"grammar check: {text!r}, but another command fits the audio almost as well "
+                               f"(margin {d.margin:.1f} nats): rejected, nothing done")
+            else:
+                info["outcome"] = "rejected: the free transcript and the grammar's best command differ"
+                dropped.append(f"grammar check: {text!r} but the audio fits {d.text!r} better: rejected, nothing done")
             extra["heard"] = text
             return "", None
         if d.meaning is not None:
@@ -198,15 +227,18 @@ class WhisperRecognizer:
         return text, conf
 
     def _meaning(self, text: str, specs: tuple[Any, ...]) -> tuple[str, tuple[tuple[str, str], ...]] | None:
-        from .activation import gate
-        from .commands import parse_command
+        if self.parse is not None:
+            cmd = self.parse(text)
+        else:
+            from .activation import gate
+            from .commands import parse_command
 
-        g = gate(text, "ptt", self.vs.wake_word)
-        cmd = parse_command(g.text, specs) if g.text else None
+            g = gate(text, "ptt", self.vs.wake_word)
+            cmd = parse_command(g.text, specs) if g.text else None
         return (cmd.intent, tuple(sorted(cmd.slots.items()))) if cmd else None
 
     # ---- decoding -----------------------------------------------------------------------------------
-    def _decode(self, samples: np.ndarray) -> tuple[list[_Hyp], tuple[Any, list[int], Any] | None]:
+    def _decode(self, samples: np.ndarray) -> tuple[list[_Hyp], _GrammarContext | None]:
         """Hypotheses of one utterance, best first.  ``whisper_nbest`` 1: faster-whisper's own greedy
         decoding; n > 1: the greedy hypothesis, then one beam search of width n returning all n hypotheses
         (CTranslate2 ``generate`` with the same prompt, hotwords and token suppression as faster-whisper).
@@ -250,7 +282,19 @@ class WhisperRecognizer:
                 text = tok.decode(ids).strip()
                 if all(h.text != text for h in hyps):
                     hyps.append(_Hyp(text, avg, float(res.no_speech_prob), tuple(ids)))
-        ctx = (np.asarray(enc)[0], list(prompt), tok) if self._scorer is not None else None
+        ctx = None
+        if self._scorer is not None:
+            # what the audio says without the command prompt: the prompt makes Whisper write its own phrases
+            # on speech that is no command ("Segmental resection is planned." -> "Segment the lesion."), so the
+            # grammar check scores after a prompt that names only the wake word (a rare name Whisper would
+            # otherwise not write) and compares with this greedy transcript too
+            plain = m.get_prompt(tok, tok.encode(f" {vs.wake_word.capitalize()}."), without_timestamps=True)
+            res = m.model.generate(enc, [plain], beam_size=1, max_length=len(plain) + vs.whisper_max_tokens,
+                                   return_scores=True, suppress_blank=True,
+                                   suppress_tokens=get_suppressed_tokens(tok, [-1]))[0]
+            ids = res.sequences_ids[0]
+            unprimed = _Hyp(tok.decode(ids).strip(), float(res.scores[0]), 0.0, tuple(ids))
+            ctx = _GrammarContext(np.asarray(enc)[0], list(prompt), list(plain), tok, unprimed)
         return hyps, ctx
 
     def _filter(self, h: _Hyp) -> tuple[str, str | None]:
@@ -280,6 +324,15 @@ class WhisperRecognizer:
             if text and self.is_command(text):
                 return k, text, h
         return 0, first_text, first
+
+
+@dataclass(frozen=True)
+class _GrammarContext:
+    enc: np.ndarray  # encoder output [frames, d_model]
+    prompt: list[int]  # the decoding prefix with the command prompt
+    plain: list[int]  # the prefix with only the wake word as prompt
+    tok: Any
+    unprimed: "_Hyp"  # greedy transcript after that prefix
 
 
 @dataclass(frozen=True)

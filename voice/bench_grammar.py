@@ -39,7 +39,8 @@ from .bench_data import VOICES, Mixer, synth
 from .bench_unseen import FRESH_VOICES, LIVE_BENCH_COMMANDS, UNSEEN_VOICES
 from .live_commands import LIVE_SET, hear_spoken, is_live_command, parse_live
 
-__all__ = ["DEV_VOICES", "TEST_VOICES", "DEV_NON_COMMANDS", "TEST_NON_COMMANDS", "CONDITIONS", "policy", "main"]
+__all__ = ["DEV_VOICES", "TEST_VOICES", "FINAL_VOICES", "DEV_NON_COMMANDS", "TEST_NON_COMMANDS",
+           "FINAL_NON_COMMANDS", "CONDITIONS", "policy", "main"]
 
 DEV_VOICES: dict[str, int | None] = {
     **{k: None for k, (engine, _n, _s) in VOICES.items() if k in ("espeak-us", "espeak-gb-f", "espeak-us-fast",
@@ -58,11 +59,23 @@ DEV_NON_COMMANDS: tuple[str, ...] = (
     "suction please", "pass me the grasper", "the pressure is dropping", "let's take a biopsy here",
     "move the scope to the left", "how long have we been going", "turn the lights down", "what time is it",
     "give me the snare", "can you zoom in a bit more",
+    # added after the first test run showed Whisper writing the prompt's phrases for speech that shares their
+    # words: sentences of that kind, written for development (the test sentences are not among them)
+    "how big was the last one you removed", "clear the table please", "is this the normal saline",
+    "compare notes later", "repeat the dose", "say it louder for the room",
 )
 TEST_NON_COMMANDS: tuple[str, ...] = (
     "irrigate please", "hand me the clip applier", "is the patient stable", "we need more insufflation",
     "how many units of blood did we give", "segmental resection is planned", "pull back slowly",
     "what is the heart rate", "close the window", "let's freeze the specimen for pathology",
+)
+# The final check, written after the first test run and before any result on them: three more espeak variants
+# and non-commands with command words in them
+FINAL_VOICES: dict[str, int] = {"en-us+travis": 150, "en-gb+linda": 160, "en-029+quincy": 150}
+FINAL_NON_COMMANDS: tuple[str, ...] = (
+    "outline the plan for tomorrow", "what changed in the protocol", "is there parking nearby",
+    "compare the two instruments", "how many staff are on call", "louder music please", "cancel the next case",
+    "read the consent form", "segment three looks fine",
 )
 CONDITIONS: tuple[tuple[str, float | None], ...] = (("clean", None), ("pink", 10.0), ("pink", 5.0), ("babble", 10.0))
 
@@ -89,26 +102,33 @@ def _clip(voice: str, wpm: int | None, said: str, cache: Path, settings: Any) ->
     return synth(said, voice, cache / f"wpm{wpm}", settings, wpm=wpm)
 
 
-def run(settings: Any, which: str, out: Path, limit: int | None = None) -> dict[str, Any]:
+def run(settings: Any, which: str, out: Path, limit: int | None = None, cache: Path | None = None,
+        compute_type: str | None = None, conditions: tuple[tuple[str, float | None], ...] = CONDITIONS
+        ) -> dict[str, Any]:
     from .asr_whisper import WhisperRecognizer
     from .config import voice_settings
 
-    voices = DEV_VOICES if which == "dev" else TEST_VOICES
-    nons = DEV_NON_COMMANDS if which == "dev" else TEST_NON_COMMANDS
-    if which == "test":
+    voices = {"dev": DEV_VOICES, "test": TEST_VOICES, "final": FINAL_VOICES}[which]
+    nons = {"dev": DEV_NON_COMMANDS, "test": TEST_NON_COMMANDS, "final": FINAL_NON_COMMANDS}[which]
+    if which != "dev":
         used = {n for _e, n, _s in VOICES.values()} | set(UNSEEN_VOICES) | set(FRESH_VOICES) | set(DEV_VOICES)
-        clash = set(TEST_VOICES) & used
+        if which == "final":
+            used |= set(TEST_VOICES)
+        clash = set(voices) & used
         if clash:
             raise ValueError(f"test voices already used: {sorted(clash)}")
     items = [(c, True) for c in LIVE_BENCH_COMMANDS] + [(n, False) for n in nons]
     if limit:
         items = items[:limit] + [(n, False) for n in nons[:max(1, limit // 4)]]
-    cache = out / "audio"
+    cache = cache or out / "audio"
     clips = [(v, wpm, text, is_cmd, k) for v, wpm in voices.items() for k, (text, is_cmd) in enumerate(items)]
     mixer = Mixer(cache, prefer_speechbrain=False)
-    vs = voice_settings(settings, whisper_nbest=5, whisper_threads=1, whisper_grammar=True)
-    rec = WhisperRecognizer(settings, vs, is_command=lambda t: is_live_command(t, vs.wake_word), grammar=LIVE_SET)
+    vs = voice_settings(settings, whisper_nbest=5, whisper_threads=1, whisper_grammar=True,
+                        whisper_compute_type=compute_type)
+    rec = WhisperRecognizer(settings, vs, is_command=lambda t: is_live_command(t, vs.wake_word), grammar=LIVE_SET,
+                            parse=lambda t: hear_spoken(t, vs.wake_word)[1])
     rec.load()
+    rec.keep_scores = True
     rows: list[dict[str, Any]] = []
     path = out / f"features_{which}.jsonl"
     done = set()
@@ -126,7 +146,7 @@ def run(settings: Any, which: str, out: Path, limit: int | None = None) -> dict[
             else:
                 said = f"Osler, {text}." if k % 2 == 0 else f"{text[0].upper()}{text[1:]}."
             x = _clip(v, wpm, said, cache, settings)
-            for noise, snr in CONDITIONS:
+            for noise, snr in conditions:
                 if (v, text, noise, snr) in done:
                     continue
                 y = x if snr is None else mixer.mix(x, noise, snr, seed=1000 * j + int(snr))
@@ -144,19 +164,58 @@ def run(settings: Any, which: str, out: Path, limit: int | None = None) -> dict[
     return dict(set=which, n=len(rows))
 
 
-def policy(r: dict[str, Any], name: str, margin: float, gap: float) -> str | None:
-    """The command (meaning string) a policy executes for one stored clip, or None (rejected)."""
-    free = _heard(r["free_text"])
+def _features(r: dict[str, Any], bonus: float, primed: bool = False) -> tuple[str | None, float, float] | None:
+    """(best meaning, margin, gap) of one clip with ``bonus`` nats per token, after the bare or the primed
+    prefix, recomputed from every stored sentence score exactly as
+    :meth:`voice.asr_whisper.WhisperRecognizer._grammar` does; None when the clip kept no scores."""
+    g = r["grammar"]
+    if not g or "scored" not in g:
+        return None
+    cache = r.setdefault("_features", {})
+    if (bonus, primed) in cache:
+        return cache[(bonus, primed)]
+    best: dict[str, float] = {}
+    scored = g["scored"]
+    col = 4 if primed and len(scored[0]) > 4 else 2
+    n_cmd = len(scored) - g["n_free"]
+    if "_free_meanings" not in g:  # the free transcripts as the live mode reads them (hear_spoken)
+        g["_free_meanings"] = [_heard(e[0]) for e in scored[n_cmd:]]
+    meanings = [e[1] for e in scored[:n_cmd]] + g["_free_meanings"]
+    adj = [(m, e[col] + bonus * e[3]) for m, e in zip(meanings, scored)]
+    for meaning, s in adj:
+        if meaning is not None and s > best.get(meaning, float("-inf")):
+            best[meaning] = s
+    free = max((s for _m, s in adj[len(adj) - g["n_free"]:]), default=float("-inf"))
+    if not best:
+        out = (None, 0.0, 0.0)
+    else:
+        ranked = sorted(best.items(), key=lambda kv: -kv[1])
+        s1 = ranked[0][1]
+        s2 = ranked[1][1] if len(ranked) > 1 else float("-inf")
+        out = (ranked[0][0], s1 - s2, max(free, s1) - s1)
+    cache[(bonus, primed)] = out
+    return out
+
+
+def policy(r: dict[str, Any], name: str, margin: float, gap: float, bonus: float = 0.0,
+           confirm: float = 0.0, primed: bool = False) -> str | None:
+    """The command (meaning string) a policy executes for one stored clip, or None (rejected); the grammar
+    policy as :meth:`voice.asr_whisper.WhisperRecognizer._grammar` decides it."""
+    if "_free" not in r:
+        r["_free"] = _heard(r["free_text"])
+    free = r["_free"]
     if name == "free":
         return free
     g = r["grammar"]
     if not g:  # nothing heard: no grammar scoring ran
         return free
-    if g.get("free_command"):  # confirmed: the free text goes on to the live parser; else rejected
-        return free if g["meaning"] == g["free_command"] else None
-    if g["meaning"] and not g["meaning"].startswith("ambiguous") and g["margin"] >= margin and g["gap"] <= gap:
-        return g["meaning"]
-    return free
+    f = _features(r, bonus, primed)
+    top, d, gp = f if f is not None else (g["meaning"], g["margin"], g["gap"])
+    if free is not None:  # confirmed (the free text goes on to the live parser) or rejected
+        return free if top == free and d >= confirm and gp <= gap else None
+    if top and not top.startswith("ambiguous") and d >= margin and gp <= gap:
+        return top
+    return None
 
 
 def verdict(r: dict[str, Any], got: str | None) -> str:
@@ -165,11 +224,12 @@ def verdict(r: dict[str, Any], got: str | None) -> str:
     return "right" if r["is_command"] and got == r["expected"] else "wrong"
 
 
-def table(rows: list[dict[str, Any]], margin: float, gap: float) -> list[dict[str, Any]]:
+def table(rows: list[dict[str, Any]], margin: float, gap: float, bonus: float = 0.0,
+          confirm: float = 0.0, primed: bool = False) -> list[dict[str, Any]]:
     cells: dict[tuple, dict[str, Any]] = {}
     for r in rows:
         for name in ("free", "grammar"):
-            v = verdict(r, policy(r, name, margin, gap))
+            v = verdict(r, policy(r, name, margin, gap, bonus, confirm, primed))
             kind = "command" if r["is_command"] else "non-command"
             c = cells.setdefault((r["set"], name, kind, r["noise"], r["snr_db"]),
                                  dict(n=0, right=0, rejected=0, wrong=0, ms=[]))
@@ -187,22 +247,33 @@ def table(rows: list[dict[str, Any]], margin: float, gap: float) -> list[dict[st
     return out
 
 
+BONUSES = (0.0, 0.5, 1.0, 1.5, 2.0, 2.5)
+CONFIRMS = (0.0, 1.0, 2.0, 3.0, 4.0)
+
+
 def tune(rows: list[dict[str, Any]]) -> dict[str, Any]:
-    """Margin and gap on the development clips: fewest wrong commands, then most right, then the largest
-    (most cautious) thresholds among equals."""
+    """Prefix (primed or not), token bonus, confirmation margin, margin and gap on the development clips:
+    fewest wrong commands, then most right, then the most cautious (largest margins, smallest gap) among equals."""
     best = None
-    for m in np.arange(0.0, 10.01, 0.5):
-        for g in np.arange(0.0, 12.01, 0.5):
-            wrong = right = 0
-            for r in rows:
-                v = verdict(r, policy(r, "grammar", float(m), float(g)))
-                wrong += v == "wrong"
-                right += v == "right"
-            key = (wrong, -right, -m, g)
-            if best is None or key < best[0]:
-                best = (key, float(m), float(g), wrong, right)
-    _k, m, g, wrong, right = best
-    return dict(margin=m, gap=g, dev_wrong=wrong, dev_right=right, dev_clips=len(rows))
+    scored = [r for r in rows if "scored" in (r["grammar"] or {})]
+    bonuses = BONUSES if scored else (0.0,)
+    primes = (False, True) if scored and len(scored[0]["grammar"]["scored"][0]) > 4 else (False,)
+    for p in primes:
+        for b in bonuses:
+            for c in CONFIRMS:
+                for m in np.arange(0.0, 10.01, 0.5):
+                    for g in np.arange(0.0, 12.01, 1.0):
+                        wrong = right = 0
+                        for r in rows:
+                            v = verdict(r, policy(r, "grammar", float(m), float(g), b, c, p))
+                            wrong += v == "wrong"
+                            right += v == "right"
+                        key = (wrong, -right, -m, -c, g, b, p)
+                        if best is None or key < best[0]:
+                            best = (key, p, b, c, float(m), float(g), wrong, right)
+    _k, p, b, c, m, g, wrong, right = best
+    return dict(primed=p, token_bonus=b, confirm_margin=c, margin=m, gap=g, dev_wrong=wrong, dev_right=right,
+                dev_clips=len(rows))
 
 
 def render(rows: list[dict[str, Any]]) -> str:
@@ -224,10 +295,14 @@ def _load(out: Path, which: str) -> list[dict[str, Any]]:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m voice.bench_grammar", description=__doc__.split("\n\n")[0])
     p.add_argument("action", choices=["run", "tune", "report"])
-    p.add_argument("--set", choices=["dev", "test"], default="dev")
+    p.add_argument("--set", choices=["dev", "test", "final"], default="dev")
     p.add_argument("--out", type=Path, default=Path("runs/voice_grammar"))
     p.add_argument("--limit", type=int, help="first N commands (smoke run)")
     p.add_argument("--whisper-dir", type=Path, help="another faster-whisper model folder (float16 weights)")
+    p.add_argument("--compute-type", help="CTranslate2 compute type of the free decoding and the encoder "
+                   "(default: the setting, int8)")
+    p.add_argument("--cache", type=Path, help="speech cache folder (default: OUT/audio)")
+    p.add_argument("--conditions", help="e.g. clean,pink10,babble10 (default: clean, pink 10 and 5 dB, babble 10 dB)")
     args = p.parse_args(argv)
     from tools.entrypoints import make_settings, offline_environment
 
@@ -237,7 +312,11 @@ def main(argv: list[str] | None = None) -> int:
         if args.whisper_dir:
             settings = settings.model_copy(update={"models": settings.models.model_copy(
                 update={"whisper_dir": args.whisper_dir})})
-        print(json.dumps(run(settings, args.set, args.out, args.limit)))
+        conds = CONDITIONS
+        if args.conditions:
+            conds = tuple((c, None) if c == "clean" else (c.rstrip("0123456789"), float(c[len(c.rstrip("0123456789")):]))
+                          for c in args.conditions.split(","))
+        print(json.dumps(run(settings, args.set, args.out, args.limit, args.cache, args.compute_type, conds)))
         return 0
     dev = _load(args.out, "dev")
     if args.action == "tune":
@@ -246,7 +325,8 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(t))
         return 0
     t = json.loads((args.out / "thresholds.json").read_text())
-    rows = table(dev + _load(args.out, "test"), t["margin"], t["gap"])
+    rows = table(dev + _load(args.out, "test") + _load(args.out, "final"), t["margin"], t["gap"], t["token_bonus"], t["confirm_margin"],
+                 t.get("primed", False))
     rep = dict(thresholds=t, rows=rows)
     (args.out / "report.json").write_text(json.dumps(rep, indent=2))
     md = render(rows)
