@@ -201,7 +201,7 @@ def _row(expected, free_text, meaning, margin, gap, free_command=None):
 
 
 def test_benchmark_policies_and_threshold_tuning_on_development_rows():
-    from voice.bench_grammar import TEST_VOICES, policy, tune, verdict
+    from voice.bench_grammar import FINAL_VOICES, TEST_VOICES, policy, tune, verdict
     from voice.bench_unseen import _used_voices
 
     rescued = _row("freeze", "Osler 3.", "freeze", 6.0, 2.0)
@@ -213,4 +213,4 @@ def test_benchmark_policies_and_threshold_tuning_on_development_rows():
     assert policy(chatter, "grammar", 2, 4) is None and verdict(chatter, policy(chatter, "grammar", 2, 10)) == "wrong"
     t = tune([rescued, confirmed, disputed, chatter])
     assert t["dev_wrong"] == 0 and t["dev_right"] == 2 and t["gap"] < 9.0 and t["margin"] <= 6.0
-    assert not set(TEST_VOICES) & _used_voices()
+    assert not set(TEST_VOICES) & _used_voices() and not set(FINAL_VOICES) & (_used_voices() | set(TEST_VOICES))

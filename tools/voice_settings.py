@@ -40,15 +40,15 @@ class VoiceSettings(BaseModel):
     whisper_grammar: bool = Field(default=True, description="score every command of the grammar against the audio "
                                   "with Whisper's own decoder (voice.asr_grammar) and take the best one only when it "
                                   "clearly beats the other commands and the free transcript")
-    grammar_margin: float = Field(default=2.0, ge=0.0, description="nats the best command must beat any other "
+    grammar_margin: float = Field(default=7.0, ge=0.0, description="nats the best command must beat any other "
                                   "command by (tuned on development voices: voice.bench_grammar)")
-    grammar_gap: float = Field(default=4.0, ge=0.0, description="nats the free transcript may be more likely than "
+    grammar_gap: float = Field(default=8.0, ge=0.0, description="nats the free transcript may be more likely than "
                                "the best command before the utterance counts as no command")
-    grammar_confirm_margin: float = Field(default=3.0, ge=0.0, description="nats by which the command of the free "
+    grammar_confirm_margin: float = Field(default=4.0, ge=0.0, description="nats by which the command of the free "
                                           "transcript must beat any other command for the grammar to confirm it")
-    grammar_primed: bool = Field(default=False, description="score the grammar after the command prompt (False: "
-                                 "after a prompt naming only the wake word, so the prompt's phrases are not favoured)")
-    grammar_token_bonus: float = Field(default=0.0, description="nats added per token of a scored sentence (a "
+    grammar_primed: bool = Field(default=True, description="score the grammar after the command prompt (True, "
+                                 "tuned) or after a prompt naming only the wake word")
+    grammar_token_bonus: float = Field(default=1.5, description="nats added per token of a scored sentence (a "
                                        "word insertion bonus: the plain sum favours short commands)")
     whisper_hotwords: str | None = Field(default=None, description="faster-whisper hotwords (extra priming text)")
     whisper_max_tokens: int = Field(default=48, ge=8, le=224, description="a command is short; caps runaway "
