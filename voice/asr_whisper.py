@@ -285,9 +285,10 @@ class WhisperRecognizer:
         ctx = None
         if self._scorer is not None:
             # what the audio says without the command prompt: the prompt makes Whisper write its own phrases
-            # on speech that is no command ("Segmental resection is planned." -> "Segment the lesion."), so the
-            # grammar check scores after a prompt that names only the wake word (a rare name Whisper would
-            # otherwise not write) and compares with this greedy transcript too
+            # on speech that is no command ("Segmental resection is planned." -> "Segment the lesion."), so this
+            # greedy transcript after a prompt naming only the wake word (a rare name Whisper would otherwise
+            # not write) is among the free hypotheses the gap is measured against; with grammar_primed off the
+            # sentences are scored after that prompt too
             plain = m.get_prompt(tok, tok.encode(f" {vs.wake_word.capitalize()}."), without_timestamps=True)
             res = m.model.generate(enc, [plain], beam_size=1, max_length=len(plain) + vs.whisper_max_tokens,
                                    return_scores=True, suppress_blank=True,
