@@ -111,6 +111,31 @@ def one_torch_thread():
 SMEAR = "bccd/images/BloodImage_00001.jpg"  # 1 WBC, 0 platelets per its VOC annotation
 
 
+def first_wbc_answer_in_fresh_process(image: Path, data_dir: Path, settings_args: str, watch: tuple[str, ...],
+                                      timeout: int = 600) -> dict:
+    """Ask "How many white blood cells are in this smear?" about ``image`` in a new Python process (settings
+    ``OslerSettings(data_dir=..., <settings_args>)``) and return its value, the provenance notes of its tool
+    calls and which of the ``watch`` modules that process imported."""
+    import json
+    import subprocess
+    import sys
+
+    code = (
+        "import json, sys\n"
+        "from agent.runner import Assistant\n"
+        "from tools.settings import OslerSettings\n"
+        f"a = Assistant(OslerSettings(data_dir={str(data_dir)!r}, {settings_args}))\n"
+        "s = a.new_session()\n"
+        f"s.load('current', {str(image)!r})\n"
+        "r = a.ask(s, 'How many white blood cells are in this smear?')\n"
+        "print(json.dumps({'value': r.value, 'notes': [str(s.evidence[c.id].provenance.note) for c in r.tool_calls],\n"
+        f"                  'mods': [m for m in {tuple(watch)!r} if m in sys.modules]}}))\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=timeout)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
 @pytest.fixture
 def scripted_smear(tmp_path, shared_pool, data_dir):
     """(script, settings_for) -> (server, assistant, session): a scripted OpenAI-compatible server on 127.0.0.1

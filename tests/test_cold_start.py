@@ -11,14 +11,12 @@ gives the same numbers.
 
 from __future__ import annotations
 
-import json
-import subprocess
 import sys
 
 import numpy as np
 import pytest
 
-from tests.conftest import REPO, SMEAR
+from tests.conftest import SMEAR, first_wbc_answer_in_fresh_process
 
 
 def test_plain_torch_mobilenet_v2_equals_torchvision(data_dir):
@@ -76,19 +74,7 @@ def test_yolo_boxes_do_not_depend_on_which_nms_runs(data_dir, monkeypatch):
 
 @pytest.mark.slow
 def test_a_first_answer_imports_neither_torchvision_nor_matplotlib(data_dir, tmp_path):
-    code = (
-        "import json, sys\n"
-        "from agent.runner import Assistant\n"
-        "from tools.settings import OslerSettings\n"
-        f"a = Assistant(OslerSettings(data_dir={str(tmp_path)!r}, torch_threads=1))\n"
-        "s = a.new_session()\n"
-        f"s.load('current', {str(data_dir / SMEAR)!r})\n"
-        "r = a.ask(s, 'How many white blood cells are in this smear?')\n"
-        "print(json.dumps({'value': r.value, 'mods': [m for m in ('torchvision', 'matplotlib', 'torch._dynamo') "
-        "if m in sys.modules]}))\n"
-    )
-    proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    out = first_wbc_answer_in_fresh_process(data_dir / SMEAR, tmp_path, "torch_threads=1",
+                                            ("torchvision", "matplotlib", "torch._dynamo"))
     assert out["value"] == 1  # the smear's one WBC
     assert out["mods"] == []

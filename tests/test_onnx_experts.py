@@ -6,9 +6,6 @@ Images: BCCD smears (MIT), EndoTect / HyperKvasir frames (CC BY 4.0) and chest f
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +14,7 @@ import pytest
 from experts.imaging import load_image
 from experts.onnx_runtime import ONNX_SHA256, nms, use_onnx
 from experts.weights import BUNDLED_DIR, sha256_of
-from tests.conftest import REPO, SMEAR
+from tests.conftest import SMEAR, first_wbc_answer_in_fresh_process
 from tools.errors import ExpertUnavailableError
 from tools.settings import ModelPaths, OslerSettings
 
@@ -131,20 +128,8 @@ def test_a_replaced_export_is_refused(tmp_path):
 
 
 def test_a_first_smear_answer_does_not_import_torch(data_dir, tmp_path):
-    code = (
-        "import json, sys\n"
-        "from agent.runner import Assistant\n"
-        "from tools.settings import OslerSettings\n"
-        f"a = Assistant(OslerSettings(data_dir={str(tmp_path)!r}, torch_threads=1, device='cpu'))\n"
-        "s = a.new_session()\n"
-        f"s.load('current', {str(data_dir / SMEAR)!r})\n"
-        "r = a.ask(s, 'How many white blood cells are in this smear?')\n"
-        "print(json.dumps({'value': r.value, 'notes': [str(s.evidence[c.id].provenance.note) for c in r.tool_calls],\n"
-        "                  'mods': [m for m in ('torch', 'ultralytics', 'torchvision') if m in sys.modules]}))\n"
-    )
-    proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    out = first_wbc_answer_in_fresh_process(data_dir / SMEAR, tmp_path, "torch_threads=1, device='cpu'",
+                                            ("torch", "ultralytics", "torchvision"), timeout=300)
     assert out["value"] == 1  # the smear's one WBC
     assert out["mods"] == []
     assert all("onnxruntime" in note for note in out["notes"])  # the gate and the count say which runtime ran
