@@ -214,3 +214,17 @@ def test_benchmark_policies_and_threshold_tuning_on_development_rows():
     t = tune([rescued, confirmed, disputed, chatter])
     assert t["dev_wrong"] == 0 and t["dev_right"] == 2 and t["gap"] < 9.0 and t["margin"] <= 6.0
     assert not set(TEST_VOICES) & _used_voices() and not set(FINAL_VOICES) & (_used_voices() | set(TEST_VOICES))
+
+
+@needs_espeak
+def test_a_failing_grammar_check_leaves_the_free_transcript_and_says_so(tmp_path, recognizer, monkeypatch):
+    from voice.audio import ASR_RATE, Audio
+
+    def broken(enc, prompt, seqs):
+        raise ValueError("weights this reader does not know")
+
+    monkeypatch.setattr(recognizer._scorer, "score", broken)
+    tr = recognizer.transcribe(Audio(_speech(tmp_path, "Osler, is there a polyp?"), ASR_RATE, "t"))
+    assert hear_spoken(tr.text)[1].intent == "detect_polyp"
+    assert "weights this reader" in tr.extra["grammar"]["error"]
+    assert any("grammar check unavailable" in d for d in tr.extra["dropped"])

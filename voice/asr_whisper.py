@@ -148,7 +148,12 @@ class WhisperRecognizer:
                                f"the first ({hyps[0].text!r}) is not")
         conf = math.exp(best.avg_logprob) if best is not None and text else None
         if ctx is not None and any(t for t, _h in candidates):
-            text, conf = self._grammar(ctx, hyps, candidates, text, conf, extra, dropped)
+            try:
+                text, conf = self._grammar(ctx, hyps, candidates, text, conf, extra, dropped)
+            except Exception as exc:  # e.g. a configured model whose weights the reader does not know
+                log.warning("grammar check failed: %s", exc)
+                extra["grammar"] = {"error": str(exc)}
+                dropped.append(f"grammar check unavailable ({exc}): the free transcript alone decides")
         if dropped and (not text or rank or "grammar" in extra):
             extra["dropped"] = dropped
         elapsed = (time.perf_counter() - t0) * 1000
@@ -222,7 +227,8 @@ class WhisperRecognizer:
             dropped.append(f"heard {text!r}; the grammar's best command {d.text!r} fits the audio "
                            f"(margin {d.margin:.1f}, gap {d.gap:.1f} nats)")
             extra["heard"] = text
-            return d.text, math.exp(d.best / max(1, len(tok.encode(" " + d.text)) + 1))
+            n = len(tok.encode(" " + d.text)) + 1
+            return d.text, math.exp((d.best - self.vs.grammar_token_bonus * n) / n)  # mean token probability
         info["outcome"] = "no command: " + d.why
         return text, conf
 
