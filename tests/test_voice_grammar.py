@@ -12,7 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from voice.asr_grammar import AMBIGUOUS, Candidate, candidates, decide, grammar_sentences, read_ct2_model
+from voice.asr_grammar import AMBIGUOUS, Candidate, candidates, decide, grammar_sentences
+from voice.whisper_decoder import read_ct2_model
 from voice.live_commands import LIVE_SET, hear_spoken, parse_live
 
 needs_espeak = pytest.mark.skipif(shutil.which("espeak-ng") is None,

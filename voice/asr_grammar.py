@@ -8,7 +8,7 @@ command recognisers built on an attention decoder.)  The free hypotheses are sco
 the answer can be compared with what the audio says when nothing is imposed.
 
 A command is taken only when both hold (thresholds in :class:`~tools.voice_settings.VoiceSettings`,
-tuned on development voices only, see ``voice.bench_unseen``):
+tuned on development voices only, see ``voice.bench_grammar``):
 
 * **margin**: the best command beats the best *different* command (another intent or slot value) by
   ``grammar_margin`` nats, so two commands the audio supports about equally are rejected;
@@ -18,271 +18,27 @@ tuned on development voices only, see ``voice.bench_unseen``):
 Otherwise the utterance is rejected ("say that again"), as before: rescoring never turns doubt into a
 command.
 
-The decoder runs in torch on the weights of the same CTranslate2 model file (``model.bin``, float16
-weights read with numpy; CTranslate2 computes the encoder output, which both paths share).  The sentences
-form a token trie, decoded depth by depth with the audio's cross-attention keys computed once, so a
-shared beginning ("how many ...") is computed once.  The sentences scored are a few phrasings of every
-command meaning plus the grammar sentences closest to what Whisper heard (:func:`candidates`).
+The scores come from Whisper's own decoder (:mod:`voice.whisper_decoder`).  The sentences scored are a few
+phrasings of every command meaning plus the grammar sentences closest to what Whisper heard
+(:func:`candidates`).
 """
 
 from __future__ import annotations
 
 import difflib
-import struct
-import threading
-from dataclasses import dataclass
+import math
+import time
+from dataclasses import dataclass, field
 from functools import lru_cache
-from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Hashable, Sequence
 
 import numpy as np
 
 from .commands import CommandSpec, SLOTS, _Alt, _Opt, _Seq, _Slot, _Word, _parse_rule, parse_command
 from .normalize import normalize
 
-__all__ = ["DecoderScorer", "Candidate", "GrammarDecision", "AMBIGUOUS", "candidates", "decide",
-           "grammar_sentences", "read_ct2_model"]
-
-# CTranslate2 model.bin data types (ctranslate2/specs/model_spec.py)
-_CT2_DTYPES = {0: np.float32, 1: np.int8, 2: np.int16, 3: np.int32, 4: np.float16}
-
-
-def read_ct2_model(path: Path) -> dict[str, np.ndarray]:
-    """The variables of a CTranslate2 ``model.bin`` (format version 6) as numpy arrays (views into one
-    buffer).  Raises ValueError on another format or a data type this reader does not know (bfloat16,
-    int8-quantised weights: convert the model with ``--quantization float16``)."""
-    buf = Path(path).read_bytes()
-    pos = 0
-
-    def num(fmt: str) -> int:
-        nonlocal pos
-        (v,) = struct.unpack_from(fmt, buf, pos)
-        pos += struct.calcsize(fmt)
-        return v
-
-    def text() -> str:
-        nonlocal pos
-        n = num("<H")
-        s = buf[pos:pos + n - 1].decode()
-        pos += n
-        return s
-
-    version = num("<I")
-    if version != 6:
-        raise ValueError(f"{path}: CTranslate2 model format {version}, this reader knows 6")
-    text()  # spec name
-    num("<I")  # spec revision
-    out: dict[str, np.ndarray] = {}
-    for _ in range(num("<I")):
-        name = text()
-        dims = [num("<I") for _ in range(num("<B"))]
-        dtype = _CT2_DTYPES.get(num("<B"))
-        nbytes = num("<I")
-        if dtype is None:
-            raise ValueError(f"{path}: variable {name} has a data type this reader does not know")
-        out[name] = np.frombuffer(buf, dtype, nbytes // np.dtype(dtype).itemsize, pos).reshape(dims)
-        pos += nbytes
-    for _ in range(num("<I")):
-        alias, target = text(), text()
-        out[alias] = out[target]
-    return out
-
-
-class DecoderScorer:
-    """Whisper's decoder in torch, scoring token sequences against one utterance's encoder output."""
-
-    def __init__(self, model_bin: Path) -> None:
-        self.model_bin = Path(model_bin)
-        self._w: dict[str, Any] | None = None
-        self._lock = threading.Lock()
-
-    def load(self) -> None:
-        with self._lock:
-            if self._w is not None:
-                return
-            import torch
-
-            raw = read_ct2_model(self.model_bin)
-            if "decoder/layer_0/self_attention/linear_0/weight" not in raw or raw[
-                    "decoder/layer_0/self_attention/linear_0/weight"].dtype != np.float16 and raw[
-                    "decoder/layer_0/self_attention/linear_0/weight"].dtype != np.float32:
-                raise ValueError(f"{self.model_bin}: not a float16/float32 Whisper decoder")
-            self._w = {k: torch.from_numpy(a.astype(np.float32)) for k, a in raw.items()
-                       if k.startswith("decoder/") and a.dtype in (np.float16, np.float32) and a.ndim >= 1}
-            self.heads = int(raw["decoder/num_heads"])
-            self.layers = sum(1 for k in raw if k.startswith("decoder/layer_") and k.endswith("ffn/linear_0/weight"))
-
-    # ---- the transformer pieces ---------------------------------------------------------------------
-    def _lin(self, x, p):
-        w = self._w
-        return x @ w[p + "/weight"].T + w[p + "/bias"]
-
-    def _ln(self, x, p):
-        import torch
-
-        return torch.nn.functional.layer_norm(x, (x.shape[-1],), self._w[p + "/gamma"], self._w[p + "/beta"], 1e-5)
-
-    def _heads(self, x):
-        n, t, c = x.shape
-        return x.view(n, t, self.heads, c // self.heads).transpose(1, 2)
-
-    def _cross(self, enc):
-        import torch
-
-        e = torch.from_numpy(np.ascontiguousarray(enc, dtype=np.float32))[None]
-        out = []
-        for i in range(self.layers):
-            k, v = self._lin(e, f"decoder/layer_{i}/attention/linear_1").chunk(2, -1)
-            out.append((self._heads(k), self._heads(v)))
-        return out
-
-    def _forward(self, tokens, start: int, past, cross, vocab):
-        """Log-probabilities over ``vocab`` (token ids) after each of ``tokens`` [N, T] (positions start..),
-        given per-layer past keys/values [N, H, P, dh] (or None); returns (logprobs [N, T, len(vocab)],
-        per-layer new (k, v) [N, H, T, dh])."""
-        import torch
-        import torch.nn.functional as F
-
-        w = self._w
-        n, t = tokens.shape
-        x = w["decoder/embeddings/weight"][tokens] + w["decoder/position_encodings/encodings"][start:start + t]
-        causal = torch.full((t, t), float("-inf")).triu(1)
-        new = []
-        for i in range(self.layers):
-            p = f"decoder/layer_{i}"
-            q, k, v = self._lin(self._ln(x, p + "/self_attention/layer_norm"), p + "/self_attention/linear_0").chunk(3, -1)
-            q, k, v = self._heads(q), self._heads(k), self._heads(v)
-            new.append((k, v))
-            if past is not None:
-                k, v = torch.cat([past[i][0], k], 2), torch.cat([past[i][1], v], 2)
-            mask = torch.cat([torch.zeros(t, k.shape[2] - t), causal], 1)
-            a = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
-            x = x + self._lin(a.transpose(1, 2).reshape(n, t, -1), p + "/self_attention/linear_1")
-            q = self._heads(self._lin(self._ln(x, p + "/attention/layer_norm"), p + "/attention/linear_0"))
-            ck, cv = cross[i]
-            a = F.scaled_dot_product_attention(q, ck.expand(n, -1, -1, -1), cv.expand(n, -1, -1, -1))
-            x = x + self._lin(a.transpose(1, 2).reshape(n, t, -1), p + "/attention/linear_2")
-            h = self._ln(x, p + "/ffn/layer_norm")
-            x = x + self._lin(F.gelu(self._lin(h, p + "/ffn/linear_0")), p + "/ffn/linear_1")
-        x = self._ln(x, "decoder/layer_norm")
-        return torch.log_softmax(x @ w["decoder/embeddings/weight"][vocab].T, -1), new
-
-    def _step(self, tokens, pos: int, prefix_kv, anc_kv, cross, vocab):
-        """One token per trie node (``tokens`` [N]) at position ``pos``: self-attention over the shared
-        prefix keys/values [1, H, P, dh] and each node's own ancestors' [N, H, A, dh]; cross-attention with
-        the shared audio keys.  Shared keys are never copied per node: the N queries attend to them as one
-        sequence of N queries.  Returns (logprobs [N, len(vocab)], per-layer (k, v) [N, H, 1, dh])."""
-        import torch
-
-        w = self._w
-        n = tokens.shape[0]
-        x = w["decoder/embeddings/weight"][tokens] + w["decoder/position_encodings/encodings"][pos]  # [N, C]
-        c = x.shape[-1]
-        dh = c // self.heads
-        scale = dh ** -0.5
-        new = []
-        for i in range(self.layers):
-            p = f"decoder/layer_{i}"
-            q, k, v = self._lin(self._ln(x, p + "/self_attention/layer_norm"), p + "/self_attention/linear_0").chunk(3, -1)
-            q, k, v = (t.view(n, self.heads, dh) for t in (q, k, v))
-            new.append((k[:, :, None], v[:, :, None]))
-            pk, pv = prefix_kv[i]  # [1, H, P, dh]
-            s_pre = torch.einsum("nhd,hpd->nhp", q, pk[0]) * scale
-            ks = [k[:, :, None]] if anc_kv is None else [anc_kv[i][0], k[:, :, None]]
-            vs = [v[:, :, None]] if anc_kv is None else [anc_kv[i][1], v[:, :, None]]
-            ka, va = torch.cat(ks, 2), torch.cat(vs, 2)  # [N, H, A+1, dh]
-            s_anc = torch.einsum("nhd,nhad->nha", q, ka) * scale
-            att = torch.softmax(torch.cat([s_pre, s_anc], -1), -1)
-            npre = s_pre.shape[-1]
-            a = torch.einsum("nhp,hpd->nhd", att[..., :npre], pv[0]) + torch.einsum("nha,nhad->nhd", att[..., npre:], va)
-            x = x + self._lin(a.reshape(n, c), p + "/self_attention/linear_1")
-            q = self._lin(self._ln(x, p + "/attention/layer_norm"), p + "/attention/linear_0").view(n, self.heads, dh)
-            ck, cv = cross[i]  # [1, H, F, dh]
-            att = torch.softmax(torch.einsum("nhd,hfd->nhf", q, ck[0]) * scale, -1)
-            a = torch.einsum("nhf,hfd->nhd", att, cv[0])
-            x = x + self._lin(a.reshape(n, c), p + "/attention/linear_2")
-            h = self._ln(x, p + "/ffn/layer_norm")
-            x = x + self._lin(torch.nn.functional.gelu(self._lin(h, p + "/ffn/linear_0")), p + "/ffn/linear_1")
-        x = self._ln(x, "decoder/layer_norm")
-        return torch.log_softmax(x @ w["decoder/embeddings/weight"][vocab].T, -1), new
-
-    def score(self, encoder_output: np.ndarray, prefix: Sequence[int], seqs: Sequence[Sequence[int]]) -> np.ndarray:
-        """Sum of log-probabilities of each token sequence (each should end with end-of-text) after
-        ``prefix`` (start-of-transcript, language, task, no-timestamps, and any prompt before them),
-        given the encoder output [frames, d_model] of one utterance.
-
-        The distributions are over the tokens that occur in ``seqs`` (renormalised there), not over the
-        whole vocabulary: every sequence is scored on the same footing and the output projection costs
-        ~1 % of the full one.  Pass the free hypotheses among ``seqs`` so that what the audio says
-        unconstrained is in that vocabulary too."""
-        import torch
-
-        self.load()
-        vocab_ids = sorted({t for seq in seqs for t in seq})
-        col = {t: j for j, t in enumerate(vocab_ids)}
-        vocab = torch.tensor(vocab_ids)
-        with torch.inference_mode():
-            cross = self._cross(encoder_output)
-            lp0, past0 = self._forward(torch.tensor([list(prefix)]), 0, None, cross, vocab)
-            # token trie: node -> children by token; node ids per depth
-            children: list[dict[int, int]] = [{}]
-            parent = [-1]
-            depth = [0]
-            ends = []
-            for seq in seqs:
-                node = 0
-                for tok in seq:
-                    nxt = children[node].get(tok)
-                    if nxt is None:
-                        nxt = len(parent)
-                        children[node][tok] = nxt
-                        children.append({})
-                        parent.append(node)
-                        depth.append(depth[node] + 1)
-                    node = nxt
-                ends.append(node)
-            cum = np.zeros(len(parent))
-            token_of = np.zeros(len(parent), dtype=np.int64)
-            for node, kids in enumerate(children):
-                for tok, kid in kids.items():
-                    token_of[kid] = tok
-            root_lp = lp0[0, -1].numpy()
-            for tok, kid in children[0].items():
-                cum[kid] = root_lp[col[tok]]
-            # per depth: the internal nodes (those with children), their (k, v) per layer and row index
-            kv_at: dict[int, list] = {}
-            row_of = np.full(len(parent), -1)
-            by_depth: dict[int, list[int]] = {}
-            for node in range(1, len(parent)):
-                if children[node]:
-                    by_depth.setdefault(depth[node], []).append(node)
-            plen = len(prefix)
-            for d in sorted(by_depth):
-                nodes = by_depth[d]
-                for r, node in enumerate(nodes):
-                    row_of[node] = r
-                # ancestors at depths 1..d-1 of every node, as row indices
-                anc = np.zeros((len(nodes), d - 1), dtype=np.int64)
-                for r, node in enumerate(nodes):
-                    a = parent[node]
-                    for dd in range(d - 1, 0, -1):
-                        anc[r, dd - 1] = row_of[a]
-                        a = parent[a]
-                anc_kv = None
-                if d > 1:
-                    anc_kv = []
-                    for i in range(self.layers):
-                        ks = [kv_at[dd][i][0][torch.from_numpy(anc[:, dd - 1])] for dd in range(1, d)]
-                        vs = [kv_at[dd][i][1][torch.from_numpy(anc[:, dd - 1])] for dd in range(1, d)]
-                        anc_kv.append((torch.cat(ks, 2), torch.cat(vs, 2)))
-                toks = torch.from_numpy(token_of[nodes])
-                lp, new = self._step(toks, plen + d - 1, past0, anc_kv, cross, vocab)
-                kv_at[d] = new
-                for r, node in enumerate(nodes):
-                    for tok, kid in children[node].items():
-                        cum[kid] = cum[node] + float(lp[r, col[tok]])
-            return cum[ends]
-
+__all__ = ["Candidate", "GrammarDecision", "GrammarContext", "CheckResult", "AMBIGUOUS", "candidates", "rank",
+           "decide", "settle", "check_transcript", "grammar_sentences", "meaning_str"]
 
 # ---- the grammar's sentences ---------------------------------------------------------------------------
 def _expand(node) -> list[list[str]]:
@@ -372,38 +128,159 @@ def _strip_wake(text: str, wake_word: str) -> str:
     return " ".join(words[1:]) if words and words[0] == wake_word.lower() else text
 
 
+def rank(meanings: Sequence[Hashable | None], scores: Sequence[float]) -> list[tuple[Hashable, float, int]]:
+    """Meanings best first as (meaning, its best sentence's score, that sentence's index): the one ranking
+    :func:`decide`, the recogniser's report and the benchmark all read."""
+    best: dict[Hashable, tuple[float, int]] = {}
+    for i, (m, s) in enumerate(zip(meanings, scores)):
+        if m is not None and (m not in best or s > best[m][0]):
+            best[m] = (float(s), i)
+    return [(m, s, i) for m, (s, i) in sorted(best.items(), key=lambda kv: -kv[1][0])]
+
+
 @dataclass(frozen=True)
 class GrammarDecision:
     meaning: Meaning | None  # the command taken, None = rejected
     text: str  # the winning candidate's text (the transcript when taken)
-    best: float  # log-probability of the best command sentence
+    best: float  # score of the best command sentence
     margin: float  # best command - best command of another meaning
     gap: float  # best free hypothesis - best command (positive: the free text is more likely)
     runner_up: Meaning | None
     why: str
+    top: Meaning | None = None  # the best-scoring meaning, taken or not
 
 
 def decide(cands: Sequence[Candidate], scores: Sequence[float], free_scores: Sequence[float], margin: float,
            gap: float) -> GrammarDecision:
     """Take the best-scoring command when it clears ``margin`` over any other meaning and lies within ``gap``
     of the free hypotheses' best; otherwise reject."""
-    best_by: dict[Meaning, tuple[float, str]] = {}
-    for c, s in zip(cands, scores):
-        if c.meaning is not None and (c.meaning not in best_by or s > best_by[c.meaning][0]):
-            best_by[c.meaning] = (float(s), c.text)
-    if not best_by:
+    ranked = rank([c.meaning for c in cands], scores)
+    if not ranked:
         return GrammarDecision(None, "", float("-inf"), 0.0, 0.0, None, "no command sentence scored")
-    ranked = sorted(best_by.items(), key=lambda kv: -kv[1][0])
-    (m1, (s1, t1)) = ranked[0]
-    s2, m2 = (ranked[1][1][0], ranked[1][0]) if len(ranked) > 1 else (float("-inf"), None)
+    m1, s1, i1 = ranked[0]
+    t1 = cands[i1].text
+    s2, m2 = (ranked[1][1], ranked[1][0]) if len(ranked) > 1 else (float("-inf"), None)
     free = max(free_scores, default=float("-inf"))
     g = max(free, s1) - s1
     d = s1 - s2
     if m1[0] == AMBIGUOUS:
         return GrammarDecision(None, t1, s1, d, g, m2, f"sounds like {t1!r}, which may be {dict(m1[1])['may_be']}: "
-                               "ambiguous")
+                               "ambiguous", m1)
     if d < margin:
-        return GrammarDecision(None, t1, s1, d, g, m2, f"two commands fit about equally (margin {d:.2f} < {margin})")
+        return GrammarDecision(None, t1, s1, d, g, m2, f"two commands fit about equally (margin {d:.2f} < {margin})", m1)
     if g > gap:
-        return GrammarDecision(None, t1, s1, d, g, m2, f"the audio fits no command (free text {g:.2f} nats more likely)")
-    return GrammarDecision(m1, t1, s1, d, g, m2, "taken")
+        return GrammarDecision(None, t1, s1, d, g, m2, f"the audio fits no command (free text {g:.2f} nats more likely)",
+                               m1)
+    return GrammarDecision(m1, t1, s1, d, g, m2, "taken", m1)
+
+
+def settle(free_meaning: Any, top: Any, margin: float, gap: float, taken: bool, confirm_margin: float,
+           max_gap: float) -> str:
+    """What becomes of one utterance, from the free transcript's command (None: it is no command), the
+    grammar's best meaning with its margin and gap, and whether :func:`decide` took it:
+
+    * ``confirmed``: the free command is the grammar's best, by ``confirm_margin`` and within ``max_gap``;
+    * ``rejected: gap`` / ``rejected: margin`` / ``rejected: differ``: a free command the grammar does not back;
+    * ``taken``: no free command, and the grammar's best clears the thresholds;
+    * ``none``: no command either way (the free text stands and the strict parser rejects it)."""
+    if free_meaning is not None:
+        if top == free_meaning and margin >= confirm_margin and gap <= max_gap:
+            return "confirmed"
+        if top == free_meaning:
+            return "rejected: gap" if gap > max_gap else "rejected: margin"
+        return "rejected: differ"
+    return "taken" if taken else "none"
+
+
+def meaning_str(m: Meaning | None) -> str | None:
+    """'count(count_target=polyps)' for ('count', (('count_target', 'polyps'),)): how reports and the
+    benchmark write a meaning."""
+    if m is None:
+        return None
+    intent, slots = m
+    return intent + ("(" + ", ".join(f"{k}={v}" for k, v in slots) + ")" if slots else "")
+
+
+# ---- the check on one utterance ---------------------------------------------------------------------
+@dataclass(frozen=True)
+class GrammarContext:
+    """What the decoding of one utterance leaves for the check."""
+
+    enc: np.ndarray  # encoder output [frames, d_model]
+    prompt: list[int]  # the decoding prefix with the command prompt
+    plain: list[int]  # the prefix with only the wake word as prompt
+    tok: Any  # faster-whisper Tokenizer
+    unprimed_text: str  # greedy transcript after ``plain``
+    unprimed_ids: tuple[int, ...]
+
+
+@dataclass
+class CheckResult:
+    text: str  # the transcript to hand on ('' = rejected)
+    outcome: str  # see settle()
+    info: dict[str, Any]  # extra['grammar']
+    note: str | None = None  # a line for the answer's notes
+    mean_prob: float | None = None  # a taken command's mean token probability
+    decision: GrammarDecision | None = field(default=None, repr=False)
+
+
+def check_transcript(scorer: Any, ctx: GrammarContext, vs: Any, specs: tuple[CommandSpec, ...],
+                     meaning_of: Callable[[str], Meaning | None], free: Sequence[tuple[str, Sequence[int]]],
+                     text: str, keep_scores: bool = False) -> CheckResult:
+    """Score the command grammar against one utterance and settle its transcript (:func:`settle`).
+    ``free``: the free hypotheses (text, token ids) that were kept; ``text``: the one the n-best rescoring
+    chose; ``meaning_of``: how the caller reads a transcript; ``vs``: the voice settings (``grammar_*``)."""
+    tok = ctx.tok
+    t0 = time.perf_counter()
+    cands = candidates(specs, [t for t, _ids in free], vs.wake_word)
+    free = list(free)
+    if ctx.unprimed_text and all(ctx.unprimed_text != t for t, _ids in free):
+        free.append((ctx.unprimed_text, ctx.unprimed_ids))
+    all_cands = cands + [Candidate(t, meaning_of(t)) for t, _ids in free]
+    seqs = [tok.encode(" " + c.text) + [tok.eot] for c in cands] + [list(ids) + [tok.eot] for _t, ids in free]
+    raw = scorer.score(ctx.enc, ctx.prompt if vs.grammar_primed else ctx.plain, seqs)
+    # a bonus per token (as a word insertion bonus in ASR decoding): the sum of log-probabilities favours
+    # short sentences ("yes", "no"), whatever the audio holds
+    scores = raw + vs.grammar_token_bonus * np.array([len(q) for q in seqs])
+    d = decide(all_cands, scores, scores[len(cands):], vs.grammar_margin, vs.grammar_gap)
+    free_meaning = meaning_of(text) if text else None
+    ranked = rank([c.meaning for c in all_cands], scores)
+    info = {"best": d.text, "meaning": meaning_str(d.top), "margin": round(d.margin, 3), "gap": round(d.gap, 3),
+            "runner_up": meaning_str(d.runner_up), "verdict": d.why, "free_command": meaning_str(free_meaning),
+            "sentences": len(cands), "top": [(meaning_str(m), round(s, 3)) for m, s, _i in ranked[:6]],
+            "free_best": round(float(max(scores[len(cands):])), 3), "ms": round((time.perf_counter() - t0) * 1000, 1)}
+    if keep_scores:  # benchmarks: every sequence's raw score and length (after either prefix), offline
+        other = scorer.score(ctx.enc, ctx.plain if vs.grammar_primed else ctx.prompt, seqs)
+        primed, plain = (raw, other) if vs.grammar_primed else (other, raw)
+        info["scored"] = [(c.text, meaning_str(c.meaning), round(float(a), 3), len(q), round(float(b), 3))
+                          for c, a, q, b in zip(all_cands, plain, seqs, primed)]
+        info["n_free"] = len(free)
+        info["unprimed"] = ctx.unprimed_text
+    outcome = settle(free_meaning, d.top, d.margin, d.gap, d.meaning is not None, vs.grammar_confirm_margin,
+                     vs.grammar_gap)
+    info["outcome"] = _OUTCOME_WORDS[outcome] if outcome != "none" else "no command: " + d.why
+    if outcome == "confirmed":
+        return CheckResult(text, outcome, info, decision=d)
+    if outcome == "taken":
+        n = len(tok.encode(" " + d.text)) + 1
+        note = (f"heard {text!r}; the grammar's best command {d.text!r} fits the audio "
+                f"(margin {d.margin:.1f}, gap {d.gap:.1f} nats)")
+        return CheckResult(d.text, outcome, info, note, math.exp((d.best - vs.grammar_token_bonus * n) / n), d)
+    if outcome == "none":
+        return CheckResult(text, outcome, info, decision=d)
+    note = {"rejected: gap": f"grammar check: {text!r}, but without the command prompt Whisper hears "
+                             f"{ctx.unprimed_text!r} ({d.gap:.1f} nats more likely): rejected, nothing done",
+            "rejected: margin": f"grammar check: {text!r}, but another command fits the audio almost as well "
+                                f"(margin {d.margin:.1f} nats): rejected, nothing done",
+            "rejected: differ": f"grammar check: {text!r} but the audio fits {d.text!r} better: rejected, "
+                                "nothing done"}[outcome]
+    return CheckResult("", outcome, info, note, decision=d)
+
+
+_OUTCOME_WORDS = {
+    "confirmed": "free transcript confirmed",
+    "taken": "grammar command taken",
+    "rejected: gap": "rejected: the unprimed transcript fits the audio much better than the command",
+    "rejected: margin": "rejected: the free transcript's command does not clearly beat another command",
+    "rejected: differ": "rejected: the free transcript and the grammar's best command differ",
+}

@@ -22,7 +22,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 
@@ -32,6 +32,9 @@ from .transcript import Transcript
 from .audio import ASR_RATE, Audio
 from .config import VoiceSettings
 from .normalize import normalize
+
+if TYPE_CHECKING:
+    from .asr_grammar import GrammarContext
 
 __all__ = ["WhisperRecognizer", "build", "check", "model_dir"]
 
@@ -99,6 +102,7 @@ class WhisperRecognizer:
         self.parse = parse
         self.keep_scores = False  # benchmarks: keep every scored sentence in extra['grammar']['scored']
         self._scorer = None
+        self._grammar_error: str | None = None
         self._model = None
         self._lock = threading.Lock()
         self.model_id = ""
@@ -117,10 +121,15 @@ class WhisperRecognizer:
             except Exception as exc:
                 raise ExpertFailedError(f"could not load the Whisper model from {d}: {exc}") from exc
             self.model_id = f"whisper:{d.parent.name}/{d.name}" if d == _bundled_dir() else f"whisper:{d}"
-            if self.vs.whisper_grammar:
-                from .asr_grammar import DecoderScorer
+            if self.vs.whisper_grammar:  # the grammar check's decoder: read with the model, not on the first command
+                from .whisper_decoder import DecoderScorer
 
                 self._scorer = DecoderScorer(d / "model.bin")
+                try:
+                    self._scorer.load()
+                except Exception as exc:  # e.g. int8 weights: the check cannot run, the free transcript decides
+                    log.warning("grammar check unavailable: %s", exc)
+                    self._scorer, self._grammar_error = None, str(exc)
             log.info("whisper loaded from %s in %.0f ms", d, (time.perf_counter() - t0) * 1000)
 
     def transcribe(self, audio: Audio) -> Transcript:
@@ -147,9 +156,11 @@ class WhisperRecognizer:
                 dropped.append(f"rescored: hypothesis {rank + 1} of {len(hyps)} is a command, "
                                f"the first ({hyps[0].text!r}) is not")
         conf = math.exp(best.avg_logprob) if best is not None and text else None
-        if ctx is not None and any(t for t, _h in candidates):
+        if any(t for t, _h in candidates) and (ctx is not None or self._grammar_error):
             try:
-                text, conf = self._grammar(ctx, hyps, candidates, text, conf, extra, dropped)
+                if self._grammar_error:
+                    raise ExpertUnavailableError(self._grammar_error)
+                text, conf = self._grammar(ctx, candidates, text, conf, extra, dropped)
             except Exception as exc:  # e.g. a configured model whose weights the reader does not know
                 log.warning("grammar check failed: %s", exc)
                 extra["grammar"] = {"error": str(exc)}
@@ -160,77 +171,25 @@ class WhisperRecognizer:
         return Transcript(text=text, backend=self.name, model=self.model_id, elapsed_ms=elapsed,
                           audio_s=audio.seconds, confidence=conf, extra=extra)
 
-    def _grammar(self, ctx: _GrammarContext, hyps: list[_Hyp], candidates: list[tuple[str, _Hyp]],
+    def _grammar(self, ctx: GrammarContext, candidates: list[tuple[str, _Hyp]],
                  text: str, conf: float | None, extra: dict[str, Any], dropped: list[str]) -> tuple[str, float | None]:
-        """Score the command grammar against the audio (:mod:`voice.asr_grammar`) and settle the transcript:
-
-        * the free decoding found a command and the grammar's best command is the same one, by at least
-          ``grammar_confirm_margin`` over any other: kept;
-        * they disagree, that margin is smaller, or the transcript Whisper writes without the prompt is more
-          than ``grammar_gap`` more likely than the command: rejected (text '');
-        * the free decoding found none and the grammar's best clears the margin and the gap: that command's
-          sentence becomes the transcript (``extra['grammar']`` says so, with the scores);
-        * otherwise the free text stands (and the strict parser rejects it)."""
-        from .asr_grammar import Candidate, candidates as grammar_candidates, decide
+        """Score the command grammar against the audio and settle the transcript
+        (:func:`voice.asr_grammar.check_transcript`): a free command the grammar backs is kept, one it does not
+        back is rejected (text ''), and when free decoding found no command the grammar's best is taken only
+        when it clears the margin and the gap."""
+        from .asr_grammar import check_transcript
         from .commands import COMMANDS
 
-        tok = ctx.tok
         specs = self.grammar or COMMANDS
-        t0 = time.perf_counter()
-        cands = grammar_candidates(specs, [t for t, _h in candidates if t], self.vs.wake_word)
-        free = [(t, h) for t, h in candidates if t]
-        if ctx.unprimed.text and all(ctx.unprimed.text != t for t, _h in free):
-            free.append((ctx.unprimed.text, ctx.unprimed))
-        free_cands = [Candidate(t, self._meaning(t, specs)) for t, _h in free]
-        seqs = [tok.encode(" " + c.text) + [tok.eot] for c in cands] + [list(h.ids) + [tok.eot] for _t, h in free]
-        prefix = ctx.prompt if self.vs.grammar_primed else ctx.plain
-        raw = self._scorer.score(ctx.enc, prefix, seqs)
-        # a bonus per token (as a word insertion bonus in ASR decoding): the sum of log-probabilities favours
-        # short sentences ("yes", "no"), whatever the audio holds
-        scores = raw + self.vs.grammar_token_bonus * np.array([len(q) for q in seqs])
-        all_cands = cands + free_cands
-        d = decide(all_cands, scores, scores[len(cands):], self.vs.grammar_margin, self.vs.grammar_gap)
-        free_meaning = self._meaning(text, specs) if text else None
-        info = {"best": d.text, "meaning": _meaning_str(d.meaning or _best_meaning(all_cands, scores)),
-                "margin": round(d.margin, 3), "gap": round(d.gap, 3), "runner_up": _meaning_str(d.runner_up),
-                "verdict": d.why, "free_command": _meaning_str(free_meaning), "sentences": len(cands),
-                "top": _top_meanings(all_cands, scores, 6), "free_best": round(float(max(scores[len(cands):])), 3),
-                "ms": round((time.perf_counter() - t0) * 1000, 1)}
-        if self.keep_scores:  # benchmarks: every sequence's raw score and length (after either prefix), offline
-            other = self._scorer.score(ctx.enc, ctx.plain if self.vs.grammar_primed else ctx.prompt, seqs)
-            primed, plain = (raw, other) if self.vs.grammar_primed else (other, raw)
-            info["scored"] = [(c.text, _meaning_str(c.meaning), round(float(a), 3), len(q), round(float(b), 3))
-                              for c, a, q, b in zip(all_cands, plain, seqs, primed)]
-            info["n_free"] = len(free_cands)
-            info["unprimed"] = ctx.unprimed.text
-        extra["grammar"] = info
-        if free_meaning is not None:
-            top = _best_meaning(all_cands, scores)
-            if top == free_meaning and d.margin >= self.vs.grammar_confirm_margin and d.gap <= self.vs.grammar_gap:
-                info["outcome"] = "free transcript confirmed"
-                return text, conf
-            if top == free_meaning and d.gap > self.vs.grammar_gap:
-                info["outcome"] = "rejected: the unprimed transcript fits the audio much better than the command"
-                dropped.append(f"grammar check: {text!r}, but without the command prompt Whisper hears "
-                               f"{ctx.unprimed.text!r} ({d.gap:.1f} nats more likely): rejected, nothing done")
-            elif top == free_meaning:
-                info["outcome"] = "rejected: the free transcript's command does not clearly beat another command"
-                dropped.append(f"grammar check: {text!r}, but another command fits the audio almost as well "
-                               f"(margin {d.margin:.1f} nats): rejected, nothing done")
-            else:
-                info["outcome"] = "rejected: the free transcript and the grammar's best command differ"
-                dropped.append(f"grammar check: {text!r} but the audio fits {d.text!r} better: rejected, nothing done")
-            extra["heard"] = text
-            return "", None
-        if d.meaning is not None:
-            info["outcome"] = "grammar command taken"
-            dropped.append(f"heard {text!r}; the grammar's best command {d.text!r} fits the audio "
-                           f"(margin {d.margin:.1f}, gap {d.gap:.1f} nats)")
-            extra["heard"] = text
-            n = len(tok.encode(" " + d.text)) + 1
-            return d.text, math.exp((d.best - self.vs.grammar_token_bonus * n) / n)  # mean token probability
-        info["outcome"] = "no command: " + d.why
-        return text, conf
+        r = check_transcript(self._scorer, ctx, self.vs, specs, lambda t: self._meaning(t, specs),
+                             [(t, h.ids) for t, h in candidates if t], text, keep_scores=self.keep_scores)
+        extra["grammar"] = r.info
+        if r.note:
+            dropped.append(r.note)
+        if r.outcome in ("confirmed", "none"):
+            return text, conf
+        extra["heard"] = text
+        return r.text, r.mean_prob
 
     def _meaning(self, text: str, specs: tuple[Any, ...]) -> tuple[str, tuple[tuple[str, str], ...]] | None:
         if self.parse is not None:
@@ -244,7 +203,7 @@ class WhisperRecognizer:
         return (cmd.intent, tuple(sorted(cmd.slots.items()))) if cmd else None
 
     # ---- decoding -----------------------------------------------------------------------------------
-    def _decode(self, samples: np.ndarray) -> tuple[list[_Hyp], _GrammarContext | None]:
+    def _decode(self, samples: np.ndarray) -> tuple[list[_Hyp], GrammarContext | None]:
         """Hypotheses of one utterance, best first.  ``whisper_nbest`` 1: faster-whisper's own greedy
         decoding; n > 1: the greedy hypothesis, then one beam search of width n returning all n hypotheses
         (CTranslate2 ``generate`` with the same prompt, hotwords and token suppression as faster-whisper).
@@ -301,7 +260,9 @@ class WhisperRecognizer:
                                    suppress_tokens=get_suppressed_tokens(tok, [-1]))[0]
             ids = res.sequences_ids[0]
             unprimed = _Hyp(tok.decode(ids).strip(), float(res.scores[0]), 0.0, tuple(ids))
-            ctx = _GrammarContext(np.asarray(enc)[0], list(prompt), list(plain), tok, unprimed)
+            from .asr_grammar import GrammarContext
+
+            ctx = GrammarContext(np.asarray(enc)[0], list(prompt), list(plain), tok, unprimed.text, unprimed.ids)
         return hyps, ctx
 
     def _filter(self, h: _Hyp) -> tuple[str, str | None]:
@@ -334,43 +295,11 @@ class WhisperRecognizer:
 
 
 @dataclass(frozen=True)
-class _GrammarContext:
-    enc: np.ndarray  # encoder output [frames, d_model]
-    prompt: list[int]  # the decoding prefix with the command prompt
-    plain: list[int]  # the prefix with only the wake word as prompt
-    tok: Any
-    unprimed: "_Hyp"  # greedy transcript after that prefix
-
-
-@dataclass(frozen=True)
 class _Hyp:
     text: str
     avg_logprob: float
     no_speech_prob: float
     ids: tuple[int, ...] = ()
-
-
-def _best_meaning(cands: list[Any], scores: Any) -> tuple[str, tuple[tuple[str, str], ...]] | None:
-    best = None
-    for c, s in zip(cands, scores):
-        if c.meaning is not None and (best is None or s > best[0]):
-            best = (s, c.meaning)
-    return best[1] if best else None
-
-
-def _top_meanings(cands: list[Any], scores: Any, k: int) -> list[tuple[str | None, float]]:
-    best: dict[Any, float] = {}
-    for c, s in zip(cands, scores):
-        if c.meaning is not None and s > best.get(c.meaning, float("-inf")):
-            best[c.meaning] = float(s)
-    return [(_meaning_str(m), round(v, 3)) for m, v in sorted(best.items(), key=lambda kv: -kv[1])[:k]]
-
-
-def _meaning_str(m: tuple[str, tuple[tuple[str, str], ...]] | None) -> str | None:
-    if m is None:
-        return None
-    intent, slots = m
-    return intent + ("(" + ", ".join(f"{k}={v}" for k, v in slots) + ")" if slots else "")
 
 
 def _is_command(text: str, wake_word: str) -> bool:

@@ -40,6 +40,7 @@ from typing import Any
 
 import numpy as np
 
+from .asr_grammar import AMBIGUOUS, rank, settle
 from .audio import ASR_RATE, Audio
 from .bench_data import VOICES, Mixer, synth
 from .bench_unseen import FRESH_VOICES, LIVE_BENCH_COMMANDS, UNSEEN_VOICES
@@ -180,25 +181,19 @@ def _features(r: dict[str, Any], bonus: float, primed: bool = False) -> tuple[st
     cache = r.setdefault("_features", {})
     if (bonus, primed) in cache:
         return cache[(bonus, primed)]
-    best: dict[str, float] = {}
     scored = g["scored"]
     col = 4 if primed and len(scored[0]) > 4 else 2
     n_cmd = len(scored) - g["n_free"]
     if "_free_meanings" not in g:  # the free transcripts as the live mode reads them (hear_spoken)
         g["_free_meanings"] = [_heard(e[0]) for e in scored[n_cmd:]]
-    meanings = [e[1] for e in scored[:n_cmd]] + g["_free_meanings"]
-    adj = [(m, e[col] + bonus * e[3]) for m, e in zip(meanings, scored)]
-    for meaning, s in adj:
-        if meaning is not None and s > best.get(meaning, float("-inf")):
-            best[meaning] = s
-    free = max((s for _m, s in adj[len(adj) - g["n_free"]:]), default=float("-inf"))
-    if not best:
+    adjusted = [e[col] + bonus * e[3] for e in scored]
+    ranked = rank([e[1] for e in scored[:n_cmd]] + g["_free_meanings"], adjusted)
+    if not ranked:
         out = (None, 0.0, 0.0)
     else:
-        ranked = sorted(best.items(), key=lambda kv: -kv[1])
         s1 = ranked[0][1]
         s2 = ranked[1][1] if len(ranked) > 1 else float("-inf")
-        out = (ranked[0][0], s1 - s2, max(free, s1) - s1)
+        out = (ranked[0][0], s1 - s2, max(max(adjusted[n_cmd:], default=s1), s1) - s1)
     cache[(bonus, primed)] = out
     return out
 
@@ -206,7 +201,7 @@ def _features(r: dict[str, Any], bonus: float, primed: bool = False) -> tuple[st
 def policy(r: dict[str, Any], name: str, margin: float, gap: float, bonus: float = 0.0,
            confirm: float = 0.0, primed: bool = False) -> str | None:
     """The command (meaning string) a policy executes for one stored clip, or None (rejected); the grammar
-    policy as :meth:`voice.asr_whisper.WhisperRecognizer._grammar` decides it."""
+    policy settled by the recogniser's own rule (:func:`voice.asr_grammar.settle`)."""
     if "_free" not in r:
         r["_free"] = _heard(r["free_text"])
     free = r["_free"]
@@ -217,11 +212,9 @@ def policy(r: dict[str, Any], name: str, margin: float, gap: float, bonus: float
         return free
     f = _features(r, bonus, primed)
     top, d, gp = f if f is not None else (g["meaning"], g["margin"], g["gap"])
-    if free is not None:  # confirmed (the free text goes on to the live parser) or rejected
-        return free if top == free and d >= confirm and gp <= gap else None
-    if top and not top.startswith("ambiguous") and d >= margin and gp <= gap:
-        return top
-    return None
+    taken = bool(top) and not top.startswith(AMBIGUOUS) and d >= margin and gp <= gap  # as decide()
+    outcome = settle(free, top, d, gp, taken, confirm, gap)
+    return free if outcome == "confirmed" else top if outcome == "taken" else None
 
 
 def verdict(r: dict[str, Any], got: str | None) -> str:
