@@ -81,6 +81,7 @@ class Session:
         self._lock = threading.Lock()
         self._evidence_ids = itertools.count(1)
         self._artifact_ids = itertools.count(1)
+        self._batch_ids: dict[Any, dict[str, str]] = {}  # one planner response's calls -> their evidence ids
         self._pending: dict[str, Future] = {}  # artifact id -> its PNG being written (add_artifact)
         self._background_writes = 0  # > 0 inside Assistant.ask: PNGs are encoded on the writer thread
         self._deid: Any = None  # agent.privacy.Deidentifier of the records of the loaded images, built on first use
@@ -162,6 +163,18 @@ class Session:
     def new_evidence_id(self) -> str:
         with self._lock:
             return f"E{next(self._evidence_ids)}"
+
+    def batch_evidence_id(self, batch: Any, call_ids: tuple[str, ...], call_id: str) -> str:
+        """The evidence id of ``call_id``, one of the calls a planner response made together (``batch``: a key
+        of that response).  They run concurrently, so the first to start reserves ids for all of them in the
+        order the planner wrote them: the ids do not depend on which call starts first."""
+        with self._lock:
+            ids = self._batch_ids.get(batch)
+            if ids is None:
+                if len(self._batch_ids) > 64:  # only the current response's batch is ever asked for again
+                    self._batch_ids.clear()
+                ids = self._batch_ids[batch] = {c: f"E{next(self._evidence_ids)}" for c in call_ids}
+            return ids[call_id]
 
     def record(self, evidence_id: str, result: Any) -> None:
         with self._lock:

@@ -193,3 +193,29 @@ def test_parser_never_crashes_and_returns_intents(text):
 ])
 def test_yes_no_about_an_organ_and_clinical_terms_outside_every_tool(question, action):
     assert parse_question(question)[0].action == action
+
+
+def test_sentences_of_a_question_are_clauses():
+    """'Is there pneumonia? Outline the lungs.' is two questions: the second sentence used to swallow the first,
+    and the segmentation's 'region found' answered the pneumonia question with 'Yes'."""
+    its = parse_question("Is there pneumonia? Outline the lungs.")
+    assert [(i.action, i.yes_no) for i in its] == [("classify", True), ("segment", False)]
+    its = parse_question("How many polyps are there? How big is the largest?")
+    assert [i.action for i in its] == ["count", "measure"] and its[1].target == "polyp" and its[1].largest
+    assert [i.action for i in parse_question("Is the polyp 3.5 mm wide?")] == ["measure"]  # no split inside 3.5
+
+
+def test_is_this_a_kind_of_image_is_a_yes_no_about_the_kind():
+    it = parse_question("Is this a chest x-ray?")[0]
+    assert (it.action, it.yes_no, it.extras.get("asked_kind")) == ("image_kind", True, "chest_xray")
+    its = parse_question("How many white cells are there, and is this a chest x-ray?")
+    assert [i.action for i in its] == ["count", "image_kind"]
+    assert parse_question("is this an endoscopy image?")[0].extras["asked_kind"] == "endoscopy"
+    assert parse_question("Is this a normal film?")[0].action == "classify"  # a finding, not a kind
+
+
+def test_size_threshold_is_measured_not_answered_yes():
+    """'Is the polyp larger than 10 mm?': no tool compares with 10 mm, so the answer is the measurement
+    without a yes/no (it had been a count, answered 'Yes' when a polyp was found)."""
+    it = parse_question("Is the polyp larger than 10 mm?")[0]
+    assert (it.action, it.target, it.yes_no) == ("measure", "polyp", False)

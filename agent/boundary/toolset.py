@@ -15,6 +15,7 @@ from typing import Any, Callable
 
 from pydantic import BaseModel, ValidationError
 from pydantic_ai import ModelRetry, RunContext, Tool
+from pydantic_ai.messages import ModelResponse, ToolCallPart
 
 from tools.answer import ToolCallRecord
 from tools.classification import ClassificationResult, ClassifyRequest, ImageInfoRequest, ImageInfoResult
@@ -56,12 +57,13 @@ def _backend_of(result: Any) -> str | None:
     return getattr(prov, "backend", None)
 
 
-def invoke(session: Session, name: str, request: BaseModel | dict[str, Any]) -> Any:
-    """Run one tool on the session; returns the typed result or raises OslerError."""
+def invoke(session: Session, name: str, request: BaseModel | dict[str, Any], *, evidence_id: str | None = None) -> Any:
+    """Run one tool on the session; returns the typed result or raises OslerError.  ``evidence_id``: one
+    reserved for this call (:meth:`Session.batch_evidence_id`); by default the next free id."""
     if name not in TOOL_IMPLS:
         raise OslerError(f"unknown tool '{name}'; tools are: {', '.join(TOOL_NAMES)}")
     req_type, impl = TOOL_IMPLS[name]
-    eid = session.new_evidence_id()
+    eid = evidence_id or session.new_evidence_id()
     args = request.model_dump(mode="json", exclude_none=True) if isinstance(request, BaseModel) else dict(request)
     t0 = time.perf_counter()
     session.begin_call(eid, name)
@@ -108,9 +110,23 @@ def _record_failure(session: Session, eid: str, name: str, args: dict, t0: float
                         elapsed_ms=round(elapsed, 1), error=f"{type(exc).__name__}: {msg}", **extra)
 
 
+def _evidence_id(ctx: RunContext[Session]) -> str | None:
+    """The id of a call that its planner response made together with others: pydantic-ai runs them
+    concurrently, and their evidence ids follow the order the planner wrote them (None: a call on its own)."""
+    if ctx.tool_call_id is None:
+        return None
+    for msg in reversed(ctx.messages):
+        if isinstance(msg, ModelResponse):
+            ids = tuple(p.tool_call_id for p in msg.parts if isinstance(p, ToolCallPart) and p.tool_name in TOOL_IMPLS)
+            if len(ids) < 2 or ctx.tool_call_id not in ids:
+                return None
+            return ctx.deps.batch_evidence_id((msg.timestamp, ids), ids, ctx.tool_call_id)
+    return None
+
+
 def _call(ctx: RunContext[Session], name: str, req: BaseModel) -> Any:
     try:
-        return invoke(ctx.deps, name, req)
+        return invoke(ctx.deps, name, req, evidence_id=_evidence_id(ctx))
     except WrongImageKindError as exc:
         raise ModelRetry(f"REFUSED: {exc}") from exc
     except OslerError as exc:

@@ -55,6 +55,19 @@ class Draft:
         if self.value is None:
             self.value, self.unit = float(value), unit
 
+    def merge(self, other: "Draft") -> None:
+        """Append what ``other`` accumulated, as if its calls had been made after this draft's: lists are
+        extended; value, label and the yes/no keep the first that was set."""
+        self.steps += other.steps
+        self.findings += other.findings
+        self.sentences += other.sentences
+        self.caveats += other.caveats
+        self.abstained += other.abstained
+        if self.value is None:
+            self.value, self.unit = other.value, other.unit
+        self.label = self.label or other.label
+        self.yes_no = self.yes_no or other.yes_no
+
     def answer(self) -> FinalAnswer:
         text = " ".join(self.sentences)
         if self.yes_no:

@@ -64,6 +64,13 @@ _DESCRIBE = (r"\b(describe|description|what do you see|what can you see|what('s|
              r"frame|film|slide)|summari[sz]e|give me a (read|report|summary)|read (this|the) (image|film|study)|"
              r"any findings|what are the findings)\b")
 _KIND = r"\b(what (kind|type|sort) of (image|picture|scan|study)|modality|which (kind|type) of (image|scan))\b"
+_KIND_ASKED: tuple[tuple[str, str], ...] = (  # "is this a chest x-ray?": a yes/no about the image kind
+    ("chest_xray", r"chest (x-?rays?|radiographs?|films?)|cxr"), ("endoscopy", r"endoscop\w*|colonoscop\w*"),
+    ("blood_smear", r"(blood )?smears?|blood film"), ("fundus", r"fundus|retina\w*"), ("ct_mr", r"ct|mri?|ct scan"))
+_KIND_YESNO = re.compile(r"^(is|was) (this|it|the image|that) (a|an)\s+(?:image of an? |picture of an? )?(.+)$")
+_SIZE_THRESHOLD = r"\b\d+(\.\d+)?\s*(mm|cm|millimet\w*|centimet\w*|px|pixels?)\b"
+"""A size in the question ('is the polyp larger than 10 mm?', 'is it 3.5 mm wide?'): answered with the
+measurement, not with a yes/no that no tool decided."""
 _COMPARE = r"\b(prior|previous|earlier|last (time|study|exam|film)|compared?|comparison|since|changed?|changes|grown|grew|growing|shrunk|shrank|progress\w*|new|resolved|worse|better|improv\w*|more .* than)\b"
 _COUNT = r"\b(how many|count|number of|how much|tally)\b"
 _DETECT = r"\b(where|locate|location|show|find|detect|mark|highlight|point out|identify)\b"
@@ -143,7 +150,15 @@ def _find_target(text: str) -> tuple[str | None, tuple[str, ...] | None]:
     return target, (tuple(classes) if classes else None)
 
 
+_SENTENCE_END = re.compile(r"(?<=[?!])\s+|(?<=[A-Za-z)\]])\.\s+(?=[A-Za-z])")
+"""Between the sentences of a question ('Is there pneumonia? Outline the lungs.'); not inside '3.5 mm'."""
+
+
 def _split_clauses(q: str) -> list[str]:
+    return [c for sentence in _SENTENCE_END.split(q) for c in _split_sentence(sentence)]
+
+
+def _split_sentence(q: str) -> list[str]:
     parts = re.split(r"\s*(?:;|\band then\b|\bthen\b|\band also\b|\balso\b|\band (?=(?:give|tell|report|show|"
                      r"measure|segment|outline|count|what|how|is|are|where|find|compare)\b))\s*", q)
     return [p.strip(" ,.?!") for p in parts if p and p.strip(" ,.?!")]
@@ -185,9 +200,16 @@ def _clause_intent(clause: str, inherited: Intent | None) -> Intent:
     negated = bool(re.search(_NEGATION, re.sub(_YESNO_START, "", re.sub(_OR_NOT, " ", c)))) and yes_no
     largest = bool(re.search(_LARGEST, c))
     smallest = bool(re.search(_SMALLEST, c))
+    if re.search(_SIZE_THRESHOLD, c):
+        yes_no = negated = False
     base = dict(clause=clause, yes_no=yes_no, negated=negated, largest=largest, smallest=smallest)
     if re.search(_KIND, c):
         return Intent("image_kind", **base)
+    if (m_kind := _KIND_YESNO.match(c.strip(" ?.!"))) is not None:
+        asked = next((k for k, rx in _KIND_ASKED if re.fullmatch(rf"(?:{rx})(?: (image|frame|picture|slide|film))?",
+                                                                m_kind.group(4).strip())), None)
+        if asked is not None:
+            return Intent("image_kind", extras={"asked_kind": asked}, **base)
     point = re.search(_POINT, c)
     if point is not None and unsupported is None and not re.search(_COMPARE, c):
         # a point prompt ("outline the region at (312, 240)"): segment what is there, measure it if asked
@@ -225,7 +247,7 @@ def _clause_intent(clause: str, inherited: Intent | None) -> Intent:
         or re.search(r"\blungs? (is|are) (involved|affected)\b", c) else None
     if within and target == "lung":
         target = "lesion"
-    if re.search(_MEASURE, c):
+    if re.search(_MEASURE, c) or re.search(_SIZE_THRESHOLD, c):
         action: Action = "measure"
     elif re.search(_SEGMENT, c):
         action = "segment"

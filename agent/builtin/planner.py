@@ -25,8 +25,13 @@ __all__ = ["BuiltinPlanner", "builtin_model", "user_questions"]
 
 
 def _returns_since_last_question(messages: list[ModelMessage]) -> list[Outcome]:
-    """Tool outcomes of the current run, in call order."""
-    return [Outcome(name=o.name, ok=o.ok, result=o.result, error=o.error) for o in tool_outcomes(current_run(messages))]
+    """Tool outcomes of the current run, in the order the calls were made (the calls of one response run
+    concurrently and may come back in another order)."""
+    run = current_run(messages)
+    order = {p.tool_call_id: i for i, p in enumerate(p for m in run if isinstance(m, ModelResponse) for p in m.parts
+                                                     if isinstance(p, ToolCallPart))}
+    outs = sorted(tool_outcomes(run), key=lambda o: order.get(o.call.tool_call_id, len(order)))
+    return [Outcome(name=o.name, ok=o.ok, result=o.result, error=o.error) for o in outs]
 
 
 @dataclass

@@ -9,7 +9,8 @@ modality gate: a target that is not valid for the image's kind is refused withou
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Any, Generator
+from functools import partial
+from typing import Any, Callable, Generator
 
 from tools.answer import FinalAnswer, Finding
 from tools.kinds import CLASSIFY_TASK_KINDS, IMAGE_KINDS, KIND_NAMES
@@ -70,8 +71,8 @@ def procedure(question: str, intents: list[Intent], *, has_prior: bool,
     if info.kind_confidence < 0.5:
         d.caveats.append(f"the image kind is uncertain (p={info.kind_confidence:.2f})")
     context: dict[str, Any] = {}
-    for it in intents:
-        yield from _run_intent(d, it, kind, info, has_prior, context)
+    yield from _in_groups(d, context, [(_reads_context(it, kind), partial(_run_intent, it=it, kind=kind, info=info,
+                                                                          has_prior=has_prior)) for it in intents])
     if not d.sentences:
         d.sentences.append("No tool can answer this question, so I give no answer rather than guess.")
         d.abstained.append(True)
@@ -93,10 +94,82 @@ def _withheld(d: Draft, info: Any) -> None:
     d.abstained.append(True)
 
 
+Job = Callable[..., Generator[list[Call], list[Outcome], Any]]
+"""One part of a plan: called with the draft and the context (``d=``, ``ctx=``) it writes to."""
+
+
+def _reads_context(it: Intent, kind: str) -> bool:
+    """Whether an intent needs what the intents before it found (``ctx``: the last count prompts a segmentation
+    and names the cell it outlines), or may change the answer's yes/no after them (a comparison): such an intent
+    waits for the ones before it; the others run together."""
+    if it.action in ("describe", "compare", "measure"):
+        return True
+    if it.action not in ("segment", "count", "detect") or it.extras.get("point") is not None:
+        return False  # classify, image kind, unknown; a point prompt names its own region
+    target = _resolve_target(it, kind)
+    spec = targets().get(target) if target else None
+    if spec is None or kind not in TARGET_KINDS.get(target or "", ()):
+        return False  # refused without a call
+    if it.action in ("count", "detect") and not spec.organ:
+        return False
+    return "segment" not in spec.tasks or bool(spec.auto_prompt)  # outlined from the detector's boxes
+
+
+def _in_groups(d: Draft, ctx: dict, jobs: list[tuple[bool, Job]]) -> Generator[list[Call], list[Outcome], None]:
+    """Run a plan's jobs (``(reads_context, job)``) in order, those that do not read the context together with
+    the ones before them: each round, one planner response holds the next calls of every job of the group, which
+    pydantic-ai runs concurrently (independent parts of a compound question cost the slowest, not the sum).
+    Each job of a group writes its own draft and context, merged in plan order, so the answer, its evidence ids
+    (reserved in the order the calls are written) and the context are those of running the jobs one by one."""
+    groups: list[list[Job]] = []
+    for reads, job in jobs:
+        if reads or not groups:
+            groups.append([job])
+        else:
+            groups[-1].append(job)
+    for group in groups:
+        if len(group) == 1:
+            yield from group[0](d=d, ctx=ctx)
+            continue
+        parts = [(Draft(), dict(ctx)) for _ in group]
+        yield from _together([job(d=pd, ctx=pc) for job, (pd, pc) in zip(group, parts)])
+        before = dict(ctx)
+        for pd, pc in parts:
+            d.merge(pd)
+            ctx.update({k: v for k, v in pc.items() if k not in before or before[k] is not v})
+
+
+def _together(gens: list[Generator]) -> Generator[list[Call], list[Outcome], None]:
+    """Drive generators in lockstep: yield one batch with every unfinished generator's next calls, hand each
+    its own outcomes (the planner returns them in call order)."""
+    live: list[tuple[Generator, list[Call]]] = []
+
+    def advance(g: Generator, outs: list[Outcome] | None) -> None:
+        try:
+            batch = next(g) if outs is None else g.send(outs)
+        except StopIteration:
+            return
+        live.append((g, batch))
+
+    for g in gens:
+        advance(g, None)
+    while live:
+        current = live[:]
+        live.clear()
+        outs = yield [c for _g, batch in current for c in batch]
+        i = 0
+        for g, batch in current:
+            advance(g, outs[i:i + len(batch)])
+            i += len(batch)
+
+
 def _run_intent(d: Draft, it: Intent, kind: str, info: Any, has_prior: bool, ctx: dict) -> Generator:
     if it.action == "image_kind":
         d.label = d.label or kind
         d.findings.append(Finding(text=f"image kind: {kind}", evidence=[info.evidence_id]))
+        asked = it.extras.get("asked_kind")
+        if asked is not None and it.yes_no:
+            d.yes_no = d.yes_no or ("yes" if asked == kind else "no")
         d.sentences.append(f"This image is {KIND_NAMES[kind]} (gate confidence {info.kind_confidence:.2f}, "
                            f"decided from {info.kind_source}) [{info.evidence_id}].")
         d.abstained.append(False)
@@ -170,12 +243,17 @@ def _describe(d: Draft, it: Intent, kind: str, info: Any, has_prior: bool, ctx: 
         d.abstained.append(False)
         return
     d.abstained.append(False)
-    for action, target in plan:
-        sub = Intent(action, target=target, clause=f"{action} {target or ''}".strip())
-        if action == "measure" and ctx.get("last_count") is not None and not any(
-                c.count for c in ctx["last_count"].counts):
-            continue  # nothing to measure
-        yield from _run_intent(d, sub, kind, info, has_prior, ctx)
+    subs = [Intent(action, target=target, clause=f"{action} {target or ''}".strip()) for action, target in plan]
+    yield from _in_groups(d, ctx, [(_reads_context(sub, kind), partial(_plan_part, it=sub, kind=kind, info=info,
+                                                                       has_prior=has_prior)) for sub in subs])
+
+
+def _plan_part(d: Draft, it: Intent, kind: str, info: Any, has_prior: bool, ctx: dict) -> Generator:
+    """One part of the standard read; a measurement is skipped when the count before it found nothing."""
+    if it.action == "measure" and ctx.get("last_count") is not None and not any(
+            c.count for c in ctx["last_count"].counts):
+        return  # nothing to measure
+    yield from _run_intent(d, it, kind, info, has_prior, ctx)
 
 
 def _segment_measure(d: Draft, it: Intent, target: str, ctx: dict) -> Generator:
