@@ -17,6 +17,7 @@ from tools.errors import InvalidInputError
 from tools.inputs import clean_text
 from tools.settings import OslerSettings
 
+from agent.builtin.planner import BuiltinPlanner
 from agent.grounding.guard import answer_with_guard, is_llm_planner
 from agent.messages import rejected_calls
 from agent.planners.choose import build_model
@@ -73,8 +74,11 @@ class Assistant:
                             images={r: session.image_tag(r) for r in session.images})
         history_before = len(session.history)
         agent = self._agent()
+        planner = getattr(model, "function", None)
+        direct = planner if type(planner) is BuiltinPlanner and self.settings.builtin_loop == "direct" else None
         with agent.override(model=model), session.background_writes():
-            guarded = answer_with_guard(agent, session, question, self.settings, retry=is_llm_planner(planner_name))
+            guarded = answer_with_guard(agent, session, question, self.settings, retry=is_llm_planner(planner_name),
+                                        direct=direct)
         _cancel_late_calls(session)
         final, report, status = guarded.final, guarded.report, guarded.status
         _record_rejected_calls(session, session.history[history_before:])

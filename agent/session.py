@@ -19,7 +19,7 @@ from typing import Any, Iterator
 import numpy as np
 
 from experts.imaging import StudyImage, display_name, load_image
-from experts.overlay import save_png
+from experts.overlay import recompress_png, save_png
 from experts.registry import ExpertPool
 from tools.answer import AskResult, ToolCallRecord
 from tools.common import ArtifactRef
@@ -51,6 +51,21 @@ def _writer() -> ThreadPoolExecutor:
         if _png_writer is None:
             _png_writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="osler-png")
         return _png_writer
+
+
+_png_compactor: ThreadPoolExecutor | None = None
+
+
+def _write_now_compact_later(path: str, pixels: np.ndarray) -> None:
+    """An overlay of an answer: written at once without compression (the answer waits for it), then
+    recompressed in place on another thread, off the answer path (a 720x576 overlay: ~4 ms on the path instead
+    of ~15; the file shrinks ~2.6x a moment later)."""
+    global _png_compactor
+    save_png(path, pixels, fast=True)
+    with _png_writer_guard:
+        if _png_compactor is None:
+            _png_compactor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="osler-png-compact")
+        _png_compactor.submit(recompress_png, path, pixels)
 
 
 class Session:
@@ -185,7 +200,8 @@ class Session:
 
         Inside :meth:`background_writes` (``Assistant.ask``) the PNG is encoded on a writer thread (OpenCV
         releases the GIL, so it overlaps the rest of the answer): :meth:`artifact` waits for it, and the ask
-        flushes before it returns, so every path in an answer names a written file.  Elsewhere (a tool invoked
+        flushes before it returns, so every path in an answer names a written file.  There an overlay is first
+        stored uncompressed and recompressed in place later (:func:`_write_now_compact_later`).  Elsewhere (a tool invoked
         directly, an evaluation script) the file is written before this returns."""
         with self._lock:
             aid = f"{kind.replace('_', '-')}-{next(self._artifact_ids)}"
@@ -203,7 +219,8 @@ class Session:
         with self._lock:
             self.artifacts[aid] = Artifact(ref=ref, array=array.astype(bool) if kind == "mask" and keep_array else None)
             if background:
-                self._pending[aid] = _writer().submit(save_png, str(path), pixels)
+                write = save_png if kind == "mask" else _write_now_compact_later  # a mask compresses fast
+                self._pending[aid] = _writer().submit(write, str(path), pixels)
         return ref
 
     @contextmanager

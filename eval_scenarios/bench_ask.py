@@ -9,7 +9,8 @@ uses; the cold start is measured separately), and reports:
 * ``experts_ms_sum`` / ``total_ms_sum``: summed expert compute time (provenance ``elapsed_ms`` of
   the successful tool calls) and summed end-to-end time.
 * ``overhead_ratio`` = (total - experts) / total over all timed asks: the fraction of end-to-end time
-  spent outside the experts (planner, tool boundary, grounding, overlays, audit log).
+  spent outside the experts (planner, tool boundary, grounding, overlays, audit log); and
+  ``end_to_end_over_experts`` = total / experts, the same time as a factor over the experts' own.
 * ``cold_start_ms``: wall time of a fresh Python subprocess that imports Osler, builds the
   assistant and answers one question (interpreter start + imports + expert load + first ask).
 * ``peak_rss_mb``: peak resident memory of this process (warm runs), and ``cold_peak_rss_mb`` of
@@ -83,6 +84,7 @@ def run_bench(assistant: Any, work: list[tuple[Path, str]]) -> dict[str, Any]:
         "total_ms_sum": total_sum,
         "experts_ms_p50": percentile(experts, 50),
         "overhead_ratio": (total_sum - expert_sum) / total_sum if total_sum else None,
+        "end_to_end_over_experts": total_sum / expert_sum if expert_sum else None,
         "overhead_ratio_definition": OVERHEAD_DEFINITION,
         "warmup_ask_ms": warmup_ms,
         "failed_or_abstained": failed,
@@ -128,6 +130,7 @@ def format_table(res: dict[str, Any]) -> str:
             ("expert time (sum)", f"{res['experts_ms_sum']:.0f} ms"),
             ("end-to-end (sum)", f"{res['total_ms_sum']:.0f} ms"),
             ("overhead ratio", f"{res['overhead_ratio']:.3f}  ({OVERHEAD_DEFINITION})"),
+            ("end-to-end / experts", f"{res['end_to_end_over_experts']:.3f}  (total_ms_sum / experts_ms_sum)"),
             ("warm-up ask", f"{res['warmup_ask_ms']:.0f} ms"),
             ("cold start", "-" if res.get("cold_start_ms") is None else f"{res['cold_start_ms']:.0f} ms"),
             ("peak RSS", f"{res['peak_rss_mb']:.0f} MB"), ("failed/abstained", f"{res['failed_or_abstained']}"),

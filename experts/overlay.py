@@ -10,7 +10,7 @@ from typing import Sequence
 import numpy as np
 
 __all__ = ["PALETTE", "color_for", "draw_boxes", "draw_masks", "draw_prompts", "draw_heatmap", "side_by_side",
-           "save_png"]
+           "save_png", "recompress_png"]
 
 PALETTE: dict[str, tuple[int, int, int]] = {
     "WBC": (255, 215, 0),
@@ -141,10 +141,37 @@ def side_by_side(left: np.ndarray, right: np.ndarray, labels: tuple[str, str] = 
     return out
 
 
-def save_png(path: str, pixels: np.ndarray) -> None:
-    """Write RGB (H, W, 3) or gray (H, W) uint8 as PNG."""
+def save_png(path: str, pixels: np.ndarray, *, fast: bool = False) -> None:
+    """Write RGB (H, W, 3) or gray (H, W) uint8 as PNG.  ``fast``: stored without row filters or deflate
+    (a 720x576 frame in ~4 ms instead of ~15 ms, ~2.6x the bytes), for a file that must exist now and is
+    recompressed later (:func:`recompress_png`)."""
     import cv2
 
-    arr = pixels if pixels.ndim == 2 else pixels[..., ::-1]
-    if not cv2.imwrite(str(path), arr):
+    arr = pixels if pixels.ndim == 2 else cv2.cvtColor(pixels, cv2.COLOR_RGB2BGR)
+    params = [cv2.IMWRITE_PNG_COMPRESSION, 0]
+    if fast and hasattr(cv2, "IMWRITE_PNG_FILTER"):  # OpenCV >= 4.10
+        params += [cv2.IMWRITE_PNG_FILTER, cv2.IMWRITE_PNG_FILTER_NONE]
+    if not cv2.imwrite(str(path), arr, params if fast else []):
         raise OSError(f"could not write {path}")
+
+
+def recompress_png(path: str, pixels: np.ndarray) -> bool:
+    """Replace the PNG at ``path`` by the same pixels with OpenCV's default compression, atomically (a reader
+    sees the old file or the new one, never part of one).  False, and nothing written, when the file is gone
+    (its session was deleted) or cannot be replaced."""
+    import os
+
+    tmp = f"{path}.compact.png"
+    try:
+        save_png(tmp, pixels)
+        if not os.path.exists(path):
+            os.unlink(tmp)
+            return False
+        os.replace(tmp, path)
+        return True
+    except OSError:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        return False

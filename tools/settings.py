@@ -103,6 +103,12 @@ class OslerSettings(BaseSettings):
     planner_max_tokens: int = Field(default=1024, ge=16, description="longest reply of an OpenAI-compatible planner")
     planner_temperature: float = Field(default=0.0, ge=0.0, le=2.0, description="sampling temperature of that planner")
     planner_timeout_s: float = Field(default=120.0, gt=0)
+    builtin_loop: Literal["direct", "pydantic-ai"] = Field(
+        default="direct", description="how the built-in planner's turns run: 'direct' (agent.builtin.direct: the "
+                                      "same turns and message history without pydantic-ai's agent loop, ~15 ms less "
+                                      "an answer on a CPU) or 'pydantic-ai' (its agent loop over a FunctionModel, as "
+                                      "the language-model planners)"
+    )
 
     device: Device = "auto"
     torch_threads: int | None = Field(

@@ -47,6 +47,12 @@ class BuiltinPlanner:
         return parse_question(question, previous), None
 
     def __call__(self, messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
+        """The ``FunctionModel`` entry: the next response under pydantic-ai's agent loop."""
+        return self.respond(messages, info.output_tools[0].name if info.output_tools else "final_result")
+
+    def respond(self, messages: list[ModelMessage], output_tool: str) -> ModelResponse:
+        """The next response given the messages so far: the next batch of tool calls, or the answer as a call
+        of ``output_tool`` (also driven without pydantic-ai by :func:`agent.builtin.direct.run_builtin`)."""
         questions = user_questions(messages)
         question = questions[-1] if questions else ""
         previous = self.previous
@@ -69,8 +75,7 @@ class BuiltinPlanner:
         except StopIteration as stop:
             answer = stop.value
             self.previous = next((it for it in reversed(intents) if it.target), previous)
-            output = info.output_tools[0].name if info.output_tools else "final_result"
-            return ModelResponse(parts=[ToolCallPart(output, answer.model_dump(mode="json"), tool_call_id="final")])
+            return ModelResponse(parts=[ToolCallPart(output_tool, answer.model_dump(mode="json"), tool_call_id="final")])
         parts = [ToolCallPart(c.name, json.loads(json.dumps(c.args)), tool_call_id=f"{c.name}-{len(outcomes) + k}")
                  for k, c in enumerate(batch)]
         return ModelResponse(parts=parts)

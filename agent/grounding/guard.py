@@ -73,7 +73,17 @@ def planner_stats(messages: list[ModelMessage]) -> PlannerStats:
 
 
 def _run(agent: Agent, prompt: str, session: Session, history: list[ModelMessage] | None, *, steps: int,
-         timeout: float, settings: OslerSettings) -> _Run:
+         timeout: float, settings: OslerSettings, direct: Any = None) -> _Run:
+    if direct is not None:  # the built-in planner's own loop (agent.builtin.direct)
+        from agent.builtin.direct import run_builtin
+        from agent.planners.prompts import SYSTEM_PROMPT
+
+        try:
+            r = run_builtin(direct, prompt, session, history, steps=steps, timeout=timeout, instructions=SYSTEM_PROMPT)
+        except OslerError as exc:
+            return _Run(None, list(history or []), "error",
+                        f"The planner failed ({type(exc).__name__}: {_first_line(exc)}); no answer was given.")
+        return _Run(r.final, r.messages, r.status, r.reason)
     with capture_run_messages() as captured:
         try:
             run = agent.run_sync(prompt, deps=session, message_history=history or None,
@@ -144,15 +154,17 @@ def _follow_up(report: Grounding, unbacked: bool) -> str:
 
 
 def answer_with_guard(agent: Agent, session: Session, question: str, settings: OslerSettings, *,
-                      retry: bool) -> GuardedAnswer:
+                      retry: bool, direct: Any = None) -> GuardedAnswer:
     """Run the planner on ``question`` and return a grounded answer.  Raises PlannerError when the
-    planner cannot be reached; stops (status 'stopped') at the step or time limit."""
+    planner cannot be reached; stops (status 'stopped') at the step or time limit.  ``direct``: a built-in
+    planner whose turns run without pydantic-ai's loop (:mod:`agent.builtin.direct`)."""
     t0 = time.perf_counter()
     evidence_before = set(session.evidence)
     history_len = len(session.history)
     steps, limit = settings.planner_max_steps, settings.planner_timeout_s
     calls_before = len(session.calls)
-    first = _run(agent, question, session, session.history, steps=steps, timeout=limit, settings=settings)
+    first = _run(agent, question, session, session.history, steps=steps, timeout=limit, settings=settings,
+                 direct=direct)
     actions: dict[str, Any] = {"retried": False}
 
     def results() -> dict[str, Any]:
