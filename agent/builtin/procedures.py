@@ -118,7 +118,8 @@ def _reads_context(it: Intent, kind: str) -> bool:
 def _in_groups(d: Draft, ctx: dict, jobs: list[tuple[bool, Job]]) -> Generator[list[Call], list[Outcome], None]:
     """Run a plan's jobs (``(reads_context, job)``) in order, those that do not read the context together with
     the ones before them: each round, one planner response holds the next calls of every job of the group, which
-    pydantic-ai runs concurrently (independent parts of a compound question cost the slowest, not the sum).
+    the agent loop runs concurrently (``agent.builtin.direct`` or pydantic-ai's: independent parts of a compound
+    question cost the slowest, not the sum).
     Each job of a group writes its own draft and context, merged in plan order, so the answer, its evidence ids
     (reserved in the order the calls are written) and the context are those of running the jobs one by one."""
     groups: list[list[Job]] = []
