@@ -168,6 +168,7 @@ class BloodCellOpenCV:
     model_id = "hsv-cc-v2"
     classes = BLOOD_CELLS.labels  # ("RBC", "WBC", "Platelets"): tools.targets.BLOOD_CELLS
     default_min_score = 0.5
+    thread_safe = True  # a pure function of the image (experts.handles: no lock)
 
     def __init__(self, params: BloodParams | None = None) -> None:
         self.params = params or BloodParams()

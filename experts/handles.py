@@ -1,8 +1,10 @@
 """Typed handles on loaded experts: what :class:`~experts.registry.ExpertPool`'s getters return.
 
 A handle serialises its expert itself (``predict`` takes the expert's lock: the planner may call tools
-concurrently, and a GPU model runs one request at a time), says which backend serves it and why that one
-was chosen, and is typed against the task's Protocol in :mod:`experts.protocols`, so a caller sees
+concurrently, and a GPU model runs one request at a time), unless the expert says it is ``thread_safe``
+(nothing in it changes after loading: the onnxruntime YOLO, whose session runs concurrent calls, and the
+classical OpenCV counter), so that sessions answering at once use both cores; it says which backend serves it
+and why that one was chosen, and is typed against the task's Protocol in :mod:`experts.protocols`, so a caller sees
 ``Detections`` / ``Masks`` / ``ClassProbabilities`` rather than ``Any``.
 
 >>> det = pool.detector("blood_cells")          # doctest: +SKIP
@@ -12,7 +14,8 @@ was chosen, and is typed against the task's Protocol in :mod:`experts.protocols`
 from __future__ import annotations
 
 import threading
-from typing import Generic, TypeVar
+from contextlib import AbstractContextManager, nullcontext
+from typing import Any, Generic, TypeVar
 
 from .imaging import StudyImage
 from .protocols import ClassProbabilities, Classifier, Detections, Detector, Expert, Masks, Segmenter
@@ -27,7 +30,7 @@ class ExpertHandle(Generic[E]):
 
     def __init__(self, expert: E, lock: threading.Lock, why: str) -> None:
         self.expert = expert
-        self._lock = lock
+        self._lock: AbstractContextManager[Any] = nullcontext() if getattr(expert, "thread_safe", False) else lock
         self.why = why  # e.g. "backend 'yolo', best available"
 
     @property
@@ -52,7 +55,8 @@ class DetectorHandle(ExpertHandle[Detector]):
         return self.expert.default_min_score
 
     def predict(self, image: StudyImage, *, min_score: float | None = None) -> Detections:
-        """Boxes ``(N, 4)`` xyxy in original-image pixels; the expert's lock is held during the call."""
+        """Boxes ``(N, 4)`` xyxy in original-image pixels; the expert's lock is held during the call (none for a
+        ``thread_safe`` expert)."""
         with self._lock:
             return self.expert.predict(image, min_score=min_score)
 

@@ -32,6 +32,9 @@ __all__ = [
 
 @runtime_checkable
 class Expert(Protocol):
+    """Optional attribute ``thread_safe = True``: ``predict`` may run in several threads at once (nothing in the
+    expert changes after ``load``), so its handle takes no lock (:mod:`experts.handles`)."""
+
     name: str
     backend: str
     model_id: str

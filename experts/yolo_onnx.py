@@ -34,6 +34,7 @@ class YoloOnnxDetector(YoloDetector):
     """A YOLO detector whose network is an ONNX file run by onnxruntime on the CPU (no torch import)."""
 
     uses_torch = False  # ExpertPool sets torch's thread count only for experts that run torch
+    thread_safe = True  # nothing changes after load(); onnxruntime runs concurrent calls on one session
 
     def __init__(self, onnx: Path, *, threads: int | None = None, **kw: Any) -> None:
         self.onnx = OnnxModel(Path(onnx).name, threads=threads, path=Path(onnx))

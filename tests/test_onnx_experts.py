@@ -133,3 +133,23 @@ def test_a_first_smear_answer_does_not_import_torch(data_dir, tmp_path):
     assert out["value"] == 1  # the smear's one WBC
     assert out["mods"] == []
     assert all("onnxruntime" in note for note in out["notes"])  # the gate and the count say which runtime ran
+
+
+def test_the_onnx_yolo_gives_the_same_boxes_from_concurrent_threads(data_dir):
+    """It is ``thread_safe`` (its handle takes no lock, so sessions answering at once use both cores): smears
+    predicted from four threads at once give exactly the boxes of one thread."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from experts.yolo_detector import build_blood
+    from experts.yolo_onnx import YoloOnnxDetector
+
+    det = build_blood(OslerSettings(device="cpu", expert_runtime="onnx", torch_threads=1))
+    assert isinstance(det, YoloOnnxDetector) and det.thread_safe
+    images = [load_image(p) for p in _smears(data_dir, 6)]
+    alone = [det.predict(im) for im in images]
+    with ThreadPoolExecutor(4) as ex:
+        together = list(ex.map(det.predict, images + images))
+    for a, b in zip(alone + alone, together):
+        assert a.labels == b.labels
+        np.testing.assert_array_equal(a.boxes, b.boxes)
+        np.testing.assert_array_equal(a.scores, b.scores)

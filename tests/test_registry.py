@@ -134,3 +134,39 @@ def test_typed_getters_on_the_real_registry(settings):
     from tools.kinds import IMAGE_KINDS
 
     assert isinstance(gate, ClassifierHandle) and gate.labels == tuple(IMAGE_KINDS)
+
+
+def test_a_thread_safe_expert_runs_concurrently_and_others_one_at_a_time(settings):
+    """Two threads inside predict at the same time: possible for a ``thread_safe`` expert (its handle takes no
+    lock), impossible for the others (the second waits for the first)."""
+    import threading
+
+    from experts.protocols import Detections
+    from tools.common import Provenance
+
+    class Meeting(_FakeDetector):
+        def __init__(self, safe: bool) -> None:
+            super().__init__()
+            self.thread_safe = safe
+            self.barrier = threading.Barrier(2, timeout=1.0)
+            self.met: list[bool] = []
+
+        def predict(self, image, *, min_score=None):
+            try:
+                self.barrier.wait()
+                self.met.append(True)
+            except threading.BrokenBarrierError:
+                self.met.append(False)
+            return Detections(boxes=[[0, 0, 2, 2]], scores=[0.9], labels=["cell"], min_score=0.5,
+                              provenance=Provenance(expert=self.name, backend=self.backend, model=self.model_id,
+                                                    elapsed_ms=0.0))
+
+    for safe in (True, False):
+        fake = Meeting(safe)
+        pool = ExpertPool(settings, {"detect:fake": [BackendSpec("fake", lambda s, f=fake: f)]})
+        threads = [threading.Thread(target=pool.detector("fake").predict, args=(None,)) for _ in range(2)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert all(fake.met) is safe, f"thread_safe={safe}: {fake.met}"
