@@ -61,6 +61,18 @@ def bccd_cases(root: Path) -> list[Scenario]:
         out.append(_count_case(f"bccd-rbc-{s[-5:]}", f"bccd/images/{s}.jpg", RBC_Q[i % 2], n, tol, "red blood cells",
                                ["bccd", "count", "rbc"], f"bccd/annotations/{s}.xml: {n} RBC (boxes miss overlapping "
                                                          f"cells: tolerance ±{tol:g})", "blood_cells"))
+    # a count compared with a number: answered by comparing, not by "found any" (a count of 1 once answered
+    # "more than 3?" with "yes"); tagged apart from the count cases, so the probing twins stay as they were
+    for i, s in enumerate(spread([s for s in stems if counts[s]["WBC"] >= 1], 4)):
+        n = counts[s]["WBC"]
+        q, yes = ((f"Are there more than {n} white blood cells in this smear?", "no") if i % 2 == 0 else
+                  (f"Are there at least {n} white blood cells in this smear?", "yes"))
+        out.append(Scenario(
+            id=f"bccd-wbc-threshold-{s[-5:]}", images=Images(current=_d(f"bccd/images/{s}.jpg")), question=q,
+            subject="white blood cells", tags=["bccd", "count_threshold"],
+            source=f"bccd/annotations/{s}.xml: {n} WBC",
+            expect=Expect(answer=ExpectedAnswer(kind="yes_no", value=yes), tools=[ToolExpectation(name="count")],
+                          abstain=False, max_latency_s=MAX_LATENCY_S)))
     return out
 
 

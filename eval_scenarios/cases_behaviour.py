@@ -50,6 +50,12 @@ def abstain_cases(root: Path) -> list[Scenario]:
         ("effusion", kcxr, "Is there a pleural effusion?"),
         ("treatment", cxr, "What medication should this patient be given?"),
         ("cardiomegaly", cxr, "Is there cardiomegaly?"),
+        # a judgment about a target the tools do find: once answered "Yes. I count 1 polyp"
+        ("malignant-polyp", endo2, "Is the polyp malignant?"),
+        ("normal-wbc-count", smear, "Is the white cell count normal?"),
+        ("polyp-removal", endo, "Should this polyp be removed?"),
+        ("pneumonia-severity", kcxr, "Is the pneumonia severe?"),
+        ("growth-without-prior", endo2, "Is the polyp bigger than the one last year?"),
     ]
     out = [Scenario(id=f"unanswerable-{k}", images=Images(current=_d(p)), question=q, tags=["abstain", "unanswerable"],
                     source="no Osler tool covers this question",

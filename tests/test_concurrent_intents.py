@@ -121,3 +121,22 @@ def test_a_second_sentence_no_longer_answers_the_first(assistant, cxr):
     top = max(classified["probabilities"], key=classified["probabilities"].get)
     assert r.answer.startswith("No." if top == "normal" else "Yes.")
     assert "lung region" in r.answer and r.grounding.ok
+
+
+@pytest.mark.parametrize("question, starts", [
+    ("Are there more than 3 white cells?", "No. I count 1 white blood cell"),
+    ("Are there fewer than two platelets?", "Yes. I count 0 platelets"),
+    ("Is the white cell count normal?", "No tool can answer"),
+])
+def test_yes_no_about_counts_on_a_real_smear(assistant, data_dir, question, starts):
+    """BloodImage_00001: 1 WBC and no platelet annotated (and counted)."""
+    _s, r = _ask(assistant, data_dir / "bccd/images/BloodImage_00001.jpg", question)
+    assert r.answer.startswith(starts), r.answer
+
+
+def test_a_part_of_the_image_is_not_silently_ignored(assistant, data_dir):
+    """'How many polyps are in the left half?': the count covers the whole frame, and the answer says so."""
+    frame = sorted((data_dir / "endotect_polyps" / "images").glob("*.jpg"))[0]
+    _s, r = _ask(assistant, frame, "How many polyps are in the left half of the image?")
+    assert "covers the whole image" in r.answer and "'left half'" in r.answer
+    assert any("part of the image" in c for c in (r.uncertainty or "").split("; "))

@@ -219,3 +219,48 @@ def test_size_threshold_is_measured_not_answered_yes():
     without a yes/no (it had been a count, answered 'Yes' when a polyp was found)."""
     it = parse_question("Is the polyp larger than 10 mm?")[0]
     assert (it.action, it.target, it.yes_no) == ("measure", "polyp", False)
+
+
+@pytest.mark.parametrize("question, expected, compare", [
+    ("Are there more than 3 white cells?", 3, "gt"),
+    ("Are there fewer than two platelets?", 2, "lt"),
+    ("Are there at least two polyps?", 2, "ge"),
+    ("Are there at most four platelets?", 4, "le"),
+    ("Is there more than one polyp?", 1, "gt"),
+    ("Are there multiple polyps?", 1, "gt"),
+])
+def test_a_count_compared_with_a_number(question, expected, compare):
+    """Answered by comparing the count with the number ('more than 3?' with 1 counted is 'no'); it had been
+    'yes' whenever anything was found, and 'at least two' had been read as 'exactly two'."""
+    it = parse_question(question)[0]
+    assert (it.action, it.yes_no, it.expected, it.extras.get("compare")) == ("count", True, expected, compare)
+
+
+@pytest.mark.parametrize("question, word", [
+    ("Is the polyp malignant?", "malignant"), ("Is the polyp benign?", "benign"),
+    ("Is the white cell count normal?", "normal"), ("Is the platelet count low?", "low"),
+    ("Is this polyp an adenoma?", "adenoma"),
+])
+def test_a_judgment_about_a_counted_target_is_not_answered_with_a_count(question, word):
+    """'Is the polyp malignant?' had become 'Yes. I count 1 polyp'."""
+    it = parse_question(question)[0]
+    assert (it.action, it.unsupported) == ("unknown", word)
+    assert parse_question("Is the film normal?")[0].action == "classify"  # the classifier decides that one
+
+
+@pytest.mark.parametrize("question, word", [
+    ("Should this polyp be removed?", "removed"), ("Do we need to biopsy this?", "biopsy"),
+    ("Is the pneumonia severe?", "severe"), ("Is the WBC count above 10,000 per microlitre?", "per microlitre"),
+])
+def test_decisions_grades_and_concentrations_are_not_answered_with_a_tool_result(question, word):
+    """They had been answered with a detection ('Found 1 polyp'), a classification ('Yes.') or a field count
+    compared with 10."""
+    it = parse_question(question)[0]
+    assert (it.action, it.unsupported) == ("unknown", word)
+    assert parse_question("Should I count the platelets?")[0].action == "count"
+
+
+def test_bigger_than_last_year_is_a_comparison_with_the_prior():
+    """'Is the polyp bigger than the one last year?' had been a count answered 'Yes'."""
+    assert [i.action for i in parse_question("Is the polyp bigger than the one last year?")] == ["compare"]
+    assert parse_question("Is the polyp larger than 10 mm?")[0].action == "measure"  # a size, not a comparison

@@ -13,9 +13,13 @@ from agent.builtin.intents import Intent
 from agent.summaries import backend_label, fmt, summarize
 
 
+_COMPARE = {"eq": lambda n, e: n == e, "gt": lambda n, e: n > e, "ge": lambda n, e: n >= e,
+            "lt": lambda n, e: n < e, "le": lambda n, e: n <= e}
+
+
 def _yes_no_count(d: Draft, it: Intent, n: int, noun: str, eid: str) -> None:
-    if it.expected is not None:
-        yes = n == it.expected
+    if it.expected is not None:  # "are there three?", "more than 3?", "at least two?"
+        yes = _COMPARE[it.extras.get("compare", "eq")](n, it.expected)
     else:
         yes = n > 0
     if it.negated:

@@ -17,7 +17,8 @@ from typing import Literal, overload
 
 from experts.catalogue import catalogue
 
-__all__ = ["CLASSIFY_PATTERN", "Intent", "KIND_PATTERN", "TARGET_PATTERNS", "parse_question", "UNSUPPORTED_TERMS",
+__all__ = ["CLASSIFY_PATTERN", "Intent", "KIND_PATTERN", "REGION_PATTERN", "TARGET_PATTERNS", "parse_question",
+           "UNSUPPORTED_TERMS",
            "words_to_number"]
 
 Action = Literal["count", "detect", "segment", "measure", "classify", "image_kind", "compare", "describe", "unknown"]
@@ -68,10 +69,30 @@ _KIND_ASKED: tuple[tuple[str, str], ...] = (  # "is this a chest x-ray?": a yes/
     ("chest_xray", r"chest (x-?rays?|radiographs?|films?)|cxr"), ("endoscopy", r"endoscop\w*|colonoscop\w*"),
     ("blood_smear", r"(blood )?smears?|blood film"), ("fundus", r"fundus|retina\w*"), ("ct_mr", r"ct|mri?|ct scan"))
 _KIND_YESNO = re.compile(r"^(is|was) (this|it|the image|that) (a|an)\s+(?:image of an? |picture of an? )?(.+)$")
+_COUNT_COMPARISON = (r"\b(more than|greater than|over|above|fewer than|less than|under|below|at least|no fewer than|"
+                     r"at most|no more than|exactly|only)\s+([a-z0-9]+)\b")
+_COMPARATORS = {"more than": "gt", "greater than": "gt", "over": "gt", "above": "gt", "fewer than": "lt",
+                "less than": "lt", "under": "lt", "below": "lt", "at least": "ge", "no fewer than": "ge",
+                "at most": "le", "no more than": "le", "exactly": "eq", "only": "eq"}
+"""A yes/no about a count compared with a number: answered by comparing, not by 'found any'."""
+_DECISION = (r"\b(should|must|do (i|we) need to|does (it|this) need)\b.*\b(?P<act>remov\w*|excis\w*|resect\w*|"
+             r"operat\w*|treat\w*|biops\w*|cut|refer\w*|admit\w*|follow(ed)?[ -]?up|surveil\w*)")
+"""'Should this polyp be removed?': a management decision no tool makes (it had been answered with a detection)."""
+_SEVERITY = r"\b(severe|severity|mild|moderate|critical|life[ -]threatening|extensive|advanced|early[ -]stage|how bad)\b"
+"""'Is the pneumonia severe?': the classifier gives a class and a probability, not a grade ('Yes' had been the
+answer)."""
+_CONCENTRATION = r"(per (micro|milli)?lit(re|er)|/\s*[uµm]?l\b|\bx ?10\^?\d|\bcells?/|concentration|reference range)"
+"""'Is the WBC count above 10,000 per microlitre?': a blood count is a concentration; the tools count a field."""
+REGION_PATTERN = _REGION = (r"\b(left|right|upper|lower|top|bottom) (half|side|part|corner|quadrant|third|lobe|lung|field|zone)s?\b|"
+           r"\b(left|right)[- ]sided\b")
+"""A part of the image: the tools count and classify the whole image, so the answer says it covers all of it."""
+_JUDGMENT = (r"\b(normal|abnormal|healthy|elevated|too (many|few|high|low)|high|low|concerning|worrying|dangerous|"
+             r"serious|significant|benign|malignan\w*|cancer\w*|neoplas\w*|precancer\w*|dysplas\w*|adenoma\w*)\b")
+"""Words that ask for a clinical judgment about a counted or measured target, which no tool makes."""
 _SIZE_THRESHOLD = r"\b\d+(\.\d+)?\s*(mm|cm|millimet\w*|centimet\w*|px|pixels?)\b"
 """A size in the question ('is the polyp larger than 10 mm?', 'is it 3.5 mm wide?'): answered with the
 measurement, not with a yes/no that no tool decided."""
-_COMPARE = r"\b(prior|previous|earlier|last (time|study|exam|film)|compared?|comparison|since|changed?|changes|grown|grew|growing|shrunk|shrank|progress\w*|new|resolved|worse|better|improv\w*|more .* than)\b"
+_COMPARE = r"\b(prior|previous|earlier|last (time|study|exam|film|year|month|week|visit|scan)|(years?|months?|weeks?) ago|(bigger|larger|smaller|greater) than (the |its |it was )?(one |previous|prior|before|last|earlier|then)|compared?|comparison|since|changed?|changes|grown|grew|growing|shrunk|shrank|progress\w*|new|resolved|worse|better|improv\w*|more .* than)\b"
 _COUNT = r"\b(how many|count|number of|how much|tally)\b"
 _DETECT = r"\b(where|locate|location|show|find|detect|mark|highlight|point out|identify)\b"
 _SEGMENT = r"\b(segment\w*|outline|delineate|contour|mask|trace)\b"
@@ -203,6 +224,13 @@ def _clause_intent(clause: str, inherited: Intent | None) -> Intent:
     if re.search(_SIZE_THRESHOLD, c):
         yes_no = negated = False
     base = dict(clause=clause, yes_no=yes_no, negated=negated, largest=largest, smallest=smallest)
+    asked = None
+    if (m := re.search(_DECISION, c)) is not None:
+        asked = m.group("act")  # the decision: 'removed', 'biopsy'
+    elif (m := re.search(_CONCENTRATION, c)) is not None or (yes_no and (m := re.search(_SEVERITY, c))):
+        asked = m.group(0)
+    if asked is not None:  # a decision, a grade or a concentration: no tool gives it, whatever the target
+        return Intent("unknown", unsupported=asked.strip(), **base)
     if re.search(_KIND, c):
         return Intent("image_kind", **base)
     if (m_kind := _KIND_YESNO.match(c.strip(" ?.!"))) is not None:
@@ -236,13 +264,26 @@ def _clause_intent(clause: str, inherited: Intent | None) -> Intent:
         if re.search(_CLASSIFY, c):
             return Intent("classify", choices=choices, **base)
         return Intent("unknown", unsupported=unsupported, **base)
+    if yes_no and (judged := re.search(_JUDGMENT, c)) is not None and (
+            unsupported is not None or not (catalogue().entry(target) and catalogue().entry(target).spec.organ)):
+        # "is the polyp malignant?", "is the white cell count normal?": a judgment no tool makes about the target;
+        # counting it and answering "yes, 1 polyp" would be a confident wrong answer
+        return Intent("unknown", unsupported=unsupported or judged.group(0), **base)
     expected = None
+    extras: dict = {}
     if yes_no:
-        m = re.search(r"\b(?:are there|is there|there are|are|has|have)\s+(?:exactly\s+|only\s+|at least\s+)?([a-z0-9]+)", c)
-        if m:
-            n = words_to_number(m.group(1))
-            if n is not None and m.group(1) not in ("a", "an", "any", "no"):
-                expected = n
+        cmp = re.search(_COUNT_COMPARISON, c)
+        n = words_to_number(cmp.group(2)) if cmp else None
+        if cmp is not None and n is not None:  # "more than 3 white cells?", "at least two polyps?"
+            expected, extras["compare"] = n, _COMPARATORS[cmp.group(1)]
+        elif re.search(r"\b(multiple|several)\b", c):
+            expected, extras["compare"] = 1, "gt"
+        else:
+            m = re.search(r"\b(?:are there|is there|there are|are|has|have)\s+(?:exactly\s+|only\s+)?([a-z0-9]+)", c)
+            if m:
+                n = words_to_number(m.group(1))
+                if n is not None and m.group(1) not in ("a", "an", "any", "no"):
+                    expected = n
     within = "lung" if re.search(r"\b(fraction|percent(age)?|proportion|how much) of (the )?(lungs?|lung fields?)\b", c) \
         or re.search(r"\blungs? (is|are) (involved|affected)\b", c) else None
     if within and target == "lung":
@@ -266,7 +307,7 @@ def _clause_intent(clause: str, inherited: Intent | None) -> Intent:
     else:
         action = "detect"
         base["guessed"] = True
-    return Intent(action, target=target, classes=classes, expected=expected, within=within, **base)
+    return Intent(action, target=target, classes=classes, expected=expected, within=within, extras=extras, **base)
 
 
 def parse_question(question: str, previous: Intent | None = None) -> list[Intent]:

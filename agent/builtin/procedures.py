@@ -8,6 +8,7 @@ modality gate: a target that is not valid for the image's kind is refused withou
 
 from __future__ import annotations
 
+import re
 from dataclasses import replace
 from functools import partial
 from typing import Any, Callable, Generator
@@ -17,7 +18,7 @@ from tools.kinds import CLASSIFY_TASK_KINDS, IMAGE_KINDS, KIND_NAMES
 from tools.targets import TARGET_KINDS, LiveTable, targets
 
 from agent.builtin.draft import Call, Draft, Outcome, call_or_fail, nothing_found
-from agent.builtin.intents import Intent
+from agent.builtin.intents import REGION_PATTERN, Intent
 from agent.builtin.classify import _classify
 from agent.builtin.compare import _compare
 from agent.builtin.count import _count
@@ -71,7 +72,7 @@ def procedure(question: str, intents: list[Intent], *, has_prior: bool,
     if info.kind_confidence < 0.5:
         d.caveats.append(f"the image kind is uncertain (p={info.kind_confidence:.2f})")
     context: dict[str, Any] = {}
-    yield from _in_groups(d, context, [(_reads_context(it, kind), partial(_run_intent, it=it, kind=kind, info=info,
+    yield from _in_groups(d, context, [(_reads_context(it, kind), partial(_whole_image, it=it, kind=kind, info=info,
                                                                           has_prior=has_prior)) for it in intents])
     if not d.sentences:
         d.sentences.append("No tool can answer this question, so I give no answer rather than guess.")
@@ -162,6 +163,21 @@ def _together(gens: list[Generator]) -> Generator[list[Call], list[Outcome], Non
         for g, batch in current:
             advance(g, outs[i:i + len(batch)])
             i += len(batch)
+
+
+def _whole_image(d: Draft, it: Intent, kind: str, info: Any, has_prior: bool, ctx: dict) -> Generator:
+    """An intent; when its question names a part of the image ('in the left half', 'in the left lung') and its
+    tool read the whole image (a count, a detection, a classification), the answer says so."""
+    sentences = len(d.sentences)
+    yield from _run_intent(d, it, kind, info, has_prior, ctx)
+    region = re.search(REGION_PATTERN, it.clause.lower())
+    if region is not None and it.action in ("count", "detect", "classify") and len(d.sentences) > sentences:
+        d.sentences.append(f"This covers the whole image: Osler's tools do not {_WHOLE[it.action]} within a part of "
+                           f"it ('{region.group(0)}'), so check that part on the overlay.")
+        d.caveats.append(f"the question names a part of the image ('{region.group(0)}'); the tools read all of it")
+
+
+_WHOLE = {"count": "count", "detect": "locate findings", "classify": "classify"}
 
 
 def _run_intent(d: Draft, it: Intent, kind: str, info: Any, has_prior: bool, ctx: dict) -> Generator:
