@@ -44,7 +44,7 @@ def _tools_pool() -> cf.ThreadPoolExecutor:
     global _pool
     with _pool_guard:
         if _pool is None:
-            _pool = cf.ThreadPoolExecutor(max_workers=8, thread_name_prefix="osler-tool")
+            _pool = cf.ThreadPoolExecutor(max_workers=32, thread_name_prefix="osler-tool")  # all sessions' calls
         return _pool
 
 
@@ -75,6 +75,11 @@ def _execute(session: Any, call: ToolCallPart, request: Any, eid: str) -> ToolRe
     return ToolReturnPart(call.tool_name, result, tool_call_id=call.tool_call_id)
 
 
+def _time_limit(timeout: float) -> str:
+    return (f"I stopped after {timeout:.1f} s without a final answer (the planner time limit, "
+            f"OSLER_PLANNER_TIMEOUT_S); the tool results so far are listed.")
+
+
 def run_builtin(planner: BuiltinPlanner, prompt: str, session: Any, history: list[ModelMessage] | None, *,
                 steps: int, timeout: float, instructions: str | None = None) -> DirectRun:
     """Answer ``prompt`` with ``planner`` in at most ``steps + 1`` planner responses (pydantic-ai's request
@@ -87,6 +92,8 @@ def run_builtin(planner: BuiltinPlanner, prompt: str, session: Any, history: lis
     messages: list[ModelMessage] = list(history or [])
     messages.append(ModelRequest(parts=[UserPromptPart(prompt)], instructions=instructions, run_id=run_id))
     for _turn in range(steps + 1):
+        if time.perf_counter() - t0 >= timeout:
+            return DirectRun(None, messages, "stopped", _time_limit(timeout))
         response = planner.respond(messages, OUTPUT_TOOL)
         response = ModelResponse(parts=response.parts, model_name="osler-builtin", run_id=run_id)
         messages.append(response)
@@ -117,8 +124,7 @@ def run_builtin(planner: BuiltinPlanner, prompt: str, session: Any, history: lis
         left = timeout - (time.perf_counter() - t0)
         done, late = cf.wait(futures, timeout=max(left, 0.0))
         if late:
-            return DirectRun(None, messages, "stopped", f"I stopped after {timeout:.1f} s without a final answer "
-                             f"(the planner time limit, OSLER_PLANNER_TIMEOUT_S); the tool results so far are listed.")
+            return DirectRun(None, messages, "stopped", _time_limit(timeout))
         for fut in done:
             returns[futures[fut].tool_call_id] = fut.result()
         messages.append(ModelRequest(parts=[returns[c.tool_call_id] for c in calls], run_id=run_id))
