@@ -44,6 +44,7 @@ class StudyImage:
     raw: np.ndarray | None = None
     dicom_tags: dict[str, str] = field(default_factory=dict)
     path: Path | None = None
+    patient_key: str | None = None  # a hash of DICOM (IssuerOfPatientID, PatientID): is a prior this patient's?
 
     @property
     def gray(self) -> np.ndarray:
@@ -249,7 +250,19 @@ def _load_dicom(path: Path, role: str, max_pixels: int) -> StudyImage:
         body_part=tags.get("BodyPartExamined"),
         window=window,
     )
-    return StudyImage(pixels=np.ascontiguousarray(rgb), meta=meta, raw=raw, dicom_tags=tags, path=path)
+    return StudyImage(pixels=np.ascontiguousarray(rgb), meta=meta, raw=raw, dicom_tags=tags, path=path,
+                      patient_key=_patient_key(ds))
+
+
+def _patient_key(ds: object) -> str | None:
+    """A hash of the patient's identifier in a DICOM header (never the identifier itself), or None."""
+    import hashlib
+
+    pid = clean_text(getattr(ds, "get")("PatientID"), single_line=True).strip()
+    if not pid:
+        return None
+    issuer = clean_text(getattr(ds, "get")("IssuerOfPatientID"), single_line=True).strip()
+    return hashlib.sha256(f"{issuer}\x00{pid}".encode()).hexdigest()[:16]
 
 
 def _dicom_float(ds: object, tag: str, default: float) -> float:

@@ -225,6 +225,10 @@ def test_spoken_session_on_a_real_endoscopy_video(tmp_path):
     compare = next(a for a in answers if a["live"]["intent"] == "compare_ago")
     assert compare["frame_index"] - compare["live"]["prior_frame_index"] == pytest.approx(30, abs=3)
     assert any(c["name"] == "compare_with_prior" and c["ok"] for c in compare["tool_calls"])
+    compared = next(c for c in compare["tool_calls"] if c["name"] == "compare_with_prior")
+    if compared["result"]["status"] == "compared":  # two frames of one video: one patient, and the answer says nothing else
+        assert compared["result"]["patient_check"] == "same_patient_id"
+        assert "same patient" not in compare["answer"]
     spoken = [a for a in answers if a["live"].get("audio")]
     assert all(a["live"]["timings_ms"]["latency_ms"] > 0 and a.get("spoken_wav") for a in spoken)
     assert timeline["detection_stats"]["runs"] >= 20 and timeline["speech_latency_ms"]["n"] == 5

@@ -74,4 +74,8 @@ class ComparisonResult(Frozen):
     )
     side_by_side: ArtifactRef | None = None
     change_map: ArtifactRef | None = None
+    patient_check: Literal["same_patient_id", "not_checked"] = Field(
+        default="not_checked", description="'same_patient_id': both files are DICOM naming the same patient; "
+        "'not_checked': nothing in the files says whose they are (alignment alone does not show it: unrelated "
+        "patients' chest films align too); files naming different patients are refused")
     provenance: Provenance

@@ -344,6 +344,8 @@ class LiveEngine:
         self.session.load("current", path)
         if prior is not None:
             self.session.load("prior", self._save_frame(prior))
+            for role in ("current", "prior"):  # two frames of one video: one patient (compare_with_prior checks)
+                self.session.images[role].patient_key = f"live-video-{id(self)}"
         else:
             self.session.clear_image("prior")
         live["frame_file"] = str(path)

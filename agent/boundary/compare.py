@@ -188,6 +188,11 @@ def run_comparison(session: Session, req: CompareRequest, eid: str, invoke: Invo
     for role in ("current", "prior"):
         ensure_kind(session, role, TARGET_KINDS[target], f"comparing {target.replace('_', ' ')}")
 
+    keys = (cur_img.patient_key, pri_img.patient_key)
+    if None not in keys and keys[0] != keys[1]:
+        return _refused_pair(eid, "the two files name different patients (DICOM patient ID): a prior must be a study "
+                                  "of the same patient", t0, target=target, days=days)
+    patient_check = "same_patient_id" if None not in keys else "not_checked"
     reg = register(pri_img.pixels, cur_img.pixels)
     if not reg.success:
         return _refused_pair(eid, f"the prior could not be aligned to the current image: {reg.reason}", t0,
@@ -245,7 +250,7 @@ def run_comparison(session: Session, req: CompareRequest, eid: str, invoke: Invo
     return ComparisonResult(
         evidence_id=eid, status="compared", interval_days=days, registration=_registration_model(reg), target=target,
         changes=[_change_model(r) for r in records], count_changes=counts, lung_opacity_change=opacity,
-        side_by_side=sbs, change_map=cmap, provenance=prov,
+        side_by_side=sbs, change_map=cmap, patient_check=patient_check, provenance=prov,
     ), records
 
 

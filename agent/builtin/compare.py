@@ -31,7 +31,8 @@ def _compare(d: Draft, it: Intent, kind: str, has_prior: bool) -> Generator:
     eid = r.evidence_id
     d.step(f"Called compare_with_prior: {summarize(r)}.", eid)
     if r.status == "refused":
-        d.sentences.append(f"I did not compare the studies: {r.reason} [{eid}].")
+        # the reason's own full stop or question mark would end the sentence before its citation
+        d.sentences.append(f"I did not compare the studies: {r.reason.rstrip(' .?!')} [{eid}].")
         d.abstained.append(True)
         return
     when = f"the study of {r.interval_days} days earlier" if r.interval_days is not None else "the prior study (date unknown)"
@@ -54,6 +55,10 @@ def _compare(d: Draft, it: Intent, kind: str, has_prior: bool) -> Generator:
     if r.change_map is not None or r.side_by_side is not None:
         d.sentences.append(f"The side-by-side overlay numbers matched findings alike, and the change map shows where "
                            f"the registered studies differ [{eid}].")
+    if r.patient_check != "same_patient_id":
+        d.sentences.append(f"Nothing in the files says they are of the same patient (no DICOM patient ID in both), and "
+                           f"that they line up does not show it, so check that the prior is this patient's [{eid}].")
+        d.caveats.append("not checked that the prior is of the same patient")
     if r.provenance.note:
         d.caveats.append(r.provenance.note)
     q = it.clause.lower()
@@ -102,6 +107,9 @@ class _AskedChange:
             return (f"There {verb} {n} {'more' if cc.delta > 0 else 'fewer'} {_noun(cc.label, n)} than in {when} "
                     f"({cc.prior} then, {cc.current} now) [{eid}].")
         c = self.finding
+        if c.status not in ("grown", "shrunk"):  # 'unchanged': "has unchanged by 0%" read wrong
+            return (f"{c.label.capitalize()} #{c.index} is {c.status} in area ({fmt(c.area_change_pct)}%) since "
+                    f"{when} [{eid}].")
         return (f"{c.label.capitalize()} #{c.index} has {c.status} by {fmt(abs(c.area_change_pct))}% in area since "
                 f"{when} [{eid}].")
 
