@@ -140,3 +140,13 @@ def test_a_part_of_the_image_is_not_silently_ignored(assistant, data_dir):
     _s, r = _ask(assistant, frame, "How many polyps are in the left half of the image?")
     assert "covers the whole image" in r.answer and "'left half'" in r.answer
     assert any("part of the image" in c for c in (r.uncertainty or "").split("; "))
+
+
+def test_either_or_on_a_film_that_reads_as_neither_keeps_the_classifier_label(assistant, cxr):
+    """'Bacterial or viral?' on a normal film: the answer names the likelier alternative and says the film reads
+    as normal; the machine-readable label is 'normal' (it had been 'bacterial_pneumonia')."""
+    _s, r = _ask(assistant, cxr, "Is it bacterial or viral?")
+    probs = r.tool_calls[-1].result["probabilities"]
+    if max(probs, key=probs.get) != "normal":
+        pytest.skip("this film does not read as normal")
+    assert r.label == "normal" and "reads this film as normal" in r.answer

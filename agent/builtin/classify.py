@@ -35,11 +35,12 @@ def _classify(d: Draft, it: Intent, kind: str) -> Generator:
         return
     if it.choices:  # either-or: answer with the alternative chosen, not yes/no
         chosen = _choose(it.choices, label, p)
-        d.label = d.label or chosen
         asked = " or ".join(c.replace("_", " ") for c in it.choices)
         if chosen == label or (chosen == "pneumonia" and label != "normal"):
+            d.label = d.label or chosen
             d.sentences.append(f"Of the two ({asked}): {chosen.replace('_', ' ')} [{eid}].")
-        else:
+        else:  # the film reads as neither alternative: its label is the classifier's ("normal"), not the likelier one
+            d.label = d.label or label
             d.sentences.append(f"Of {asked}, {chosen.replace('_', ' ')} is the more probable "
                                f"({fmt(100 * p[chosen])}%), but the classifier reads this film as "
                                f"{label.replace('_', ' ')} [{eid}].")
