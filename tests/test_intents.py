@@ -238,7 +238,7 @@ def test_a_count_compared_with_a_number(question, expected, compare):
 
 @pytest.mark.parametrize("question, word", [
     ("Is the polyp malignant?", "malignant"), ("Is the polyp benign?", "benign"),
-    ("Is the white cell count normal?", "normal"), ("Is the platelet count low?", "low"),
+    ("Is the white cell count normal?", "normal"), ("Is the platelet count low?", "count low"), ("Is the white cell count too high?", "count too high"),
     ("Is this polyp an adenoma?", "adenoma"),
 ])
 def test_a_judgment_about_a_counted_target_is_not_answered_with_a_count(question, word):
@@ -264,3 +264,8 @@ def test_bigger_than_last_year_is_a_comparison_with_the_prior():
     """'Is the polyp bigger than the one last year?' had been a count answered 'Yes'."""
     assert [i.action for i in parse_question("Is the polyp bigger than the one last year?")] == ["compare"]
     assert parse_question("Is the polyp larger than 10 mm?")[0].action == "measure"  # a size, not a comparison
+
+
+def test_location_words_are_not_judgments():
+    assert parse_question("Is there a polyp in the low rectum?")[0].action == "count"
+    assert parse_question("Is the polyp high up?")[0].action == "count"

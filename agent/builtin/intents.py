@@ -86,8 +86,9 @@ _CONCENTRATION = r"(per (micro|milli)?lit(re|er)|/\s*[uµm]?l\b|\bx ?10\^?\d|\bc
 REGION_PATTERN = _REGION = (r"\b(left|right|upper|lower|top|bottom) (half|side|part|corner|quadrant|third|lobe|lung|field|zone)s?\b|"
            r"\b(left|right)[- ]sided\b")
 """A part of the image: the tools count and classify the whole image, so the answer says it covers all of it."""
-_JUDGMENT = (r"\b(normal|abnormal|healthy|elevated|too (many|few|high|low)|high|low|concerning|worrying|dangerous|"
-             r"serious|significant|benign|malignan\w*|cancer\w*|neoplas\w*|precancer\w*|dysplas\w*|adenoma\w*)\b")
+_JUDGMENT = (r"\b(normal|abnormal|healthy|elevated|too (many|few|high|low)|concerning|worrying|dangerous|serious|"
+             r"clinically significant|benign|malignan\w*|cancer\w*|neoplas\w*|precancer\w*|dysplas\w*|adenoma\w*|"
+             r"(count|number|level)s? (is |are )?(too |very )?(high|low)|(high|low) (count|number|level))\b")
 """Words that ask for a clinical judgment about a counted or measured target, which no tool makes."""
 _SIZE_THRESHOLD = r"\b\d+(\.\d+)?\s*(mm|cm|millimet\w*|centimet\w*|px|pixels?)\b"
 """A size in the question ('is the polyp larger than 10 mm?', 'is it 3.5 mm wide?'): answered with the
