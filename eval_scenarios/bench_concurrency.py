@@ -5,6 +5,9 @@ images (BCCD smears, "How many white blood cells are in this smear?"; EndoTect f
 this frame?"; every session its own images), against
 
 * ``inprocess``: the default :class:`~experts.registry.ExpertPool` (models in this process, one lock per model),
+* ``webapp``: the web app itself (``osler serve``'s gradio app on a free loopback port, in this process, the
+  default pool), each session a gradio client of its own that uploads its image and asks over HTTP (the app
+  runs at most 2 asks at once: ``concurrency_limit``),
 * ``ray``: :class:`~experts.ray_serve.RayExpertPool` on a local Ray instance (one deployment per expert,
   ``@serve.batch``; replicas from ``--replicas``).
 
@@ -25,8 +28,9 @@ import tempfile
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from .bench_ask import POLYP_Q, SMEAR_Q
 from .scoring import percentile
@@ -97,12 +101,31 @@ def _one_session(assistant: Any, items: list[tuple[Path, str]]) -> list[tuple[fl
     return out
 
 
-def run_level(assistant: Any, work: list[tuple[Path, str]], n: int, asks: int, offset: int) -> dict[str, Any]:
-    """N sessions at once, ``asks`` answers each, every session on its own images."""
+def _web_session(url: str, items: list[tuple[Path, str]]) -> list[tuple[float, bool]]:
+    """One browser tab: a gradio client of its own uploads each image and asks about it over HTTP."""
+    from gradio_client import Client, handle_file
+
+    client = Client(url, verbose=False, download_files=False)
+    out = []
+    for image, question in items:
+        t0 = time.perf_counter()
+        client.predict(handle_file(str(image)), "", api_name="/load_current")
+        chat = client.predict(question, False, api_name="/ask")[0]
+        last = chat[-1]["content"] if chat else ""
+        text = " ".join(p.get("text", "") if isinstance(p, dict) else str(p) for p in
+                        (last if isinstance(last, list) else [last]))
+        out.append(((time.perf_counter() - t0) * 1000, "**Answer:**" in text))
+    return out
+
+
+def run_level(session: Callable[[list[tuple[Path, str]]], list[tuple[float, bool]]], work: list[tuple[Path, str]],
+              n: int, asks: int, offset: int) -> dict[str, Any]:
+    """N sessions at once (``session``: one session's asks), ``asks`` answers each, every session on its own
+    images."""
     jobs = [[work[(offset + s * asks + k) % len(work)] for k in range(asks)] for s in range(n)]
     with _MemorySampler() as mem, ThreadPoolExecutor(max_workers=n) as ex:
         t0 = time.perf_counter()
-        results = list(ex.map(lambda items: _one_session(assistant, items), jobs))
+        results = list(ex.map(session, jobs))
         wall = time.perf_counter() - t0
     lat = [ms for r in results for ms, _ in r]
     ok = sum(good for r in results for _, good in r)
@@ -123,15 +146,30 @@ def run_mode(mode: str, settings: Any, work: list[tuple[Path, str]], levels: lis
         pool = RayExpertPool(settings)
     else:
         pool = ExpertPool(settings)
+    app = None
     try:
         assistant = Assistant(settings, pool=pool)
+        session: Callable[[list[tuple[Path, str]]], list[tuple[float, bool]]]
+        if mode == "webapp":
+            import socket
+
+            from ui.app import build_app, serve
+
+            with socket.socket() as sock:  # a free loopback port
+                sock.bind(("127.0.0.1", 0))
+                port = sock.getsockname()[1]
+            app = build_app(assistant)
+            url = serve(app, settings, host="127.0.0.1", port=port, prevent_thread_lock=True, quiet=True)[1]
+            session = partial(_web_session, url)
+        else:
+            session = partial(_one_session, assistant)
         for question in dict.fromkeys(q for _, q in work):  # warm-up: one ask per question loads / deploys its experts
             image = next(i for i, q in work if q == question)
-            _one_session(assistant, [(image, question)])
+            session([(image, question)])
         startup_s = time.perf_counter() - t0
         rows, offset = [], 0
         for n in levels:
-            rows.append(run_level(assistant, work, n, asks, offset))
+            rows.append(run_level(session, work, n, asks, offset))
             offset += n * asks
         base = rows[0]
         for r in rows:
@@ -144,6 +182,8 @@ def run_mode(mode: str, settings: Any, work: list[tuple[Path, str]], levels: lis
             out["replicas_per_expert"] = settings.serving.num_replicas
         return out
     finally:
+        if app is not None:
+            app.close()
         if mode == "ray":
             pool.shutdown()
 
@@ -170,7 +210,8 @@ def main(argv: list[str] | None = None) -> int:
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sessions", default="1,2,4,8", help="concurrent sessions per level (default 1,2,4,8)")
     ap.add_argument("--asks", type=int, default=4, help="answers per session per level (default 4)")
-    ap.add_argument("--modes", default="inprocess,ray", help="inprocess, ray or both (default both)")
+    ap.add_argument("--modes", default="inprocess,ray", help="inprocess, webapp, ray, comma-separated "
+                    "(default inprocess,ray)")
     ap.add_argument("--smears", type=int, default=40, help="BCCD smears in the image pool (default 40)")
     ap.add_argument("--polyps", type=int, default=8, help="EndoTect polyp frames in the image pool (default 8)")
     ap.add_argument("--replicas", type=int, help="Ray: replicas per expert (default: serving.num_replicas)")
@@ -181,8 +222,8 @@ def main(argv: list[str] | None = None) -> int:
 
     levels = [int(x) for x in args.sessions.split(",") if x.strip()]
     modes = [m.strip() for m in args.modes.split(",") if m.strip()]
-    if not levels or any(n < 1 for n in levels) or any(m not in ("inprocess", "ray") for m in modes):
-        ap.error("--sessions takes positive integers, --modes inprocess and/or ray")
+    if not levels or any(n < 1 for n in levels) or any(m not in ("inprocess", "webapp", "ray") for m in modes):
+        ap.error("--sessions takes positive integers, --modes inprocess, webapp and/or ray")
     kw: dict[str, Any] = {"data_dir": tempfile.mkdtemp(prefix="osler-bench-concurrency-")}
     if args.data_root:
         kw["shared_data"] = str(args.data_root)
