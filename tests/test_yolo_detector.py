@@ -28,6 +28,7 @@ SMEAR = DATA / "bccd" / "images" / "BloodImage_00003.jpg"  # validation smear: 1
 POLYP = DATA / "endotect_polyps" / "images" / "00c7089c-caf9-4c1b-850f-bedbb11668fc.jpg"
 POLYP_BOX = (182.0, 208.0, 424.0, 396.0)  # its mask's component box
 NEGATIVE = DATA / "endotect_polyps" / "negatives" / "images" / "1b1ae5c5-c35c-43f5-bb1c-e92fc04b3cae.jpg"
+pytestmark = pytest.mark.skipif(not DATA.is_dir(), reason=f"real data not found at {DATA}")
 
 
 @pytest.fixture(scope="module")
