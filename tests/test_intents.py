@@ -269,3 +269,10 @@ def test_bigger_than_last_year_is_a_comparison_with_the_prior():
 def test_location_words_are_not_judgments():
     assert parse_question("Is there a polyp in the low rectum?")[0].action == "count"
     assert parse_question("Is the polyp high up?")[0].action == "count"
+
+
+def test_sizes_compared_within_the_image_get_measurements_not_a_yes():
+    """'Is the polyp larger than the one next to it?' had been a count answered 'Yes. I count 1 polyp'."""
+    it = parse_question("Is the polyp larger than the one next to it?")[0]
+    assert (it.action, it.yes_no) == ("measure", False)
+    assert parse_question("Is the polyp bigger than last time?")[0].action == "compare"

@@ -93,7 +93,9 @@ _JUDGMENT = (r"\b(normal|abnormal|healthy|elevated|too (many|few|high|low)|conce
 _SIZE_THRESHOLD = r"\b\d+(\.\d+)?\s*(mm|cm|millimet\w*|centimet\w*|px|pixels?)\b"
 """A size in the question ('is the polyp larger than 10 mm?', 'is it 3.5 mm wide?'): answered with the
 measurement, not with a yes/no that no tool decided."""
-_COMPARE = r"\b(prior|previous|earlier|last (time|study|exam|film|year|month|week|visit|scan)|(years?|months?|weeks?) ago|(bigger|larger|smaller|greater) than (the |its |it was )?(one |previous|prior|before|last|earlier|then)|compared?|comparison|since|changed?|changes|grown|grew|growing|shrunk|shrank|progress\w*|new|resolved|worse|better|improv\w*|more .* than)\b"
+_SIZE_COMPARATIVE = r"\b(bigger|larger|smaller|longer|wider|shorter) than\b"
+"""Sizes compared within the image ('larger than the one next to it?'): no tool compares two findings' sizes."""
+_COMPARE = r"\b(prior|previous|earlier|last (time|study|exam|film|year|month|week|visit|scan)|(years?|months?|weeks?) ago|(bigger|larger|smaller|greater) than (the one |it was )?(previous|prior|before|last|earlier|then)|compared?|comparison|since|changed?|changes|grown|grew|growing|shrunk|shrank|progress\w*|new|resolved|worse|better|improv\w*|more .* than)\b"
 _COUNT = r"\b(how many|count|number of|how much|tally)\b"
 _DETECT = r"\b(where|locate|location|show|find|detect|mark|highlight|point out|identify)\b"
 _SEGMENT = r"\b(segment\w*|outline|delineate|contour|mask|trace)\b"
@@ -222,7 +224,8 @@ def _clause_intent(clause: str, inherited: Intent | None) -> Intent:
     negated = bool(re.search(_NEGATION, re.sub(_YESNO_START, "", re.sub(_OR_NOT, " ", c)))) and yes_no
     largest = bool(re.search(_LARGEST, c))
     smallest = bool(re.search(_SMALLEST, c))
-    if re.search(_SIZE_THRESHOLD, c):
+    sized = re.search(_SIZE_THRESHOLD, c) or (re.search(_SIZE_COMPARATIVE, c) and not re.search(_COMPARE, c))
+    if sized:  # "larger than 10 mm?", "larger than the one next to it?": the measurements, no yes/no
         yes_no = negated = False
     base = dict(clause=clause, yes_no=yes_no, negated=negated, largest=largest, smallest=smallest)
     asked = None
@@ -289,7 +292,7 @@ def _clause_intent(clause: str, inherited: Intent | None) -> Intent:
         or re.search(r"\blungs? (is|are) (involved|affected)\b", c) else None
     if within and target == "lung":
         target = "lesion"
-    if re.search(_MEASURE, c) or re.search(_SIZE_THRESHOLD, c):
+    if re.search(_MEASURE, c) or sized:
         action: Action = "measure"
     elif re.search(_SEGMENT, c):
         action = "segment"
