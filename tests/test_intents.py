@@ -276,3 +276,13 @@ def test_sizes_compared_within_the_image_get_measurements_not_a_yes():
     it = parse_question("Is the polyp larger than the one next to it?")[0]
     assert (it.action, it.yes_no) == ("measure", False)
     assert parse_question("Is the polyp bigger than last time?")[0].action == "compare"
+
+
+def test_number_words_in_a_comparison_and_a_comparison_without_a_number():
+    """'more than a dozen' / 'thirty' had no number, so any cell found answered 'Yes'."""
+    assert [(i.expected, i.extras.get("compare")) for i in parse_question("Are there more than a dozen red cells?")] \
+        == [(12, "gt")]
+    assert parse_question("Are there fewer than fifty red cells?")[0].expected == 50
+    it = parse_question("Are there more than several red cells?")[0]  # no number: the count, no yes/no
+    assert (it.action, it.yes_no, it.expected) == ("count", False, None)
+    assert parse_question("Is there a polyp under the fold?")[0].yes_no  # 'under' here is a place

@@ -26,7 +26,9 @@ Action = Literal["count", "detect", "segment", "measure", "classify", "image_kin
 _NUMBER_WORDS = {
     "zero": 0, "no": 0, "none": 0, "one": 1, "a single": 1, "single": 1, "two": 2, "three": 3, "four": 4,
     "five": 5, "six": 6, "seven": 7, "eight": 8, "nine": 9, "ten": 10, "eleven": 11, "twelve": 12,
-    "fifteen": 15, "twenty": 20,
+    "thirteen": 13, "fourteen": 14, "fifteen": 15, "sixteen": 16, "seventeen": 17, "eighteen": 18, "nineteen": 19,
+    "twenty": 20, "thirty": 30, "forty": 40, "fifty": 50, "sixty": 60, "seventy": 70, "eighty": 80, "ninety": 90,
+    "a dozen": 12, "dozen": 12, "a hundred": 100, "hundred": 100,
 }
 
 TargetRow = tuple[str, str, "tuple[str, ...] | None"]
@@ -70,7 +72,10 @@ _KIND_ASKED: tuple[tuple[str, str], ...] = (  # "is this a chest x-ray?": a yes/
     ("blood_smear", r"(blood )?smears?|blood film"), ("fundus", r"fundus|retina\w*"), ("ct_mr", r"ct|mri?|ct scan"))
 _KIND_YESNO = re.compile(r"^(is|was) (this|it|the image|that) (a|an)\s+(?:image of an? |picture of an? )?(.+)$")
 _COUNT_COMPARISON = (r"\b(more than|greater than|over|above|fewer than|less than|under|below|at least|no fewer than|"
-                     r"at most|no more than|exactly|only)\s+([a-z0-9]+)\b")
+                     r"at most|no more than|exactly|only)\s+([a-z0-9]+(?: [a-z0-9]+)?)\b")
+_UNPARSED_COMPARISON = ("more than", "greater than", "fewer than", "less than", "at least", "no fewer than", "at most",
+                        "no more than")
+"""Comparators that always compare with a number: when the number is not understood, no yes/no is given."""
 _COMPARATORS = {"more than": "gt", "greater than": "gt", "over": "gt", "above": "gt", "fewer than": "lt",
                 "less than": "lt", "under": "lt", "below": "lt", "at least": "ge", "no fewer than": "ge",
                 "at most": "le", "no more than": "le", "exactly": "eq", "only": "eq"}
@@ -280,6 +285,8 @@ def _clause_intent(clause: str, inherited: Intent | None) -> Intent:
         n = words_to_number(cmp.group(2)) if cmp else None
         if cmp is not None and n is not None:  # "more than 3 white cells?", "at least two polyps?"
             expected, extras["compare"] = n, _COMPARATORS[cmp.group(1)]
+        elif cmp is not None and cmp.group(1) in _UNPARSED_COMPARISON:  # "more than several dozen?": the count only
+            base["yes_no"] = base["negated"] = False
         elif re.search(r"\b(multiple|several)\b", c):
             expected, extras["compare"] = 1, "gt"
         else:
