@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import operator
 from typing import Any, Generator
 
 from tools.answer import Finding
@@ -13,8 +14,7 @@ from agent.builtin.intents import Intent
 from agent.summaries import backend_label, fmt, summarize
 
 
-_COMPARE = {"eq": lambda n, e: n == e, "gt": lambda n, e: n > e, "ge": lambda n, e: n >= e,
-            "lt": lambda n, e: n < e, "le": lambda n, e: n <= e}
+_COMPARE = {"eq": operator.eq, "gt": operator.gt, "ge": operator.ge, "lt": operator.lt, "le": operator.le}
 
 
 def _yes_no_count(d: Draft, it: Intent, n: int, noun: str, eid: str) -> None:

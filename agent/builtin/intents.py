@@ -17,19 +17,12 @@ from typing import Literal, overload
 
 from experts.catalogue import catalogue
 
-__all__ = ["CLASSIFY_PATTERN", "Intent", "KIND_PATTERN", "REGION_PATTERN", "TARGET_PATTERNS", "parse_question",
-           "UNSUPPORTED_TERMS",
+from agent.builtin.scope import asked_kind, beyond_tools, expected_count, judgment, sized, words_to_number
+
+__all__ = ["CLASSIFY_PATTERN", "Intent", "KIND_PATTERN", "TARGET_PATTERNS", "parse_question", "UNSUPPORTED_TERMS",
            "words_to_number"]
 
 Action = Literal["count", "detect", "segment", "measure", "classify", "image_kind", "compare", "describe", "unknown"]
-
-_NUMBER_WORDS = {
-    "zero": 0, "no": 0, "none": 0, "one": 1, "a single": 1, "single": 1, "two": 2, "three": 3, "four": 4,
-    "five": 5, "six": 6, "seven": 7, "eight": 8, "nine": 9, "ten": 10, "eleven": 11, "twelve": 12,
-    "thirteen": 13, "fourteen": 14, "fifteen": 15, "sixteen": 16, "seventeen": 17, "eighteen": 18, "nineteen": 19,
-    "twenty": 20, "thirty": 30, "forty": 40, "fifty": 50, "sixty": 60, "seventy": 70, "eighty": 80, "ninety": 90,
-    "a dozen": 12, "dozen": 12, "a hundred": 100, "hundred": 100,
-}
 
 TargetRow = tuple[str, str, "tuple[str, ...] | None"]
 _LESION: TargetRow = (r"\b(lesions?|masses|growths?|findings?|abnormalit(y|ies))\b", "lesion", None)
@@ -67,39 +60,6 @@ _DESCRIBE = (r"\b(describe|description|what do you see|what can you see|what('s|
              r"frame|film|slide)|summari[sz]e|give me a (read|report|summary)|read (this|the) (image|film|study)|"
              r"any findings|what are the findings)\b")
 _KIND = r"\b(what (kind|type|sort) of (image|picture|scan|study)|modality|which (kind|type) of (image|scan))\b"
-_KIND_ASKED: tuple[tuple[str, str], ...] = (  # "is this a chest x-ray?": a yes/no about the image kind
-    ("chest_xray", r"chest (x-?rays?|radiographs?|films?)|cxr"), ("endoscopy", r"endoscop\w*|colonoscop\w*"),
-    ("blood_smear", r"(blood )?smears?|blood film"), ("fundus", r"fundus|retina\w*"), ("ct_mr", r"ct|mri?|ct scan"))
-_KIND_YESNO = re.compile(r"^(is|was) (this|it|the image|that) (a|an)\s+(?:image of an? |picture of an? )?(.+)$")
-_COUNT_COMPARISON = (r"\b(more than|greater than|over|above|fewer than|less than|under|below|at least|no fewer than|"
-                     r"at most|no more than|exactly|only)\s+([a-z0-9]+(?: [a-z0-9]+)?)\b")
-_UNPARSED_COMPARISON = ("more than", "greater than", "fewer than", "less than", "at least", "no fewer than", "at most",
-                        "no more than")
-"""Comparators that always compare with a number: when the number is not understood, no yes/no is given."""
-_COMPARATORS = {"more than": "gt", "greater than": "gt", "over": "gt", "above": "gt", "fewer than": "lt",
-                "less than": "lt", "under": "lt", "below": "lt", "at least": "ge", "no fewer than": "ge",
-                "at most": "le", "no more than": "le", "exactly": "eq", "only": "eq"}
-"""A yes/no about a count compared with a number: answered by comparing, not by 'found any'."""
-_DECISION = (r"\b(should|must|do (i|we) need to|does (it|this) need)\b.*\b(?P<act>remov\w*|excis\w*|resect\w*|"
-             r"operat\w*|treat\w*|biops\w*|cut|refer\w*|admit\w*|follow(ed)?[ -]?up|surveil\w*)")
-"""'Should this polyp be removed?': a management decision no tool makes (it had been answered with a detection)."""
-_SEVERITY = r"\b(severe|severity|mild|moderate|critical|life[ -]threatening|extensive|advanced|early[ -]stage|how bad)\b"
-"""'Is the pneumonia severe?': the classifier gives a class and a probability, not a grade ('Yes' had been the
-answer)."""
-_CONCENTRATION = r"(per (micro|milli)?lit(re|er)|/\s*[uµm]?l\b|\bx ?10\^?\d|\bcells?/|concentration|reference range)"
-"""'Is the WBC count above 10,000 per microlitre?': a blood count is a concentration; the tools count a field."""
-REGION_PATTERN = _REGION = (r"\b(left|right|upper|lower|top|bottom) (half|side|part|corner|quadrant|third|lobe|lung|field|zone)s?\b|"
-           r"\b(left|right)[- ]sided\b")
-"""A part of the image: the tools count and classify the whole image, so the answer says it covers all of it."""
-_JUDGMENT = (r"\b(normal|abnormal|healthy|elevated|too (many|few|high|low)|concerning|worrying|dangerous|serious|"
-             r"clinically significant|benign|malignan\w*|cancer\w*|neoplas\w*|precancer\w*|dysplas\w*|adenoma\w*|"
-             r"(count|number|level)s? (is |are )?(too |very )?(high|low)|(high|low) (count|number|level))\b")
-"""Words that ask for a clinical judgment about a counted or measured target, which no tool makes."""
-_SIZE_THRESHOLD = r"\b\d+(\.\d+)?\s*(mm|cm|millimet\w*|centimet\w*|px|pixels?)\b"
-"""A size in the question ('is the polyp larger than 10 mm?', 'is it 3.5 mm wide?'): answered with the
-measurement, not with a yes/no that no tool decided."""
-_SIZE_COMPARATIVE = r"\b(bigger|larger|smaller|longer|wider|shorter) than\b"
-"""Sizes compared within the image ('larger than the one next to it?'): no tool compares two findings' sizes."""
 _COMPARE = r"\b(prior|previous|earlier|last (time|study|exam|film|year|month|week|visit|scan)|(years?|months?|weeks?) ago|(bigger|larger|smaller|greater) than (the one |it was )?(previous|prior|before|last|earlier|then)|compared?|comparison|since|changed?|changes|grown|grew|growing|shrunk|shrank|progress\w*|new|resolved|worse|better|improv\w*|more .* than)\b"
 _COUNT = r"\b(how many|count|number of|how much|tally)\b"
 _DETECT = r"\b(where|locate|location|show|find|detect|mark|highlight|point out|identify)\b"
@@ -144,18 +104,6 @@ class Intent:
     choices: tuple[str, ...] | None = None  # either-or: the classifier labels named as alternatives
     extras: dict = field(default_factory=dict)  # "point": (x, y) of a point prompt
     guessed: bool = False  # no verb of the question chose the action (a default was taken)
-
-
-def words_to_number(text: str) -> int | None:
-    m = re.search(r"\b(\d+)\b", text)
-    if m:
-        return int(m.group(1))
-    for w, n in sorted(_NUMBER_WORDS.items(), key=lambda kv: -len(kv[0])):
-        if w in ("no", "none"):
-            continue
-        if re.search(rf"\b{w}\b", text):
-            return n
-    return None
 
 
 def _find_target(text: str) -> tuple[str | None, tuple[str, ...] | None]:
@@ -229,24 +177,16 @@ def _clause_intent(clause: str, inherited: Intent | None) -> Intent:
     negated = bool(re.search(_NEGATION, re.sub(_YESNO_START, "", re.sub(_OR_NOT, " ", c)))) and yes_no
     largest = bool(re.search(_LARGEST, c))
     smallest = bool(re.search(_SMALLEST, c))
-    sized = re.search(_SIZE_THRESHOLD, c) or (re.search(_SIZE_COMPARATIVE, c) and not re.search(_COMPARE, c))
-    if sized:  # "larger than 10 mm?", "larger than the one next to it?": the measurements, no yes/no
+    size = sized(c, comparing=bool(re.search(_COMPARE, c)))
+    if size:  # "larger than 10 mm?", "larger than the one next to it?": the measurements, no yes/no
         yes_no = negated = False
     base = dict(clause=clause, yes_no=yes_no, negated=negated, largest=largest, smallest=smallest)
-    asked = None
-    if (m := re.search(_DECISION, c)) is not None:
-        asked = m.group("act")  # the decision: 'removed', 'biopsy'
-    elif (m := re.search(_CONCENTRATION, c)) is not None or (yes_no and (m := re.search(_SEVERITY, c))):
-        asked = m.group(0)
-    if asked is not None:  # a decision, a grade or a concentration: no tool gives it, whatever the target
-        return Intent("unknown", unsupported=asked.strip(), **base)
+    if (beyond := beyond_tools(c, yes_no)) is not None:  # a decision, a grade, a concentration: whatever the target
+        return Intent("unknown", unsupported=beyond, **base)
     if re.search(_KIND, c):
         return Intent("image_kind", **base)
-    if (m_kind := _KIND_YESNO.match(c.strip(" ?.!"))) is not None:
-        asked = next((k for k, rx in _KIND_ASKED if re.fullmatch(rf"(?:{rx})(?: (image|frame|picture|slide|film))?",
-                                                                m_kind.group(4).strip())), None)
-        if asked is not None:
-            return Intent("image_kind", extras={"asked_kind": asked}, **base)
+    if (kind := asked_kind(c)) is not None:
+        return Intent("image_kind", extras={"asked_kind": kind}, **base)
     point = re.search(_POINT, c)
     if point is not None and unsupported is None and not re.search(_COMPARE, c):
         # a point prompt ("outline the region at (312, 240)"): segment what is there, measure it if asked
@@ -273,33 +213,25 @@ def _clause_intent(clause: str, inherited: Intent | None) -> Intent:
         if re.search(_CLASSIFY, c):
             return Intent("classify", choices=choices, **base)
         return Intent("unknown", unsupported=unsupported, **base)
-    if yes_no and (judged := re.search(_JUDGMENT, c)) is not None and (
-            unsupported is not None or not (catalogue().entry(target) and catalogue().entry(target).spec.organ)):
+    organ = _is_organ(target)
+    if yes_no and (judged := judgment(c)) is not None and (unsupported is not None or not organ):
         # "is the polyp malignant?", "is the white cell count normal?": a judgment no tool makes about the target;
         # counting it and answering "yes, 1 polyp" would be a confident wrong answer
-        return Intent("unknown", unsupported=unsupported or judged.group(0), **base)
+        return Intent("unknown", unsupported=unsupported or judged, **base)
     expected = None
     extras: dict = {}
     if yes_no:
-        cmp = re.search(_COUNT_COMPARISON, c)
-        n = words_to_number(cmp.group(2)) if cmp else None
-        if cmp is not None and n is not None:  # "more than 3 white cells?", "at least two polyps?"
-            expected, extras["compare"] = n, _COMPARATORS[cmp.group(1)]
-        elif cmp is not None and cmp.group(1) in _UNPARSED_COMPARISON:  # "more than several dozen?": the count only
+        exp = expected_count(c)
+        expected = exp.number
+        if expected is not None and exp.compare != "eq":
+            extras["compare"] = exp.compare
+        if not exp.yes_no:  # "more than several?": the count, no yes/no
             base["yes_no"] = base["negated"] = False
-        elif re.search(r"\b(multiple|several)\b", c):
-            expected, extras["compare"] = 1, "gt"
-        else:
-            m = re.search(r"\b(?:are there|is there|there are|are|has|have)\s+(?:exactly\s+|only\s+)?([a-z0-9]+)", c)
-            if m:
-                n = words_to_number(m.group(1))
-                if n is not None and m.group(1) not in ("a", "an", "any", "no"):
-                    expected = n
     within = "lung" if re.search(r"\b(fraction|percent(age)?|proportion|how much) of (the )?(lungs?|lung fields?)\b", c) \
         or re.search(r"\blungs? (is|are) (involved|affected)\b", c) else None
     if within and target == "lung":
         target = "lesion"
-    if re.search(_MEASURE, c) or sized:
+    if re.search(_MEASURE, c) or size:
         action: Action = "measure"
     elif re.search(_SEGMENT, c):
         action = "segment"
@@ -307,18 +239,23 @@ def _clause_intent(clause: str, inherited: Intent | None) -> Intent:
         action = "count"  # "are there two or three white cells?" is answered with the count
     elif re.search(_DETECT, c):
         action = "detect"
-    elif yes_no and (organ := catalogue().entry(target)) is not None and organ.spec.organ:
+    elif yes_no and organ:
         # "is there a collapsed lung?": outlining the organ answers no yes/no question about a finding in it
         return Intent("unknown", unsupported=f"a yes/no finding in the {target.replace('_', ' ')}", **base)
     elif yes_no:
         action = "count"  # "is there a polyp?": count and answer yes when > 0
-    elif (entry := catalogue().entry(target)) is not None and entry.spec.organ:  # "the lungs?": outline them
+    elif organ:  # "the lungs?": outline them
         action = "segment"
         base["guessed"] = True
     else:
         action = "detect"
         base["guessed"] = True
     return Intent(action, target=target, classes=classes, expected=expected, within=within, extras=extras, **base)
+
+
+def _is_organ(target: str | None) -> bool:
+    entry = catalogue().entry(target) if target else None
+    return entry is not None and bool(entry.spec.organ)
 
 
 def parse_question(question: str, previous: Intent | None = None) -> list[Intent]:

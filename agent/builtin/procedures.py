@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import re
 from dataclasses import replace
-from functools import partial
 from typing import Any, Callable, Generator
 
 from tools.answer import FinalAnswer, Finding
@@ -18,7 +17,8 @@ from tools.kinds import CLASSIFY_TASK_KINDS, IMAGE_KINDS, KIND_NAMES
 from tools.targets import TARGET_KINDS, LiveTable, targets
 
 from agent.builtin.draft import Call, Draft, Outcome, call_or_fail, nothing_found
-from agent.builtin.intents import REGION_PATTERN, Intent
+from agent.builtin.intents import Intent
+from agent.builtin.scope import REGION_PATTERN
 from agent.builtin.classify import _classify
 from agent.builtin.compare import _compare
 from agent.builtin.count import _count
@@ -72,8 +72,8 @@ def procedure(question: str, intents: list[Intent], *, has_prior: bool,
     if info.kind_confidence < 0.5:
         d.caveats.append(f"the image kind is uncertain (p={info.kind_confidence:.2f})")
     context: dict[str, Any] = {}
-    yield from _in_groups(d, context, [(_reads_context(it, kind), partial(_whole_image, it=it, kind=kind, info=info,
-                                                                          has_prior=has_prior)) for it in intents])
+    yield from _in_groups(d, context, kind, intents,
+                          lambda d_, it, ctx: _whole_image(d_, it, kind, info, has_prior, ctx))
     if not d.sentences:
         d.sentences.append("No tool can answer this question, so I give no answer rather than guess.")
         d.abstained.append(True)
@@ -95,8 +95,8 @@ def _withheld(d: Draft, info: Any) -> None:
     d.abstained.append(True)
 
 
-Job = Callable[..., Generator[list[Call], list[Outcome], Any]]
-"""One part of a plan: called with the draft and the context (``d=``, ``ctx=``) it writes to."""
+Step = Callable[[Draft, Intent, dict], Generator[list[Call], list[Outcome], Any]]
+"""How one intent of a plan runs: on the draft and the context it writes to."""
 
 
 def _reads_context(it: Intent, kind: str) -> bool:
@@ -116,25 +116,26 @@ def _reads_context(it: Intent, kind: str) -> bool:
     return "segment" not in spec.tasks or bool(spec.auto_prompt)  # outlined from the detector's boxes
 
 
-def _in_groups(d: Draft, ctx: dict, jobs: list[tuple[bool, Job]]) -> Generator[list[Call], list[Outcome], None]:
-    """Run a plan's jobs (``(reads_context, job)``) in order, those that do not read the context together with
-    the ones before them: each round, one planner response holds the next calls of every job of the group, which
-    the agent loop runs concurrently (``agent.builtin.direct`` or pydantic-ai's: independent parts of a compound
-    question cost the slowest, not the sum).
-    Each job of a group writes its own draft and context, merged in plan order, so the answer, its evidence ids
-    (reserved in the order the calls are written) and the context are those of running the jobs one by one."""
-    groups: list[list[Job]] = []
-    for reads, job in jobs:
-        if reads or not groups:
-            groups.append([job])
+def _in_groups(d: Draft, ctx: dict, kind: str, intents: list[Intent], step: Step
+               ) -> Generator[list[Call], list[Outcome], None]:
+    """Run a plan's intents in order, each one that does not read the context (:func:`_reads_context`) together
+    with the ones before it: each round, one planner response holds the next calls of every intent of the group,
+    which the agent loop runs concurrently (``agent.builtin.direct`` or pydantic-ai's: independent parts of a
+    compound question cost the slowest, not the sum).
+    Each intent of a group writes its own draft and context, merged in plan order, so the answer, its evidence ids
+    (reserved in the order the calls are written) and the context are those of running the intents one by one."""
+    groups: list[list[Intent]] = []
+    for it in intents:
+        if not groups or _reads_context(it, kind):
+            groups.append([it])
         else:
-            groups[-1].append(job)
+            groups[-1].append(it)
     for group in groups:
         if len(group) == 1:
-            yield from group[0](d=d, ctx=ctx)
+            yield from step(d, group[0], ctx)
             continue
         parts = [(Draft(), dict(ctx)) for _ in group]
-        yield from _together([job(d=pd, ctx=pc) for job, (pd, pc) in zip(group, parts)])
+        yield from _together([step(pd, it, pc) for it, (pd, pc) in zip(group, parts)])
         before = dict(ctx)
         for pd, pc in parts:
             d.merge(pd)
@@ -261,8 +262,7 @@ def _describe(d: Draft, it: Intent, kind: str, info: Any, has_prior: bool, ctx: 
         return
     d.abstained.append(False)
     subs = [Intent(action, target=target, clause=f"{action} {target or ''}".strip()) for action, target in plan]
-    yield from _in_groups(d, ctx, [(_reads_context(sub, kind), partial(_plan_part, it=sub, kind=kind, info=info,
-                                                                       has_prior=has_prior)) for sub in subs])
+    yield from _in_groups(d, ctx, kind, subs, lambda d_, it, ctx_: _plan_part(d_, it, kind, info, has_prior, ctx_))
 
 
 def _plan_part(d: Draft, it: Intent, kind: str, info: Any, has_prior: bool, ctx: dict) -> Generator:

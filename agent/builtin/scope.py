@@ -1,0 +1,132 @@
+"""What a question asks besides its target and verb, and whether Osler's tools can answer it.
+
+:mod:`agent.builtin.intents` turns a clause into an intent; this module reads the parts of a clause that change
+what a right answer is (all pure functions over the lower-cased clause text):
+
+* a decision, a grade or a concentration no tool gives ("should this polyp be removed?", "is the pneumonia
+  severe?", "per microlitre") and a judgment about a counted target ("is the polyp malignant?", "is the white
+  cell count normal?"): refused, where they had been answered with whatever a tool returned;
+* a count compared with a number ("more than 3 white cells?", "at least a dozen?"): answered by comparing;
+* a size ("larger than 10 mm?", "larger than the one next to it?"): answered with the measurements, no yes/no;
+* the image kind as a yes/no ("is this a chest X-ray?");
+* a part of the image ("in the left half"): the tools read all of it, and the answer says so.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import NamedTuple
+
+__all__ = ["REGION_PATTERN", "Expected", "asked_kind", "beyond_tools", "expected_count", "judgment", "sized",
+           "words_to_number"]
+
+_NUMBER_WORDS = {
+    "zero": 0, "no": 0, "none": 0, "one": 1, "a single": 1, "single": 1, "two": 2, "three": 3, "four": 4,
+    "five": 5, "six": 6, "seven": 7, "eight": 8, "nine": 9, "ten": 10, "eleven": 11, "twelve": 12,
+    "thirteen": 13, "fourteen": 14, "fifteen": 15, "sixteen": 16, "seventeen": 17, "eighteen": 18, "nineteen": 19,
+    "twenty": 20, "thirty": 30, "forty": 40, "fifty": 50, "sixty": 60, "seventy": 70, "eighty": 80, "ninety": 90,
+    "a dozen": 12, "dozen": 12, "a hundred": 100, "hundred": 100,
+}
+
+_KIND_ASKED: tuple[tuple[str, str], ...] = (  # "is this a chest x-ray?": a yes/no about the image kind
+    ("chest_xray", r"chest (x-?rays?|radiographs?|films?)|cxr"), ("endoscopy", r"endoscop\w*|colonoscop\w*"),
+    ("blood_smear", r"(blood )?smears?|blood film"), ("fundus", r"fundus|retina\w*"), ("ct_mr", r"ct|mri?|ct scan"))
+_KIND_YESNO = re.compile(r"^(is|was) (this|it|the image|that) (a|an)\s+(?:image of an? |picture of an? )?(.+)$")
+_COUNT_COMPARISON = (r"\b(more than|greater than|over|above|fewer than|less than|under|below|at least|no fewer than|"
+                     r"at most|no more than|exactly|only)\s+([a-z0-9]+(?: [a-z0-9]+)?)\b")
+_COMPARATORS = {"more than": "gt", "greater than": "gt", "over": "gt", "above": "gt", "fewer than": "lt",
+                "less than": "lt", "under": "lt", "below": "lt", "at least": "ge", "no fewer than": "ge",
+                "at most": "le", "no more than": "le", "exactly": "eq", "only": "eq"}
+_ALWAYS_NUMERIC = ("more than", "greater than", "fewer than", "less than", "at least", "no fewer than", "at most",
+                   "no more than")
+"""Comparators that always compare with a number ('over', 'under' may name a place): when the number is not
+understood, no yes/no is given."""
+_DECISION = (r"\b(should|must|do (i|we) need to|does (it|this) need)\b.*\b(?P<act>remov\w*|excis\w*|resect\w*|"
+             r"operat\w*|treat\w*|biops\w*|cut|refer\w*|admit\w*|follow(ed)?[ -]?up|surveil\w*)")
+"""'Should this polyp be removed?': a management decision (it had been answered with a detection)."""
+_SEVERITY = r"\b(severe|severity|mild|moderate|critical|life[ -]threatening|extensive|advanced|early[ -]stage|how bad)\b"
+"""'Is the pneumonia severe?': the classifier gives a class and a probability, not a grade ('Yes' had been the
+answer)."""
+_CONCENTRATION = r"(per (micro|milli)?lit(re|er)|/\s*[uµm]?l\b|\bx ?10\^?\d|\bcells?/|concentration|reference range)"
+"""'Is the WBC count above 10,000 per microlitre?': a blood count is a concentration; the tools count a field."""
+_JUDGMENT = (r"\b(normal|abnormal|healthy|elevated|too (many|few|high|low)|concerning|worrying|dangerous|serious|"
+             r"clinically significant|benign|malignan\w*|cancer\w*|neoplas\w*|precancer\w*|dysplas\w*|adenoma\w*|"
+             r"(count|number|level)s? (is |are )?(too |very )?(high|low)|(high|low) (count|number|level))\b")
+"""A clinical judgment about a counted or measured target."""
+_SIZE_THRESHOLD = r"\b\d+(\.\d+)?\s*(mm|cm|millimet\w*|centimet\w*|px|pixels?)\b"
+_SIZE_COMPARATIVE = r"\b(bigger|larger|smaller|longer|wider|shorter) than\b"
+REGION_PATTERN = (r"\b(left|right|upper|lower|top|bottom) (half|side|part|corner|quadrant|third|lobe|lung|field|"
+                  r"zone)s?\b|\b(left|right)[- ]sided\b")
+"""A part of the image: the tools count and classify the whole image, so the answer says it covers all of it."""
+
+
+def words_to_number(text: str) -> int | None:
+    """The first number in ``text``, in digits or words ('3', 'three', 'a dozen'); None when there is none."""
+    m = re.search(r"\b(\d+)\b", text)
+    if m:
+        return int(m.group(1))
+    for w, n in sorted(_NUMBER_WORDS.items(), key=lambda kv: -len(kv[0])):
+        if w in ("no", "none"):
+            continue
+        if re.search(rf"\b{w}\b", text):
+            return n
+    return None
+
+
+def beyond_tools(c: str, yes_no: bool) -> str | None:
+    """The words of a decision, a concentration, or (in a yes/no question) a grade: no tool gives them, whatever
+    the target; None when the clause asks none."""
+    if (m := re.search(_DECISION, c)) is not None:
+        return m.group("act")  # 'removed', 'biopsy'
+    if (m := re.search(_CONCENTRATION, c)) is not None or (yes_no and (m := re.search(_SEVERITY, c))):
+        return m.group(0).strip()
+    return None
+
+
+def judgment(c: str) -> str | None:
+    """The words of a clinical judgment ('malignant', 'count low'), or None."""
+    m = re.search(_JUDGMENT, c)
+    return m.group(0) if m else None
+
+
+def sized(c: str, comparing: bool) -> bool:
+    """Whether the clause asks about a size that only measurements answer: a size with a unit ('larger than 10
+    mm'), or sizes compared within the image ('larger than the one next to it'; ``comparing``: the clause compares
+    with a prior study instead, 'bigger than last year')."""
+    return bool(re.search(_SIZE_THRESHOLD, c) or (re.search(_SIZE_COMPARATIVE, c) and not comparing))
+
+
+def asked_kind(c: str) -> str | None:
+    """The image kind a yes/no asks about ('is this a chest x-ray?' -> 'chest_xray'), or None."""
+    m = _KIND_YESNO.match(c.strip(" ?.!"))
+    if m is None:
+        return None
+    return next((k for k, rx in _KIND_ASKED
+                 if re.fullmatch(rf"(?:{rx})(?: (image|frame|picture|slide|film))?", m.group(4).strip())), None)
+
+
+class Expected(NamedTuple):
+    """What a yes/no about a count compares the count with: ``number`` (None: 'found any'), ``compare`` ('eq',
+    'gt', 'ge', 'lt', 'le'), and ``yes_no`` (False: a comparison whose number was not understood, so the answer
+    gives the count without a yes/no)."""
+
+    number: int | None = None
+    compare: str = "eq"
+    yes_no: bool = True
+
+
+def expected_count(c: str) -> Expected:
+    """'more than 3 white cells?' -> (3, 'gt'); 'are there three?' -> (3, 'eq'); 'multiple polyps?' -> (1, 'gt');
+    'is there a polyp?' -> (None, 'eq'): yes when any is found."""
+    cmp = re.search(_COUNT_COMPARISON, c)
+    n = words_to_number(cmp.group(2)) if cmp else None
+    if cmp is not None and n is not None:
+        return Expected(n, _COMPARATORS[cmp.group(1)])
+    if cmp is not None and cmp.group(1) in _ALWAYS_NUMERIC:  # "more than several?": the count only
+        return Expected(yes_no=False)
+    if re.search(r"\b(multiple|several)\b", c):
+        return Expected(1, "gt")
+    m = re.search(r"\b(?:are there|is there|there are|are|has|have)\s+(?:exactly\s+|only\s+)?([a-z0-9]+)", c)
+    if m and m.group(1) not in ("a", "an", "any", "no"):
+        return Expected(words_to_number(m.group(1)))
+    return Expected()
