@@ -39,33 +39,26 @@ class Artifact:
     array: np.ndarray | None = field(default=None, repr=False)
 
 
-_png_writer: ThreadPoolExecutor | None = None
-_png_writer_guard = threading.Lock()
+_threads: dict[str, ThreadPoolExecutor] = {}
+_threads_guard = threading.Lock()
 
 
-def _writer() -> ThreadPoolExecutor:
-    """The process's PNG writer: one thread, so files are written in the order they were made.  Its thread is
-    joined at interpreter exit (concurrent.futures), so a file queued before exit is written."""
-    global _png_writer
-    with _png_writer_guard:
-        if _png_writer is None:
-            _png_writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="osler-png")
-        return _png_writer
-
-
-_png_compactor: ThreadPoolExecutor | None = None
+def _thread(name: str) -> ThreadPoolExecutor:
+    """One worker thread of the process by name, started on first use: ``osler-png`` writes the answers' PNGs in
+    the order they were made, ``osler-png-compact`` recompresses overlays after them.  Their threads are joined at
+    interpreter exit (concurrent.futures), so a file queued before exit is written."""
+    with _threads_guard:
+        if name not in _threads:
+            _threads[name] = ThreadPoolExecutor(max_workers=1, thread_name_prefix=name)
+        return _threads[name]
 
 
 def _write_now_compact_later(path: str, pixels: np.ndarray) -> None:
     """An overlay of an answer: written at once without compression (the answer waits for it), then
     recompressed in place on another thread, off the answer path (a 720x576 overlay: ~4 ms on the path instead
     of ~15; the file shrinks ~2.6x a moment later)."""
-    global _png_compactor
     save_png(path, pixels, fast=True)
-    with _png_writer_guard:
-        if _png_compactor is None:
-            _png_compactor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="osler-png-compact")
-        _png_compactor.submit(recompress_png, path, pixels)
+    _thread("osler-png-compact").submit(recompress_png, path, pixels)
 
 
 class Session:
@@ -220,7 +213,7 @@ class Session:
             self.artifacts[aid] = Artifact(ref=ref, array=array.astype(bool) if kind == "mask" and keep_array else None)
             if background:
                 write = save_png if kind == "mask" else _write_now_compact_later  # a mask compresses fast
-                self._pending[aid] = _writer().submit(write, str(path), pixels)
+                self._pending[aid] = _thread("osler-png").submit(write, str(path), pixels)
         return ref
 
     @contextmanager

@@ -8,11 +8,13 @@ when the source was DICOM.  Coordinates everywhere are pixels of this array.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import logging
 import struct
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -254,14 +256,12 @@ def _load_dicom(path: Path, role: str, max_pixels: int) -> StudyImage:
                       patient_key=_patient_key(ds))
 
 
-def _patient_key(ds: object) -> str | None:
+def _patient_key(ds: Any) -> str | None:
     """A hash of the patient's identifier in a DICOM header (never the identifier itself), or None."""
-    import hashlib
-
-    pid = clean_text(getattr(ds, "get")("PatientID"), single_line=True).strip()
+    pid = clean_text(ds.get("PatientID"), single_line=True).strip()
     if not pid:
         return None
-    issuer = clean_text(getattr(ds, "get")("IssuerOfPatientID"), single_line=True).strip()
+    issuer = clean_text(ds.get("IssuerOfPatientID"), single_line=True).strip()
     return hashlib.sha256(f"{issuer}\x00{pid}".encode()).hexdigest()[:16]
 
 

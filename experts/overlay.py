@@ -148,10 +148,12 @@ def save_png(path: str, pixels: np.ndarray, *, fast: bool = False) -> None:
     import cv2
 
     arr = pixels if pixels.ndim == 2 else cv2.cvtColor(pixels, cv2.COLOR_RGB2BGR)
-    params = [cv2.IMWRITE_PNG_COMPRESSION, 0]
-    if fast and hasattr(cv2, "IMWRITE_PNG_FILTER"):  # OpenCV >= 4.10
-        params += [cv2.IMWRITE_PNG_FILTER, cv2.IMWRITE_PNG_FILTER_NONE]
-    if not cv2.imwrite(str(path), arr, params if fast else []):
+    params: list[int] = []
+    if fast:
+        params = [cv2.IMWRITE_PNG_COMPRESSION, 0]
+        if hasattr(cv2, "IMWRITE_PNG_FILTER"):  # OpenCV >= 4.10
+            params += [cv2.IMWRITE_PNG_FILTER, cv2.IMWRITE_PNG_FILTER_NONE]
+    if not cv2.imwrite(str(path), arr, params):
         raise OSError(f"could not write {path}")
 
 

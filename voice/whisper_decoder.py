@@ -78,9 +78,8 @@ class DecoderScorer:
             import torch
 
             raw = read_ct2_model(self.model_bin)
-            if "decoder/layer_0/self_attention/linear_0/weight" not in raw or raw[
-                    "decoder/layer_0/self_attention/linear_0/weight"].dtype != np.float16 and raw[
-                    "decoder/layer_0/self_attention/linear_0/weight"].dtype != np.float32:
+            first = raw.get("decoder/layer_0/self_attention/linear_0/weight")
+            if first is None or first.dtype not in (np.float16, np.float32):
                 raise ValueError(f"{self.model_bin}: not a float16/float32 Whisper decoder")
             self._w = {k: torch.from_numpy(a.astype(np.float32)) for k, a in raw.items()
                        if k.startswith("decoder/") and a.dtype in (np.float16, np.float32) and a.ndim >= 1}

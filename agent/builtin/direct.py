@@ -30,7 +30,7 @@ from tools.errors import OslerError, WrongImageKindError
 
 from agent.builtin.planner import BuiltinPlanner
 
-__all__ = ["OUTPUT_TOOL", "TOOL_RETRIES", "DirectRun", "run_builtin"]
+__all__ = ["OUTPUT_TOOL", "TOOL_RETRIES", "DirectRun", "run_builtin", "step_limit_reason", "time_limit_reason"]
 
 OUTPUT_TOOL = "final_result"  # pydantic-ai's name for the output tool of an agent with an output type
 TOOL_RETRIES = 3  # as the tools' max_retries under pydantic-ai (agent.boundary.toolset.build_tools)
@@ -75,9 +75,16 @@ def _execute(session: Any, call: ToolCallPart, request: Any, eid: str) -> ToolRe
     return ToolReturnPart(call.tool_name, result, tool_call_id=call.tool_call_id)
 
 
-def _time_limit(timeout: float) -> str:
+def time_limit_reason(timeout: float) -> str:
+    """What an answer stopped at the planner time limit says (this loop's and pydantic-ai's alike)."""
     return (f"I stopped after {timeout:.1f} s without a final answer (the planner time limit, "
             f"OSLER_PLANNER_TIMEOUT_S); the tool results so far are listed.")
+
+
+def step_limit_reason(steps: int) -> str:
+    """What an answer stopped at the step limit says."""
+    return (f"I stopped after {steps} planner steps without a final answer (the step limit, "
+            f"OSLER_PLANNER_MAX_STEPS); the tool results so far are listed.")
 
 
 def run_builtin(planner: BuiltinPlanner, prompt: str, session: Any, history: list[ModelMessage] | None, *,
@@ -93,7 +100,7 @@ def run_builtin(planner: BuiltinPlanner, prompt: str, session: Any, history: lis
     messages.append(ModelRequest(parts=[UserPromptPart(prompt)], instructions=instructions, run_id=run_id))
     for _turn in range(steps + 1):
         if time.perf_counter() - t0 >= timeout:
-            return DirectRun(None, messages, "stopped", _time_limit(timeout))
+            return DirectRun(None, messages, "stopped", time_limit_reason(timeout))
         response = planner.respond(messages, OUTPUT_TOOL)
         response = ModelResponse(parts=response.parts, model_name="osler-builtin", run_id=run_id)
         messages.append(response)
@@ -124,9 +131,8 @@ def run_builtin(planner: BuiltinPlanner, prompt: str, session: Any, history: lis
         left = timeout - (time.perf_counter() - t0)
         done, late = cf.wait(futures, timeout=max(left, 0.0))
         if late:
-            return DirectRun(None, messages, "stopped", _time_limit(timeout))
+            return DirectRun(None, messages, "stopped", time_limit_reason(timeout))
         for fut in done:
             returns[futures[fut].tool_call_id] = fut.result()
         messages.append(ModelRequest(parts=[returns[c.tool_call_id] for c in calls], run_id=run_id))
-    return DirectRun(None, messages, "stopped", f"I stopped after {steps} planner steps without a final answer "
-                     f"(the step limit, OSLER_PLANNER_MAX_STEPS); the tool results so far are listed.")
+    return DirectRun(None, messages, "stopped", step_limit_reason(steps))

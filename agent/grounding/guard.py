@@ -31,6 +31,7 @@ from tools.answer import FinalAnswer, Grounding, GuardRecord, PlannerStats
 from tools.errors import OslerError, PlannerError
 from tools.settings import OslerSettings
 
+from agent.builtin.direct import run_builtin, step_limit_reason, time_limit_reason
 from agent.grounding.check import check_grounding, discrepancy
 from agent.messages import GUARD_PREFIX, model_turns, retry_of, tool_calls
 from agent.session import Session
@@ -75,7 +76,6 @@ def planner_stats(messages: list[ModelMessage]) -> PlannerStats:
 def _run(agent: Agent, prompt: str, session: Session, history: list[ModelMessage] | None, *, steps: int,
          timeout: float, settings: OslerSettings, direct: Any = None) -> _Run:
     if direct is not None:  # the built-in planner's own loop (agent.builtin.direct)
-        from agent.builtin.direct import run_builtin
         from agent.planners.prompts import SYSTEM_PROMPT
 
         try:
@@ -90,13 +90,9 @@ def _run(agent: Agent, prompt: str, session: Session, history: list[ModelMessage
                                  usage_limits=UsageLimits(request_limit=steps + 1), timeout=timeout)
             return _Run(run.output, run.all_messages(), "ok")
         except UsageLimitExceeded:
-            return _Run(None, list(captured), "stopped",
-                        f"I stopped after {steps} planner steps without a final answer (the step limit, "
-                        f"OSLER_PLANNER_MAX_STEPS); the tool results so far are listed.")
+            return _Run(None, list(captured), "stopped", step_limit_reason(steps))
         except (RunTimedOut, ModelTimeoutError):  # the whole ask, or one HTTP request, ran out of time
-            return _Run(None, list(captured), "stopped",
-                        f"I stopped after {timeout:.1f} s without a final answer (the planner time limit, "
-                        f"OSLER_PLANNER_TIMEOUT_S); the tool results so far are listed.")
+            return _Run(None, list(captured), "stopped", time_limit_reason(timeout))
         except PlannerError:
             raise
         except ModelAPIError as exc:
