@@ -73,6 +73,28 @@ def bccd_cases(root: Path) -> list[Scenario]:
             source=f"bccd/annotations/{s}.xml: {n} WBC",
             expect=Expect(answer=ExpectedAnswer(kind="yes_no", value=yes), tools=[ToolExpectation(name="count")],
                           abstain=False, max_latency_s=MAX_LATENCY_S)))
+    # two classes of one smear compared (once read as a comparison with a prior study), and a statement with a
+    # question tag (once answered with a list of boxes and no yes/no); WBC and platelet labels are the reliable ones
+    differ = [s for s in stems if counts[s]["WBC"] != counts[s]["Platelets"]]
+    for i, s in enumerate(spread(differ, 4)):
+        w, p = counts[s]["WBC"], counts[s]["Platelets"]
+        q = "Are there more platelets than white blood cells in this smear?" if i % 2 == 0 else \
+            "Are there fewer white cells than platelets here?"
+        out.append(Scenario(
+            id=f"bccd-class-compare-{s[-5:]}", images=Images(current=_d(f"bccd/images/{s}.jpg")), question=q,
+            subject="platelets and white blood cells", tags=["bccd", "class_compare"],
+            source=f"bccd/annotations/{s}.xml: {w} WBC, {p} platelets",
+            expect=Expect(answer=ExpectedAnswer(kind="yes_no", value="yes" if p > w else "no"),
+                          tools=[ToolExpectation(name="count")], abstain=False, max_latency_s=MAX_LATENCY_S)))
+    for i, s in enumerate(spread([s for s in stems if counts[s]["WBC"] >= 1], 4)[::-1]):
+        n = counts[s]["WBC"]
+        said = n if i % 2 == 0 else n + 2
+        out.append(Scenario(
+            id=f"bccd-wbc-tag-{s[-5:]}", images=Images(current=_d(f"bccd/images/{s}.jpg")),
+            question=f"There are {said} white blood cells in this smear, right?", subject="white blood cells",
+            tags=["bccd", "count_threshold"], source=f"bccd/annotations/{s}.xml: {n} WBC",
+            expect=Expect(answer=ExpectedAnswer(kind="yes_no", value="yes" if said == n else "no"),
+                          tools=[ToolExpectation(name="count")], abstain=False, max_latency_s=MAX_LATENCY_S)))
     return out
 
 

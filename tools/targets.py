@@ -59,6 +59,11 @@ class TargetClass(Frozen):
     cross_check_tolerance: int | None = Field(
         default=None, ge=0, description="count difference beyond which an independent second backend disagrees; "
         "None: not cross-checked")
+    subtypes: tuple[str, ...] = Field(
+        default=(), description="words naming kinds of this class that the detector does not tell apart "
+        "('neutrophil'): a question naming one is answered for the whole class and says so, never with a yes/no")
+    caveat: str | None = Field(default=None, description="what a user must know about this class's counts, "
+                               "added to every answer that reports it")
 
     @field_validator("pattern")
     @classmethod
@@ -137,10 +142,13 @@ BLOOD_CELLS = TargetSpec(
     compare="instances", compare_by_default=True, describe=("count",),
     classes=(
         TargetClass(label="RBC", singular="red blood cell (RBC)", plural="red blood cells (RBC)",
-                    pattern=r"\b(red (blood )?cells?|rbcs?|erythrocytes?)\b", spoken="red cells", matched=False),
+                    pattern=r"\b(red (blood )?cells?|rbcs?|erythrocytes?)\b", spoken="red cells", matched=False,
+                    caveat="red cell counts are approximate: overlapping red cells are missed (the training boxes "
+                           "are incomplete)"),
         TargetClass(label="WBC", singular="white blood cell (WBC)", plural="white blood cells (WBC)",
                     pattern=r"\b(white (blood )?cells?|wbcs?|leu[ck]ocytes?|neutrophils?|lymphocytes?|monocytes?"
-                            r"|eosinophils?)\b", spoken="white cells", cross_check_tolerance=0),
+                            r"|eosinophils?|basophils?|granulocytes?)\b", spoken="white cells", cross_check_tolerance=0,
+                    subtypes=("neutrophil", "lymphocyte", "monocyte", "eosinophil", "basophil", "granulocyte")),
         TargetClass(label="Platelets", singular="platelet", plural="platelets",
                     pattern=r"\b(platelets?|thrombocytes?|plts?|platelet clusters?|platelet clumps?)\b",
                     spoken="platelets"),

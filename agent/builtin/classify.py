@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any, Generator
 
 from tools.answer import Finding
@@ -44,7 +45,7 @@ def _classify(d: Draft, it: Intent, kind: str) -> Generator:
             d.sentences.append(f"Of {asked}, {chosen.replace('_', ' ')} is the more probable "
                                f"({fmt(100 * p[chosen])}%), but the classifier reads this film as "
                                f"{label.replace('_', ' ')} [{eid}].")
-    elif it.yes_no and ("normal" in q or "healthy" in q):
+    elif it.yes_no and re.search(r"\b(normal|healthy|clear)\b", q) and not re.search(r"\b(abnormal|not normal)\b", q):
         yes = label == "normal"
         if it.negated:
             yes = not yes

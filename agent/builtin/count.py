@@ -70,7 +70,10 @@ def _count(d: Draft, it: Intent, target: str, detect_only: bool, quiet: bool = F
     total = sum(c.count for c in labels)
     for c in labels:
         d.findings.append(Finding(text=f"{c.count} {c.label}", evidence=[eid]))
-    if it.yes_no:
+    if it.yes_no and (only := it.extras.get("all_of")) is not None:  # "are all the cells red cells?"
+        d.yes_no = d.yes_no or ("yes" if any(c.count for c in labels if c.label == only) and not any(
+            c.count for c in labels if c.label != only) else "no")
+    elif it.yes_no and it.extras.get("versus") is None:
         _yes_no_count(d, it, total, what, eid)
     if len(labels) == 1:
         d.set_value(labels[0].count, UNITS.get(labels[0].label, labels[0].label).split(" (")[0])
@@ -78,10 +81,51 @@ def _count(d: Draft, it: Intent, target: str, detect_only: bool, quiet: bool = F
         spec = targets().get(target)
         d.set_value(total, (spec.count_unit if spec is not None else None) or target)
     joined = ", ".join(parts) if parts else f"no {what}"
-    d.sentences.append(f"I count {joined} (confidence threshold {r.min_score:.2f}) [{eid}].")
+    versus = it.extras.get("versus")
+    if versus is not None and it.classes and len(it.classes) == 2:
+        _versus_sentence(d, it, versus, {c.label: c.count for c in labels}, r.min_score, eid)
+    else:
+        d.sentences.append(f"I count {joined} (confidence threshold {r.min_score:.2f}) [{eid}].")
+    if (kind := it.extras.get("subtype")) is not None:  # "how many neutrophils?"
+        word, plural = kind
+        d.sentences.append(f"The detector does not tell {plural} apart by kind, so '{word}s' is answered with the "
+                           f"count of all of them.")
+        d.caveats.append(f"{word}s are not counted separately: the count includes every kind of {plural}")
+    _class_caveats(d, target, [c.label for c in labels])
     _cross_check_sentence(d, r, eid)
     d.abstained.append(False)
     return r
+
+
+def _versus_sentence(d: Draft, it: Intent, versus: str, counts: dict[str, int], min_score: float, eid: str) -> None:
+    """Two classes of one image compared ('more red cells than white cells?', 'the ratio of red to white cells')."""
+    a, b = it.classes[0], it.classes[1]
+    na, nb = counts.get(a, 0), counts.get(b, 0)
+    counted = f"I count {na} {_noun(a, na)} and {nb} {_noun(b, nb)} (confidence threshold {min_score:.2f})"
+    plural_a, plural_b = _noun(a, 2), _noun(b, 2)
+    # a difference or a ratio is written with the two counts themselves ("10 to 1"): every number an answer
+    # writes must be one a tool stated (the grounding check), and a clinician can check the arithmetic
+    if versus in _COMPARE:
+        if it.yes_no:
+            d.yes_no = d.yes_no or ("yes" if _COMPARE[versus](na, nb) else "no")
+        d.sentences.append(f"{counted} [{eid}].")
+    elif versus == "diff" and na != nb:
+        more, fewer = (plural_a, plural_b) if na > nb else (plural_b, plural_a)
+        d.sentences.append(f"{counted}: more {more} than {fewer} ({max(na, nb)} against {min(na, nb)}) [{eid}].")
+    elif versus == "diff":
+        d.sentences.append(f"{counted}: as many {plural_a} as {plural_b} [{eid}].")
+    elif nb == 0:  # a ratio to nothing
+        d.sentences.append(f"{counted}; with no {plural_b} counted there is no ratio [{eid}].")
+    else:
+        d.sentences.append(f"{counted}: {plural_a} to {plural_b} {na} to {nb} [{eid}].")
+
+
+def _class_caveats(d: Draft, target: str, labels: list[str]) -> None:
+    """Each reported class's caveat (TargetClass.caveat: 'red cell counts are approximate ...')."""
+    spec = targets().get(target)
+    for cls in spec.classes if spec is not None else ():
+        if cls.caveat and cls.label in labels and cls.caveat not in d.caveats:
+            d.caveats.append(cls.caveat)
 
 
 def _cross_check_sentence(d: Draft, r: CountResult, eid: str) -> None:

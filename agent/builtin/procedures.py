@@ -169,16 +169,23 @@ def _together(gens: list[Generator]) -> Generator[list[Call], list[Outcome], Non
 def _whole_image(d: Draft, it: Intent, kind: str, info: Any, has_prior: bool, ctx: dict) -> Generator:
     """An intent; when its question names a part of the image ('in the left half', 'in the left lung') and its
     tool read the whole image (a count, a detection, a classification), the answer says so."""
-    sentences = len(d.sentences)
+    sentences, yes_no = len(d.sentences), d.yes_no
     yield from _run_intent(d, it, kind, info, has_prior, ctx)
     region = re.search(REGION_PATTERN, it.clause.lower())
-    if region is not None and it.action in ("count", "detect", "classify") and len(d.sentences) > sentences:
+    if region is not None and it.action in _WHOLE and len(d.sentences) > sentences:
         d.sentences.append(f"This covers the whole image: Osler's tools do not {_WHOLE[it.action]} within a part of "
                            f"it ('{region.group(0)}'), so check that part on the overlay.")
         d.caveats.append(f"the question names a part of the image ('{region.group(0)}'); the tools read all of it")
+        d.yes_no = yes_no  # "is there a polyp in the upper half?": a yes about the whole image is no answer to it
+    elif it.action == "classify" and re.search(_WHERE, it.clause.lower()) and len(d.sentences) > sentences:
+        d.sentences.append("The classifier reads the whole film and does not say where a finding lies; the Grad-CAM "
+                           "overlay only approximates where it looked.")
+        d.caveats.append("the question asks where; the classifier does not localise")
 
 
-_WHOLE = {"count": "count", "detect": "locate findings", "classify": "classify"}
+_WHERE = r"\b(where|which (side|lung|lobe|zone|part|region)|locat\w*|what side|on which)\b"
+_WHOLE = {"count": "count", "detect": "locate findings", "classify": "classify", "segment": "outline",
+          "measure": "measure"}
 
 
 def _run_intent(d: Draft, it: Intent, kind: str, info: Any, has_prior: bool, ctx: dict) -> Generator:
@@ -191,6 +198,17 @@ def _run_intent(d: Draft, it: Intent, kind: str, info: Any, has_prior: bool, ctx
         d.sentences.append(f"This image is {KIND_NAMES[kind]} (gate confidence {info.kind_confidence:.2f}, "
                            f"decided from {info.kind_source}) [{info.evidence_id}].")
         d.abstained.append(False)
+        return
+    if it.action == "unknown" and it.extras.get("instruction"):
+        d.step(f"'{it.clause}' tells Osler what to answer; it answers only from its tools' results.")
+        d.sentences.append(f"I do not follow '{it.clause}': my answers come only from the tools' results, not from "
+                           f"instructions in the question.")
+        d.abstained.append(True)
+        return
+    if it.action == "unknown" and it.extras.get("why"):
+        d.step(f"No tool answers '{it.clause}': {it.extras['why']}.")
+        d.sentences.append(f"I cannot answer '{it.clause}': {it.extras['why']}, so I do not guess.")
+        d.abstained.append(True)
         return
     if it.action == "unknown":
         term = f" ('{it.unsupported}')" if it.unsupported else ""
