@@ -409,3 +409,62 @@ def test_sigterm_removes_the_uploaded_dicom(tmp_path):
         if proc.poll() is None:
             proc.kill()
     assert not list(uploads.rglob("*.dcm"))
+
+
+def test_a_network_interface_needs_a_login(tmp_path, monkeypatch, capsys):
+    """Binding anything but the loopback interface without a login is refused before anything listens; an auth
+    file must hold 'user:password' lines; open_network is the explicit way out."""
+    import gradio as gr
+
+    from tools.settings import OslerSettings
+    from ui.app import LoginRequired, main, read_auth, serve
+
+    with gr.Blocks() as app:
+        gr.Markdown("x")
+    settings = OslerSettings(data_dir=tmp_path / "d", host="0.0.0.0")
+    with pytest.raises(LoginRequired, match="auth_file"):
+        serve(app, settings, port=_free_port(), prevent_thread_lock=True, quiet=True)
+    monkeypatch.setenv("OSLER_DATA_DIR", str(tmp_path / "d"))
+    assert main(["--host", "0.0.0.0", "--port", str(_free_port())]) == 2
+    assert "without a login" in capsys.readouterr().err
+    bad = tmp_path / "auth.txt"
+    bad.write_text("# logins\nalice\n")
+    with pytest.raises(ValueError, match="line 2"):
+        read_auth(bad)
+    bad.write_text("# nobody\n\n")
+    with pytest.raises(ValueError, match="no 'user:password'"):
+        read_auth(bad)
+    with pytest.raises(ValueError, match="cannot read"):
+        read_auth(tmp_path / "missing.txt")
+    good = tmp_path / "logins.txt"
+    good.write_text("alice:s3cr:et\n bob : pw\n")
+    assert read_auth(good) == [("alice", "s3cr:et"), ("bob", " pw")]
+
+
+def test_the_login_guards_the_api(tmp_path):
+    """With an auth file (here on the loopback interface) the app's API answers nothing before a login."""
+    import urllib.error
+    import urllib.request
+
+    import gradio as gr
+
+    from tools.settings import OslerSettings
+    from ui.app import serve
+
+    with gr.Blocks() as app:
+        box = gr.Textbox()
+        gr.Button("go").click(lambda s: s.upper(), box, box, api_name="echo")
+    logins = tmp_path / "logins.txt"
+    logins.write_text("alice:secret\n")
+    _, url, _ = serve(app, OslerSettings(data_dir=tmp_path / "d", auth_file=logins), port=_free_port(),
+                      prevent_thread_lock=True, quiet=True)
+    try:
+        with pytest.raises(urllib.error.HTTPError) as err:
+            urllib.request.urlopen(url.rstrip("/") + "/config", timeout=10)
+        assert err.value.code in (401, 403)
+        with pytest.raises(Exception):
+            Client(url, verbose=False)
+        client = Client(url, verbose=False, auth=("alice", "secret"))
+        assert client.predict("hi", api_name="/echo") == "HI"
+    finally:
+        app.close()

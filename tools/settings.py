@@ -138,6 +138,10 @@ class OslerSettings(BaseSettings):
 
     host: str = "127.0.0.1"
     port: int = 7860
+    auth_file: Path | None = Field(default=None, description="file of 'user:password' lines: the web app asks for a "
+                                   "login (required to bind any interface but the loopback one)")
+    open_network: bool = Field(default=False, description="allow binding a non-loopback interface without a login "
+                               "(only on a closed, trusted network: every client sees every upload it makes)")
 
     @property
     def audit_path(self) -> Path:

@@ -40,7 +40,7 @@ if TYPE_CHECKING:
     from agent.runner import Assistant
     from tools.settings import OslerSettings
 
-__all__ = ["main", "build_app", "serve", "SYSTEM_FONTS"]
+__all__ = ["main", "build_app", "serve", "read_auth", "LoginRequired", "SYSTEM_FONTS"]
 
 log = logging.getLogger(__name__)
 
@@ -185,10 +185,40 @@ def build_app(assistant: Assistant) -> gr.Blocks:
     return app
 
 
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+class LoginRequired(RuntimeError):
+    """Serving on a network interface without a login was asked for and not allowed (settings.open_network)."""
+
+
+def read_auth(path: str | Path) -> list[tuple[str, str]]:
+    """The logins of an auth file: one 'user:password' per line, '#' comments and blank lines skipped.
+    Raises ValueError naming the file on a missing file, a malformed line or no login at all."""
+    p = Path(path)
+    try:
+        lines = p.read_text(encoding="utf-8").splitlines()
+    except OSError as exc:
+        raise ValueError(f"auth_file {p}: cannot read it ({exc.strerror or exc})") from exc
+    logins = []
+    for n, line in enumerate(lines, 1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        user, sep, password = line.partition(":")
+        if not sep or not user.strip() or not password:
+            raise ValueError(f"auth_file {p}, line {n}: expected 'user:password'")
+        logins.append((user.strip(), password))
+    if not logins:
+        raise ValueError(f"auth_file {p}: no 'user:password' line")
+    return logins
+
+
 def serve(app: gr.Blocks, settings: OslerSettings, *, host: str | None = None, port: int | None = None,
           prevent_thread_lock: bool = False, quiet: bool = False) -> tuple[Any, str, str]:
     """Launch on the loopback interface (or ``host``): never shared, no analytics, system fonts.
-    Returns gradio's (app, local_url, share_url).
+    Returns gradio's (app, local_url, share_url).  Any other interface needs a login (``settings.auth_file``)
+    unless ``settings.open_network`` says the network is closed and trusted: :class:`LoginRequired` otherwise.
 
     Files: ``/gradio_api/file=`` serves only gradio's own upload/cache folder, whose paths carry a
     keyed hash no other client can guess; ``settings.data_dir`` (audit log, every session's
@@ -197,14 +227,20 @@ def serve(app: gr.Blocks, settings: OslerSettings, *, host: str | None = None, p
     import gradio as gr
 
     host = host or settings.host
-    if host not in ("127.0.0.1", "localhost", "::1"):
-        log.warning("serving on %s: the app is reachable from the network and has no login", host)
+    auth = read_auth(settings.auth_file) if settings.auth_file is not None else None
+    if host not in LOOPBACK and auth is None:
+        if not settings.open_network:
+            raise LoginRequired(
+                f"refusing to serve patient images on {host} without a login: set auth_file (OSLER_AUTH_FILE, a file "
+                f"of 'user:password' lines), or open_network=true (OSLER_OPEN_NETWORK) on a closed, trusted network")
+        log.warning("serving on %s without a login (open_network): anyone who reaches it can upload and ask", host)
     Path(settings.data_dir).mkdir(parents=True, exist_ok=True)
     app.queue(default_concurrency_limit=1)
     return app.launch(
         server_name=host, server_port=port or settings.port, share=False, inbrowser=False,
         prevent_thread_lock=prevent_thread_lock, quiet=quiet, show_error=False,
         allowed_paths=[], blocked_paths=[str(Path(settings.data_dir).resolve()), str(settings.audit_path.resolve())],
+        auth=auth, auth_message="Osler: log in to see patient images" if auth else None,
         max_file_size=int(settings.max_file_mb * 1024 * 1024),
         footer_links=["api", "settings"], ssr_mode=False, pwa=False, mcp_server=False, enable_monitoring=False,
         theme=gr.themes.Default(font=SYSTEM_FONTS, font_mono=MONO_FONTS), css=CSS,
@@ -247,6 +283,9 @@ def _serve_until_stopped(app: gr.Blocks, settings: OslerSettings) -> int:
     try:
         try:
             _, url, _ = serve(app, settings, prevent_thread_lock=True, quiet=True)
+        except (LoginRequired, ValueError) as exc:  # no login for a network interface, a bad auth file
+            print(f"osler serve: {exc}", file=sys.stderr)
+            return 2
         except OSError as exc:  # port taken, address not available
             print(f"osler serve: cannot listen on {settings.host}:{settings.port} ({exc}); try --port", file=sys.stderr)
             return 2
