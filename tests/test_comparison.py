@@ -407,3 +407,30 @@ def test_yes_no_comparison_is_about_the_class_asked(assistant, data_dir, tmp_pat
     delta = {c["label"]: c["delta"] for c in cmp.result["count_changes"]}[label]
     assert (delta > 0) == (expected == "yes")
     assert r.label == expected and r.value == delta
+
+
+def test_questions_over_time_that_no_tool_answers_on_a_real_pair(assistant, data_dir):
+    """Session 7 probe on a Hannover pair: 'is the pneumonia worse?' had been answered 'No' from the lung outlines;
+    'more white cells than before?' on chest films gave an answer the grounding check emptied; 'is it the same
+    patient?' named a lung finding; an opacity yes/no disagreed with the answer's own 'denser'."""
+    from eval_scenarios.comparison_sets import hannover_pairs
+
+    row = hannover_pairs(data_dir)[3]
+    png = data_dir / "hannover_cxr" / "png"
+    s = assistant.new_session()
+    s.load("current", png / f"{row['current_image']}.png")
+    s.load("prior", png / f"{row['prior_image']}.png")
+    r = assistant.ask(s, "Is the pneumonia worse than before?")
+    assert r.label not in ("yes", "no") and "no tool compares diagnoses" in r.answer
+    assert any(c.name == "compare_with_prior" for c in r.tool_calls)
+    r = assistant.ask(s, "Are there more white cells than before?")
+    assert r.abstained and "blood smear" in r.answer and not any(c.name == "compare_with_prior" for c in r.tool_calls)
+    r = assistant.ask(s, "Is it the same patient?")
+    assert r.abstained and "patient IDs" in r.answer
+    s = assistant.new_session()
+    s.load("current", png / f"{row['current_image']}.png")
+    s.load("prior", png / f"{row['prior_image']}.png")
+    r = assistant.ask(s, "Has the opacity changed since the prior?")
+    change = next(c for c in r.tool_calls if c.name == "compare_with_prior").result["lung_opacity_change"]
+    assert r.label == ("yes" if abs(change) > 0.01 else "no")
+    assert ("about the same" in r.answer) == (r.label == "no")

@@ -418,3 +418,14 @@ def test_abnormal_all_of_regions_and_where_on_real_images(assistant, data_dir):
     s.load("current", data_dir / "endotect_polyps/images/003ab8b5-cf6d-442a-849d-80ddf0d1edaf.jpg")
     r = assistant.ask(s, "Is there a polyp in the upper half?")
     assert r.label not in ("yes", "no") and "whole image" in r.answer
+
+
+def test_follow_up_count_and_now_and_before():
+    first = parse_question("Is there a polyp?")[-1]
+    it = parse_question("How many?", previous=first)[0]  # had been "No tool can answer 'How many'"
+    assert (it.action, it.target) == ("count", "polyp")
+    for q in ("How many white cells now and before?", "Were there more before?"):
+        assert parse_question(q)[0].action == "compare", q
+    for q in ("Is it the same patient?", "Do they belong to different patients?"):
+        it = parse_question(q)[0]
+        assert it.action == "unknown" and "patient IDs" in it.extras["why"], q

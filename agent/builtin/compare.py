@@ -45,7 +45,8 @@ def _compare(d: Draft, it: Intent, kind: str, has_prior: bool) -> Generator:
     for cc in r.count_changes:
         parts.append(f"{cc.label} {cc.prior} -> {cc.current} ({'+' if cc.delta >= 0 else ''}{cc.delta})")
     if r.lung_opacity_change is not None:
-        trend = "denser" if r.lung_opacity_change > 0.01 else "clearer" if r.lung_opacity_change < -0.01 else "about the same"
+        trend = ("denser" if r.lung_opacity_change > _OPACITY_SAME else "clearer" if r.lung_opacity_change < -_OPACITY_SAME
+                 else "about the same")
         parts.append(f"lung opacity change {fmt(r.lung_opacity_change, 3)} (lungs {trend}; positive = denser)")
     body = "; ".join(parts) if parts else "no matched findings changed"
     asked = _asked_change(it, r)  # the class or finding the question names leads: value, unit, first sentence
@@ -63,10 +64,18 @@ def _compare(d: Draft, it: Intent, kind: str, has_prior: bool) -> Generator:
         d.caveats.append(r.provenance.note)
     q = it.clause.lower()
     statuses = {c.status for c in r.changes}
-    if it.yes_no and asked is not None and asked.count is not None:
+    if (diagnosis := re.search(_DIAGNOSIS, q)) is not None:
+        # "is the pneumonia worse?": the tool measures outlines, counts and opacity, not the disease: no yes/no
+        d.sentences.append(f"This is the change the comparison measures, not a grading of the '{diagnosis.group(0)}' "
+                           f"itself: no tool compares diagnoses, so I give no yes or no.")
+        d.caveats.append(f"no tool grades '{diagnosis.group(0)}' over time; the comparison measures the images")
+    elif it.yes_no and asked is not None and asked.count is not None:
         more, fewer = re.search(r"\bmore\b", q), re.search(r"\b(fewer|less)\b", q)
         delta = asked.count.delta
         d.yes_no = "yes" if (delta > 0 if more else delta < 0 if fewer else delta != 0) else "no"
+    elif it.yes_no and r.lung_opacity_change is not None and re.search(r"\b(opacit\w*|dens\w*|clear\w*|whiter|"
+                                                                      r"hazy|haze)\b", q):
+        d.yes_no = "yes" if abs(r.lung_opacity_change) > _OPACITY_SAME else "no"  # as the sentence's denser / clearer
     elif it.yes_no:
         if "grow" in q or "grown" in q or "bigger" in q or "larger" in q:
             d.yes_no = "yes" if "grown" in statuses else "no"
@@ -83,6 +92,10 @@ def _compare(d: Draft, it: Intent, kind: str, has_prior: bool) -> Generator:
     d.abstained.append(False)
 
 
+_OPACITY_SAME = 0.01
+"""A lung opacity change within this is 'about the same' (the answer's wording and its yes/no)."""
+_DIAGNOSIS = r"\b(pneumonia|infection|consolidation|disease|covid\w*|condition|illness|patient)\b"
+"""A question about the disease over time ('is the pneumonia worse?', 'has the patient improved?')."""
 _COUNT_WORDS = r"\b(how many|more|fewer|less|number|count|difference)\b"
 _SIZE_WORDS = r"\b(grow\w*|grew|grown|shr[iau]nk\w*|bigger|smaller|larger|size|area|how much|how big)\b"
 

@@ -53,7 +53,8 @@ def _count(d: Draft, it: Intent, target: str, detect_only: bool, quiet: bool = F
         for det in r.detections:
             groups.setdefault(det.label, []).append(det)
         if not groups:
-            d.sentences.append(f"No {what} was found (score >= {r.min_score:.2f}) [{eid}].")
+            none = " or ".join(_noun(c, 2) for c in it.classes) if it.classes else what
+            d.sentences.append(f"No {none} found (score >= {r.min_score:.2f}) [{eid}].")
             d.set_value(0, target)
         for label, dets in groups.items():
             where = "; ".join(f"#{x.index} at x {fmt(x.box.x_min, 0)}-{fmt(x.box.x_max, 0)}, "

@@ -61,7 +61,8 @@ _DESCRIBE = (r"\b(describe|description|what do you see|what can you see|what('s|
              r"frame|film|slide)|summari[sz]e|give me a (read|report|summary)|read (this|the) (image|film|study)|"
              r"any findings|what are the findings)\b")
 _KIND = r"\b(what (kind|type|sort) of (image|picture|scan|study)|modality|which (kind|type) of (image|scan))\b"
-_COMPARE = r"\b(prior|previous|earlier|last (time|study|exam|film|year|month|week|visit|scan)|(years?|months?|weeks?) ago|(bigger|larger|smaller|greater) than (the one |it was )?(previous|prior|before|last|earlier|then)|compared?|comparison|since|changed?|changes|grown|grew|growing|shrunk|shrank|progress\w*|new|resolved|worse|better|improv\w*|more .* than)\b"
+_COMPARE = (r"\b(prior|previous|earlier|last (time|study|exam|film|year|month|week|visit|scan)|(years?|months?|weeks?) ago|(bigger|larger|smaller|greater) than (the one |it was )?(previous|prior|before|last|earlier|then)|compared?|comparison|since|changed?|changes|grown|grew|growing|shrunk|shrank|progress\w*|new|resolved|worse|better|improv\w*|more .* than|(now|today) and (before|then)|than before|"
+            r"(was|were) (it|they|there) before|before and (now|after)|before$)\b")
 _COUNT = r"\b(how many|count|number of|how much|tally)\b"
 _DETECT = r"\b(where|locate|location|show|find|detect|mark|highlight|point out|identify)\b"
 _SEGMENT = r"\b(segment\w*|outline|delineate|contour|mask|trace)\b"
@@ -189,6 +190,11 @@ def _clause_intent(clause: str, inherited: Intent | None) -> Intent:
     base = dict(clause=clause, yes_no=yes_no, negated=negated, largest=largest, smallest=smallest)
     if (beyond := beyond_tools(c, yes_no)) is not None:  # a decision, a grade, a concentration: whatever the target
         return Intent("unknown", unsupported=beyond, **base)
+    if re.search(r"\b(same|different|another|other) (patients?|persons?|people|subjects?|individuals?)\b|\bwhose (image|film|scan|"
+                 r"study|smear)\b", c):
+        return Intent("unknown", unsupported="patient identity", extras={"why": (
+            "no tool tells from the pixels whose images these are; a comparison of DICOM files checks their patient "
+            "IDs and refuses different ones, and for other files it says that nothing shows it")}, **base)
     if re.search(_KIND, c):
         return Intent("image_kind", **base)
     if (kind := asked_kind(c)) is not None:
@@ -221,7 +227,8 @@ def _clause_intent(clause: str, inherited: Intent | None) -> Intent:
     if unsupported is not None and target is None:
         return Intent("unknown", unsupported=unsupported, **base)
     if target is None and inherited is not None and (
-        re.search(_MEASURE, c) or re.search(_SEGMENT, c) or re.search(r"\b(it|its|they|them|those|that one|the largest|one)\b", c)
+        re.search(_MEASURE, c) or re.search(_SEGMENT, c) or re.search(_COUNT, c)
+        or re.search(r"\b(it|its|they|them|those|that one|the largest|one)\b", c)
     ):
         target, classes = inherited.target, inherited.classes
     if target is None:

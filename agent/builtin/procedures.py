@@ -220,6 +220,10 @@ def _run_intent(d: Draft, it: Intent, kind: str, info: Any, has_prior: bool, ctx
         d.abstained.append(True)
         return
     if it.action == "compare":
+        target = _resolve_target(it, kind) if it.target else None
+        if target is not None and kind not in TARGET_KINDS.get(target, ()):  # white cells over time on a chest film
+            _refuse(d, it, target, kind)
+            return
         yield from _compare(d, it, kind, has_prior)
         return
     if it.action == "describe":
