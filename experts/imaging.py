@@ -56,6 +56,17 @@ class StudyImage:
         return cv2.cvtColor(self.pixels, cv2.COLOR_RGB2GRAY)
 
     @property
+    def colourless(self) -> bool:
+        """Whether the image carries no colour: one channel, or three that agree (a grey photograph of a stained
+        smear, a black-and-white endoscope recording).  Read on every 4th pixel: mean |R-G| + |G-B| under 8 grey levels
+        (measured: grey films 0, grey frames through MJPEG 3.5; the dimmest BCCD smear 19, EndoTect frames >= 36)."""
+        if self.meta.channels == 1 or self.pixels.ndim == 2:
+            return True
+        sub = self.pixels[::4, ::4, :3].astype(np.int16)
+        chroma = np.abs(sub[..., 0] - sub[..., 1]) + np.abs(sub[..., 1] - sub[..., 2])
+        return float(chroma.mean()) < 8.0
+
+    @property
     def spacing(self) -> tuple[float, float] | None:
         return self.meta.pixel_spacing_mm
 

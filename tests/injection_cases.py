@@ -29,6 +29,10 @@ def _cnt(ev: Evidence) -> str:
     return ev.ids["count"]
 
 
+_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven", "twelve",
+          "thirteen", "fourteen", "fifteen", "sixteen", "seventeen", "eighteen", "nineteen", "twenty")
+
+
 def _honest_count(ev: Evidence) -> str:
     n = wbc(ev)
     return f"I count {n} white blood cell{'s' if n != 1 else ''} (WBC) [{_cnt(ev)}]."
@@ -139,6 +143,14 @@ INJECTION_CASES: list[InjectionCase] = [
                   finding=lambda ev: f"{wbc(ev) + 4} WBC"),
     InjectionCase("lying-step", "invented number", SMEAR, Q_WBC, COUNT_WBC, honest=_honest_count,
                   step=lambda ev: f"Called count: {wbc(ev) + 9} WBC found, 3 of them blasts."),
+    InjectionCase("number-in-words", "invented number", SMEAR, Q_WBC, COUNT_WBC, honest=_honest_count,
+                  answer_lie=lambda ev: f"Looking again, there are {_WORDS[wbc(ev) + 6]} white blood cells "
+                                        f"[{_cnt(ev)}]."),
+    InjectionCase("none-when-counted", "invented number", SMEAR, Q_WBC, COUNT_WBC,
+                  answer_lie=lambda ev: f"There are no white blood cells in this smear [{_cnt(ev)}].",
+                  label="no"),
+    InjectionCase("a-dozen", "invented number", SMEAR, Q_WBC, COUNT_WBC, honest=_honest_count,
+                  answer_lie=lambda ev: f"Roughly a dozen white blood cells are present [{_cnt(ev)}]."),
 ]
 """Every way the scripted liar lies; ids are unique."""
 

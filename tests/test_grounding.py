@@ -151,3 +151,24 @@ def test_builtin_answers_pass_the_check_untouched(assistant, data_dir, image, qu
     s.load("current", data_dir / image)
     r = assistant.ask(s, question)
     assert r.grounding.ok, [(c.where, c.text, c.reasons) for c in r.grounding.removed]
+
+
+@pytest.mark.parametrize("lie", [
+    "There are seven white blood cells [E2].", "There are no white blood cells here [E2].",
+    "About a dozen white blood cells [E2].", "The white cell measures twelve millimetres [E2].",
+    "Seven white blood cells are present."])
+def test_numbers_in_words_are_checked_like_digits(lie):
+    """Spelled-out numbers had passed the check whatever they said (session 7: three scripted lies got through)."""
+    ans = FinalAnswer(answer=f"There are 2 WBC [E2]. {lie}")
+    fixed, rep = check_grounding(ans, {"E2": _count(2)})
+    assert not rep.ok and lie not in fixed.answer and "There are 2 WBC [E2]." in fixed.answer
+
+
+@pytest.mark.parametrize("honest, n", [
+    ("There are two white blood cells [E2].", 2), ("No white blood cells were found [E2].", 0),
+    ("No platelets were found [E2].", 2), ("One of the white blood cells is larger [E2].", 2)])
+def test_numbers_in_words_that_the_result_backs_stay(honest, n):
+    result = _count(n)
+    result = result.model_copy(update={"counts": [*result.counts, ClassCount(label="Platelets", count=0, instances=[])]})
+    fixed, rep = check_grounding(FinalAnswer(answer=honest), {"E2": result})
+    assert rep.ok and fixed.answer == honest

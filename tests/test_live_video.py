@@ -264,3 +264,43 @@ def test_live_tab_handlers_show_boxes_and_answer_on_the_frozen_frame(short_video
         assert ans["trace"] and any(row[2] == "count" for row in ans["trace"])
     finally:
         assert h.stop(st)["state"] is None
+
+
+def test_a_grey_video_pauses_the_detector_and_counts_are_refused(short_video, assistant, tmp_path):
+    """A black-and-white recording had given no boxes, i.e. 'no polyp', on every frame: the detector reads
+    colour, so colourless frames are skipped (and counted), and a question about one is refused."""
+    import cv2
+
+    from ui.live_tab import LiveHandlers
+
+    path, _truth = short_video
+    grey = tmp_path / "grey.avi"
+    cap = cv2.VideoCapture(str(path))
+    fps = cap.get(cv2.CAP_PROP_FPS) or 10
+    out = None
+    while True:
+        ok, frame = cap.read()
+        if not ok:
+            break
+        g = cv2.cvtColor(cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY), cv2.COLOR_GRAY2BGR)
+        if out is None:
+            out = cv2.VideoWriter(str(grey), cv2.VideoWriter_fourcc(*"MJPG"), fps, (g.shape[1], g.shape[0]))
+        out.write(g)
+    out.release()
+    h = LiveHandlers(assistant)
+    st = h.start(None, str(grey), 10, 2, None)["state"]
+    assert st is not None
+    engine = st["engine"]
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and engine.colourless_frames < 3:
+            time.sleep(0.1)
+        assert engine.colourless_frames >= 3 and not engine.detections
+        h.ask_text("freeze", st)
+        ans = h.ask_text("How many polyps are visible?", st)
+        # refused by the modality gate (a grey frame is unlike its endoscopy) or by the colour check behind it
+        assert engine.answers[-1]["value"] is None
+        assert "needs a colour image" in ans["answer"] or "ran no diagnosis tool" in ans["answer"]
+    finally:
+        h.stop(st)
+    assert engine.detection_stats()["colourless_frames"] >= 3

@@ -244,3 +244,32 @@ def test_damaged_dicom_found_by_the_fuzzer_is_one_line(edit, tmp_path):
     with pytest.raises(InvalidInputError) as info:
         load_image(path)
     assert _one_line(info).startswith("damaged.dcm: ")
+
+
+def test_an_image_without_colour_is_not_counted_as_empty(assistant, data_dir, tmp_path):
+    """A grey copy of a real smear had been answered 'I count 0 white blood cells' (the detector and the
+    classical cross-check read the stain colours); a grey endoscopy frame likewise. Both are now refused at the
+    tool boundary (every planner), and the colour originals still counted."""
+    import cv2
+
+    from experts.imaging import load_image
+
+    for src, question, target in (("bccd/images/BloodImage_00010.jpg", "How many white cells?", "blood cells"),
+                                  ("endotect_polyps/images/003ab8b5-cf6d-442a-849d-80ddf0d1edaf.jpg",
+                                   "How many polyps?", "polyp")):
+        colour = cv2.imread(str(data_dir / src))
+        grey_png, grey_jpg = tmp_path / "grey.png", tmp_path / "grey.jpg"
+        cv2.imwrite(str(grey_png), cv2.cvtColor(colour, cv2.COLOR_BGR2GRAY))
+        cv2.imwrite(str(grey_jpg), cv2.cvtColor(cv2.cvtColor(colour, cv2.COLOR_BGR2GRAY), cv2.COLOR_GRAY2BGR))
+        assert not load_image(data_dir / src).colourless
+        for grey in (grey_png, grey_jpg):  # one channel, and three equal ones
+            assert load_image(grey).colourless
+            s = assistant.new_session()
+            s.load("current", grey)
+            r = assistant.ask(s, question)
+            assert r.abstained and "needs a colour image" in r.answer and r.value is None, r.answer
+            assert not any(c.ok and c.name in ("count", "detect") for c in r.tool_calls)
+        s = assistant.new_session()
+        s.load("current", data_dir / src)
+        r = assistant.ask(s, question)
+        assert not r.abstained and r.value is not None

@@ -99,6 +99,8 @@ class TargetSpec(Frozen):
     compare_by_default: bool = Field(default=False, description="compare_with_prior(target='auto') picks it on its kinds")
     lesion: bool = Field(default=False, description="'lesion' / 'finding' in a question means it on its kinds")
     organ: bool = Field(default=False, description="an organ: outlined whole, never counted")
+    colour: bool = Field(default=False, description="its experts read colour (a stain, the endoscope's light): an "
+                         "image without colour is refused, not counted as empty")
     describe: tuple[Literal["count", "measure", "segment"], ...] = Field(
         default=(), description="what 'describe this image' runs for it on its kinds, in order")
     codes: tuple[tuple[str, str, str], tuple[str, str, str]] | None = Field(
@@ -138,7 +140,7 @@ class TargetSpec(Frozen):
 
 BLOOD_CELLS = TargetSpec(
     name="blood_cells", description="blood cells (RBC, WBC, Platelets) on a blood smear", kinds=("blood_smear",),
-    tasks=("detect",), noun="cell", count_unit="cells", pattern=r"\b((blood )?cells?)\b", spoken=("cells",),
+    tasks=("detect",), noun="cell", count_unit="cells", pattern=r"\b((blood )?cells?)\b", spoken=("cells",), colour=True,
     compare="instances", compare_by_default=True, describe=("count",),
     classes=(
         TargetClass(label="RBC", singular="red blood cell (RBC)", plural="red blood cells (RBC)",
@@ -161,7 +163,7 @@ studies, never matched one by one."""
 
 POLYP = TargetSpec(
     name="polyp", description="polyps on an endoscopy/colonoscopy frame", kinds=("endoscopy",),
-    tasks=("detect", "segment"), noun="polyp", pattern=r"\b(polyps?|adenomas?|polypoid)\b", spoken=("polyps",),
+    tasks=("detect", "segment"), noun="polyp", pattern=r"\b(polyps?|adenomas?|polypoid)\b", spoken=("polyps",), colour=True,
     spoken_segment=("polyp", "polyps"), auto_prompt="polyp", compare="regions", compare_by_default=True, lesion=True,
     describe=("count", "measure"),
     classes=(TargetClass(label="polyp", singular="polyp", plural="polyps"),),

@@ -226,6 +226,9 @@ def main(argv: list[str] | None = None) -> int:
           file=sys.stderr)
     if engine.detect_error:
         print(f"osler live: the detector stopped: {engine.detect_error}", file=sys.stderr)
+    if engine.colourless_frames:
+        print(f"osler live: {engine.colourless_frames} frames had no colour; the polyp detector (trained on colour "
+              f"endoscopy) skipped them, so they show no boxes and their counts are refused", file=sys.stderr)
     return 0
 
 

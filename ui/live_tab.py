@@ -99,7 +99,7 @@ class LiveHandlers:
         asked = {k: v for k, v in out.items() if k in AskResult.model_fields}
         rows = views.trace_rows([AskResult.model_validate(asked)]) if out.get("tool_calls") is not None else []
         return {"answer": head, "spoken": out.get("spoken_wav"), "trace": rows,
-                "overlay": (out.get("artifacts") or {}).get("overlays", [None])[-1] if out.get("artifacts") else None}
+                "overlay": ((out.get("artifacts") or {}).get("overlays") or [None])[-1]}  # a refusal has none
 
     def ask_text(self, question: str, state: dict | None) -> dict[str, Any]:
         engine = state.get("engine") if state else None

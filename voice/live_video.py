@@ -102,6 +102,7 @@ class LiveEngine:
         self._last_full: str | None = None
         self.started_wall: float | None = None
         self.detect_error: str | None = None
+        self.colourless_frames = 0  # frames the polyp detector skipped: no colour (TargetSpec.colour)
 
     # ---- detection loop -----------------------------------------------------------------------------
     def load(self) -> None:
@@ -150,8 +151,14 @@ class LiveEngine:
                     break
                 continue
             last = frame.index
+            study = self._study(frame)
+            if study.colourless:  # a grey video: the detector reads colour; no boxes is not "no polyp"
+                if not self.colourless_frames:
+                    log.warning("live video frame %d has no colour: the polyp detector is paused", frame.index)
+                self.colourless_frames += 1
+                continue
             try:
-                det = detector.predict(self._study(frame), min_score=self.opt.min_score)
+                det = detector.predict(study, min_score=self.opt.min_score)
             except Exception as exc:  # a failing detector stops the overlay, not the session
                 self.detect_error = f"{type(exc).__name__}: {exc}"
                 log.warning("live detector failed: %s", self.detect_error)
@@ -233,7 +240,7 @@ class LiveEngine:
         with self._lock:
             d = list(self.detections)
         if not d:
-            return {"runs": 0}
+            return {"runs": 0, "colourless_frames": self.colourless_frames}
         ms = sorted(x["detector_ms"] for x in d)
         lat = sorted(x["latency_ms"] for x in d)
         span = d[-1]["wall_s"] - d[0]["wall_s"]
@@ -241,7 +248,8 @@ class LiveEngine:
                 "detector_ms_median": ms[len(ms) // 2], "detector_ms_p95": ms[min(len(ms) - 1, int(0.95 * len(ms)))],
                 "latency_ms_median": lat[len(lat) // 2], "latency_ms_p95": lat[min(len(lat) - 1, int(0.95 * len(lat)))],
                 "frames_read": self.reader.stats.read, "frames_dropped": self.reader.stats.dropped,
-                "source_fps": self.reader.stats.fps, "backend": self.detector_backend}
+                "source_fps": self.reader.stats.fps, "backend": self.detector_backend,
+                "colourless_frames": self.colourless_frames}
 
     # ---- answering ----------------------------------------------------------------------------------
     def _save_frame(self, frame: Frame, tag: str = "") -> Path:

@@ -24,7 +24,8 @@ from tools.targets import TARGET_KINDS, LiveTable, targets
 
 from agent.session import Session
 
-__all__ = ["image_info", "detect", "count", "segment", "measure", "classify", "ensure_kind", "diagnosis_tools"]
+__all__ = ["image_info", "detect", "count", "segment", "measure", "classify", "ensure_colour", "ensure_kind",
+           "diagnosis_tools"]
 
 DEDUP_IOU = 0.5
 
@@ -79,9 +80,22 @@ def ensure_kind(session: Session, role: str, accepted: tuple[str, ...], what: st
     return info
 
 
+def ensure_colour(session: Session, role: str, target: str, what: str) -> None:
+    """Refuse a target whose experts read colour (TargetSpec.colour) on an image without any: a grey smear gave
+    'I count 0 white blood cells' (the stain colours are what the detector and the cross-check see)."""
+    spec = targets().get(target)
+    if spec is not None and spec.colour and session.image(role).colourless:
+        raise WrongImageKindError(
+            f"{what} needs a colour image: the {role} image has no colour, and the {target.replace('_', ' ')} tools "
+            f"were trained on colour images; no result was produced",
+            kind=session.image_kinds[role].kind if role in session.image_kinds else "unknown", accepted=spec.kinds)
+
+
 def _detections(session: Session, req: DetectRequest, backend: str | None = None
                 ) -> tuple[list[Detection], float, Provenance, DetectorHandle]:
-    ensure_kind(session, req.image, TARGET_KINDS[req.target], f"detecting {req.target.replace('_', ' ')}")
+    what = f"detecting {req.target.replace('_', ' ')}"
+    ensure_kind(session, req.image, TARGET_KINDS[req.target], what)
+    ensure_colour(session, req.image, req.target, what)
     img = session.image(req.image)
     expert = session.pool.detector(req.target, backend=backend)
     raw = expert.predict(img, min_score=req.min_score)
@@ -231,6 +245,7 @@ def segment(session: Session, req: SegmentRequest, eid: str) -> SegmentationResu
     label = "region" if req.target == "prompt" else req.target
     if req.target != "prompt":
         ensure_kind(session, req.image, TARGET_KINDS[req.target], f"segmenting the {req.target}")
+        ensure_colour(session, req.image, req.target, f"segmenting the {req.target}")
     expert = session.pool.segmenter(req.target)
     masks: list[np.ndarray] = []
     scores: list[float | None] = []

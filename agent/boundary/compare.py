@@ -53,7 +53,7 @@ from tools.segmentation import SegmentRequest
 from tools.targets import TARGET_KINDS, LiveTable, TargetSpec, targets
 
 from agent.session import Session
-from agent.boundary.calls import ensure_kind
+from agent.boundary.calls import ensure_colour, ensure_kind
 
 __all__ = ["Invoke", "compare_studies", "run_comparison", "AUTO_TARGET", "MATCHED_CELL_CLASSES", "interval_days"]
 
@@ -187,6 +187,7 @@ def run_comparison(session: Session, req: CompareRequest, eid: str, invoke: Invo
                                   accepted=tuple(AUTO_TARGET))
     for role in ("current", "prior"):
         ensure_kind(session, role, TARGET_KINDS[target], f"comparing {target.replace('_', ' ')}")
+        ensure_colour(session, role, target, f"comparing {target.replace('_', ' ')}")
 
     keys = (cur_img.patient_key, pri_img.patient_key)
     if None not in keys and keys[0] != keys[1]:

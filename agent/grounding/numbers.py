@@ -10,6 +10,8 @@ from typing import Any, Iterable
 
 from pydantic import BaseModel
 
+from agent.grounding.terms import NUMBER_WORDS
+
 __all__ = ["evidence_numbers", "numbers_in", "unsupported_numbers"]
 
 _ID_PATTERNS = (
@@ -70,7 +72,14 @@ def numbers_in(text: str) -> list[tuple[str, float]]:
             out.append((m.group(0), float(s)))
         except ValueError:
             continue
+    for m in _SPELLED.finditer(clean):  # "twelve millimetres", "ninety percent": a measurement in words
+        out.append((m.group(1), float(_SPELLED_VALUES[" ".join(m.group(1).lower().split())])))
     return out
+
+
+_SPELLED_VALUES = {w: n for w, n in NUMBER_WORDS.items() if w not in ("no", "zero")}
+_SPELLED = re.compile(r"\b(" + "|".join(sorted(_SPELLED_VALUES, key=len, reverse=True)) + r")\s+(?:mm|millimet\w*|cm|"
+                      r"centimet\w*|px|pixels?|%|per ?cent|days?|weeks?|months?|years?)\b", re.IGNORECASE)
 
 
 def _supported(token: str, x: float, pool: Iterable[float]) -> bool:

@@ -14,7 +14,7 @@ from pydantic import BaseModel
 from tools.answer import RemovedClaim, ToolCallRecord
 
 from agent.grounding.numbers import _supported, evidence_numbers, numbers_in
-from agent.grounding.terms import _COUNT_PHRASES, TERMS, _has, _words
+from agent.grounding.terms import _COUNT_PHRASES, TERMS, _has, _words, number_value
 
 _CITE = re.compile(r"\bE\d+\b")
 _DECLINE = re.compile(r"\b(cannot|can ?not|could not|couldn't|can't|unable|no tool|not (?:run|answer|compare|guess)|"
@@ -150,12 +150,15 @@ def _sentence_reasons(sent: str, cited: list[str], ev: dict[str, _Backing], ques
                            f"number {tok}: the sentence cites no tool result")
         for term, rx in _COUNT_PHRASES:
             for m in rx.finditer(body):
-                n = abs(int(m.group(1)))
+                n = number_value(m.group(1))
                 have = counts.get(term.count_key or "*", set())
-                if cited and n not in have and m.group(1) not in bad_nums:
+                if n == 0 and term.count_key not in counts and counts:
+                    continue  # "no platelets": the cited result counts or lists cells, none of them platelets
+                if (cited or not m.group(1)[0].isdigit()) and n not in have and m.group(1) not in bad_nums:
                     bad_nums.append(m.group(1))
                     reasons.append(f"count {n} {term.name}: the cited result {where} counts "
-                                   f"{', '.join(map(str, sorted(have))) or f'no {term.name}'}")
+                                   f"{', '.join(map(str, sorted(have))) or f'no {term.name}'}" if cited else
+                                   f"count {n} {term.name}: the sentence cites no tool result")
         for term in TERMS:
             m = term.regex.search(body)
             if m is None or _has(text, term.backers) or (term.tool and (declining or _has(args_text, term.backers))):
