@@ -51,6 +51,9 @@ class VoiceSettings(BaseModel):
     grammar_token_bonus: float = Field(default=1.5, description="nats added per token of a scored sentence (a "
                                        "word insertion bonus: the plain sum favours short commands)")
     whisper_hotwords: str | None = Field(default=None, description="faster-whisper hotwords (extra priming text)")
+    denoise: Literal["off", "stationary"] = Field(
+        default="off", description="noise suppression before recognition: 'stationary' = spectral gating "
+        "(noisereduce) against the utterance's own steady noise floor; measured in docs/voice.md")
     whisper_max_tokens: int = Field(default=48, ge=8, le=224, description="a command is short; caps runaway "
                                     "repetition on noise")
     espeak_voice: str = Field(default="en-us", description="espeak-ng voice of the fallback speaker")

@@ -29,7 +29,7 @@ import numpy as np
 from tools.errors import ConfigurationError, ExpertFailedError, ExpertUnavailableError
 
 from .transcript import Transcript
-from .audio import ASR_RATE, Audio
+from .audio import ASR_RATE, Audio, denoise
 from .config import VoiceSettings
 from .normalize import normalize
 
@@ -137,6 +137,8 @@ class WhisperRecognizer:
             raise ValueError("whisper expects 16 kHz audio (voice.audio.prepare)")
         self.load()
         t0 = time.perf_counter()
+        if self.vs.denoise == "stationary":
+            audio = denoise(audio)
         with self._lock:
             hyps, ctx = self._decode(audio.samples)
         dropped: list[str] = []
@@ -148,6 +150,8 @@ class WhisperRecognizer:
             candidates.append((text, h))
         rank, text, best = self._choose(candidates)
         extra: dict[str, Any] = {}
+        if self.vs.denoise != "off":  # said in the transcript: what the recogniser heard was filtered
+            extra["denoise"] = self.vs.denoise
         if len(hyps) > 1:
             extra["nbest"] = [h.text for h in hyps]
             extra["nbest_logprob"] = [round(h.avg_logprob, 4) for h in hyps]

@@ -155,6 +155,21 @@ def prepare(source: str | Path | Audio, vs: VoiceSettings) -> Audio:
     return to_asr_rate(audio)
 
 
+def denoise(audio: Audio, prop_decrease: float = 0.8) -> Audio:
+    """Stationary spectral gating (``noisereduce``): the noise floor is estimated from the utterance itself
+    (per-frequency statistics over time), then attenuated by ``prop_decrease``; speech above it passes.  Steady
+    noise (fans, suction, a room of talkers averaged) is what it removes; a sudden sound is not."""
+    try:
+        import noisereduce
+    except ImportError as exc:  # pragma: no cover - a dependency of the package
+        raise ImportError("voice.denoise='stationary' needs the noisereduce package (pip install noisereduce)") from exc
+    x = np.asarray(audio.samples, dtype=np.float32)
+    if x.size < audio.sample_rate // 10:  # under 0.1 s: nothing to estimate a floor from
+        return audio
+    y = noisereduce.reduce_noise(y=x, sr=audio.sample_rate, stationary=True, prop_decrease=prop_decrease)
+    return Audio(np.asarray(y, dtype=np.float32), audio.sample_rate, audio.source)
+
+
 def write_wav(path: str | Path, samples: np.ndarray, sample_rate: int) -> Path:
     """Write float32 (N,) as 16-bit PCM WAV; returns the path."""
     import soundfile as sf

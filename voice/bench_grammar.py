@@ -110,8 +110,8 @@ def _clip(voice: str, wpm: int | None, said: str, cache: Path, settings: Any) ->
 
 
 def run(settings: Any, which: str, out: Path, limit: int | None = None, cache: Path | None = None,
-        compute_type: str | None = None, conditions: tuple[tuple[str, float | None], ...] = CONDITIONS
-        ) -> dict[str, Any]:
+        compute_type: str | None = None, conditions: tuple[tuple[str, float | None], ...] = CONDITIONS,
+        denoise: str | None = None) -> dict[str, Any]:
     from .asr_whisper import WhisperRecognizer
     from .config import voice_settings
 
@@ -131,7 +131,7 @@ def run(settings: Any, which: str, out: Path, limit: int | None = None, cache: P
     clips = [(v, wpm, text, is_cmd, k) for v, wpm in voices.items() for k, (text, is_cmd) in enumerate(items)]
     mixer = Mixer(cache, prefer_speechbrain=False)
     vs = voice_settings(settings, whisper_nbest=5, whisper_threads=1, whisper_grammar=True,
-                        whisper_compute_type=compute_type)
+                        whisper_compute_type=compute_type, denoise=denoise)
     rec = WhisperRecognizer(settings, vs, is_command=lambda t: is_live_command(t, vs.wake_word), grammar=LIVE_SET,
                             parse=lambda t: hear_spoken(t, vs.wake_word)[1])
     rec.load()
@@ -302,6 +302,8 @@ def main(argv: list[str] | None = None) -> int:
                    "(default: the setting, int8)")
     p.add_argument("--cache", type=Path, help="speech cache folder (default: OUT/audio)")
     p.add_argument("--conditions", help="e.g. clean,pink10,babble10 (default: clean, pink 10 and 5 dB, babble 10 dB)")
+    p.add_argument("--denoise", choices=["off", "stationary"], help="noise suppression before recognition "
+                   "(default: the setting voice.denoise)")
     args = p.parse_args(argv)
     from tools.entrypoints import make_settings, offline_environment
 
@@ -315,7 +317,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.conditions:
             conds = tuple((c, None) if c == "clean" else (c.rstrip("0123456789"), float(c[len(c.rstrip("0123456789")):]))
                           for c in args.conditions.split(","))
-        print(json.dumps(run(settings, args.set, args.out, args.limit, args.cache, args.compute_type, conds)))
+        print(json.dumps(run(settings, args.set, args.out, args.limit, args.cache, args.compute_type, conds,
+                             args.denoise)))
         return 0
     dev = _load(args.out, "dev")
     if args.action == "tune":
