@@ -297,3 +297,31 @@ def test_an_image_the_gate_does_not_trust_gets_no_diagnosis(gate, gate_data, ass
     assert r.abstained
     assert [c.name for c in r.tool_calls] == ["image_info"]
     assert "looks most like" in r.answer and "withheld" in r.answer
+
+
+def test_turned_chest_films_are_withheld_and_upright_ones_are_not(gate, test_sources) -> None:
+    """An upside-down pneumonia film had been read as pneumonia at 95 %: a chest film whose turned copy fits
+    the gate's chest X-rays better (TURN_MARGIN) is withheld with the angle; upright films are not (measured
+    1 false flag in 162, experts/weights/modality_gate.md). Here on the gate's own test groups."""
+    from experts.imaging import StudyImage
+    from tools.common import ImageMeta
+
+    films = [s for s in test_sources if s.origin in ("kermany", "hannover_png")][:16]
+    assert len(films) >= 8
+    upright_doubted, turned_caught, turned_total = 0, 0, 0
+    for s in films:
+        rgb = s.load(None)
+        for k in (0, 1, 2, 3):
+            img = np.ascontiguousarray(np.rot90(rgb, k))
+            meta = ImageMeta(role="current", source="t.png", format="png", width=img.shape[1], height=img.shape[0],
+                             channels=3)
+            out = gate.predict(StudyImage(pixels=img, meta=meta))
+            if k == 0:
+                upright_doubted += "turned" in (out.doubt or "")
+            else:
+                turned_total += 1
+                turned_caught += not out.trusted or out.label != "chest_xray"
+                if "turned" in (out.doubt or ""):
+                    assert f"rotated by {(360 - 90 * k) % 360} degrees" in out.doubt
+    assert upright_doubted <= 1
+    assert turned_caught >= 0.75 * turned_total  # all 59 test films: 159 of 177 turns (90 %); these 16: 37 of 48
