@@ -187,7 +187,81 @@ HELDOUT: list[dict[str, Any]] = [
     dict(id="uh-abstain-surgery", base="polyp-present-2d79d5bb", question="Should this be removed surgically?",
          expect=dict(abstain=True)),
 ]
-SETS = {"first": (CASES, OUT), "heldout": (HELDOUT, HERE / "unseen" / "heldout.yaml")}
+# A third set, written by hand on 2026-12-02 (session 7) after that session's trust fixes to the parser but before
+# its wording changes (count verbs, kind questions, ...) and before any planner ran on it; the first two sets had
+# been read by then (their failures pointed at the parser's gaps), so they no longer measure unseen wording for the
+# built-in planner: this one does. Its score before the wording changes was taken without reading its cases.
+_SEG_AREA = [{"name": "segment"}, {"name": "measure"}]
+FRESH: list[dict[str, Any]] = [
+    dict(id="uf-wbc-could", base="bccd-wbc-00079", question="Could you count the white blood cells for me?"),
+    dict(id="uf-wbc-numberof", base="bccd-wbc-00104", question="What number of WBCs are present in this image?"),
+    dict(id="uf-wbc-total", base="bccd-wbc-00130", question="Total white cells in this field?"),
+    dict(id="uf-wbc-cansee", base="bccd-wbc-00024", question="How many white cells can you see here?"),
+    dict(id="uf-plt-need", base="bccd-plt-00083", question="I need a platelet count for this slide."),
+    dict(id="uf-plt-fov", base="bccd-plt-00104", question="How many platelets are there in this field of view?"),
+    dict(id="uf-plt-atleast", base="bccd-plt-00165", question="Is there at least one platelet?",
+         expect=dict(answer=_yn("no"), tools=_BLOOD)),
+    dict(id="uf-plt-thrombo", base="bccd-plt-00164", question="Count the thrombocytes, please."),
+    dict(id="uf-rbc-approx", base="bccd-rbc-00176", question="Approximately how many red cells are there?"),
+    dict(id="uf-rbc-terse", base="bccd-rbc-00202", question="RBC count?"),
+    dict(id="uf-polyp-detect", base="polyp-count-0abee68d", question="How many polyps can you detect?"),
+    dict(id="uf-polyp-numberof", base="polyp-count-0c449477", question="What's the number of polyps in this image?"),
+    dict(id="uf-polyp-lesions", base="polyp-count-1aab2fe2", question="Count the lesions in this colonoscopy image."),
+    dict(id="uf-polyp-neg-number", base="polyp-negative-count-0ecf5900", question="Any polyps? Give me a number."),
+    dict(id="uf-polyp-neg-see", base="polyp-negative-yn-0f498083", question="Do you see a polyp here?"),
+    dict(id="uf-polyp-anyinview", base="polyp-present-0e92b2a9", question="Is there any polyp in view?"),
+    dict(id="uf-polyp-spot", base="polyp-present-1dfdb283", question="Can you spot a polyp?"),
+    dict(id="uf-polyp-clearof", base="polyp-negative-yn-1bcd7f87", question="Is this frame clear of polyps?",
+         expect=dict(answer=_yn("yes"), tools=[{"name": "count"}])),
+    dict(id="uf-cxr-signs", base="cxr-pneumonia-person9-bacteria-41", question="Does this X-ray show signs of pneumonia?"),
+    dict(id="uf-cxr-present", base="cxr-pneumonia-normal2-im-0572-0001", question="Is pneumonia present on this film?"),
+    dict(id="uf-cxr-read", base="cxr-class-normal2-im-0567-0001", question="What is your read of this chest X-ray?",
+         expect=dict(answer={"kind": "label", "value": "normal"}, tools=_CLS)),
+    dict(id="uf-cxr-whattype", base="cxr-class-person96-virus-179", question="What type of pneumonia is this?",
+         expect=dict(answer={"kind": "label", "value": "viral_pneumonia"}, tools=_CLS)),
+    dict(id="uf-cxr-isbact", base="cxr-class-person9-bacteria-39", question="Is the pneumonia bacterial?",
+         expect=dict(answer=_yn("yes"), tools=_CLS)),
+    dict(id="uf-cxr-viralinf", base="cxr-class-person97-virus-181", question="Could this be a viral infection?",
+         expect=dict(answer=_yn("yes"), tools=_CLS)),
+    dict(id="uf-kind-upload", base="modality-blood_smear-bloodimage-00311", question="What type of image did I just upload?",
+         expect=dict(answer={"kind": "label", "value": "blood_smear"}, tools=[{"name": "image_info"}])),
+    dict(id="uf-kind-endo-yn", base="modality-endoscopy-1b6c1916-0415-4a4d-a", question="Is this an endoscopy image?",
+         expect=dict(answer=_yn("yes"), tools=[{"name": "image_info"}])),
+    dict(id="uf-kind-identify", base="modality-chest_xray-normal2-im-1349-0001", question="Identify the imaging modality.",
+         expect=dict(answer={"kind": "label", "value": "chest_xray"}, tools=[{"name": "image_info"}])),
+    dict(id="uf-seg-outline", base="seg-polyp-00c7089c", question="Could you outline the polyp and give its area?"),
+    dict(id="uf-seg-whatsize", base="seg-polyp-0a508419", question="What size is the polyp, in pixels?"),
+    dict(id="uf-seg-bothlungs", base="seg-lung-262a70ca", question="Please segment both lungs and measure them."),
+    dict(id="uf-seg-lungarea", base="seg-lung-a2eba651", question="What is the area of the lung fields?"),
+    dict(id="uf-two-count-outline", base="polyp-count-1d05d79d", question="Count the polyps and outline each one.",
+         expect=dict(answer=_count(1), tools=[*_POLYP, {"name": "segment"}])),
+    dict(id="uf-follow-polyp-largest", base="polyp-count-0c449477", turns=[
+        dict(question="Are there any polyps?", expect=dict(answer=_yn("yes"))),
+        dict(question="How large is the largest one?", expect=dict(tools=_SEG_AREA, abstain=False))]),
+    dict(id="uf-follow-wbc-where", base="bccd-wbc-00104", turns=[
+        dict(question="How many white cells are there?", expect=dict(answer=_count(1), tools=_BLOOD)),
+        dict(question="Where is it?", expect=dict(tools=[{"name": "detect"}], abstain=False))]),
+    dict(id="uf-follow-cxr-kind", base="cxr-class-person9-bacteria-39", turns=[
+        dict(question="Is there pneumonia?", expect=dict(answer=_yn("yes"), tools=_CLS)),
+        dict(question="What kind?", expect=dict(answer={"kind": "label", "value": "bacterial_pneumonia"}, tools=_CLS))]),
+    dict(id="uf-prior-oldfilm", base="prior-042f06a9-c9280a30",
+         question="Has anything changed compared with the old film?",
+         expect=dict(tools=[{"name": "compare_with_prior"}], abstain=False)),
+    dict(id="uf-prior-progressed", base="prior-327d82ca-add529f3",
+         question="How have things progressed since the last X-ray?",
+         expect=dict(tools=[{"name": "compare_with_prior"}], abstain=False)),
+    dict(id="uf-abstain-age", base="modality-chest_xray-person994-bacteria-2", question="How old is this child?",
+         expect=dict(abstain=True)),
+    dict(id="uf-abstain-tb", base="modality-chest_xray-00000109-002", question="Is there evidence of tuberculosis?",
+         expect=dict(abstain=True)),
+    dict(id="uf-abstain-stage", base="polyp-present-3c89a617", question="What stage is this cancer?",
+         expect=dict(abstain=True)),
+    dict(id="uf-abstain-diff", base="modality-blood_smear-bloodimage-00000",
+         question="Give me a differential white cell count.", expect=dict(abstain=True)),
+    dict(id="uf-abstain-hb", base="bccd-wbc-00024", question="Is the hemoglobin low?", expect=dict(abstain=True)),
+]
+SETS = {"first": (CASES, OUT), "heldout": (HELDOUT, HERE / "unseen" / "heldout.yaml"),
+        "fresh": (FRESH, HERE / "unseen" / "fresh.yaml")}
 
 
 def _public_cases() -> dict[str, dict[str, Any]]:
@@ -215,7 +289,7 @@ def build(cases: list[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
         else:
             case["question"] = spec["question"]
             case["expect"] = spec.get("expect") or _base_expect(base)
-        case["tags"] = ["unseen-wording" if spec["id"].startswith("uw-") else "unseen-heldout"]
+        case["tags"] = [{"uw": "unseen-wording", "uh": "unseen-heldout", "uf": "unseen-fresh"}[spec["id"][:2]]]
         case["source"] = f"{base.get('source', '')} (public case {spec['base']})".strip()
         Scenario.model_validate(case)
         out.append(case)
