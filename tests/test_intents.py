@@ -429,3 +429,44 @@ def test_follow_up_count_and_now_and_before():
     for q in ("Is it the same patient?", "Do they belong to different patients?"):
         it = parse_question(q)[0]
         assert it.action == "unknown" and "patient IDs" in it.extras["why"], q
+
+
+@pytest.mark.parametrize("question, action, classes", [
+    ("Platelet number?", "count", ("Platelets",)), ("Quantify the red cells.", "count", ("RBC",)),
+    ("Please estimate the leukocytes.", "count", ("WBC",)), ("What is the white count?", "count", ("WBC",)),
+    ("Enumerate the polyps.", "count", None), ("Before counting, tell me the platelets.", "count", ("Platelets",)),
+    ("Draw around the polyp.", "segment", None)])
+def test_count_and_outline_verbs(question, action, classes):
+    it = parse_question(question)[-1]
+    assert (it.action, it.classes) == (action, classes), question
+
+
+def test_kind_questions_yes_no_openers_three_way_choices_and_whether():
+    for q in ("What is this image?", "Which modality was used?", "What am I looking at?", "Is it a smear or something else?"):
+        assert parse_question(q)[0].action == "image_kind", q
+    assert parse_question("Would you say the lungs are normal?")[0].yes_no
+    assert parse_question("Will this film count as normal?")[0].yes_no
+    it = parse_question("Normal, bacterial or neither?")[0]
+    assert not it.yes_no and set(it.choices) == {"normal", "bacterial_pneumonia"}
+    assert [i.action for i in parse_question("Say which modality it is and whether it is normal.")] == \
+        ["image_kind", "classify"]
+
+
+def test_a_bare_follow_up_is_counted_like_the_question_before():
+    prev = parse_question("How many white cells?")[-1]
+    assert [(i.action, i.classes) for i in parse_question("And the platelets?", previous=prev)] == \
+        [("count", ("Platelets",))]
+    prev = parse_question("Where are the white cells?")[-1]
+    assert parse_question("What about red cells?", previous=prev)[0].action == "detect"
+
+
+def test_clear_of_reads_as_a_negation_and_other_wordings():
+    """'Is this frame clear of polyps?' on a negative frame had been answered 'No. I count 0 polyps'."""
+    it = parse_question("Is the colon clear of polyps?")[0]
+    assert (it.action, it.yes_no, it.negated) == ("count", True, True)
+    assert parse_question("What is your impression of this film?")[0].action == "describe"
+    it = parse_question("Can you give a differential count of the leukocytes?")[0]
+    assert it.action == "unknown" and "differential" in it.extras["why"]
+    prev = parse_question("Does the film show pneumonia?")[-1]
+    it = parse_question("Which type?", previous=prev)[0]
+    assert (it.action, it.choices) == ("classify", ("bacterial_pneumonia", "viral_pneumonia"))

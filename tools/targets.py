@@ -148,7 +148,7 @@ BLOOD_CELLS = TargetSpec(
                     caveat="red cell counts are approximate: overlapping red cells are missed (the training boxes "
                            "are incomplete)"),
         TargetClass(label="WBC", singular="white blood cell (WBC)", plural="white blood cells (WBC)",
-                    pattern=r"\b(white (blood )?cells?|wbcs?|leu[ck]ocytes?|neutrophils?|lymphocytes?|monocytes?"
+                    pattern=r"\b(white (blood )?cells?|white (cell )?counts?|wbcs?|leu[ck]ocytes?|neutrophils?|lymphocytes?|monocytes?"
                             r"|eosinophils?|basophils?|granulocytes?)\b", spoken="white cells", cross_check_tolerance=0,
                     subtypes=("neutrophil", "lymphocyte", "monocyte", "eosinophil", "basophil", "granulocyte")),
         TargetClass(label="Platelets", singular="platelet", plural="platelets",

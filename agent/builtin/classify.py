@@ -39,7 +39,8 @@ def _classify(d: Draft, it: Intent, kind: str) -> Generator:
         asked = " or ".join(c.replace("_", " ") for c in it.choices)
         if chosen == label or (chosen == "pneumonia" and label != "normal"):
             d.label = d.label or chosen
-            d.sentences.append(f"Of the two ({asked}): {chosen.replace('_', ' ')} [{eid}].")
+            of = "the two" if len(it.choices) == 2 else "these"
+            d.sentences.append(f"Of {of} ({asked}): {chosen.replace('_', ' ')} [{eid}].")
         else:  # the film reads as neither alternative: its label is the classifier's ("normal"), not the likelier one
             d.label = d.label or label
             d.sentences.append(f"Of {asked}, {chosen.replace('_', ' ')} is the more probable "

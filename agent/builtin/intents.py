@@ -59,22 +59,25 @@ class _TargetTable(Sequence):
 _CLASSIFY = r"\b(pneumonia|normal|healthy|bacterial|viral|virus|bacteria|infection|infected|consolidation|abnormal|diagnos\w*)\b"
 _DESCRIBE = (r"\b(describe|description|what do you see|what can you see|what('s| is) (in|on) (this|the) (image|picture|"
              r"frame|film|slide)|summari[sz]e|give me a (read|report|summary)|read (this|the) (image|film|study)|"
-             r"any findings|what are the findings)\b")
-_KIND = r"\b(what (kind|type|sort) of (image|picture|scan|study)|modality|which (kind|type) of (image|scan))\b"
+             r"any findings|what are the findings|(your|a) (read|reading|impression|interpretation) of|interpret (this|the)|"
+             r"what do you (make|think) of|report on (this|the))\b")
+_KIND = (r"\b(what (kind|type|sort) of (image|picture|scan|study|slide|film|exam)|modality|which (kind|type) of "
+         r"(image|scan|study)|what am i looking at|what is this (image|picture|one)|what('s| is) this\s*$|"
+         r"(imaging )?technique|or something else)\b")
 _COMPARE = (r"\b(prior|previous|earlier|last (time|study|exam|film|year|month|week|visit|scan)|(years?|months?|weeks?) ago|(bigger|larger|smaller|greater) than (the one |it was )?(previous|prior|before|last|earlier|then)|compared?|comparison|since|changed?|changes|grown|grew|growing|shrunk|shrank|progress\w*|new|resolved|worse|better|improv\w*|more .* than|(now|today) and (before|then)|than before|"
             r"(was|were) (it|they|there) before|before and (now|after)|before$)\b")
-_COUNT = r"\b(how many|count|number of|how much|tally)\b"
+_COUNT = r"\b(how many|count\w*|number|how much|tally|quantif\w*|estimate|enumerate|total)\b"
 _DETECT = r"\b(where|locate|location|show|find|detect|mark|highlight|point out|identify)\b"
-_SEGMENT = r"\b(segment\w*|outline|delineate|contour|mask|trace)\b"
+_SEGMENT = r"\b(segment\w*|outline|delineate|contour|mask|trace|draw (a line |a border )?a?round|circle it)\b"
 _MEASURE = r"\b(how (big|large|wide|long)|size|area|diameter|dimensions?|measure\w*|extent|fraction|percent(age)?|proportion|involved|coverage)\b"
-_YESNO_START = r"^\s*(is|are|does|do|did|was|were|has|have|can|could|any)\b"
+_YESNO_START = r"^\s*(is|are|does|do|did|was|were|has|have|can|could|any|would|will|might|may)\b"
 _OR_NOT = r",?\s*\bor\s+(?:not|no|none|otherwise|isn'?t\s+it|is\s+it\s+not|doesn'?t\s+it|not\s+at\s+all)\b"
 _OR = r",?\s*\b(?:or|versus|vs\.?)\b\s*|,\s*"
 # classifier alternatives a clause may name, checked in this order within each alternative
 _CHOICES = (("bacterial_pneumonia", r"\bbacteri"), ("viral_pneumonia", r"\b(viral|virus)"),
-            ("normal", r"\b(normal|healthy|clear|no pneumonia)\b"),
+            ("normal", r"\b(normal|healthy|clear|no pneumonia|neither|none)\b"),
             ("pneumonia", r"\b(pneumonia|infection|infected|abnormal|not normal|diseased)\b"))
-_NEGATION = r"\b(no|not|without|free of|absent|absence of|n't)\b"
+_NEGATION = r"\b(no|not|without|free of|clear of|devoid of|absent|absence of|n't|\w+[- ]free)\b"
 _POINT = (r"\bat\s*(?:the\s+point\s*)?\(?\s*(?:x\s*=?\s*)?(\d{1,5}(?:\.\d+)?)\s*(?:,|\s)\s*(?:y\s*=?\s*)?"
           r"(\d{1,5}(?:\.\d+)?)\s*\)?")  # "at (312, 240)", "at x=312 y=240": a click on the image
 _LARGEST = r"\b(largest|biggest|main|dominant)\b"
@@ -142,7 +145,7 @@ def _split_clauses(q: str) -> list[str]:
 
 def _split_sentence(q: str) -> list[str]:
     parts = re.split(r"\s*(?:;|\band then\b|\bthen\b|\band also\b|\balso\b|\band (?=(?:give|tell|report|show|"
-                     r"measure|segment|outline|count|what|how|is|are|where|find|compare)\b))\s*", q)
+                     r"measure|segment|outline|count|what|how|is|are|where|find|compare|whether|if)\b))\s*", q)
     return [p.strip(" ,.?!") for p in parts if p and p.strip(" ,.?!")]
 
 
@@ -207,6 +210,14 @@ def _clause_intent(clause: str, inherited: Intent | None) -> Intent:
                       extras={"point": xy}, **base)
     if re.search(_DESCRIBE, c) and target is None and unsupported is None:
         return Intent("describe", **base)
+    if re.search(r"\bdifferential\b", c) and target in (None, "blood_cells"):  # "a differential white cell count"
+        return Intent("unknown", unsupported="a differential count", extras={
+            "why": "the detector counts white blood cells without telling their kinds apart, so it gives no "
+                   "differential"}, **base)
+    if inherited is not None and inherited.action == "classify" and target is None and re.search(
+            r"^\s*(what|which) (kind|type|sort|one)\b", c):
+        # "Is there pneumonia?" "What kind?": bacterial or viral
+        return Intent("classify", choices=("bacterial_pneumonia", "viral_pneumonia"), **{**base, "yes_no": False})
     if (versus := class_versus(c, classes)) is not None:  # "more red cells than white cells?": both counted here
         base.update(yes_no=yes_no and versus in ("gt", "lt", "eq"), negated=False)
         return Intent("count", target=target, classes=classes[:2], extras={"versus": versus}, **base)
@@ -279,6 +290,9 @@ def _clause_intent(clause: str, inherited: Intent | None) -> Intent:
         return Intent("unknown", unsupported=f"a yes/no finding in the {target.replace('_', ' ')}", **base)
     elif yes_no:
         action = "count"  # "is there a polyp?": count and answer yes when > 0
+    elif inherited is not None and inherited.action in ("count", "detect") and not organ and re.match(
+            r"^\s*(and|what about|how about|same for|now|plus)\b", c):
+        action = inherited.action  # "How many white cells?" "And platelets?": counted like the question before
     elif organ:  # "the lungs?": outline them
         action = "segment"
         base["guessed"] = True
