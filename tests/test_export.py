@@ -97,14 +97,17 @@ def test_seg_frame_equals_the_mask_and_references_the_source(case):
     seg = pydicom.dcmread(case["plain"].out_dir / "segmentation.dcm")
     assert seg.SOPClassUID == "1.2.840.10008.5.1.4.1.1.66.4" and seg.Modality == "SEG"
     assert seg.SegmentationType == "BINARY"
-    regions = [g for s in _typed(case["result"], SegmentationResult) for g in s.regions]
-    assert len(seg.SegmentSequence) == len(regions) >= 1
-    frames = seg.pixel_array.reshape(len(regions), seg.Rows, seg.Columns)
+    segs = _typed(case["result"], SegmentationResult)
+    regions = [g for s in segs for g in s.regions]
+    unions = {s.union_mask.id for s in segs if s.union_mask is not None and len(s.regions) > 1}
+    # every region (the right and the left lung), plus the union of both when it was measured
+    assert len(regions) >= 1 and len(regions) <= len(seg.SegmentSequence) <= len(regions) + len(unions)
+    frames = seg.pixel_array.reshape(len(seg.SegmentSequence), seg.Rows, seg.Columns)
     for item, frame in zip(seg.SegmentSequence, frames):
         mask_id = item.TrackingID.split()[1]
         assert np.array_equal(frame.astype(bool), case["session"].mask(mask_id)), mask_id
         assert item.SegmentedPropertyTypeCodeSequence[0].CodeValue == "39607008"  # SNOMED CT lung
-        lung = next(s for s in _typed(case["result"], SegmentationResult) if any(g.mask.id == mask_id for g in s.regions))
+        lung = next(s for s in segs if any(g.mask.id == mask_id for g in s.regions) or mask_id in unions)
         algo = item.SegmentationAlgorithmIdentificationSequence[0]
         assert item.SegmentAlgorithmName == algo.AlgorithmName == lung.provenance.expert
         assert algo.AlgorithmVersion == lung.provenance.model and lung.provenance.weights_sha256 in algo.AlgorithmParameters

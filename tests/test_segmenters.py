@@ -269,3 +269,41 @@ def test_segment_tool_says_when_the_detector_failed_and_the_segmenter_ran_alone(
     assert r.regions and dice_iou(s.mask(r.regions[0].mask.id), gt)[0] > 0.8  # the U-Net alone still finds it
     assert "automatic: no polyp detector (polyp detector crashed (test double)), the segmenter ran alone" in \
         r.provenance.note
+
+
+def test_paired_parts_of_a_real_lung_mask_take_the_patients_sides():
+    """The annotated lungs of a Hannover film: two parts, the one on the image's left is the patient's right;
+    a mask of one part (or a small second island) stays one region without a side."""
+    import cv2
+
+    from agent.boundary.calls import paired_parts
+
+    gt = cv2.imread(str(next((LUNGS / "masks").glob(f"{LUNG}*"))), cv2.IMREAD_GRAYSCALE) == 255
+    parts = paired_parts(gt)
+    assert [side for _, side in parts] == ["right", "left"]
+    (right, _), (left, _) = parts
+    xs = np.arange(gt.shape[1])
+    assert (right.sum(0) * xs).sum() / right.sum() < gt.shape[1] / 2 < (left.sum(0) * xs).sum() / left.sum()
+    assert np.array_equal(right | left, gt) and not (right & left).any()  # every pixel, once
+    one = gt.copy()
+    one[:, gt.shape[1] // 2:] = False
+    assert [side for _, side in paired_parts(one)] == [None]
+
+
+def test_how_big_is_the_left_lung_is_measured_on_that_lung(assistant):
+    """'How big is the left lung?' had measured both lungs as one region (a diameter across the chest) and said the
+    tools read the whole image; now each lung is a region with its side, the asked one is measured, and 'the
+    lungs' are measured together without a diameter across both."""
+    film = DATA / "hannover_cxr" / "png" / "006f3a8a.png"
+    s = assistant.new_session()
+    s.load("current", film)
+    r = assistant.ask(s, "How big is the left lung?")
+    seg = next(c for c in r.tool_calls if c.name == "segment").result
+    sides = {g["side"]: g for g in seg["regions"]}
+    assert set(sides) == {"left", "right"} and sides["right"]["centroid"][0] < sides["left"]["centroid"][0]
+    assert r.value == sides["left"]["area_px"] and "The left lung" in r.answer and "whole image" not in r.answer
+    assert r.grounding.ok and not r.grounding.removed_sentences
+    r = assistant.ask(s, "How big are the lungs?")
+    seg = next(c for c in r.tool_calls if c.name == "segment").result
+    assert r.value == sum(g["area_px"] for g in seg["regions"]) and "together" in r.answer
+    assert "diameter" not in r.answer.split("[")[0] and r.grounding.ok

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field
 
 from .common import ArtifactRef, Box, Frozen, Point, Provenance
@@ -42,6 +44,9 @@ class Region(Frozen):
     bbox: Box
     centroid: tuple[float, float] = Field(description="(x, y) pixels")
     score: float | None = Field(default=None, ge=0.0, le=1.0, description="model confidence / predicted IoU")
+    side: Literal["left", "right"] | None = Field(
+        default=None, description="the patient's side of one part of a paired organ (the left or right lung), read "
+        "from the standard display: the patient's right on the image's left")
 
 
 class SegmentationResult(Frozen):

@@ -101,6 +101,8 @@ class TargetSpec(Frozen):
     organ: bool = Field(default=False, description="an organ: outlined whole, never counted")
     colour: bool = Field(default=False, description="its experts read colour (a stain, the endoscope's light): an "
                          "image without colour is refused, not counted as empty")
+    paired: bool = Field(default=False, description="a paired organ (the lungs): outlined as its two parts, each "
+                         "with the patient's side as displayed (the patient's right on the image's left)")
     describe: tuple[Literal["count", "measure", "segment"], ...] = Field(
         default=(), description="what 'describe this image' runs for it on its kinds, in order")
     codes: tuple[tuple[str, str, str], tuple[str, str, str]] | None = Field(
@@ -116,6 +118,8 @@ class TargetSpec(Frozen):
     def _consistent(self) -> "TargetSpec":
         if self.organ and "detect" in self.tasks:
             raise ValueError(f"target '{self.name}': an organ is outlined, not detected")
+        if self.paired and not self.organ:
+            raise ValueError(f"target '{self.name}': only an organ is paired")
         if self.compare == "instances" and "detect" not in self.tasks:
             raise ValueError(f"target '{self.name}': comparing instances needs a detector")
         if self.compare in ("regions", "organ") and "segment" not in self.tasks:
@@ -175,7 +179,7 @@ measured on 28 held-out EndoTect frames + 5 negatives: experts/weights/litemedsa
 LUNG = TargetSpec(
     name="lung", description="the lung fields on a chest X-ray", kinds=("chest_xray",), tasks=("segment",),
     noun="lung", pattern=r"\b(lung( fields?)?s?|lungs)\b", spoken_segment=("lung", "lungs"), compare="organ",
-    compare_by_default=True, organ=True, describe=("segment",), codes=(("91723000", "SCT", "Anatomical Structure"), ("39607008", "SCT", "Lung")),
+    compare_by_default=True, organ=True, paired=True, describe=("segment",), codes=(("91723000", "SCT", "Anatomical Structure"), ("39607008", "SCT", "Lung")),
 )
 
 BUILTIN_TARGETS: tuple[TargetSpec, ...] = (BLOOD_CELLS, POLYP, LUNG)

@@ -189,10 +189,26 @@ def count(session: Session, req: DetectRequest, eid: str) -> CountResult:
                        provenance=prov, cross_check=check)
 
 
-def _regions(session: Session, role: str, label: str, masks: list[np.ndarray], scores: list[float | None]) -> list[Region]:
+def paired_parts(mask: np.ndarray) -> list[tuple[np.ndarray, str | None]]:
+    """A paired organ's mask as (part, patient's side): its two largest connected parts when the smaller holds at
+    least a fifth of the larger, the part on the image's left being the patient's right (the standard display);
+    smaller islands join the part on their side of the midline between the two. One part, side None, otherwise."""
+    comps = connected_regions(mask, min_area=max(16, int(0.01 * mask.sum())))
+    if len(comps) < 2 or comps[1].sum() < 0.2 * comps[0].sum():
+        return [(mask, None)]
+    xs = np.arange(mask.shape[1])
+    ca, cb = (float((c.sum(axis=0) * xs).sum() / c.sum()) for c in comps[:2])
+    image_left, image_right = (comps[0], comps[1]) if ca < cb else (comps[1], comps[0])
+    rest = mask & ~image_left & ~image_right
+    left_of_mid = (xs < (ca + cb) / 2)[None, :]
+    return [(image_left | (rest & left_of_mid), "right"), (image_right | (rest & ~left_of_mid), "left")]
+
+
+def _regions(session: Session, role: str, label: str, masks: list[np.ndarray], scores: list[float | None],
+             sides: list[str | None] | None = None) -> list[Region]:
     img = session.image(role)
     out: list[Region] = []
-    for mask, score in zip(masks, scores):
+    for mask, score, side in zip(masks, scores, sides or [None] * len(masks)):
         check_cancelled()
         m = measure_mask(mask, img.spacing)
         if m.area_px == 0 or m.bbox is None:
@@ -200,7 +216,7 @@ def _regions(session: Session, role: str, label: str, masks: list[np.ndarray], s
         ref = session.add_artifact("mask", mask)
         out.append(Region(index=len(out) + 1, label=label, mask=ref, area_px=m.area_px, area_mm2=m.area_mm2,
                           bbox=Box.from_xyxy(m.bbox), centroid=m.centroid,
-                          score=None if score is None else float(min(max(score, 0.0), 1.0))))
+                          score=None if score is None else float(min(max(score, 0.0), 1.0)), side=side))
     return out
 
 
@@ -249,6 +265,7 @@ def segment(session: Session, req: SegmentRequest, eid: str) -> SegmentationResu
     expert = session.pool.segmenter(req.target)
     masks: list[np.ndarray] = []
     scores: list[float | None] = []
+    sides: list[str | None] = []
     t0 = time.perf_counter()
     prov = None
     auto_note, detected = None, False
@@ -263,24 +280,31 @@ def segment(session: Session, req: SegmentRequest, eid: str) -> SegmentationResu
         raw = expert.predict(img, box=box, points=pts)
         prov = raw.provenance
         for m, s in zip(raw.masks, raw.scores):
-            if prompts or (req.target in targets() and targets()[req.target].organ):
-                masks.append(m)
-                scores.append(s)
+            spec = targets().get(req.target)
+            if not prompts and spec is not None and spec.paired:  # the lungs: the right and the left one
+                parts = paired_parts(m)
+            elif prompts or (spec is not None and spec.organ):
+                parts = [(m, None)]
             else:  # automatic lesion segmentation: one region per connected component
-                for comp in connected_regions(m, min_area=max(16, int(1e-4 * m.size))):
-                    masks.append(comp)
-                    scores.append(s)
+                parts = [(c, None) for c in connected_regions(m, min_area=max(16, int(1e-4 * m.size)))]
+            for part, side in parts:
+                masks.append(part)
+                scores.append(s)
+                sides.append(side)
     prov = prov.model_copy(update={"elapsed_ms": (time.perf_counter() - t0) * 1000,
                                    "note": "; ".join(filter(None, [prov.note, auto_note, expert.why]))})
-    regions = _regions(session, req.image, label, masks, scores)
+    if any(sides):
+        prov = prov.model_copy(update={"note": f"{prov.note}; sides as displayed: the patient's right on the "
+                                               f"image's left (a flipped image swaps them)"})
+    regions = _regions(session, req.image, label, masks, scores, sides)
     union = None
     if regions:
         u = np.zeros((img.meta.height, img.meta.width), dtype=bool)
         for m in masks:
             u |= m
         union = session.add_artifact("mask", u) if len(regions) > 1 else regions[0].mask
-    drawn = draw_masks(img.pixels, [(r.index, r.label, session.mask(r.mask.id)) for r in regions],
-                       title=f"{eid} segment {label}")
+    drawn = draw_masks(img.pixels, [(r.index, f"{r.side} {r.label}" if r.side else r.label, session.mask(r.mask.id))
+                                    for r in regions], title=f"{eid} segment {label}")
     if prompts:  # show where the box / click / detector box was
         drawn = draw_prompts(drawn, [b for b, _ in prompts if b is not None], [p for _, pts in prompts for p in pts or []])
     overlay = session.add_artifact("overlay", drawn)

@@ -172,6 +172,8 @@ def _whole_image(d: Draft, it: Intent, kind: str, info: Any, has_prior: bool, ct
     sentences, yes_no = len(d.sentences), d.yes_no
     yield from _run_intent(d, it, kind, info, has_prior, ctx)
     region = re.search(REGION_PATTERN, it.clause.lower())
+    if ctx.pop("side_answered", None) is not None:
+        region = None  # "how big is the left lung?": measured on that lung
     if region is not None and it.action in _WHOLE and len(d.sentences) > sentences:
         d.sentences.append(f"This covers the whole image: Osler's tools do not {_WHOLE[it.action]} within a part of "
                            f"it ('{region.group(0)}'), so check that part on the overlay.")
@@ -295,6 +297,56 @@ def _plan_part(d: Draft, it: Intent, kind: str, info: Any, has_prior: bool, ctx:
     yield from _run_intent(d, it, kind, info, has_prior, ctx)
 
 
+_SIDE = r"\b(left|right)\b"
+
+
+def _measure_paired(d: Draft, it: Intent, spec: Any, seg: Any, sided: dict, ctx: dict) -> Generator:
+    """A paired organ's measurement: the side the question names ('the left lung'), else both parts together
+    (their union's area, each part's area from the segmentation; no diameter across both)."""
+    eid = seg.evidence_id
+    asked = re.search(_SIDE, it.clause.lower())
+    part = sided.get(asked.group(1)) if asked else None
+    if part is not None:
+        ctx["side_answered"] = part.side  # the whole-image note does not apply
+        mcall = Call("measure", {"mask_id": part.mask.id}, f"measure the {part.side} {spec.noun} (#{part.index})")
+    elif seg.union_mask is not None:
+        mcall = Call("measure", {"mask_id": seg.union_mask.id}, f"measure both {spec.plural} together")
+    else:
+        return
+    m = yield from call_or_fail(d, mcall)
+    if m is None:
+        return
+    meid = m.evidence_id
+    d.step(f"Called measure on {mcall.args['mask_id']}: {summarize(m)}.", meid)
+    cite = f"{meid}, {eid}"
+    wants_diam = any(w in it.clause.lower() for w in ("diameter", "long", "wide", "width", "length", "tall", "height"))
+    if part is not None:
+        who = f"The {part.side} {spec.noun} (as displayed, the patient's {part.side} is on the image's " \
+              f"{'left' if part.side == 'right' else 'right'})"
+        if m.area_mm2 is not None:
+            d.sentences.append(f"{who} measures {fmt(m.long_diameter_mm)} x {fmt(m.short_diameter_mm)} mm (longest "
+                               f"diameter x perpendicular), area {fmt(m.area_mm2)} mm² [{cite}].")
+            d.set_value(*((round(m.long_diameter_mm, 1), "mm") if wants_diam else (round(m.area_mm2, 1), "mm²")))
+        else:
+            d.sentences.append(f"{who} covers {m.area_px} px, longest diameter {fmt(m.long_diameter_px)} px, "
+                               f"perpendicular {fmt(m.short_diameter_px)} px [{cite}]; no pixel spacing is known, "
+                               f"so no millimetres.")
+            d.set_value(*((round(m.long_diameter_px, 1), "px") if wants_diam else (m.area_px, "px")))
+    else:
+        unit, total = ("mm²", m.area_mm2) if m.area_mm2 is not None else ("px", m.area_px)
+        each = ", ".join(f"{side} {fmt(r.area_mm2) if unit == 'mm²' else r.area_px} {unit}"
+                         for side, r in sorted(sided.items(), key=lambda kv: kv[1].index))
+        d.sentences.append(f"The {spec.plural} cover {fmt(total)} {unit} together ({each}) [{cite}]; ask for the "
+                           f"left or the right {spec.noun} for its diameters.")
+        d.set_value(round(total, 1) if unit == "mm²" else total, unit)
+    if m.area_mm2 is None:
+        d.caveats.append(m.provenance.note if m.provenance.note and "ignored" in m.provenance.note else
+                         "sizes are in pixels: the image carries no pixel spacing (DICOM gives mm)")
+    d.caveats.append("sides as displayed: the patient's right on the image's left")
+    d.findings.append(Finding(text=f"{spec.plural}: area {m.area_px} px", evidence=[meid, eid]))
+    d.abstained.append(False)
+
+
 def _segment_measure(d: Draft, it: Intent, target: str, ctx: dict) -> Generator:
     spec = targets().get(target)  # None for 'prompt'
     noun_of = "region" if spec is None else spec.noun
@@ -346,6 +398,18 @@ def _segment_measure(d: Draft, it: Intent, target: str, ctx: dict) -> Generator:
     if it.yes_no and d.yes_no is None:
         d.yes_no = "no" if it.negated else "yes"
     regions = sorted(seg.regions, key=lambda r: -r.area_px)
+    sided = {r.side: r for r in seg.regions if r.side}
+    if sided and it.action == "measure":  # the lungs: the side asked for, or both together
+        yield from _measure_paired(d, it, spec, seg, sided, ctx)
+        return
+    if it.action == "segment" and sided:
+        desc = "; ".join(f"#{r.index} {r.side} {noun_of}: {r.area_px} px" + (
+            f" ({fmt(r.area_mm2)} mm²)" if r.area_mm2 is not None else "") for r in seg.regions)
+        d.sentences.append(f"Segmented the {spec.plural}: {desc} (sides as displayed, the patient's right on the "
+                           f"image's left; overlay and masks listed) [{eid}].")
+        d.findings.append(Finding(text=f"{len(regions)} {what}(s)", evidence=[eid]))
+        d.abstained.append(False)
+        return
     if it.action == "segment":
         desc = "; ".join(f"#{r.index}: {r.area_px} px" + (f" ({fmt(r.area_mm2)} mm²)" if r.area_mm2 is not None else "")
                          for r in regions)

@@ -89,7 +89,8 @@ def plan_segments(results: dict[str, BaseModel]) -> list[SegmentPlan]:
         if not isinstance(r, SegmentationResult) or r.image != "current":
             continue
         for region in r.regions:
-            plans.append(SegmentPlan(len(plans) + 1, region.mask.id, f"{region.label} {region.index}",
+            side = f"{region.side} " if region.side else ""  # "right lung 1"
+            plans.append(SegmentPlan(len(plans) + 1, region.mask.id, f"{side}{region.label} {region.index}",
                                      r.target, eid, r.provenance, region.area_px, region.area_mm2))
         if r.union_mask is not None:
             unions[r.union_mask.id] = (eid, r)
