@@ -372,7 +372,7 @@ def test_real_longitudinal_chest_pair_with_the_bundled_lung_unet(assistant, data
     r = invoke(s, "compare_with_prior", CompareRequest())
     assert r.status == "compared", r.reason
     assert r.target == "lung" and r.interval_days == int(row["interval_days"]) == 3
-    assert [c.label for c in r.changes] == ["lung", "lung"]
+    assert sorted(c.label for c in r.changes) == ["left lung", "right lung"]  # matched side to side
     assert all(c.prior_area_px and c.current_area_px for c in r.changes)  # both fields matched
     assert r.lung_opacity_change is not None and abs(r.lung_opacity_change) < 0.5
     assert "unet" in r.provenance.note

@@ -116,6 +116,9 @@ def _findings(session: Session, target: str, role: str, invoke: Invoke
     union = np.zeros((img.meta.height, img.meta.width), dtype=bool)
     for m in masks:
         union |= m
+    if spec.paired and any(reg.side for reg in r.regions):  # the right and the left lung, matched side to side
+        return [finding_from_mask(f"{reg.side} {spec.noun}" if reg.side else spec.noun, m, source=r.evidence_id)
+                for reg, m in zip(r.regions, masks)], r, union
     comps = connected_regions(union, min_area=max(64, int(0.005 * union.size)))[:2]  # left and right fields
     return [finding_from_mask(spec.noun, c, source=r.evidence_id) for c in comps], r, union
 
