@@ -470,3 +470,13 @@ def test_clear_of_reads_as_a_negation_and_other_wordings():
     prev = parse_question("Does the film show pneumonia?")[-1]
     it = parse_question("Which type?", previous=prev)[0]
     assert (it.action, it.choices) == ("classify", ("bacterial_pneumonia", "viral_pneumonia"))
+
+
+@pytest.mark.parametrize("question, word", [
+    ("Are the platelets clumped?", "clumped"), ("How many cells are overlapping?", "overlapping"),
+    ("Are the white cells hypersegmented?", "hypersegmented"), ("Is the polyp touching the fold?", "touching")])
+def test_properties_no_detector_reports_are_refused(question, word):
+    """'Are the platelets clumped?' had been answered by the platelet count ('Yes' whenever one was found)."""
+    it = parse_question(question)[0]
+    assert it.action == "unknown" and it.unsupported == word and "do not tell" in it.extras["why"]
+    assert parse_question("How many platelet clumps?")[0].action == "count"  # a clump is counted as platelets

@@ -253,6 +253,12 @@ def _clause_intent(clause: str, inherited: Intent | None) -> Intent:
         word, plural = kinds
         return Intent("unknown", unsupported=f"{word}s", extras={
             "why": f"the detector counts {plural} without telling their kinds apart"}, **base)
+    if (prop := re.search(r"\b(clumped|clumping|aggregated|aggregating|overlapping|touching|fragmented|vacuolated|"
+                          r"granular|hypersegmented|hypochromic|sickled|target cells?)\b", c)) is not None and not organ:
+        # "are the platelets clumped?", "how many cells are overlapping?": a property no detector reports
+        what = catalogue().entry(target).spec.plural if target and catalogue().entry(target) else "findings"
+        return Intent("unknown", unsupported=prop.group(0), extras={
+            "why": f"the tools find, count and outline {what} but do not tell whether they are {prop.group(0)}"}, **base)
     if re.search(r"\b(what|which) (types?|kinds?|sorts?|subtypes?|class(es)?) of\b", c) and not organ and (
             classes is not None or len(_classes_of(target)) <= 1):
         # "what type of polyp is this?": a polyp's type (histology, Paris class) is no tool's output
