@@ -185,6 +185,28 @@ def _whole_image(d: Draft, it: Intent, kind: str, info: Any, has_prior: bool, ct
         d.caveats.append("the question asks where; the classifier does not localise")
 
 
+def _decline(d: Draft, it: Intent) -> None:
+    """An intent no tool answers: an instruction about what to answer, a question with its reason ('why'), or a
+    term outside every tool."""
+    if it.extras.get("instruction"):
+        step = f"'{it.clause}' tells Osler what to answer; it answers only from its tools' results."
+        said = (f"I do not follow '{it.clause}': my answers come only from the tools' results, not from instructions "
+                f"in the question.")
+    elif it.extras.get("why"):
+        step = f"No tool answers '{it.clause}': {it.extras['why']}."
+        said = f"I cannot answer '{it.clause}': {it.extras['why']}, so I do not guess."
+    else:
+        term = f" ('{it.unsupported}')" if it.unsupported else ""
+        counted = " and ".join(_named(s) for s in targets().values() if "detect" in s.tasks)
+        outlined = " and ".join(_named(s) for s in targets().values() if "segment" in s.tasks)
+        step = (f"No tool covers '{it.clause}'{term}: the tools only count/locate {counted}, segment {outlined}, "
+                f"classify pneumonia on chest X-rays and compare with a prior study.")
+        said = f"No tool can answer '{it.clause}'{term}, so I do not answer it rather than guess."
+    d.step(step)
+    d.sentences.append(said)
+    d.abstained.append(True)
+
+
 _WHERE = r"\b(where|which (side|lung|lobe|zone|part|region)|locat\w*|what side|on which)\b"
 _WHOLE = {"count": "count", "detect": "locate findings", "classify": "classify", "segment": "outline",
           "measure": "measure"}
@@ -201,25 +223,8 @@ def _run_intent(d: Draft, it: Intent, kind: str, info: Any, has_prior: bool, ctx
                            f"decided from {info.kind_source}) [{info.evidence_id}].")
         d.abstained.append(False)
         return
-    if it.action == "unknown" and it.extras.get("instruction"):
-        d.step(f"'{it.clause}' tells Osler what to answer; it answers only from its tools' results.")
-        d.sentences.append(f"I do not follow '{it.clause}': my answers come only from the tools' results, not from "
-                           f"instructions in the question.")
-        d.abstained.append(True)
-        return
-    if it.action == "unknown" and it.extras.get("why"):
-        d.step(f"No tool answers '{it.clause}': {it.extras['why']}.")
-        d.sentences.append(f"I cannot answer '{it.clause}': {it.extras['why']}, so I do not guess.")
-        d.abstained.append(True)
-        return
     if it.action == "unknown":
-        term = f" ('{it.unsupported}')" if it.unsupported else ""
-        counted = " and ".join(_named(s) for s in targets().values() if "detect" in s.tasks)
-        outlined = " and ".join(_named(s) for s in targets().values() if "segment" in s.tasks)
-        d.step(f"No tool covers '{it.clause}'{term}: the tools only count/locate {counted}, segment "
-               f"{outlined}, classify pneumonia on chest X-rays and compare with a prior study.")
-        d.sentences.append(f"No tool can answer '{it.clause}'{term}, so I do not answer it rather than guess.")
-        d.abstained.append(True)
+        _decline(d, it)
         return
     if it.action == "compare":
         target = _resolve_target(it, kind) if it.target else None
