@@ -51,8 +51,8 @@ _ALWAYS_NUMERIC = ("more than", "greater than", "fewer than", "less than", "at l
 understood, no yes/no is given."""
 _DECISION = (r"\b(should|must|do (i|we) (need|have) to|does (it|this) need|(is it|it is|it's) (safe|ok|okay|fine|"
              r"necessary|reasonable|better) to|can (i|we|you)|may (i|we)|need to be)\b.*\b(?P<act>remov\w*|excis\w*|"
-             r"resect\w*|operat\w*|treat\w*|biops\w*|cut|refer\w*|admit\w*|follow(ed)?[ -]?up|surveil\w*|leave|"
-             r"left (alone|in)|ignor\w*|discharg\w*|send (him|her|them|the patient) home|wait|watch\w*|snare\w*|"
+             r"resect\w*|operat\w*|treat\w*|biops\w*|cut|refer\w*|admit\w*|follow(ed)?[ -]?up|surveil\w*|leave(?! out)|"
+             r"left (alone|in)|ignor\w* (it|this|that|the (polyp|finding|lesion))|discharg\w*|send (him|her|them|the patient) home|wait|watch\w*|snare\w*|"
              r"resect\w*|polypectom\w*|cauteri\w*|clip\w*)")
 """'Should this polyp be removed?': a management decision (it had been answered with a detection)."""
 _SEVERITY = r"\b(severe|severity|mild|moderate|critical|life[ -]threatening|extensive|advanced|early[ -]stage|how bad)\b"
