@@ -480,3 +480,9 @@ def test_properties_no_detector_reports_are_refused(question, word):
     it = parse_question(question)[0]
     assert it.action == "unknown" and it.unsupported == word and "do not tell" in it.extras["why"]
     assert parse_question("How many platelet clumps?")[0].action == "count"  # a clump is counted as platelets
+
+
+def test_is_it_large_gets_the_measurements_not_a_yes():
+    it = parse_question("Where is the polyp, and is it large?")[-1]
+    assert (it.action, it.yes_no) == ("measure", False)
+    assert (parse_question("Is the polyp big?")[0].action, parse_question("Is the polyp big?")[0].yes_no) == ("measure", False)

@@ -187,7 +187,9 @@ def _clause_intent(clause: str, inherited: Intent | None) -> Intent:
     negated = bool(re.search(_NEGATION, re.sub(_YESNO_START, "", re.sub(_OR_NOT, " ", c)))) and yes_no
     largest = bool(re.search(_LARGEST, c))
     smallest = bool(re.search(_SMALLEST, c))
-    size = sized(c, comparing=bool(re.search(_COMPARE, c)))
+    size = sized(c, comparing=bool(re.search(_COMPARE, c))) or (yes_no and bool(re.search(
+        r"\b(is|are) (it|they|the \w+) (very |too |quite )?(large|big|small|tiny|huge|sizeable)\b", c)))
+    # "is it large?": the measurements answer it, a yes would be a judgment of size no tool makes
     if size:  # "larger than 10 mm?", "larger than the one next to it?": the measurements, no yes/no
         yes_no = negated = False
     base = dict(clause=clause, yes_no=yes_no, negated=negated, largest=largest, smallest=smallest)
