@@ -6,7 +6,6 @@ the evaluation harness.
 from __future__ import annotations
 
 import logging
-import re
 import time
 from typing import Any
 
@@ -83,7 +82,7 @@ class Assistant:
         _cancel_late_calls(session)
         final, report, status = guarded.final, guarded.report, guarded.status
         _record_rejected_calls(session, session.history[history_before:])
-        calls = _in_planner_order(session.calls[calls_before:])
+        calls = session.calls[calls_before:]
         session.flush_artifacts()  # PNGs were encoded beside the answer: every path below names a written file
         new_artifacts = [a for k, a in session.artifacts.items() if k not in artifacts_before]
         artifacts = Artifacts(
@@ -118,17 +117,6 @@ def _cancel_late_calls(session: Session) -> None:
                                         summary=f"cancelled: {msg}"))
         session.audit.write("tool_call", session.id, id=eid, tool=name, ok=False, cancelled=True,
                             error=f"ToolCancelledError: {msg}")
-
-
-def _in_planner_order(calls: list[ToolCallRecord]) -> list[ToolCallRecord]:
-    """This ask's tool calls in the order the planner wrote them (their evidence ids, reserved in that order), not
-    the order concurrent calls finished in; records without an evidence id keep their place after them."""
-    def key(ic: tuple[int, ToolCallRecord]) -> tuple[int, int]:
-        i, c = ic
-        m = re.fullmatch(r"E(\d+)", str(c.id))
-        return (0, int(m.group(1))) if m else (1, i)
-
-    return [c for _i, c in sorted(enumerate(calls), key=key)]
 
 
 def _expert_ms(result: Any) -> float:
