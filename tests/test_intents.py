@@ -485,4 +485,5 @@ def test_properties_no_detector_reports_are_refused(question, word):
 def test_is_it_large_gets_the_measurements_not_a_yes():
     it = parse_question("Where is the polyp, and is it large?")[-1]
     assert (it.action, it.yes_no) == ("measure", False)
-    assert (parse_question("Is the polyp big?")[0].action, parse_question("Is the polyp big?")[0].yes_no) == ("measure", False)
+    for q in ("Is the polyp big?", "Are there large polyps?"):
+        assert (parse_question(q)[0].action, parse_question(q)[0].yes_no) == ("measure", False), q

@@ -188,7 +188,8 @@ def _clause_intent(clause: str, inherited: Intent | None) -> Intent:
     largest = bool(re.search(_LARGEST, c))
     smallest = bool(re.search(_SMALLEST, c))
     size = sized(c, comparing=bool(re.search(_COMPARE, c))) or (yes_no and bool(re.search(
-        r"\b(is|are) (it|they|the \w+) (very |too |quite )?(large|big|small|tiny|huge|sizeable)\b", c)))
+        r"\b(is|are) (it|they|the \w+) (very |too |quite )?(large|big|small|tiny|huge|sizeable)\b|"
+        r"\b(is|are) there (any )?(large|big|small|tiny|huge|sizeable) \w+", c)))
     # "is it large?": the measurements answer it, a yes would be a judgment of size no tool makes
     if size:  # "larger than 10 mm?", "larger than the one next to it?": the measurements, no yes/no
         yes_no = negated = False
