@@ -276,7 +276,7 @@ def test_paired_parts_of_a_real_lung_mask_take_the_patients_sides():
     a mask of one part (or a small second island) stays one region without a side."""
     import cv2
 
-    from agent.boundary.calls import paired_parts
+    from agent.boundary.segment import paired_parts
 
     gt = cv2.imread(str(next((LUNGS / "masks").glob(f"{LUNG}*"))), cv2.IMREAD_GRAYSCALE) == 255
     parts = paired_parts(gt)

@@ -53,7 +53,7 @@ from tools.segmentation import SegmentRequest
 from tools.targets import TARGET_KINDS, LiveTable, TargetSpec, targets
 
 from agent.session import Session
-from agent.boundary.calls import ensure_colour, ensure_kind
+from agent.boundary.gate import ensure_colour, ensure_kind
 
 __all__ = ["Invoke", "compare_studies", "run_comparison", "AUTO_TARGET", "MATCHED_CELL_CLASSES", "interval_days"]
 

@@ -26,7 +26,7 @@ from tools.errors import OslerError, ToolCancelledError, WrongImageKindError
 from tools.segmentation import MeasurementResult, MeasureRequest, SegmentationResult, SegmentRequest
 from tools.targets import targets
 
-from agent.boundary import calls as tool_impl, compare as compare_tool
+from agent.boundary import calls as tool_impl, compare as compare_tool, gate, segment as segment_tool
 from agent.session import Session
 from agent.summaries import summarize
 
@@ -41,10 +41,10 @@ def _compare_with_prior(session: Session, req: CompareRequest, eid: str) -> Comp
 
 
 TOOL_IMPLS: dict[str, tuple[type[BaseModel], Callable[..., Any]]] = {
-    "image_info": (ImageInfoRequest, tool_impl.image_info),
+    "image_info": (ImageInfoRequest, gate.image_info),
     "detect": (DetectRequest, tool_impl.detect),
     "count": (DetectRequest, tool_impl.count),
-    "segment": (SegmentRequest, tool_impl.segment),
+    "segment": (SegmentRequest, segment_tool.segment),
     "measure": (MeasureRequest, tool_impl.measure),
     "classify": (ClassifyRequest, tool_impl.classify),
     "compare_with_prior": (CompareRequest, _compare_with_prior),

@@ -25,16 +25,10 @@ from __future__ import annotations
 import re
 from typing import NamedTuple
 
+from agent.number_words import NUMBER_WORDS
+
 __all__ = ["REGION_PATTERN", "Expected", "asked_kind", "beyond_tools", "class_versus", "elided", "expected_count", "instruction",
            "judgment", "question_tag", "sized", "subtype", "words_to_number"]
-
-_NUMBER_WORDS = {
-    "zero": 0, "no": 0, "none": 0, "one": 1, "a single": 1, "single": 1, "two": 2, "three": 3, "four": 4,
-    "five": 5, "six": 6, "seven": 7, "eight": 8, "nine": 9, "ten": 10, "eleven": 11, "twelve": 12,
-    "thirteen": 13, "fourteen": 14, "fifteen": 15, "sixteen": 16, "seventeen": 17, "eighteen": 18, "nineteen": 19,
-    "twenty": 20, "thirty": 30, "forty": 40, "fifty": 50, "sixty": 60, "seventy": 70, "eighty": 80, "ninety": 90,
-    "a dozen": 12, "dozen": 12, "a hundred": 100, "hundred": 100,
-}
 
 _KIND_ASKED: tuple[tuple[str, str], ...] = (  # "is this a chest x-ray?": a yes/no about the image kind
     ("chest_xray", r"chest (x-?rays?|radiographs?|films?)|cxr"), ("endoscopy", r"endoscop\w*|colonoscop\w*"),
@@ -79,7 +73,7 @@ def words_to_number(text: str) -> int | None:
     m = re.search(r"\b(\d+)\b", text)
     if m:
         return int(m.group(1))
-    for w, n in sorted(_NUMBER_WORDS.items(), key=lambda kv: -len(kv[0])):
+    for w, n in sorted(NUMBER_WORDS.items(), key=lambda kv: -len(kv[0])):
         if w in ("no", "none"):
             continue
         if re.search(rf"\b{w}\b", text):

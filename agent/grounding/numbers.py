@@ -10,7 +10,7 @@ from typing import Any, Iterable
 
 from pydantic import BaseModel
 
-from agent.grounding.terms import NUMBER_WORDS
+from agent.number_words import NUMBER_WORDS
 
 __all__ = ["evidence_numbers", "numbers_in", "unsupported_numbers"]
 
@@ -77,7 +77,7 @@ def numbers_in(text: str) -> list[tuple[str, float]]:
     return out
 
 
-_SPELLED_VALUES = {w: n for w, n in NUMBER_WORDS.items() if w not in ("no", "zero")}
+_SPELLED_VALUES = {w: n for w, n in NUMBER_WORDS.items() if n}  # "no millimetres" is no measurement
 _SPELLED = re.compile(r"\b(" + "|".join(sorted(_SPELLED_VALUES, key=len, reverse=True)) + r")\s+(?:mm|millimet\w*|cm|"
                       r"centimet\w*|px|pixels?|%|per ?cent|days?|weeks?|months?|years?)\b", re.IGNORECASE)
 

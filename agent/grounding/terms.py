@@ -7,7 +7,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-__all__ = ["NUMBER_WORDS", "TERMS", "Term", "UNDECIDED_LABELS", "number_value"]
+from agent.number_words import NUMBER_WORDS
+
+__all__ = ["TERMS", "Term", "UNDECIDED_LABELS", "number_value"]
 
 
 @dataclass(frozen=True)
@@ -71,14 +73,8 @@ TERMS: tuple[Term, ...] = (
 UNDECIDED_LABELS = ("yes", "no", "uncertain", "not recognised", "not recognized")
 """Labels that answer a yes/no question or say the tools could not decide: they name no finding."""
 
-NUMBER_WORDS = {
-    "no": 0, "zero": 0, "one": 1, "a single": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7,
-    "eight": 8, "nine": 9, "ten": 10, "eleven": 11, "twelve": 12, "thirteen": 13, "fourteen": 14, "fifteen": 15,
-    "sixteen": 16, "seventeen": 17, "eighteen": 18, "nineteen": 19, "twenty": 20, "thirty": 30, "forty": 40,
-    "fifty": 50, "sixty": 60, "seventy": 70, "eighty": 80, "ninety": 90, "a dozen": 12, "dozen": 12,
-    "a hundred": 100, "hundred": 100}
-"""Numbers a claim may spell out ('seven white blood cells', 'no white blood cells', 'a dozen'): read as digits."""
 _NUMBER = r"[-+]?\d+|" + "|".join(sorted(NUMBER_WORDS, key=len, reverse=True))
+"""A count phrase's number: digits or a number word (agent.number_words), longest words first."""
 
 
 def number_value(token: str) -> int:
