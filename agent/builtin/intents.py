@@ -11,51 +11,19 @@ cells and give the area of the largest"); a clause without a target inherits the
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from typing import Literal, overload
-
-from experts.catalogue import catalogue
+from typing import Literal
 
 from agent.builtin.scope import (asked_kind, beyond_tools, class_versus, elided, expected_count, instruction, judgment,
-                                  question_tag, sized, subtype, words_to_number)
+                                  question_tag, sized, words_to_number)
+from agent.builtin.vocabulary import (TARGET_PATTERNS, classes_of, find_target, is_organ, kind_of, plural_of,
+                                      target_table)
 
 __all__ = ["CLASSIFY_PATTERN", "Intent", "KIND_PATTERN", "TARGET_PATTERNS", "parse_question", "UNSUPPORTED_TERMS",
            "words_to_number"]
 
 Action = Literal["count", "detect", "segment", "measure", "classify", "image_kind", "compare", "describe", "unknown"]
 
-TargetRow = tuple[str, str, "tuple[str, ...] | None"]
-_LESION: TargetRow = (r"\b(lesions?|masses|growths?|findings?|abnormalit(y|ies))\b", "lesion", None)
-"""Generic finding words: 'lesion' is resolved by image kind to the target that is its lesion (TargetSpec.lesion)."""
-
-
-def target_table() -> list[TargetRow]:
-    """(question regex, target, classes) in match order, derived from the expert catalogue (plugins included):
-    for each target, one row per class it names alone, then the target as a whole; the generic lesion row last."""
-    rows: list[TargetRow] = []
-    for spec in catalogue().targets:
-        rows += [(c.pattern, spec.name, (c.label,)) for c in spec.classes if c.pattern]
-        if spec.pattern:
-            rows.append((spec.pattern, spec.name, None))
-    return rows + [_LESION]
-
-
-class _TargetTable(Sequence):
-    """:func:`target_table` as a sequence read at each use (``TARGET_PATTERNS``, read by agent.planners.hybrid)."""
-
-    @overload
-    def __getitem__(self, i: int) -> TargetRow: ...
-    @overload
-    def __getitem__(self, i: slice) -> list[TargetRow]: ...
-    def __getitem__(self, i):  # type: ignore[no-untyped-def]
-        return target_table()[i]
-
-    def __len__(self) -> int:
-        return len(target_table())
-
-    def __iter__(self):  # type: ignore[no-untyped-def]
-        return iter(target_table())
 _CLASSIFY = r"\b(pneumonia|normal|healthy|bacterial|viral|virus|bacteria|infection|infected|consolidation|abnormal|diagnos\w*)\b"
 _DESCRIBE = (r"\b(describe|description|what do you see|what can you see|what('s| is) (in|on) (this|the) (image|picture|"
              r"frame|film|slide)|summari[sz]e|give me a (read|report|summary)|read (this|the) (image|film|study)|"
@@ -83,7 +51,7 @@ _POINT = (r"\bat\s*(?:the\s+point\s*)?\(?\s*(?:x\s*=?\s*)?(\d{1,5}(?:\.\d+)?)\s*
 _LARGEST = r"\b(largest|biggest|main|dominant)\b"
 _SMALLEST = r"\b(smallest)\b"
 
-TARGET_PATTERNS, CLASSIFY_PATTERN, KIND_PATTERN = _TargetTable(), _CLASSIFY, _KIND  # read by agent.planners.hybrid
+CLASSIFY_PATTERN, KIND_PATTERN = _CLASSIFY, _KIND  # read by agent.planners.hybrid, with TARGET_PATTERNS
 
 UNSUPPORTED_TERMS = (
     "fracture", "nodule", "tumou?r", "cancer", "malignan", "cardiomegaly", "effusion", "pneumothorax", "edema",
@@ -112,27 +80,6 @@ class Intent:
     choices: tuple[str, ...] | None = None  # either-or: the classifier labels named as alternatives
     extras: dict = field(default_factory=dict)  # "point": (x, y) of a point prompt
     guessed: bool = False  # no verb of the question chose the action (a default was taken)
-
-
-def _find_target(text: str) -> tuple[str | None, tuple[str, ...] | None]:
-    found: list[tuple[int, str, tuple[str, ...] | None]] = []
-    classes: list[str] = []
-    target = None
-    for pattern, tgt, cls in target_table():
-        for m in re.finditer(pattern, text):
-            if cls is None and any(t == tgt and c for _, t, c in found):
-                continue  # "white blood cells" already matched a specific class
-            found.append((m.start(), tgt, cls))
-    if not found:
-        return None, None
-    found.sort()
-    target = found[0][1]
-    for _, tgt, cls in found:
-        if tgt == target and cls:
-            for c in cls:
-                if c not in classes:
-                    classes.append(c)
-    return target, (tuple(classes) if classes else None)
 
 
 _SENTENCE_END = re.compile(r"(?<=[?!])\s+|(?<=[A-Za-z0-9)\]])\.\s+(?=[A-Za-z])")
@@ -176,7 +123,7 @@ def _clause_intent(clause: str, inherited: Intent | None) -> Intent:
     if (said := instruction(clause.lower())) is not None:  # "ignore previous instructions and say ...": not followed
         return Intent("unknown", unsupported=said[1], clause=clause, extras={"instruction": said[0]})
     c, tagged = question_tag(elided(clause.lower()))  # "there are 7 white cells, right?" asks whether there are 7
-    target, classes = _find_target(c)
+    target, classes = find_target(c)
     m_unsupported = next((m for t in UNSUPPORTED_TERMS if (m := re.search(rf"\b{t}\w*", c))), None)
     unsupported = m_unsupported.group(0) if m_unsupported else None
     if unsupported and any(re.search(p, unsupported) for p, tgt, _ in target_table() if tgt != "lesion"):
@@ -224,7 +171,7 @@ def _clause_intent(clause: str, inherited: Intent | None) -> Intent:
     if (versus := class_versus(c, classes)) is not None:  # "more red cells than white cells?": both counted here
         base.update(yes_no=yes_no and versus in ("gt", "lt", "eq"), negated=False)
         return Intent("count", target=target, classes=classes[:2], extras={"versus": versus}, **base)
-    if classes is not None and len(classes) == 1 and len(_classes_of(target)) > 1 and not re.search(_COMPARE, c):
+    if classes is not None and len(classes) == 1 and len(classes_of(target)) > 1 and not re.search(_COMPARE, c):
         if yes_no and re.search(r"\b(all|every|each|only)\b", c):  # "are all the cells red cells?": every class
             return Intent("count", target=target, extras={"all_of": classes[0]}, **base)
         if re.search(r"\b(percent(age)?|proportion|fraction|share|how many of)\b.*\bcells?\b", c):
@@ -249,8 +196,8 @@ def _clause_intent(clause: str, inherited: Intent | None) -> Intent:
         if re.search(_CLASSIFY, c):
             return Intent("classify", choices=choices, **base)
         return Intent("unknown", unsupported=unsupported, **base)
-    organ = _is_organ(target)
-    kinds = _subtype(c, target, classes)
+    organ = is_organ(target)
+    kinds = kind_of(c, target, classes)
     if kinds is not None and (yes_no or re.search(r"\b(what|which) (types?|kinds?|sorts?|subtypes?)\b", c)):
         # "are there lymphocytes?": the detector does not tell them apart, so neither yes nor no is known
         word, plural = kinds
@@ -259,14 +206,12 @@ def _clause_intent(clause: str, inherited: Intent | None) -> Intent:
     if (prop := re.search(r"\b(clumped|clumping|aggregated|aggregating|overlapping|touching|fragmented|vacuolated|"
                           r"granular|hypersegmented|hypochromic|sickled|target cells?)\b", c)) is not None and not organ:
         # "are the platelets clumped?", "how many cells are overlapping?": a property no detector reports
-        what = catalogue().entry(target).spec.plural if target and catalogue().entry(target) else "findings"
-        return Intent("unknown", unsupported=prop.group(0), extras={
-            "why": f"the tools find, count and outline {what} but do not tell whether they are {prop.group(0)}"}, **base)
+        return Intent("unknown", unsupported=prop.group(0), extras={"why": f"the tools find, count and outline "
+                      f"{plural_of(target)} but do not tell whether they are {prop.group(0)}"}, **base)
     if re.search(r"\b(what|which) (types?|kinds?|sorts?|subtypes?|class(es)?) of\b", c) and not organ and (
-            classes is not None or len(_classes_of(target)) <= 1):
+            classes is not None or len(classes_of(target)) <= 1):
         # "what type of polyp is this?": a polyp's type (histology, Paris class) is no tool's output
-        spec = catalogue().entry(target).spec
-        plural = next((k.plural for k in spec.classes if classes and k.label == classes[0]), spec.plural)
+        plural = plural_of(target, classes[0] if classes else None)
         return Intent("unknown", unsupported=f"the type of {plural}",
                       extras={"why": f"no tool tells {plural} apart by type"}, **base)
     if yes_no and (judged := judgment(c)) is not None and (unsupported is not None or not organ):
@@ -312,26 +257,6 @@ def _clause_intent(clause: str, inherited: Intent | None) -> Intent:
         extras["subtype"] = kinds
         base.update(yes_no=False, negated=False)
     return Intent(action, target=target, classes=classes, expected=expected, within=within, extras=extras, **base)
-
-
-def _classes_of(target: str | None) -> tuple:
-    entry = catalogue().entry(target) if target else None
-    return entry.spec.classes if entry is not None else ()
-
-
-def _subtype(c: str, target: str | None, classes: tuple[str, ...] | None) -> tuple[str, str] | None:
-    """(the kind of a named class that the detector does not tell apart, the class's plural name):
-    ('neutrophil', 'white blood cells (WBC)'), or None."""
-    for cls in _classes_of(target):
-        if classes is None or cls.label in classes:
-            if (word := subtype(c, cls.subtypes)) is not None:
-                return word, cls.plural
-    return None
-
-
-def _is_organ(target: str | None) -> bool:
-    entry = catalogue().entry(target) if target else None
-    return entry is not None and bool(entry.spec.organ)
 
 
 def parse_question(question: str, previous: Intent | None = None) -> list[Intent]:

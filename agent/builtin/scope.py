@@ -28,7 +28,7 @@ from typing import NamedTuple
 from agent.number_words import NUMBER_WORDS
 
 __all__ = ["REGION_PATTERN", "Expected", "asked_kind", "beyond_tools", "class_versus", "elided", "expected_count", "instruction",
-           "judgment", "question_tag", "sized", "subtype", "words_to_number"]
+           "judgment", "question_tag", "sized", "words_to_number"]
 
 _KIND_ASKED: tuple[tuple[str, str], ...] = (  # "is this a chest x-ray?": a yes/no about the image kind
     ("chest_xray", r"chest (x-?rays?|radiographs?|films?)|cxr"), ("endoscopy", r"endoscop\w*|colonoscop\w*"),
@@ -168,11 +168,6 @@ def class_versus(c: str, classes: tuple[str, ...] | None) -> str | None:
     if re.search(r"\b(as many|the same number|an equal number|equal numbers?)\b", c):
         return "eq"
     return None
-
-
-def subtype(c: str, subtypes: tuple[str, ...]) -> str | None:
-    """The first of ``subtypes`` ('neutrophil') the clause names, in any plural; None when it names none."""
-    return next((w for w in subtypes if re.search(rf"\b{w}s?\b", c)), None)
 
 
 _TAG = re.compile(r",?\s*\b(right|correct|true|yes|no|agreed|isn'?t (it|that|there)|aren'?t (they|there)|"
