@@ -13,6 +13,7 @@ import agent.boundary.toolset as toolset
 import agent.builtin.procedures as procedures
 from agent.builtin.intents import parse_question
 from agent.session import Session
+from tests.calls import in_planner_order
 
 CXR = "kermany_cxr/train/NORMAL"
 
@@ -53,7 +54,7 @@ def test_independent_parts_share_a_planner_response_and_answer_as_in_sequence(as
     # the same calls with the same evidence ids; the record lists concurrent calls in the order they finished
     # (a nested call before the call that made it), so compare them by evidence id
     def by_id(r):
-        return sorted((c.id, c.name, c.args) for c in r.tool_calls)
+        return [(c.id, c.name, c.args) for c in in_planner_order(r.tool_calls)]
     assert by_id(conc) == by_id(seq)
     assert sorted(c.id for c in conc.tool_calls) == ["E1", "E2", "E3"]
     assert conc.grounding.ok
@@ -119,8 +120,9 @@ def test_a_second_sentence_no_longer_answers_the_first(assistant, cxr):
     """'Is there pneumonia? Outline the lungs.' on a normal film: the classifier answers the question (it had
     been parsed as one segmentation clause, and 'a lung region was found' became 'Yes')."""
     _s, r = _ask(assistant, cxr, "Is there pneumonia? Outline the lungs.")
-    assert [c.name for c in r.tool_calls] == ["image_info", "classify", "segment"]
-    classified = r.tool_calls[1].result
+    calls = in_planner_order(r.tool_calls)
+    assert [c.name for c in calls] == ["image_info", "classify", "segment"]
+    classified = calls[1].result
     top = max(classified["probabilities"], key=classified["probabilities"].get)
     assert r.answer.startswith("No." if top == "normal" else "Yes.")
     assert "Segmented the lungs" in r.answer and r.grounding.ok

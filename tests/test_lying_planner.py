@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pytest
 
+from tests.calls import in_planner_order
 from tests.injection_cases import HONEST_CASE, INJECTION_CASES, InjectionCase, judge, planner_for
 from tests.lying_planner import Evidence, lying_model
 
@@ -32,7 +33,7 @@ def test_case_ids_are_unique_and_every_way_of_lying_is_covered():
 @pytest.mark.parametrize("case", INJECTION_CASES, ids=lambda c: c.id)
 def test_the_lie_is_removed_and_the_answer_says_so(assistant, data_dir, case):
     result, ev, _, _ = _ask(assistant, data_dir, case)
-    assert [c.name for c in result.tool_calls] == [name for name, _ in case.calls]  # real tools ran
+    assert [c.name for c in in_planner_order(result.tool_calls)] == [name for name, _ in case.calls]  # real tools ran
     assert all(c.ok for c in result.tool_calls)
     assert judge(case, ev, result) == []
 
