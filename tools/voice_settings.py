@@ -50,6 +50,19 @@ class VoiceSettings(BaseModel):
                                  "tuned) or after a prompt naming only the wake word")
     grammar_token_bonus: float = Field(default=1.5, description="nats added per token of a scored sentence (a "
                                        "word insertion bonus: the plain sum favours short commands)")
+    spotter: bool = Field(default=True, description="second opinion of the command spotter (voice.spotter, a "
+                          "classifier on Whisper's encoder output trained by training/train_spotter.py) beside the "
+                          "grammar check; skipped, and said so, when its weights file is missing")
+    spotter_path: Path | None = Field(default=None, description="spotter weights (default "
+                                      "experts/weights/voice_spotter.pt)")
+    spotter_take: float = Field(default=0.8, ge=0.0, le=1.01, description="the spotter's probability at which a "
+                                "command the grammar ranked best but did not take is taken (both agree)")
+    spotter_veto: float = Field(default=0.7, ge=0.0, le=1.01, description="the spotter's probability for another "
+                                "command, or for no command, at which a command is rejected (1.01: never; the defaults are tuned on "
+                                "development voices: voice.bench_grammar tune-spotter)")
+    spotter_alone: float = Field(default=0.8, ge=0.0, le=1.01, description="the spotter's probability at which "
+                                 "its command is taken when the grammar check left none, whatever the grammar "
+                                 "ranked best (1.01: never)")
     whisper_hotwords: str | None = Field(default=None, description="faster-whisper hotwords (extra priming text)")
     denoise: Literal["off", "stationary"] = Field(
         default="off", description="noise suppression before recognition: 'stationary' = spectral gating "

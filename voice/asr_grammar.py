@@ -38,7 +38,7 @@ from .commands import CommandSpec, SLOTS, _Alt, _Opt, _Seq, _Slot, _Word, _parse
 from .normalize import normalize
 
 __all__ = ["Candidate", "GrammarDecision", "GrammarContext", "CheckResult", "AMBIGUOUS", "candidates", "rank",
-           "decide", "settle", "check_transcript", "grammar_sentences", "meaning_str"]
+           "decide", "settle", "spot_settle", "spoken_form", "check_transcript", "grammar_sentences", "meaning_str"]
 
 # ---- the grammar's sentences ---------------------------------------------------------------------------
 def _expand(node) -> list[list[str]]:
@@ -192,6 +192,44 @@ def settle(free_meaning: Any, top: Any, margin: float, gap: float, taken: bool, 
     return "taken" if taken else "none"
 
 
+def spot_settle(command: str | None, grammar_top: str | None, spot: str, prob: float, known: set[str],
+                take: float, veto: float, alone: float = 1.01) -> str:
+    """The command spotter's second opinion (:mod:`voice.spotter`) on a settled utterance.  ``command``: the
+    meaning the grammar check left (None: rejected or no command); ``grammar_top``: the grammar's best meaning;
+    ``spot``/``prob``: the spotter's best class and its probability; ``known``: the meanings of the command
+    set in use (a spotter class outside it abstains).  Returns
+
+    * ``agreed``: both name ``command``;
+    * ``vetoed``: the spotter hears another command, or no command, with at least ``veto``: rejected;
+    * ``kept``: the spotter is unsure or abstains: ``command`` stands;
+    * ``spotted``: no command was left, and the spotter names one with at least ``take`` that the grammar also
+      ranked best, or with at least ``alone`` whatever the grammar ranked best: taken;
+    * ``none``: no command either way.
+
+    The thresholds are tuned on development voices so that no command is executed wrongly there
+    (``voice.bench_grammar tune-spotter``)."""
+    from .spotter import OTHER
+
+    if spot != OTHER and spot not in known:
+        return "kept" if command is not None else "none"
+    if command is not None:
+        if spot == command:
+            return "agreed"
+        return "vetoed" if prob >= veto else "kept"
+    if spot != OTHER and ((spot == grammar_top and prob >= take) or prob >= alone):
+        return "spotted"
+    return "none"
+
+
+def spoken_form(meaning: str, specs: tuple[CommandSpec, ...], wake_word: str | None) -> str:
+    """The shortest grammar sentence of a meaning string, written as a transcript ("Osler, freeze.", or
+    "Freeze." without a wake word)."""
+    sents = [s for s, m in grammar_sentences(specs) if meaning_str(m) == meaning]
+    if not sents:
+        raise ValueError(f"no sentence of the command set means {meaning!r}")
+    return _written(min(sents, key=lambda s: (len(s.split()), sents.index(s))), wake_word)
+
+
 def meaning_str(m: Meaning | None) -> str | None:
     """'count(count_target=polyps)' for ('count', (('count_target', 'polyps'),)): how reports and the
     benchmark write a meaning."""
@@ -212,6 +250,7 @@ class GrammarContext:
     tok: Any  # faster-whisper Tokenizer
     unprimed_text: str  # greedy transcript after ``plain``
     unprimed_ids: tuple[int, ...]
+    n_samples: int = 0  # the utterance's length at 16 kHz (which encoder frames hold it)
 
 
 @dataclass

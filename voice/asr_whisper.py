@@ -103,6 +103,8 @@ class WhisperRecognizer:
         self.keep_scores = False  # benchmarks: keep every scored sentence in extra['grammar']['scored']
         self._scorer = None
         self._grammar_error: str | None = None
+        self._spotter = None
+        self._spotter_error: str | None = None
         self._model = None
         self._lock = threading.Lock()
         self.model_id = ""
@@ -130,7 +132,28 @@ class WhisperRecognizer:
                 except Exception as exc:  # e.g. int8 weights: the check cannot run, the free transcript decides
                     log.warning("grammar check unavailable: %s", exc)
                     self._scorer, self._grammar_error = None, str(exc)
+            if self.vs.whisper_grammar and self.vs.spotter:
+                self._load_spotter(d)
             log.info("whisper loaded from %s in %.0f ms", d, (time.perf_counter() - t0) * 1000)
+
+    def _load_spotter(self, d: Path) -> None:
+        """The command spotter reads this model's encoder output: it is trained on Whisper tiny.en's, so another
+        model (``models.whisper_dir``) runs without it, and so does a missing weights file; the notes say so."""
+        from .spotter import CommandSpotter
+
+        spotter = CommandSpotter(self.vs.spotter_path)
+        if d != _bundled_dir():
+            self._spotter_error = f"the command spotter reads Whisper tiny.en's encoder only (model here: {d})"
+        elif not spotter.available():
+            self._spotter_error = f"no command spotter weights at {spotter.path} (voice.spotter_path)"
+        else:
+            try:
+                spotter.load()
+                self._spotter = spotter
+            except Exception as exc:
+                self._spotter_error = f"could not load the command spotter from {spotter.path}: {exc}"
+        if self._spotter_error:
+            log.warning("%s", self._spotter_error)
 
     def transcribe(self, audio: Audio) -> Transcript:
         if audio.sample_rate != ASR_RATE:
@@ -190,10 +213,47 @@ class WhisperRecognizer:
         extra["grammar"] = r.info
         if r.note:
             dropped.append(r.note)
-        if r.outcome in ("confirmed", "none"):
-            return text, conf
-        extra["heard"] = text
-        return r.text, r.mean_prob
+        out_text, out_conf = (text, conf) if r.outcome in ("confirmed", "none") else (r.text, r.mean_prob)
+        if r.outcome not in ("confirmed", "none"):
+            extra["heard"] = text
+        if self._spotter is None:
+            if self._spotter_error:
+                extra["spotter"] = {"error": self._spotter_error}
+            return out_text, out_conf
+        return self._spot(ctx, r, specs, text, out_text, out_conf, extra, dropped)
+
+    def _spot(self, ctx: GrammarContext, r: Any, specs: tuple[Any, ...], heard: str, text: str,
+              conf: float | None, extra: dict[str, Any], dropped: list[str]) -> tuple[str, float | None]:
+        """The command spotter's second opinion (:func:`voice.asr_grammar.spot_settle`)."""
+        from .asr_grammar import grammar_sentences, meaning_str, spot_settle, spoken_form
+
+        s = self._spotter.spot(ctx.enc, ctx.n_samples)
+        command = meaning_str(self._meaning(text, specs)) if text else None
+        top = meaning_str(r.decision.top) if r.decision is not None else None
+        known = {meaning_str(m) for _s, m in grammar_sentences(specs)}
+        how = spot_settle(command, top, s.meaning, s.prob, known, self.vs.spotter_take, self.vs.spotter_veto,
+                          self.vs.spotter_alone)
+        extra["spotter"] = {**s.info(), "outcome": how}
+        if how == "vetoed":
+            extra.setdefault("heard", heard)
+            dropped.append(f"command spotter: {text!r}, but the spotter hears "
+                           f"{'no command' if s.meaning == 'other' else s.meaning} (p {s.prob:.2f}): rejected, "
+                           "nothing done")
+            return "", None
+        if how == "spotted":
+            extra.setdefault("heard", heard)
+            if s.meaning == top:
+                said = r.decision.text
+                dropped.append(f"heard {heard!r}; the grammar's best command {said!r} and the command spotter "
+                               f"(p {s.prob:.2f}) agree")
+            else:  # the wake word only where Whisper heard it: the spotter does not listen for it
+                from .activation import gate
+
+                woke = any(gate(h, "wake", self.vs.wake_word).woke for h in (heard, ctx.unprimed_text) if h)
+                said = spoken_form(s.meaning, specs, self.vs.wake_word if woke else None)
+                dropped.append(f"heard {heard!r}; the command spotter hears {said!r} (p {s.prob:.2f})")
+            return said, s.prob
+        return text, conf
 
     def _meaning(self, text: str, specs: tuple[Any, ...]) -> tuple[str, tuple[tuple[str, str], ...]] | None:
         if self.parse is not None:
@@ -266,7 +326,8 @@ class WhisperRecognizer:
             unprimed = _Hyp(tok.decode(ids).strip(), float(res.scores[0]), 0.0, tuple(ids))
             from .asr_grammar import GrammarContext
 
-            ctx = GrammarContext(np.asarray(enc)[0], list(prompt), list(plain), tok, unprimed.text, unprimed.ids)
+            ctx = GrammarContext(np.asarray(enc)[0], list(prompt), list(plain), tok, unprimed.text, unprimed.ids,
+                                 len(samples))
         return hyps, ctx
 
     def _filter(self, h: _Hyp) -> tuple[str, str | None]:

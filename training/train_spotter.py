@@ -1,0 +1,434 @@
+"""Train the command spotter (:mod:`voice.spotter`) on espeak-ng voices that no benchmark uses.
+
+    python -m training.train_spotter voices                       # the voice split, printed (nothing written)
+    python -m training.train_spotter gen --out runs/spotter --workers 2   # speech -> Whisper encoder frames
+    python -m training.train_spotter fit --out runs/spotter --save experts/weights/voice_spotter.pt
+
+Data.  espeak-ng variants (timbre: pitch, formants) x English accents (phonemes).  Every variant that any
+benchmark voice uses (``voice.bench_data``, ``voice.bench_unseen``, ``voice.bench_grammar``: dev, test, final
+and babble voices, whatever the accent) is left out of training altogether; of the others, a seeded shuffle
+puts 8 in **holdout** (never trained or tuned on: the ``fresh`` set of ``voice.bench_grammar``), 8 in
+**val** (early stopping, reported) and the rest in **train**, each spoken in two accents drawn at random.
+Per training voice: one random phrasing of every command meaning of the live grammar
+(:func:`voice.asr_grammar.grammar_sentences`) and 12 sentences that are no command (theatre talk, many with
+command words in them, none of the benchmarks' sentences), "Osler, ..." or bare; speed 125-190 words a
+minute and pitch 25-75 drawn per clip; 0.05-0.8 s of room tone before.  Each clip gets one condition: clean,
+pink / white noise, babble of training voices saying training sentences (not the benchmark's babble), beeps,
+or reverberation with noise, at SNRs drawn from 0-20 dB (noise generated with seeds the benchmark does not
+use).  The features are what the recogniser already computes: Whisper tiny.en's encoder output (CTranslate2,
+the default int8 compute type), the utterance's frames only.
+
+Fit.  Cross-entropy with label smoothing, AdamW, time shift and frame masking; the epoch with the best val
+accuracy is kept.  The checkpoint holds the classes, the net's config, the voice split and the val numbers;
+weights are stored in float16.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import math
+import random
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ACCENTS = ("en-us", "en-gb", "en-gb-scotland", "en-gb-x-gbclan", "en-gb-x-gbcwmd", "en-gb-x-rp", "en-029",
+           "en-us-nyc")
+SEED = 20261202
+
+# Sentences that are no command, for training only (not in any benchmark set, not the babble's chatter)
+TRAIN_NON_COMMANDS: tuple[str, ...] = (
+    "freeze dried plasma is in the fridge", "we can compare the biopsies next week", "how many more cases today",
+    "is there coffee in the lounge", "outline the incision with the marker", "what kind of music is this",
+    "cancel my afternoon clinic", "repeat the blood gas in an hour", "clear the drapes from the light",
+    "read me the potassium", "louder on the monitor please", "is this the right patient",
+    "how big was the specimen jar", "segment two of the liver", "what changed on the rota", "yes that is fine",
+    "no not that one", "load the stapler please", "switch the suction on", "the polyp forceps please",
+    "there is some bleeding at the edge", "give me a minute", "ten seconds of suction", "compare the labels",
+    "check the pressures again", "the scope is fogging up", "let's wait for the anaesthetist",
+    "can we have the next tray", "keep the camera steady", "is pneumonia on the problem list",
+    "how many platelets did the lab report", "white cells were high yesterday", "turn the screen towards me",
+    "hold the retractor there", "go to the next page of the notes", "what is the plan after this",
+    "pass the clip", "we are nearly done here", "the patient is comfortable", "mark the time please",
+    "prior to closing count the swabs", "any questions before we start",
+)
+TRAIN_CHATTER: tuple[str, ...] = (
+    "Could you check the drip rate for me.", "The next case is a laparoscopic cholecystectomy.",
+    "I will need the long instruments.", "Has the family been updated this morning.",
+    "Let's keep the temperature in the room a bit higher.", "Who is on call for radiology tonight.",
+    "Put the specimen in formalin and label it.", "We should document the estimated blood loss.",
+)
+N_HOLDOUT, N_VAL = 8, 8
+
+
+def _alias(variant: str) -> str:
+    """The voice family of an espeak variant: m3 and male3 are one voice; Robosoft4 and Robosoft5, Edward and
+    Edward2 are one family (split together, so a held-out voice has no sibling in training)."""
+    v = variant.lower()
+    if len(v) >= 2 and v[0] in "mf" and v[1:].isdigit():
+        return ("male" if v[0] == "m" else "female") + v[1:]
+    if v.startswith(("male", "female")):
+        return v
+    return v.rstrip("0123456789").replace("robot", "") or v
+
+
+def benchmark_variants() -> set[str]:
+    """Every espeak variant a benchmark voice uses (lower case, m3 -> male3), and 'default' for a bare accent."""
+    from voice.bench_data import BABBLE_VOICES, VOICES
+    from voice.bench_grammar import DEV_VOICES, FINAL_VOICES, TEST_VOICES
+    from voice.bench_unseen import FRESH_VOICES, UNSEEN_VOICES
+
+    names = ({n for e, n, _s in VOICES.values() if e == "espeak"} | set(BABBLE_VOICES) | set(DEV_VOICES)
+             | set(TEST_VOICES) | set(FINAL_VOICES) | set(UNSEEN_VOICES) | set(FRESH_VOICES))
+    return {_alias(n.split("+", 1)[1]) if "+" in n else "default" for n in names}
+
+
+def espeak_variants() -> list[str]:
+    out = subprocess.run(["espeak-ng", "--voices=variant"], capture_output=True, text=True, check=True).stdout
+    return sorted({line.split()[3] for line in out.splitlines()[1:] if len(line.split()) > 3})
+
+
+def voice_split(seed: int = SEED) -> dict[str, list[str]]:
+    """{'holdout': [...], 'val': [...], 'train': [...]} of 'accent+variant' names."""
+    used = benchmark_variants()
+    families: dict[str, list[str]] = {}
+    for v in espeak_variants():
+        if _alias(v) not in used:
+            families.setdefault(_alias(v), []).append(v)
+    names = sorted(families)
+    rng = random.Random(seed)
+    rng.shuffle(names)
+
+    def pick(fams: list[str], k: int) -> list[str]:  # every variant of each family, in k random accents
+        return [f"{a}+{v}" for f in fams for v in families[f] for a in rng.sample(ACCENTS, k)]
+
+    return {"holdout": pick(names[:N_HOLDOUT], 1), "val": pick(names[N_HOLDOUT:N_HOLDOUT + N_VAL], 1),
+            "train": pick(names[N_HOLDOUT + N_VAL:], 2)}
+
+
+def classes() -> list[str]:
+    from voice.asr_grammar import grammar_sentences, meaning_str
+    from voice.live_commands import LIVE_SET
+    from voice.spotter import OTHER
+
+    return sorted({meaning_str(m) for _s, m in grammar_sentences(LIVE_SET)}) + [OTHER]
+
+
+def _sentences_by_class() -> dict[str, list[str]]:
+    from voice.asr_grammar import grammar_sentences, meaning_str
+    from voice.live_commands import LIVE_SET
+
+    out: dict[str, list[str]] = {}
+    for s, m in grammar_sentences(LIVE_SET):
+        out.setdefault(meaning_str(m), []).append(s)
+    return out
+
+
+# ---- speech ------------------------------------------------------------------------------------------
+def _espeak(text: str, voice: str, wpm: int, pitch: int) -> np.ndarray:
+    import io
+
+    import soundfile as sf
+
+    from voice.audio import ASR_RATE, resample
+
+    out = subprocess.run(["espeak-ng", "-v", voice, "-s", str(wpm), "-p", str(pitch), "--stdout", text],
+                         capture_output=True, check=True, timeout=60)
+    data, rate = sf.read(io.BytesIO(out.stdout), dtype="float32")
+    if data.ndim > 1:
+        data = data.mean(1)
+    return resample(data, rate, ASR_RATE).astype(np.float32)
+
+
+def _noise(kind: str, n: int, rng: np.random.Generator, babble: np.ndarray) -> np.ndarray:
+    if kind == "pink":
+        spec = np.fft.rfft(rng.standard_normal(n))
+        f = np.fft.rfftfreq(n, 1 / 16000)
+        spec[1:] /= np.sqrt(f[1:]) ** rng.uniform(0.8, 1.2)
+        spec[0] = 0
+        x = np.fft.irfft(spec, n)
+    elif kind == "white":
+        x = rng.standard_normal(n)
+    elif kind == "babble":
+        off = int(rng.integers(0, len(babble) - n))
+        x = babble[off:off + n].astype(np.float64)
+    elif kind == "beeps":
+        t = np.arange(n) / 16000
+        f0 = rng.uniform(600, 1200)
+        tone = np.sin(2 * np.pi * f0 * t) + 0.3 * np.sin(4 * np.pi * f0 * t)
+        period = rng.uniform(0.5, 1.2)
+        gate = ((t + rng.uniform(0, period)) % period) < 0.12
+        x = tone * gate + 0.05 * rng.standard_normal(n)
+    else:
+        raise ValueError(kind)
+    return (x / (np.std(x) + 1e-9)).astype(np.float32)
+
+
+def _mix(clean: np.ndarray, noise: np.ndarray, snr_db: float) -> np.ndarray:
+    from voice.audio import speech_bounds
+
+    b = speech_bounds(clean, 16000)
+    voiced = clean[b[0]:b[1]] if b else clean
+    p = float(np.mean(voiced.astype(np.float64) ** 2)) + 1e-12
+    y = clean + np.sqrt(p / 10 ** (snr_db / 10)) * noise
+    peak = float(np.max(np.abs(y)))
+    return (y / peak * 0.9 if peak > 0.95 else y).astype(np.float32)
+
+
+def _reverb(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    from scipy.signal import fftconvolve
+
+    rt60 = rng.uniform(0.2, 0.8)
+    n = int(rt60 * 16000)
+    t = np.arange(n) / 16000
+    tail = rng.standard_normal(n) * np.exp(-6.908 * t / rt60) * 0.3
+    tail[: int(0.004 * 16000)] = 0
+    tail[0] = 1
+    y = fftconvolve(x, tail)[: len(x)]
+    return (y * np.max(np.abs(x)) / (np.max(np.abs(y)) + 1e-9)).astype(np.float32)
+
+
+CONDITIONS = (("clean", 0.15), ("pink", 0.30), ("babble", 0.22), ("white", 0.10), ("beeps", 0.08),
+              ("reverb", 0.15))
+
+
+def render(job: dict[str, Any], babble: np.ndarray) -> np.ndarray:
+    """The audio of one job: speech with room tone around it, then its condition."""
+    rng = np.random.default_rng(job["seed"])
+    x = _espeak(job["said"], job["voice"], job["wpm"], job["pitch"])
+    lead, tail = int(rng.uniform(0.05, 0.8) * 16000), int(rng.uniform(0.2, 0.6) * 16000)
+    x = np.concatenate([np.zeros(lead, np.float32), x, np.zeros(tail, np.float32)])
+    x = x * rng.uniform(0.3, 1.0) + 1e-3 * rng.standard_normal(len(x)).astype(np.float32)
+    kind, snr = job["condition"], job["snr_db"]
+    if kind == "reverb":
+        x = _reverb(x, rng)
+        kind = "pink"
+    return x if kind == "clean" else _mix(x, _noise(kind, len(x), rng, babble), snr)
+
+
+def jobs(split: dict[str, list[str]], which: str, seed: int = SEED) -> list[dict[str, Any]]:
+    rng = random.Random(f"{seed}-{which}")
+    by_class = _sentences_by_class()
+    out = []
+    names, weights = zip(*CONDITIONS)
+    for voice in split[which]:
+        items = [(rng.choice(ss), c) for c, ss in sorted(by_class.items())]
+        items += [(s, "other") for s in rng.sample(TRAIN_NON_COMMANDS, 12)]
+        for text, label in items:
+            wake = rng.random() < (0.75 if label != "other" else 0.5)
+            q = text.split()[0] in {"how", "is", "are", "what"}
+            said = (f"Osler, {text}" if wake else text[0].upper() + text[1:]) + ("?" if q else ".")
+            cond = rng.choices(names, weights)[0]
+            out.append(dict(voice=voice, text=text, said=said, label=label, wpm=rng.randint(125, 190),
+                            pitch=rng.randint(25, 75), condition=cond, snr_db=round(rng.uniform(0, 20), 1),
+                            seed=rng.randrange(2 ** 31)))
+    return out
+
+
+def _babble(split: dict[str, list[str]]) -> np.ndarray:
+    rng = np.random.default_rng(7)
+    n = 60 * 16000
+    x = np.zeros(n, np.float32)
+    for k, v in enumerate(split["train"][:5]):
+        talk = np.concatenate([_espeak(s, v, 160, 50) for s in np.roll(TRAIN_CHATTER, k)])
+        talk = np.tile(talk, int(np.ceil(n / len(talk))) + 1)
+        off = int(rng.integers(0, len(talk) - n))
+        seg = talk[off:off + n]
+        x += seg / (np.sqrt(np.mean(seg ** 2)) + 1e-9)
+    return x / (np.std(x) + 1e-9)
+
+
+def _worker(args: tuple[list[dict[str, Any]], str, int]) -> str:
+    todo, path, part = args
+    import os
+
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    from faster_whisper import WhisperModel
+    from faster_whisper.audio import pad_or_trim
+
+    from tools.settings import OslerSettings
+    from voice.asr_whisper import model_dir
+    from voice.spotter import utterance_frames
+
+    split = voice_split()
+    babble = _babble(split)
+    m = WhisperModel(str(model_dir(OslerSettings())), device="cpu", compute_type="int8", cpu_threads=1,
+                     local_files_only=True)
+    feats, meta = [], []
+    t0 = time.time()
+    for k, job in enumerate(todo):
+        x = render(job, babble)
+        f = m.feature_extractor(x)
+        enc = np.asarray(m.encode(pad_or_trim(f[:, : f.shape[-1] - 1])))[0]
+        feats.append(utterance_frames(enc, len(x)).astype(np.float16))
+        meta.append(job)
+        if k % 200 == 0:
+            print(f"part {part}: {k}/{len(todo)} in {time.time() - t0:.0f} s", file=sys.stderr, flush=True)
+    lengths = np.array([len(f) for f in feats])
+    np.savez(path, feats=np.concatenate(feats), lengths=lengths, meta=json.dumps(meta))
+    return path
+
+
+def cmd_gen(out: Path, workers: int, sets: list[str]) -> None:
+    from multiprocessing import get_context
+
+    out.mkdir(parents=True, exist_ok=True)
+    split = voice_split()
+    (out / "split.json").write_text(json.dumps(split, indent=1))
+    tasks = []
+    for which in sets:
+        js = jobs(split, which)
+        for p in range(workers):
+            path = out / f"{which}_{p}.npz"
+            if not path.exists():
+                tasks.append((js[p::workers], str(path), p))
+    with get_context("spawn").Pool(workers) as pool:
+        for path in pool.imap_unordered(_worker, tasks):
+            print("wrote", path, file=sys.stderr, flush=True)
+
+
+# ---- fit -----------------------------------------------------------------------------------------------
+def _load(out: Path, which: str) -> tuple[list[np.ndarray], list[dict[str, Any]]]:
+    feats, meta = [], []
+    for p in sorted(out.glob(f"{which}_*.npz")):
+        z = np.load(p)
+        off = np.concatenate([[0], np.cumsum(z["lengths"])])
+        allf = z["feats"]
+        feats += [allf[a:b] for a, b in zip(off[:-1], off[1:])]
+        meta += json.loads(str(z["meta"]))
+    return feats, meta
+
+
+def _batch(feats: list[np.ndarray], idx: list[int], rng: np.random.Generator | None):
+    import torch
+
+    xs = []
+    for i in idx:
+        f = feats[i].astype(np.float32)
+        if rng is not None:  # time shift and frame masking
+            s = int(rng.integers(0, 6))
+            f = f[s:] if len(f) - s > 20 else f
+            if rng.random() < 0.5:
+                w = int(rng.integers(1, 8))
+                a = int(rng.integers(0, max(1, len(f) - w)))
+                f = f.copy()
+                f[a:a + w] = 0
+        xs.append(f)
+    t = max(len(f) for f in xs)
+    x = np.zeros((len(xs), t, xs[0].shape[1]), np.float32)
+    for k, f in enumerate(xs):
+        x[k, : len(f)] = f
+    return torch.from_numpy(x), torch.tensor([len(f) for f in xs])
+
+
+def evaluate(net: Any, feats: list[np.ndarray], labels: np.ndarray) -> tuple[float, np.ndarray]:
+    import torch
+
+    net.eval()
+    probs = []
+    with torch.no_grad():
+        for a in range(0, len(feats), 128):
+            idx = list(range(a, min(len(feats), a + 128)))
+            x, lens = _batch(feats, idx, None)
+            probs.append(net(x, lens).softmax(-1).numpy())
+    p = np.concatenate(probs)
+    return float(np.mean(p.argmax(1) == labels)), p
+
+
+def cmd_fit(out: Path, save: Path | None, epochs: int, width: int) -> dict[str, Any]:
+    import torch
+
+    from voice.spotter import SpotterNet
+
+    torch.manual_seed(0)
+    torch.set_num_threads(max(1, torch.get_num_threads()))
+    names = classes()
+    index = {c: k for k, c in enumerate(names)}
+    ftr, mtr = _load(out, "train")
+    fva, mva = _load(out, "val")
+    ytr = np.array([index[m["label"]] for m in mtr])
+    yva = np.array([index[m["label"]] for m in mva])
+    config = dict(d_in=int(ftr[0].shape[1]), width=width, n_classes=len(names), dropout=0.2)
+    net = SpotterNet(**config)
+    opt = torch.optim.AdamW(net.parameters(), lr=2e-3, weight_decay=0.02)
+    steps = epochs * math.ceil(len(ftr) / 64)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=2e-3, total_steps=steps, pct_start=0.1)
+    loss_fn = torch.nn.CrossEntropyLoss(label_smoothing=0.05)
+    rng = np.random.default_rng(0)
+    best, best_state, history = -1.0, None, []
+    t0 = time.time()
+    for ep in range(epochs):
+        net.train()
+        order = rng.permutation(len(ftr))
+        total = 0.0
+        for a in range(0, len(order), 64):
+            idx = order[a:a + 64].tolist()
+            x, lens = _batch(ftr, idx, rng)
+            loss = loss_fn(net(x, lens), torch.from_numpy(ytr[idx]))
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            sched.step()
+            total += float(loss) * len(idx)
+        acc, _p = evaluate(net, fva, yva)
+        history.append(dict(epoch=ep + 1, loss=round(total / len(ftr), 4), val_acc=round(acc, 4)))
+        print(f"epoch {ep + 1}: loss {total / len(ftr):.4f} val {acc:.4f} ({time.time() - t0:.0f} s)",
+              file=sys.stderr, flush=True)
+        if acc > best:
+            best, best_state = acc, {k: v.detach().clone() for k, v in net.state_dict().items()}
+    net.load_state_dict(best_state)
+    acc, p = evaluate(net, fva, yva)
+    per_cond = {}
+    for cond in sorted({m["condition"] for m in mva}):
+        sel = np.array([m["condition"] == cond for m in mva])
+        per_cond[cond] = dict(n=int(sel.sum()), acc=round(float(np.mean(p[sel].argmax(1) == yva[sel])), 4))
+    other = index["other"]
+    cmd = yva != other
+    report = dict(classes=len(names), train_clips=len(ftr), val_clips=len(fva), val_acc=round(acc, 4),
+                  val_command_acc=round(float(np.mean(p[cmd].argmax(1) == yva[cmd])), 4),
+                  val_other_called_command=int(np.sum(p[~cmd].argmax(1) != other)), val_other=int((~cmd).sum()),
+                  val_per_condition=per_cond, epochs=epochs, best_epoch=int(np.argmax([h["val_acc"] for h in history]) + 1),
+                  fit_s=round(time.time() - t0, 1), history=history)
+    print(json.dumps({k: v for k, v in report.items() if k != "history"}, indent=1))
+    if save:
+        split = json.loads((out / "split.json").read_text())
+        ck = dict(state_dict={k: v.half() for k, v in net.state_dict().items()}, classes=names, config=config,
+                  meta=dict(split=split, report={k: v for k, v in report.items() if k != "history"},
+                            features="whisper tiny.en encoder, CTranslate2 int8", trained=time.strftime("%Y-%m-%d")))
+        save.parent.mkdir(parents=True, exist_ok=True)
+        torch.save(ck, save)
+        digest = hashlib.sha256(save.read_bytes()).hexdigest()
+        print(f"saved {save} ({save.stat().st_size / 1e6:.2f} MB) sha256 {digest}", file=sys.stderr)
+    (out / "fit_report.json").write_text(json.dumps(report, indent=1))
+    return report
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("cmd", choices=["voices", "gen", "fit"])
+    ap.add_argument("--out", type=Path, default=Path("runs/spotter"))
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--sets", default="val,train")
+    ap.add_argument("--save", type=Path)
+    ap.add_argument("--epochs", type=int, default=30)
+    ap.add_argument("--width", type=int, default=192)
+    a = ap.parse_args(argv)
+    if a.cmd == "voices":
+        s = voice_split()
+        print(json.dumps({k: (v if k != "train" else f"{len(v)} voices") for k, v in s.items()}, indent=1))
+        print("benchmark variants left out:", sorted(benchmark_variants()))
+    elif a.cmd == "gen":
+        cmd_gen(a.out, a.workers, a.sets.split(","))
+    else:
+        cmd_fit(a.out, a.save, a.epochs, a.width)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
