@@ -64,8 +64,8 @@ class CommandSpec:
 
 COMMANDS: tuple[CommandSpec, ...] = (
     CommandSpec("count", "question",
-                "(how many <count_target> [are visible | are there | are in (this | the) image | (do | can) you see]"
-                " | count the <count_target>)",
+                "(how many <count_target> [are visible | are there | are in (this | the) (image | smear | slide | frame | picture)"
+                " | (do | can) you see] | count the <count_target>)",
                 "How many {count_target} are visible?", "count cells or polyps"),
     CommandSpec("detect_polyp", "question", "(is there a (polyp | polyps) | are there [any] (polyps | polyp))", "Is there a polyp?",
                 "yes/no: is a polyp visible"),
