@@ -2,7 +2,8 @@
 
     python -m training.train_spotter voices                       # the voice split, printed (nothing written)
     python -m training.train_spotter gen --out runs/spotter --workers 2   # speech -> Whisper encoder frames
-    python -m training.train_spotter fit --out runs/spotter --save experts/weights/voice_spotter.pt
+    python -m training.train_spotter fit --out runs/spotter --save runs/spotter/a.pt [--seed 1 --width 256]
+    python -m training.train_spotter merge runs/spotter/a.pt runs/spotter/b.pt --save experts/weights/voice_spotter.pt
 
 Data.  espeak-ng variants (timbre: pitch, formants) x English accents (phonemes).  Every variant that any
 benchmark voice uses (``voice.bench_data``, ``voice.bench_unseen``, ``voice.bench_grammar``: dev, test, final
@@ -341,12 +342,12 @@ def evaluate(net: Any, feats: list[np.ndarray], labels: np.ndarray) -> tuple[flo
     return float(np.mean(p.argmax(1) == labels)), p
 
 
-def cmd_fit(out: Path, save: Path | None, epochs: int, width: int) -> dict[str, Any]:
+def cmd_fit(out: Path, save: Path | None, epochs: int, width: int, seed: int = 0) -> dict[str, Any]:
     import torch
 
     from voice.spotter import SpotterNet
 
-    torch.manual_seed(0)
+    torch.manual_seed(seed)
     torch.set_num_threads(max(1, torch.get_num_threads()))
     names = classes()
     index = {c: k for k, c in enumerate(names)}
@@ -360,7 +361,7 @@ def cmd_fit(out: Path, save: Path | None, epochs: int, width: int) -> dict[str, 
     steps = epochs * math.ceil(len(ftr) / 64)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=2e-3, total_steps=steps, pct_start=0.1)
     loss_fn = torch.nn.CrossEntropyLoss(label_smoothing=0.05)
-    rng = np.random.default_rng(0)
+    rng = np.random.default_rng(seed)
     best, best_state, history = -1.0, None, []
     t0 = time.time()
     for ep in range(epochs):
@@ -405,19 +406,52 @@ def cmd_fit(out: Path, save: Path | None, epochs: int, width: int) -> dict[str, 
         torch.save(ck, save)
         digest = hashlib.sha256(save.read_bytes()).hexdigest()
         print(f"saved {save} ({save.stat().st_size / 1e6:.2f} MB) sha256 {digest}", file=sys.stderr)
-    (out / "fit_report.json").write_text(json.dumps(report, indent=1))
+    (out / f"fit_report_seed{seed}_w{width}.json").write_text(json.dumps(report, indent=1))
+    return report
+
+
+def cmd_merge(out: Path, paths: list[Path], save: Path) -> dict[str, Any]:
+    """Several fitted spotters in one file (their probabilities averaged), with the ensemble's val numbers."""
+    import torch
+
+    from voice.spotter import CommandSpotter
+
+    cks = [torch.load(p, map_location="cpu", weights_only=True) for p in paths]
+    if any(c["classes"] != cks[0]["classes"] for c in cks):
+        raise ValueError("the spotters name different classes")
+    merged = dict(classes=cks[0]["classes"], members=[dict(state_dict=c["state_dict"], config=c["config"]) for c in cks],
+                  meta=dict(cks[0]["meta"], members=[c["meta"]["report"] for c in cks]))
+    tmp = save.with_suffix(".tmp")
+    torch.save(merged, tmp)
+    spotter = CommandSpotter(tmp)
+    fva, mva = _load(out, "val")
+    index = {c: k for k, c in enumerate(merged["classes"])}
+    y = np.array([index[m["label"]] for m in mva])
+    pred = np.array([int(np.argmax(spotter.probs(f.astype(np.float32), len(f) * 320))) for f in fva])
+    per_cond = {c: round(float(np.mean([p == q for p, q, m in zip(pred, y, mva) if m["condition"] == c])), 4)
+                for c in sorted({m["condition"] for m in mva})}
+    report = dict(members=len(cks), val_acc=round(float(np.mean(pred == y)), 4), val_per_condition=per_cond,
+                  val_other_called_command=int(np.sum((y == index["other"]) & (pred != y))))
+    merged["meta"]["report"] = report
+    torch.save(merged, save)
+    tmp.unlink()
+    print(json.dumps(report, indent=1))
+    print(f"saved {save} ({save.stat().st_size / 1e6:.2f} MB) sha256 {hashlib.sha256(save.read_bytes()).hexdigest()}",
+          file=sys.stderr)
     return report
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("cmd", choices=["voices", "gen", "fit"])
+    ap.add_argument("cmd", choices=["voices", "gen", "fit", "merge"])
+    ap.add_argument("members", nargs="*", type=Path, help="merge: the fitted checkpoints")
     ap.add_argument("--out", type=Path, default=Path("runs/spotter"))
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--sets", default="val,train")
     ap.add_argument("--save", type=Path)
     ap.add_argument("--epochs", type=int, default=30)
     ap.add_argument("--width", type=int, default=192)
+    ap.add_argument("--seed", type=int, default=0)
     a = ap.parse_args(argv)
     if a.cmd == "voices":
         s = voice_split()
@@ -425,8 +459,10 @@ def main(argv: list[str] | None = None) -> int:
         print("benchmark variants left out:", sorted(benchmark_variants()))
     elif a.cmd == "gen":
         cmd_gen(a.out, a.workers, a.sets.split(","))
+    elif a.cmd == "merge":
+        cmd_merge(a.out, a.members, a.save)
     else:
-        cmd_fit(a.out, a.save, a.epochs, a.width)
+        cmd_fit(a.out, a.save, a.epochs, a.width, a.seed)
     return 0
 
 

@@ -406,8 +406,8 @@ def render(rows: list[dict[str, Any]]) -> str:
 
 
 def _load(out: Path, which: str) -> list[dict[str, Any]]:
-    """The stored clips of a set, with the spotter's best class and probability (``_spot``) from the run itself
-    or from ``spot_SET.jsonl``."""
+    """The stored clips of a set, with the spotter's best class and probability (``_spot``) from
+    ``spot_SET.jsonl`` or else from the run itself."""
     p = out / f"features_{which}.jsonl"
     rows = [json.loads(line) for line in p.read_text().splitlines()] if p.exists() else []
     sp = out / f"spot_{which}.jsonl"
@@ -421,10 +421,10 @@ def _load(out: Path, which: str) -> list[dict[str, Any]]:
             s = json.loads(line)
             k = int(np.argmax(s["probs"]))
             spots[tuple(s["key"])] = (c.classes[k], float(s["probs"][k]))
-    for r in rows:
+    for r in rows:  # spot_SET.jsonl (the weights of the last ``spot``) before what the run itself recorded
         s = r.get("spotter") or {}
-        r["_spot"] = (s["meaning"], s["prob"]) if "meaning" in s else spots.get(
-            (r["voice"], r["text"], r["noise"], r["snr_db"]))
+        key = (r["voice"], r["text"], r["noise"], r["snr_db"])
+        r["_spot"] = spots[key] if key in spots else (s["meaning"], s["prob"]) if "meaning" in s else None
     return rows
 
 

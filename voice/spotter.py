@@ -97,7 +97,7 @@ class CommandSpotter:
         self.path = Path(path) if path else default_path()
         self.classes: list[str] = []
         self.meta: dict[str, Any] = {}
-        self._net = None
+        self._nets: list[Any] = []
         self._lock = threading.Lock()
 
     def available(self) -> bool:
@@ -105,17 +105,20 @@ class CommandSpotter:
 
     def load(self) -> None:
         with self._lock:
-            if self._net is not None:
+            if self._nets:
                 return
             import torch
 
             ck = torch.load(self.path, map_location="cpu", weights_only=True)
-            net = SpotterNet(**ck["config"])
-            net.load_state_dict({k: v.float() for k, v in ck["state_dict"].items()})
-            net.eval()
+            nets = []
+            for member in ck.get("members", [ck]):  # one net, or several whose probabilities are averaged
+                net = SpotterNet(**member["config"])
+                net.load_state_dict({k: v.float() for k, v in member["state_dict"].items()})
+                net.eval()
+                nets.append(net)
             self.classes = list(ck["classes"])
             self.meta = dict(ck.get("meta", {}))
-            self._net = net
+            self._nets = nets
 
     def probs(self, enc: np.ndarray, n_samples: int) -> np.ndarray:
         import torch
@@ -123,7 +126,7 @@ class CommandSpotter:
         self.load()
         x = torch.from_numpy(utterance_frames(enc, n_samples))[None]
         with torch.no_grad():
-            return self._net(x)[0].softmax(-1).numpy()
+            return np.mean([net(x)[0].softmax(-1).numpy() for net in self._nets], axis=0)
 
     def spot(self, enc: np.ndarray, n_samples: int) -> Spot:
         p = self.probs(enc, n_samples)
