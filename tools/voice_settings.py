@@ -55,12 +55,12 @@ class VoiceSettings(BaseModel):
                           "grammar check; skipped, and said so, when its weights file is missing")
     spotter_path: Path | None = Field(default=None, description="spotter weights (default "
                                       "experts/weights/voice_spotter.pt)")
-    spotter_take: float = Field(default=0.8, ge=0.0, le=1.01, description="the spotter's probability at which a "
+    spotter_take: float = Field(default=0.7, ge=0.0, le=1.01, description="the spotter's probability at which a "
                                 "command the grammar ranked best but did not take is taken (both agree)")
-    spotter_veto: float = Field(default=0.7, ge=0.0, le=1.01, description="the spotter's probability for another "
+    spotter_veto: float = Field(default=0.5, ge=0.0, le=1.01, description="the spotter's probability for another "
                                 "command, or for no command, at which a command is rejected (1.01: never; the defaults are tuned on "
                                 "development voices: voice.bench_grammar tune-spotter)")
-    spotter_alone: float = Field(default=0.8, ge=0.0, le=1.01, description="the spotter's probability at which "
+    spotter_alone: float = Field(default=0.7, ge=0.0, le=1.01, description="the spotter's probability at which "
                                  "its command is taken when the grammar check left none, whatever the grammar "
                                  "ranked best (1.01: never)")
     whisper_hotwords: str | None = Field(default=None, description="faster-whisper hotwords (extra priming text)")

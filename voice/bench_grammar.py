@@ -204,14 +204,14 @@ def run(settings: Any, which: str, out: Path, limit: int | None = None, cache: P
 
 
 def spot(settings: Any, which: str, out: Path, limit: int | None = None, cache: Path | None = None,
-         conditions: tuple[tuple[str, float | None], ...] = CONDITIONS) -> dict[str, Any]:
+         conditions: tuple[tuple[str, float | None], ...] = CONDITIONS, weights: Path | None = None) -> dict[str, Any]:
     """The command spotter's probabilities for every clip of a set already run (``run`` before the spotter
     existed): the same audio, the same int8 encoder; the utterance frames are kept in ``frames_SET.npz`` (a
     retrained spotter is re-read in seconds) and the probabilities written to ``spot_SET.jsonl``."""
     from .spotter import CommandSpotter
 
     keys, frames = _frames(settings, which, out, limit, cache or out / "audio", conditions)
-    spotter = CommandSpotter()
+    spotter = CommandSpotter(weights)
     spotter.load()
     path = out / f"spot_{which}.jsonl"
     with path.open("w") as sink:
@@ -438,6 +438,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--compute-type", help="CTranslate2 compute type of the free decoding and the encoder "
                    "(default: the setting, int8)")
     p.add_argument("--cache", type=Path, help="speech cache folder (default: OUT/audio)")
+    p.add_argument("--weights", type=Path, help="spot: another spotter weights file (default: the shipped one)")
     p.add_argument("--conditions", help="e.g. clean,pink10,babble10 (default: clean, pink 10 and 5 dB, babble 10 dB)")
     p.add_argument("--denoise", choices=["off", "stationary"], help="noise suppression before recognition "
                    "(default: the setting voice.denoise)")
@@ -455,7 +456,7 @@ def main(argv: list[str] | None = None) -> int:
             settings = settings.model_copy(update={"models": settings.models.model_copy(
                 update={"whisper_dir": args.whisper_dir})})
         if args.action == "spot":
-            print(json.dumps(spot(settings, args.set, args.out, args.limit, args.cache, conds)))
+            print(json.dumps(spot(settings, args.set, args.out, args.limit, args.cache, conds, args.weights)))
             return 0
         print(json.dumps(run(settings, args.set, args.out, args.limit, args.cache, args.compute_type, conds,
                              args.denoise)))
