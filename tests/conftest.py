@@ -159,3 +159,22 @@ def scripted_smear(tmp_path, shared_pool, data_dir):
     yield _make
     for s in servers:
         s.stop()
+
+
+@pytest.fixture(scope="session")
+def live_recognizer():
+    """The bundled Whisper recogniser with the live command grammar, as ``osler live`` builds it (grammar check
+    and command spotter on), loaded once; skipped with the reason when Whisper cannot run here."""
+    from tools.settings import OslerSettings
+    from voice.asr_whisper import WhisperRecognizer, check
+    from voice.config import voice_settings
+    from voice.live_commands import LIVE_SET, hear_spoken, is_live_command
+
+    s = OslerSettings()
+    if check(s):
+        pytest.skip(f"Whisper cannot run here: {check(s)}")
+    vs = voice_settings(s, whisper_threads=1)
+    rec = WhisperRecognizer(s, vs, is_command=lambda t: is_live_command(t, vs.wake_word), grammar=LIVE_SET,
+                            parse=lambda t: hear_spoken(t, vs.wake_word)[1])
+    rec.load()
+    return rec

@@ -34,21 +34,9 @@ def _speech(tmp_path: Path, text: str, voice: str = "en-us", wpm: int = 150) -> 
     return np.concatenate([pad, x, pad]).astype(np.float32)
 
 
-@pytest.fixture(scope="module")
-def recognizer():
-    from tools.settings import OslerSettings
-    from voice.asr_whisper import WhisperRecognizer, check
-    from voice.config import voice_settings
-    from voice.live_commands import is_live_command
-
-    s = OslerSettings()
-    if check(s):
-        pytest.skip(f"Whisper cannot run here: {check(s)}")
-    vs = voice_settings(s, whisper_threads=1)
-    rec = WhisperRecognizer(s, vs, is_command=lambda t: is_live_command(t, vs.wake_word), grammar=LIVE_SET,
-                            parse=lambda t: hear_spoken(t, vs.wake_word)[1])
-    rec.load()
-    return rec
+@pytest.fixture
+def recognizer(live_recognizer):
+    return live_recognizer
 
 
 def _model_bin() -> Path:

@@ -78,21 +78,9 @@ def _speech(text: str, voice: str, wpm: int = 150) -> np.ndarray:
     return (x + 1e-3 * np.random.default_rng(0).standard_normal(len(x))).astype(np.float32)
 
 
-@pytest.fixture(scope="module")
-def recognizer():
-    from tools.settings import OslerSettings
-    from voice.asr_whisper import WhisperRecognizer, check
-    from voice.config import voice_settings
-    from voice.live_commands import LIVE_SET, hear_spoken, is_live_command
-
-    s = OslerSettings()
-    if check(s):
-        pytest.skip(f"Whisper cannot run here: {check(s)}")
-    vs = voice_settings(s, whisper_threads=1)
-    rec = WhisperRecognizer(s, vs, is_command=lambda t: is_live_command(t, vs.wake_word), grammar=LIVE_SET,
-                            parse=lambda t: hear_spoken(t, vs.wake_word)[1])
-    rec.load()
-    return rec
+@pytest.fixture
+def recognizer(live_recognizer):
+    return live_recognizer
 
 
 @needs_espeak
