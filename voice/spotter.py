@@ -5,12 +5,13 @@ encoder output still carries what was said.  The spotter is a closed-set classif
 frames of the utterance, 20 ms each): the command meanings of the live grammar (``count(count_target=polyps)``,
 ``freeze``, ``compare_ago(ago=10)``, ...) plus ``other`` for speech that is no command.  It is trained by the
 project (``training/train_spotter.py``) on espeak-ng voices the benchmarks never use, in several noises, and
-ships as ``experts/weights/voice_spotter.pt`` (~1 MB; its card ``voice_spotter.md`` has the data, the voices
-held out and the measured accuracy).
+ships as ``experts/weights/voice_spotter.pt`` (two nets averaged, 2.7 MB; its card ``voice_spotter.md`` has the
+data, the voices held out and the measured accuracy).
 
-It never acts alone: :func:`voice.asr_grammar.spot_check` uses it as a second opinion beside the grammar
-check (a command both name is taken, a command they disagree on is rejected); see ``docs/voice.md``.
-No weights file: the check is skipped and the transcript's notes say so.
+:func:`voice.asr_grammar.spot_settle` uses it as a second opinion after the grammar check: a command the spotter
+surely hears otherwise is rejected, and when the check left no command, a command the spotter is sure of is
+taken (thresholds tuned on development voices for zero wrong commands); see ``docs/voice.md``.  No weights file:
+the check is skipped and the transcript's ``extra['spotter']`` says so.
 """
 
 from __future__ import annotations
