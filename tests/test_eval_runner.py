@@ -201,7 +201,12 @@ def test_spoken_suite_runs_through_the_real_voice_pipeline(tmp_path, data_dir, c
     assert wbc["transcript"] and wbc["error"] is None and wbc["result"]["value"] == 1
     chatter = by_id["spoken-chatter-rejected"]["turns"][0]
     assert chatter["result"] is None and chatter["error"].startswith("InvalidInputError")
-    assert doc["summary"]["cases_passed"] == doc["summary"]["cases"] == 4
+    # a held-out voice in pink noise at 10 dB that Whisper alone mishears ("Osler, this is me and my polyp."):
+    # the command spotter takes "is there a polyp", and a theatre sentence in the same noise is still refused
+    unseen = by_id["spoken-unseen-voice-polyp-pink10"]["turns"][0]
+    assert unseen["transcript"] == "Is there a polyp?" and unseen["result"]["answer"].startswith("Yes.")
+    assert by_id["spoken-unseen-voice-chatter-pink10"]["turns"][0]["result"] is None
+    assert doc["summary"]["cases_passed"] == doc["summary"]["cases"] == 6
 
 
 def test_expected_rejection_fails_when_the_input_is_acted_on():
