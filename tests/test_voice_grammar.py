@@ -191,7 +191,8 @@ def _row(expected, free_text, meaning, margin, gap, free_command=None):
 
 
 def test_benchmark_policies_and_threshold_tuning_on_development_rows():
-    from voice.bench_grammar import FINAL_VOICES, TEST_VOICES, policy, tune, verdict
+    from voice.bench_grammar_policy import policy, tune, verdict
+    from voice.bench_grammar_sets import FINAL_VOICES, TEST_VOICES
     from voice.bench_unseen import _used_voices
 
     rescued = _row("freeze", "Osler 3.", "freeze", 6.0, 2.0)

@@ -43,7 +43,7 @@ def _row(expected, free_text, meaning, margin, gap, spot):
 
 
 def test_benchmark_spotter_policy_and_tuning():
-    from voice.bench_grammar import policy, tune_spotter
+    from voice.bench_grammar_policy import policy, tune_spotter
 
     t = dict(margin=7.0, gap=8.0, token_bonus=0.0, confirm_margin=4.0)
     rescued = _row("measure", "Osler, how big is this?", "measure", 2.0, 1.0, ("measure", 0.97))
@@ -61,7 +61,7 @@ def test_training_voices_never_meet_the_benchmark_or_the_held_out_families():
     if shutil.which("espeak-ng") is None:
         pytest.skip("espeak-ng is not installed")
     from training.train_spotter import _alias, benchmark_variants, voice_split
-    from voice.bench_grammar import FRESH_SET_VOICES
+    from voice.bench_grammar_sets import FRESH_SET_VOICES
 
     split = voice_split()
     fam = {k: {_alias(v.split("+", 1)[1]) for v in vs} for k, vs in split.items()}

@@ -39,6 +39,8 @@ from typing import Any
 
 import numpy as np
 
+from voice.bench_data import _espeak  # espeak-ng speech at a speed (and pitch), 16 kHz
+
 ACCENTS = ("en-us", "en-gb", "en-gb-scotland", "en-gb-x-gbclan", "en-gb-x-gbcwmd", "en-gb-x-rp", "en-029",
            "en-us-nyc")
 SEED = 20261202
@@ -82,7 +84,7 @@ def _alias(variant: str) -> str:
 def benchmark_variants() -> set[str]:
     """Every espeak variant a benchmark voice uses (lower case, m3 -> male3), and 'default' for a bare accent."""
     from voice.bench_data import BABBLE_VOICES, VOICES
-    from voice.bench_grammar import DEV_VOICES, FINAL_VOICES, TEST_VOICES
+    from voice.bench_grammar_sets import DEV_VOICES, FINAL_VOICES, TEST_VOICES
     from voice.bench_unseen import FRESH_VOICES, UNSEEN_VOICES
 
     names = ({n for e, n, _s in VOICES.values() if e == "espeak"} | set(BABBLE_VOICES) | set(DEV_VOICES)
@@ -132,21 +134,6 @@ def _sentences_by_class() -> dict[str, list[str]]:
 
 
 # ---- speech ------------------------------------------------------------------------------------------
-def _espeak(text: str, voice: str, wpm: int, pitch: int) -> np.ndarray:
-    import io
-
-    import soundfile as sf
-
-    from voice.audio import ASR_RATE, resample
-
-    out = subprocess.run(["espeak-ng", "-v", voice, "-s", str(wpm), "-p", str(pitch), "--stdout", text],
-                         capture_output=True, check=True, timeout=60)
-    data, rate = sf.read(io.BytesIO(out.stdout), dtype="float32")
-    if data.ndim > 1:
-        data = data.mean(1)
-    return resample(data, rate, ASR_RATE).astype(np.float32)
-
-
 def _noise(kind: str, n: int, rng: np.random.Generator, babble: np.ndarray) -> np.ndarray:
     if kind == "pink":
         spec = np.fft.rfft(rng.standard_normal(n))
@@ -171,17 +158,6 @@ def _noise(kind: str, n: int, rng: np.random.Generator, babble: np.ndarray) -> n
     return (x / (np.std(x) + 1e-9)).astype(np.float32)
 
 
-def _mix(clean: np.ndarray, noise: np.ndarray, snr_db: float) -> np.ndarray:
-    from voice.audio import speech_bounds
-
-    b = speech_bounds(clean, 16000)
-    voiced = clean[b[0]:b[1]] if b else clean
-    p = float(np.mean(voiced.astype(np.float64) ** 2)) + 1e-12
-    y = clean + np.sqrt(p / 10 ** (snr_db / 10)) * noise
-    peak = float(np.max(np.abs(y)))
-    return (y / peak * 0.9 if peak > 0.95 else y).astype(np.float32)
-
-
 def _reverb(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     from scipy.signal import fftconvolve
 
@@ -201,6 +177,8 @@ CONDITIONS = (("clean", 0.15), ("pink", 0.30), ("babble", 0.22), ("white", 0.10)
 
 def render(job: dict[str, Any], babble: np.ndarray) -> np.ndarray:
     """The audio of one job: speech with room tone around it, then its condition."""
+    from voice.bench_data import mix_at_snr
+
     rng = np.random.default_rng(job["seed"])
     x = _espeak(job["said"], job["voice"], job["wpm"], job["pitch"])
     lead, tail = int(rng.uniform(0.05, 0.8) * 16000), int(rng.uniform(0.2, 0.6) * 16000)
@@ -210,7 +188,7 @@ def render(job: dict[str, Any], babble: np.ndarray) -> np.ndarray:
     if kind == "reverb":
         x = _reverb(x, rng)
         kind = "pink"
-    return x if kind == "clean" else _mix(x, _noise(kind, len(x), rng, babble), snr)
+    return x if kind == "clean" else mix_at_snr(x, _noise(kind, len(x), rng, babble), snr)
 
 
 def jobs(split: dict[str, list[str]], which: str, seed: int = SEED) -> list[dict[str, Any]]:
@@ -250,24 +228,16 @@ def _worker(args: tuple[list[dict[str, Any]], str, int]) -> str:
     import os
 
     os.environ.setdefault("OMP_NUM_THREADS", "1")
-    from faster_whisper import WhisperModel
-    from faster_whisper.audio import pad_or_trim
-
     from tools.settings import OslerSettings
-    from voice.asr_whisper import model_dir
-    from voice.spotter import utterance_frames
+    from voice.spotter import FrameReader
 
     split = voice_split()
     babble = _babble(split)
-    m = WhisperModel(str(model_dir(OslerSettings())), device="cpu", compute_type="int8", cpu_threads=1,
-                     local_files_only=True)
+    read = FrameReader(OslerSettings())
     feats, meta = [], []
     t0 = time.time()
     for k, job in enumerate(todo):
-        x = render(job, babble)
-        f = m.feature_extractor(x)
-        enc = np.asarray(m.encode(pad_or_trim(f[:, : f.shape[-1] - 1])))[0]
-        feats.append(utterance_frames(enc, len(x)).astype(np.float16))
+        feats.append(read(render(job, babble)).astype(np.float16))
         meta.append(job)
         if k % 200 == 0:
             print(f"part {part}: {k}/{len(todo)} in {time.time() - t0:.0f} s", file=sys.stderr, flush=True)

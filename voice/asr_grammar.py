@@ -38,7 +38,8 @@ from .commands import CommandSpec, SLOTS, _Alt, _Opt, _Seq, _Slot, _Word, _parse
 from .normalize import normalize
 
 __all__ = ["Candidate", "GrammarDecision", "GrammarContext", "CheckResult", "AMBIGUOUS", "candidates", "rank",
-           "decide", "settle", "spot_settle", "spoken_form", "check_transcript", "grammar_sentences", "meaning_str"]
+           "decide", "settle", "spot_settle", "spoken_form", "check_transcript", "grammar_sentences", "grammar_meanings",
+           "meaning_str"]
 
 # ---- the grammar's sentences ---------------------------------------------------------------------------
 def _expand(node) -> list[list[str]]:
@@ -73,6 +74,12 @@ def grammar_sentences(specs: tuple[CommandSpec, ...]) -> tuple[tuple[str, Meanin
             if cmd is not None and s not in out:
                 out[s] = (cmd.intent, tuple(sorted(cmd.slots.items())))
     return tuple(out.items())
+
+
+@lru_cache(maxsize=8)
+def grammar_meanings(specs: tuple[CommandSpec, ...]) -> frozenset[str]:
+    """The meaning strings (:func:`meaning_str`) a command set can say."""
+    return frozenset(meaning_str(m) for _s, m in grammar_sentences(specs))
 
 
 @dataclass(frozen=True)

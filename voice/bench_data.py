@@ -28,7 +28,7 @@ import numpy as np
 from .audio import ASR_RATE, read_audio, resample, speech_bounds
 
 __all__ = ["VOICES", "DEFAULT_VOICES", "COMMAND_SET", "CHATTER", "BABBLE_VOICES", "synth", "make_noise",
-           "human_clips", "Mixer", "NOISE_TYPES", "room_impulse_response"]
+           "human_clips", "Mixer", "NOISE_TYPES", "room_impulse_response", "mix_at_snr"]
 
 log = logging.getLogger(__name__)
 
@@ -98,13 +98,13 @@ def _cache_path(cache_dir: Path, voice: str, text: str) -> Path:
     return cache_dir / f"{voice}-{hashlib.sha1(text.encode()).hexdigest()[:12]}.wav"
 
 
-def _espeak(text: str, voice: str, wpm: float) -> np.ndarray:
+def _espeak(text: str, voice: str, wpm: float, pitch: int | None = None) -> np.ndarray:
     import io
 
     import soundfile as sf
 
-    out = subprocess.run(["espeak-ng", "-v", voice, "-s", str(int(wpm)), "--stdout", text], capture_output=True,
-                         check=True, timeout=60)
+    cmd = ["espeak-ng", "-v", voice, "-s", str(int(wpm))] + (["-p", str(pitch)] if pitch is not None else [])
+    out = subprocess.run(cmd + ["--stdout", text], capture_output=True, check=True, timeout=60)
     data, rate = sf.read(io.BytesIO(out.stdout), dtype="float32")
     return resample(data, rate, ASR_RATE)
 
@@ -209,6 +209,17 @@ def room_impulse_response(rt60_s: float = RT60_S, seed: int = 5) -> np.ndarray:
 
 
 # ---- mixing -----------------------------------------------------------------------------------------
+def mix_at_snr(clean: np.ndarray, noise: np.ndarray, snr_db: float) -> np.ndarray:
+    """``clean`` plus unit-RMS ``noise`` (same length) at ``snr_db`` relative to the active speech, scaled down
+    only when it would clip."""
+    b = speech_bounds(clean, ASR_RATE)
+    voiced = clean[b[0]:b[1]] if b else clean
+    p_speech = float(np.mean(voiced.astype(np.float64) ** 2)) + 1e-12
+    y = clean + np.sqrt(p_speech / (10 ** (snr_db / 10.0))) * noise
+    peak = float(np.max(np.abs(y)))
+    return (y / peak * 0.9 if peak > 0.95 else y).astype(np.float32)
+
+
 class Mixer:
     """Adds noise at a given SNR.  speechbrain ``AddNoise`` when it imports, else numpy."""
 
@@ -286,14 +297,7 @@ class Mixer:
         noise = self.noise[kind]
         rng = np.random.default_rng(seed)
         off = int(rng.integers(0, max(1, len(noise) - len(clean))))
-        seg = np.resize(noise[off:off + len(clean)], len(clean))
-        b = speech_bounds(clean, ASR_RATE)
-        voiced = clean[b[0]:b[1]] if b else clean
-        p_speech = float(np.mean(voiced.astype(np.float64) ** 2)) + 1e-12
-        scale = np.sqrt(p_speech / (10 ** (snr_db / 10.0)))
-        y = clean + scale * seg
-        peak = float(np.max(np.abs(y)))
-        return (y / peak * 0.9 if peak > 0.95 else y).astype(np.float32)
+        return mix_at_snr(clean, np.resize(noise[off:off + len(clean)], len(clean)), snr_db)
 
     def noise_only(self, kind: str, seconds: float, level: float, seed: int) -> np.ndarray:
         rng = np.random.default_rng(seed)

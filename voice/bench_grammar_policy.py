@@ -1,0 +1,178 @@
+"""Decision policies of the grammar and spotter benchmark (:mod:`voice.bench_grammar`), recomputed offline from the
+scores each clip kept: **free**, **grammar** and **spotter** (what each would execute), the verdict against the
+intended command, the per-set table, and the tuning of the thresholds on development clips."""
+
+from __future__ import annotations
+
+import statistics
+from typing import Any
+
+import numpy as np
+
+from .asr_grammar import AMBIGUOUS, grammar_meanings, meaning_str, rank, settle, spot_settle
+from .live_commands import LIVE_SET, hear_spoken, parse_live
+
+__all__ = ["expected", "policy", "verdict", "table", "tune", "tune_spotter", "render", "SPOT_LEVELS"]
+
+
+def _meaning(cmd: Any) -> str | None:
+    return None if cmd is None else meaning_str((cmd.intent, tuple(sorted(cmd.slots.items()))))
+
+
+def expected(text: str) -> str | None:
+    """The meaning the strict live parser gives the clean text (what a clip of it should be heard as)."""
+    return _meaning(parse_live(text))
+
+
+def _heard(text: str) -> str | None:
+    return _meaning(hear_spoken(text, "osler")[1])
+
+
+def _features(r: dict[str, Any], bonus: float, primed: bool = False) -> tuple[str | None, float, float] | None:
+    """(best meaning, margin, gap) of one clip with ``bonus`` nats per token, after the bare or the primed
+    prefix, recomputed from every stored sentence score exactly as
+    :meth:`voice.asr_whisper.WhisperRecognizer._grammar` does; None when the clip kept no scores."""
+    g = r["grammar"]
+    if not g or "scored" not in g:
+        return None
+    cache = r.setdefault("_features", {})
+    if (bonus, primed) in cache:
+        return cache[(bonus, primed)]
+    scored = g["scored"]
+    col = 4 if primed and len(scored[0]) > 4 else 2
+    n_cmd = len(scored) - g["n_free"]
+    if "_free_meanings" not in g:  # the free transcripts as the live mode reads them (hear_spoken)
+        g["_free_meanings"] = [_heard(e[0]) for e in scored[n_cmd:]]
+    adjusted = [e[col] + bonus * e[3] for e in scored]
+    ranked = rank([e[1] for e in scored[:n_cmd]] + g["_free_meanings"], adjusted)
+    if not ranked:
+        out = (None, 0.0, 0.0)
+    else:
+        s1 = ranked[0][1]
+        s2 = ranked[1][1] if len(ranked) > 1 else float("-inf")
+        out = (ranked[0][0], s1 - s2, max(max(adjusted[n_cmd:], default=s1), s1) - s1)
+    cache[(bonus, primed)] = out
+    return out
+
+
+def policy(r: dict[str, Any], name: str, margin: float, gap: float, bonus: float = 0.0,
+           confirm: float = 0.0, primed: bool = False, take: float = 1.01, veto: float = 1.01,
+           alone: float = 1.01) -> str | None:
+    """The command (meaning string) a policy executes for one stored clip, or None (rejected); the grammar
+    policy settled by the recogniser's own rule (:func:`voice.asr_grammar.settle`), the spotter policy by
+    :func:`voice.asr_grammar.spot_settle` after it (``take``, ``veto``: its thresholds)."""
+    if "_free" not in r:
+        r["_free"] = _heard(r["free_text"])
+    free = r["_free"]
+    if name == "free":
+        return free
+    g = r["grammar"]
+    if not g:  # nothing heard: no grammar scoring ran
+        return free
+    f = _features(r, bonus, primed)
+    top, d, gp = f if f is not None else (g["meaning"], g["margin"], g["gap"])
+    taken = bool(top) and not top.startswith(AMBIGUOUS) and d >= margin and gp <= gap  # as decide()
+    outcome = settle(free, top, d, gp, taken, confirm, gap)
+    command = free if outcome == "confirmed" else top if outcome == "taken" else None
+    if name == "grammar" or r.get("_spot") is None:
+        return command
+    meaning, prob = r["_spot"]
+    how = spot_settle(command, top, meaning, prob, grammar_meanings(LIVE_SET), take, veto, alone)
+    return None if how == "vetoed" else meaning if how == "spotted" else command
+
+
+def verdict(r: dict[str, Any], got: str | None) -> str:
+    if got is None:
+        return "rejected"
+    return "right" if r["is_command"] and got == r["expected"] else "wrong"
+
+
+def table(rows: list[dict[str, Any]], margin: float, gap: float, bonus: float = 0.0,
+          confirm: float = 0.0, primed: bool = False, take: float = 1.01, veto: float = 1.01,
+          alone: float = 1.01) -> list[dict[str, Any]]:
+    cells: dict[tuple, dict[str, Any]] = {}
+    for r in rows:
+        for name in ("free", "grammar") + (("spotter",) if r.get("_spot") is not None else ()):
+            v = verdict(r, policy(r, name, margin, gap, bonus, confirm, primed, take, veto, alone))
+            kind = "command" if r["is_command"] else "non-command"
+            c = cells.setdefault((r["set"], name, kind, r["noise"], r["snr_db"]),
+                                 dict(n=0, right=0, rejected=0, wrong=0, ms=[]))
+            c["n"] += 1
+            c[v] += 1
+            c["ms"].append(r["ms"])
+    out = []
+    for (s, name, kind, noise, snr), c in sorted(cells.items(), key=lambda kv: (kv[0][0], kv[0][2], kv[0][1],
+                                                                                   kv[0][3], kv[0][4] or 99)):
+        ms = c.pop("ms")
+        out.append(dict(set=s, policy=name, clips=kind, noise=noise, snr_db=snr, **c,
+                        right_pct=round(100 * c["right"] / c["n"], 1) if kind == "command" else None,
+                        rejected_pct=round(100 * c["rejected"] / c["n"], 1),
+                        asr_ms_median=round(statistics.median(ms), 1)))
+    return out
+
+
+BONUSES = (0.0, 0.5, 1.0, 1.5, 2.0, 2.5)
+CONFIRMS = (0.0, 1.0, 2.0, 3.0, 4.0)
+
+
+def tune(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Prefix (primed or not), token bonus, confirmation margin, margin and gap on the development clips:
+    fewest wrong commands, then most right, then the most cautious (largest margins, smallest gap) among equals."""
+    best = None
+    scored = [r for r in rows if "scored" in (r["grammar"] or {})]
+    bonuses = BONUSES if scored else (0.0,)
+    primes = (False, True) if scored and len(scored[0]["grammar"]["scored"][0]) > 4 else (False,)
+    for p in primes:
+        for b in bonuses:
+            for c in CONFIRMS:
+                for m in np.arange(0.0, 10.01, 0.5):
+                    for g in np.arange(0.0, 12.01, 1.0):
+                        wrong = right = 0
+                        for r in rows:
+                            v = verdict(r, policy(r, "grammar", float(m), float(g), b, c, p))
+                            wrong += v == "wrong"
+                            right += v == "right"
+                        key = (wrong, -right, -m, -c, g, b, p)
+                        if best is None or key < best[0]:
+                            best = (key, p, b, c, float(m), float(g), wrong, right)
+    _k, p, b, c, m, g, wrong, right = best
+    return dict(primed=p, token_bonus=b, confirm_margin=c, margin=m, gap=g, dev_wrong=wrong, dev_right=right,
+                dev_clips=len(rows))
+
+
+SPOT_LEVELS = (0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95, 0.98, 0.99, 1.01)
+
+
+def tune_spotter(rows: list[dict[str, Any]], t: dict[str, Any]) -> dict[str, Any]:
+    """The spotter's take, veto and alone probabilities on the development clips, the grammar's thresholds
+    fixed: fewest wrong commands, then most right, then the most cautious (highest take and alone, lowest veto)."""
+    rows = [r for r in rows if r.get("_spot") is not None]
+    args = (t["margin"], t["gap"], t["token_bonus"], t["confirm_margin"], t.get("primed", False))
+    best = None
+    for take in SPOT_LEVELS:
+        for veto in SPOT_LEVELS:
+            for alone in SPOT_LEVELS:
+                if alone < take:
+                    continue
+                wrong = right = 0
+                for r in rows:
+                    v = verdict(r, policy(r, "spotter", *args, take=take, veto=veto, alone=alone))
+                    wrong += v == "wrong"
+                    right += v == "right"
+                key = (wrong, -right, -alone, -take, veto)
+                if best is None or key < best[0]:
+                    best = (key, take, veto, alone, wrong, right)
+    _k, take, veto, alone, wrong, right = best
+    return dict(spotter_take=take, spotter_veto=veto, spotter_alone=alone, dev_wrong=wrong, dev_right=right,
+                dev_clips=len(rows))
+
+
+def render(rows: list[dict[str, Any]]) -> str:
+    lines = ["| set | clips | policy | noise | SNR dB | n | right % | rejected | WRONG | ASR ms (median) |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| {r['set']} | {r['clips']} | {r['policy']} | {r['noise']} | "
+                     f"{r['snr_db'] if r['snr_db'] is not None else '-'} | {r['n']} | "
+                     f"{r['right_pct'] if r['right_pct'] is not None else '-'} | {r['rejected']} | {r['wrong']} | "
+                     f"{r['asr_ms_median']} |")
+    return "\n".join(lines) + "\n"
