@@ -11,7 +11,7 @@
 
 (all with ``--out runs/voice_grammar2``; ``--cache`` shares the synthesised speech between runs.)
 
-Clips: the 20 live commands of :data:`voice.bench_unseen.LIVE_BENCH_COMMANDS` spoken "Osler, <command>?" and
+Clips (`voice.bench_grammar_sets`; the policies and tuning: `voice.bench_grammar_policy`): the 20 live commands of :data:`voice.bench_unseen.LIVE_BENCH_COMMANDS` spoken "Osler, <command>?" and
 sentences that are NOT commands (theatre talk, some with command words in them: "let's freeze the specimen for
 pathology"), every other one after "Osler,", by espeak-ng voices; clean, pink noise at 10 and 5 dB and
 four-talker babble at 10 dB (the voice benchmark's own mixing).
