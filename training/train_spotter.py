@@ -229,7 +229,7 @@ def _worker(args: tuple[list[dict[str, Any]], str, int]) -> str:
 
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     from tools.settings import OslerSettings
-    from voice.spotter import FrameReader
+    from voice.asr_whisper import FrameReader
 
     split = voice_split()
     babble = _babble(split)

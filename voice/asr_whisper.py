@@ -36,7 +36,7 @@ from .normalize import normalize
 if TYPE_CHECKING:
     from .asr_grammar import GrammarContext
 
-__all__ = ["WhisperRecognizer", "build", "check", "model_dir"]
+__all__ = ["WhisperRecognizer", "FrameReader", "build", "check", "model_dir"]
 
 log = logging.getLogger(__name__)
 
@@ -356,6 +356,26 @@ class WhisperRecognizer:
             if text and self.is_command(text):
                 return k, text, h
         return 0, first_text, first
+
+
+class FrameReader:
+    """Whisper tiny.en's encoder frames of an utterance outside the recogniser (training, benchmarks), computed as
+    the recogniser computes them: the int8 CTranslate2 model, the 30 s window, the utterance's frames only."""
+
+    def __init__(self, settings: Any) -> None:
+        from faster_whisper import WhisperModel
+
+        self.model = WhisperModel(str(model_dir(settings)), device="cpu", compute_type="int8", cpu_threads=1,
+                                  local_files_only=True)
+
+    def __call__(self, samples: np.ndarray) -> np.ndarray:
+        from faster_whisper.audio import pad_or_trim
+
+        from .spotter import utterance_frames
+
+        f = self.model.feature_extractor(samples)
+        enc = np.asarray(self.model.encode(pad_or_trim(f[:, : f.shape[-1] - 1])))[0]
+        return utterance_frames(enc, len(samples))
 
 
 @dataclass(frozen=True)

@@ -114,7 +114,7 @@ def spot(settings: Any, which: str, out: Path, limit: int | None = None, cache: 
 
 def _frames(settings: Any, which: str, out: Path, limit: int | None, cache: Path,
             conditions: tuple[tuple[str, float | None], ...]) -> tuple[list[tuple], list[np.ndarray]]:
-    from .spotter import FrameReader
+    from .asr_whisper import FrameReader
 
     npz = out / f"frames_{which}.npz"
     if npz.exists():

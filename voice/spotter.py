@@ -24,8 +24,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["OTHER", "FRAME_SAMPLES", "SpotterNet", "CommandSpotter", "Spot", "FrameReader", "utterance_frames",
-           "default_path"]
+__all__ = ["OTHER", "FRAME_SAMPLES", "SpotterNet", "CommandSpotter", "Spot", "utterance_frames", "default_path"]
 
 OTHER = "other"
 FRAME_SAMPLES = 320  # one Whisper encoder frame: 2 mel hops of 10 ms at 16 kHz
@@ -40,26 +39,6 @@ def utterance_frames(enc: np.ndarray, n_samples: int) -> np.ndarray:
     """The encoder frames that hold the utterance (the rest of Whisper's 30 s window is padding)."""
     t = min(len(enc), MAX_FRAMES, int(math.ceil(n_samples / FRAME_SAMPLES)) + 2)
     return np.asarray(enc[:t], dtype=np.float32)
-
-
-class FrameReader:
-    """Whisper tiny.en's encoder frames of an utterance outside the recogniser (training, benchmarks), computed as
-    the recogniser computes them: the int8 CTranslate2 model, the 30 s window, the utterance's frames only."""
-
-    def __init__(self, settings: Any) -> None:
-        from faster_whisper import WhisperModel
-
-        from .asr_whisper import model_dir
-
-        self.model = WhisperModel(str(model_dir(settings)), device="cpu", compute_type="int8", cpu_threads=1,
-                                  local_files_only=True)
-
-    def __call__(self, samples: np.ndarray) -> np.ndarray:
-        from faster_whisper.audio import pad_or_trim
-
-        f = self.model.feature_extractor(samples)
-        enc = np.asarray(self.model.encode(pad_or_trim(f[:, : f.shape[-1] - 1])))[0]
-        return utterance_frames(enc, len(samples))
 
 
 def _net_class():
