@@ -134,7 +134,7 @@ def _sentences_by_class() -> dict[str, list[str]]:
 
 
 # ---- speech ------------------------------------------------------------------------------------------
-def _noise(kind: str, n: int, rng: np.random.Generator, babble: np.ndarray) -> np.ndarray:
+def _noise(kind: str, n: int, rng: np.random.Generator, babble: list[np.ndarray]) -> np.ndarray:
     if kind == "pink":
         spec = np.fft.rfft(rng.standard_normal(n))
         f = np.fft.rfftfreq(n, 1 / 16000)
@@ -144,8 +144,9 @@ def _noise(kind: str, n: int, rng: np.random.Generator, babble: np.ndarray) -> n
     elif kind == "white":
         x = rng.standard_normal(n)
     elif kind == "babble":
-        off = int(rng.integers(0, len(babble) - n))
-        x = babble[off:off + n].astype(np.float64)
+        track = babble[int(rng.integers(0, len(babble)))]
+        off = int(rng.integers(0, len(track) - n))
+        x = track[off:off + n].astype(np.float64)
     elif kind == "beeps":
         t = np.arange(n) / 16000
         f0 = rng.uniform(600, 1200)
@@ -171,11 +172,11 @@ def _reverb(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return (y * np.max(np.abs(x)) / (np.max(np.abs(y)) + 1e-9)).astype(np.float32)
 
 
-CONDITIONS = (("clean", 0.15), ("pink", 0.30), ("babble", 0.22), ("white", 0.10), ("beeps", 0.08),
+CONDITIONS = (("clean", 0.12), ("pink", 0.22), ("babble", 0.35), ("white", 0.08), ("beeps", 0.08),
               ("reverb", 0.15))
 
 
-def render(job: dict[str, Any], babble: np.ndarray) -> np.ndarray:
+def render(job: dict[str, Any], babble: list[np.ndarray]) -> np.ndarray:
     """The audio of one job: speech with room tone around it, then its condition."""
     from voice.bench_data import mix_at_snr
 
@@ -210,17 +211,24 @@ def jobs(split: dict[str, list[str]], which: str, seed: int = SEED) -> list[dict
     return out
 
 
-def _babble(split: dict[str, list[str]]) -> np.ndarray:
+def _babble(split: dict[str, list[str]], tracks: int = 10, seconds: int = 45) -> list[np.ndarray]:
+    """Unit-RMS babble tracks, each of 3-6 training talkers (own speed, pitch and level within +-6 dB)
+    saying training chatter and training non-commands in their own order."""
     rng = np.random.default_rng(7)
-    n = 60 * 16000
-    x = np.zeros(n, np.float32)
-    for k, v in enumerate(split["train"][:5]):
-        talk = np.concatenate([_espeak(s, v, 160, 50) for s in np.roll(TRAIN_CHATTER, k)])
-        talk = np.tile(talk, int(np.ceil(n / len(talk))) + 1)
-        off = int(rng.integers(0, len(talk) - n))
-        seg = talk[off:off + n]
-        x += seg / (np.sqrt(np.mean(seg ** 2)) + 1e-9)
-    return x / (np.std(x) + 1e-9)
+    pool = list(TRAIN_CHATTER) + [s[0].upper() + s[1:] + "." for s in TRAIN_NON_COMMANDS]
+    n = seconds * 16000
+    out = []
+    for _t in range(tracks):
+        x = np.zeros(n, np.float32)
+        for v in rng.choice(split["train"], size=int(rng.integers(3, 7)), replace=False):
+            wpm, pitch = int(rng.integers(130, 191)), int(rng.integers(30, 71))
+            talk = np.concatenate([_espeak(str(pool[i]), str(v), wpm, pitch) for i in rng.permutation(len(pool))[:20]])
+            talk = np.tile(talk, int(np.ceil(n / len(talk))) + 1)
+            off = int(rng.integers(0, len(talk) - n))
+            seg = talk[off:off + n]
+            x += seg / (np.sqrt(np.mean(seg ** 2)) + 1e-9) * 10 ** (rng.uniform(-6, 6) / 20)
+        out.append(x / (np.std(x) + 1e-9))
+    return out
 
 
 def _worker(args: tuple[list[dict[str, Any]], str, int]) -> str:

@@ -7,6 +7,8 @@ text.  Noise types:
 * ``pink``: 1/f noise (ventilation, suction, air handling);
 * ``beeps``: monitor tones (pulse oximeter 880 Hz blips every 0.9 s, a three-tone alarm every 4 s);
 * ``babble``: four other synthetic talkers saying OR chatter at once (the hardest case);
+* ``crowd``: babble of four other talkers (variants of the command spotter's held-out families, never trained
+  on) saying other chatter: the grammar benchmark's check that the spotter did not learn the babble above;
 * ``reverb`` (a condition, not a noise): a synthetic room impulse response, RT60 0.5 s.
 
 Mixing: speechbrain's ``AddNoise`` / ``AddReverb`` (its SNR is over the whole clip) when
@@ -27,7 +29,7 @@ import numpy as np
 
 from .audio import ASR_RATE, read_audio, resample, speech_bounds
 
-__all__ = ["VOICES", "DEFAULT_VOICES", "COMMAND_SET", "CHATTER", "BABBLE_VOICES", "synth", "make_noise",
+__all__ = ["VOICES", "DEFAULT_VOICES", "COMMAND_SET", "CHATTER", "BABBLE_VOICES", "CROWD_VOICES", "CROWD_CHATTER", "synth", "make_noise",
            "human_clips", "Mixer", "NOISE_TYPES", "room_impulse_response", "mix_at_snr"]
 
 log = logging.getLogger(__name__)
@@ -44,6 +46,8 @@ VOICES: dict[str, tuple[str, str, float]] = {
 }
 DEFAULT_VOICES = ("espeak-us", "piper-joe")
 BABBLE_VOICES = ("en-us+m1", "en-gb+f4", "en-us-nyc", "en-029+m2")
+# talkers of the crowd noise: held-out families of training/train_spotter.py (no model was trained on them)
+CROWD_VOICES = ("en-gb-x-gbcwmd+klatt3", "en-us-nyc+klatt5", "en-gb-x-gbclan+RicishayMax2", "en-gb-x-gbcwmd+Storm")
 
 # (spoken command without the wake word, intent, slots); the first 12 form the default run
 COMMAND_SET: list[tuple[str, str, dict[str, str]]] = [
@@ -144,6 +148,19 @@ def synth(text: str, voice: str, cache_dir: Path, settings: Any = None, wpm: int
     sf.write(str(p), x, ASR_RATE, subtype="FLOAT")
     return x
 
+# The crowd's talk (written for the 2026-12-02 babble check; in no training set)
+CROWD_CHATTER = [
+    "Has anyone seen the consent form for bed four.",
+    "The porter is waiting outside with the next patient.",
+    "We are short of size seven gloves again.",
+    "Remind me to call the ward after this list.",
+    "The registrar will be here in ten minutes.",
+    "Did the lab ring back with the cross match.",
+    "Turn the music down a little please.",
+    "I think we should open another pack of gauze.",
+    "The recovery room has two empty bays now.",
+    "Who is doing the afternoon endoscopy list.",
+]
 
 # ---- noise ------------------------------------------------------------------------------------------
 def _pink(n: int, rng: np.random.Generator) -> np.ndarray:
@@ -174,10 +191,11 @@ def _beeps(n: int, rng: np.random.Generator) -> np.ndarray:
     return x / (np.sqrt(np.mean(x ** 2)) + 1e-9)
 
 
-def _babble(n: int, rng: np.random.Generator, cache_dir: Path) -> np.ndarray:
+def _babble(n: int, rng: np.random.Generator, cache_dir: Path, voices: tuple[str, ...] = BABBLE_VOICES,
+            chatter: list[str] = CHATTER) -> np.ndarray:
     x = np.zeros(n, np.float32)
-    for k, v in enumerate(BABBLE_VOICES):
-        talk = np.concatenate([synth(s, v, cache_dir) for s in np.roll(CHATTER, 3 * k)])
+    for k, v in enumerate(voices):
+        talk = np.concatenate([synth(s, v, cache_dir) for s in np.roll(chatter, 3 * k)])
         talk = np.tile(talk, int(np.ceil(n / len(talk))) + 1)
         off = int(rng.integers(0, len(talk) - n))
         seg = talk[off:off + n]
@@ -195,6 +213,8 @@ def make_noise(kind: str, seconds: float, seed: int, cache_dir: Path) -> np.ndar
         return _beeps(n, rng)
     if kind == "babble":
         return _babble(n, rng, cache_dir)
+    if kind == "crowd":
+        return _babble(n, rng, cache_dir, CROWD_VOICES, CROWD_CHATTER)
     raise ValueError(f"unknown noise type {kind!r}")
 
 
@@ -265,7 +285,7 @@ class Mixer:
             return clean
         if kind == "reverb":
             return self._reverb(clean, seed)
-        if self._sb:
+        if kind in self._sb:
             import torch
 
             cls, csv = self._sb[kind]
@@ -294,6 +314,8 @@ class Mixer:
         return np.clip(y, -1, 1).astype(np.float32)
 
     def _mix_numpy(self, clean: np.ndarray, kind: str, snr_db: float, seed: int) -> np.ndarray:
+        if kind not in self.noise:  # a noise outside NOISE_TYPES ("crowd"): made on first use
+            self.noise[kind] = make_noise(kind, len(next(iter(self.noise.values()))) / ASR_RATE, 200, self.cache_dir)
         noise = self.noise[kind]
         rng = np.random.default_rng(seed)
         off = int(rng.integers(0, max(1, len(noise) - len(clean))))

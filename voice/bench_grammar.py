@@ -159,7 +159,7 @@ def _load(out: Path, which: str) -> list[dict[str, Any]]:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m voice.bench_grammar", description=__doc__.split("\n\n")[0])
     p.add_argument("action", choices=["run", "tune", "spot", "tune-spotter", "report"])
-    p.add_argument("--set", choices=["dev", "test", "final", "fresh"], default="dev")
+    p.add_argument("--set", choices=["dev", "test", "final", "fresh", "fresh2"], default="dev")
     p.add_argument("--out", type=Path, default=Path("runs/voice_grammar"))
     p.add_argument("--limit", type=int, help="first N commands (smoke run)")
     p.add_argument("--whisper-dir", type=Path, help="another faster-whisper model folder (float16 weights)")
@@ -203,7 +203,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     sp = args.out / "spot_thresholds.json"
     s = json.loads(sp.read_text()) if sp.exists() else dict(spotter_take=1.01, spotter_veto=1.01, spotter_alone=1.01)
-    rows = table(dev + _load(args.out, "test") + _load(args.out, "final") + _load(args.out, "fresh"), t["margin"],
+    rows = table(dev + _load(args.out, "test") + _load(args.out, "final") + _load(args.out, "fresh")
+                 + _load(args.out, "fresh2"), t["margin"],
                  t["gap"], t["token_bonus"], t["confirm_margin"], t.get("primed", False), s["spotter_take"],
                  s["spotter_veto"], s.get("spotter_alone", 1.01))
     rep = dict(thresholds=t, spotter=s, rows=rows)
