@@ -57,9 +57,10 @@ class VoiceSettings(BaseModel):
                                       "experts/weights/voice_spotter.pt)")
     spotter_take: float = Field(default=0.7, ge=0.0, le=1.01, description="the spotter's probability at which a "
                                 "command the grammar ranked best but did not take is taken (both agree)")
-    spotter_veto: float = Field(default=0.5, ge=0.0, le=1.01, description="the spotter's probability for another "
-                                "command, or for no command, at which a command is rejected (1.01: never; the defaults are tuned on "
-                                "development voices: voice.bench_grammar tune-spotter)")
+    spotter_veto: float = Field(default=0.1, ge=0.0, le=1.01, description="the spotter's probability for another "
+                                "command, or for no command, at which a command is rejected (0: whenever it names "
+                                "another class; 1.01: never; the defaults are tuned on development voices: "
+                                "voice.bench_grammar tune-spotter)")
     spotter_alone: float = Field(default=0.7, ge=0.0, le=1.01, description="the spotter's probability at which "
                                  "its command is taken when the grammar check left none, whatever the grammar "
                                  "ranked best (1.01: never)")

@@ -25,6 +25,9 @@ four-talker babble at 10 dB (the voice benchmark's own mixing).
   result on them.
 * ``fresh``: six voices of the command spotter's held-out families (``training/train_spotter.py``), other
   non-commands, written before any result on them.
+* ``fresh2``: the six remaining voices of those families and other non-commands, written before the babble
+  retrain and any result on them; also run in ``crowd`` noise (babble of four more held-out talkers,
+  ``voice.bench_data.CROWD_VOICES``: ``--conditions clean,pink10,babble10,crowd10``).
 
 Each clip is recognised once (Whisper tiny.en, push-to-talk, live grammar, 5-best) and every scored sentence
 is kept, so the policies come from the same decoding: **free** = the n-best rescoring alone (what ``osler

@@ -141,6 +141,7 @@ def tune(rows: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 SPOT_LEVELS = (0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95, 0.98, 0.99, 1.01)
+VETO_LEVELS = (0.0, 0.1, 0.2) + SPOT_LEVELS  # 0.0: any other class the spotter names rejects the command
 
 
 def tune_spotter(rows: list[dict[str, Any]], t: dict[str, Any]) -> dict[str, Any]:
@@ -150,7 +151,7 @@ def tune_spotter(rows: list[dict[str, Any]], t: dict[str, Any]) -> dict[str, Any
     args = (t["margin"], t["gap"], t["token_bonus"], t["confirm_margin"], t.get("primed", False))
     best = None
     for take in SPOT_LEVELS:
-        for veto in SPOT_LEVELS:
+        for veto in VETO_LEVELS:
             for alone in SPOT_LEVELS:
                 if alone < take:
                     continue
