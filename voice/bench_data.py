@@ -29,7 +29,7 @@ import numpy as np
 
 from .audio import ASR_RATE, read_audio, resample, speech_bounds
 
-__all__ = ["VOICES", "DEFAULT_VOICES", "COMMAND_SET", "CHATTER", "BABBLE_VOICES", "CROWD_VOICES", "CROWD_CHATTER", "synth", "make_noise",
+__all__ = ["VOICES", "DEFAULT_VOICES", "COMMAND_SET", "CHATTER", "BABBLE_VOICES", "CROWD_VOICES", "CROWD_CHATTER", "synth", "talk_segment", "make_noise",
            "human_clips", "Mixer", "NOISE_TYPES", "room_impulse_response", "mix_at_snr"]
 
 log = logging.getLogger(__name__)
@@ -191,15 +191,19 @@ def _beeps(n: int, rng: np.random.Generator) -> np.ndarray:
     return x / (np.sqrt(np.mean(x ** 2)) + 1e-9)
 
 
+def talk_segment(talk: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
+    """``n`` samples of one talker's speech looped, from a random offset, at unit RMS (a babble voice)."""
+    talk = np.tile(talk, int(np.ceil(n / len(talk))) + 1)
+    off = int(rng.integers(0, len(talk) - n))
+    seg = talk[off:off + n]
+    return seg / (np.sqrt(np.mean(seg ** 2)) + 1e-9)
+
+
 def _babble(n: int, rng: np.random.Generator, cache_dir: Path, voices: tuple[str, ...] = BABBLE_VOICES,
             chatter: list[str] = CHATTER) -> np.ndarray:
     x = np.zeros(n, np.float32)
     for k, v in enumerate(voices):
-        talk = np.concatenate([synth(s, v, cache_dir) for s in np.roll(chatter, 3 * k)])
-        talk = np.tile(talk, int(np.ceil(n / len(talk))) + 1)
-        off = int(rng.integers(0, len(talk) - n))
-        seg = talk[off:off + n]
-        x += seg / (np.sqrt(np.mean(seg ** 2)) + 1e-9)
+        x += talk_segment(np.concatenate([synth(s, v, cache_dir) for s in np.roll(chatter, 3 * k)]), n, rng)
     return x / (np.sqrt(np.mean(x ** 2)) + 1e-9)
 
 
@@ -245,6 +249,7 @@ class Mixer:
 
     def __init__(self, cache_dir: Path, prefer_speechbrain: bool = True, noise_seconds: float = 30.0) -> None:
         self.cache_dir = cache_dir
+        self.noise_seconds = noise_seconds
         self.noise = {k: make_noise(k, noise_seconds, 100 + i, cache_dir) for i, k in enumerate(NOISE_TYPES)}
         self._sb: dict[str, Any] = {}
         self._tmp: Path | None = None
@@ -315,7 +320,7 @@ class Mixer:
 
     def _mix_numpy(self, clean: np.ndarray, kind: str, snr_db: float, seed: int) -> np.ndarray:
         if kind not in self.noise:  # a noise outside NOISE_TYPES ("crowd"): made on first use
-            self.noise[kind] = make_noise(kind, len(next(iter(self.noise.values()))) / ASR_RATE, 200, self.cache_dir)
+            self.noise[kind] = make_noise(kind, self.noise_seconds, 200, self.cache_dir)
         noise = self.noise[kind]
         rng = np.random.default_rng(seed)
         off = int(rng.integers(0, max(1, len(noise) - len(clean))))

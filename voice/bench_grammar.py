@@ -117,7 +117,7 @@ def spot(settings: Any, which: str, out: Path, limit: int | None = None, cache: 
 
 def _frames(settings: Any, which: str, out: Path, limit: int | None, cache: Path,
             conditions: tuple[tuple[str, float | None], ...]) -> tuple[list[tuple], list[np.ndarray]]:
-    from .asr_whisper import FrameReader
+    from .whisper_model import FrameReader
 
     npz = out / f"frames_{which}.npz"
     if npz.exists():
@@ -206,10 +206,10 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     sp = args.out / "spot_thresholds.json"
     s = json.loads(sp.read_text()) if sp.exists() else dict(spotter_take=1.01, spotter_veto=1.01, spotter_alone=1.01)
-    rows = table(dev + _load(args.out, "test") + _load(args.out, "final") + _load(args.out, "fresh")
-                 + _load(args.out, "fresh2"), t["margin"],
-                 t["gap"], t["token_bonus"], t["confirm_margin"], t.get("primed", False), s["spotter_take"],
-                 s["spotter_veto"], s.get("spotter_alone", 1.01))
+    held_out = [r for which in ("test", "final", "fresh", "fresh2") for r in _load(args.out, which)]
+    pooled = [{**r, "set": "held-out (all)"} for r in held_out]  # every held-out voice together
+    rows = table(dev + held_out + pooled, t["margin"], t["gap"], t["token_bonus"], t["confirm_margin"],
+                 t.get("primed", False), s["spotter_take"], s["spotter_veto"], s.get("spotter_alone", 1.01))
     rep = dict(thresholds=t, spotter=s, rows=rows)
     (args.out / "report.json").write_text(json.dumps(rep, indent=2))
     md = render(rows)

@@ -91,23 +91,33 @@ def table(rows: list[dict[str, Any]], margin: float, gap: float, bonus: float = 
           confirm: float = 0.0, primed: bool = False, take: float = 1.01, veto: float = 1.01,
           alone: float = 1.01) -> list[dict[str, Any]]:
     cells: dict[tuple, dict[str, Any]] = {}
+    # the spotter policy over every clip once any clip has the spotter's opinion (a clip without one, e.g. nothing
+    # heard, is settled as the grammar policy settles it: counting it out would flatter the spotter)
+    names = ("free", "grammar") + (("spotter",) if any(r.get("_spot") is not None for r in rows) else ())
     for r in rows:
-        for name in ("free", "grammar") + (("spotter",) if r.get("_spot") is not None else ()):
+        for name in names:
             v = verdict(r, policy(r, name, margin, gap, bonus, confirm, primed, take, veto, alone))
             kind = "command" if r["is_command"] else "non-command"
             c = cells.setdefault((r["set"], name, kind, r["noise"], r["snr_db"]),
-                                 dict(n=0, right=0, rejected=0, wrong=0, ms=[]))
+                                 dict(n=0, right=0, rejected=0, wrong=0, ms=[], voices={}))
             c["n"] += 1
             c[v] += 1
             c["ms"].append(r["ms"])
+            c["voices"].setdefault(r["voice"], []).append(v == "right")
     out = []
     for (s, name, kind, noise, snr), c in sorted(cells.items(), key=lambda kv: (kv[0][0], kv[0][2], kv[0][1],
                                                                                    kv[0][3], kv[0][4] or 99)):
         ms = c.pop("ms")
+        per_voice = [100 * float(np.mean(x)) for x in c.pop("voices").values()]
+        spread = {}
+        if kind == "command":  # right % per voice: mean, sample sd, lowest
+            spread = dict(voices=len(per_voice), voice_mean=round(float(np.mean(per_voice)), 1),
+                          voice_sd=round(float(np.std(per_voice, ddof=1)), 1) if len(per_voice) > 1 else 0.0,
+                          voice_min=round(min(per_voice), 1))
         out.append(dict(set=s, policy=name, clips=kind, noise=noise, snr_db=snr, **c,
                         right_pct=round(100 * c["right"] / c["n"], 1) if kind == "command" else None,
                         rejected_pct=round(100 * c["rejected"] / c["n"], 1),
-                        asr_ms_median=round(statistics.median(ms), 1)))
+                        asr_ms_median=round(statistics.median(ms), 1), **spread))
     return out
 
 
@@ -169,11 +179,12 @@ def tune_spotter(rows: list[dict[str, Any]], t: dict[str, Any]) -> dict[str, Any
 
 
 def render(rows: list[dict[str, Any]]) -> str:
-    lines = ["| set | clips | policy | noise | SNR dB | n | right % | rejected | WRONG | ASR ms (median) |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| set | clips | policy | noise | SNR dB | n | right % | per voice: mean +- sd (lowest) | rejected | "
+             "WRONG | ASR ms (median) |", "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
+        spread = f"{r['voice_mean']} +- {r['voice_sd']} ({r['voice_min']})" if "voice_mean" in r else "-"
         lines.append(f"| {r['set']} | {r['clips']} | {r['policy']} | {r['noise']} | "
                      f"{r['snr_db'] if r['snr_db'] is not None else '-'} | {r['n']} | "
-                     f"{r['right_pct'] if r['right_pct'] is not None else '-'} | {r['rejected']} | {r['wrong']} | "
-                     f"{r['asr_ms_median']} |")
+                     f"{r['right_pct'] if r['right_pct'] is not None else '-'} | {spread} | {r['rejected']} | "
+                     f"{r['wrong']} | {r['asr_ms_median']} |")
     return "\n".join(lines) + "\n"

@@ -141,7 +141,8 @@ def _verdict(heard: str, expected: tuple[str, dict[str, str]]) -> tuple[str, tup
 def rescore(report: dict[str, Any], settings: Any, margins: list[float]) -> list[dict[str, Any]]:
     """Recompute the rows from the stored transcripts and 5-best lists with the current grammar and other
     n-best margins (same audio, same hypotheses; only the choice among them and the parsing differ)."""
-    from .asr_whisper import WhisperRecognizer, _Hyp
+    from .asr_whisper import WhisperRecognizer
+    from .whisper_model import Hyp
     from .config import voice_settings
 
     rows = []
@@ -155,7 +156,7 @@ def rescore(report: dict[str, Any], settings: Any, margins: list[float]) -> list
                     continue
                 rank, text, name = 0, d["heard"], "plain"
             elif d.get("nbest"):
-                hyps = [_Hyp(t, lp, 0.0) for t, lp in zip(d["nbest"], d["nbest_logprob"])]
+                hyps = [Hyp(t, lp, 0.0) for t, lp in zip(d["nbest"], d["nbest_logprob"])]
                 rank, text, _best = chooser._choose([(chooser._filter(h)[0], h) for h in hyps])
                 name = f"biased, margin {margin}"
             else:
