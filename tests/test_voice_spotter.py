@@ -88,6 +88,33 @@ def test_training_voices_never_meet_the_benchmark_or_the_held_out_families():
     assert not set(FRESH2_SET_VOICES) & (set(FRESH_SET_VOICES) | set(CROWD_VOICES))
 
 
+def test_the_lookalike_recipe_adds_non_commands_and_keeps_every_shipped_clip():
+    """Recipe "lookalike" = the shipped training clips unchanged (same text, voice, noise, seed) plus 8 non-commands
+    per voice that open like a command; none of them is a benchmark sentence, and the benchmark's own lookalike set
+    shares no sentence with any training list."""
+    if shutil.which("espeak-ng") is None:
+        pytest.skip("espeak-ng is not installed")
+    from training.train_spotter import TRAIN_LOOKALIKES, TRAIN_NON_COMMANDS, jobs, voice_split
+    from voice import bench_grammar_sets as b
+
+    split = voice_split()
+    shipped, look = jobs(split, "val"), jobs(split, "val", recipe="lookalike")
+    extra = [j for j in look if j not in shipped]
+    assert [j for j in look if j in shipped] == shipped
+    assert len(extra) == 8 * len(split["val"]) and {j["label"] for j in extra} == {"other"}
+    assert {j["text"] for j in extra} <= set(TRAIN_LOOKALIKES)
+    bench = set(b.DEV_NON_COMMANDS + b.TEST_NON_COMMANDS + b.FINAL_NON_COMMANDS + b.FRESH_NON_COMMANDS
+                + b.FRESH2_NON_COMMANDS + b.LOOKALIKE_NON_COMMANDS)
+    assert not bench & (set(TRAIN_LOOKALIKES) | set(TRAIN_NON_COMMANDS))
+    # the blind set: every held-out voice, non-commands only
+    assert set(b.HELD_OUT_VOICES) == set(b.TEST_VOICES) | set(b.FINAL_VOICES) | set(b.FRESH_SET_VOICES) | set(
+        b.FRESH2_SET_VOICES)
+    from tools.settings import OslerSettings
+
+    rows = list(b.clips(OslerSettings(), "lookalike", None, Path("/nonexistent"), (("clean", None),)))
+    assert len(rows) == 20 * len(b.LOOKALIKE_NON_COMMANDS) and not any(r[3] for r in rows)
+
+
 def _speech(text: str, voice: str, wpm: int = 150) -> np.ndarray:
     from training.train_spotter import _espeak
 

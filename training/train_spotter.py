@@ -3,6 +3,7 @@
     python -m training.train_spotter voices                       # the voice split, printed (nothing written)
     python -m training.train_spotter gen --out runs/spotter --workers 2   # speech -> Whisper encoder frames
                                                 [--recipe babble-bank]  # the babble variant tried, not adopted
+                                                [--recipe lookalike]    # + non-commands that open like commands
     python -m training.train_spotter fit --out runs/spotter --save runs/spotter/a.pt [--seed 1 --width 256]
     python -m training.train_spotter merge runs/spotter/a.pt runs/spotter/b.pt --save experts/weights/voice_spotter.pt
 
@@ -69,6 +70,35 @@ TRAIN_CHATTER: tuple[str, ...] = (
     "Put the specimen in formalin and label it.", "We should document the estimated blood loss.",
 )
 N_HOLDOUT, N_VAL = 8, 8
+
+# Non-commands that open like a command and then turn to something else (a report, the lab, the rota, a cupboard):
+# the kind that command-primed decoding shortens into the command ("how many polyps were in ..." -> "How many
+# polyps are visible?").  Training only (recipe "lookalike"); none is a benchmark sentence, and the benchmark's
+# lookalike set (voice.bench_grammar_sets.LOOKALIKE_NON_COMMANDS) was written before any of these was trained on.
+TRAIN_LOOKALIKES: tuple[str, ...] = (
+    "how many polyps did they take out last year", "how many polyps are usual at his age",
+    "how many polyps does the guideline allow", "how many cells does the lab need for the sample",
+    "how many white cells were on yesterday's film", "how many platelets should we give",
+    "how many platelets are in one bag", "how many red cells units are cross matched",
+    "count the swabs with me before closing", "count the needles on the tray",
+    "is there a polyp clinic on friday", "are there any polyps in the family history",
+    "is there a snare in the cupboard", "are there any more gowns in the store",
+    "how big is the recovery room", "how large is the waiting list this month", "what size gloves do you wear",
+    "what size is the next catheter", "freeze the sample for histology", "hold the camera still for me",
+    "freeze it in the minus eighty", "hold the door for the porter", "resume the infusion at ten",
+    "go live on the teaching stream at two", "back to the ward after recovery",
+    "outline the steps for the trainee", "outline it in the operation note", "segment of colon looks inflamed",
+    "segment the bowel prep leaflet by age", "compare with the surgeon's own technique",
+    "compare it with the textbook drawing later", "compared to last week the list is short",
+    "compare to ten years ago the kit is better", "cancel the porter for now", "cancel that lab request",
+    "never mind the coffee", "clear the trolley before the next case", "clear the airway first",
+    "repeat the scan in six months", "repeat that test next week", "say that again to the family later",
+    "louder than a fire alarm", "speak up in the meeting tomorrow", "read back the drug chart to pharmacy",
+    "is this normal for a monday", "is there pneumonia going round the ward",
+    "what kind of imaging did they book", "what type of image intensifier is that",
+    "what changed in the staffing", "what has changed since the last audit",
+    "load the prior patient's notes", "switch to the next patient on the list", "next image of the slide show",
+)
 
 
 def _alias(variant: str) -> str:
@@ -180,6 +210,9 @@ RECIPES: dict[str, dict[str, Any]] = {
                                               ("beeps", 0.08), ("reverb", 0.15))),
     "babble-bank": dict(babble="bank", conditions=(("clean", 0.12), ("pink", 0.22), ("babble", 0.35),
                                                    ("white", 0.08), ("beeps", 0.08), ("reverb", 0.15))),
+    # the shipped clips bit for bit, plus 8 lookalike non-commands per voice (drawn with their own seed)
+    "lookalike": dict(babble="one", lookalikes=8, conditions=(("clean", 0.15), ("pink", 0.30), ("babble", 0.22),
+                                                            ("white", 0.10), ("beeps", 0.08), ("reverb", 0.15))),
 }
 
 
@@ -204,17 +237,24 @@ def jobs(split: dict[str, list[str]], which: str, seed: int = SEED, recipe: str 
     by_class = _sentences_by_class()
     out = []
     names, weights = zip(*RECIPES[recipe]["conditions"])
+    extra = RECIPES[recipe].get("lookalikes", 0)
+    rng2 = random.Random(f"{seed}-{which}-lookalike")  # its own stream: the other clips stay as "shipped" made them
+
+    def job(voice: str, text: str, label: str, r: random.Random) -> dict[str, Any]:
+        wake = r.random() < (0.75 if label != "other" else 0.5)
+        q = text.split()[0] in {"how", "is", "are", "what"}
+        said = (f"Osler, {text}" if wake else text[0].upper() + text[1:]) + ("?" if q else ".")
+        cond = r.choices(names, weights)[0]
+        return dict(voice=voice, text=text, said=said, label=label, wpm=r.randint(125, 190),
+                    pitch=r.randint(25, 75), condition=cond, snr_db=round(r.uniform(0, 20), 1),
+                    seed=r.randrange(2 ** 31))
+
     for voice in split[which]:
         items = [(rng.choice(ss), c) for c, ss in sorted(by_class.items())]
         items += [(s, "other") for s in rng.sample(TRAIN_NON_COMMANDS, 12)]
-        for text, label in items:
-            wake = rng.random() < (0.75 if label != "other" else 0.5)
-            q = text.split()[0] in {"how", "is", "are", "what"}
-            said = (f"Osler, {text}" if wake else text[0].upper() + text[1:]) + ("?" if q else ".")
-            cond = rng.choices(names, weights)[0]
-            out.append(dict(voice=voice, text=text, said=said, label=label, wpm=rng.randint(125, 190),
-                            pitch=rng.randint(25, 75), condition=cond, snr_db=round(rng.uniform(0, 20), 1),
-                            seed=rng.randrange(2 ** 31)))
+        out += [job(voice, text, label, rng) for text, label in items]
+        if extra:
+            out += [job(voice, text, "other", rng2) for text in rng2.sample(TRAIN_LOOKALIKES, extra)]
     return out
 
 

@@ -28,6 +28,10 @@ four-talker babble at 10 dB (the voice benchmark's own mixing).
 * ``fresh2``: the six remaining voices of those families and other non-commands, written before the babble
   retrain and any result on them; also run in ``crowd`` noise (babble of four more held-out talkers,
   ``voice.bench_data.CROWD_VOICES``: ``--conditions clean,pink10,babble10,crowd10``).
+* ``lookalike``: no commands; twelve non-commands that open like a command and turn to something else ("how
+  many polyps did the pathology report mention"), spoken by all 20 held-out voices above, written before the
+  spotter trained on lookalikes of its own (``training.train_spotter`` recipe ``lookalike``) and before any
+  result on them.
 
 Each clip is recognised once (Whisper tiny.en, push-to-talk, live grammar, 5-best) and every scored sentence
 is kept, so the policies come from the same decoding: **free** = the n-best rescoring alone (what ``osler
@@ -162,7 +166,7 @@ def _load(out: Path, which: str) -> list[dict[str, Any]]:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m voice.bench_grammar", description=__doc__.split("\n\n")[0])
     p.add_argument("action", choices=["run", "tune", "spot", "tune-spotter", "report"])
-    p.add_argument("--set", choices=["dev", "test", "final", "fresh", "fresh2"], default="dev")
+    p.add_argument("--set", choices=["dev", "test", "final", "fresh", "fresh2", "lookalike"], default="dev")
     p.add_argument("--out", type=Path, default=Path("runs/voice_grammar"))
     p.add_argument("--limit", type=int, help="first N commands (smoke run)")
     p.add_argument("--whisper-dir", type=Path, help="another faster-whisper model folder (float16 weights)")
@@ -207,7 +211,9 @@ def main(argv: list[str] | None = None) -> int:
     sp = args.out / "spot_thresholds.json"
     s = json.loads(sp.read_text()) if sp.exists() else dict(spotter_take=1.01, spotter_veto=1.01, spotter_alone=1.01)
     held_out = [r for which in ("test", "final", "fresh", "fresh2") for r in _load(args.out, which)]
-    pooled = [{**r, "set": "held-out (all)"} for r in held_out]  # every held-out voice together
+    # every held-out voice together; the lookalike set (the same voices) keeps its own rows
+    pooled = [{**r, "set": "held-out (all)"} for r in held_out]
+    held_out += _load(args.out, "lookalike")
     rows = table(dev + held_out + pooled, t["margin"], t["gap"], t["token_bonus"], t["confirm_margin"],
                  t.get("primed", False), s["spotter_take"], s["spotter_veto"], s.get("spotter_alone", 1.01))
     rep = dict(thresholds=t, spotter=s, rows=rows)

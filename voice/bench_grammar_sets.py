@@ -13,7 +13,8 @@ from .bench_data import CROWD_VOICES, VOICES, Mixer, synth
 from .bench_unseen import FRESH_VOICES, LIVE_BENCH_COMMANDS, UNSEEN_VOICES
 
 __all__ = ["DEV_VOICES", "TEST_VOICES", "FINAL_VOICES", "FRESH_SET_VOICES", "FRESH2_SET_VOICES", "DEV_NON_COMMANDS", "TEST_NON_COMMANDS",
-           "FINAL_NON_COMMANDS", "FRESH_NON_COMMANDS", "FRESH2_NON_COMMANDS", "CONDITIONS", "clips"]
+           "FINAL_NON_COMMANDS", "FRESH_NON_COMMANDS", "FRESH2_NON_COMMANDS", "LOOKALIKE_NON_COMMANDS", "HELD_OUT_VOICES", "CONDITIONS",
+           "clips"]
 
 DEV_VOICES: dict[str, int | None] = {
     **{k: None for k, (engine, _n, _s) in VOICES.items() if k in ("espeak-us", "espeak-gb-f", "espeak-us-fast",
@@ -72,6 +73,18 @@ FRESH2_NON_COMMANDS: tuple[str, ...] = (
     "outline your concerns after the case", "what changed on the discharge summary", "compare prices later",
     "repeat the antibiotics at six", "cancel that order of gloves", "the platelets came back low",
 )
+# Non-commands that open like a command and turn to something else (the kind that command-primed decoding
+# shortens into the command), written 2026-12-02 before the lookalike spotter (training/train_spotter.py recipe
+# "lookalike") was trained and before any result on them; spoken by all 20 held-out voices above, no commands
+LOOKALIKE_NON_COMMANDS: tuple[str, ...] = (
+    "how many polyps did the pathology report mention", "how many white cells does the lab want",
+    "is there a polyp registry for this patient", "how big is the recovery bay",
+    "freeze the tissue block tonight", "outline it for the students after the list",
+    "compare with the prior consultant's note", "cancel the taxi for four", "repeat that blood test tomorrow",
+    "what has changed in the booking system", "louder alarms would help in here",
+    "how many platelets are in the fridge",
+)
+HELD_OUT_VOICES: dict[str, int] = {**TEST_VOICES, **FINAL_VOICES, **FRESH_SET_VOICES, **FRESH2_SET_VOICES}
 CONDITIONS: tuple[tuple[str, float | None], ...] = (("clean", None), ("pink", 10.0), ("pink", 5.0), ("babble", 10.0))
 
 
@@ -88,10 +101,10 @@ def clips(settings: Any, which: str, limit: int | None, cache: Path,
     """Every clip of a set as (voice, text, said, is_command, noise, snr, audio thunk), in the order and with
     the mixing seeds every run uses (so ``spot`` re-creates the very audio ``run`` recognised)."""
     voices = {"dev": DEV_VOICES, "test": TEST_VOICES, "final": FINAL_VOICES, "fresh": FRESH_SET_VOICES,
-              "fresh2": FRESH2_SET_VOICES}[which]
+              "fresh2": FRESH2_SET_VOICES, "lookalike": HELD_OUT_VOICES}[which]
     nons = {"dev": DEV_NON_COMMANDS, "test": TEST_NON_COMMANDS, "final": FINAL_NON_COMMANDS,
-            "fresh": FRESH_NON_COMMANDS, "fresh2": FRESH2_NON_COMMANDS}[which]
-    if which != "dev":
+            "fresh": FRESH_NON_COMMANDS, "fresh2": FRESH2_NON_COMMANDS, "lookalike": LOOKALIKE_NON_COMMANDS}[which]
+    if which not in ("dev", "lookalike"):  # lookalike: the held-out voices above, checked there
         used = {n for _e, n, _s in VOICES.values()} | set(UNSEEN_VOICES) | set(FRESH_VOICES) | set(DEV_VOICES)
         if which in ("final", "fresh"):
             used |= set(TEST_VOICES)
@@ -102,7 +115,7 @@ def clips(settings: Any, which: str, limit: int | None, cache: Path,
         clash = set(voices) & used
         if clash:
             raise ValueError(f"test voices already used: {sorted(clash)}")
-    items = [(c, True) for c in LIVE_BENCH_COMMANDS] + [(n, False) for n in nons]
+    items = [(c, True) for c in LIVE_BENCH_COMMANDS if which != "lookalike"] + [(n, False) for n in nons]
     if limit:
         items = items[:limit] + [(n, False) for n in nons[:max(1, limit // 4)]]
     clips = [(v, wpm, text, is_cmd, k) for v, wpm in voices.items() for k, (text, is_cmd) in enumerate(items)]
