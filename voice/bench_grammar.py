@@ -211,10 +211,9 @@ def main(argv: list[str] | None = None) -> int:
     sp = args.out / "spot_thresholds.json"
     s = json.loads(sp.read_text()) if sp.exists() else dict(spotter_take=1.01, spotter_veto=1.01, spotter_alone=1.01)
     held_out = [r for which in ("test", "final", "fresh", "fresh2") for r in _load(args.out, which)]
-    # every held-out voice together; the lookalike set (the same voices) keeps its own rows
-    pooled = [{**r, "set": "held-out (all)"} for r in held_out]
-    held_out += _load(args.out, "lookalike")
-    rows = table(dev + held_out + pooled, t["margin"], t["gap"], t["token_bonus"], t["confirm_margin"],
+    pooled = [{**r, "set": "held-out (all)"} for r in held_out]  # every held-out voice together
+    lookalike = _load(args.out, "lookalike")  # the same voices, non-commands only: its own rows, not pooled
+    rows = table(dev + held_out + lookalike + pooled, t["margin"], t["gap"], t["token_bonus"], t["confirm_margin"],
                  t.get("primed", False), s["spotter_take"], s["spotter_veto"], s.get("spotter_alone", 1.01))
     rep = dict(thresholds=t, spotter=s, rows=rows)
     (args.out / "report.json").write_text(json.dumps(rep, indent=2))
