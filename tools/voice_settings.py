@@ -8,6 +8,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+TAIL_VETO = 4.0  # not tuned yet (voice.bench_grammar tune-tail); the check is off by default, see docs/voice.md
+
 __all__ = ["VoiceSettings", "AsrBackend", "TtsBackend"]
 
 AsrBackend = Literal["auto", "whisper", "pocketsphinx", "speechbrain"]
@@ -64,6 +66,14 @@ class VoiceSettings(BaseModel):
     spotter_alone: float = Field(default=0.7, ge=0.0, le=1.01, description="the spotter's probability at which "
                                  "its command is taken when the grammar check left none, whatever the grammar "
                                  "ranked best (1.01: never)")
+    tail: bool = Field(default=False, description="(experimental, not yet measured on the benchmark: off) rest-of-utterance check (voice.tail, a CTC word net on Whisper's "
+                       "encoder output trained by training/train_tail.py): a command followed by more speech is not "
+                       "executed ('how many platelets are in the fridge'); skipped, and said so, without its weights")
+    tail_path: Path | None = Field(default=None, description="rest-of-utterance weights (default "
+                                   "experts/weights/voice_tail.pt)")
+    tail_veto: float = Field(default=TAIL_VETO, ge=0.0, description="nats by which 'the command, then more "
+                             "speech' must beat 'the command alone' for the command to be rejected (tuned on "
+                             "development voices: voice.bench_grammar tune-tail)")
     whisper_hotwords: str | None = Field(default=None, description="faster-whisper hotwords (extra priming text)")
     denoise: Literal["off", "stationary"] = Field(
         default="off", description="noise suppression before recognition: 'stationary' = spectral gating "

@@ -38,7 +38,7 @@ from .commands import CommandSpec, SLOTS, _Alt, _Opt, _Seq, _Slot, _Word, _parse
 from .normalize import normalize
 
 __all__ = ["Candidate", "GrammarDecision", "GrammarContext", "CheckResult", "AMBIGUOUS", "candidates", "rank",
-           "decide", "settle", "spot_settle", "spoken_form", "check_transcript", "grammar_sentences", "grammar_meanings",
+           "decide", "settle", "spot_settle", "tail_settle", "spoken_form", "check_transcript", "grammar_sentences", "grammar_meanings",
            "meaning_str"]
 
 # ---- the grammar's sentences ---------------------------------------------------------------------------
@@ -226,6 +226,13 @@ def spot_settle(command: str | None, grammar_top: str | None, spot: str, prob: f
     if spot != OTHER and ((spot == grammar_top and prob >= take) or prob >= alone):
         return "spotted"
     return "none"
+
+
+def tail_settle(rest: float, veto: float) -> str:
+    """The rest-of-utterance check (:mod:`voice.tail`) on a command about to be executed: ``vetoed`` when the
+    speech after the command is at least ``veto`` nats more likely than no more speech (the command does not
+    explain the whole utterance: "how many platelets are in the fridge"), else ``kept``."""
+    return "vetoed" if rest >= veto else "kept"
 
 
 def spoken_form(meaning: str, specs: tuple[CommandSpec, ...], wake_word: str | None) -> str:

@@ -65,6 +65,8 @@ class WhisperRecognizer:
         self._grammar_error: str | None = None
         self._spotter = None
         self._spotter_error: str | None = None
+        self._tail = None
+        self._tail_error: str | None = None
         self._model = None
         self._lock = threading.Lock()
         self.model_id = ""
@@ -91,6 +93,8 @@ class WhisperRecognizer:
                     self._scorer, self._grammar_error = None, str(exc)
             if self.vs.whisper_grammar and self.vs.spotter:
                 self._load_spotter(d)
+            if self.vs.whisper_grammar and self.vs.tail:
+                self._load_tail(d)
             log.info("whisper loaded from %s in %.0f ms", d, (time.perf_counter() - t0) * 1000)
 
     def _load_spotter(self, d: Path) -> None:
@@ -111,6 +115,25 @@ class WhisperRecognizer:
                 self._spotter_error = f"could not load the command spotter from {spotter.path}: {exc}"
         if self._spotter_error:
             log.warning("%s", self._spotter_error)
+
+    def _load_tail(self, d: Path) -> None:
+        """The rest-of-utterance check reads tiny.en's encoder output like the spotter; without it (another model,
+        no weights file) a command is executed without the check and the notes say so."""
+        from .tail import TailChecker
+
+        checker = TailChecker(self.vs.tail_path)
+        if d != bundled_dir():
+            self._tail_error = f"the rest-of-utterance check reads Whisper tiny.en's encoder only (model here: {d})"
+        elif not checker.available():
+            self._tail_error = f"no rest-of-utterance weights at {checker.path} (voice.tail_path)"
+        else:
+            try:
+                checker.load()
+                self._tail = checker
+            except Exception as exc:
+                self._tail_error = f"could not load the rest-of-utterance check from {checker.path}: {exc}"
+        if self._tail_error:
+            log.warning("%s", self._tail_error)
 
     def transcribe(self, audio: Audio) -> Transcript:
         if audio.sample_rate != ASR_RATE:
@@ -176,8 +199,37 @@ class WhisperRecognizer:
         if self._spotter is None:
             if self._spotter_error:
                 extra["spotter"] = {"error": self._spotter_error}
-            return out_text, out_conf
-        return self._spot(ctx, r, specs, text, out_text, out_conf, extra, dropped)
+        else:
+            out_text, out_conf = self._spot(ctx, r, specs, text, out_text, out_conf, extra, dropped)
+        return self._check_tail(ctx, specs, text, out_text, out_conf, extra, dropped)
+
+    def _check_tail(self, ctx: GrammarContext, specs: tuple[Any, ...], heard: str, text: str, conf: float | None,
+                    extra: dict[str, Any], dropped: list[str]) -> tuple[str, float | None]:
+        """The rest-of-utterance check (:func:`voice.asr_grammar.tail_settle`) on the command about to be taken:
+        rejected when the speaker went on after it."""
+        from .asr_grammar import meaning_str, tail_settle
+
+        m = self._meaning(text, specs) if text else None
+        if m is None:
+            return text, conf
+        if self._tail is None:
+            if self._tail_error:
+                extra["tail"] = {"error": self._tail_error}
+            return text, conf
+        meaning = meaning_str(m)
+        try:
+            t = self._tail.check(ctx.enc, ctx.n_samples, meaning, specs)
+        except KeyError:  # a command set with words the net was not trained for: nothing to score
+            extra["tail"] = {"error": f"the rest-of-utterance check has no phrasing of {meaning}"}
+            return text, conf
+        how = tail_settle(t.rest, self.vs.tail_veto)
+        extra["tail"] = {**t.info(), "veto": self.vs.tail_veto, "outcome": how}
+        if how == "vetoed":
+            extra.setdefault("heard", heard)
+            dropped.append(f"{text!r}, but the speaker went on after the command (the rest-of-utterance check "
+                           f"hears {t.heard!r}; {t.rest:.1f} nats for more speech): not taken, nothing done")
+            return "", None
+        return text, conf
 
     def _spot(self, ctx: GrammarContext, r: Any, specs: tuple[Any, ...], heard: str, text: str,
               conf: float | None, extra: dict[str, Any], dropped: list[str]) -> tuple[str, float | None]:

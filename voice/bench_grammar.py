@@ -7,6 +7,8 @@
     python -m voice.bench_grammar spot --set dev       # the command spotter on the clips of a set already run
     python -m voice.bench_grammar tune-spotter         # its take and veto probabilities, from dev only
     python -m voice.bench_grammar run --set fresh      # the spotter's held-out voices (never trained or tuned on)
+    python -m voice.bench_grammar tail --set dev       # the rest-of-utterance check on the clips of a set already spotted
+    python -m voice.bench_grammar tune-tail            # its veto level, from dev only
     python -m voice.bench_grammar report               # JSON + table per set and condition
 
 (all with ``--out runs/voice_grammar2``; ``--cache`` shares the synthesised speech between runs.)
@@ -37,7 +39,8 @@ Each clip is recognised once (Whisper tiny.en, push-to-talk, live grammar, 5-bes
 is kept, so the policies come from the same decoding: **free** = the n-best rescoring alone (what ``osler
 live`` did before), **grammar** = free decoding checked and completed by the grammar scores with the tuned
 settings, **spotter** = the grammar policy with the command spotter's second opinion
-(:func:`voice.asr_grammar.spot_settle`; its probabilities stored per clip).  Right = the intended command; WRONG = another command, or any command for a non-command; the rest is
+(:func:`voice.asr_grammar.spot_settle`; its probabilities stored per clip), **tail** = the spotter policy with
+the rest-of-utterance check (:mod:`voice.tail`: a command followed by more speech is rejected).  Right = the intended command; WRONG = another command, or any command for a non-command; the rest is
 rejected ("say that again").  Synthetic voices are no clinical test.
 """
 
@@ -53,7 +56,7 @@ from typing import Any
 import numpy as np
 
 from .audio import ASR_RATE, Audio
-from .bench_grammar_policy import expected, render, table, tune, tune_spotter
+from .bench_grammar_policy import expected, policy, render, table, tune, tune_spotter, tune_tail
 from .bench_grammar_sets import CONDITIONS, clips
 from .live_commands import LIVE_SET, hear_spoken, is_live_command
 
@@ -119,6 +122,48 @@ def spot(settings: Any, which: str, out: Path, limit: int | None = None, cache: 
     return dict(set=which, spotted=len(keys), path=str(path), weights=str(spotter.path))
 
 
+def tail(which: str, out: Path, t: dict[str, Any], s: dict[str, Any], weights: Path | None = None) -> dict[str, Any]:
+    """The rest-of-utterance check (:mod:`voice.tail`) on the stored frames of a set already spotted: for every
+    command a policy could execute on a clip (the free transcript's, the grammar's best, the spotter's, the
+    spotter policy's at the tuned thresholds), ``rest`` in nats, written to ``tail_SET.jsonl``."""
+    from .tail import TailChecker
+
+    npz = out / f"frames_{which}.npz"
+    if not npz.exists():
+        raise SystemExit(f"no {npz}: run `spot --set {which}` first")
+    z = np.load(npz)
+    off = np.concatenate([[0], np.cumsum(z["lengths"])])
+    frames = z["frames"]
+    index = {tuple(k): (a, b) for k, a, b in zip(json.loads(str(z["keys"])), off[:-1], off[1:])}
+    checker = TailChecker(weights)
+    checker.load()
+    known = set(_grammar_meanings())
+    args = (t["margin"], t["gap"], t["token_bonus"], t["confirm_margin"], t.get("primed", False),
+            s["spotter_take"], s["spotter_veto"], s.get("spotter_alone", 1.01))
+    path = out / f"tail_{which}.jsonl"
+    n = 0
+    with path.open("w") as sink:
+        for r in _load(out, which):
+            key = (r["voice"], r["text"], r["noise"], r["snr_db"])
+            if key not in index:
+                continue
+            a, b = index[key]
+            f = frames[a:b].astype(np.float32)
+            meanings = {policy(r, "free", *args[:5]), policy(r, "spotter", *args),
+                        (r["grammar"] or {}).get("meaning"), (r.get("_spot") or (None,))[0]}
+            lp = checker.log_probs(f, len(f) * 320)
+            rests = {m: round(checker.score(lp, m).rest, 3) for m in sorted(meanings - {None}) if m in known}
+            sink.write(json.dumps(dict(key=list(key), rests=rests, heard=checker.greedy(lp))) + "\n")
+            n += 1
+    return dict(set=which, clips=n, path=str(path), weights=str(checker.path))
+
+
+def _grammar_meanings() -> frozenset[str]:
+    from .asr_grammar import grammar_meanings
+
+    return grammar_meanings(LIVE_SET)
+
+
 def _frames(settings: Any, which: str, out: Path, limit: int | None, cache: Path,
             conditions: tuple[tuple[str, float | None], ...]) -> tuple[list[tuple], list[np.ndarray]]:
     from .whisper_model import FrameReader
@@ -160,12 +205,17 @@ def _load(out: Path, which: str) -> list[dict[str, Any]]:
         s = r.get("spotter") or {}
         key = (r["voice"], r["text"], r["noise"], r["snr_db"])
         r["_spot"] = spots[key] if key in spots else (s["meaning"], s["prob"]) if "meaning" in s else None
+    tp = out / f"tail_{which}.jsonl"
+    if tp.exists():  # the rest-of-utterance check's rests per candidate command (``tail``)
+        tails = {tuple(json.loads(line)["key"]): json.loads(line)["rests"] for line in tp.read_text().splitlines()}
+        for r in rows:
+            r["_tail"] = tails.get((r["voice"], r["text"], r["noise"], r["snr_db"]))
     return rows
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m voice.bench_grammar", description=__doc__.split("\n\n")[0])
-    p.add_argument("action", choices=["run", "tune", "spot", "tune-spotter", "report"])
+    p.add_argument("action", choices=["run", "tune", "spot", "tune-spotter", "tail", "tune-tail", "report"])
     p.add_argument("--set", choices=["dev", "test", "final", "fresh", "fresh2", "lookalike"], default="dev")
     p.add_argument("--out", type=Path, default=Path("runs/voice_grammar"))
     p.add_argument("--limit", type=int, help="first N commands (smoke run)")
@@ -173,7 +223,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--compute-type", help="CTranslate2 compute type of the free decoding and the encoder "
                    "(default: the setting, int8)")
     p.add_argument("--cache", type=Path, help="speech cache folder (default: OUT/audio)")
-    p.add_argument("--weights", type=Path, help="spot: another spotter weights file (default: the shipped one)")
+    p.add_argument("--weights", type=Path, help="spot / tail: another weights file (default: the shipped one)")
     p.add_argument("--conditions", help="e.g. clean,pink10,babble10 (default: clean, pink 10 and 5 dB, babble 10 dB)")
     p.add_argument("--denoise", choices=["off", "stationary"], help="noise suppression before recognition "
                    "(default: the setting voice.denoise)")
@@ -210,12 +260,22 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     sp = args.out / "spot_thresholds.json"
     s = json.loads(sp.read_text()) if sp.exists() else dict(spotter_take=1.01, spotter_veto=1.01, spotter_alone=1.01)
+    if args.action == "tail":
+        print(json.dumps(tail(args.set, args.out, t, s, args.weights)))
+        return 0
+    if args.action == "tune-tail":
+        v = tune_tail(dev, t, s)
+        (args.out / "tail_thresholds.json").write_text(json.dumps(v, indent=2))
+        print(json.dumps(v))
+        return 0
+    tp = args.out / "tail_thresholds.json"
+    tail_veto = json.loads(tp.read_text())["tail_veto"] if tp.exists() else None
     held_out = [r for which in ("test", "final", "fresh", "fresh2") for r in _load(args.out, which)]
     pooled = [{**r, "set": "held-out (all)"} for r in held_out]  # every held-out voice together
     lookalike = _load(args.out, "lookalike")  # the same voices, non-commands only: its own rows, not pooled
     rows = table(dev + held_out + lookalike + pooled, t["margin"], t["gap"], t["token_bonus"], t["confirm_margin"],
-                 t.get("primed", False), s["spotter_take"], s["spotter_veto"], s.get("spotter_alone", 1.01))
-    rep = dict(thresholds=t, spotter=s, rows=rows)
+                 t.get("primed", False), s["spotter_take"], s["spotter_veto"], s.get("spotter_alone", 1.01), tail_veto)
+    rep = dict(thresholds=t, spotter=s, tail_veto=tail_veto, rows=rows)
     (args.out / "report.json").write_text(json.dumps(rep, indent=2))
     md = render(rows)
     (args.out / "report.md").write_text(md)

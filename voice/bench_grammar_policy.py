@@ -9,10 +9,11 @@ from typing import Any
 
 import numpy as np
 
-from .asr_grammar import AMBIGUOUS, grammar_meanings, meaning_str, rank, settle, spot_settle
+from .asr_grammar import AMBIGUOUS, grammar_meanings, meaning_str, rank, settle, spot_settle, tail_settle
 from .live_commands import LIVE_SET, hear_spoken, parse_live
 
-__all__ = ["expected", "policy", "verdict", "table", "tune", "tune_spotter", "render", "SPOT_LEVELS"]
+__all__ = ["expected", "policy", "verdict", "table", "tune", "tune_spotter", "tune_tail", "render", "SPOT_LEVELS",
+           "TAIL_LEVELS"]
 
 
 def _meaning(cmd: Any) -> str | None:
@@ -57,10 +58,12 @@ def _features(r: dict[str, Any], bonus: float, primed: bool = False) -> tuple[st
 
 def policy(r: dict[str, Any], name: str, margin: float, gap: float, bonus: float = 0.0,
            confirm: float = 0.0, primed: bool = False, take: float = 1.01, veto: float = 1.01,
-           alone: float = 1.01) -> str | None:
+           alone: float = 1.01, tail_veto: float | None = None) -> str | None:
     """The command (meaning string) a policy executes for one stored clip, or None (rejected); the grammar
     policy settled by the recogniser's own rule (:func:`voice.asr_grammar.settle`), the spotter policy by
-    :func:`voice.asr_grammar.spot_settle` after it (``take``, ``veto``: its thresholds)."""
+    :func:`voice.asr_grammar.spot_settle` after it (``take``, ``veto``: its thresholds), the tail policy by
+    :func:`voice.asr_grammar.tail_settle` after that (``tail_veto``; a clip without a stored rest for the
+    command is kept, as the recogniser keeps it when the check cannot run)."""
     if "_free" not in r:
         r["_free"] = _heard(r["free_text"])
     free = r["_free"]
@@ -78,7 +81,11 @@ def policy(r: dict[str, Any], name: str, margin: float, gap: float, bonus: float
         return command
     meaning, prob = r["_spot"]
     how = spot_settle(command, top, meaning, prob, grammar_meanings(LIVE_SET), take, veto, alone)
-    return None if how == "vetoed" else meaning if how == "spotted" else command
+    got = None if how == "vetoed" else meaning if how == "spotted" else command
+    if name != "tail" or got is None or tail_veto is None:
+        return got
+    rest = (r.get("_tail") or {}).get(got)
+    return None if rest is not None and tail_settle(rest, tail_veto) == "vetoed" else got
 
 
 def verdict(r: dict[str, Any], got: str | None) -> str:
@@ -89,14 +96,16 @@ def verdict(r: dict[str, Any], got: str | None) -> str:
 
 def table(rows: list[dict[str, Any]], margin: float, gap: float, bonus: float = 0.0,
           confirm: float = 0.0, primed: bool = False, take: float = 1.01, veto: float = 1.01,
-          alone: float = 1.01) -> list[dict[str, Any]]:
+          alone: float = 1.01, tail_veto: float | None = None) -> list[dict[str, Any]]:
     cells: dict[tuple, dict[str, Any]] = {}
     # the spotter policy over every clip once any clip has the spotter's opinion (a clip without one, e.g. nothing
     # heard, is settled as the grammar policy settles it: counting it out would flatter the spotter)
     names = ("free", "grammar") + (("spotter",) if any(r.get("_spot") is not None for r in rows) else ())
+    if tail_veto is not None and "spotter" in names:
+        names += ("tail",)
     for r in rows:
         for name in names:
-            v = verdict(r, policy(r, name, margin, gap, bonus, confirm, primed, take, veto, alone))
+            v = verdict(r, policy(r, name, margin, gap, bonus, confirm, primed, take, veto, alone, tail_veto))
             kind = "command" if r["is_command"] else "non-command"
             c = cells.setdefault((r["set"], name, kind, r["noise"], r["snr_db"]),
                                  dict(n=0, right=0, rejected=0, wrong=0, ms=[], voices={}))
@@ -176,6 +185,29 @@ def tune_spotter(rows: list[dict[str, Any]], t: dict[str, Any]) -> dict[str, Any
     _k, take, veto, alone, wrong, right = best
     return dict(spotter_take=take, spotter_veto=veto, spotter_alone=alone, dev_wrong=wrong, dev_right=right,
                 dev_clips=len(rows))
+
+
+TAIL_LEVELS = tuple(round(x, 2) for x in np.arange(0.5, 12.01, 0.25))
+
+
+def tune_tail(rows: list[dict[str, Any]], t: dict[str, Any], s: dict[str, Any], max_loss: float = 0.01) -> dict[str, Any]:
+    """The rest-of-utterance veto on the development clips, everything before it fixed: the lowest level (the most
+    speech after a command rejected) at which the check rejects at most ``max_loss`` of the commands the spotter
+    policy executes rightly there.  (The development non-commands hold no lookalikes, so the level is set by the
+    cost in right commands alone.)"""
+    args = (t["margin"], t["gap"], t["token_bonus"], t["confirm_margin"], t.get("primed", False),
+            s["spotter_take"], s["spotter_veto"], s.get("spotter_alone", 1.01))
+    base = [r for r in rows if verdict(r, policy(r, "spotter", *args)) == "right"]
+    wrong = [r for r in rows if verdict(r, policy(r, "spotter", *args)) == "wrong"]
+    missing = sum((r.get("_tail") or {}).get(policy(r, "spotter", *args)) is None for r in base)
+    for level in TAIL_LEVELS:
+        lost = sum(policy(r, "tail", *args, level) is None for r in base)
+        if lost <= max_loss * len(base):
+            caught = sum(policy(r, "tail", *args, level) is None for r in wrong)
+            return dict(tail_veto=level, dev_right_before=len(base), dev_right_lost=lost, dev_wrong_before=len(wrong),
+                        dev_wrong_caught=caught, max_loss=max_loss, dev_right_without_rest=missing,
+                        dev_clips=len(rows))
+    raise ValueError("no level keeps the right commands")
 
 
 def render(rows: list[dict[str, Any]]) -> str:
