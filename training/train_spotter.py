@@ -337,16 +337,19 @@ def _load(out: Path, which: str) -> tuple[list[np.ndarray], list[dict[str, Any]]
     return feats, meta
 
 
-def _batch(feats: list[np.ndarray], idx: list[int], rng: np.random.Generator | None):
+def _batch(feats: list[np.ndarray], idx: list[int], rng: np.random.Generator | None, shift: int = 6,
+           mask: bool = True):
+    """Padded frames [B, T, d] and lengths; with ``rng``: a time shift of up to ``shift - 1`` frames and (``mask``)
+    a masked run of frames in half the clips."""
     import torch
 
     xs = []
     for i in idx:
         f = feats[i].astype(np.float32)
         if rng is not None:  # time shift and frame masking
-            s = int(rng.integers(0, 6))
+            s = int(rng.integers(0, shift))
             f = f[s:] if len(f) - s > 20 else f
-            if rng.random() < 0.5:
+            if mask and rng.random() < 0.5:
                 w = int(rng.integers(1, 8))
                 a = int(rng.integers(0, max(1, len(f) - w)))
                 f = f.copy()
@@ -441,19 +444,29 @@ def cmd_fit(out: Path, save: Path | None, epochs: int, width: int, seed: int = 0
     return report
 
 
+def merge_members(paths: list[Path], key: str, save: Path) -> tuple[dict[str, Any], Path]:
+    """Fitted checkpoints that name the same ``key`` (classes, vocab) as one checkpoint of ``members``, written to
+    a temporary file beside ``save`` (the caller scores it, then writes ``save``)."""
+    import torch
+
+    cks = [torch.load(p, map_location="cpu", weights_only=True) for p in paths]
+    if any(c[key] != cks[0][key] for c in cks):
+        raise ValueError(f"the checkpoints name different {key}")
+    merged = {key: cks[0][key], "members": [dict(state_dict=c["state_dict"], config=c["config"]) for c in cks],
+              "meta": dict(cks[0]["meta"], members=[c["meta"]["report"] for c in cks])}
+    tmp = save.with_suffix(".tmp")
+    save.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(merged, tmp)
+    return merged, tmp
+
+
 def cmd_merge(out: Path, paths: list[Path], save: Path) -> dict[str, Any]:
     """Several fitted spotters in one file (their probabilities averaged), with the ensemble's val numbers."""
     import torch
 
     from voice.spotter import CommandSpotter
 
-    cks = [torch.load(p, map_location="cpu", weights_only=True) for p in paths]
-    if any(c["classes"] != cks[0]["classes"] for c in cks):
-        raise ValueError("the spotters name different classes")
-    merged = dict(classes=cks[0]["classes"], members=[dict(state_dict=c["state_dict"], config=c["config"]) for c in cks],
-                  meta=dict(cks[0]["meta"], members=[c["meta"]["report"] for c in cks]))
-    tmp = save.with_suffix(".tmp")
-    torch.save(merged, tmp)
+    merged, tmp = merge_members(paths, "classes", save)
     spotter = CommandSpotter(tmp)
     fva, mva = _load(out, "val")
     index = {c: k for k, c in enumerate(merged["classes"])}
@@ -461,7 +474,7 @@ def cmd_merge(out: Path, paths: list[Path], save: Path) -> dict[str, Any]:
     pred = np.array([int(np.argmax(spotter.probs(f.astype(np.float32), len(f) * 320))) for f in fva])
     per_cond = {c: round(float(np.mean([p == q for p, q, m in zip(pred, y, mva) if m["condition"] == c])), 4)
                 for c in sorted({m["condition"] for m in mva})}
-    report = dict(members=len(cks), val_acc=round(float(np.mean(pred == y)), 4), val_per_condition=per_cond,
+    report = dict(members=len(paths), val_acc=round(float(np.mean(pred == y)), 4), val_per_condition=per_cond,
                   val_other_called_command=int(np.sum((y == index["other"]) & (pred != y))))
     merged["meta"]["report"] = report
     torch.save(merged, save)

@@ -28,24 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from training.train_spotter import _load
-
-
-def _batch(feats: list[np.ndarray], idx: list[int], rng: np.random.Generator | None):
-    import torch
-
-    xs = []
-    for i in idx:
-        f = feats[i].astype(np.float32)
-        if rng is not None:
-            s = int(rng.integers(0, 4))
-            f = f[s:] if len(f) - s > 20 else f
-        xs.append(f)
-    t = max(len(f) for f in xs)
-    x = np.zeros((len(xs), t, xs[0].shape[1]), np.float32)
-    for k, f in enumerate(xs):
-        x[k, : len(f)] = f
-    return torch.from_numpy(x), torch.tensor([len(f) for f in xs])
+from training.train_spotter import _batch, _load, merge_members
 
 
 def _edits(a: list[int], b: list[int]) -> int:
@@ -114,7 +97,7 @@ def cmd_fit(data: Path, save: Path | None, epochs: int, seed: int, hidden: int) 
         total = 0.0
         for a in range(0, len(order), bs):
             idx = order[a:a + bs].tolist()
-            x, lens = _batch(ftr, idx, rng)
+            x, lens = _batch(ftr, idx, rng, shift=4, mask=False)
             lp = net(x, lens)  # [B, T', V]
             tg = [torch.tensor(ytr[i]) for i in idx]
             loss = ctc(lp.transpose(0, 1), torch.cat(tg), net.out_lengths(lens).clamp(max=lp.shape[1]),
@@ -159,14 +142,7 @@ def cmd_merge(data: Path, paths: list[Path], save: Path) -> dict[str, Any]:
 
     from voice.tail import TailChecker, targets
 
-    cks = [torch.load(p, map_location="cpu", weights_only=True) for p in paths]
-    if any(c["vocab"] != cks[0]["vocab"] for c in cks):
-        raise ValueError("the nets name different vocabularies")
-    merged = dict(vocab=cks[0]["vocab"], members=[dict(state_dict=c["state_dict"], config=c["config"]) for c in cks],
-                  meta=dict(cks[0]["meta"], members=[c["meta"]["report"] for c in cks]))
-    tmp = save.with_suffix(".tmp")
-    save.parent.mkdir(parents=True, exist_ok=True)
-    torch.save(merged, tmp)
+    merged, tmp = merge_members(paths, "vocab", save)
     checker = TailChecker(tmp)
     fva, mva = _load(data, "val")
     errs = total = exact = 0
@@ -175,7 +151,7 @@ def cmd_merge(data: Path, paths: list[Path], save: Path) -> dict[str, Any]:
         hyp = _greedy(checker.log_probs(f.astype(np.float32), len(f) * 320))
         e = _edits(hyp, y)
         errs, total, exact = errs + e, total + len(y), exact + (e == 0)
-    report = dict(members=len(cks), val=dict(ter=round(errs / total, 4), exact=round(exact / len(fva), 4)))
+    report = dict(members=len(paths), val=dict(ter=round(errs / total, 4), exact=round(exact / len(fva), 4)))
     merged["meta"]["report"] = report
     torch.save(merged, save)
     tmp.unlink()

@@ -102,38 +102,32 @@ class WhisperRecognizer:
         model (``models.whisper_dir``) runs without it, and so does a missing weights file; the notes say so."""
         from .spotter import CommandSpotter
 
-        spotter = CommandSpotter(self.vs.spotter_path)
-        if d != bundled_dir():
-            self._spotter_error = f"the command spotter reads Whisper tiny.en's encoder only (model here: {d})"
-        elif not spotter.available():
-            self._spotter_error = f"no command spotter weights at {spotter.path} (voice.spotter_path)"
-        else:
-            try:
-                spotter.load()
-                self._spotter = spotter
-            except Exception as exc:
-                self._spotter_error = f"could not load the command spotter from {spotter.path}: {exc}"
-        if self._spotter_error:
-            log.warning("%s", self._spotter_error)
+        self._spotter, self._spotter_error = self._encoder_net(d, CommandSpotter(self.vs.spotter_path),
+                                                               "the command spotter", "voice.spotter_path")
 
     def _load_tail(self, d: Path) -> None:
         """The rest-of-utterance check reads tiny.en's encoder output like the spotter; without it (another model,
         no weights file) a command is executed without the check and the notes say so."""
         from .tail import TailChecker
 
-        checker = TailChecker(self.vs.tail_path)
+        self._tail, self._tail_error = self._encoder_net(d, TailChecker(self.vs.tail_path),
+                                                         "the rest-of-utterance check", "voice.tail_path")
+
+    @staticmethod
+    def _encoder_net(d: Path, net: Any, what: str, setting: str) -> tuple[Any, str | None]:
+        """(the loaded net, None), or (None, why not) for a net trained on Whisper tiny.en's encoder output."""
         if d != bundled_dir():
-            self._tail_error = f"the rest-of-utterance check reads Whisper tiny.en's encoder only (model here: {d})"
-        elif not checker.available():
-            self._tail_error = f"no rest-of-utterance weights at {checker.path} (voice.tail_path)"
+            error = f"{what} reads Whisper tiny.en's encoder only (model here: {d})"
+        elif not net.available():
+            error = f"no {what.removeprefix('the ')} weights at {net.path} ({setting})"
         else:
             try:
-                checker.load()
-                self._tail = checker
+                net.load()
+                return net, None
             except Exception as exc:
-                self._tail_error = f"could not load the rest-of-utterance check from {checker.path}: {exc}"
-        if self._tail_error:
-            log.warning("%s", self._tail_error)
+                error = f"could not load {what} from {net.path}: {exc}"
+        log.warning("%s", error)
+        return None, error
 
     def transcribe(self, audio: Audio) -> Transcript:
         if audio.sample_rate != ASR_RATE:

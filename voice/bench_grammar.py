@@ -207,7 +207,7 @@ def _load(out: Path, which: str) -> list[dict[str, Any]]:
         r["_spot"] = spots[key] if key in spots else (s["meaning"], s["prob"]) if "meaning" in s else None
     tp = out / f"tail_{which}.jsonl"
     if tp.exists():  # the rest-of-utterance check's rests per candidate command (``tail``)
-        tails = {tuple(json.loads(line)["key"]): json.loads(line)["rests"] for line in tp.read_text().splitlines()}
+        tails = {tuple(t["key"]): t["rests"] for t in map(json.loads, tp.read_text().splitlines())}
         for r in rows:
             r["_tail"] = tails.get((r["voice"], r["text"], r["noise"], r["snr_db"]))
     return rows

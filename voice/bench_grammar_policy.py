@@ -197,9 +197,10 @@ def tune_tail(rows: list[dict[str, Any]], t: dict[str, Any], s: dict[str, Any], 
     cost in right commands alone.)"""
     args = (t["margin"], t["gap"], t["token_bonus"], t["confirm_margin"], t.get("primed", False),
             s["spotter_take"], s["spotter_veto"], s.get("spotter_alone", 1.01))
-    base = [r for r in rows if verdict(r, policy(r, "spotter", *args)) == "right"]
-    wrong = [r for r in rows if verdict(r, policy(r, "spotter", *args)) == "wrong"]
-    missing = sum((r.get("_tail") or {}).get(policy(r, "spotter", *args)) is None for r in base)
+    got = [(r, policy(r, "spotter", *args)) for r in rows]
+    base = [r for r, g in got if verdict(r, g) == "right"]
+    wrong = [r for r, g in got if verdict(r, g) == "wrong"]
+    missing = sum((r.get("_tail") or {}).get(g) is None for r, g in got if verdict(r, g) == "right")
     for level in TAIL_LEVELS:
         lost = sum(policy(r, "tail", *args, level) is None for r in base)
         if lost <= max_loss * len(base):

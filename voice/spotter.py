@@ -24,7 +24,8 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["OTHER", "FRAME_SAMPLES", "SpotterNet", "CommandSpotter", "Spot", "utterance_frames", "default_path"]
+__all__ = ["OTHER", "FRAME_SAMPLES", "SpotterNet", "CommandSpotter", "Spot", "utterance_frames", "load_members",
+           "default_path"]
 
 OTHER = "other"
 FRAME_SAMPLES = 320  # one Whisper encoder frame: 2 mel hops of 10 ms at 16 kHz
@@ -79,6 +80,18 @@ def SpotterNet(**kw: Any):  # noqa: N802 - a class built on first use (torch imp
     return _net_class()(**kw)
 
 
+def load_members(ck: dict[str, Any], build: Any) -> list[Any]:
+    """The nets of a checkpoint in eval mode: one net (``state_dict``, ``config``), or several (``members``)
+    whose outputs the caller averages; ``build(**config)`` makes each net, its float16 weights read as float32."""
+    nets = []
+    for member in ck.get("members", [ck]):
+        net = build(**member["config"])
+        net.load_state_dict({k: v.float() for k, v in member["state_dict"].items()})
+        net.eval()
+        nets.append(net)
+    return nets
+
+
 @dataclass(frozen=True)
 class Spot:
     meaning: str  # a meaning string of voice.asr_grammar.meaning_str, or OTHER
@@ -111,12 +124,7 @@ class CommandSpotter:
             import torch
 
             ck = torch.load(self.path, map_location="cpu", weights_only=True)
-            nets = []
-            for member in ck.get("members", [ck]):  # one net, or several whose probabilities are averaged
-                net = SpotterNet(**member["config"])
-                net.load_state_dict({k: v.float() for k, v in member["state_dict"].items()})
-                net.eval()
-                nets.append(net)
+            nets = load_members(ck, SpotterNet)
             self.classes = list(ck["classes"])
             self.meta = dict(ck.get("meta", {}))
             self._nets = nets

@@ -31,7 +31,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from .spotter import utterance_frames
+from .spotter import load_members, utterance_frames
 
 __all__ = ["BLANK", "UNK", "EXTRA_WORDS", "vocabulary", "targets", "TailNet", "ctc_exact_prefix", "TailChecker",
            "Tail", "default_path"]
@@ -208,12 +208,7 @@ class TailChecker:
             if tuple(ck["vocab"]) != vocabulary():
                 raise ValueError(f"{self.path} was trained for another command vocabulary; retrain it "
                                  "(python -m training.train_tail)")
-            nets = []
-            for member in ck.get("members", [ck]):
-                net = TailNet(**member["config"])
-                net.load_state_dict({k: v.float() for k, v in member["state_dict"].items()})
-                net.eval()
-                nets.append(net)
+            nets = load_members(ck, TailNet)
             self.vocab = tuple(ck["vocab"])
             self.meta = dict(ck.get("meta", {}))
             self._nets = nets
