@@ -61,8 +61,8 @@ def test_the_tail_rule_and_its_place_in_the_benchmark_policy():
     assert tail_settle(5.0, 4.0) == "vetoed" and tail_settle(3.9, 4.0) == "kept"
 
     def row(expected, rest):
-        return dict(set="dev", is_command=expected is not None, expected=expected, noise="pink", snr_db=10.0,
-                    ms=1.0, free_text="Osler, how many platelets are visible?",
+        return dict(set="dev", voice="v1", is_command=expected is not None, expected=expected, noise="pink",
+                    snr_db=10.0, ms=1.0, free_text="Osler, how many platelets are visible?",
                     grammar=dict(meaning="count(count_target=platelets)", margin=9.0, gap=0.0),
                     _spot=("count(count_target=platelets)", 0.99),
                     _tail=None if rest is None else {"count(count_target=platelets)": rest})
@@ -81,6 +81,13 @@ def test_the_tail_rule_and_its_place_in_the_benchmark_policy():
     v = tune_tail(rights + [lookalike], t, s)
     assert v["dev_right_before"] == 100 and v["dev_right_lost"] <= 1 and v["tail_veto"] == 3.25
     assert v["dev_wrong_caught"] == 1
+    # the report counts what the check never saw, so an unchecked row cannot pass for "the check changed nothing"
+    from voice.bench_grammar_policy import render, table
+
+    cells = {c["policy"]: c for c in table([right, lookalike, unscored], *args, 4.0) if c["clips"] == "non-command"}
+    assert cells["tail"]["n"] == 2 and cells["tail"]["wrong"] == 1 and cells["tail"]["unchecked"] == 1
+    assert cells["spotter"]["wrong"] == 2 and "unchecked" not in cells["spotter"]
+    assert "Not checked (no stored rest): dev non-command pink 10.0: 1 of 2" in render(list(cells.values()))
 
 
 def test_a_damaged_or_foreign_weights_file_is_a_clear_error(tmp_path):

@@ -7,7 +7,7 @@
     python -m voice.bench_grammar spot --set dev       # the command spotter on the clips of a set already run
     python -m voice.bench_grammar tune-spotter         # its take and veto probabilities, from dev only
     python -m voice.bench_grammar run --set fresh      # the spotter's held-out voices (never trained or tuned on)
-    python -m voice.bench_grammar tail --set dev       # the rest-of-utterance check on the clips of a set already spotted
+    python -m voice.bench_grammar tail --set dev --conditions clean,pink10,babble10   # rest-of-utterance check
     python -m voice.bench_grammar tune-tail            # its veto level, from dev only
     python -m voice.bench_grammar report               # JSON + table per set and condition
 
@@ -122,19 +122,17 @@ def spot(settings: Any, which: str, out: Path, limit: int | None = None, cache: 
     return dict(set=which, spotted=len(keys), path=str(path), weights=str(spotter.path))
 
 
-def tail(which: str, out: Path, t: dict[str, Any], s: dict[str, Any], weights: Path | None = None) -> dict[str, Any]:
-    """The rest-of-utterance check (:mod:`voice.tail`) on the stored frames of a set already spotted: for every
+def tail(settings: Any, which: str, out: Path, t: dict[str, Any], s: dict[str, Any], weights: Path | None = None,
+         cache: Path | None = None,
+         conditions: tuple[tuple[str, float | None], ...] = CONDITIONS) -> dict[str, Any]:
+    """The rest-of-utterance check (:mod:`voice.tail`) on the encoder frames of a set already run (``frames_SET.npz``;
+    clips of ``conditions`` not framed yet are framed and added there first): for every
     command a policy could execute on a clip (the free transcript's, the grammar's best, the spotter's, the
     spotter policy's at the tuned thresholds), ``rest`` in nats, written to ``tail_SET.jsonl``."""
     from .tail import TailChecker
 
-    npz = out / f"frames_{which}.npz"
-    if not npz.exists():
-        raise SystemExit(f"no {npz}: run `spot --set {which}` first")
-    z = np.load(npz)
-    off = np.concatenate([[0], np.cumsum(z["lengths"])])
-    frames = z["frames"]
-    index = {tuple(k): (a, b) for k, a, b in zip(json.loads(str(z["keys"])), off[:-1], off[1:])}
+    keys, framed = _frames(settings, which, out, None, cache or out / "audio", conditions)
+    index = dict(zip(keys, framed))
     checker = TailChecker(weights)
     checker.load()
     known = set(_grammar_meanings())
@@ -147,8 +145,7 @@ def tail(which: str, out: Path, t: dict[str, Any], s: dict[str, Any], weights: P
             key = (r["voice"], r["text"], r["noise"], r["snr_db"])
             if key not in index:
                 continue
-            a, b = index[key]
-            f = frames[a:b].astype(np.float32)
+            f = index[key].astype(np.float32)
             meanings = {policy(r, "free", *args[:5]), policy(r, "spotter", *args),
                         (r["grammar"] or {}).get("meaning"), (r.get("_spot") or (None,))[0]}
             lp = checker.log_probs(f, len(f) * 320)
@@ -169,19 +166,26 @@ def _frames(settings: Any, which: str, out: Path, limit: int | None, cache: Path
     from .whisper_model import FrameReader
 
     npz = out / f"frames_{which}.npz"
+    keys: list[tuple] = []
+    frames: list[np.ndarray] = []
     if npz.exists():
         z = np.load(npz)
         off = np.concatenate([[0], np.cumsum(z["lengths"])])
         keys = [tuple(k) for k in json.loads(str(z["keys"]))]
-        frames = z["frames"]  # read once: each z[...] reads the file again
-        return keys, [frames[a:b] for a, b in zip(off[:-1], off[1:])]
-    read = FrameReader(settings)
-    keys, frames = [], []
+        stored = z["frames"]  # read once: each z[...] reads the file again
+        frames = [stored[a:b] for a, b in zip(off[:-1], off[1:])]
+    have, read, added = set(keys), None, 0
     for v, text, _said, _is_cmd, noise, snr, audio in clips(settings, which, limit, cache, conditions):
+        if (v, text, noise, snr) in have:  # framed before: kept (a condition asked for later is added)
+            continue
+        read = read or FrameReader(settings)
         keys.append((v, text, noise, snr))
         frames.append(read(audio().astype(np.float32)).astype(np.float16))
-    np.savez(npz, frames=np.concatenate(frames), lengths=np.array([len(f) for f in frames]),
-             keys=json.dumps(keys))
+        added += 1
+    if added:
+        np.savez(npz, frames=np.concatenate(frames), lengths=np.array([len(f) for f in frames]),
+                 keys=json.dumps(keys))
+        print(f"{added} clips framed, {len(keys)} in {npz}", file=sys.stderr)
     return keys, frames
 
 
@@ -235,11 +239,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.conditions:
         conds = tuple((c, None) if c == "clean" else (c.rstrip("0123456789"), float(c[len(c.rstrip("0123456789")):]))
                       for c in args.conditions.split(","))
+    settings = make_settings()
+    if args.whisper_dir:
+        settings = settings.model_copy(update={"models": settings.models.model_copy(
+            update={"whisper_dir": args.whisper_dir})})
     if args.action in ("run", "spot"):
-        settings = make_settings()
-        if args.whisper_dir:
-            settings = settings.model_copy(update={"models": settings.models.model_copy(
-                update={"whisper_dir": args.whisper_dir})})
         if args.action == "spot":
             print(json.dumps(spot(settings, args.set, args.out, args.limit, args.cache, conds, args.weights)))
             return 0
@@ -261,7 +265,7 @@ def main(argv: list[str] | None = None) -> int:
     sp = args.out / "spot_thresholds.json"
     s = json.loads(sp.read_text()) if sp.exists() else dict(spotter_take=1.01, spotter_veto=1.01, spotter_alone=1.01)
     if args.action == "tail":
-        print(json.dumps(tail(args.set, args.out, t, s, args.weights)))
+        print(json.dumps(tail(settings, args.set, args.out, t, s, args.weights, args.cache, conds)))
         return 0
     if args.action == "tune-tail":
         v = tune_tail(dev, t, s)

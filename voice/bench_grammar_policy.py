@@ -111,6 +111,9 @@ def table(rows: list[dict[str, Any]], margin: float, gap: float, bonus: float = 
                                  dict(n=0, right=0, rejected=0, wrong=0, ms=[], voices={}))
             c["n"] += 1
             c[v] += 1
+            if name == "tail":  # executed by the spotter policy with no stored rest: the check never looked
+                got = policy(r, "spotter", margin, gap, bonus, confirm, primed, take, veto, alone)
+                c["unchecked"] = c.get("unchecked", 0) + (got is not None and (r.get("_tail") or {}).get(got) is None)
             c["ms"].append(r["ms"])
             c["voices"].setdefault(r["voice"], []).append(v == "right")
     out = []
@@ -220,4 +223,9 @@ def render(rows: list[dict[str, Any]]) -> str:
                      f"{r['snr_db'] if r['snr_db'] is not None else '-'} | {r['n']} | "
                      f"{r['right_pct'] if r['right_pct'] is not None else '-'} | {spread} | {r['rejected']} | "
                      f"{r['wrong']} | {r['asr_ms_median']} |")
+    unchecked = [r for r in rows if r.get("unchecked")]
+    if unchecked:  # a tail row whose clips were never checked would read as "the check changed nothing"
+        lines.append("")
+        lines += [f"Not checked (no stored rest): {r['set']} {r['clips']} {r['noise']} "
+                  f"{r['snr_db'] if r['snr_db'] is not None else '-'}: {r['unchecked']} of {r['n']}" for r in unchecked]
     return "\n".join(lines) + "\n"
