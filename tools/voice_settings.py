@@ -8,6 +8,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+ASK_LEVEL: float | None = None  # set once measured (voice.bench_grammar tune-ask / ask-report): docs/voice.md
+REPLY_LEVEL: float | None = None  # likewise (voice.bench_grammar tune-reply)
 TAIL_VETO = 3.75  # tuned on dev for runs/tail/t0.pt (tune-tail); not adopted, so the check is off by default: docs/voice.md
 
 __all__ = ["VoiceSettings", "AsrBackend", "TtsBackend"]
@@ -66,14 +68,23 @@ class VoiceSettings(BaseModel):
     spotter_alone: float = Field(default=0.7, ge=0.0, le=1.01, description="the spotter's probability at which "
                                  "its command is taken when the grammar check left none, whatever the grammar "
                                  "ranked best (1.01: never)")
-    tail: bool = Field(default=False, description="(experimental, not yet measured on the benchmark: off) rest-of-utterance check (voice.tail, a CTC word net on Whisper's "
-                       "encoder output trained by training/train_tail.py): a command followed by more speech is not "
-                       "executed ('how many platelets are in the fridge'); skipped, and said so, without its weights")
+    tail: bool = Field(default=False, description="(measured, not adopted: off; docs/voice.md) rest-of-utterance "
+                       "check (voice.tail, a CTC word net on Whisper's encoder output trained by "
+                       "training/train_tail.py): a command followed by more speech is not executed ('how many "
+                       "platelets are in the fridge'); skipped, and said so, without its weights")
     tail_path: Path | None = Field(default=None, description="rest-of-utterance weights (default "
                                    "experts/weights/voice_tail.pt)")
     tail_veto: float = Field(default=TAIL_VETO, ge=0.0, description="nats by which 'the command, then more "
                              "speech' must beat 'the command alone' for the command to be rejected (tuned on "
                              "development voices: voice.bench_grammar tune-tail)")
+    ask_level: float | None = Field(default=ASK_LEVEL, ge=0.0, le=1.0, description="live video: an utterance the "
+                                    "recogniser rejects is proposed back ('Did you mean: how many polyps? Say yes "
+                                    "or no.') when the command spotter's best guess reaches this probability "
+                                    "(None: never; tuned on development voices: voice.bench_grammar tune-ask)")
+    reply_level: float | None = Field(default=REPLY_LEVEL, ge=0.0, le=1.0, description="live video, while a "
+                                      "proposal waits: an utterance the recogniser rejects is taken as 'yes' or "
+                                      "'no' when the spotter's likelier of the two reaches this probability (None: "
+                                      "only as the recogniser takes them; voice.bench_grammar tune-reply)")
     whisper_hotwords: str | None = Field(default=None, description="faster-whisper hotwords (extra priming text)")
     denoise: Literal["off", "stationary"] = Field(
         default="off", description="noise suppression before recognition: 'stationary' = spectral gating "

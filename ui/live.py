@@ -139,7 +139,8 @@ def _mic(engine: Any, recognizer: Any, vs: Any, emit: Any, stop: threading.Event
                     print(f"[not used] {exc}", file=sys.stderr, flush=True)
                     continue
                 if snap is not None:
-                    out = hear_live(engine, snap, audio, recognizer, vs.wake_word)
+                    out = hear_live(engine, snap, audio, recognizer, vs.wake_word, ask_level=vs.ask_level,
+                                    reply_level=vs.reply_level)
                     emit(out)
                     if out.get("spoken_wav"):
                         import soundfile as sf

@@ -38,7 +38,7 @@ from .commands import CommandSpec, SLOTS, _Alt, _Opt, _Seq, _Slot, _Word, _parse
 from .normalize import normalize
 
 __all__ = ["Candidate", "GrammarDecision", "GrammarContext", "CheckResult", "AMBIGUOUS", "candidates", "rank",
-           "decide", "settle", "spot_settle", "tail_settle", "spoken_form", "check_transcript", "grammar_sentences", "grammar_meanings",
+           "decide", "settle", "spot_settle", "tail_settle", "may_propose", "NOT_PROPOSED", "reply_settle", "spoken_form", "check_transcript", "grammar_sentences", "grammar_meanings",
            "meaning_str"]
 
 # ---- the grammar's sentences ---------------------------------------------------------------------------
@@ -233,6 +233,25 @@ def tail_settle(rest: float, veto: float) -> str:
     speech after the command is at least ``veto`` nats more likely than no more speech (the command does not
     explain the whole utterance: "how many platelets are in the fridge"), else ``kept``."""
     return "vetoed" if rest >= veto else "kept"
+
+
+# Meanings never proposed on doubt: a proposal of these would itself be a reply, or is no command at all
+NOT_PROPOSED = frozenset({"other", "yes", "no", "cancel", "repeat", "louder"})
+
+
+def may_propose(meaning: str | None, prob: float, level: float) -> bool:
+    """Confirmation on doubt: for an utterance the recogniser rejected, may the spotter's best meaning be proposed
+    ("Did you mean: how many polyps? Say yes or no.")?  Only a command (not a reply, not "other") at probability
+    ``level`` or more; nothing runs until the surgeon says yes."""
+    return meaning is not None and meaning not in NOT_PROPOSED and prob >= level
+
+
+def reply_settle(p_yes: float, p_no: float, level: float) -> str | None:
+    """While a proposal waits for yes or no and the recogniser took no command: "yes" or "no" when the spotter's
+    probability of the likelier of the two reaches ``level``, else None (ask again)."""
+    if max(p_yes, p_no) < level:
+        return None
+    return "yes" if p_yes > p_no else "no"
 
 
 def spoken_form(meaning: str, specs: tuple[CommandSpec, ...], wake_word: str | None) -> str:

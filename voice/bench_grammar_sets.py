@@ -13,7 +13,7 @@ from .bench_data import CROWD_VOICES, VOICES, Mixer, synth
 from .bench_unseen import FRESH_VOICES, LIVE_BENCH_COMMANDS, UNSEEN_VOICES
 
 __all__ = ["DEV_VOICES", "TEST_VOICES", "FINAL_VOICES", "FRESH_SET_VOICES", "FRESH2_SET_VOICES", "DEV_NON_COMMANDS", "TEST_NON_COMMANDS",
-           "FINAL_NON_COMMANDS", "FRESH_NON_COMMANDS", "FRESH2_NON_COMMANDS", "LOOKALIKE_NON_COMMANDS", "HELD_OUT_VOICES", "CONDITIONS",
+           "FINAL_NON_COMMANDS", "FRESH_NON_COMMANDS", "FRESH2_NON_COMMANDS", "LOOKALIKE_NON_COMMANDS", "HELD_OUT_VOICES", "CONFIRM_REPLIES", "CONDITIONS",
            "clips"]
 
 DEV_VOICES: dict[str, int | None] = {
@@ -85,6 +85,9 @@ LOOKALIKE_NON_COMMANDS: tuple[str, ...] = (
     "how many platelets are in the fridge",
 )
 HELD_OUT_VOICES: dict[str, int] = {**TEST_VOICES, **FINAL_VOICES, **FRESH_SET_VOICES, **FRESH2_SET_VOICES}
+# The answers to "Did you mean ...? Say yes or no." (the live view's confirmation on doubt), said bare, by all 20
+# held-out voices (``confirm``; the development voices: ``confirm_dev``); added 2026-12-03 before any result on them
+CONFIRM_REPLIES: tuple[str, ...] = ("yes", "no")
 CONDITIONS: tuple[tuple[str, float | None], ...] = (("clean", None), ("pink", 10.0), ("pink", 5.0), ("babble", 10.0))
 
 
@@ -101,10 +104,12 @@ def clips(settings: Any, which: str, limit: int | None, cache: Path,
     """Every clip of a set as (voice, text, said, is_command, noise, snr, audio thunk), in the order and with
     the mixing seeds every run uses (so ``spot`` re-creates the very audio ``run`` recognised)."""
     voices = {"dev": DEV_VOICES, "test": TEST_VOICES, "final": FINAL_VOICES, "fresh": FRESH_SET_VOICES,
-              "fresh2": FRESH2_SET_VOICES, "lookalike": HELD_OUT_VOICES}[which]
+              "fresh2": FRESH2_SET_VOICES, "lookalike": HELD_OUT_VOICES, "confirm": HELD_OUT_VOICES,
+              "confirm_dev": DEV_VOICES}[which]
     nons = {"dev": DEV_NON_COMMANDS, "test": TEST_NON_COMMANDS, "final": FINAL_NON_COMMANDS,
-            "fresh": FRESH_NON_COMMANDS, "fresh2": FRESH2_NON_COMMANDS, "lookalike": LOOKALIKE_NON_COMMANDS}[which]
-    if which not in ("dev", "lookalike"):  # lookalike: the held-out voices above, checked there
+            "fresh": FRESH_NON_COMMANDS, "fresh2": FRESH2_NON_COMMANDS, "lookalike": LOOKALIKE_NON_COMMANDS,
+            "confirm": (), "confirm_dev": ()}[which]
+    if which not in ("dev", "lookalike", "confirm", "confirm_dev"):  # lookalike, confirm: the held-out voices above, checked there
         used = {n for _e, n, _s in VOICES.values()} | set(UNSEEN_VOICES) | set(FRESH_VOICES) | set(DEV_VOICES)
         if which in ("final", "fresh"):
             used |= set(TEST_VOICES)
@@ -115,14 +120,18 @@ def clips(settings: Any, which: str, limit: int | None, cache: Path,
         clash = set(voices) & used
         if clash:
             raise ValueError(f"test voices already used: {sorted(clash)}")
-    items = [(c, True) for c in LIVE_BENCH_COMMANDS if which != "lookalike"] + [(n, False) for n in nons]
+    commands = {"lookalike": (), "confirm": CONFIRM_REPLIES, "confirm_dev": CONFIRM_REPLIES}.get(which,
+                                                                                            LIVE_BENCH_COMMANDS)
+    items = [(c, True) for c in commands] + [(n, False) for n in nons]
     if limit:
         items = items[:limit] + [(n, False) for n in nons[:max(1, limit // 4)]]
     clips = [(v, wpm, text, is_cmd, k) for v, wpm in voices.items() for k, (text, is_cmd) in enumerate(items)]
     mixer = Mixer(cache, prefer_speechbrain=False)
     for j, (v, wpm, text, is_cmd, k) in enumerate(clips):
         # commands after the wake word ("Osler, <command>?", as bench_unseen); every other non-command too
-        if is_cmd:
+        if which in ("confirm", "confirm_dev"):  # a bare reply to the question Osler just asked
+            said = f"{text[0].upper()}{text[1:]}."
+        elif is_cmd:
             said = f"Osler, {text}?"
         else:
             said = f"Osler, {text}." if k % 2 == 0 else f"{text[0].upper()}{text[1:]}."

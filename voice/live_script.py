@@ -72,18 +72,59 @@ def load_script(path: str | Path) -> list[ScriptEntry]:
 
 
 def hear_live(engine: LiveEngine, snap: Snapshot, audio: Audio, recognizer: Any, wake_word: str = "osler",
-              speak: bool = True) -> dict[str, Any]:
-    """Transcribe one push-to-talk utterance, parse it against the live commands, answer on ``snap``."""
+              speak: bool = True, ask_level: float | None = None, reply_level: float | None = None
+              ) -> dict[str, Any]:
+    """Transcribe one push-to-talk utterance, parse it against the live commands, answer on ``snap``.  An
+    utterance the recogniser rejects is proposed back ("Did you mean: how many polyps? Say yes or no.") when
+    its command spotter's best guess may be (:func:`voice.asr_grammar.may_propose` at ``ask_level``; None: never);
+    while a proposal waits, a rejected utterance is taken as "yes" or "no" when the spotter's likelier of the two
+    reaches ``reply_level`` (:func:`voice.asr_grammar.reply_settle`; None: only as the recogniser takes them)."""
     t0 = time.monotonic()
     queue_ms = (t0 - snap.wall) * 1000  # waiting for the previous answer to finish
     tr = recognizer.transcribe(audio)
     asr_ms = (time.monotonic() - t0) * 1000
     text, cmd, why = hear_spoken(tr.text, wake_word)
-    out = engine.answer(snap, text=text, command=cmd, spoken=True, transcript=tr.text,
-                        timings={"queue_ms": queue_ms, "asr_ms": asr_ms}, speak=speak)
+    timings = {"queue_ms": queue_ms, "asr_ms": asr_ms}
+    sp = tr.extra.get("spotter") or {}
+    if cmd is None and reply_level is not None and engine.pending_proposal() is not None and "yes" in sp:
+        from .asr_grammar import reply_settle
+        from .live_commands import parse_live
+
+        said = reply_settle(float(sp["yes"]), float(sp.get("no", 0.0)), reply_level)
+        if said is not None:
+            text, cmd = said, parse_live(said)
+            why = (f"taken as {said!r} while the proposal waits (spotter P(yes) {sp['yes']:.2f}, "
+                   f"P(no) {sp.get('no', 0.0):.2f}, level {reply_level})")
+    proposed = _proposal(tr, ask_level) if cmd is None else None
+    if proposed is not None:
+        command, form, meaning, prob = proposed
+        out = engine.propose(snap, command, form, meaning=meaning, prob=prob, transcript=tr.text, timings=timings,
+                             speak=speak)
+    else:
+        out = engine.answer(snap, text=text, command=cmd, spoken=True, transcript=tr.text, timings=timings,
+                            speak=speak)
     out["live"]["asr"] = {"backend": tr.backend, "model": tr.model, "nbest_rank": tr.extra.get("nbest_rank"),
                           "notes": [str(n) for n in tr.extra.get("dropped", [])] + ([why] if why else [])}
     return out
+
+
+def _proposal(tr: Any, ask_level: float | None) -> tuple[Any, str, str, float] | None:
+    """(command, its spoken form, meaning, spotter probability) to propose for a rejected transcript, or None."""
+    from .asr_grammar import may_propose, spoken_form
+    from .live_commands import LIVE_SET, parse_live
+
+    sp = tr.extra.get("spotter") or {}
+    if ask_level is None or "meaning" not in sp or (tr.extra.get("tail") or {}).get("outcome") == "vetoed":
+        return None  # no spotter opinion, or the speaker went on after the command: nothing to propose
+    meaning, prob = sp["meaning"], float(sp.get("prob", 0.0))
+    if not may_propose(meaning, prob, ask_level):
+        return None
+    try:
+        form = spoken_form(meaning, LIVE_SET, None)
+    except ValueError:  # a spotter class the live commands do not have
+        return None
+    command = parse_live(form)
+    return None if command is None else (command, form, meaning, prob)
 
 
 class ScriptReplayer:
@@ -128,7 +169,8 @@ class ScriptReplayer:
             k, snap, after_end = item
             e = self.entries[k]
             if e.audio is not None:
-                out = hear_live(self.engine, snap, self._clips[k][0], self.recognizer, self.vs.wake_word, self.speak)
+                out = hear_live(self.engine, snap, self._clips[k][0], self.recognizer, self.vs.wake_word, self.speak,
+                                self.vs.ask_level, self.vs.reply_level)
                 out["live"]["audio"] = e.audio.name
             else:
                 out = self.engine.answer(snap, text=e.question, speak=self.speak)

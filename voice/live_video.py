@@ -54,6 +54,7 @@ class LiveOptions:
     min_score: float | None = None  # detector threshold (None: the detector's default)
     history_s: float = 130.0  # how far back "compare with N seconds ago" can reach
     history_step_s: float = 0.2  # spacing of the frames kept for that
+    confirm_timeout_s: float = 20.0  # a proposal ("Did you mean ...?") not answered by then is dropped
 
 
 @dataclass
@@ -100,6 +101,8 @@ class LiveEngine:
         self._thread: threading.Thread | None = None
         self._last_say = ""
         self._last_full: str | None = None
+        # confirmation on doubt: (the proposed command, the snapshot of the utterance it came from, when asked)
+        self._doubt: tuple[Command, Snapshot, float, dict[str, Any]] | None = None
         self.started_wall: float | None = None
         self.detect_error: str | None = None
         self.colourless_frames = 0  # frames the polyp detector skipped: no colour (TargetSpec.colour)
@@ -262,23 +265,44 @@ class LiveEngine:
 
     def answer(self, snap: Snapshot, *, text: str | None = None, command: Command | None = None,
                spoken: bool = False, transcript: str | None = None, timings: dict[str, float] | None = None,
-               speak: bool = True) -> dict[str, Any]:
+               speak: bool = True, since: float | None = None) -> dict[str, Any]:
         """Answer one utterance about ``snap``.  ``text``: a typed question or the wake-word-stripped
-        transcript; ``command``: its parse (parsed here when None).  A spoken utterance that is no whole
-        command is rejected; a typed one that is no command goes to the planner as a free question."""
+        transcript; ``command``: its parse (parsed here when None); ``since``: when the utterance ended, if not
+        ``snap.wall`` (a "yes" answers the proposal on the earlier frame it was made on).  A spoken utterance that
+        is no whole command is rejected (or proposed: :meth:`propose`); a typed one that is no command goes to
+        the planner as a free question."""
         t_start = time.monotonic()
         snap = self.resolve(snap)
+        since = snap.wall if since is None else since
         timings = dict(timings or {})
-        timings.setdefault("queue_ms", (t_start - snap.wall) * 1000)
+        timings.setdefault("queue_ms", (t_start - since) * 1000)
         cmd = command if command is not None else (parse_live(text) if text else None)
+        doubt = self._pending_doubt()
+        if doubt is not None and cmd is not None and cmd.intent == "yes":  # the proposal, on its own frame
+            self._doubt = None
+            proposed, first, _asked, note = doubt
+            out = self.answer(first, command=proposed, spoken=spoken, transcript=transcript, timings=timings,
+                              speak=speak, since=snap.wall)
+            out["live"]["confirmed"] = {**note, "reply": transcript if transcript is not None else text,
+                                        "reply_frame_index": snap.frame.index,
+                                        "reply_frame_time": round(snap.frame.time_s, 3)}
+            return out
+        if doubt is not None and not (cmd is None and spoken):  # any other command drops the proposal
+            self._doubt = None
         record: dict[str, Any] = {}
         live: dict[str, Any] = {"intent": cmd.intent if cmd else None, "frozen": snap.frozen,
                                 "smoothed_count": len(snap.tracks), "smoothed": [t.as_dict() for t in snap.tracks],
                                 "tracks_from_frame": snap.det_frame_index, "min_hits": self.opt.min_hits}
         say, full, reply = "", None, "answer"
-        if cmd is None and (spoken or not text):
+        if cmd is None and spoken and doubt is not None:
+            say, reply = "Say yes or no.", "rejected"
+            live["note"] = "not a command while a proposal waits: still waiting for yes or no"
+        elif cmd is None and (spoken or not text):
             say, reply = SORRY, "rejected"
             live["note"] = "not a complete command: rejected, nothing done"
+        elif doubt is not None and cmd.intent in ("no", "cancel"):
+            say, reply = "Cancelled.", "local"
+            live["note"] = f"proposal {doubt[3]['proposed']!r} declined: nothing done"
         elif cmd is None:
             record, say, full = self._ask(snap, text or "", live)
         elif cmd.intent == "freeze":
@@ -300,7 +324,9 @@ class LiveEngine:
             say, reply = "Cancelled.", "local"
         elif cmd.intent in ("compare", "changes"):
             say, reply = "Say: compare with ten seconds ago.", "local"
-        elif cmd.intent in ("yes", "switch_image", "load_prior", "clear"):
+        elif cmd.intent == "yes":
+            say, reply = "There is nothing to confirm.", "local"
+        elif cmd.intent in ("switch_image", "load_prior", "clear"):
             say, reply = "Not available on live video.", "local"
         elif cmd.intent == "compare_ago":
             seconds = float(cmd.slots.get("ago", "10"))
@@ -338,13 +364,55 @@ class LiveEngine:
             out["spoken_wav"] = str(spoken_.path) if spoken_.path else None
             out["spoken_backend"] = spoken_.backend
             timings["tts_first_ms"] = spoken_.first_audio_ms
-            timings["latency_ms"] = (t_tts - snap.wall) * 1000 + spoken_.first_audio_ms
+            timings["latency_ms"] = (t_tts - since) * 1000 + spoken_.first_audio_ms
         out["live"]["timings_ms"] = {k: round(v, 1) for k, v in timings.items()}
         if say and reply not in ("rejected",):
             self._last_say, self._last_full = say, full or say
         with self._lock:
             self.answers.append(out)
         return out
+
+    def propose(self, snap: Snapshot, command: Command, spoken_form: str, *, meaning: str, prob: float,
+                transcript: str, timings: dict[str, float] | None = None, speak: bool = True) -> dict[str, Any]:
+        """Confirmation on doubt: the recogniser rejected an utterance, but its command spotter's best guess
+        (``meaning`` at ``prob``) may be proposed (:func:`voice.asr_grammar.may_propose`).  Nothing runs now:
+        Osler asks "Did you mean: ...? Say yes or no."; "yes" within ``confirm_timeout_s`` answers ``command`` on
+        ``snap`` (the frame of this utterance), "no" or any other command drops it."""
+        snap = self.resolve(snap)
+        self._doubt = (command, snap, time.monotonic(), {"proposed": spoken_form, "meaning": meaning,
+                                                        "spotter_prob": round(prob, 3),
+                                                        "asked_frame_index": snap.frame.index,
+                                                        "asked_frame_time": round(snap.frame.time_s, 3)})
+        say = f"Did you mean: {spoken_form[:1].lower()}{spoken_form[1:].rstrip('.?')}? Say yes or no."
+        timings = dict(timings or {})
+        live: dict[str, Any] = {"intent": None, "frozen": snap.frozen, "smoothed_count": len(snap.tracks),
+                                "proposal": dict(self._doubt[3]),
+                                "note": "not a sure command: proposed, nothing done until 'yes'"}
+        out: dict[str, Any] = dict(answer=say, transcript=transcript, frame_index=snap.frame.index,
+                                   frame_time=round(snap.frame.time_s, 3), reply="confirm", spoken_text=say,
+                                   live=live)
+        if speak and self.voice is not None:
+            t_tts = time.monotonic()
+            spoken_ = self.voice.speak_to_file(say)
+            out["spoken_wav"] = str(spoken_.path) if spoken_.path else None
+            out["spoken_backend"] = spoken_.backend
+            timings["tts_first_ms"] = spoken_.first_audio_ms
+            timings["latency_ms"] = (t_tts - snap.wall) * 1000 + spoken_.first_audio_ms
+        live["timings_ms"] = {k: round(v, 1) for k, v in timings.items()}
+        with self._lock:
+            self.answers.append(out)
+        return out
+
+    def pending_proposal(self) -> dict[str, Any] | None:
+        """What a proposal waiting for yes or no proposed (None: none waits)."""
+        d = self._pending_doubt()
+        return None if d is None else dict(d[3])
+
+    def _pending_doubt(self) -> tuple[Command, Snapshot, float, dict[str, Any]] | None:
+        if self._doubt is not None and time.monotonic() - self._doubt[2] > self.opt.confirm_timeout_s:
+            log.info("proposal %s expired unanswered", self._doubt[3]["proposed"])
+            self._doubt = None
+        return self._doubt
 
     def _ask(self, snap: Snapshot, question: str, live: dict[str, Any], prior: Frame | None = None
              ) -> tuple[dict[str, Any], str, str]:

@@ -98,10 +98,12 @@ class Spot:
     prob: float
     runner_up: str
     runner_up_prob: float
+    yes_no: tuple[float, float] = (0.0, 0.0)  # P("yes"), P("no"): the reply to a proposal (voice.live_script)
 
     def info(self) -> dict[str, Any]:
         return {"meaning": self.meaning, "prob": round(self.prob, 3), "runner_up": self.runner_up,
-                "runner_up_prob": round(self.runner_up_prob, 3)}
+                "runner_up_prob": round(self.runner_up_prob, 3), "yes": round(self.yes_no[0], 4),
+                "no": round(self.yes_no[1], 4)}
 
 
 class CommandSpotter:
@@ -141,4 +143,5 @@ class CommandSpotter:
         p = self.probs(enc, n_samples)
         order = np.argsort(-p)
         a, b = int(order[0]), int(order[1])
-        return Spot(self.classes[a], float(p[a]), self.classes[b], float(p[b]))
+        yes_no = tuple(float(p[self.classes.index(c)]) if c in self.classes else 0.0 for c in ("yes", "no"))
+        return Spot(self.classes[a], float(p[a]), self.classes[b], float(p[b]), yes_no)
