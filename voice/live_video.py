@@ -279,7 +279,7 @@ class LiveEngine:
         cmd = command if command is not None else (parse_live(text) if text else None)
         doubt = self._pending_doubt()
         if doubt is not None and cmd is not None and cmd.intent == "yes":  # the proposal, on its own frame
-            self._doubt = None
+            self._set_doubt(None)
             proposed, first, _asked, note = doubt
             out = self.answer(first, command=proposed, spoken=spoken, transcript=transcript, timings=timings,
                               speak=speak, since=snap.wall)
@@ -288,7 +288,7 @@ class LiveEngine:
                                         "reply_frame_time": round(snap.frame.time_s, 3)}
             return out
         if doubt is not None and not (cmd is None and spoken):  # any other command drops the proposal
-            self._doubt = None
+            self._set_doubt(None)
         record: dict[str, Any] = {}
         live: dict[str, Any] = {"intent": cmd.intent if cmd else None, "frozen": snap.frozen,
                                 "smoothed_count": len(snap.tracks), "smoothed": [t.as_dict() for t in snap.tracks],
@@ -358,13 +358,8 @@ class LiveEngine:
         out.setdefault("answer", full or say)
         out.update(transcript=transcript if transcript is not None else text, frame_index=snap.frame.index,
                    frame_time=round(snap.frame.time_s, 3), reply=reply, spoken_text=say, live=live)
-        if speak and say and self.voice is not None:
-            t_tts = time.monotonic()
-            spoken_ = self.voice.speak_to_file(say)
-            out["spoken_wav"] = str(spoken_.path) if spoken_.path else None
-            out["spoken_backend"] = spoken_.backend
-            timings["tts_first_ms"] = spoken_.first_audio_ms
-            timings["latency_ms"] = (t_tts - since) * 1000 + spoken_.first_audio_ms
+        if speak and say:
+            self._speak(out, say, since, timings)
         out["live"]["timings_ms"] = {k: round(v, 1) for k, v in timings.items()}
         if say and reply not in ("rejected",):
             self._last_say, self._last_full = say, full or say
@@ -379,29 +374,34 @@ class LiveEngine:
         Osler asks "Did you mean: ...? Say yes or no."; "yes" within ``confirm_timeout_s`` answers ``command`` on
         ``snap`` (the frame of this utterance), "no" or any other command drops it."""
         snap = self.resolve(snap)
-        self._doubt = (command, snap, time.monotonic(), {"proposed": spoken_form, "meaning": meaning,
-                                                        "spotter_prob": round(prob, 3),
-                                                        "asked_frame_index": snap.frame.index,
-                                                        "asked_frame_time": round(snap.frame.time_s, 3)})
+        note = {"proposed": spoken_form, "meaning": meaning, "spotter_prob": round(prob, 3),
+                "asked_frame_index": snap.frame.index, "asked_frame_time": round(snap.frame.time_s, 3)}
+        self._set_doubt((command, snap, time.monotonic(), note))
         say = f"Did you mean: {spoken_form[:1].lower()}{spoken_form[1:].rstrip('.?')}? Say yes or no."
         timings = dict(timings or {})
         live: dict[str, Any] = {"intent": None, "frozen": snap.frozen, "smoothed_count": len(snap.tracks),
-                                "proposal": dict(self._doubt[3]),
+                                "proposal": dict(note),
                                 "note": "not a sure command: proposed, nothing done until 'yes'"}
         out: dict[str, Any] = dict(answer=say, transcript=transcript, frame_index=snap.frame.index,
                                    frame_time=round(snap.frame.time_s, 3), reply="confirm", spoken_text=say,
                                    live=live)
-        if speak and self.voice is not None:
-            t_tts = time.monotonic()
-            spoken_ = self.voice.speak_to_file(say)
-            out["spoken_wav"] = str(spoken_.path) if spoken_.path else None
-            out["spoken_backend"] = spoken_.backend
-            timings["tts_first_ms"] = spoken_.first_audio_ms
-            timings["latency_ms"] = (t_tts - snap.wall) * 1000 + spoken_.first_audio_ms
+        if speak:
+            self._speak(out, say, snap.wall, timings)
         live["timings_ms"] = {k: round(v, 1) for k, v in timings.items()}
         with self._lock:
             self.answers.append(out)
         return out
+
+    def _speak(self, out: dict[str, Any], say: str, since: float, timings: dict[str, float]) -> None:
+        """Synthesise ``say`` into ``out`` (its WAV and backend); latency = ``since`` (end of speech) to first audio."""
+        if self.voice is None:
+            return
+        t_tts = time.monotonic()
+        spoken_ = self.voice.speak_to_file(say)
+        out["spoken_wav"] = str(spoken_.path) if spoken_.path else None
+        out["spoken_backend"] = spoken_.backend
+        timings["tts_first_ms"] = spoken_.first_audio_ms
+        timings["latency_ms"] = (t_tts - since) * 1000 + spoken_.first_audio_ms
 
     def pending_proposal(self) -> dict[str, Any] | None:
         """What a proposal waiting for yes or no proposed (None: none waits)."""
@@ -409,10 +409,15 @@ class LiveEngine:
         return None if d is None else dict(d[3])
 
     def _pending_doubt(self) -> tuple[Command, Snapshot, float, dict[str, Any]] | None:
-        if self._doubt is not None and time.monotonic() - self._doubt[2] > self.opt.confirm_timeout_s:
-            log.info("proposal %s expired unanswered", self._doubt[3]["proposed"])
-            self._doubt = None
-        return self._doubt
+        with self._lock:
+            if self._doubt is not None and time.monotonic() - self._doubt[2] > self.opt.confirm_timeout_s:
+                log.info("proposal %s expired unanswered", self._doubt[3]["proposed"])
+                self._doubt = None
+            return self._doubt
+
+    def _set_doubt(self, doubt: tuple[Command, Snapshot, float, dict[str, Any]] | None) -> None:
+        with self._lock:
+            self._doubt = doubt
 
     def _ask(self, snap: Snapshot, question: str, live: dict[str, Any], prior: Frame | None = None
              ) -> tuple[dict[str, Any], str, str]:
