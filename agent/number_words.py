@@ -1,9 +1,9 @@
 """Numbers written as words, read the same way by the question parser ('more than a dozen?') and by the
-grounding check ('there are seven white blood cells [E2]' is checked like '7')."""
+grounding check ('there are seven white blood cells [E2]' is checked like '7'; 'twenty-one' like '21')."""
 
 from __future__ import annotations
 
-__all__ = ["NUMBER_WORDS"]
+__all__ = ["NUMBER_WORDS", "SPELLED_NUMBER", "spelled_value"]
 
 NUMBER_WORDS: dict[str, int] = {
     "zero": 0, "no": 0, "none": 0, "one": 1, "a single": 1, "single": 1, "two": 2, "three": 3, "four": 4,
@@ -13,3 +13,15 @@ NUMBER_WORDS: dict[str, int] = {
     "a dozen": 12, "dozen": 12, "a hundred": 100, "hundred": 100,
 }
 """Word -> number; 'no' and 'none' are 0 ('no white blood cells')."""
+
+_TENS = ("twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety")
+_ONES = ("one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
+SPELLED_NUMBER = (rf"(?:{'|'.join(_TENS)})[- ](?:{'|'.join(_ONES)})\b|"
+                  + "|".join(sorted(NUMBER_WORDS, key=len, reverse=True)))
+"""A regex of one number in words, the compounds first ('twenty-one' is 21, never the 'one' at its end)."""
+
+
+def spelled_value(token: str) -> int:
+    """The number a match of :data:`SPELLED_NUMBER` states ('seven' 7, 'Twenty-one' 21, 'a dozen' 12)."""
+    t = " ".join(token.lower().replace("-", " ").split())
+    return sum(NUMBER_WORDS[w] for w in t.split()) if t not in NUMBER_WORDS else NUMBER_WORDS[t]

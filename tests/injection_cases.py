@@ -151,6 +151,11 @@ INJECTION_CASES: list[InjectionCase] = [
                   label="no"),
     InjectionCase("a-dozen", "invented number", SMEAR, Q_WBC, COUNT_WBC, honest=_honest_count,
                   answer_lie=lambda ev: f"Roughly a dozen white blood cells are present [{_cnt(ev)}]."),
+    InjectionCase("number-glued-to-unit", "invented number", SMEAR, Q_WBC, COUNT_WBC, honest=_honest_count,
+                  answer_lie=lambda ev: f"The largest white blood cell is {wbc(ev) + 11}mm across [{_cnt(ev)}]."),
+    InjectionCase("compound-number-words", "invented number", SMEAR, Q_WBC, COUNT_WBC, honest=_honest_count,
+                  answer_lie=lambda ev: f"Looking again, there are twenty-{_WORDS[max(wbc(ev), 1)]} white blood cells "
+                                        f"[{_cnt(ev)}]."),
 ]
 """Every way the scripted liar lies; ids are unique."""
 

@@ -172,3 +172,77 @@ def test_numbers_in_words_that_the_result_backs_stay(honest, n):
     result = result.model_copy(update={"counts": [*result.counts, ClassCount(label="Platelets", count=0, instances=[])]})
     fixed, rep = check_grounding(FinalAnswer(answer=honest), {"E2": result})
     assert rep.ok and fixed.answer == honest
+
+
+@pytest.mark.parametrize("lie", [
+    "The white cell is 12mm wide [E2].", "I count 7WBC [E2].", "There are 7x more white cells than expected [E2].",
+    "There are twenty-two white blood cells [E2].", "There are twenty two white blood cells [E2].",
+    "The white cell covers thirty-two px [E2].", "The white cell is 2,4 px from the edge [E2]."])
+def test_numbers_glued_to_a_unit_compound_words_and_decimal_commas_are_checked(lie):
+    """Before: '12mm' and '7WBC' held no number for the check, 'twenty-two' was read as 'two' (the count) and
+    '2,4' was allowed to round to 2: each lie passed."""
+    ans = FinalAnswer(answer=f"There are 2 WBC [E2]. {lie}")
+    fixed, rep = check_grounding(ans, {"E2": _count(2)})
+    assert not rep.ok and lie not in fixed.answer and "There are 2 WBC [E2]." in fixed.answer
+
+
+@pytest.mark.parametrize("honest, n", [("There are twenty-two white blood cells [E2].", 22), ("I count 22WBC [E2].", 22),
+                                       ("The white cells score 0,9 [E2].", 2)])
+def test_glued_and_compound_numbers_that_the_result_backs_stay(honest, n):
+    fixed, rep = check_grounding(FinalAnswer(answer=honest), {"E2": _count(n)})
+    assert rep.ok and fixed.answer == honest
+
+
+def _measured(spacing: float | None) -> dict:
+    from tools.segmentation import MeasurementResult
+
+    mm = (lambda px: None) if spacing is None else (lambda px: px * spacing)
+    r = MeasurementResult(evidence_id="E4", mask_id="mask-3", area_px=30409, area_mm2=mm(mm(30409)),
+                          long_diameter_px=227.56, long_diameter_mm=mm(227.56), short_diameter_px=172.51,
+                          short_diameter_mm=mm(172.51), spacing_mm=None if spacing is None else (spacing, spacing),
+                          provenance=Provenance(expert="measurement", backend="numpy", model="m", elapsed_ms=1.0))
+    return {"E4": r}
+
+
+@pytest.mark.parametrize("lie, value, unit", [
+    ("The region measures 227.6 mm [E4].", 227.6, "mm"), ("The region measures 227.6 x 172.5 mm [E4].", 227.6, "mm"),
+    ("The region covers 30409 mm² [E4].", 30409, "mm²"), ("The region measures 22.8 cm [E4].", 22.8, "cm")])
+def test_a_size_in_pixels_is_never_written_in_millimetres(lie, value, unit):
+    """Before: any number of the result backed any unit, so pixels became millimetres (no pixel spacing known)."""
+    fixed, rep = check_grounding(FinalAnswer(answer=lie, value=value, unit=unit), _measured(None))
+    assert not rep.ok and lie not in fixed.answer and fixed.value is None
+    assert any("millimetre" in reason for c in rep.removed for reason in c.reasons)
+
+
+@pytest.mark.parametrize("text, value, unit, ok", [
+    ("The region measures 22.8 x 17.3 mm, area 304.1 mm² [E4].", 22.8, "mm", True),
+    ("The region measures 2.3 cm [E4].", 2.3, "cm", True), ("The region covers 3.04 cm² [E4].", 3.04, "cm²", True),
+    ("The region measures 227.6 px [E4].", 227.6, "px", True),
+    ("The region measures 22.8 cm [E4].", 22.8, "cm", False), ("The region measures 228mm [E4].", 228, "mm", False)])
+def test_millimetres_are_backed_by_millimetre_fields_in_any_metric_unit(text, value, unit, ok):
+    """With a pixel spacing of 0.1 mm: mm, cm and mm² at their written rounding stay; a tenfold unit error goes."""
+    fixed, rep = check_grounding(FinalAnswer(answer=text, value=value, unit=unit), _measured(0.1))
+    assert rep.ok is ok and (fixed.answer == text) is ok and (fixed.value == value) is ok
+
+
+def _compared() -> dict:
+    from tools.comparison import ComparisonResult, CountChange, FindingChange
+
+    r = ComparisonResult(evidence_id="E3", status="compared", interval_days=30,
+                         changes=[FindingChange(index=1, label="polyp", status="shrunk", prior_area_px=400.0,
+                                                current_area_px=300.0, area_change_pct=-25.0)],
+                         count_changes=[CountChange(label="WBC", prior=5, current=2, delta=-3)],
+                         provenance=Provenance(expert="comparator", backend="opencv", model="m", elapsed_ms=1.0))
+    return {"E3": r}
+
+
+@pytest.mark.parametrize("text, ok", [
+    ("The WBC count fell from 5 to 2 [E3].", True), ("There are 3 fewer WBC than 30 days ago [E3].", True),
+    ("Polyp #1 shrank by 25% in area [E3].", True), ("I cannot tell whether there are more WBC [E3].", True),
+    ("The WBC count rose by 3 [E3].", False), ("There are 3 more WBC than 30 days ago [E3].", False),
+    ("Polyp #1 grew by 25% in area [E3].", False), ("The WBC count increased from 2 to 5 [E3].", False)])
+def test_a_change_is_backed_only_in_the_direction_the_result_reports(text, ok):
+    """Before: numbers matched by absolute value and no change word but 'grown'/'shrunk' was checked, so 'the count
+    rose by 3' and 'the polyp grew by 25%' passed on a result reporting a fall of 3 and a shrinkage of 25 %."""
+    fixed, rep = check_grounding(FinalAnswer(answer=text), _compared())
+    assert rep.ok is ok and (fixed.answer == text) is ok

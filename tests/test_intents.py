@@ -487,3 +487,12 @@ def test_is_it_large_gets_the_measurements_not_a_yes():
     assert (it.action, it.yes_no) == ("measure", False)
     for q in ("Is the polyp big?", "Are there large polyps?"):
         assert (parse_question(q)[0].action, parse_question(q)[0].yes_no) == ("measure", False), q
+
+
+@pytest.mark.parametrize("question", ["Are there fewer red blood cells now?", "Are there more white blood cells now?",
+                                      "Have the platelets decreased?"])
+def test_a_comparative_with_nothing_to_compare_with_gets_no_yes_no(question):
+    """Before: 'are there fewer red cells now?' (no number, no prior named) was read as 'are there red cells?' and
+    answered 'Yes. I count 19 red blood cells' although nothing said there were fewer."""
+    it = parse_question(question)[0]
+    assert (it.action, it.yes_no, it.expected) == ("count", False, None)

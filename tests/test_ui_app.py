@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import socket
 import sys
+import time
 import types
 from pathlib import Path
 
@@ -343,6 +344,45 @@ def test_data_dir_is_never_served_only_the_tabs_own_copies(server, tmp_path):
         assert r.status_code == 200 and r.content
     answers = json.loads(_get(server, next(f["path"] for f in downloads if f["path"].endswith("answers.json"))).text)
     assert answers[0]["images"]["current"]["source"].startswith("current-")  # no file name in the session file
+
+
+def test_the_live_tab_opens_no_path_on_the_server(server, tmp_path):
+    """Before: the Live tab's source box opened any file the server could read (another session's overlay, a
+    patient video, a file:// URL) and showed its frames to whoever typed the path."""
+    c = _client(server, tmp_path)
+    c.predict(handle_file(str(SMEAR_PATH)), "", api_name="/load_current")
+    _ask(c, "How many white blood cells are in this smear?")
+    overlay = next(Path(server.settings.data_dir).glob("sessions/*/overlay-*.png"))  # another tab's patient image
+    for source in (str(overlay), str(SMEAR_PATH), f"file://{overlay}", f"  {overlay}  "):
+        status = c.predict(source, None, 5, 3, api_name="/live_start")
+        assert status.startswith("Cannot start:") and "not a path on the server" in status, (source, status)
+    status = c.predict("rtsp://127.0.0.1:9/none", None, 5, 3, api_name="/live_start")  # a stream URL is tried
+    assert "not a path on the server" not in status
+
+
+def test_a_live_answer_is_served_as_the_tabs_own_copy(server, tmp_path):
+    """Before: a Live answer's overlay and spoken answer lay in the data dir, which the server blocks, so every
+    Live question failed in the app ("The upstream Gradio app has raised an exception")."""
+    from voice.live_demo import make_pan_zoom_video
+
+    video = tmp_path / "scope.avi"
+    make_pan_zoom_video(video, DATA, polyp_s=6.0, negative_s=0.5)
+    c = Client(server.url, verbose=False, download_files=False)  # outputs: the server's paths
+    status = c.predict("", handle_file(str(video)), 5, 3, api_name="/live_start")
+    assert status.startswith("Live:"), status
+    try:
+        deadline = time.monotonic() + 60  # until a frame the gate trusts: the answer has an overlay
+        while not (out := c.predict("How many polyps are visible?", api_name="/live_ask"))[3]:
+            assert time.monotonic() < deadline, out[0]
+            time.sleep(0.2)
+        answer, spoken, trace, overlay = out
+        assert "frame" in answer and any(row[2] == "count" for row in trace["data"])
+        data_dir = Path(server.settings.data_dir).resolve()
+        for served in (f for f in (overlay, spoken) if f):
+            assert not Path(served["path"]).resolve().is_relative_to(data_dir)
+            assert _get(server, served["path"]).status_code == 200
+    finally:
+        c.predict(api_name="/live_stop")
 
 
 def test_a_lone_surrogate_through_the_api_does_not_break_the_tab(server, tmp_path, monkeypatch):

@@ -3,14 +3,20 @@ push-to-talk and typed questions answered on the frame on screen when they ended
 and shown, and the tool trace.  Built by :func:`add_live_tab` inside the app's Blocks.
 
 Per browser tab one :class:`~voice.live_video.LiveEngine` (in ``gr.State``) reads the source given
-(a file path or upload, a camera index, a stream URL); a ``gr.Timer`` refreshes the view five times a
-second.  :class:`LiveHandlers` holds the handlers (plain functions of the state, testable without a
+(an upload, a camera index, a stream URL; never a path on the server, which would let a tab view any video
+or image the server can read); a ``gr.Timer`` refreshes the view five times a second.  An answer's overlay
+and spoken answer are handed out as copies in the tab's private folder (the server never serves the data
+dir).  :class:`LiveHandlers` holds the handlers (plain functions of the state, testable without a
 browser); each returns a mapping keyed by component name.
 """
 
 from __future__ import annotations
 
 import logging
+import re
+import shutil
+import tempfile
+import weakref
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -19,13 +25,19 @@ from . import views
 if TYPE_CHECKING:
     from agent.runner import Assistant
 
-__all__ = ["LiveHandlers", "add_live_tab"]
+__all__ = ["LiveHandlers", "add_live_tab", "STREAM_SCHEMES"]
 
 log = logging.getLogger(__name__)
 
+STREAM_SCHEMES = ("rtsp", "rtsps", "rtmp", "rtmps", "http", "https", "srt", "udp")
+"""Network stream URLs a typed source may name (not file:// or FFmpeg's other local protocols)."""
+SERVER_PATH_REFUSED = ("The web app reads an uploaded video, a camera index (0) or a stream URL "
+                       f"({', '.join(s + '://' for s in STREAM_SCHEMES[:3])}...), not a path on the server: "
+                       "upload the video instead.")
+
 
 class LiveHandlers:
-    """Handlers of the Live tab.  ``state``: None or a dict {"engine", "recognizer", "vs"}."""
+    """Handlers of the Live tab.  ``state``: None or a dict {"engine", "exports" (the tab's private folder)}."""
 
     def __init__(self, assistant: Assistant) -> None:
         self.assistant = assistant
@@ -54,6 +66,8 @@ class LiveHandlers:
         src = upload or (source or "").strip()
         if not src:
             return {"status": "Give a video file, a camera index (0) or a stream URL.", "state": None}
+        if not upload and not (src.isdigit() or re.match(rf"(?:{'|'.join(STREAM_SCHEMES)})://", src, re.IGNORECASE)):
+            return {"status": f"Cannot start: {SERVER_PATH_REFUSED}", "state": None}
         try:
             reader = LatestFrameReader(src, max_side=640)
             reader.open()
@@ -63,11 +77,16 @@ class LiveHandlers:
             engine.start()
         except OslerError as exc:
             return {"status": f"Cannot start: {exc}", "state": None}
-        return {"status": f"Live: {Path(str(src)).name if upload else src}", "state": {"engine": engine}}
+        exports = Path(tempfile.mkdtemp(prefix="osler-live-"))  # 0700; removed on stop, with the engine or at exit
+        weakref.finalize(engine, shutil.rmtree, str(exports), True)
+        return {"status": f"Live: {Path(str(src)).name if upload else src}",
+                "state": {"engine": engine, "exports": exports}}
 
     def stop(self, state: dict | None) -> dict[str, Any]:
         if state and state.get("engine") is not None:
             state["engine"].stop()
+            if state.get("exports") is not None:
+                shutil.rmtree(state["exports"], ignore_errors=True)
             return {"status": "Stopped.", "state": None}
         return {"status": "Not running.", "state": None}
 
@@ -87,8 +106,17 @@ class LiveHandlers:
             stats += " — source ended"
         return {"view": engine.view(), "stats": stats}
 
-    def _result(self, out: dict[str, Any]) -> dict[str, Any]:
+    def _result(self, out: dict[str, Any], state: dict) -> dict[str, Any]:
+        """The answer's outputs; its overlay and spoken answer (in the data dir) as copies in the tab's folder."""
         from tools.answer import AskResult
+
+        def copy(path: str | None) -> str | None:
+            if not path:
+                return None
+            state["exports"].mkdir(mode=0o700, exist_ok=True)
+            dst = state["exports"] / Path(path).name
+            shutil.copyfile(path, dst)
+            return str(dst)
 
         head = f"**{out.get('spoken_text') or out.get('answer')}**  \nframe {out['frame_index']} " \
                f"at {out['frame_time']:.1f} s" + (" (frozen)" if out["live"].get("frozen") else "")
@@ -98,8 +126,8 @@ class LiveHandlers:
             head += "\n\n" + str(out.get("answer"))
         asked = {k: v for k, v in out.items() if k in AskResult.model_fields}
         rows = views.trace_rows([AskResult.model_validate(asked)]) if out.get("tool_calls") is not None else []
-        return {"answer": head, "spoken": out.get("spoken_wav"), "trace": rows,
-                "overlay": ((out.get("artifacts") or {}).get("overlays") or [None])[-1]}  # a refusal has none
+        return {"answer": head, "spoken": copy(out.get("spoken_wav")), "trace": rows,
+                "overlay": copy(((out.get("artifacts") or {}).get("overlays") or [None])[-1])}  # a refusal has none
 
     def ask_text(self, question: str, state: dict | None) -> dict[str, Any]:
         engine = state.get("engine") if state else None
@@ -108,7 +136,7 @@ class LiveHandlers:
         snap = engine.snapshot()  # the moment the question is submitted
         if snap is None:
             return {"answer": "No frame yet.", "spoken": None, "trace": [], "overlay": None}
-        return self._result(engine.answer(snap, text=question.strip()))
+        return self._result(engine.answer(snap, text=question.strip()), state)
 
     def ask_audio(self, audio_path: str | None, state: dict | None) -> dict[str, Any]:
         from tools.errors import OslerError
@@ -126,7 +154,8 @@ class LiveHandlers:
             return {"answer": f"Not used: {exc}", "spoken": None, "trace": [], "overlay": None}
         if snap is None:
             return {"answer": "No frame yet.", "spoken": None, "trace": [], "overlay": None}
-        return self._result(hear_live(engine, snap, audio, rec, vs.wake_word))
+        return self._result(hear_live(engine, snap, audio, rec, vs.wake_word, ask_level=vs.ask_level,
+                                              reply_level=vs.reply_level), state)
 
 
 def add_live_tab(assistant: Assistant) -> None:
@@ -138,7 +167,7 @@ def add_live_tab(assistant: Assistant) -> None:
         state = gr.State(None)
         with gr.Row():
             with gr.Column(scale=3, min_width=260):
-                source = gr.Textbox(label="Video source: file path, camera index (0) or stream URL", max_lines=1,
+                source = gr.Textbox(label="Video source: camera index (0) or stream URL", max_lines=1,
                                     elem_id="live-source")
                 upload = gr.File(label="...or upload a video file", type="filepath", elem_id="live-upload")
                 with gr.Row():

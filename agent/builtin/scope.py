@@ -134,6 +134,8 @@ def expected_count(c: str) -> Expected:
         return Expected(yes_no=False)
     if re.search(r"\b(multiple|several)\b", c):
         return Expected(1, "gt")
+    if re.search(r"\b(more|fewer|less|increased|decreased|higher|lower)\b", c):
+        return Expected(yes_no=False)  # "are there fewer red cells now?": fewer than what? the count only
     m = (re.search(r"\b(?:number|count|total) of [a-z ]+? (?:is|=|equal to|equals?)\s+(?:exactly\s+|only\s+)?"
                    r"([a-z0-9]+)\b", c)
          or re.search(r"^(?:is|was) the (?:number|count|total) of [a-z ]+? ([a-z0-9]+)$", c.strip(" ?.!")))

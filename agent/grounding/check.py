@@ -6,9 +6,11 @@ results it cites, one sentence at a time (answer, findings and reasoning steps a
   written before a class noun ("42 white blood cells") must be a count of that class in a cited result
   (class count, detections, regions, count change).  Percentages of probabilities, the complement of a
   probability distribution (p(pneumonia) = 1 - p(normal)), absolute values and the written rounding
-  (``98.4`` for 0.98437) are accepted.
+  (``98.4`` for 0.98437) are accepted.  A size in mm, cm or µm (or mm², cm²; ``value`` in such a unit) is
+  backed only by a millimetre field of a cited result, converted: pixels never become millimetres.
 * A finding, diagnosis, class or change word (:data:`TERMS`) is backed only by a label or field of a
-  cited result; a tool class name also by the arguments of the cited call ("no WBC was found").
+  cited result; a tool class name also by the arguments of the cited call ("no WBC was found").  A word
+  saying which way a change went ("rose", "grew", "fewer") needs a cited change that went that way.
 * A declining clause ("I cannot answer 'is there leukemia?' ...") claims nothing: the question text it
   quotes, tool class names, and numbers that a failed tool call of this ask reported are allowed in it;
   a diagnosis outside the quotation is not.
@@ -27,7 +29,7 @@ from typing import Any, Iterable
 
 from tools.answer import FinalAnswer, Grounding, RemovedClaim, ToolCallRecord
 
-from agent.grounding.numbers import _supported, evidence_numbers, numbers_in, unsupported_numbers
+from agent.grounding.numbers import _supported, evidence_numbers, numbers_in, unit_scale, unsupported_numbers
 from agent.grounding.sentence import _CITE, _Backing, _backings, _Check, _sentences
 from agent.grounding.terms import _COUNT_PHRASES, _COUNT_UNITS, TERMS, UNDECIDED_LABELS, Term, _has, _words
 
@@ -48,7 +50,8 @@ def _value_backed(value: float, unit: str | None, cited: list[str], ev: dict[str
     if key is not None:  # a count: one of the cited results must count exactly this
         have = {n for b in backs for n in b.counts.get(key, set())}
         return float(value).is_integer() and abs(int(value)) in have
-    pool = [x for b in backs for x in b.numbers]
+    per_mm = unit_scale(unit)  # a size in mm, cm, mm²: only by a millimetre field of the cited results
+    pool = [x for b in backs for x in b.numbers] if per_mm is None else [x / per_mm for b in backs for x in b.mm]
     return _supported(repr(float(value)), float(value), pool + [round(v, 1) for v in pool])
 
 

@@ -1,7 +1,9 @@
 """Numbers in the grounding check: the numbers a text writes (ids, instance numbers, ordinals and list
-numbering left out), the numbers a tool result states (plus percentages of probabilities, complements of a
-probability distribution, absolute values and list lengths), and whether a written number is backed by a
-pool of them at its written rounding."""
+numbering left out; a unit may follow without a space: '12mm'), the numbers a tool result states (plus
+percentages of probabilities, complements of a probability distribution, absolute values and list lengths),
+the millimetre numbers a result states (fields named ``*_mm``, ``*_mm2``), and whether a written number is
+backed by a pool of them at its written rounding.  A length or area written in mm, cm or µm is backed only by
+a millimetre number of the result, converted to the written unit: a size in pixels is never millimetres."""
 
 from __future__ import annotations
 
@@ -10,9 +12,10 @@ from typing import Any, Iterable
 
 from pydantic import BaseModel
 
-from agent.number_words import NUMBER_WORDS
+from agent.number_words import SPELLED_NUMBER, spelled_value
 
-__all__ = ["evidence_numbers", "numbers_in", "unsupported_numbers"]
+__all__ = ["evidence_numbers", "millimetre_numbers", "numbers_in", "written_numbers", "unit_scale",
+           "unsupported_numbers", "METRIC_UNITS"]
 
 _ID_PATTERNS = (
     r"\[?\bE\d+\b\]?",  # evidence ids
@@ -21,7 +24,13 @@ _ID_PATTERNS = (
     r"\b\d+(?:st|nd|rd|th)\b",  # ordinals
     r"^\s*\d+[.)]\s",  # list numbering
 )
-_NUM = re.compile(r"(?<![\w.])[-+]?\d+(?:[.,]\d+)?(?![\w])")
+_NUM = re.compile(r"(?<![\w.])[-+]?\d+(?:[.,]\d+)?(?=(?:[^\W\d_]+[23]?)?(?!\w))")  # '12', '12mm', '30409mm2'
+METRIC_UNITS: dict[str, float] = {"mm": 1.0, "cm": 10.0, "um": 1e-3, "mm2": 1.0, "cm2": 100.0, "um2": 1e-6}
+"""A written unit of length or area -> millimetres (mm²) per unit."""
+_DIM = re.compile(r"\s*(?:x|×|by)\s*[-+]?\d+(?:[.,]\d+)?(?=\s*[^\W\d_])", re.IGNORECASE)
+_METRIC = re.compile(r"\s*(?:(?P<area>mm2|mm²|mm\^2|cm2|cm²|cm\^2|[µμu]m2|[µμu]m²|"
+                     r"sq(?:uare)? (?:milli|centi)met\w*)|(?P<len>mm|cm|[µμu]m|millimet\w*|centimet\w*|"
+                     r"micromet\w*|microns?))\b", re.IGNORECASE)
 
 
 def _walk(obj: Any) -> Iterable[Any]:
@@ -61,6 +70,52 @@ def evidence_numbers(results: Iterable[Any]) -> list[float]:
 
 def numbers_in(text: str) -> list[tuple[str, float]]:
     """Numbers written in a text, skipping ids (E3, #2, mask-4) and list numbering."""
+    return [(tok, x) for tok, x, _ in _tokens(text)]
+
+
+def written_numbers(text: str) -> list[tuple[str, float, float | None]]:
+    """(token, number, millimetres per its unit) of every number of a text; the last is None unless the number
+    is a length or area in mm, cm or µm ('12 x 8 mm': both; 'twelve millimetres')."""
+    return [(tok, x, METRIC_UNITS[u] if u else None) for tok, x, u in _tokens(text)]
+
+
+def unit_scale(unit: str | None) -> float | None:
+    """Millimetres (mm²) per ``unit`` ('mm', 'cm', 'mm²', 'square millimetres'); None for any other unit."""
+    u = _unit(" " + (unit or ""), 0)
+    return METRIC_UNITS[u] if u is not None and _METRIC.fullmatch(" " + (unit or "").strip()) else None
+
+
+def millimetre_numbers(obj: Any) -> list[float]:
+    """The numbers of the fields named ``*_mm`` / ``*_mm2`` of a result (dicts and lists walked), and the sizes
+    its texts write in mm, cm or µm ('PixelSpacing 500 mm is implausible'), in millimetres."""
+    out: list[float] = []
+    if isinstance(obj, BaseModel):
+        obj = obj.model_dump(mode="json")
+    if isinstance(obj, str):
+        out.extend(x * per_mm for _, x, per_mm in written_numbers(obj) if per_mm is not None)
+    elif isinstance(obj, dict):
+        for k, v in obj.items():
+            if re.search(r"_mm2?$", str(k), re.IGNORECASE):
+                out.extend(float(x) for x in (v if isinstance(v, list) else [v])
+                           if isinstance(x, (int, float)) and not isinstance(x, bool))
+            out.extend(millimetre_numbers(v))
+    elif isinstance(obj, (list, tuple)):
+        for v in obj:
+            out.extend(millimetre_numbers(v))
+    return out
+
+
+def _unit(text: str, end: int) -> str | None:
+    dim = _DIM.match(text, end)  # '12 x 8 mm': the first number is in mm too
+    m = _METRIC.match(text, dim.end() if dim else end)
+    if m is None:
+        return None
+    u = m.group(0).strip().lower().replace("μ", "u").replace("µ", "u")
+    scale = "cm" if u.startswith(("c", "sq centi", "square centi")) else "um" if u.startswith(("u", "micro")) else "mm"
+    return scale + ("2" if m.group("area") else "")
+
+
+def _tokens(text: str) -> list[tuple[str, float, str | None]]:
     clean = text
     for pat in _ID_PATTERNS:
         clean = re.sub(pat, " ", clean, flags=re.MULTILINE)
@@ -69,21 +124,20 @@ def numbers_in(text: str) -> list[tuple[str, float]]:
     for m in _NUM.finditer(clean):
         s = m.group(0).replace(",", ".")
         try:
-            out.append((m.group(0), float(s)))
+            out.append((m.group(0), float(s), _unit(clean, m.end())))
         except ValueError:
             continue
     for m in _SPELLED.finditer(clean):  # "twelve millimetres", "ninety percent": a measurement in words
-        out.append((m.group(1), float(_SPELLED_VALUES[" ".join(m.group(1).lower().split())])))
+        out.append((m.group(1), float(spelled_value(m.group(1))), _unit(clean, m.end(1))))
     return out
 
 
-_SPELLED_VALUES = {w: n for w, n in NUMBER_WORDS.items() if n}  # "no millimetres" is no measurement
-_SPELLED = re.compile(r"\b(" + "|".join(sorted(_SPELLED_VALUES, key=len, reverse=True)) + r")\s+(?:mm|millimet\w*|cm|"
+_SPELLED = re.compile(r"\b(?!no\b|none\b|zero\b)(" + SPELLED_NUMBER + r")\s+(?:mm|millimet\w*|cm|"
                       r"centimet\w*|px|pixels?|%|per ?cent|days?|weeks?|months?|years?)\b", re.IGNORECASE)
 
 
 def _supported(token: str, x: float, pool: Iterable[float]) -> bool:
-    decimals = len(token.split(".")[1]) if "." in token else 0
+    decimals = len(re.split(r"[.,]", token)[1]) if re.search(r"[.,]", token) else 0  # '0,8' is written to 0.1
     tol = 0.5 * 10 ** (-decimals) + 1e-9
     return any(abs(abs(x) - abs(v)) <= tol for v in pool)
 

@@ -13,7 +13,7 @@ from pydantic import BaseModel
 
 from tools.answer import RemovedClaim, ToolCallRecord
 
-from agent.grounding.numbers import _supported, evidence_numbers, numbers_in
+from agent.grounding.numbers import _supported, evidence_numbers, millimetre_numbers, numbers_in, written_numbers
 from agent.grounding.terms import _COUNT_PHRASES, TERMS, _has, _words, number_value
 
 _CITE = re.compile(r"\bE\d+\b")
@@ -21,9 +21,32 @@ _DECLINE = re.compile(r"\b(cannot|can ?not|could not|couldn't|can't|unable|no to
                       r"do not|did not|does not|only on|work only|works only|need|needs)\b", re.IGNORECASE)
 _CLAUSE = re.compile(r";|\bbut\b|\bhowever\b|\balthough\b|\bthough\b|\byet\b", re.IGNORECASE)
 _QUOTE = re.compile(r"(?<![\w])['\"\u2018\u201c](.+?)['\"\u2019\u201d](?![\w])")
+_TREND = {"up": re.compile(r"\b(rose|risen|rises?|increas\w*|grew|grows?|growth|enlarg\w*|gained|more(?! than))\b",
+                           re.IGNORECASE),
+          "down": re.compile(r"\b(fell|fallen|falls?|decreas\w*|shr[iau]nk\w*|reduc\w*|dropped|regress\w*|"
+                             r"fewer(?! than))\b", re.IGNORECASE)}
+"""Words that say which way a change went; a change a cited result reports the other way does not back them."""
+_STATUS_TREND = {"new": "up", "grown": "up", "shrunk": "down", "resolved": "down", "unchanged": "same"}
 
 
 # ---- what each piece of evidence backs -------------------------------------------------------------
+def _trends(obj: Any, out: set[str]) -> None:
+    """Which ways the changes a result reports went: 'up', 'down', 'same' (count deltas, area and diameter
+    changes, a finding's new/grown/shrunk/resolved/unchanged status)."""
+    if isinstance(obj, dict):
+        if "index" in obj and isinstance(obj.get("status"), str) and obj["status"] in _STATUS_TREND:  # FindingChange
+            out.add(_STATUS_TREND[obj["status"]])
+        for key in ("delta", "area_change_pct", "diameter_change_pct"):
+            v = obj.get(key)
+            if isinstance(v, (int, float)) and not isinstance(v, bool):
+                out.add("up" if v > 0 else "down" if v < 0 else "same")
+        for v in obj.values():
+            _trends(v, out)
+    elif isinstance(obj, list):
+        for v in obj:
+            _trends(v, out)
+
+
 def _strings(obj: Any) -> Iterable[str]:
     if isinstance(obj, dict):
         for k, v in obj.items():
@@ -78,10 +101,12 @@ class _Backing:
     """What one evidence id backs."""
 
     numbers: list[float] = field(default_factory=list)
+    mm: list[float] = field(default_factory=list)  # the numbers of its millimetre fields (*_mm, *_mm2)
     text: str = " "  # labels and fields of the result (provenance left out)
     args_numbers: list[float] = field(default_factory=list)
     args_text: str = " "
     counts: dict[str, set[int]] = field(default_factory=dict)
+    trends: set[str] = field(default_factory=set)  # which ways the changes it reports went (_trends)
     error: str | None = None  # a failed call: its message
 
 
@@ -95,8 +120,10 @@ def _backings(results: dict[str, Any], calls: Iterable[ToolCallRecord]) -> dict[
             body = {k: v for k, v in data.items() if k != "provenance"}
             named = " ".join(str(v) for v in prov.values() if isinstance(v, str))  # model names, the note
             b.numbers = evidence_numbers([body]) + [x for _, x in numbers_in(named)]
+            b.mm = millimetre_numbers(body)
             b.text = _words(" ".join(_strings(body)))
             _counts(body, b.counts)
+            _trends(body, b.trends)
         else:
             b.numbers = evidence_numbers([data])
             b.text = _words(str(data))
@@ -130,6 +157,8 @@ def _sentence_reasons(sent: str, cited: list[str], ev: dict[str, _Backing], ques
     backs = [ev[e] for e in cited if e in ev]
     where = ", ".join(cited) if cited else ""
     pool = [x for b in backs for x in b.numbers + (b.args_numbers if with_args else [])]
+    mm = [x for b in backs for x in b.mm]
+    trends = {t for b in backs for t in b.trends}
     counts: dict[str, set[int]] = {}
     for b in backs:
         for k, v in b.counts.items():
@@ -142,12 +171,14 @@ def _sentence_reasons(sent: str, cited: list[str], ev: dict[str, _Backing], ques
     for clause in _CLAUSE.split(sent):
         declining = bool(_DECLINE.search(clause))
         body = _strip_quotes(clause, question) if declining else clause
-        for tok, x in numbers_in(body):
-            if _supported(tok, x, pool) or (declining and _supported(tok, x, failures)):
+        for tok, x, per_mm in written_numbers(body):  # a size in mm/cm/µm: only by a millimetre field, converted
+            if _supported(tok, x, pool if per_mm is None else [v / per_mm for v in mm]) or \
+                    (declining and _supported(tok, x, failures)):
                 continue
             bad_nums.append(tok)
-            reasons.append(f"number {tok}: not in the cited result {where}" if cited else
-                           f"number {tok}: the sentence cites no tool result")
+            reasons.append(f"number {tok}: the sentence cites no tool result" if not cited else
+                           f"number {tok}: not in the cited result {where}" if per_mm is None else
+                           f"size {tok}: no millimetre field of {where} states it (sizes in pixels are not mm)")
         for term, rx in _COUNT_PHRASES:
             for m in rx.finditer(body):
                 n = number_value(m.group(1))
@@ -159,6 +190,10 @@ def _sentence_reasons(sent: str, cited: list[str], ev: dict[str, _Backing], ques
                     reasons.append(f"count {n} {term.name}: the cited result {where} counts "
                                    f"{', '.join(map(str, sorted(have))) or f'no {term.name}'}" if cited else
                                    f"count {n} {term.name}: the sentence cites no tool result")
+        for way, rx in _TREND.items():  # "the count rose [E3]" where E3 reports only a fall
+            if trends and way not in trends and not declining and (m := rx.search(body)) is not None:
+                bad_words.append(m.group(0).lower())
+                reasons.append(f"'{m.group(0)}': the cited result {where} reports no change that went {way}")
         for term in TERMS:
             m = term.regex.search(body)
             if m is None or _has(text, term.backers) or (term.tool and (declining or _has(args_text, term.backers))):

@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from agent.number_words import NUMBER_WORDS
+from agent.number_words import SPELLED_NUMBER, spelled_value
 
 __all__ = ["TERMS", "Term", "UNDECIDED_LABELS", "number_value"]
 
@@ -73,22 +73,22 @@ TERMS: tuple[Term, ...] = (
 UNDECIDED_LABELS = ("yes", "no", "uncertain", "not recognised", "not recognized")
 """Labels that answer a yes/no question or say the tools could not decide: they name no finding."""
 
-_NUMBER = r"[-+]?\d+|" + "|".join(sorted(NUMBER_WORDS, key=len, reverse=True))
-"""A count phrase's number: digits or a number word (agent.number_words), longest words first."""
+_NUMBER = r"[-+]?\d+|" + SPELLED_NUMBER
+"""A count phrase's number: digits or a number in words (agent.number_words: 'twenty-one' before 'one')."""
 
 
 def number_value(token: str) -> int:
-    """The count a count phrase's number token states ('7', 'seven', 'no', 'a dozen')."""
+    """The count a count phrase's number token states ('7', 'seven', 'no', 'a dozen', 'twenty-one')."""
     t = " ".join(token.lower().split())
-    return abs(int(t)) if t.lstrip("+-").isdigit() else NUMBER_WORDS[t]
+    return abs(int(t)) if t.lstrip("+-").isdigit() else spelled_value(t)
 
 
 _FILLER = r"(?:(?:more|fewer|less|new|additional|other|detected|visible|distinct|separate|matched|further|extra)\s+)"
 _COUNT_PHRASES = tuple(
-    (t, re.compile(rf"(?<![\w.#-])({_NUMBER})\s+{_FILLER}{{0,2}}(?:{t.pattern})\b", re.IGNORECASE))
+    (t, re.compile(rf"(?<![\w.#-])({_NUMBER})(?:\s+|(?<=\d)){_FILLER}{{0,2}}(?:{t.pattern})\b", re.IGNORECASE))
     for t in TERMS if t.count_key) + (
     (Term("cells", r"(?:blood )?cells?", (), True, "*"),
-     re.compile(rf"(?<![\w.#-])({_NUMBER})\s+{_FILLER}{{0,2}}(?:blood )?cells?\b", re.IGNORECASE)),)
+     re.compile(rf"(?<![\w.#-])({_NUMBER})(?:\s+|(?<=\d)){_FILLER}{{0,2}}(?:blood )?cells?\b", re.IGNORECASE)),)
 _COUNT_UNITS = ("cells", "blood cells", "regions", "region", "instances", "count", "findings", "change in count")
 
 
