@@ -34,7 +34,8 @@ LUNGS = DATA / "hannover_cxr" / "lung_seg"
 ONE_POLYP = "0b784b2a-1606-445c-bbb6-f731a4fddbf8"  # 768x576, one polyp of ~43k px
 DETECT = "2f06af2b-f1d3-42e9-b5e4-1fb1c332957e"  # one large polyp
 NEGATIVE = "0f8c43a2-2b4e-4b52-84c5-ec3d962c7e27"  # ulcerative colitis, no polyp
-FALSE_BLOB = "1b1ae5c5-c35c-43f5-bb1c-e92fc04b3cae"  # no polyp; the U-Net alone marks one region, the detector none
+FALSE_BLOB = "1b1ae5c5-c35c-43f5-bb1c-e92fc04b3cae"  # no polyp; the v2 U-Net alone marked one region there
+SECOND_REGION = "3bb70983-7bc3-4836-b9cc-60619b141eb3"  # one polyp; the U-Net alone marks a second, false region
 # a training frame: the prompt tests check how prompts select and clip, not how well the model generalises
 TWO_POLYPS = "04c3a34e-a160-4421-827e-89671761ef82"  # 720x576, two polyps of ~34k and ~21k px
 LUNG = "61bc50d1"
@@ -88,7 +89,7 @@ def test_polyp_mask_on_a_held_out_frame(polyp):
     assert out.labels == ["polyp"] * len(out.masks) and all(0.5 <= s <= 1 for s in out.scores)
     assert dice_iou(union(out.masks, gt.shape), gt)[0] > 0.8
     p = out.provenance
-    assert (p.backend, p.device, p.model) == ("unet", "cpu", "endotect-unet-mnv2-320-v2")
+    assert (p.backend, p.device, p.model) == ("unet", "cpu", "endotect-unet-mnv2-320-v3-imagenet")
     assert p.weights_sha256 and len(p.weights_sha256) == 64
 
 
@@ -160,22 +161,24 @@ def yolo(cfg):
 
 
 def test_detector_prompted_mode_drops_the_false_region_of_the_network_alone(polyp, yolo):
-    """`bench segmentation --modes detect`: the polyp detector's boxes prompt the U-Net.  On a held-out
-    polyp it segments as well as the network alone; on a held-out negative where the network alone marks
-    a region, the detector proposes nothing, so no mask comes back."""
+    """`bench segmentation --modes detect`: the polyp detector's boxes prompt the U-Net.  On a held-out polyp
+    frame where the network alone marks a second, false region, the detector's one box keeps only the polyp;
+    on a held-out negative neither marks anything."""
     from eval_scenarios.bench_segmentation import evaluate, list_items
+    from experts.imaging import load_image
 
     folders = [(POLYPS / "images", POLYPS / "masks"), (POLYPS / "negatives" / "images", POLYPS / "negatives" / "masks")]
-    items = list_items(folders, [ONE_POLYP, FALSE_BLOB])
-    res = evaluate(polyp, items, ("auto", "detect"), detector=yolo)
+    image = load_image(POLYPS / "images" / f"{SECOND_REGION}.jpg")
+    assert len(polyp.predict(image).masks) == 2  # the network alone
+    res = evaluate(polyp, list_items(folders, [SECOND_REGION, FALSE_BLOB]), ("auto", "detect"), detector=yolo)
     assert res["auto"]["negatives"] == res["detect"]["negatives"] == 1
-    assert res["auto"]["negatives_empty"] == 0 and res["detect"]["negatives_empty"] == 1
-    assert res["detect"]["n"] == 1 and res["detect"]["dice"] > 0.85
+    assert res["detect"]["negatives_empty"] == 1 and res["detect"]["n"] == 1
+    assert res["detect"]["dice"] > res["auto"]["dice"] + 0.05 and res["detect"]["dice"] > 0.75
 
 
 def test_segment_tool_prompts_the_polyp_segmenter_with_the_detector(assistant, data_dir):
     """`segment(target='polyp')` with no prompt: detector boxes -> the default polyp segmenter (LiteMedSAM),
-    said in the provenance; nothing on the negative frame (the U-Net alone would have returned a region there)."""
+    said in the provenance; nothing on a negative frame."""
     pytest.importorskip("ultralytics")
     from agent.boundary.toolset import invoke
     from tools.segmentation import SegmentRequest
