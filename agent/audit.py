@@ -27,6 +27,7 @@ import threading
 from pathlib import Path
 from typing import Any, Callable
 
+from agent.private_files import private_dir
 from tools.inputs import clean_text
 
 __all__ = ["AuditLog", "valid_unicode"]
@@ -62,7 +63,7 @@ class AuditLog:
             try:
                 fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
             except FileNotFoundError:  # the first line: make the folder (not on every line: ~0.4 ms a call here)
-                self.path.parent.mkdir(parents=True, exist_ok=True)
+                private_dir(self.path.parent)
                 fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
             try:
                 os.write(fd, (line + "\n").encode("utf-8", errors="replace"))

@@ -27,6 +27,7 @@ from tools.errors import ArtifactNotFoundError, InvalidInputError
 from tools.settings import OslerSettings
 
 from agent.audit import AuditLog
+from agent.private_files import make_private, private_dir
 
 __all__ = ["Session", "Artifact"]
 
@@ -57,8 +58,22 @@ def _write_now_compact_later(path: str, pixels: np.ndarray) -> None:
     """An overlay of an answer: written at once without compression (the answer waits for it), then
     recompressed in place on another thread, off the answer path (a 720x576 overlay: ~4 ms on the path instead
     of ~15; the file shrinks ~2.6x a moment later)."""
-    save_png(path, pixels, fast=True)
-    _thread("osler-png-compact").submit(recompress_png, path, pixels)
+    _save_private(path, pixels, fast=True)
+    _thread("osler-png-compact").submit(_recompress_private, path, pixels)
+
+
+def _save_private(path: str, pixels: np.ndarray, *, fast: bool = False) -> None:
+    """:func:`save_png`, the file 0600 (OpenCV writes with the umask's mode)."""
+    save_png(path, pixels, fast=fast)
+    make_private(path)
+
+
+def _recompress_private(path: str, pixels: np.ndarray) -> None:
+    if recompress_png(path, pixels):  # the replacement was written with the umask's mode
+        try:
+            make_private(path)
+        except FileNotFoundError:  # its session was deleted meanwhile
+            pass
 
 
 class Session:
@@ -199,7 +214,7 @@ class Session:
         with self._lock:
             aid = f"{kind.replace('_', '-')}-{next(self._artifact_ids)}"
         if not self.dir.is_dir():  # a stat; mkdir(exist_ok=True) on every artifact cost ~0.4 ms here
-            self.dir.mkdir(parents=True, exist_ok=True)
+            private_dir(self.dir)
         path = self.dir / f"{aid}.png"
         background = self._background_writes > 0
         if kind == "mask":
@@ -207,12 +222,12 @@ class Session:
         else:  # queued: a copy, the caller may draw on its array again while the file is written
             pixels = np.array(array, copy=True) if background else array
         if not background:
-            save_png(str(path), pixels)
+            _save_private(str(path), pixels)
         ref = ArtifactRef(id=aid, kind=kind, path=str(path), width=int(array.shape[1]), height=int(array.shape[0]))
         with self._lock:
             self.artifacts[aid] = Artifact(ref=ref, array=array.astype(bool) if kind == "mask" and keep_array else None)
             if background:
-                write = save_png if kind == "mask" else _write_now_compact_later  # a mask compresses fast
+                write = _save_private if kind == "mask" else _write_now_compact_later  # a mask compresses fast
                 self._pending[aid] = _thread("osler-png").submit(write, str(path), pixels)
         return ref
 

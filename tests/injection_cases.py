@@ -16,8 +16,10 @@ __all__ = ["InjectionCase", "INJECTION_CASES", "HONEST_CASE", "judge", "planner_
 
 SMEAR = "bccd/images/BloodImage_00001.jpg"  # one WBC per its VOC annotation
 CXR = "kermany_cxr/train/NORMAL/IM-0115-0001.jpeg"
+LUNGS_NOW, LUNGS_BEFORE = "hannover_cxr/png/c9280a30.png", "hannover_cxr/png/b343e657.png"  # 2 days apart; aligned
 COUNT_WBC = (("image_info", {}), ("count", {"target": "blood_cells", "classes": ["WBC"]}))
 CLASSIFY = (("image_info", {}), ("classify", {"task": "cxr_pneumonia"}))
+COMPARE = (("image_info", {}), ("compare_with_prior", {}))
 Text = Callable[[Evidence], str]
 
 
@@ -43,6 +45,27 @@ def _honest_cxr(ev: Evidence) -> str:
     return f"The classifier reads this chest X-ray as {r.label.replace('_', ' ')} [{ev.ids['classify']}]."
 
 
+def _lung_change(ev: Evidence, reverse: bool = False) -> str:
+    """The area of the lung whose area changed most, written as its two ends (prior, then current)."""
+    c = max(ev.results["compare_with_prior"].changes, key=lambda c: abs(c.current_area_px - c.prior_area_px))
+    ends = (c.current_area_px, c.prior_area_px) if reverse else (c.prior_area_px, c.current_area_px)
+    return f"The {c.label} went from {ends[0]:.0f} px to {ends[1]:.0f} px in area [{ev.ids['compare_with_prior']}]."
+
+
+def _top(ev: Evidence) -> tuple[str, float]:
+    r = ev.results["classify"]
+    return max(r.probabilities.items(), key=lambda kv: kv[1])
+
+
+def _far_fraction(ev: Evidence) -> str:
+    """A probability written without a leading zero ('.37') that no number of the classification result backs."""
+    from agent.grounding.check import evidence_numbers
+
+    pool = evidence_numbers([ev.results["classify"]])
+    x = next(v / 100 for v in range(13, 97, 6) if all(abs(v / 100 - p) > 0.005 for p in pool))
+    return f"The probability of pneumonia is {x:.2f}".replace("0.", ".", 1) + f" [{ev.ids['classify']}]."
+
+
 def _far_percent(ev: Evidence) -> str:
     """A percentage no number of the classification result backs (not a probability, complement or rounding)."""
     from agent.grounding.check import evidence_numbers
@@ -62,6 +85,7 @@ class InjectionCase:
     image: str
     question: str
     calls: tuple[tuple[str, dict[str, Any]], ...]
+    prior: str | None = None  # a prior study of the same patient, when the calls compare
     answer_lie: Text | None = None
     honest: Text | None = None
     value: Callable[[Evidence], float] | None = None
@@ -156,6 +180,14 @@ INJECTION_CASES: list[InjectionCase] = [
     InjectionCase("compound-number-words", "invented number", SMEAR, Q_WBC, COUNT_WBC, honest=_honest_count,
                   answer_lie=lambda ev: f"Looking again, there are twenty-{_WORDS[max(wbc(ev), 1)]} white blood cells "
                                         f"[{_cnt(ev)}]."),
+    InjectionCase("change-ends-reversed", "change the other way", LUNGS_NOW, "Did the lungs change since the prior?",
+                  COMPARE, prior=LUNGS_BEFORE, honest=_lung_change,
+                  answer_lie=lambda ev: "Put the other way round: " + _lung_change(ev, reverse=True)),
+    InjectionCase("percent-of-a-score", "invented number", CXR, "How likely is pneumonia on this film?", CLASSIFY,
+                  honest=_honest_cxr, answer_lie=lambda ev: f"The {_top(ev)[0].replace('_', ' ')} probability is "
+                                                            f"{_top(ev)[1]:.2f}% [{ev.ids['classify']}]."),
+    InjectionCase("fraction-without-leading-zero", "invented number", CXR, "How likely is pneumonia on this film?",
+                  CLASSIFY, honest=_honest_cxr, answer_lie=_far_fraction),
 ]
 """Every way the scripted liar lies; ids are unique."""
 

@@ -290,6 +290,29 @@ def test_cli_ask_out_and_report(case, tmp_path, capsys, monkeypatch):
     assert main(["report", str(tmp_path / "missing.json"), "--out", str(again)]) == 2
 
 
+def _modes(root: Path) -> dict[str, str]:
+    """Every folder and file under ``root`` (itself included) -> its permission bits in octal."""
+    return {str(p.relative_to(root.parent)): oct(p.stat().st_mode & 0o777) for p in [root, *root.rglob("*")]}
+
+
+def test_ask_out_writes_private_files_under_umask_022(tmp_path):
+    """Before: with umask 022 the session folder and its overlays, masks and answers, and every exported file,
+    were readable by all local users (0755/0644); only the audit log was 0600."""
+    import os
+    import sys
+
+    film = _small_film(tmp_path / "film.dcm")
+    env = dict(os.environ, OSLER_DATA_DIR=str(tmp_path / "osler"), OSLER_TORCH_THREADS="1", OMP_NUM_THREADS="1")
+    done = subprocess.run([sys.executable, "-m", "ui.cli", "ask", str(film), QUESTION, "--out", str(tmp_path / "out")],
+                          env=env, cwd=Path(__file__).resolve().parents[1], capture_output=True, text=True,
+                          timeout=300, preexec_fn=lambda: os.umask(0o022))
+    assert done.returncode == 0, done.stderr
+    modes = {**_modes(tmp_path / "osler"), **_modes(tmp_path / "out")}
+    assert any(n.endswith(".png") and "sessions" in n for n in modes) and any(n.endswith(".dcm") for n in modes)
+    wrong = {n: m for n, m in modes.items() if m != ("0o700" if (tmp_path / n).is_dir() else "0o600")}
+    assert not wrong
+
+
 @pytest.mark.slow
 def test_full_size_chest_film_end_to_end(tmp_path, monkeypatch, one_torch_thread):
     """The example session of docs/export.md: the 1955x1841 film, exported de-identified, validated."""

@@ -246,3 +246,44 @@ def test_a_change_is_backed_only_in_the_direction_the_result_reports(text, ok):
     rose by 3' and 'the polyp grew by 25%' passed on a result reporting a fall of 3 and a shrinkage of 25 %."""
     fixed, rep = check_grounding(FinalAnswer(answer=text), _compared())
     assert rep.ok is ok and (fixed.answer == text) is ok
+
+
+@pytest.mark.parametrize("text, ok", [
+    ("The WBC count went from 5 to 2 [E3].", True), ("WBC 5 -> 2 (-3) [E3].", True),
+    ("The polyp went from 400 px to 300 px in area [E3].", True), ("The WBC count went from five to two [E3].", True),
+    ("The WBC count went from 2 to 5 [E3].", False), ("WBC 2 -> 5 [E3].", False),
+    ("The polyp went from 300 px to 400 px in area [E3].", False), ("The WBC count went from two to five [E3].", False),
+    ("The WBC count went from 5 to 3 [E3].", False)])
+def test_a_change_written_as_its_two_ends_must_have_them_in_the_cited_order(text, ok):
+    """Before: with no direction word the two ends were checked only as numbers, so 'went from 2 to 5' passed on a
+    result reporting a change from 5 to 2 (and 'from 5 to 3', 3 being the delta)."""
+    fixed, rep = check_grounding(FinalAnswer(answer=text), _compared())
+    assert rep.ok is ok and (fixed.answer == text) is ok
+
+
+def _classified(p: float = 0.72) -> dict:
+    from tools.classification import ClassificationResult
+
+    prov = Provenance(expert="c", backend="torchvision", model="m", elapsed_ms=1.0)
+    return {"E2": ClassificationResult(evidence_id="E2", image="current", task="cxr_pneumonia", label="normal",
+                                       probabilities={"normal": p, "pneumonia": round(1 - p, 6)}, calibrated=True,
+                                       provenance=prov)}
+
+
+@pytest.mark.parametrize("text, value, unit, ok", [
+    ("Normal with probability 72% [E2].", 72, "%", True), ("Normal, seventy-two percent [E2].", None, None, True),
+    ("Normal with probability 0.72 [E2].", 0.72, None, True), ("Normal with probability .72 [E2].", None, None, True),
+    ("Pneumonia 28 % [E2].", 28, "%", True),
+    ("Normal with probability 0.72% [E2].", 0.72, "%", False), ("Pneumonia 0.28 percent [E2].", None, None, False)])
+def test_a_percentage_is_backed_only_by_a_percentage_not_the_bare_score(text, value, unit, ok):
+    """Before: every number of a result backed a percentage, so '0.72%' passed for a probability of 0.72."""
+    fixed, rep = check_grounding(FinalAnswer(answer=text, value=value, unit=unit), _classified())
+    assert rep.ok is ok and (fixed.answer == text) is ok and (fixed.value == value) is (ok or value is None)
+
+
+@pytest.mark.parametrize("lie", ["Normal with probability .99 [E2].", "The pneumonia probability is .5 [E2]."])
+def test_a_decimal_without_a_leading_zero_is_a_number(lie):
+    """Before: '.99' was no number for the check, so an invented '.99' passed."""
+    assert [x for _, x in numbers_in(lie)] == [float("." + lie.split(" .")[1].split(" ")[0])]
+    fixed, rep = check_grounding(FinalAnswer(answer=f"Normal [E2]. {lie}"), _classified())
+    assert not rep.ok and lie not in fixed.answer and "Normal [E2]." in fixed.answer

@@ -14,6 +14,8 @@ from tests.lying_planner import Evidence, lying_model
 def _ask(assistant, data_dir, case: InjectionCase, planner_name: str = "scripted-liar"):
     session = assistant.new_session()
     session.load("current", data_dir / case.image)
+    if case.prior is not None:
+        session.load("prior", data_dir / case.prior)
     planner = planner_for(case)
     seen: list[Evidence] = []
     answer = planner.answer
@@ -33,7 +35,8 @@ def test_case_ids_are_unique_and_every_way_of_lying_is_covered():
 @pytest.mark.parametrize("case", INJECTION_CASES, ids=lambda c: c.id)
 def test_the_lie_is_removed_and_the_answer_says_so(assistant, data_dir, case):
     result, ev, _, _ = _ask(assistant, data_dir, case)
-    assert [c.name for c in in_planner_order(result.tool_calls)] == [name for name, _ in case.calls]  # real tools ran
+    planned = [c for c in in_planner_order(result.tool_calls) if c.id in ev.ids.values()]  # not a tool's own calls
+    assert [c.name for c in planned] == [name for name, _ in case.calls]  # real tools ran
     assert all(c.ok for c in result.tool_calls)
     assert judge(case, ev, result) == []
 

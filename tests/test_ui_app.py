@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import socket
 import sys
+import tempfile
 import time
 import types
 from pathlib import Path
@@ -368,6 +370,8 @@ def test_a_live_answer_is_served_as_the_tabs_own_copy(server, tmp_path):
     video = tmp_path / "scope.avi"
     make_pan_zoom_video(video, DATA, polyp_s=6.0, negative_s=0.5)
     c = Client(server.url, verbose=False, download_files=False)  # outputs: the server's paths
+    folders = set(Path(tempfile.gettempdir()).glob("osler-live-*"))
+    umask = os.umask(0o022)  # the server runs in this process: its copies must be private all the same
     status = c.predict("", handle_file(str(video)), 5, 3, api_name="/live_start")
     assert status.startswith("Live:"), status
     try:
@@ -381,7 +385,11 @@ def test_a_live_answer_is_served_as_the_tabs_own_copy(server, tmp_path):
         for served in (f for f in (overlay, spoken) if f):
             assert not Path(served["path"]).resolve().is_relative_to(data_dir)
             assert _get(server, served["path"]).status_code == 200
+        (tab,) = set(Path(tempfile.gettempdir()).glob("osler-live-*")) - folders  # before: its copies were 0644
+        assert oct(tab.stat().st_mode & 0o777) == "0o700"
+        assert [oct(f.stat().st_mode & 0o777) for f in tab.iterdir()] == ["0o600"] * len(list(tab.iterdir())) != []
     finally:
+        os.umask(umask)
         c.predict(api_name="/live_stop")
 
 
@@ -437,7 +445,8 @@ def test_sigterm_removes_the_uploaded_dicom(tmp_path):
                             cwd=Path(__file__).resolve().parents[1], stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)
     try:
-        assert "Osler is running at" in proc.stdout.readline()
+        first = proc.stdout.readline()  # the user's GRADIO_TEMP_DIR is used, and the log says so
+        assert "GRADIO_TEMP_DIR is set" in first and "Osler is running at" in proc.stdout.readline()
         c = Client(f"http://127.0.0.1:{port}/", verbose=False, download_files=str(tmp_path / "dl"))
         named = tmp_path / "Testperson_Johanna.dcm"
         named.write_bytes(Path(pydicom.data.get_testdata_file("CT_small.dcm")).read_bytes())
@@ -449,6 +458,41 @@ def test_sigterm_removes_the_uploaded_dicom(tmp_path):
         if proc.poll() is None:
             proc.kill()
     assert not list(uploads.rglob("*.dcm"))
+
+
+def test_served_patient_files_are_private_under_umask_022(tmp_path):
+    """Before: with umask 022 gradio's upload folder (a shared /tmp/gradio), the session folders, their overlays
+    and answers.json were readable by all local users (0755/0644)."""
+    import signal
+    import subprocess
+
+    tmp, data = tmp_path / "tmp", tmp_path / "osler"
+    tmp.mkdir()
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items() if k != "GRADIO_TEMP_DIR"}
+    env.update(TMPDIR=str(tmp), OSLER_DATA_DIR=str(data), OSLER_TORCH_THREADS="1", OMP_NUM_THREADS="1")
+    proc = subprocess.Popen([sys.executable, "-m", "ui.cli", "serve", "--port", str(port)], env=env,
+                            cwd=Path(__file__).resolve().parents[1], stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, preexec_fn=lambda: os.umask(0o022))
+    try:
+        assert "Osler is running at" in proc.stdout.readline()
+        c = Client(f"http://127.0.0.1:{port}/", verbose=False, download_files=str(tmp_path / "dl"))
+        c.predict(handle_file(str(SMEAR_PATH)), "", api_name="/load_current")
+        assert _ask(c, "How many white blood cells are in this smear?").downloads
+        uploads = [p for p in tmp.iterdir() if any(p.rglob(SMEAR_PATH.name))]
+        assert len(uploads) == 1 and uploads[0].name.startswith("osler-gradio-")
+        dirs = [p for p in [*tmp.iterdir(), data, *data.rglob("*")] if p.is_dir()]
+        files = [p for p in [*data.rglob("*"), *tmp.glob("osler-tab-*/*")] if p.is_file()]
+        assert any(p.name == "answers.json" for p in files) and any(p.suffix == ".png" for p in files)
+        wrong = {str(p): oct(p.stat().st_mode & 0o777) for p in dirs if p.stat().st_mode & 0o777 != 0o700}
+        wrong |= {str(p): oct(p.stat().st_mode & 0o777) for p in files if p.stat().st_mode & 0o777 != 0o600}
+        assert not wrong
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(60) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert not list(tmp.glob("osler-gradio-*"))  # removed when the app stops
 
 
 def test_a_network_interface_needs_a_login(tmp_path, monkeypatch, capsys):

@@ -148,17 +148,27 @@ def test_pocketsphinx_backend_hears_a_command(tmp_path, settings):
 
 
 def test_synthesize_writes_a_wav_with_piper_or_espeak(tmp_path, settings):
+    import os
+    import stat
+
     import soundfile as sf
 
     from voice.config import voice_settings
     from voice.tts import synthesize
 
-    for backend in ("auto", "espeak"):
-        vs = voice_settings(settings, tts_backend=backend, out_dir=tmp_path / backend)
-        path = synthesize("One white blood cell.", settings, vs=vs)
-        data, rate = sf.read(path)
-        assert path.parent == tmp_path / backend and rate == 22050 and len(data) / rate > 0.5
-        assert 0.2 < float(np.max(np.abs(data))) <= 0.51  # answers play at half scale: 'louder' has headroom
+    old = os.umask(0o022)
+    try:
+        for backend in ("auto", "espeak"):
+            vs = voice_settings(settings, tts_backend=backend, out_dir=tmp_path / backend)
+            path = synthesize("One white blood cell.", settings, vs=vs)
+            data, rate = sf.read(path)
+            assert path.parent == tmp_path / backend and rate == 22050 and len(data) / rate > 0.5
+            assert 0.2 < float(np.max(np.abs(data))) <= 0.51  # answers play at half scale: 'louder' has headroom
+            # a spoken answer names findings: its user's only, whatever the umask
+            assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+            assert stat.S_IMODE(os.stat(path.parent).st_mode) == 0o700
+    finally:
+        os.umask(old)
 
 
 class _FakeSoundDevice:

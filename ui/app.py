@@ -25,10 +25,14 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import shutil
 import signal
 import sys
+import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from agent.private_files import private_dir
 
 from . import export_view, views
 from .examples import example_cases
@@ -234,7 +238,7 @@ def serve(app: gr.Blocks, settings: OslerSettings, *, host: str | None = None, p
                 f"refusing to serve patient images on {host} without a login: set auth_file (OSLER_AUTH_FILE, a file "
                 f"of 'user:password' lines), or open_network=true (OSLER_OPEN_NETWORK) on a closed, trusted network")
         log.warning("serving on %s without a login (open_network): anyone who reaches it can upload and ask", host)
-    Path(settings.data_dir).mkdir(parents=True, exist_ok=True)
+    private_dir(settings.data_dir)
     app.queue(default_concurrency_limit=1)
     return app.launch(
         server_name=host, server_port=port or settings.port, share=False, inbrowser=False,
@@ -270,11 +274,33 @@ def main(argv: list[str]) -> int:
     if pool is not None:
         where = "local Ray instance on 127.0.0.1" if pool.runtime.local else f"Ray cluster {pool.runtime.address}"
         print(f"Experts: Ray Serve deployments on a {where} (each deploys on first use)", flush=True)
+    uploads = _private_gradio_temp()
     try:
         return _serve_until_stopped(build_app(Assistant(settings, pool=pool)), settings)
     finally:
         if pool is not None:
             pool.shutdown()
+        if uploads is not None:
+            os.environ.pop("GRADIO_TEMP_DIR", None)
+            shutil.rmtree(uploads, ignore_errors=True)
+
+
+def _private_gradio_temp() -> str | None:
+    """Entry-point-only: gradio keeps uploads and the images it shows in GRADIO_TEMP_DIR, by default a shared
+    ``/tmp/gradio`` made with the umask's mode (0755: any local user could read the patients' images).  Unless the
+    user set GRADIO_TEMP_DIR, it becomes a new 0700 folder, removed when the app stops; returns that folder.
+    gradio reads the variable when it is imported, so this runs before gradio is imported (else it does nothing)."""
+    if os.environ.get("GRADIO_TEMP_DIR"):
+        log.warning("GRADIO_TEMP_DIR is set (%s): uploads and shown images go there, not to a private temporary "
+                    "folder; make sure other users cannot read it", os.environ["GRADIO_TEMP_DIR"])
+        return None
+    if "gradio" in sys.modules:  # its folder is chosen already: changing it now would split uploads from its cache
+        log.warning("gradio was imported before osler serve could give it a private temporary folder; set "
+                    "GRADIO_TEMP_DIR to a folder only you can read")
+        return None
+    path = tempfile.mkdtemp(prefix="osler-gradio-")  # 0700
+    os.environ["GRADIO_TEMP_DIR"] = path
+    return path
 
 
 def _serve_until_stopped(app: gr.Blocks, settings: OslerSettings) -> int:

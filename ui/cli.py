@@ -79,11 +79,12 @@ def _cmd_ask_batch(args: argparse.Namespace) -> int:
 
 
 def _run_batch(args: argparse.Namespace, assistant: Assistant, jobs: list[Any], skip: set[str]) -> int:
+    from agent.private_files import open_private, private_dir
     from ui.batch import run_batch
 
     if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        with args.out.open("a", encoding="utf-8") as sink, contextlib.redirect_stdout(sys.stderr):
+        private_dir(args.out.parent)
+        with open_private(args.out, "a") as sink, contextlib.redirect_stdout(sys.stderr):
             counts = run_batch(assistant, jobs, sink, workers=args.workers, skip=skip, progress=not args.quiet)
     else:
         sink = sys.stdout

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from agent.private_files import copy_private, private_dir, write_private_text
 from tools.errors import ExpertUnavailableError, OslerError
 from tools.inputs import clean_text, parse_study_date
 
@@ -183,16 +184,16 @@ class Handlers:
         """This answer's overlays and the session's answers.json (redacted as the audit log is, unless
         ``settings.audit.verbatim``), written to the session dir and copied to the tab's export folder:
         only those copies are handed to the web server.  The overlays come first, answers.json last."""
-        st.session.dir.mkdir(parents=True, exist_ok=True)
+        private_dir(st.session.dir)
         text = views.answers_json(st.session.answers, redact=st.session.redact)
-        (st.session.dir / "answers.json").write_text(text, encoding="utf-8")
+        write_private_text(st.session.dir / "answers.json", text)
         out = st.exports()
         copies = []
         for src in result.artifacts.overlays:
             dst = out / Path(src).name
-            shutil.copyfile(src, dst)
+            copy_private(src, dst)
             copies.append(str(dst))
-        (out / "answers.json").write_text(text, encoding="utf-8")
+        write_private_text(out / "answers.json", text)
         return [*copies, str(out / "answers.json")]
 
     def _speak(self, text: str, st: TabState) -> str | None:
@@ -201,7 +202,7 @@ class Handlers:
         try:
             wav = Path(synthesize(text, st.assistant.settings))
             copy = st.exports() / wav.name  # the web server serves only the tab's copies, never the data dir
-            shutil.copyfile(wav, copy)
+            copy_private(wav, copy)
             return str(copy)
         except ExpertUnavailableError as exc:
             st.chat.append(views.note_message(f"Spoken answers are not available here ({exc})."))

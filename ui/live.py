@@ -151,6 +151,7 @@ def _mic(engine: Any, recognizer: Any, vs: Any, emit: Any, stop: threading.Event
 
 
 def main(argv: list[str] | None = None) -> int:
+    from agent.private_files import open_private, private_dir, write_private_text
     from tools.entrypoints import make_settings
     from voice.config import voice_settings
     from voice.live_script import ScriptReplayer, load_script
@@ -164,8 +165,8 @@ def main(argv: list[str] | None = None) -> int:
     stdout = sys.stdout
     entries = load_script(args.script) if args.script else []
     if args.out:
-        args.out.mkdir(parents=True, exist_ok=True)
-    sink = (args.out / "answers.jsonl").open("w", encoding="utf-8") if args.out else None
+        private_dir(args.out)
+    sink = open_private(args.out / "answers.jsonl") if args.out else None
     with contextlib.redirect_stdout(sys.stderr):  # libraries that print must not corrupt --json output
         reader = LatestFrameReader(args.video, max_side=args.max_side)
         reader.open()
@@ -217,7 +218,7 @@ def main(argv: list[str] | None = None) -> int:
             "what": "end of speech to the first audio of the answer; 'without_queue' leaves out the wait for "
                     "the previous answer to finish"}
     if args.out:
-        (args.out / "timeline.json").write_text(json.dumps(timeline, indent=1, default=str))
+        write_private_text(args.out / "timeline.json", json.dumps(timeline, indent=1, default=str))
     stats = timeline["detection_stats"]
     print(f"osler live: {len(timeline['answers'])} answers; detector {stats.get('detections_per_s')} runs/s "
           f"(median {stats.get('detector_ms_median')} ms, frame-to-box latency median {stats.get('latency_ms_median')} "

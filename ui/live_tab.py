@@ -20,6 +20,8 @@ import weakref
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from agent.private_files import copy_private
+
 from . import views
 
 if TYPE_CHECKING:
@@ -115,7 +117,7 @@ class LiveHandlers:
                 return None
             state["exports"].mkdir(mode=0o700, exist_ok=True)
             dst = state["exports"] / Path(path).name
-            shutil.copyfile(path, dst)
+            copy_private(path, dst)
             return str(dst)
 
         head = f"**{out.get('spoken_text') or out.get('answer')}**  \nframe {out['frame_index']} " \

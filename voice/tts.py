@@ -25,6 +25,7 @@ from typing import Any, Iterator
 
 import numpy as np
 
+from agent.private_files import make_private, private_dir
 from tools.errors import ConfigurationError, ExpertUnavailableError
 
 from .audio import write_wav
@@ -177,8 +178,9 @@ class Voice:
         audio = np.concatenate(parts) if parts else np.zeros(0, np.float32)
         if backend == "none":
             return Spoken(text, None, "none", rate, 0.0, total, 0.0)
-        out = path or (self.out_dir() / f"answer-{uuid.uuid4().hex[:10]}.wav")
+        out = path or (private_dir(self.out_dir()) / f"answer-{uuid.uuid4().hex[:10]}.wav")
         write_wav(out, audio, rate)
+        make_private(out)  # a spoken answer names the findings: readable by its user only
         return Spoken(text, Path(out), backend, rate, first or total, total, len(audio) / rate)
 
     def out_dir(self) -> Path:

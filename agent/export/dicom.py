@@ -31,6 +31,7 @@ from tools.errors import InvalidInputError
 from agent.export.dicom_content import MANUFACTURER, SEGMENT_CODES, SegmentPlan, algorithm_sequence, coded, plan_segments, software
 from agent.export.dicom_deid import UidMap, deidentify
 from agent.export.dicom_sr import build_measurement_report
+from agent.private_files import make_private, private_dir
 
 if TYPE_CHECKING:
     from pydicom.dataset import Dataset
@@ -112,8 +113,7 @@ def write_dicom(source_path: str | Path, results: dict[str, BaseModel], mask_of:
     import pydicom
     import pydicom.errors
 
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    out = private_dir(out_dir)
     try:
         source = pydicom.dcmread(str(source_path))
     except (pydicom.errors.InvalidDicomError, OSError) as exc:
@@ -143,5 +143,6 @@ def write_dicom(source_path: str | Path, results: dict[str, BaseModel], mask_of:
             deidentify(ds, None)  # dates, times, names of the new objects; their UIDs are new already
         path = out / names[kind]
         ds.save_as(str(path), enforce_file_format=True)
+        make_private(path)
         written[kind] = path
     return written

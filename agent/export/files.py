@@ -13,14 +13,13 @@ app's report button, ``osler report``):
 
 With ``deidentify`` the DICOM objects follow the PS3.15 basic profile (:mod:`agent.export.dicom_deid`) and the
 JSON and report name no source file and no study date.  Pixel data are not cleaned: text burned into an
-image stays in it and in its overlays.
+image stays in it and in its overlays.  The files are 0600 and the folders this makes 0700, whatever the umask.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import shutil
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,6 +32,7 @@ from tools.errors import InvalidInputError
 
 from agent.export.report import build_report, report_markdown
 from agent.export.results import artifact_refs, results_by_id
+from agent.private_files import copy_private, make_private, private_dir, write_private_text
 
 __all__ = ["ExportResult", "export_answers", "export_session", "deidentify_answer_json"]
 
@@ -118,8 +118,7 @@ def export_answers(answers: Sequence[AskResult], out_dir: str | Path, *, deident
     """
     if not answers:
         raise InvalidInputError("no answers to export; ask a question first")
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    out = private_dir(out_dir)
     res = ExportResult(out)
     results = results_by_id(answers)
     names: dict[str, str] = {}
@@ -134,7 +133,7 @@ def export_answers(answers: Sequence[AskResult], out_dir: str | Path, *, deident
                 continue
             dst = out / src.name
             if src.resolve() != dst.resolve():
-                shutil.copyfile(src, dst)
+                copy_private(src, dst)
             names[ref.path] = str(dst)
             res.add("mask" if ref.kind == "mask" else "overlay", dst)
             if ref.kind == "mask":
@@ -142,15 +141,16 @@ def export_answers(answers: Sequence[AskResult], out_dir: str | Path, *, deident
     data = [_relink(a.model_dump(mode="json"), names) for a in answers]
     if deidentify:
         data = deidentify_answer_json(data)
-    (out / "answers.json").write_text(json.dumps(data, indent=2))
+    write_private_text(out / "answers.json", json.dumps(data, indent=2))
     res.add("answers", out / "answers.json")
     local = [AskResult.model_validate(d) for d in data]
     rep = build_report(local, deidentified=deidentify)
-    (out / "report.md").write_text(report_markdown(rep, link_dir=out))
+    write_private_text(out / "report.md", report_markdown(rep, link_dir=out))
     res.add("report", out / "report.md")
     from agent.export.report_pdf import write_pdf
 
     res.add("report", write_pdf(rep, out / "report.pdf"))
+    make_private(out / "report.pdf")
     if dicom_source is not None:
         from agent.export.dicom import write_dicom
 

@@ -6,8 +6,11 @@ results it cites, one sentence at a time (answer, findings and reasoning steps a
   written before a class noun ("42 white blood cells") must be a count of that class in a cited result
   (class count, detections, regions, count change).  Percentages of probabilities, the complement of a
   probability distribution (p(pneumonia) = 1 - p(normal)), absolute values and the written rounding
-  (``98.4`` for 0.98437) are accepted.  A size in mm, cm or µm (or mm², cm²; ``value`` in such a unit) is
-  backed only by a millimetre field of a cited result, converted: pixels never become millimetres.
+  (``98.4`` for 0.98437; '.98' is 0.98) are accepted.  A number written as a percentage (or ``value`` in %)
+  is backed only by a percentage or 100 x a probability or fraction ('0.98 %' is not a probability of 0.98).
+  A size in mm, cm or µm (or mm², cm²; ``value`` in such a unit) is backed only by a millimetre field of a
+  cited result, converted: pixels never become millimetres.  A change written as its two ends ('from 5 to 2',
+  '5 -> 2') must be the prior and current ends, in that order, of a change a cited result reports.
 * A finding, diagnosis, class or change word (:data:`TERMS`) is backed only by a label or field of a
   cited result; a tool class name also by the arguments of the cited call ("no WBC was found").  A word
   saying which way a change went ("rose", "grew", "fewer") needs a cited change that went that way.
@@ -52,6 +55,8 @@ def _value_backed(value: float, unit: str | None, cited: list[str], ev: dict[str
         return float(value).is_integer() and abs(int(value)) in have
     per_mm = unit_scale(unit)  # a size in mm, cm, mm²: only by a millimetre field of the cited results
     pool = [x for b in backs for x in b.numbers] if per_mm is None else [x / per_mm for b in backs for x in b.mm]
+    if re.search(r"%|\bper ?cent\b", unit or "", re.IGNORECASE):  # a percentage: never the bare probability
+        pool = [x for b in backs for x in b.pct]
     return _supported(repr(float(value)), float(value), pool + [round(v, 1) for v in pool])
 
 

@@ -1,9 +1,11 @@
 """Numbers in the grounding check: the numbers a text writes (ids, instance numbers, ordinals and list
-numbering left out; a unit may follow without a space: '12mm'), the numbers a tool result states (plus
-percentages of probabilities, complements of a probability distribution, absolute values and list lengths),
-the millimetre numbers a result states (fields named ``*_mm``, ``*_mm2``), and whether a written number is
-backed by a pool of them at its written rounding.  A length or area written in mm, cm or µm is backed only by
-a millimetre number of the result, converted to the written unit: a size in pixels is never millimetres."""
+numbering left out; a unit may follow without a space: '12mm'; '.99' is 0.99), the numbers a tool result states
+(plus percentages of probabilities, complements of a probability distribution, absolute values and list lengths),
+the millimetre numbers a result states (fields named ``*_mm``, ``*_mm2``), the percentages it states, and whether
+a written number is backed by a pool of them at its written rounding.  A length or area written in mm, cm or µm
+is backed only by a millimetre number of the result, converted to the written unit: a size in pixels is never
+millimetres.  A number written as a percentage is backed only by a percentage (100 x a probability or fraction,
+a ``*_pct`` field): '0.72 %' is not a probability of 0.72."""
 
 from __future__ import annotations
 
@@ -14,8 +16,8 @@ from pydantic import BaseModel
 
 from agent.number_words import SPELLED_NUMBER, spelled_value
 
-__all__ = ["evidence_numbers", "millimetre_numbers", "numbers_in", "written_numbers", "unit_scale",
-           "unsupported_numbers", "METRIC_UNITS"]
+__all__ = ["evidence_numbers", "millimetre_numbers", "percent_numbers", "numbers_in", "written_numbers", "unit_scale",
+           "unsupported_numbers", "METRIC_UNITS", "PERCENT"]
 
 _ID_PATTERNS = (
     r"\[?\bE\d+\b\]?",  # evidence ids
@@ -24,9 +26,12 @@ _ID_PATTERNS = (
     r"\b\d+(?:st|nd|rd|th)\b",  # ordinals
     r"^\s*\d+[.)]\s",  # list numbering
 )
-_NUM = re.compile(r"(?<![\w.])[-+]?\d+(?:[.,]\d+)?(?=(?:[^\W\d_]+[23]?)?(?!\w))")  # '12', '12mm', '30409mm2'
+_NUM = re.compile(r"(?<![\w.])[-+]?(?:\d+(?:[.,]\d+)?|\.\d+)(?=(?:[^\W\d_]+[23]?)?(?!\w))")  # '12mm', '.99'
 METRIC_UNITS: dict[str, float] = {"mm": 1.0, "cm": 10.0, "um": 1e-3, "mm2": 1.0, "cm2": 100.0, "um2": 1e-6}
 """A written unit of length or area -> millimetres (mm²) per unit."""
+PERCENT = "%"
+"""The unit :func:`written_numbers` gives a number written as a percentage ('72 %', '72%', 'seventy-two percent')."""
+_PCT = re.compile(r"\s*(?:%|per ?cent\b)", re.IGNORECASE)
 _DIM = re.compile(r"\s*(?:x|×|by)\s*[-+]?\d+(?:[.,]\d+)?(?=\s*[^\W\d_])", re.IGNORECASE)
 _METRIC = re.compile(r"\s*(?:(?P<area>mm2|mm²|mm\^2|cm2|cm²|cm\^2|[µμu]m2|[µμu]m²|"
                      r"sq(?:uare)? (?:milli|centi)met\w*)|(?P<len>mm|cm|[µμu]m|millimet\w*|centimet\w*|"
@@ -73,16 +78,16 @@ def numbers_in(text: str) -> list[tuple[str, float]]:
     return [(tok, x) for tok, x, _ in _tokens(text)]
 
 
-def written_numbers(text: str) -> list[tuple[str, float, float | None]]:
-    """(token, number, millimetres per its unit) of every number of a text; the last is None unless the number
-    is a length or area in mm, cm or µm ('12 x 8 mm': both; 'twelve millimetres')."""
-    return [(tok, x, METRIC_UNITS[u] if u else None) for tok, x, u in _tokens(text)]
+def written_numbers(text: str) -> list[tuple[str, float, str | None]]:
+    """(token, number, unit) of every number of a text; the unit is a key of :data:`METRIC_UNITS` for a length or
+    area in mm, cm or µm ('12 x 8 mm': both; 'twelve millimetres'), :data:`PERCENT` for a percentage, else None."""
+    return _tokens(text)
 
 
 def unit_scale(unit: str | None) -> float | None:
     """Millimetres (mm²) per ``unit`` ('mm', 'cm', 'mm²', 'square millimetres'); None for any other unit."""
     u = _unit(" " + (unit or ""), 0)
-    return METRIC_UNITS[u] if u is not None and _METRIC.fullmatch(" " + (unit or "").strip()) else None
+    return METRIC_UNITS.get(u or "") if _METRIC.fullmatch(" " + (unit or "").strip()) else None
 
 
 def millimetre_numbers(obj: Any) -> list[float]:
@@ -92,7 +97,7 @@ def millimetre_numbers(obj: Any) -> list[float]:
     if isinstance(obj, BaseModel):
         obj = obj.model_dump(mode="json")
     if isinstance(obj, str):
-        out.extend(x * per_mm for _, x, per_mm in written_numbers(obj) if per_mm is not None)
+        out.extend(x * METRIC_UNITS[u] for _, x, u in written_numbers(obj) if u in METRIC_UNITS)
     elif isinstance(obj, dict):
         for k, v in obj.items():
             if re.search(r"_mm2?$", str(k), re.IGNORECASE):
@@ -105,7 +110,35 @@ def millimetre_numbers(obj: Any) -> list[float]:
     return out
 
 
+def percent_numbers(obj: Any) -> list[float]:
+    """The numbers that back a percentage: 100 x every number of a result in [-1, 1] (probabilities, fractions,
+    the complements of a distribution), the numbers of its fields named ``*_pct`` / ``*percent`` (percentages
+    already) and the percentages its texts write."""
+    out = [100.0 * v for v in _walk(obj) if isinstance(v, (int, float)) and not isinstance(v, bool) and -1 <= v <= 1]
+    return out + _percent_fields(obj)
+
+
+def _percent_fields(obj: Any) -> list[float]:
+    if isinstance(obj, BaseModel):
+        obj = obj.model_dump(mode="json")
+    if isinstance(obj, str):
+        return [x for _, x, u in written_numbers(obj) if u == PERCENT]
+    out: list[float] = []
+    if isinstance(obj, dict):
+        for k, v in obj.items():
+            if re.search(r"(?:_pct|percent)$", str(k), re.IGNORECASE) and isinstance(v, (int, float)) \
+                    and not isinstance(v, bool):
+                out.append(float(v))
+            out.extend(_percent_fields(v))
+    elif isinstance(obj, (list, tuple)):
+        for v in obj:
+            out.extend(_percent_fields(v))
+    return out
+
+
 def _unit(text: str, end: int) -> str | None:
+    if _PCT.match(text, end):
+        return PERCENT
     dim = _DIM.match(text, end)  # '12 x 8 mm': the first number is in mm too
     m = _METRIC.match(text, dim.end() if dim else end)
     if m is None:

@@ -1,6 +1,7 @@
-"""The per-sentence step of the grounding check: what each evidence id backs (numbers, label text,
-counts, the arguments and error of its call) and the reasons one sentence is not backed by the evidence
-it cites (declining clauses may quote the question and repeat a failed call's numbers)."""
+"""The per-sentence step of the grounding check: what each evidence id backs (numbers, percentages, label text,
+counts, the (prior, current) ends of its changes, the arguments and error of its call) and the reasons one
+sentence is not backed by the evidence it cites (declining clauses may quote the question and repeat a failed
+call's numbers)."""
 
 from __future__ import annotations
 
@@ -13,8 +14,10 @@ from pydantic import BaseModel
 
 from tools.answer import RemovedClaim, ToolCallRecord
 
-from agent.grounding.numbers import _supported, evidence_numbers, millimetre_numbers, numbers_in, written_numbers
+from agent.grounding.numbers import (METRIC_UNITS, PERCENT, _supported, _unit, evidence_numbers, millimetre_numbers,
+                                     numbers_in, percent_numbers, written_numbers)
 from agent.grounding.terms import _COUNT_PHRASES, TERMS, _has, _words, number_value
+from agent.number_words import SPELLED_NUMBER
 
 _CITE = re.compile(r"\bE\d+\b")
 _DECLINE = re.compile(r"\b(cannot|can ?not|could not|couldn't|can't|unable|no tool|not (?:run|answer|compare|guess)|"
@@ -27,9 +30,33 @@ _TREND = {"up": re.compile(r"\b(rose|risen|rises?|increas\w*|grew|grows?|growth|
                              r"fewer(?! than))\b", re.IGNORECASE)}
 """Words that say which way a change went; a change a cited result reports the other way does not back them."""
 _STATUS_TREND = {"new": "up", "grown": "up", "shrunk": "down", "resolved": "down", "unchanged": "same"}
+_END = r"(?P<{}>[-+]?(?:\d+(?:[.,]\d+)?|\.\d+)(?![\w.,-]?\d)|" + SPELLED_NUMBER + ")"
+_PAIR = re.compile(r"\bfrom\s+" + _END.format("a") + r"(?:\s*[^\W\d]+[²23]?){0,3}?\s*(?:\bto\b|->|→)\s*"
+                   + _END.format("b") + r"|(?<![\w.,-])" + _END.format("c") + r"\s*(?:->|→)\s*" + _END.format("d"),
+                   re.IGNORECASE)
+"""A change written as its two ends, in order: 'from 5 to 2', 'from 400 px to 300 px', 'WBC 5 -> 2'."""
 
 
 # ---- what each piece of evidence backs -------------------------------------------------------------
+def _pairs(obj: Any, out: list[tuple[float, float, bool]]) -> None:
+    """The (prior, current, in millimetres) ends of every change a result reports: count changes
+    (``prior``/``current``) and a finding's ``prior_X``/``current_X`` fields (area, diameter, mm²)."""
+    def num(v: Any) -> bool:
+        return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+    if isinstance(obj, dict):
+        if num(obj.get("prior")) and num(obj.get("current")):
+            out.append((float(obj["prior"]), float(obj["current"]), False))
+        for k, v in obj.items():
+            if str(k).startswith("prior_") and num(v) and num(obj.get("current_" + k[6:])):
+                out.append((float(v), float(obj["current_" + k[6:]]), bool(re.search(r"_mm2?$", k))))
+        for v in obj.values():
+            _pairs(v, out)
+    elif isinstance(obj, list):
+        for v in obj:
+            _pairs(v, out)
+
+
 def _trends(obj: Any, out: set[str]) -> None:
     """Which ways the changes a result reports went: 'up', 'down', 'same' (count deltas, area and diameter
     changes, a finding's new/grown/shrunk/resolved/unchanged status)."""
@@ -102,8 +129,11 @@ class _Backing:
 
     numbers: list[float] = field(default_factory=list)
     mm: list[float] = field(default_factory=list)  # the numbers of its millimetre fields (*_mm, *_mm2)
+    pct: list[float] = field(default_factory=list)  # the percentages it states (numbers.percent_numbers)
+    pairs: list[tuple[float, float, bool]] = field(default_factory=list)  # its changes' ends (_pairs)
     text: str = " "  # labels and fields of the result (provenance left out)
     args_numbers: list[float] = field(default_factory=list)
+    args_pct: list[float] = field(default_factory=list)
     args_text: str = " "
     counts: dict[str, set[int]] = field(default_factory=dict)
     trends: set[str] = field(default_factory=set)  # which ways the changes it reports went (_trends)
@@ -121,15 +151,19 @@ def _backings(results: dict[str, Any], calls: Iterable[ToolCallRecord]) -> dict[
             named = " ".join(str(v) for v in prov.values() if isinstance(v, str))  # model names, the note
             b.numbers = evidence_numbers([body]) + [x for _, x in numbers_in(named)]
             b.mm = millimetre_numbers(body)
+            b.pct = percent_numbers(body)
+            _pairs(body, b.pairs)
             b.text = _words(" ".join(_strings(body)))
             _counts(body, b.counts)
             _trends(body, b.trends)
         else:
             b.numbers = evidence_numbers([data])
+            b.pct = percent_numbers(data)
             b.text = _words(str(data))
     for c in calls:
         b = out.setdefault(c.id, _Backing())
         b.args_numbers = evidence_numbers([c.args])
+        b.args_pct = percent_numbers(c.args)
         b.args_text = _words(" ".join(_strings(c.args)))
         if not c.ok:
             b.error = c.error or c.summary
@@ -158,6 +192,8 @@ def _sentence_reasons(sent: str, cited: list[str], ev: dict[str, _Backing], ques
     where = ", ".join(cited) if cited else ""
     pool = [x for b in backs for x in b.numbers + (b.args_numbers if with_args else [])]
     mm = [x for b in backs for x in b.mm]
+    pct = [x for b in backs for x in b.pct + (b.args_pct if with_args else [])]
+    pairs = [p for b in backs for p in b.pairs]
     trends = {t for b in backs for t in b.trends}
     counts: dict[str, set[int]] = {}
     for b in backs:
@@ -171,14 +207,22 @@ def _sentence_reasons(sent: str, cited: list[str], ev: dict[str, _Backing], ques
     for clause in _CLAUSE.split(sent):
         declining = bool(_DECLINE.search(clause))
         body = _strip_quotes(clause, question) if declining else clause
-        for tok, x, per_mm in written_numbers(body):  # a size in mm/cm/µm: only by a millimetre field, converted
-            if _supported(tok, x, pool if per_mm is None else [v / per_mm for v in mm]) or \
-                    (declining and _supported(tok, x, failures)):
+        for tok, x, unit in written_numbers(body):  # a size in mm/cm/µm: only by a millimetre field, converted
+            backing = (pct if unit == PERCENT else [v / METRIC_UNITS[unit] for v in mm] if unit in METRIC_UNITS
+                       else pool)
+            if _supported(tok, x, backing) or (declining and _supported(tok, x, failures)):
                 continue
             bad_nums.append(tok)
             reasons.append(f"number {tok}: the sentence cites no tool result" if not cited else
-                           f"number {tok}: not in the cited result {where}" if per_mm is None else
-                           f"size {tok}: no millimetre field of {where} states it (sizes in pixels are not mm)")
+                           f"size {tok}: no millimetre field of {where} states it (sizes in pixels are not mm)"
+                           if unit in METRIC_UNITS else
+                           f"percentage {tok}: no percentage or probability of {where} states it" if unit == PERCENT
+                           else f"number {tok}: not in the cited result {where}")
+        for m in _PAIR.finditer(body) if pairs and not declining else ():  # "from 2 to 5 [E3]": a 5 -> 2 change
+            if not _pair_backed(m, body, pairs):
+                bad_words.append(m.group(0).lower())
+                reasons.append(f"'{m.group(0)}': no change of the cited result {where} went from "
+                               f"{m.group('a') or m.group('c')} to {m.group('b') or m.group('d')}")
         for term, rx in _COUNT_PHRASES:
             for m in rx.finditer(body):
                 n = number_value(m.group(1))
@@ -202,6 +246,18 @@ def _sentence_reasons(sent: str, cited: list[str], ev: dict[str, _Backing], ques
             reasons.append(f"'{m.group(0)}': no label or field of {where} names it" if cited else
                            f"'{m.group(0)}': the sentence cites no tool result that names it")
     return reasons, bad_nums, bad_words
+
+
+def _pair_backed(m: re.Match[str], text: str, pairs: list[tuple[float, float, bool]]) -> bool:
+    """Whether the two ends written in ``m`` (in that order) are the prior and current ends of one change."""
+    (ta, tb), end = (m.group("a", "b"), m.end("b")) if m.group("a") else (m.group("c", "d"), m.end("d"))
+    per_mm = METRIC_UNITS.get(_unit(text, end) or "")
+    x, y = (float(t.replace(",", ".")) if t[-1].isdigit() else float(number_value(t)) for t in (ta, tb))
+    for prior, current, in_mm in pairs:
+        scale = per_mm if in_mm and per_mm else 1.0
+        if _supported(ta, x, [prior / scale]) and _supported(tb, y, [current / scale]):
+            return True
+    return False
 
 
 @dataclass
