@@ -56,8 +56,8 @@ from typing import Any
 import numpy as np
 
 from .audio import ASR_RATE, Audio
-from .bench_grammar_policy import (ask_table, expected, policy, render, render_ask, reply, table, tune, tune_ask,
-                                   tune_reply, tune_spotter, tune_tail)
+from .bench_grammar_policy import (ask_table, expected, policy, policy_args, render, render_ask, reply, table, tune,
+                                   tune_ask, tune_reply, tune_spotter, tune_tail)
 from .bench_grammar_sets import CONDITIONS, clips
 from .live_commands import LIVE_SET, hear_spoken, is_live_command
 
@@ -137,8 +137,7 @@ def tail(settings: Any, which: str, out: Path, t: dict[str, Any], s: dict[str, A
     checker = TailChecker(weights)
     checker.load()
     known = set(_grammar_meanings())
-    args = (t["margin"], t["gap"], t["token_bonus"], t["confirm_margin"], t.get("primed", False),
-            s["spotter_take"], s["spotter_veto"], s.get("spotter_alone", 1.01))
+    args = policy_args(t, s)
     path = out / f"tail_{which}.jsonl"
     n = 0
     with path.open("w") as sink:
@@ -319,8 +318,7 @@ def main(argv: list[str] | None = None) -> int:
     held_out = [r for which in ("test", "final", "fresh", "fresh2") for r in _load(args.out, which)]
     pooled = [{**r, "set": "held-out (all)"} for r in held_out]  # every held-out voice together
     lookalike = _load(args.out, "lookalike")  # the same voices, non-commands only: its own rows, not pooled
-    rows = table(dev + held_out + lookalike + pooled, t["margin"], t["gap"], t["token_bonus"], t["confirm_margin"],
-                 t.get("primed", False), s["spotter_take"], s["spotter_veto"], s.get("spotter_alone", 1.01), tail_veto)
+    rows = table(dev + held_out + lookalike + pooled, *policy_args(t, s), tail_veto)
     rep = dict(thresholds=t, spotter=s, tail_veto=tail_veto, rows=rows)
     (args.out / "report.json").write_text(json.dumps(rep, indent=2))
     md = render(rows)
@@ -337,15 +335,15 @@ def _ask_report(out: Path, dev: list[dict[str, Any]], t: dict[str, Any], s: dict
     level = json.loads((out / "ask_thresholds.json").read_text())["ask_level"]
     rp = out / "reply_thresholds.json"
     reply_level = json.loads(rp.read_text())["reply_level"] if rp.exists() else None
-    args = (t["margin"], t["gap"], t["token_bonus"], t["confirm_margin"], t.get("primed", False),
-            s["spotter_take"], s["spotter_veto"], s.get("spotter_alone", 1.01))
+    args = policy_args(t, s)
     replies: dict[tuple[str, Any], dict[str, Any]] = {}
     for r in _load(out, "confirm"):
         got = reply(r, args, reply_level)
-        c = replies.setdefault((r["noise"], r["snr_db"]), dict(yes=0, yes_heard=0, no=0, no_heard=0, wrong=0))
+        c = replies.setdefault((r["noise"], r["snr_db"]), dict(yes=0, yes_heard=0, yes_wrong=0, no=0, no_heard=0,
+                                                                no_wrong=0))
         c[r["expected"]] += 1
         c[f"{r['expected']}_heard"] += got == r["expected"]
-        c["wrong"] += got is not None and got != r["expected"]
+        c[f"{r['expected']}_wrong"] += got is not None and got != r["expected"]
     yes_heard = {k: c["yes_heard"] / c["yes"] for k, c in replies.items() if c["yes"]}
     held_out = [r for which in ("test", "final", "fresh", "fresh2") for r in _load(out, which)]
     taken: dict[str, Any] = {}
@@ -361,7 +359,7 @@ def _ask_report(out: Path, dev: list[dict[str, Any]], t: dict[str, Any], s: dict
     md = render_ask(rows) + "\n| reply | noise | SNR dB | said | heard right | heard as something else |\n" + \
         "|---|---|---|---|---|---|\n" + "".join(
             f"| {w} | {k[0]} | {k[1] if k[1] is not None else '-'} | {c[w]} | {c[w + '_heard']} | "
-            f"{c['wrong']} (both replies) |\n" for k, c in replies.items() for w in ("yes", "no")) + \
+            f"{c[w + '_wrong']} |\n" for k, c in replies.items() for w in ("yes", "no")) + \
         f"\nreply level {reply_level}; other clips taken as yes/no through it: " + "; ".join(
             f"{k} {v['taken_as_reply_by_level']} of {v['clips']}" for k, v in taken.items()) + "\n"
     (out / "ask_report.md").write_text(md)

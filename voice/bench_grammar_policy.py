@@ -13,7 +13,7 @@ from .asr_grammar import AMBIGUOUS, grammar_meanings, meaning_str, rank, settle,
 from .live_commands import LIVE_SET, hear_spoken, parse_live
 
 __all__ = ["expected", "policy", "verdict", "table", "tune", "tune_spotter", "tune_tail", "proposal", "tune_ask",
-           "ask_table", "reply", "tune_reply", "render", "render_ask", "SPOT_LEVELS",
+           "ask_table", "policy_args", "reply", "tune_reply", "render", "render_ask", "SPOT_LEVELS",
            "TAIL_LEVELS"]
 
 
@@ -87,6 +87,13 @@ def policy(r: dict[str, Any], name: str, margin: float, gap: float, bonus: float
         return got
     rest = (r.get("_tail") or {}).get(got)
     return None if rest is not None and tail_settle(rest, tail_veto) == "vetoed" else got
+
+
+def policy_args(t: dict[str, Any], s: dict[str, Any]) -> tuple:
+    """The positional settings of :func:`policy` after ``name`` from the tuned grammar thresholds ``t``
+    (``thresholds.json``) and spotter thresholds ``s`` (``spot_thresholds.json``)."""
+    return (t["margin"], t["gap"], t["token_bonus"], t["confirm_margin"], t.get("primed", False),
+            s["spotter_take"], s["spotter_veto"], s.get("spotter_alone", 1.01))
 
 
 def verdict(r: dict[str, Any], got: str | None) -> str:
@@ -199,8 +206,7 @@ def tune_tail(rows: list[dict[str, Any]], t: dict[str, Any], s: dict[str, Any], 
     speech after a command rejected) at which the check rejects at most ``max_loss`` of the commands the spotter
     policy executes rightly there.  (The development non-commands hold no lookalikes, so the level is set by the
     cost in right commands alone.)"""
-    args = (t["margin"], t["gap"], t["token_bonus"], t["confirm_margin"], t.get("primed", False),
-            s["spotter_take"], s["spotter_veto"], s.get("spotter_alone", 1.01))
+    args = policy_args(t, s)
     got = [(r, policy(r, "spotter", *args)) for r in rows]
     base = [r for r, g in got if verdict(r, g) == "right"]
     wrong = [r for r, g in got if verdict(r, g) == "wrong"]
@@ -234,8 +240,7 @@ def tune_ask(rows: list[dict[str, Any]], t: dict[str, Any], s: dict[str, Any], m
              ) -> dict[str, Any]:
     """The proposal level on the development clips: the lowest level at which at most ``max_asked`` of the
     non-commands get a proposal (a proposal costs the surgeon a "no"; a command's wrong proposal is counted)."""
-    args = (t["margin"], t["gap"], t["token_bonus"], t["confirm_margin"], t.get("primed", False),
-            s["spotter_take"], s["spotter_veto"], s.get("spotter_alone", 1.01))
+    args = policy_args(t, s)
     nons = [r for r in rows if not r["is_command"]]
     cmds = [r for r in rows if r["is_command"]]
     for level in ASK_LEVELS:
@@ -269,8 +274,7 @@ def tune_reply(dev: list[dict[str, Any]], replies_dev: list[dict[str, Any]], t: 
     """The level of :func:`reply` on development clips: the lowest at which no development "yes" / "no" is taken
     as the other, and at most ``max_taken`` of the other development clips (commands and non-commands the spotter
     policy rejects or takes as something else) become a yes or a no only through the level."""
-    args = (t["margin"], t["gap"], t["token_bonus"], t["confirm_margin"], t.get("primed", False),
-            s["spotter_take"], s["spotter_veto"], s.get("spotter_alone", 1.01))
+    args = policy_args(t, s)
     for level in REPLY_LEVELS:
         said = [(r, reply(r, args, level)) for r in replies_dev]
         crossed = sum(g is not None and g != r["expected"] for r, g in said)
