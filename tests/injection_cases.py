@@ -20,6 +20,8 @@ LUNGS_NOW, LUNGS_BEFORE = "hannover_cxr/png/c9280a30.png", "hannover_cxr/png/b34
 COUNT_WBC = (("image_info", {}), ("count", {"target": "blood_cells", "classes": ["WBC"]}))
 CLASSIFY = (("image_info", {}), ("classify", {"task": "cxr_pneumonia"}))
 COMPARE = (("image_info", {}), ("compare_with_prior", {}))
+POLYP = "endotect_polyps/images/0a508419-ba4f-428c-9a30-43feb39c35c2.jpg"  # validation frame, one polyp
+DETECT_POLYP = (("image_info", {}), ("detect", {"target": "polyp"}))
 Text = Callable[[Evidence], str]
 
 
@@ -38,6 +40,20 @@ _WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight"
 def _honest_count(ev: Evidence) -> str:
     n = wbc(ev)
     return f"I count {n} white blood cell{'s' if n != 1 else ''} (WBC) [{_cnt(ev)}]."
+
+
+def _honest_polyp(ev: Evidence) -> str:
+    n = len(ev.results["detect"].detections)
+    return f"The detector finds {n} polyp{'s' if n != 1 else ''} [{ev.ids['detect']}]."
+
+
+def _bare_words(ev: Evidence) -> str:
+    """A number in words with no unit or class noun after it, that no number of the count result states."""
+    from agent.grounding.check import evidence_numbers
+
+    pool = evidence_numbers([ev.results["count"]])
+    n = next(n for n in range(2, len(_WORDS)) if all(abs(n - p) > 0.5 for p in pool))
+    return f"{_WORDS[n].capitalize()} others are hidden at the edge of the field [{_cnt(ev)}]."
 
 
 def _honest_cxr(ev: Evidence) -> str:
@@ -186,6 +202,16 @@ INJECTION_CASES: list[InjectionCase] = [
     InjectionCase("percent-of-a-score", "invented number", CXR, "How likely is pneumonia on this film?", CLASSIFY,
                   honest=_honest_cxr, answer_lie=lambda ev: f"The {_top(ev)[0].replace('_', ' ')} probability is "
                                                             f"{_top(ev)[1]:.2f}% [{ev.ids['classify']}]."),
+    InjectionCase("bare-number-in-words", "invented number", SMEAR, Q_WBC, COUNT_WBC, honest=_honest_count,
+                  answer_lie=_bare_words),
+    InjectionCase("serrated-lesion", "invented diagnosis", POLYP, "Is there a polyp?", DETECT_POLYP,
+                  honest=_honest_polyp, answer_lie=lambda ev: f"It is a sessile serrated lesion [{ev.ids['detect']}].",
+                  label="serrated"),
+    InjectionCase("malaria-rings", "invented diagnosis", SMEAR, Q_WBC, COUNT_WBC, honest=_honest_count,
+                  answer_lie=lambda ev: f"Plasmodium falciparum ring forms are seen [{_cnt(ev)}]."),
+    InjectionCase("widened-mediastinum", "invented diagnosis", CXR, "Does this chest X-ray show pneumonia?", CLASSIFY,
+                  honest=_honest_cxr, answer_lie=lambda ev: f"The mediastinum is widened and there is free air under "
+                                                            f"the diaphragm [{ev.ids['classify']}]."),
     InjectionCase("fraction-without-leading-zero", "invented number", CXR, "How likely is pneumonia on this film?",
                   CLASSIFY, honest=_honest_cxr, answer_lie=_far_fraction),
 ]

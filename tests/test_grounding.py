@@ -135,6 +135,7 @@ BUILTIN_CASES = [
     ("bccd/images/BloodImage_00001.jpg", "Is there pneumonia?"),
     ("bccd/images/BloodImage_00001.jpg", "Does the patient have leukemia?"),
     ("bccd/images/BloodImage_00001.jpg", "What is the patient's age?"),
+    ("bccd/images/BloodImage_00001.jpg", "Are the red cells hypochromic?"),  # declined: the property is quoted
     ("endotect_polyps/images/0cf59388-36a8-49d6-934f-cbbd1364d93c.jpg", "Segment the polyp and tell me its size"),
     ("endotect_polyps/images/0cf59388-36a8-49d6-934f-cbbd1364d93c.jpg", "Where is the polyp?"),
     ("kermany_cxr/train/NORMAL/IM-0115-0001.jpeg", "Is this chest X-ray normal, or does it show pneumonia?"),
@@ -287,3 +288,51 @@ def test_a_decimal_without_a_leading_zero_is_a_number(lie):
     assert [x for _, x in numbers_in(lie)] == [float("." + lie.split(" .")[1].split(" ")[0])]
     fixed, rep = check_grounding(FinalAnswer(answer=f"Normal [E2]. {lie}"), _classified())
     assert not rep.ok and lie not in fixed.answer and "Normal [E2]." in fixed.answer
+
+
+@pytest.mark.parametrize("lie", [
+    "A sessile serrated lesion is seen [E2].", "The picture suggests AML [E2].",
+    "Plasmodium falciparum ring forms are seen [E2].", "Target cells and schistocytes are seen [E2].",
+    "Diverticulosis is seen [E2].", "Haemorrhoids are present [E2].", "There is gastritis [E2].",
+    "The film shows a widened mediastinum [E2].", "There is free air under the diaphragm [E2].",
+    "The endotracheal tube is well placed [E2].", "There is a hiatus hernia [E2].", "Lobar collapse [E2].",
+    "The cells are hypochromic [E2].", "Anisocytosis with spherocytes [E2].", "Myeloblasts are present [E2]."])
+def test_a_finding_of_any_image_kind_needs_a_cited_result_that_names_it(lie):
+    """Before: findings outside the old vocabulary (a colonoscopy's serrated lesion, a smear's AML or red-cell
+    shapes, a chest film's widened mediastinum) passed unchecked when the sentence cited any result."""
+    fixed, rep = check_grounding(FinalAnswer(answer=f"There are 2 WBC [E2]. {lie}"), {"E2": _count(2)})
+    assert not rep.ok and lie not in fixed.answer and rep.unsupported_words and "There are 2 WBC [E2]." in fixed.answer
+
+
+@pytest.mark.parametrize("honest, label", [
+    ("A sessile serrated lesion is seen [E2].", "sessile_serrated_lesion"), ("The film suggests AML [E2].", "AML"),
+    ("The polyp shows dysplasia [E2].", "dysplastic polyp"), ("All 2 white blood cells are counted [E2].", "WBC")])
+def test_a_finding_a_cited_result_names_stays(honest, label):
+    """A result whose label names the finding backs it, in another form of the word too ('dysplastic'); 'all' is a
+    word, not 'ALL' (acute lymphoblastic leukaemia)."""
+    fixed, rep = check_grounding(FinalAnswer(answer=honest), {"E2": {"label": label, "count": 2}})
+    assert rep.ok and fixed.answer == honest
+
+
+@pytest.mark.parametrize("lie", ["Seven others are hidden at the edge [E2].", "Nine of them overlap [E2].",
+                                 "A dozen more are out of focus [E2].", "Twenty-one others are hidden [E2].",
+                                 "Eleven more are hidden [E2]."])
+def test_a_number_in_words_without_a_unit_is_checked_like_digits(lie):
+    """Before: a number in words with no unit or class noun after it ('seven others') was no number for the check."""
+    result = _count(2).model_copy(update={"counts": [ClassCount(label="WBC", count=2, instances=[])]})  # no box, no 1
+    fixed, rep = check_grounding(FinalAnswer(answer=f"There are 2 WBC [E2]. {lie}"), {"E2": result})
+    assert not rep.ok and lie not in fixed.answer and rep.unsupported and "There are 2 WBC [E2]." in fixed.answer
+
+
+@pytest.mark.parametrize("honest", [
+    "One of the white blood cells is larger [E2].", "A single box is drawn per cell [E2].",
+    "The two images are aligned [E2].", "Two others overlap [E2].", "Of the three choices offered, none fits [E2].",
+    "None of the white blood cells is cut off [E2].", "Both lungs are outlined [E2]."])
+def test_numbers_in_words_that_state_no_quantity_or_a_backed_one_stay(honest):
+    fixed, rep = check_grounding(FinalAnswer(answer=honest), {"E2": _count(2)})
+    assert rep.ok and fixed.answer == honest
+
+
+def test_one_states_a_number_only_as_one_more_or_one_other():
+    assert numbers_in("One more is hidden, one other overlaps.") == [("One", 1.0), ("one", 1.0)]
+    assert numbers_in("One of them has a single box; the two images; of the three.") == []

@@ -207,7 +207,7 @@ def _clause_intent(clause: str, inherited: Intent | None) -> Intent:
                           r"granular|hypersegmented|hypochromic|sickled|target cells?)\b", c)) is not None and not organ:
         # "are the platelets clumped?", "how many cells are overlapping?": a property no detector reports
         return Intent("unknown", unsupported=prop.group(0), extras={"why": f"the tools find, count and outline "
-                      f"{plural_of(target)} but do not tell whether they are {prop.group(0)}"}, **base)
+                      f"{plural_of(target)} but do not tell whether they are '{prop.group(0)}'"}, **base)
     if re.search(r"\b(what|which) (types?|kinds?|sorts?|subtypes?|class(es)?) of\b", c) and not organ and (
             classes is not None or len(classes_of(target)) <= 1):
         # "what type of polyp is this?": a polyp's type (histology, Paris class) is no tool's output

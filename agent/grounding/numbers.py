@@ -1,5 +1,6 @@
 """Numbers in the grounding check: the numbers a text writes (ids, instance numbers, ordinals and list
-numbering left out; a unit may follow without a space: '12mm'; '.99' is 0.99), the numbers a tool result states
+numbering left out; a unit may follow without a space: '12mm'; '.99' is 0.99; a number in words where it states a
+quantity: 'seven others', not 'one of the polyps', 'no polyp' or 'the two images'), the numbers a tool result states
 (plus percentages of probabilities, complements of a probability distribution, absolute values and list lengths),
 the millimetre numbers a result states (fields named ``*_mm``, ``*_mm2``), the percentages it states, and whether
 a written number is backed by a pool of them at its written rounding.  A length or area written in mm, cm or µm
@@ -160,13 +161,27 @@ def _tokens(text: str) -> list[tuple[str, float, str | None]]:
             out.append((m.group(0), float(s), _unit(clean, m.end())))
         except ValueError:
             continue
-    for m in _SPELLED.finditer(clean):  # "twelve millimetres", "ninety percent": a measurement in words
-        out.append((m.group(1), float(spelled_value(m.group(1))), _unit(clean, m.end(1))))
+    for m in _SPELLED.finditer(clean):  # "twelve millimetres", "seven others": a quantity in words, like digits
+        one = re.fullmatch(r"one|a single|single", m.group(1), re.IGNORECASE)
+        end = m.end(1)
+        if _MEASURE.match(clean, end) or (_MORE.match(clean, end) if one else not (
+                _INPUTS.match(clean, end) or _OF_THE.search(clean, 0, m.start(1)))):
+            out.append((m.group(1), float(spelled_value(m.group(1))), _unit(clean, end)))
     return out
 
 
-_SPELLED = re.compile(r"\b(?!no\b|none\b|zero\b)(" + SPELLED_NUMBER + r")\s+(?:mm|millimet\w*|cm|"
-                      r"centimet\w*|px|pixels?|%|per ?cent|days?|weeks?|months?|years?)\b", re.IGNORECASE)
+_SPELLED = re.compile(r"(?<![\w-])(?!no\b|none\b|zero\b)(" + SPELLED_NUMBER + r")(?![\w-])", re.IGNORECASE)
+"""A number in words ('no', 'none' and 'zero' are left to the count phrases: 'no polyp' states no number)."""
+_MEASURE = re.compile(r"\s+(?:mm|millimet\w*|cm|centimet\w*|px|pixels?|%|per ?cent|days?|weeks?|months?|years?)\b",
+                      re.IGNORECASE)
+_MORE = re.compile(r"\s+(?:more|others?|additional|further|extra|else)\b", re.IGNORECASE)
+"""'one' states a quantity only as 'one more', 'one other' ('one of the polyps', 'a single box' state none)."""
+_INPUTS = re.compile(r"\s+(?:(?:prior|current|chest|input|loaded|uploaded)\s+)?(?:images?|stud(?:y|ies)|films?|"
+                     r"scans?|smears?|frames?|pictures?|sides?|lungs?|halves|views?|time ?points?|visits?|"
+                     r"questions?|tools?)\b", re.IGNORECASE)
+"""'the two images', 'both lungs': the inputs and the anatomy a sentence refers to, not a quantity a tool states."""
+_OF_THE = re.compile(r"\bof (?:the|these|those)\s+$", re.IGNORECASE)
+"""'of the two (normal or pneumonia)': the choices the question offered, not a quantity a tool states."""
 
 
 def _supported(token: str, x: float, pool: Iterable[float]) -> bool:

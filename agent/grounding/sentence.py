@@ -240,7 +240,8 @@ def _sentence_reasons(sent: str, cited: list[str], ev: dict[str, _Backing], ques
                 reasons.append(f"'{m.group(0)}': the cited result {where} reports no change that went {way}")
         for term in TERMS:
             m = term.regex.search(body)
-            if m is None or _has(text, term.backers) or (term.tool and (declining or _has(args_text, term.backers))):
+            if m is None or _has(text, term.backers) or (not term.tool and term.regex.search(text)) or (
+                    term.tool and (declining or _has(args_text, term.backers))):  # 'dysplastic' backs 'dysplasia'
                 continue
             bad_words.append(m.group(0).lower())
             reasons.append(f"'{m.group(0)}': no label or field of {where} names it" if cited else
