@@ -444,6 +444,20 @@ def cmd_fit(out: Path, save: Path | None, epochs: int, width: int, seed: int = 0
     return report
 
 
+def save_merged(merged: dict[str, Any], report: dict[str, Any], save: Path, tmp: Path) -> dict[str, Any]:
+    """Write the merged checkpoint of :func:`merge_members` with its validation ``report``, drop the temporary
+    file it was scored from, print the report, the size and the sha256."""
+    import torch
+
+    merged["meta"]["report"] = report
+    torch.save(merged, save)
+    tmp.unlink()
+    print(json.dumps(report, indent=1))
+    print(f"saved {save} ({save.stat().st_size / 1e6:.2f} MB) sha256 {hashlib.sha256(save.read_bytes()).hexdigest()}",
+          file=sys.stderr)
+    return report
+
+
 def merge_members(paths: list[Path], key: str, save: Path) -> tuple[dict[str, Any], Path]:
     """Fitted checkpoints that name the same ``key`` (classes, vocab) as one checkpoint of ``members``, written to
     a temporary file beside ``save`` (the caller scores it, then writes ``save``)."""
@@ -476,13 +490,7 @@ def cmd_merge(out: Path, paths: list[Path], save: Path) -> dict[str, Any]:
                 for c in sorted({m["condition"] for m in mva})}
     report = dict(members=len(paths), val_acc=round(float(np.mean(pred == y)), 4), val_per_condition=per_cond,
                   val_other_called_command=int(np.sum((y == index["other"]) & (pred != y))))
-    merged["meta"]["report"] = report
-    torch.save(merged, save)
-    tmp.unlink()
-    print(json.dumps(report, indent=1))
-    print(f"saved {save} ({save.stat().st_size / 1e6:.2f} MB) sha256 {hashlib.sha256(save.read_bytes()).hexdigest()}",
-          file=sys.stderr)
-    return report
+    return save_merged(merged, report, save, tmp)
 
 
 def main(argv: list[str] | None = None) -> int:

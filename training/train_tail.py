@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from training.train_spotter import _batch, _load, merge_members
+from training.train_spotter import _batch, _load, merge_members, save_merged
 
 
 def _edits(a: list[int], b: list[int]) -> int:
@@ -152,13 +152,7 @@ def cmd_merge(data: Path, paths: list[Path], save: Path) -> dict[str, Any]:
         e = _edits(hyp, y)
         errs, total, exact = errs + e, total + len(y), exact + (e == 0)
     report = dict(members=len(paths), val=dict(ter=round(errs / total, 4), exact=round(exact / len(fva), 4)))
-    merged["meta"]["report"] = report
-    torch.save(merged, save)
-    tmp.unlink()
-    print(json.dumps(report, indent=1))
-    print(f"saved {save} ({save.stat().st_size / 1e6:.2f} MB) sha256 {hashlib.sha256(save.read_bytes()).hexdigest()}",
-          file=sys.stderr)
-    return report
+    return save_merged(merged, report, save, tmp)
 
 
 def main(argv: list[str] | None = None) -> int:

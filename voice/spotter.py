@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["OTHER", "FRAME_SAMPLES", "SpotterNet", "CommandSpotter", "Spot", "utterance_frames", "load_members",
+__all__ = ["EncoderNets", "OTHER", "FRAME_SAMPLES", "SpotterNet", "CommandSpotter", "Spot", "utterance_frames", "load_members",
            "default_path"]
 
 OTHER = "other"
@@ -106,15 +106,21 @@ class Spot:
                 "no": round(self.yes_no[1], 4)}
 
 
-class CommandSpotter:
-    """The trained spotter; ``spot(enc, n_samples)`` names the most likely meaning of one utterance."""
+class EncoderNets:
+    """A weights file of nets that read Whisper's encoder frames (averaged members, :func:`load_members`), loaded
+    once on first use.  Subclasses name the net class and check or read their own keys in :meth:`_read`."""
+
+    net_class: Any = None
 
     def __init__(self, path: Path | None = None) -> None:
-        self.path = Path(path) if path else default_path()
-        self.classes: list[str] = []
+        self.path = Path(path) if path else self._default_path()
         self.meta: dict[str, Any] = {}
         self._nets: list[Any] = []
         self._lock = threading.Lock()
+
+    @staticmethod
+    def _default_path() -> Path:
+        return default_path()
 
     def available(self) -> bool:
         return self.path.is_file()
@@ -126,10 +132,26 @@ class CommandSpotter:
             import torch
 
             ck = torch.load(self.path, map_location="cpu", weights_only=True)
-            nets = load_members(ck, SpotterNet)
-            self.classes = list(ck["classes"])
+            self._read(ck)
+            nets = load_members(ck, self.net_class)
             self.meta = dict(ck.get("meta", {}))
             self._nets = nets
+
+    def _read(self, ck: dict[str, Any]) -> None:
+        """The checkpoint's own keys (raise to refuse a file made for something else)."""
+
+
+class CommandSpotter(EncoderNets):
+    """The trained spotter; ``spot(enc, n_samples)`` names the most likely meaning of one utterance."""
+
+    net_class = staticmethod(SpotterNet)
+
+    def __init__(self, path: Path | None = None) -> None:
+        super().__init__(path)
+        self.classes: list[str] = []
+
+    def _read(self, ck: dict[str, Any]) -> None:
+        self.classes = list(ck["classes"])
 
     def probs(self, enc: np.ndarray, n_samples: int) -> np.ndarray:
         import torch

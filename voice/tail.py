@@ -23,7 +23,6 @@ transcript's ``extra['tail']`` says so.
 
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -31,7 +30,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from .spotter import load_members, utterance_frames
+from .spotter import EncoderNets, utterance_frames
 
 __all__ = ["BLANK", "UNK", "EXTRA_WORDS", "vocabulary", "targets", "TailNet", "ctc_exact_prefix", "TailChecker",
            "Tail", "default_path"]
@@ -185,33 +184,24 @@ class Tail:
         return {"rest": round(self.rest, 2), "exact": round(self.exact, 2), "best": self.best, "heard": self.heard}
 
 
-class TailChecker:
+class TailChecker(EncoderNets):
     """The trained rest-of-utterance net; ``check(enc, n_samples, meaning)`` scores one utterance."""
 
+    net_class = staticmethod(TailNet)
+
     def __init__(self, path: Path | None = None) -> None:
-        self.path = Path(path) if path else default_path()
+        super().__init__(path)
         self.vocab: tuple[str, ...] = ()
-        self.meta: dict[str, Any] = {}
-        self._nets: list[Any] = []
-        self._lock = threading.Lock()
 
-    def available(self) -> bool:
-        return self.path.is_file()
+    @staticmethod
+    def _default_path() -> Path:
+        return default_path()
 
-    def load(self) -> None:
-        with self._lock:
-            if self._nets:
-                return
-            import torch
-
-            ck = torch.load(self.path, map_location="cpu", weights_only=True)
-            if tuple(ck["vocab"]) != vocabulary():
-                raise ValueError(f"{self.path} was trained for another command vocabulary; retrain it "
-                                 "(python -m training.train_tail)")
-            nets = load_members(ck, TailNet)
-            self.vocab = tuple(ck["vocab"])
-            self.meta = dict(ck.get("meta", {}))
-            self._nets = nets
+    def _read(self, ck: dict[str, Any]) -> None:
+        if tuple(ck["vocab"]) != vocabulary():
+            raise ValueError(f"{self.path} was trained for another command vocabulary; retrain it "
+                             "(python -m training.train_tail)")
+        self.vocab = tuple(ck["vocab"])
 
     def log_probs(self, enc: np.ndarray, n_samples: int) -> np.ndarray:
         """Per-frame log-probabilities [T', vocab] (several nets: the log of their mean probability)."""
