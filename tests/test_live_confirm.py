@@ -145,7 +145,7 @@ S = dict(spotter_take=0.7, spotter_veto=0.1, spotter_alone=0.7)
 
 
 def test_proposals_and_their_tuning_on_stored_clips():
-    from voice.bench_grammar_policy import ask_table, proposal, tune_ask
+    from voice.bench_grammar_ask import ask_table, proposal, tune_ask
 
     polyps = "count(count_target=polyps)"
     cmd = _row(polyps, (polyps, 0.5))
@@ -170,7 +170,7 @@ def policy_of(r):
 
 
 def test_the_reply_level_and_its_tuning_on_stored_clips():
-    from voice.bench_grammar_policy import reply, tune_reply
+    from voice.bench_grammar_ask import reply, tune_reply
 
     yes = _row("yes", ("yes", 0.3), (0.3, 0.01))
     no = _row("no", ("no", 0.2), (0.02, 0.2))

@@ -30,6 +30,9 @@ four-talker babble at 10 dB (the voice benchmark's own mixing).
 * ``fresh2``: the six remaining voices of those families and other non-commands, written before the babble
   retrain and any result on them; also run in ``crowd`` noise (babble of four more held-out talkers,
   ``voice.bench_data.CROWD_VOICES``: ``--conditions clean,pink10,babble10,crowd10``).
+* ``confirm_dev`` / ``confirm``: a bare "Yes." and "No." by the dev / the 20 held-out voices, the replies to
+  live mode's proposals (:mod:`voice.bench_grammar_ask`, whose actions ``replies``, ``tune-ask``,
+  ``tune-reply`` and ``ask-report`` run from here).
 * ``lookalike``: no commands; twelve non-commands that open like a command and turn to something else ("how
   many polyps did the pathology report mention"), spoken by all 20 held-out voices above, written before the
   spotter trained on lookalikes of its own (``training.train_spotter`` recipe ``lookalike``) and before any
@@ -56,8 +59,7 @@ from typing import Any
 import numpy as np
 
 from .audio import ASR_RATE, Audio
-from .bench_grammar_policy import (ask_table, expected, policy, policy_args, render, render_ask, reply, table, tune,
-                                   tune_ask, tune_reply, tune_spotter, tune_tail)
+from .bench_grammar_policy import expected, policy, policy_args, render, table, tune, tune_spotter, tune_tail
 from .bench_grammar_sets import CONDITIONS, clips
 from .live_commands import LIVE_SET, hear_spoken, is_live_command
 
@@ -155,23 +157,10 @@ def tail(settings: Any, which: str, out: Path, t: dict[str, Any], s: dict[str, A
     return dict(set=which, clips=n, path=str(path), weights=str(checker.path))
 
 
-def replies(settings: Any, which: str, out: Path, cache: Path | None = None,
-            conditions: tuple[tuple[str, float | None], ...] = CONDITIONS) -> dict[str, Any]:
-    """The shipped spotter's probabilities of "yes" and "no" for every clip of a set already run (frames as in
-    ``spot``), written to ``replies_SET.jsonl`` (``spot_SET.jsonl`` is left alone: the other policies keep the
-    spotter opinion their run recorded)."""
-    from .spotter import CommandSpotter
-
-    keys, frames = _frames(settings, which, out, None, cache or out / "audio", conditions)
-    spotter = CommandSpotter()
-    spotter.load()
-    iy, ino = spotter.classes.index("yes"), spotter.classes.index("no")
-    path = out / f"replies_{which}.jsonl"
-    with path.open("w") as sink:
-        for key, f in zip(keys, frames):
-            p = spotter.probs(f.astype(np.float32), len(f) * 320)
-            sink.write(json.dumps(dict(key=list(key), yes=round(float(p[iy]), 5), no=round(float(p[ino]), 5))) + "\n")
-    return dict(set=which, clips=len(keys), path=str(path))
+def spot_thresholds(out: Path) -> dict[str, Any]:
+    """The spotter's tuned thresholds (``spot_thresholds.json``; without it, a spotter that never decides)."""
+    sp = out / "spot_thresholds.json"
+    return json.loads(sp.read_text()) if sp.exists() else dict(spotter_take=1.01, spotter_veto=1.01, spotter_alone=1.01)
 
 
 def _grammar_meanings() -> frozenset[str]:
@@ -288,11 +277,11 @@ def main(argv: list[str] | None = None) -> int:
         (args.out / "spot_thresholds.json").write_text(json.dumps(s, indent=2))
         print(json.dumps(s))
         return 0
-    sp = args.out / "spot_thresholds.json"
-    s = json.loads(sp.read_text()) if sp.exists() else dict(spotter_take=1.01, spotter_veto=1.01, spotter_alone=1.01)
-    if args.action == "replies":
-        print(json.dumps(replies(settings, args.set, args.out, args.cache, conds)))
-        return 0
+    s = spot_thresholds(args.out)
+    if args.action in ("replies", "tune-ask", "tune-reply", "ask-report"):  # confirmation on doubt
+        from .bench_grammar_ask import main as ask_main
+
+        return ask_main(args, settings, conds)
     if args.action == "tail":
         print(json.dumps(tail(settings, args.set, args.out, t, s, args.weights, args.cache, conds)))
         return 0
@@ -301,18 +290,6 @@ def main(argv: list[str] | None = None) -> int:
         (args.out / "tail_thresholds.json").write_text(json.dumps(v, indent=2))
         print(json.dumps(v))
         return 0
-    if args.action == "tune-ask":
-        v = tune_ask(dev, t, s)
-        (args.out / "ask_thresholds.json").write_text(json.dumps(v, indent=2))
-        print(json.dumps(v))
-        return 0
-    if args.action == "tune-reply":
-        v = tune_reply(dev, _load(args.out, "confirm_dev"), t, s)
-        (args.out / "reply_thresholds.json").write_text(json.dumps(v, indent=2))
-        print(json.dumps(v))
-        return 0
-    if args.action == "ask-report":
-        return _ask_report(args.out, dev, t, s)
     tp = args.out / "tail_thresholds.json"
     tail_veto = json.loads(tp.read_text())["tail_veto"] if tp.exists() else None
     held_out = [r for which in ("test", "final", "fresh", "fresh2") for r in _load(args.out, which)]
@@ -323,46 +300,6 @@ def main(argv: list[str] | None = None) -> int:
     (args.out / "report.json").write_text(json.dumps(rep, indent=2))
     md = render(rows)
     (args.out / "report.md").write_text(md)
-    print(json.dumps(rep))
-    print(md)
-    return 0
-
-
-def _ask_report(out: Path, dev: list[dict[str, Any]], t: dict[str, Any], s: dict[str, Any]) -> int:
-    """Confirmation on doubt (:func:`voice.asr_grammar.may_propose`) at the dev-tuned level: what the proposals
-    would be on every set, and how often the held-out voices' bare "yes" / "no" (set ``confirm``) are heard as
-    what was said; ``ask_report.json`` and ``ask_report.md``."""
-    level = json.loads((out / "ask_thresholds.json").read_text())["ask_level"]
-    rp = out / "reply_thresholds.json"
-    reply_level = json.loads(rp.read_text())["reply_level"] if rp.exists() else None
-    args = policy_args(t, s)
-    replies: dict[tuple[str, Any], dict[str, Any]] = {}
-    for r in _load(out, "confirm"):
-        got = reply(r, args, reply_level)
-        c = replies.setdefault((r["noise"], r["snr_db"]), dict(yes=0, yes_heard=0, yes_wrong=0, no=0, no_heard=0,
-                                                                no_wrong=0))
-        c[r["expected"]] += 1
-        c[f"{r['expected']}_heard"] += got == r["expected"]
-        c[f"{r['expected']}_wrong"] += got is not None and got != r["expected"]
-    yes_heard = {k: c["yes_heard"] / c["yes"] for k, c in replies.items() if c["yes"]}
-    held_out = [r for which in ("test", "final", "fresh", "fresh2") for r in _load(out, which)]
-    taken: dict[str, Any] = {}
-    for name, rows_ in (("dev", dev), ("held-out (all)", held_out), ("lookalike", _load(out, "lookalike"))):
-        extra = [r for r in rows_ if policy(r, "spotter", *args) is None and reply(r, args, reply_level) is not None]
-        taken[name] = dict(clips=len(rows_), taken_as_reply_by_level=len(extra),
-                           without_replies=sum(r.get("_replies") is None for r in rows_))
-    rows = ask_table(dev + held_out + _load(out, "lookalike") + [{**r, "set": "held-out (all)"} for r in held_out],
-                     args, level, yes_heard)
-    rep = dict(ask_level=level, reply_level=reply_level, taken_as_reply=taken,
-               replies=[dict(noise=k[0], snr_db=k[1], **c) for k, c in replies.items()], rows=rows)
-    (out / "ask_report.json").write_text(json.dumps(rep, indent=2))
-    md = render_ask(rows) + "\n| reply | noise | SNR dB | said | heard right | heard as something else |\n" + \
-        "|---|---|---|---|---|---|\n" + "".join(
-            f"| {w} | {k[0]} | {k[1] if k[1] is not None else '-'} | {c[w]} | {c[w + '_heard']} | "
-            f"{c[w + '_wrong']} |\n" for k, c in replies.items() for w in ("yes", "no")) + \
-        f"\nreply level {reply_level}; other clips taken as yes/no through it: " + "; ".join(
-            f"{k} {v['taken_as_reply_by_level']} of {v['clips']}" for k, v in taken.items()) + "\n"
-    (out / "ask_report.md").write_text(md)
     print(json.dumps(rep))
     print(md)
     return 0

@@ -12,8 +12,8 @@ import numpy as np
 from .asr_grammar import AMBIGUOUS, grammar_meanings, meaning_str, rank, settle, spot_settle, tail_settle
 from .live_commands import LIVE_SET, hear_spoken, parse_live
 
-__all__ = ["expected", "policy", "verdict", "table", "tune", "tune_spotter", "tune_tail", "proposal", "tune_ask",
-           "ask_table", "policy_args", "reply", "tune_reply", "render", "render_ask", "SPOT_LEVELS",
+__all__ = ["expected", "policy", "verdict", "table", "tune", "tune_spotter", "tune_tail", "policy_args", "render",
+           "SPOT_LEVELS",
            "TAIL_LEVELS"]
 
 
@@ -219,111 +219,6 @@ def tune_tail(rows: list[dict[str, Any]], t: dict[str, Any], s: dict[str, Any], 
                         dev_wrong_caught=caught, max_loss=max_loss, dev_right_without_rest=missing,
                         dev_clips=len(rows))
     raise ValueError("no level keeps the right commands")
-
-
-ASK_LEVELS = tuple(round(float(x), 2) for x in np.arange(0.2, 0.601, 0.05))
-
-
-def proposal(r: dict[str, Any], args: tuple, level: float) -> str | None:
-    """The command Osler would propose ("Did you mean ...? Say yes or no.") for a clip the spotter policy
-    rejects: the spotter's best meaning when it may be proposed (:func:`voice.asr_grammar.may_propose`) and its
-    probability reaches ``level``; None otherwise (and for every clip the policy executes)."""
-    from .asr_grammar import may_propose
-
-    if policy(r, "spotter", *args) is not None or r.get("_spot") is None:
-        return None
-    meaning, prob = r["_spot"]
-    return meaning if may_propose(meaning, prob, level) else None
-
-
-def tune_ask(rows: list[dict[str, Any]], t: dict[str, Any], s: dict[str, Any], max_asked: float = 0.05
-             ) -> dict[str, Any]:
-    """The proposal level on the development clips: the lowest level at which at most ``max_asked`` of the
-    non-commands get a proposal (a proposal costs the surgeon a "no"; a command's wrong proposal is counted)."""
-    args = policy_args(t, s)
-    nons = [r for r in rows if not r["is_command"]]
-    cmds = [r for r in rows if r["is_command"]]
-    for level in ASK_LEVELS:
-        asked = sum(proposal(r, args, level) is not None for r in nons)
-        if asked <= max_asked * len(nons):
-            props = [(r, proposal(r, args, level)) for r in cmds]
-            return dict(ask_level=level, dev_non_commands=len(nons), dev_non_commands_asked=asked,
-                        dev_commands_asked=sum(m is not None for _r, m in props),
-                        dev_commands_asked_wrong=sum(m is not None and m != r["expected"] for r, m in props),
-                        max_asked=max_asked)
-    raise ValueError("no level keeps the non-commands unasked")
-
-
-REPLY_LEVELS = tuple(round(float(x), 2) for x in np.arange(0.05, 0.951, 0.05))
-
-
-def reply(r: dict[str, Any], args: tuple, level: float | None) -> str | None:
-    """What a clip is taken as while a proposal waits for yes or no: the spotter policy's command when it takes
-    one; else, with ``level``, the likelier of the spotter's "yes" and "no" when it reaches ``level``
-    (:func:`voice.asr_grammar.reply_settle`); else None ("Say yes or no.")."""
-    from .asr_grammar import reply_settle
-
-    got = policy(r, "spotter", *args)
-    if got is not None or level is None or r.get("_replies") is None:
-        return got
-    return reply_settle(*r["_replies"], level)
-
-
-def tune_reply(dev: list[dict[str, Any]], replies_dev: list[dict[str, Any]], t: dict[str, Any],
-               s: dict[str, Any], max_taken: float = 0.01) -> dict[str, Any]:
-    """The level of :func:`reply` on development clips: the lowest at which no development "yes" / "no" is taken
-    as the other, and at most ``max_taken`` of the other development clips (commands and non-commands the spotter
-    policy rejects or takes as something else) become a yes or a no only through the level."""
-    args = policy_args(t, s)
-    for level in REPLY_LEVELS:
-        said = [(r, reply(r, args, level)) for r in replies_dev]
-        crossed = sum(g is not None and g != r["expected"] for r, g in said)
-        taken = sum(policy(r, "spotter", *args) is None and reply(r, args, level) is not None for r in dev)
-        if crossed == 0 and taken <= max_taken * len(dev):
-            return dict(reply_level=level, dev_replies=len(said), dev_replies_heard=sum(g == r["expected"]
-                                                                                         for r, g in said),
-                        dev_replies_crossed=crossed, dev_clips=len(dev), dev_clips_taken=taken, max_taken=max_taken)
-    raise ValueError("no level keeps the replies apart")
-
-
-def ask_table(rows: list[dict[str, Any]], args: tuple, level: float,
-              yes_heard: dict[tuple[str, float | None], float] | None = None) -> list[dict[str, Any]]:
-    """Per set and condition: commands right first try, commands asked (the proposal right / not), non-commands
-    asked, and (with ``yes_heard``: P("yes" is heard as yes) per condition) the commands right after one "yes"."""
-    cells: dict[tuple, dict[str, Any]] = {}
-    for r in rows:
-        kind = "command" if r["is_command"] else "non-command"
-        c = cells.setdefault((r["set"], kind, r["noise"], r["snr_db"]),
-                             dict(n=0, right=0, asked=0, asked_right=0, asked_wrong=0))
-        c["n"] += 1
-        c["right"] += verdict(r, policy(r, "spotter", *args)) == "right"
-        m = proposal(r, args, level)
-        if m is not None:
-            c["asked"] += 1
-            ok = r["is_command"] and m == r["expected"]
-            c["asked_right" if ok else "asked_wrong"] += 1
-    out = []
-    for (s, kind, noise, snr), c in sorted(cells.items(), key=lambda kv: (kv[0][0], kv[0][1], kv[0][2],
-                                                                           kv[0][3] or 99)):
-        row = dict(set=s, clips=kind, noise=noise, snr_db=snr, ask_level=level, **c)
-        if kind == "command":
-            row["right_first_pct"] = round(100 * c["right"] / c["n"], 1)
-            p = (yes_heard or {}).get((noise, snr))
-            if p is not None:
-                row["yes_heard"] = round(p, 3)
-                row["right_after_yes_pct"] = round(100 * (c["right"] + c["asked_right"] * p) / c["n"], 1)
-        out.append(row)
-    return out
-
-
-def render_ask(rows: list[dict[str, Any]]) -> str:
-    lines = ["| set | clips | noise | SNR dB | n | right first try % | asked | proposal right | proposal wrong | "
-             "P(yes heard) | right after one yes % |", "|---|---|---|---|---|---|---|---|---|---|---|"]
-    for r in rows:
-        lines.append(f"| {r['set']} | {r['clips']} | {r['noise']} | {r['snr_db'] if r['snr_db'] is not None else '-'}"
-                     f" | {r['n']} | {r.get('right_first_pct', '-')} | {r['asked']} | {r['asked_right']} | "
-                     f"{r['asked_wrong']} | {r.get('yes_heard', '-')} | {r.get('right_after_yes_pct', '-')} |")
-    return "\n".join(lines) + "\n"
 
 
 def render(rows: list[dict[str, Any]]) -> str:

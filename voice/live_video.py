@@ -36,6 +36,7 @@ import numpy as np
 from .answers import short_answer
 from .commands import Command
 from .live_commands import parse_live
+from .live_confirm import Proposal, Proposals, prompt
 from .live_smooth import DetectionSmoother, Track, draw_live
 from .video import Frame, LatestFrameReader
 
@@ -101,8 +102,7 @@ class LiveEngine:
         self._thread: threading.Thread | None = None
         self._last_say = ""
         self._last_full: str | None = None
-        # confirmation on doubt: (the proposed command, the snapshot of the utterance it came from, when asked)
-        self._doubt: tuple[Command, Snapshot, float, dict[str, Any]] | None = None
+        self.proposals = Proposals(self.opt.confirm_timeout_s)  # confirmation on doubt (voice.live_confirm)
         self.started_wall: float | None = None
         self.detect_error: str | None = None
         self.colourless_frames = 0  # frames the polyp detector skipped: no colour (TargetSpec.colour)
@@ -277,18 +277,17 @@ class LiveEngine:
         timings = dict(timings or {})
         timings.setdefault("queue_ms", (t_start - since) * 1000)
         cmd = command if command is not None else (parse_live(text) if text else None)
-        doubt = self._pending_doubt()
+        doubt = self.proposals.waiting()
         if doubt is not None and cmd is not None and cmd.intent == "yes":  # the proposal, on its own frame
-            self._set_doubt(None)
-            proposed, first, _asked, note = doubt
-            out = self.answer(first, command=proposed, spoken=spoken, transcript=transcript, timings=timings,
-                              speak=speak, since=snap.wall)
-            out["live"]["confirmed"] = {**note, "reply": transcript if transcript is not None else text,
+            self.proposals.drop()
+            out = self.answer(doubt.snap, command=doubt.command, spoken=spoken, transcript=transcript,
+                              timings=timings, speak=speak, since=snap.wall)
+            out["live"]["confirmed"] = {**doubt.note, "reply": transcript if transcript is not None else text,
                                         "reply_frame_index": snap.frame.index,
                                         "reply_frame_time": round(snap.frame.time_s, 3)}
             return out
         if doubt is not None and not (cmd is None and spoken):  # any other command drops the proposal
-            self._set_doubt(None)
+            self.proposals.drop()
         record: dict[str, Any] = {}
         live: dict[str, Any] = {"intent": cmd.intent if cmd else None, "frozen": snap.frozen,
                                 "smoothed_count": len(snap.tracks), "smoothed": [t.as_dict() for t in snap.tracks],
@@ -302,7 +301,7 @@ class LiveEngine:
             live["note"] = "not a complete command: rejected, nothing done"
         elif doubt is not None and cmd.intent in ("no", "cancel"):
             say, reply = "Cancelled.", "local"
-            live["note"] = f"proposal {doubt[3]['proposed']!r} declined: nothing done"
+            live["note"] = f"proposal {doubt.note['proposed']!r} declined: nothing done"
         elif cmd is None:
             record, say, full = self._ask(snap, text or "", live)
         elif cmd.intent == "freeze":
@@ -376,8 +375,8 @@ class LiveEngine:
         snap = self.resolve(snap)
         note = {"proposed": spoken_form, "meaning": meaning, "spotter_prob": round(prob, 3),
                 "asked_frame_index": snap.frame.index, "asked_frame_time": round(snap.frame.time_s, 3)}
-        self._set_doubt((command, snap, time.monotonic(), note))
-        say = f"Did you mean: {spoken_form[:1].lower()}{spoken_form[1:].rstrip('.?')}? Say yes or no."
+        self.proposals.offer(Proposal(command, snap, note))
+        say = prompt(spoken_form)
         timings = dict(timings or {})
         live: dict[str, Any] = {"intent": None, "frozen": snap.frozen, "smoothed_count": len(snap.tracks),
                                 "proposal": dict(note),
@@ -405,19 +404,8 @@ class LiveEngine:
 
     def pending_proposal(self) -> dict[str, Any] | None:
         """What a proposal waiting for yes or no proposed (None: none waits)."""
-        d = self._pending_doubt()
-        return None if d is None else dict(d[3])
-
-    def _pending_doubt(self) -> tuple[Command, Snapshot, float, dict[str, Any]] | None:
-        with self._lock:
-            if self._doubt is not None and time.monotonic() - self._doubt[2] > self.opt.confirm_timeout_s:
-                log.info("proposal %s expired unanswered", self._doubt[3]["proposed"])
-                self._doubt = None
-            return self._doubt
-
-    def _set_doubt(self, doubt: tuple[Command, Snapshot, float, dict[str, Any]] | None) -> None:
-        with self._lock:
-            self._doubt = doubt
+        d = self.proposals.waiting()
+        return None if d is None else dict(d.note)
 
     def _ask(self, snap: Snapshot, question: str, live: dict[str, Any], prior: Frame | None = None
              ) -> tuple[dict[str, Any], str, str]:
