@@ -61,6 +61,7 @@ import numpy as np
 from .audio import ASR_RATE, Audio
 from .bench_grammar_policy import expected, policy, policy_args, render, table, tune, tune_spotter, tune_tail
 from .bench_grammar_sets import CONDITIONS, clips
+from .bench_grammar_store import load_set, set_frames, spot_thresholds
 from .live_commands import LIVE_SET, hear_spoken, is_live_command
 
 __all__ = ["run", "spot", "main"]
@@ -114,7 +115,7 @@ def spot(settings: Any, which: str, out: Path, limit: int | None = None, cache: 
     retrained spotter is re-read in seconds) and the probabilities written to ``spot_SET.jsonl``."""
     from .spotter import CommandSpotter
 
-    keys, frames = _frames(settings, which, out, limit, cache or out / "audio", conditions)
+    keys, frames = set_frames(settings, which, out, limit, cache or out / "audio", conditions)
     spotter = CommandSpotter(weights)
     spotter.load()
     path = out / f"spot_{which}.jsonl"
@@ -134,7 +135,7 @@ def tail(settings: Any, which: str, out: Path, t: dict[str, Any], s: dict[str, A
     spotter policy's at the tuned thresholds), ``rest`` in nats, written to ``tail_SET.jsonl``."""
     from .tail import TailChecker
 
-    keys, framed = _frames(settings, which, out, None, cache or out / "audio", conditions)
+    keys, framed = set_frames(settings, which, out, None, cache or out / "audio", conditions)
     index = dict(zip(keys, framed))
     checker = TailChecker(weights)
     checker.load()
@@ -143,7 +144,7 @@ def tail(settings: Any, which: str, out: Path, t: dict[str, Any], s: dict[str, A
     path = out / f"tail_{which}.jsonl"
     n = 0
     with path.open("w") as sink:
-        for r in _load(out, which):
+        for r in load_set(out, which):
             key = (r["voice"], r["text"], r["noise"], r["snr_db"])
             if key not in index:
                 continue
@@ -157,77 +158,10 @@ def tail(settings: Any, which: str, out: Path, t: dict[str, Any], s: dict[str, A
     return dict(set=which, clips=n, path=str(path), weights=str(checker.path))
 
 
-def spot_thresholds(out: Path) -> dict[str, Any]:
-    """The spotter's tuned thresholds (``spot_thresholds.json``; without it, a spotter that never decides)."""
-    sp = out / "spot_thresholds.json"
-    return json.loads(sp.read_text()) if sp.exists() else dict(spotter_take=1.01, spotter_veto=1.01, spotter_alone=1.01)
-
-
 def _grammar_meanings() -> frozenset[str]:
     from .asr_grammar import grammar_meanings
 
     return grammar_meanings(LIVE_SET)
-
-
-def _frames(settings: Any, which: str, out: Path, limit: int | None, cache: Path,
-            conditions: tuple[tuple[str, float | None], ...]) -> tuple[list[tuple], list[np.ndarray]]:
-    from .whisper_model import FrameReader
-
-    npz = out / f"frames_{which}.npz"
-    keys: list[tuple] = []
-    frames: list[np.ndarray] = []
-    if npz.exists():
-        z = np.load(npz)
-        off = np.concatenate([[0], np.cumsum(z["lengths"])])
-        keys = [tuple(k) for k in json.loads(str(z["keys"]))]
-        stored = z["frames"]  # read once: each z[...] reads the file again
-        frames = [stored[a:b] for a, b in zip(off[:-1], off[1:])]
-    have, read, added = set(keys), None, 0
-    for v, text, _said, _is_cmd, noise, snr, audio in clips(settings, which, limit, cache, conditions):
-        if (v, text, noise, snr) in have:  # framed before: kept (a condition asked for later is added)
-            continue
-        read = read or FrameReader(settings)
-        keys.append((v, text, noise, snr))
-        frames.append(read(audio().astype(np.float32)).astype(np.float16))
-        added += 1
-    if added:
-        np.savez(npz, frames=np.concatenate(frames), lengths=np.array([len(f) for f in frames]),
-                 keys=json.dumps(keys))
-        print(f"{added} clips framed, {len(keys)} in {npz}", file=sys.stderr)
-    return keys, frames
-
-
-def _load(out: Path, which: str) -> list[dict[str, Any]]:
-    """The stored clips of a set, with the spotter's best class and probability (``_spot``) from
-    ``spot_SET.jsonl`` or else from the run itself."""
-    p = out / f"features_{which}.jsonl"
-    rows = [json.loads(line) for line in p.read_text().splitlines()] if p.exists() else []
-    sp = out / f"spot_{which}.jsonl"
-    spots = {}
-    if sp.exists():
-        from .spotter import CommandSpotter
-
-        c = CommandSpotter()
-        c.load()
-        for line in sp.read_text().splitlines():
-            s = json.loads(line)
-            k = int(np.argmax(s["probs"]))
-            spots[tuple(s["key"])] = (c.classes[k], float(s["probs"][k]))
-    for r in rows:  # spot_SET.jsonl (the weights of the last ``spot``) before what the run itself recorded
-        s = r.get("spotter") or {}
-        key = (r["voice"], r["text"], r["noise"], r["snr_db"])
-        r["_spot"] = spots[key] if key in spots else (s["meaning"], s["prob"]) if "meaning" in s else None
-    rp = out / f"replies_{which}.jsonl"
-    if rp.exists():  # the spotter's P(yes), P(no) per clip (``replies``): the reply to a proposal
-        replies = {tuple(x["key"]): (x["yes"], x["no"]) for x in map(json.loads, rp.read_text().splitlines())}
-        for r in rows:
-            r["_replies"] = replies.get((r["voice"], r["text"], r["noise"], r["snr_db"]))
-    tp = out / f"tail_{which}.jsonl"
-    if tp.exists():  # the rest-of-utterance check's rests per candidate command (``tail``)
-        tails = {tuple(t["key"]): t["rests"] for t in map(json.loads, tp.read_text().splitlines())}
-        for r in rows:
-            r["_tail"] = tails.get((r["voice"], r["text"], r["noise"], r["snr_db"]))
-    return rows
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -265,7 +199,7 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(run(settings, args.set, args.out, args.limit, args.cache, args.compute_type, conds,
                              args.denoise)))
         return 0
-    dev = _load(args.out, "dev")
+    dev = load_set(args.out, "dev")
     if args.action == "tune":
         t = tune(dev)
         (args.out / "thresholds.json").write_text(json.dumps(t, indent=2))
@@ -292,9 +226,9 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     tp = args.out / "tail_thresholds.json"
     tail_veto = json.loads(tp.read_text())["tail_veto"] if tp.exists() else None
-    held_out = [r for which in ("test", "final", "fresh", "fresh2") for r in _load(args.out, which)]
+    held_out = [r for which in ("test", "final", "fresh", "fresh2") for r in load_set(args.out, which)]
     pooled = [{**r, "set": "held-out (all)"} for r in held_out]  # every held-out voice together
-    lookalike = _load(args.out, "lookalike")  # the same voices, non-commands only: its own rows, not pooled
+    lookalike = load_set(args.out, "lookalike")  # the same voices, non-commands only: its own rows, not pooled
     rows = table(dev + held_out + lookalike + pooled, *policy_args(t, s), tail_veto)
     rep = dict(thresholds=t, spotter=s, tail_veto=tail_veto, rows=rows)
     (args.out / "report.json").write_text(json.dumps(rep, indent=2))

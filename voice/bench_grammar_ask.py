@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from .bench_grammar import _frames, _load, spot_thresholds
+from .bench_grammar_store import load_set, set_frames, spot_thresholds
 from .bench_grammar_policy import policy, policy_args, verdict
 from .bench_grammar_sets import CONDITIONS
 
@@ -138,7 +138,7 @@ def replies(settings: Any, which: str, out: Path, cache: Path | None = None,
     spotter opinion their run recorded)."""
     from .spotter import CommandSpotter
 
-    keys, frames = _frames(settings, which, out, None, cache or out / "audio", conditions)
+    keys, frames = set_frames(settings, which, out, None, cache or out / "audio", conditions)
     spotter = CommandSpotter()
     spotter.load()
     iy, ino = spotter.classes.index("yes"), spotter.classes.index("no")
@@ -159,7 +159,7 @@ def ask_report(out: Path, dev: list[dict[str, Any]], t: dict[str, Any], s: dict[
     reply_level = json.loads(rp.read_text())["reply_level"] if rp.exists() else None
     args = policy_args(t, s)
     replies: dict[tuple[str, Any], dict[str, Any]] = {}
-    for r in _load(out, "confirm"):
+    for r in load_set(out, "confirm"):
         got = reply(r, args, reply_level)
         c = replies.setdefault((r["noise"], r["snr_db"]), dict(yes=0, yes_heard=0, yes_wrong=0, no=0, no_heard=0,
                                                                 no_wrong=0))
@@ -167,13 +167,13 @@ def ask_report(out: Path, dev: list[dict[str, Any]], t: dict[str, Any], s: dict[
         c[f"{r['expected']}_heard"] += got == r["expected"]
         c[f"{r['expected']}_wrong"] += got is not None and got != r["expected"]
     yes_heard = {k: c["yes_heard"] / c["yes"] for k, c in replies.items() if c["yes"]}
-    held_out = [r for which in ("test", "final", "fresh", "fresh2") for r in _load(out, which)]
+    held_out = [r for which in ("test", "final", "fresh", "fresh2") for r in load_set(out, which)]
     taken: dict[str, Any] = {}
-    for name, rows_ in (("dev", dev), ("held-out (all)", held_out), ("lookalike", _load(out, "lookalike"))):
+    for name, rows_ in (("dev", dev), ("held-out (all)", held_out), ("lookalike", load_set(out, "lookalike"))):
         extra = [r for r in rows_ if policy(r, "spotter", *args) is None and reply(r, args, reply_level) is not None]
         taken[name] = dict(clips=len(rows_), taken_as_reply_by_level=len(extra),
                            without_replies=sum(r.get("_replies") is None for r in rows_))
-    rows = ask_table(dev + held_out + _load(out, "lookalike") + [{**r, "set": "held-out (all)"} for r in held_out],
+    rows = ask_table(dev + held_out + load_set(out, "lookalike") + [{**r, "set": "held-out (all)"} for r in held_out],
                      args, level, yes_heard)
     rep = dict(ask_level=level, reply_level=reply_level, taken_as_reply=taken,
                replies=[dict(noise=k[0], snr_db=k[1], **c) for k, c in replies.items()], rows=rows)
@@ -195,13 +195,13 @@ def main(args: Any, settings: Any, conds: tuple[tuple[str, float | None], ...]) 
     if args.action == "replies":
         print(json.dumps(replies(settings, args.set, args.out, args.cache, conds)))
         return 0
-    dev = _load(args.out, "dev")
+    dev = load_set(args.out, "dev")
     t = json.loads((args.out / "thresholds.json").read_text())
     s = spot_thresholds(args.out)
     if args.action == "ask-report":
         return ask_report(args.out, dev, t, s)
     name, v = (("ask", tune_ask(dev, t, s)) if args.action == "tune-ask" else
-               ("reply", tune_reply(dev, _load(args.out, "confirm_dev"), t, s)))
+               ("reply", tune_reply(dev, load_set(args.out, "confirm_dev"), t, s)))
     (args.out / f"{name}_thresholds.json").write_text(json.dumps(v, indent=2))
     print(json.dumps(v))
     return 0
