@@ -18,7 +18,8 @@
   A count or detection answer states the smoothed count (the boxes on screen) when it differs from the
   count of that single frame, and says so; the frame's own answer stays in the JSON.
 
-Anything that is not a whole command is rejected ("Sorry, say that again.") and nothing is done.
+What each command does is :mod:`voice.live_dispatch`; anything that is not a whole command is rejected
+("Sorry, say that again.") and nothing is done.
 """
 
 from __future__ import annotations
@@ -37,14 +38,13 @@ from .answers import short_answer
 from .commands import Command
 from .live_commands import parse_live
 from .live_confirm import Proposal, Proposals, prompt
+from .live_dispatch import SORRY, dispatch
 from .live_smooth import DetectionSmoother, Track, draw_live
 from .video import Frame, LatestFrameReader
 
-__all__ = ["LiveOptions", "Snapshot", "LiveEngine"]
+__all__ = ["LiveOptions", "Snapshot", "LiveEngine", "SORRY"]
 
 log = logging.getLogger(__name__)
-
-SORRY = "Sorry, say that again."
 
 
 @dataclass(frozen=True)
@@ -288,70 +288,11 @@ class LiveEngine:
             return out
         if doubt is not None and not (cmd is None and spoken):  # any other command drops the proposal
             self.proposals.drop()
-        record: dict[str, Any] = {}
         live: dict[str, Any] = {"intent": cmd.intent if cmd else None, "frozen": snap.frozen,
                                 "smoothed_count": len(snap.tracks), "smoothed": [t.as_dict() for t in snap.tracks],
                                 "tracks_from_frame": snap.det_frame_index, "min_hits": self.opt.min_hits}
-        say, full, reply = "", None, "answer"
-        if cmd is None and spoken and doubt is not None:
-            say, reply = "Say yes or no.", "rejected"
-            live["note"] = "not a command while a proposal waits: still waiting for yes or no"
-        elif cmd is None and (spoken or not text):
-            say, reply = SORRY, "rejected"
-            live["note"] = "not a complete command: rejected, nothing done"
-        elif doubt is not None and cmd.intent in ("no", "cancel"):
-            say, reply = "Cancelled.", "local"
-            live["note"] = f"proposal {doubt.note['proposed']!r} declined: nothing done"
-        elif cmd is None:
-            record, say, full = self._ask(snap, text or "", live)
-        elif cmd.intent == "freeze":
-            with self._lock:
-                self._freeze_log.append((snap.wall, Snapshot(snap.frame, list(snap.tracks), True, wall=snap.wall,
-                                                             det_frame_index=snap.det_frame_index)))
-            self._save_frame(snap.frame)
-            say, reply = f"Frozen at {snap.frame.time_s:.0f} seconds.", "freeze"
-        elif cmd.intent == "unfreeze":
-            with self._lock:
-                self._freeze_log.append((snap.wall, None))
-            say, reply = "Live.", "unfreeze"
-        elif cmd.intent in ("repeat", "read_back", "louder"):
-            if cmd.intent == "louder" and self.voice is not None:
-                self.voice.volume = min(4.0, self.voice.volume * 1.5)
-            say = (self._last_full if cmd.intent == "read_back" else self._last_say) or "Nothing to repeat."
-            reply = "local"
-        elif cmd.intent in ("cancel", "no"):
-            say, reply = "Cancelled.", "local"
-        elif cmd.intent in ("compare", "changes"):
-            say, reply = "Say: compare with ten seconds ago.", "local"
-        elif cmd.intent == "yes":
-            say, reply = "There is nothing to confirm.", "local"
-        elif cmd.intent in ("switch_image", "load_prior", "clear"):
-            say, reply = "Not available on live video.", "local"
-        elif cmd.intent == "compare_ago":
-            seconds = float(cmd.slots.get("ago", "10"))
-            prior = self.frame_before(snap.frame.time_s - seconds)
-            if prior is None or prior.index >= snap.frame.index:
-                say, reply = f"There is no frame from {seconds:.0f} seconds ago yet.", "local"
-            else:
-                live["prior_frame_index"], live["prior_frame_time"] = prior.index, round(prior.time_s, 3)
-                record, say, full = self._ask(snap, "Compare with the prior.", live, prior=prior)
-        elif cmd.intent in ("outline", "measure"):
-            measure = cmd.intent == "measure"
-            if snap.tracks:
-                best = max(snap.tracks, key=lambda t: t.score)
-                cx, cy = best.center
-                q = f"{'Outline and measure' if measure else 'Outline'} the region at ({cx:.0f}, {cy:.0f})"
-                live["prompt"] = {"track": best.id, "point_xy": [round(cx, 1), round(cy, 1)],
-                                  "box_xyxy": [round(float(v), 1) for v in best.box]}
-            else:
-                q = "Outline and measure the polyp." if measure else "Segment the polyp."
-                live["prompt"] = None
-                live["note"] = "no smoothed detection on screen: the detector of this frame prompts the segmenter"
-            record, say, full = self._ask(snap, q, live)
-        elif cmd.question:
-            record, say, full = self._ask(snap, cmd.question, live)
-        else:
-            say, reply = SORRY, "rejected"
+        r = dispatch(self, snap, cmd, live, text=text, spoken=spoken, doubt=doubt)
+        record, say, full, reply = r.record, r.say, r.full, r.kind
         timings["handle_ms"] = (time.monotonic() - t_start) * 1000
         out = dict(record)
         out.setdefault("answer", full or say)
@@ -407,8 +348,27 @@ class LiveEngine:
         d = self.proposals.waiting()
         return None if d is None else dict(d.note)
 
-    def _ask(self, snap: Snapshot, question: str, live: dict[str, Any], prior: Frame | None = None
-             ) -> tuple[dict[str, Any], str, str]:
+    def hold(self, snap: Snapshot) -> None:
+        """Freeze: from ``snap.wall`` on, questions are answered on ``snap``'s frame and tracks."""
+        with self._lock:
+            self._freeze_log.append((snap.wall, Snapshot(snap.frame, list(snap.tracks), True, wall=snap.wall,
+                                                         det_frame_index=snap.det_frame_index)))
+        self._save_frame(snap.frame)
+
+    def release(self, snap: Snapshot) -> None:
+        """Unfreeze from ``snap.wall`` on."""
+        with self._lock:
+            self._freeze_log.append((snap.wall, None))
+
+    def last_reply(self, *, full: bool = False) -> str:
+        """What was last said (``full``: the written answer behind it); "" before the first reply."""
+        return (self._last_full if full else self._last_say) or ""
+
+    def ask_frame(self, snap: Snapshot, question: str, live: dict[str, Any], prior: Frame | None = None
+                  ) -> tuple[dict[str, Any], str, str]:
+        """``question`` to the planner about ``snap``'s frame (saved as the turn's study image; ``prior``: a
+        frame of the same video as the prior study).  Returns the result JSON, the short spoken answer and the
+        written one."""
         path = self._save_frame(snap.frame)
         self.session.load("current", path)
         if prior is not None:
