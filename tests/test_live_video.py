@@ -303,4 +303,6 @@ def test_a_grey_video_pauses_the_detector_and_counts_are_refused(short_video, as
         assert "needs a colour image" in ans["answer"] or "ran no diagnosis tool" in ans["answer"]
     finally:
         h.stop(st)
-    assert engine.detection_stats()["colourless_frames"] >= 3
+    stats = engine.detection_stats()
+    assert stats["colourless_frames"] >= 3
+    assert stats["runs"] == 0 and stats["frames_read"] >= stats["colourless_frames"]  # read, not "0 frames read"

@@ -243,7 +243,9 @@ class LiveEngine:
         with self._lock:
             d = list(self.detections)
         if not d:
-            return {"runs": 0, "colourless_frames": self.colourless_frames}
+            return {"runs": 0, "frames_read": self.reader.stats.read, "frames_dropped": self.reader.stats.dropped,
+                    "source_fps": self.reader.stats.fps, "backend": self.detector_backend,
+                    "colourless_frames": self.colourless_frames}
         ms = sorted(x["detector_ms"] for x in d)
         lat = sorted(x["latency_ms"] for x in d)
         span = d[-1]["wall_s"] - d[0]["wall_s"]
