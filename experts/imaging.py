@@ -47,6 +47,7 @@ class StudyImage:
     dicom_tags: dict[str, str] = field(default_factory=dict)
     path: Path | None = None
     patient_key: str | None = None  # a hash of DICOM (IssuerOfPatientID, PatientID): is a prior this patient's?
+    video_key: str | None = None  # the live video this frame was taken from (two frames of it may be identical)
 
     @property
     def gray(self) -> np.ndarray:
@@ -331,6 +332,10 @@ def _load_raster(path: Path, fmt: str, role: str, max_pixels: int) -> StudyImage
                 raise InvalidInputError(
                     f"{name}: image of {im.width}x{im.height} pixels exceeds the limit of {max_pixels} pixels"
                 )
+            pages = int(getattr(im, "n_frames", 1) or 1)
+            if pages > 1 and fmt != "jpeg":  # the pages may be different films: the first alone would be a guess
+                raise InvalidInputError(f"{name}: a {fmt.upper()} of {pages} images (pages); Osler reads one image "
+                                        f"a file: save the one you mean on its own")
             im.load()
             channels = len(im.getbands())
             if im.mode in ("L", "I;16", "I;16B", "I;16L", "I", "F"):  # one grey channel of any depth

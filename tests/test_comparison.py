@@ -285,6 +285,26 @@ def test_same_kind_but_misaligned_content_is_refused(assistant, data_dir, tmp_pa
     assert "aligned" in r.reason and r.registration is not None and not r.registration.success
 
 
+@pytest.mark.parametrize("copy", ["same file", "jpeg copy"])
+def test_the_same_picture_as_its_own_prior_is_refused(assistant, data_dir, tmp_path, copy):
+    """The current film given again as the prior (or re-saved as a JPEG) had been answered "No. ... unchanged":
+    that compares nothing.  Refused before any expert runs, with the reason; a real pair of one patient is not."""
+    from agent.boundary.compare import same_picture
+    from agent.boundary.toolset import invoke
+
+    current = _rgb(data_dir / CXR)
+    prior = current
+    if copy == "jpeg copy":
+        ok, buf = cv2.imencode(".jpg", current[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, 70])
+        prior = cv2.imdecode(buf, cv2.IMREAD_COLOR)[..., ::-1]
+    s = _session(assistant, tmp_path, prior, current)
+    r = invoke(s, "compare_with_prior", CompareRequest())
+    assert r.status == "refused" and "same picture" in r.reason, r.reason
+    assert not {"count", "segment"} & {c.name for c in s.calls}
+    real_prior = _rgb(data_dir / "hannover_cxr/png/b343e657.png")  # the same patient, two days earlier
+    assert real_prior.shape == current.shape and same_picture(real_prior, current) is None
+
+
 def _write_dicom(path: Path, rgb: np.ndarray, date: str, spacing_mm: float) -> None:
     from pydicom.dataset import Dataset, FileMetaDataset
     from pydicom.uid import ExplicitVRLittleEndian, SecondaryCaptureImageStorage, generate_uid

@@ -377,6 +377,7 @@ class LiveEngine:
             self.session.load("prior", self._save_frame(prior))
             for role in ("current", "prior"):  # two frames of one video: one patient (compare_with_prior checks)
                 self.session.images[role].patient_key = f"live-video-{id(self)}"
+                self.session.images[role].video_key = f"live-video-{id(self)}"  # a still scene is not a copy
         else:
             self.session.clear_image("prior")
         live["frame_file"] = str(path)

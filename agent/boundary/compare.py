@@ -8,8 +8,9 @@ passes in as ``invoke``, so it is recorded and audited):
 2. Target: the request's, or by kind for ``auto`` (blood smear -> ``blood_cells`` counts and
    instance matching; endoscopy -> ``polyp`` segmentation regions; chest X-ray -> ``lung``
    segmentation and opacity change inside the lung fields).
-3. Registration (:func:`experts.registration.register`); a failed alignment is refused with the
-   numbers that show why.
+3. The same picture twice (identical pixels or a re-saved copy, :func:`same_picture`) is refused; then
+   registration (:func:`experts.registration.register`); a failed alignment is refused with the numbers that
+   show why.
 4. The expert on both studies (``count`` / ``segment``), prior findings mapped through the
    registration, matched and classified (:func:`experts.change.compare_findings`); counts per class
    within the common field of view; for chest films, ``lung_opacity_change``.
@@ -55,7 +56,8 @@ from tools.targets import TARGET_KINDS, LiveTable, TargetSpec, targets
 from agent.session import Session
 from agent.boundary.gate import ensure_colour, ensure_kind
 
-__all__ = ["Invoke", "compare_studies", "run_comparison", "AUTO_TARGET", "MATCHED_CELL_CLASSES", "interval_days"]
+__all__ = ["Invoke", "compare_studies", "run_comparison", "AUTO_TARGET", "MATCHED_CELL_CLASSES", "interval_days",
+           "same_picture"]
 
 log = logging.getLogger(__name__)
 
@@ -150,6 +152,24 @@ def _draw(pixels: np.ndarray, items: list[tuple[int, str, Finding]], title: str 
     return draw_boxes(out, boxes, title=title)
 
 
+SAME_PICTURE_NCC = 0.98  # measured: 34 Hannover prior/current pairs (same size) at most 0.725; a JPEG q70 copy 0.993
+
+
+def same_picture(a: np.ndarray, b: np.ndarray) -> float | None:
+    """The pixel correlation of two images of one size when they are one picture (identical, or a re-saved or
+    re-encoded copy: >= :data:`SAME_PICTURE_NCC` without any alignment), else None.  Two studies taken at
+    different times never correlate that closely unaligned (patient position, exposure and noise differ)."""
+    if a.shape[:2] != b.shape[:2]:
+        return None
+    ga, gb = to_gray(a)[::2, ::2].astype(np.float64), to_gray(b)[::2, ::2].astype(np.float64)
+    if np.array_equal(ga, gb):
+        return 1.0
+    da, db = ga - ga.mean(), gb - gb.mean()
+    denom = float(np.sqrt((da * da).sum() * (db * db).sum()))
+    ncc = float((da * db).sum() / denom) if denom > 0 else 0.0
+    return ncc if ncc >= SAME_PICTURE_NCC else None
+
+
 def _refused(eid: str, reason: str, t0: float, *, target: str | None = None, days: int | None = None,
              reg: RegistrationOutcome | None = None, note: str | None = None) -> ComparisonResult:
     prov = Provenance(expert=EXPERT, backend="opencv", model=METHOD_ID, device="cpu",
@@ -197,6 +217,11 @@ def run_comparison(session: Session, req: CompareRequest, eid: str, invoke: Invo
         return _refused_pair(eid, "the two files name different patients (DICOM patient ID): a prior must be a study "
                                   "of the same patient", t0, target=target, days=days)
     patient_check = "same_patient_id" if None not in keys else "not_checked"
+    same = same_picture(pri_img.pixels, cur_img.pixels)
+    if same is not None and not (cur_img.video_key and cur_img.video_key == pri_img.video_key):
+        return _refused_pair(eid, f"the prior is the same picture as the current image (pixel correlation {same:.3f}: "
+                                  "the same file or a re-saved copy), so nothing can be compared: give the older study "
+                                  "as the prior", t0, target=target, days=days)
     reg = register(pri_img.pixels, cur_img.pixels)
     if not reg.success:
         return _refused_pair(eid, f"the prior could not be aligned to the current image: {reg.reason}", t0,
