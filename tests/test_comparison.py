@@ -305,6 +305,22 @@ def test_the_same_picture_as_its_own_prior_is_refused(assistant, data_dir, tmp_p
     assert real_prior.shape == current.shape and same_picture(real_prior, current) is None
 
 
+def test_a_prior_dated_after_the_current_study_is_refused(assistant, data_dir, tmp_path):
+    """Dates the wrong way round had been answered "Compared with the study of -31 days earlier ... lungs clearer":
+    every change then runs backwards in time.  Refused with both dates; the same pair dated right is compared."""
+    from agent.boundary.toolset import invoke
+
+    current, prior = _rgb(data_dir / CXR), _rgb(data_dir / "hannover_cxr/png/b343e657.png")
+    s = _session(assistant, tmp_path, prior, current, dates=("2020-02-01", "2020-01-01"))
+    r = invoke(s, "compare_with_prior", CompareRequest())
+    assert r.status == "refused" and r.interval_days == -31, r.reason
+    assert "2020-02-01" in r.reason and "newer" in r.reason
+    assert not {"count", "segment"} & {c.name for c in s.calls}
+    s = _session(assistant, tmp_path, prior, current, dates=("2020-01-01", "2020-02-01"))
+    r = invoke(s, "compare_with_prior", CompareRequest())
+    assert r.status == "compared" and r.interval_days == 31, r.reason
+
+
 def _write_dicom(path: Path, rgb: np.ndarray, date: str, spacing_mm: float) -> None:
     from pydicom.dataset import Dataset, FileMetaDataset
     from pydicom.uid import ExplicitVRLittleEndian, SecondaryCaptureImageStorage, generate_uid

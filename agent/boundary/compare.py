@@ -212,6 +212,10 @@ def run_comparison(session: Session, req: CompareRequest, eid: str, invoke: Invo
         ensure_kind(session, role, TARGET_KINDS[target], f"comparing {target.replace('_', ' ')}")
         ensure_colour(session, role, target, f"comparing {target.replace('_', ' ')}")
 
+    if days is not None and days < 0:  # "changed since" would run backwards in time
+        return _refused_pair(eid, f"the 'prior' is dated {pri_img.meta.study_date}, {-days} days after the current study "
+                                  f"({cur_img.meta.study_date}): it is the newer one; give the older study as the prior "
+                                  "(or correct the dates)", t0, target=target, days=days)
     keys = (cur_img.patient_key, pri_img.patient_key)
     if None not in keys and keys[0] != keys[1]:
         return _refused_pair(eid, "the two files name different patients (DICOM patient ID): a prior must be a study "
@@ -269,8 +273,6 @@ def run_comparison(session: Session, req: CompareRequest, eid: str, invoke: Invo
         note += f"; {aside} finding(s) outside the common field of view not compared"
     if days is None:
         note += "; interval unknown (no study date on one or both images)"
-    elif days < 0:
-        note += "; the 'prior' is dated after the current study"
     if opacity is not None:
         note += ("; opacity change = mean grey change (0..1) inside both lung masks, prior exposure matched to the "
                  "current outside the lungs")
