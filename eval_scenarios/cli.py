@@ -79,7 +79,10 @@ def main(argv: list[str]) -> int:
     planner = settings.planner + (f":{settings.model}" if settings.planner != "builtin" and settings.model else "")
     print(format_table(summary))
     if args.out:
+        from .manifest import run_manifest
+
         meta = run_meta([str(p) for p in args.paths], planner, started, wall)
+        meta["manifest"] = run_manifest(settings, cases, data_root, [r.model_dump_report() for r in records])
         paths = write_reports(args.out, records, summary, meta)
         print("reports: " + ", ".join(str(p) for p in paths.values()))
     if args.fail_under is not None and summary["cases_passed"] / max(1, summary["cases"]) < args.fail_under:

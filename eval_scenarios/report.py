@@ -125,7 +125,7 @@ def write_markdown(path: Path, records: list[CaseRecord], summary: dict[str, Any
     lines = [f"# Osler evaluation: {meta.get('planner', '?')} planner", "",
              f"- suites: {', '.join(meta.get('paths', []))}", f"- started: {meta.get('started')}",
              f"- wall time: {meta.get('wall_s', 0):.1f} s; cases {summary['cases']}, passed {summary['cases_passed']}",
-             f"- machine: {meta.get('machine')}", "",
+             f"- machine: {meta.get('machine')}", *_manifest_lines(meta.get("manifest")), "",
              "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(r) + " |" for r in _rows(summary)]
     p = summary["probing"]
@@ -184,6 +184,19 @@ def write_reports(out: Path, records: list[CaseRecord], summary: dict[str, Any],
     write_markdown(paths["markdown"], records, summary, meta)
     write_plot(paths["plot"], summary)
     return paths
+
+
+def _manifest_lines(manifest: dict[str, Any] | None) -> list[str]:
+    """The run's identity in two lines (the whole manifest is in results.json)."""
+    if not manifest:
+        return []
+    code = manifest.get("code") or {}
+    dirty = " with uncommitted changes" if code.get("git_dirty") else ""
+    used = ", ".join(sorted({f"{e['backend']} {e['model']}" for e in manifest.get("experts_used") or []
+                             if e.get("model") not in (None, "None")}))
+    return [f"- code: osler {code.get('version')}, commit {code.get('git_commit') or 'unknown'}{dirty}",
+            f"- experts used: {used or 'none'} (weights and image SHA-256 in results.json `meta.manifest`; compare two "
+            f"runs with `python -m eval_scenarios.manifest diff A/results.json B/results.json`)"]
 
 
 def run_meta(paths: list[str], planner: str, started: float, wall_s: float) -> dict[str, Any]:

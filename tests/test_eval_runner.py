@@ -128,6 +128,38 @@ def test_ci_subset_end_to_end(tmp_path, data_dir):
             assert c["passed"], c
     assert doc["summary"]["probing"]["pairs"] >= 1
     assert elapsed < 30, f"CI subset took {elapsed:.1f}s"
+    _check_manifest(tmp_path, doc, data_dir)
+
+
+def _check_manifest(tmp_path, doc, data_dir):
+    """What the run ran on: commit, weights, experts, inputs; and the diff of two manifests."""
+    import copy
+    import hashlib
+    import shutil
+    import subprocess
+
+    from eval_scenarios.manifest import diff_manifests, main as manifest_main
+    from experts.weights import bundled, sha256_of
+
+    m = doc["meta"]["manifest"]
+    assert m["weights"]["bundled/polyp_unet.pt"]["sha256"] == sha256_of(bundled("polyp_unet.pt"))
+    assert ("image_info", "gate") in {(e["tool"], e["backend"]) for e in m["experts_used"]}
+    refs = {t for c in doc["cases"] for t in m["inputs"]}
+    assert refs and all(m["inputs"][r] == hashlib.sha256((data_dir / r[5:]).read_bytes()).hexdigest()
+                        for r in refs if r.startswith("data:"))
+    assert "api_key" not in m["settings"] and m["settings"]["planner"] == "builtin"
+    if shutil.which("git") and (EVAL.parent / ".git").exists():
+        head = subprocess.run(["git", "-C", str(EVAL.parent), "rev-parse", "HEAD"], capture_output=True, text=True)
+        assert m["code"]["git_commit"] == head.stdout.strip()
+    other = copy.deepcopy(doc)
+    other["meta"]["manifest"]["weights"]["bundled/polyp_unet.pt"]["sha256"] = "0" * 64
+    other["meta"]["manifest"]["settings"]["data_dir"] = "/elsewhere"  # a run's scratch folder is not a difference
+    a, b = tmp_path / "a.json", tmp_path / "b.json"
+    a.write_text(json.dumps(doc))
+    b.write_text(json.dumps(other))
+    assert [k for k, _, _ in diff_manifests(m, other["meta"]["manifest"])] == ["weights.bundled/polyp_unet.pt.sha256"]
+    assert manifest_main(["diff", str(a), str(a)]) == 0
+    assert manifest_main(["diff", str(a), str(b), "--json"]) == 1
 
 
 def test_cli_bad_input_and_fail_under(tmp_path, data_dir, capsys):
