@@ -1,0 +1,98 @@
+"""Inputs from an attacker's / a new hospital's probe that had drawn a confident answer the image cannot back: each
+is now refused (or withheld with the reason), and the ordinary image next to it is still answered."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+FILM = "hannover_cxr/png/006f3a8a.png"  # an adult film the classifier answers 'uncertain' (P(pneumonia) 0.31)
+NIH_FILM = "nih_cxr14_64/images/00000001_000.png"  # 64x64: the smallest films in the dev data
+SMEAR = "bccd/images/BloodImage_00001.jpg"
+
+
+def _shrunk(path, side: int) -> np.ndarray:
+    import cv2
+    from PIL import Image
+
+    rgb = np.asarray(Image.open(path).convert("RGB"))
+    h, w = rgb.shape[:2]
+    return cv2.resize(rgb, (max(1, round(side * w / min(h, w))), max(1, round(side * h / min(h, w)))),
+                      interpolation=cv2.INTER_AREA)
+
+
+def _save(rgb: np.ndarray, path) -> None:
+    from PIL import Image
+
+    Image.fromarray(np.ascontiguousarray(rgb)).save(path)
+
+
+@pytest.mark.usefixtures("one_torch_thread")
+def test_a_thumbnail_chest_film_gets_no_pneumonia_answer(assistant, data_dir, tmp_path):
+    """The film shrunk to 16x16 (here 16 px on its short side) had been read as 'Yes ... bacterial pneumonia ... (pneumonia of either kind 95%)';
+    the film itself is uncertain.  Now the gate withholds the classifier and says why; the film is still classified."""
+    path = tmp_path / "thumb.png"
+    _save(_shrunk(data_dir / FILM, 16), path)
+    session = assistant.new_session()
+    session.load("current", path)
+    r = assistant.ask(session, "Is there pneumonia?")
+    assert r.abstained and r.value is None
+    assert [c.name for c in r.tool_calls] == ["image_info"]
+    assert "too small to read" in r.answer and "withheld" in r.answer
+
+    session = assistant.new_session()
+    session.load("current", data_dir / FILM)
+    r = assistant.ask(session, "Is there pneumonia?")
+    assert "classify" in [c.name for c in r.tool_calls]
+
+
+@pytest.mark.usefixtures("one_torch_thread")
+def test_a_thumbnail_smear_gets_no_cell_count(assistant, data_dir, tmp_path):
+    """A smear shrunk to 21x16 had been counted ('I count 1 white blood cell'): at that size no cell can be made out."""
+    path = tmp_path / "smear_thumb.png"
+    _save(_shrunk(data_dir / SMEAR, 16), path)
+    session = assistant.new_session()
+    session.load("current", path)
+    r = assistant.ask(session, "How many white blood cells are there?")
+    assert r.abstained and r.value is None
+    assert [c.name for c in r.tool_calls] == ["image_info"]
+    assert "too small to read" in r.answer
+
+
+def test_the_size_floor_spares_the_smallest_dev_films(data_dir):
+    """The floor (MIN_SIDE) sits below every dev film: a 64x64 NIH film and a film shrunk to 32 px keep their route."""
+    from experts.imaging import StudyImage
+    from experts.modality_gate import MIN_SIDE, ModalityGate
+    from tools.common import ImageMeta
+
+    gate = ModalityGate()
+    for rgb, small in ((_shrunk(data_dir / NIH_FILM, 64), False), (_shrunk(data_dir / FILM, MIN_SIDE), False),
+                       (_shrunk(data_dir / FILM, MIN_SIDE - 1), True)):
+        meta = ImageMeta(role="current", source="t.png", format="png", width=rgb.shape[1], height=rgb.shape[0],
+                         channels=3)
+        out = gate.predict(StudyImage(pixels=rgb, meta=meta))
+        assert out.label == "chest_xray"
+        assert ("too small" in (out.doubt or "")) is small, (rgb.shape, out.doubt)
+        if small:
+            assert not out.trusted
+
+
+def test_a_multi_page_tiff_is_refused_not_read_by_its_first_page(assistant, data_dir, tmp_path):
+    """A TIFF holding a pneumonia film and a normal one had been answered 'Yes ... bacterial pneumonia' from its
+    first page, without a word about the second.  Now it is refused in one line; a one-page TIFF still loads."""
+    from PIL import Image
+
+    from experts.imaging import load_image
+    from tools.errors import InvalidInputError
+
+    first = Image.open(data_dir / "kermany_cxr/train/PNEUMONIA/person1000_bacteria_2931.jpeg").convert("L")
+    second = Image.open(data_dir / "kermany_cxr/train/NORMAL/IM-0115-0001.jpeg").convert("L").resize(first.size)
+    two = tmp_path / "two.tif"
+    first.save(two, save_all=True, append_images=[second])
+    with pytest.raises(InvalidInputError, match="TIFF of 2 images"):
+        load_image(two)
+    with pytest.raises(InvalidInputError, match="TIFF of 2 images"):
+        assistant.new_session().load("current", two)
+    one = tmp_path / "one.tif"
+    first.save(one)
+    assert load_image(one).pixels.shape[:2] == (first.height, first.width)
