@@ -33,7 +33,8 @@ from typing import Any, Iterable
 from tools.answer import FinalAnswer, Grounding, RemovedClaim, ToolCallRecord
 
 from agent.grounding.numbers import _supported, evidence_numbers, numbers_in, unit_scale, unsupported_numbers
-from agent.grounding.sentence import _CITE, _Backing, _backings, _Check, _sentences
+from agent.grounding.plain import plain
+from agent.grounding.sentence import _CITE, _Backing, _backings, _Check, _sentence_reasons, _sentences
 from agent.grounding.terms import _COUNT_PHRASES, _COUNT_UNITS, TERMS, UNDECIDED_LABELS, Term, _has, _words
 
 __all__ = ["evidence_numbers", "numbers_in", "unsupported_numbers", "check_grounding", "discrepancy", "TERMS", "Term",
@@ -127,7 +128,18 @@ def check_grounding(answer: FinalAnswer, results: dict[str, Any], question: str 
         chk.g["removed"].append(RemovedClaim(where="value", text=f"{dropped_value:g} {answer.unit or ''}".strip(),
                                              cited=cited, reasons=[f"no count or number of {', '.join(cited) or 'a cited result'} "
                                                                    f"equals it"]))
-    if label is not None and not (cited and _label_backed(label, cited, ev)):
+    unit_reasons = _sentence_reasons(plain(answer.unit or ""), cited, ev, question, [])[0] if value is not None else []
+    unit = None if unit_reasons else answer.unit
+    if unit_reasons:  # the unit is spoken and shown with the value: "2 malignant polyps"
+        dropped_value, value = value, None
+        chk.g["removed"].append(RemovedClaim(where="value", text=f"{dropped_value:g} {answer.unit}", cited=cited,
+                                             reasons=unit_reasons))
+    verdict = re.match(r"\s*(yes|no)\b", " ".join(kept), re.IGNORECASE)
+    if label in ("yes", "no") and verdict is not None and verdict.group(1).lower() != label:
+        dropped_label, label = label, None  # "No. ..." answered with label 'yes': the voice would say "Yes."
+        chk.g["removed"].append(RemovedClaim(where="label", text=dropped_label, cited=cited,
+                                             reasons=[f"the answer starts with '{verdict.group(1)}'"]))
+    elif label is not None and not (cited and _label_backed(label, cited, ev)):
         dropped_label, label = label, None
         chk.g["removed"].append(RemovedClaim(where="label", text=dropped_label, cited=cited, reasons=[
             f"no label or field of {', '.join(cited)} names it" if cited else "no kept statement cites a tool result"]))
@@ -142,6 +154,6 @@ def check_grounding(answer: FinalAnswer, results: dict[str, Any], question: str 
                        removed_sentences=g["removed_sentences"], unverified_findings=g["unverified_findings"],
                        rewritten_steps=g["rewritten_steps"], dropped_value=dropped_value, dropped_label=dropped_label,
                        removed=g["removed"])
-    fixed = answer.model_copy(update={"answer": text, "findings": findings, "value": value, "label": label,
+    fixed = answer.model_copy(update={"answer": text, "findings": findings, "value": value, "unit": unit, "label": label,
                                       "steps": steps})
     return fixed, report

@@ -14,14 +14,19 @@ from pydantic import BaseModel
 
 from tools.answer import RemovedClaim, ToolCallRecord
 
-from agent.grounding.numbers import (METRIC_UNITS, PERCENT, _supported, _unit, evidence_numbers, millimetre_numbers,
-                                     numbers_in, percent_numbers, written_numbers)
-from agent.grounding.terms import _COUNT_PHRASES, TERMS, _has, _words, number_value
-from agent.number_words import SPELLED_NUMBER
+from agent.grounding.changes import pair_claims, role_claims
+from agent.grounding.classes import class_claims, decided_label
+from agent.grounding.numbers import (METRIC_UNITS, PERCENT, _supported, evidence_numbers, millimetre_numbers, numbers_in,
+                                     percent_numbers, written_numbers)
+from agent.grounding.plain import plain
+from agent.grounding.terms import _COUNT_PHRASES, _NTH_PHRASES, TERMS, _has, _words, number_value, ordinal_value
 
 _CITE = re.compile(r"\bE\d+\b")
 _DECLINE = re.compile(r"\b(cannot|can ?not|could not|couldn't|can't|unable|no tool|not (?:run|answer|compare|guess)|"
                       r"do not|did not|does not|only on|work only|works only|need|needs)\b", re.IGNORECASE)
+_CANNOT = re.compile(r"\b(cannot|can ?not|could not|couldn't|can't|unable|no tool|not (?:run|answer|compare|guess)|"
+                     r"only on|works? only|needs?)\b", re.IGNORECASE)
+"""A clause that declines (not one that says what a tool did not find: 'the classifier did not find pneumonia')."""
 _CLAUSE = re.compile(r";|\bbut\b|\bhowever\b|\balthough\b|\bthough\b|\byet\b", re.IGNORECASE)
 _QUOTE = re.compile(r"(?<![\w])['\"\u2018\u201c](.+?)['\"\u2019\u201d](?![\w])")
 _TREND = {"up": re.compile(r"\b(rose|risen|rises?|increas\w*|grew|grows?|growth|enlarg\w*|gained|more(?! than))\b",
@@ -30,11 +35,6 @@ _TREND = {"up": re.compile(r"\b(rose|risen|rises?|increas\w*|grew|grows?|growth|
                              r"fewer(?! than))\b", re.IGNORECASE)}
 """Words that say which way a change went; a change a cited result reports the other way does not back them."""
 _STATUS_TREND = {"new": "up", "grown": "up", "shrunk": "down", "resolved": "down", "unchanged": "same"}
-_END = r"(?P<{}>[-+]?(?:\d+(?:[.,]\d+)?|\.\d+)(?![\w.,-]?\d)|" + SPELLED_NUMBER + ")"
-_PAIR = re.compile(r"\bfrom\s+" + _END.format("a") + r"(?:\s*[^\W\d]+[²23]?){0,3}?\s*(?:\bto\b|->|→)\s*"
-                   + _END.format("b") + r"|(?<![\w.,-])" + _END.format("c") + r"\s*(?:->|→)\s*" + _END.format("d"),
-                   re.IGNORECASE)
-"""A change written as its two ends, in order: 'from 5 to 2', 'from 400 px to 300 px', 'WBC 5 -> 2'."""
 
 
 # ---- what each piece of evidence backs -------------------------------------------------------------
@@ -97,6 +97,8 @@ def _counts(obj: Any, out: dict[str, set[int]]) -> None:
     if isinstance(obj, dict):
         if "label" in obj and "count" in obj:
             add(obj["label"], obj["count"])
+        if isinstance(obj.get("index"), int) and not isinstance(obj["index"], bool):  # 'polyp #2'
+            out.setdefault("#", set()).add(obj["index"])
         if "counts" in obj and "total" in obj:
             add("*", obj["total"])
         if {"label", "prior", "current", "delta"} <= obj.keys():
@@ -138,6 +140,7 @@ class _Backing:
     counts: dict[str, set[int]] = field(default_factory=dict)
     trends: set[str] = field(default_factory=set)  # which ways the changes it reports went (_trends)
     error: str | None = None  # a failed call: its message
+    label: str | None = None  # the class a classifier decided (classes.decided_label)
 
 
 def _backings(results: dict[str, Any], calls: Iterable[ToolCallRecord]) -> dict[str, _Backing]:
@@ -154,6 +157,7 @@ def _backings(results: dict[str, Any], calls: Iterable[ToolCallRecord]) -> dict[
             b.pct = percent_numbers(body)
             _pairs(body, b.pairs)
             b.text = _words(" ".join(_strings(body)))
+            b.label = decided_label(body)
             _counts(body, b.counts)
             _trends(body, b.trends)
         else:
@@ -204,9 +208,13 @@ def _sentence_reasons(sent: str, cited: list[str], ev: dict[str, _Backing], ques
     reasons: list[str] = []
     bad_nums: list[str] = []
     bad_words: list[str] = []
+    labels = [b.label for b in backs if b.label]
     for clause in _CLAUSE.split(sent):
         declining = bool(_DECLINE.search(clause))
         body = _strip_quotes(clause, question) if declining else clause
+        for word, why in class_claims(body, labels) if not _CANNOT.search(body) else ():  # "pneumonia [E2]": normal
+            bad_words.append(word)
+            reasons.append(f"{why} ({where})")
         for tok, x, unit in written_numbers(body):  # a size in mm/cm/µm: only by a millimetre field, converted
             backing = (pct if unit == PERCENT else [v / METRIC_UNITS[unit] for v in mm] if unit in METRIC_UNITS
                        else pool)
@@ -218,11 +226,9 @@ def _sentence_reasons(sent: str, cited: list[str], ev: dict[str, _Backing], ques
                            if unit in METRIC_UNITS else
                            f"percentage {tok}: no percentage or probability of {where} states it" if unit == PERCENT
                            else f"number {tok}: not in the cited result {where}")
-        for m in _PAIR.finditer(body) if pairs and not declining else ():  # "from 2 to 5 [E3]": a 5 -> 2 change
-            if not _pair_backed(m, body, pairs):
-                bad_words.append(m.group(0).lower())
-                reasons.append(f"'{m.group(0)}': no change of the cited result {where} went from "
-                               f"{m.group('a') or m.group('c')} to {m.group('b') or m.group('d')}")
+        for claim, why in pair_claims(body, pairs) if pairs and not declining else ():  # "from 2 to 5 [E3]"
+            bad_words.append(claim)
+            reasons.append(f"{why} ({where})")
         for term, rx in _COUNT_PHRASES:
             for m in rx.finditer(body):
                 n = number_value(m.group(1))
@@ -234,6 +240,13 @@ def _sentence_reasons(sent: str, cited: list[str], ev: dict[str, _Backing], ques
                     reasons.append(f"count {n} {term.name}: the cited result {where} counts "
                                    f"{', '.join(map(str, sorted(have))) or f'no {term.name}'}" if cited else
                                    f"count {n} {term.name}: the sentence cites no tool result")
+        for term, rx in _NTH_PHRASES if cited else ():  # "the 3rd polyp", "polyp #3": there are only 2
+            for m in rx.finditer(body):
+                n, key = (ordinal_value(m.group(1)), term.count_key) if m.group(1) else (int(m.group(2) or m.group(3)), "#")
+                have = counts.get(key or "*", set())
+                if have and n > max(have):
+                    bad_nums.append(m.group(0))
+                    reasons.append(f"'{m.group(0)}': the cited result {where} has no {n}th {term.name}")
         for way, rx in _TREND.items():  # "the count rose [E3]" where E3 reports only a fall
             if trends and way not in trends and not declining and (m := rx.search(body)) is not None:
                 bad_words.append(m.group(0).lower())
@@ -246,19 +259,11 @@ def _sentence_reasons(sent: str, cited: list[str], ev: dict[str, _Backing], ques
             bad_words.append(m.group(0).lower())
             reasons.append(f"'{m.group(0)}': no label or field of {where} names it" if cited else
                            f"'{m.group(0)}': the sentence cites no tool result that names it")
+    if pairs and not any(_DECLINE.search(c) for c in _CLAUSE.split(sent)):  # "now 5, previously 2 [E3]"
+        for tok, why in role_claims(sent, pairs):
+            bad_nums.append(tok)
+            reasons.append(f"{why} ({where})")
     return reasons, bad_nums, bad_words
-
-
-def _pair_backed(m: re.Match[str], text: str, pairs: list[tuple[float, float, bool]]) -> bool:
-    """Whether the two ends written in ``m`` (in that order) are the prior and current ends of one change."""
-    (ta, tb), end = (m.group("a", "b"), m.end("b")) if m.group("a") else (m.group("c", "d"), m.end("d"))
-    per_mm = METRIC_UNITS.get(_unit(text, end) or "")
-    x, y = (float(t.replace(",", ".")) if t[-1].isdigit() else float(number_value(t)) for t in (ta, tb))
-    for prior, current, in_mm in pairs:
-        scale = per_mm if in_mm and per_mm else 1.0
-        if _supported(ta, x, [prior / scale]) and _supported(tb, y, [current / scale]):
-            return True
-    return False
 
 
 @dataclass
@@ -273,6 +278,7 @@ class _Check:
 
     def sentence(self, sent: str, extra: list[str], where: str, *, with_args: bool = False) -> list[str]:
         """Reasons ``sent`` is unbacked (empty: backed); records them."""
+        shown, sent = sent, plain(sent)  # as it reads on screen: '1<!-- -->2' is 12
         cited = list(dict.fromkeys(_CITE.findall(sent) + list(extra)))
         unknown = [c for c in cited if c not in self.known]
         self.g["checked_numbers"] += len(numbers_in(sent))
@@ -283,5 +289,5 @@ class _Check:
             self.g["unsupported"] += nums
             self.g["unsupported_words"] += words
             self.g["unknown_evidence_ids"] += unknown
-            self.g["removed"].append(RemovedClaim(where=where, text=sent, cited=cited, reasons=reasons))  # type: ignore[arg-type]
+            self.g["removed"].append(RemovedClaim(where=where, text=shown, cited=cited, reasons=reasons))  # type: ignore[arg-type]
         return reasons

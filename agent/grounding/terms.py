@@ -84,6 +84,10 @@ TERMS: tuple[Term, ...] = (
     _dx("sarcoidosis", r"sarcoid\w*"), _dx("lymphadenopathy", r"\w*adenopath\w*|hilar enlargement"),
     _dx("mesothelioma", r"mesothelioma\w*"), _dx("hernia", r"hernia\w*"), _dx("scoliosis", r"scolio\w*"),
     _dx("hypertension", r"hypertens\w*"),
+    # -- treatment and management: no tool of Osler advises any
+    _dx("treatment advice", r"antibiotic\w*|antiviral\w*|amoxicill\w*|penicillin\w*|\w*mycin|ceftriax\w*|steroids?|"
+                            r"prednis\w*|chemotherap\w*|transfus\w*|prescri\w*|polypectom\w*|surger(?:y|ies)|"
+                            r"hospitali[sz]\w*|intensive care|(?-i:ICU)|admit the patient|discharge (?:the patient|home)"),
     _dx("pacemaker, line or tube", r"pacemakers?|endotracheal|tracheostom\w*|nasogastric|chest (?:tubes?|drains?)|"
                   r"central (?:venous )?(?:lines?|catheters?)"),
     # -- colonoscopy and endoscopy
@@ -157,6 +161,22 @@ _COUNT_PHRASES = tuple(
     for t in TERMS if t.count_key) + (
     (Term("cells", r"(?:blood )?cells?", (), True, "*"),
      re.compile(rf"(?<![\w.#-])({_NUMBER})(?:\s+|(?<=\d)){_FILLER}{{0,2}}(?:blood )?cells?\b", re.IGNORECASE)),)
+_ORDINALS = ("first", "second", "third", "fourth", "fifth", "sixth", "seventh", "eighth", "ninth", "tenth", "eleventh",
+             "twelfth")
+_NTH = r"\d+(?:st|nd|rd|th)|" + "|".join(_ORDINALS)
+_NTH_PHRASES = tuple(
+    (t, re.compile(rf"(?<![\w.#-])({_NTH})\s+{_FILLER}{{0,2}}(?:{t.pattern})\b|#(\d+)\s+(?:{t.pattern})\b|"
+                   rf"\b(?:{t.pattern})\s*#(\d+)", re.IGNORECASE))
+    for t in TERMS if t.count_key)
+"""An instance named by its place ('the 3rd polyp', 'the third white cell', 'polyp #3'): there must be that many."""
+
+
+def ordinal_value(token: str) -> int:
+    """'3rd' 3, 'third' 3."""
+    t = token.lower()
+    return int(t[:-2]) if t[0].isdigit() else _ORDINALS.index(t) + 1
+
+
 _COUNT_UNITS = ("cells", "blood cells", "regions", "region", "instances", "count", "findings", "change in count")
 
 

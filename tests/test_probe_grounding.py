@@ -1,0 +1,118 @@
+"""Attacks of a lying planner on the grounding check that got an invented number or finding past it (each case
+passed before the fix it names)."""
+
+from __future__ import annotations
+
+import pytest
+
+from tools.answer import FinalAnswer
+from tools.classification import ClassificationResult
+from tools.common import Box, Provenance
+from tools.detection import Detection, DetectionResult
+
+from agent.grounding.check import check_grounding
+from tests.test_grounding import _compared, _count
+
+_PROV = Provenance(expert="x", backend="torchvision", model="m", elapsed_ms=1.0)
+
+
+def _classified(label: str) -> dict:
+    p = {"normal": 0.72, "bacterial_pneumonia": 0.2, "viral_pneumonia": 0.08} if label == "normal" else \
+        {"normal": 0.04, "bacterial_pneumonia": 0.66, "viral_pneumonia": 0.3}
+    return {"E2": ClassificationResult(evidence_id="E2", image="current", task="cxr_pneumonia", label=label,
+                                       probabilities=p, calibrated=True, threshold=0.5, provenance=_PROV)}
+
+
+def _polyps(n: int = 2) -> dict:
+    dets = [Detection(index=i + 1, label="polyp", score=0.8, box=Box(x_min=100 * i, y_min=0, x_max=100 * i + 50, y_max=40))
+            for i in range(n)]
+    return {"E1": DetectionResult(evidence_id="E1", image="current", target="polyp", detections=dets, min_score=0.25,
+                                  provenance=_PROV)}
+
+
+def _check(text: str, results: dict, **kw) -> tuple[FinalAnswer, object]:
+    return check_grounding(FinalAnswer(answer=text, **kw), results)
+
+
+@pytest.mark.parametrize("text, ok", [
+    ("The WBC count went to 2 from 5 [E3].", True), ("The WBC count went to 5 from 2 [E3].", False),
+    ("The WBC count dropped to 5 from 2 [E3].", False), ("The WBC count went up to 5 from 2 [E3].", False),
+    ("The WBC count is now 2, previously 5 [E3].", True), ("The WBC count is now 5, previously 2 [E3].", False),
+    ("WBC: 5 before and 2 now [E3].", True), ("WBC: 2 before and 5 now [E3].", False),
+    ("WBC was 5 and is now 2 [E3].", True), ("WBC was 2 and is now 5 [E3].", False),
+    ("WBC count: prior 5, current 2 [E3].", True), ("WBC count: prior 2, current 5 [E3].", False),
+    ("The WBC count is 2 today versus 5 on the prior [E3].", True),
+    ("The WBC count is 5 now vs 2 before [E3].", False), ("Previously 2, now 5 WBC [E3].", False),
+    ("The WBC count was 2; it is 5 now [E3].", False), ("The WBC count is now 5 [E3].", False),
+    ("WBC 2 => 5 [E3].", False), ("WBC 5 <- 2 [E3].", False), ("The WBC count: 2 then 5 [E3].", False),
+    ("The WBC count went 2 to 5 [E3].", False), ("The WBC count went 5 to 2 [E3].", True),
+    ("There are 3 fewer WBC than in the study of 30 days earlier (5 then, 2 now) [E3].", True),
+    ("The polyp area went to 400 px from 300 px [E3].", False),
+    ("The polyp area is now 400 px, previously 300 px [E3].", False),
+    ("The polyp area is now 300 px, previously 400 px [E3].", True)])
+def test_a_change_in_reversed_or_role_words_must_match_the_cited_order(text, ok):
+    """Before: only 'from A to B' and 'A -> B' were read as a change's ends, so 'went to 5 from 2' or 'now 5,
+    previously 2' passed on a result reporting a change from 5 to 2."""
+    fixed, rep = _check(text, _compared())
+    assert rep.ok is ok and (fixed.answer == text) is ok
+
+
+@pytest.mark.parametrize("label, text, ok", [
+    ("normal", "The film shows pneumonia [E2].", False), ("normal", "The patient has pneumonia [E2].", False),
+    ("normal", "The film is not normal [E2].", False), ("normal", "Yes, pneumonia [E2].", False),
+    ("normal", "The film is normal, with no pneumonia [E2].", True),
+    ("normal", "The classifier reads this chest X-ray as normal with probability 72% (pneumonia of either kind 28%) "
+               "[E2].", True),
+    ("normal", "Of the two (normal or pneumonia): normal [E2].", True),
+    ("bacterial_pneumonia", "No pneumonia [E2].", False), ("bacterial_pneumonia", "The film is normal [E2].", False),
+    ("bacterial_pneumonia", "Pneumonia was ruled out [E2].", False),
+    ("bacterial_pneumonia", "The classifier did not find pneumonia [E2].", False),
+    ("bacterial_pneumonia", "The film shows viral pneumonia [E2].", False),
+    ("bacterial_pneumonia", "The film shows bacterial pneumonia, not viral [E2].", True),
+    ("bacterial_pneumonia", "There is pneumonia [E2].", True)])
+def test_a_class_is_backed_only_by_the_label_the_classifier_decided(label, text, ok):
+    """Before: every class is a key of the probabilities, so 'pneumonia' was backed on a film read as normal, and
+    'no pneumonia' / 'not normal' on any film."""
+    fixed, rep = _check(text, _classified(label))
+    assert rep.ok is ok and (fixed.answer == text) is ok
+
+
+@pytest.mark.parametrize("lie", [
+    "There are 1\u200b2 WBC [E2].", "There are 1\u00ad2 WBC [E2].", "There are 1**2** WBC [E2].",
+    "There are 1<!-- -->2 WBC [E2].", "There are \u2077 WBC [E2].", "There are 2\u2077 WBC [E2].",
+    "There are &#55; WBC [E2].", "There is pneu\u200bmonia [E2].", "There is \u0440neumonia [E2].",
+    "There is \uff50\uff4e\uff45\uff55\uff4d\uff4f\uff4e\uff49\uff41 [E2].", "There is pneumon\u00eda [E2]."])
+def test_numbers_and_words_split_or_disguised_on_screen_are_read_as_shown(lie):
+    """Before: a zero-width space, soft hyphen, markdown or HTML comment split '12' into two backed numbers, and
+    superscripts, HTML entities, full-width, accented or Cyrillic letters hid a number or a finding from the check."""
+    fixed, rep = _check(f"There are 2 WBC [E2]. {lie}", {"E2": _count(2)})
+    assert not rep.ok and lie not in fixed.answer and "There are 2 WBC [E2]." in fixed.answer
+
+
+@pytest.mark.parametrize("text, ok", [
+    ("The 3rd polyp is flat [E1].", False), ("The third polyp is flat [E1].", False), ("Polyp #3 is flat [E1].", False),
+    ("The second polyp is flat [E1].", True), ("Polyp #2 is flat [E1].", True)])
+def test_an_instance_named_by_its_place_needs_that_many(text, ok):
+    """Before: ordinals and instance numbers were no numbers for the check: 'the 3rd polyp' passed with 2 polyps."""
+    fixed, rep = _check(text, _polyps(2))
+    assert rep.ok is ok and (fixed.answer == text) is ok
+
+
+@pytest.mark.parametrize("lie", ["Start antibiotics [E2].", "Give amoxicillin [E2].", "Admit the patient to ICU [E2].",
+                                 "Polypectomy is recommended [E2]."])
+def test_treatment_advice_is_backed_by_no_tool(lie):
+    fixed, rep = _check(f"There are 2 WBC [E2]. {lie}", {"E2": _count(2)})
+    assert not rep.ok and lie not in fixed.answer
+
+
+def test_the_unit_spoken_with_the_value_is_checked_and_the_yes_no_label_must_match_the_answer():
+    """Before: the unit was not checked ('2 malignant polyps' was spoken by the voice answer), and a label 'yes' on an
+    answer starting 'No.' was kept (the voice said 'Yes.')."""
+    fixed, rep = _check("There are 2 polyps [E1].", _polyps(2), value=2, unit="malignant polyps")
+    assert not rep.ok and fixed.value is None and fixed.unit is None
+    fixed, rep = _check("There are 2 polyps [E1].", _polyps(2), value=2, unit="polyps")
+    assert rep.ok and fixed.value == 2 and fixed.unit == "polyps"
+    fixed, rep = _check("No. There are 2 polyps [E1].", _polyps(2), label="yes")
+    assert not rep.ok and fixed.label is None
+    fixed, rep = _check("Yes. There are 2 polyps [E1].", _polyps(2), label="yes")
+    assert rep.ok and fixed.label == "yes"
