@@ -116,3 +116,18 @@ def test_the_unit_spoken_with_the_value_is_checked_and_the_yes_no_label_must_mat
     assert not rep.ok and fixed.label is None
     fixed, rep = _check("Yes. There are 2 polyps [E1].", _polyps(2), label="yes")
     assert rep.ok and fixed.label == "yes"
+
+
+@pytest.mark.parametrize("caveat, kept", [
+    ("7 polyps, likely cancer", False),  # a number and a diagnosis no result of this answer states
+    ("the detector may miss flat polyps; threshold 0.25", True),  # 0.25 is the detector's min_score
+    ("Pneumonia cannot be excluded", True),  # a declining hedge names no finding as present
+])
+def test_the_caveats_shown_beside_the_answer_are_checked_too(caveat, kept):
+    """Before: the planner's free-text 'uncertainty' (shown as Caveats in the web app, the CLI and the report) went out
+    unchecked, so '7 polyps, likely cancer' sat beside a checked answer about 2 polyps."""
+    fixed, rep = _check("There are 2 polyps [E1].", _polyps(2), value=2, unit="polyps",
+                        uncertainty=f"{caveat}; counted on one frame")
+    assert fixed.answer == "There are 2 polyps [E1]." and fixed.value == 2
+    assert ("counted on one frame" in fixed.uncertainty) and ((caveat in fixed.uncertainty) is kept)
+    assert any(r.where == "caveat" for r in rep.removed) is not kept

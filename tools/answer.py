@@ -70,7 +70,7 @@ class Timings(Frozen):
 class RemovedClaim(Frozen):
     """One statement of the planner that the grounding check removed, rewrote or marked unverified."""
 
-    where: Literal["answer", "finding", "step", "value", "label"]
+    where: Literal["answer", "finding", "step", "value", "label", "caveat"]
     text: str = Field(description="the statement as the planner wrote it")
     cited: list[str] = Field(default_factory=list, description="evidence ids the statement cited")
     reasons: list[str] = Field(description="why no cited tool result backs it, one reason per claim")

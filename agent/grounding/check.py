@@ -91,6 +91,25 @@ def _note(removed: list[RemovedClaim]) -> str:
     return f"[Osler removed {', '.join(what)}; the grounding record lists why.]" if what else ""
 
 
+def _result_strings(results: dict[str, Any]) -> str:
+    """Every string of the results (notes included), joined: a caveat found verbatim in it quotes a tool."""
+    out: list[str] = []
+
+    def walk(obj: Any) -> None:
+        if isinstance(obj, str):
+            out.append(obj)
+        elif isinstance(obj, dict):
+            for v in obj.values():
+                walk(v)
+        elif isinstance(obj, (list, tuple)):
+            for v in obj:
+                walk(v)
+
+    for r in results.values():
+        walk(r.model_dump(mode="json") if hasattr(r, "model_dump") else r)
+    return "\n".join(out)
+
+
 def check_grounding(answer: FinalAnswer, results: dict[str, Any], question: str = "",
                     calls: Iterable[ToolCallRecord] = ()) -> tuple[FinalAnswer, Grounding]:
     """Return the answer with unbacked claims removed / marked, and the record of what was done.
@@ -120,6 +139,15 @@ def check_grounding(answer: FinalAnswer, results: dict[str, Any], question: str 
             chk.g["rewritten_steps"].append(s.text)
             good.append("[Osler removed a statement of this step that no cited tool result supports.]")
         steps.append(s.model_copy(update={"text": " ".join(good), "evidence": [e for e in s.evidence if e in chk.known]}))
+    caveats = answer.uncertainty
+    if caveats:  # shown as "Caveats" beside the answer: a number or finding there needs a result of this ask too
+        quoted = _result_strings(results)  # a tool's own note, quoted (the built-in planner's caveats are)
+        pieces = [p.strip() for p in re.split(r";\s+|\n+", caveats) if p.strip()]
+        good = [p for p in pieces if (len(p.split()) >= 3 and p in quoted)
+                or not chk.sentence(p, sorted(chk.known), "caveat", with_args=True)]
+        if len(good) < len(pieces):
+            good.append("[Osler removed a caveat that no tool result of this answer supports.]")
+        caveats = "; ".join(good) or None
     cited = list(dict.fromkeys([e for s in kept for e in _CITE.findall(s)] +
                                [e for f in findings if f.verified for e in f.evidence]))
     value, label, dropped_value, dropped_label = answer.value, answer.label, None, None
@@ -155,5 +183,5 @@ def check_grounding(answer: FinalAnswer, results: dict[str, Any], question: str 
                        rewritten_steps=g["rewritten_steps"], dropped_value=dropped_value, dropped_label=dropped_label,
                        removed=g["removed"])
     fixed = answer.model_copy(update={"answer": text, "findings": findings, "value": value, "unit": unit, "label": label,
-                                      "steps": steps})
+                                      "steps": steps, "uncertainty": caveats})
     return fixed, report
