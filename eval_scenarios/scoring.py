@@ -26,6 +26,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from agent.grounding.check import evidence_numbers, numbers_in, unsupported_numbers
+from agent.grounding.numbers import PERCENT, percent_numbers, written_numbers
 
 from .metrics import percentile  # noqa: F401  (re-exported: the runner and benchmarks import it from here)
 from .schema import Expect, ExpectedAnswer
@@ -201,14 +202,16 @@ def score_tools(expect: Expect, calls: list[dict[str, Any]]) -> dict[str, Any]:
 def score_grounding(result: dict[str, Any], question: str = "") -> tuple[bool, list[str]]:
     """Every number of the answer text (and its ``value``) traced to a tool result of this question
     or to the question itself.  Returns (grounded, unsupported number tokens)."""
-    pool = evidence_numbers(c["result"] for c in result.get("tool_calls", []) if c.get("ok") and c.get("result"))
-    pool += [x for _, x in numbers_in(question or result.get("question") or "")]
-    bad = unsupported_numbers(result.get("answer") or "", pool)
+    results = [c["result"] for c in result.get("tool_calls", []) if c.get("ok") and c.get("result")]
+    pool = evidence_numbers(results) + [x for _, x in numbers_in(question or result.get("question") or "")]
+    pct = pool + [x for r in results for x in percent_numbers(r)]  # a percentage: also 100 x a probability
+    bad = [tok for tok, x, unit in written_numbers(result.get("answer") or "")
+           if unsupported_numbers(tok, pct if unit == PERCENT else pool)]
     value = result.get("value")
     if value is not None and not result.get("abstained"):
         v = float(value)
         token = str(int(v)) if v.is_integer() else f"{v:.1f}"
-        if unsupported_numbers(token, pool):
+        if unsupported_numbers(token, pct if (result.get("unit") or "").strip() == "%" else pool):
             bad.append(f"value={token}")
     return not bad, bad
 

@@ -1,7 +1,8 @@
 """Numbers in the grounding check: the numbers a text writes (ids, instance numbers, ordinals and list
 numbering left out; a unit may follow without a space: '12mm'; '.99' is 0.99; a number in words where it states a
 quantity: 'seven others', not 'one of the polyps', 'no polyp' or 'the two images'), the numbers a tool result states
-(plus percentages of probabilities, complements of a probability distribution, absolute values and list lengths),
+(plus complements of a probability distribution, absolute values and list lengths; 100 x a probability only where
+a percentage is written),
 the millimetre numbers a result states (fields named ``*_mm``, ``*_mm2``), the percentages it states, and whether
 a written number is backed by a pool of them at its written rounding.  A length or area written in mm, cm or µm
 is backed only by a millimetre number of the result, converted to the written unit: a size in pixels is never
@@ -58,17 +59,16 @@ def _walk(obj: Any) -> Iterable[Any]:
 
 
 def evidence_numbers(results: Iterable[Any]) -> list[float]:
-    """Every number in the results, plus percentages of probabilities/fractions and list lengths."""
+    """Every number in the results (and its absolute value), the numbers their texts write, and list lengths.
+    Percentages of probabilities are in :func:`percent_numbers` only."""
     out: list[float] = []
     for r in results:
         for v in _walk(r):
             if isinstance(v, bool) or v is None:
                 continue
             if isinstance(v, (int, float)):
-                out.append(float(v))
-                if -1.0 <= v <= 1.0:
-                    out.append(float(v) * 100.0)
-                out.append(abs(float(v)))
+                out.append(float(v))  # 100 x a probability backs only a percentage (percent_numbers): a bare
+                out.append(abs(float(v)))  # '72' ('72 years old') is not p = 0.72
             elif isinstance(v, str):
                 out.extend(n for _, n in numbers_in(v))
     return out
