@@ -34,7 +34,7 @@ from tools.answer import FinalAnswer, Grounding, RemovedClaim, ToolCallRecord
 
 from agent.grounding.numbers import _supported, evidence_numbers, numbers_in, unit_scale, unsupported_numbers
 from agent.grounding.plain import plain
-from agent.grounding.sentence import _CITE, _Backing, _backings, _Check, _sentence_reasons, _sentences
+from agent.grounding.sentence import _CITE, _Backing, _backings, _Check, _sentence_reasons, _sentences, _strip_quotes
 from agent.grounding.terms import _COUNT_PHRASES, _COUNT_UNITS, TERMS, UNDECIDED_LABELS, Term, _has, _words
 
 __all__ = ["evidence_numbers", "numbers_in", "unsupported_numbers", "check_grounding", "discrepancy", "TERMS", "Term",
@@ -143,8 +143,8 @@ def check_grounding(answer: FinalAnswer, results: dict[str, Any], question: str 
     if caveats:  # shown as "Caveats" beside the answer: a number or finding there needs a result of this ask too
         quoted = _result_strings(results)  # a tool's own note, quoted (the built-in planner's caveats are)
         pieces = [p.strip() for p in re.split(r";\s+|\n+", caveats) if p.strip()]
-        good = [p for p in pieces if (len(p.split()) >= 3 and p in quoted)
-                or not chk.sentence(p, sorted(chk.known), "caveat", with_args=True)]
+        good = [p for p in pieces if (len(p.split()) >= 3 and p in quoted)  # the question quoted is no claim either
+                or not chk.sentence(_strip_quotes(p, question), sorted(chk.known), "caveat", with_args=True)]
         if len(good) < len(pieces):
             good.append("[Osler removed a caveat that no tool result of this answer supports.]")
         caveats = "; ".join(good) or None
