@@ -131,3 +131,19 @@ def test_the_caveats_shown_beside_the_answer_are_checked_too(caveat, kept):
     assert fixed.answer == "There are 2 polyps [E1]." and fixed.value == 2
     assert ("counted on one frame" in fixed.uncertainty) and ((caveat in fixed.uncertainty) is kept)
     assert any(r.where == "caveat" for r in rep.removed) is not kept
+
+
+@pytest.mark.parametrize("text, ok", [("The patient is 72 years old [E2].", False), ("Normal: 72 [E2].", False),
+                                      ("The film reads normal, 72% [E2].", True), ("P(normal) is 0.72 [E2].", True)])
+def test_a_probability_backs_a_percentage_not_a_bare_number(text, ok):
+    """Before: 100 x every probability was in the pool for any number, so p(normal) = 0.72 backed '72 years old'."""
+    fixed, rep = _check(text, _classified("normal"))
+    assert rep.ok is ok and (fixed.answer == text) is ok
+
+
+@pytest.mark.parametrize("text, ok", [("There are two thousand polyps [E1].", False), ("There are hundreds of polyps [E1].", False),
+                                      ("There are two polyps [E1].", True)])
+def test_a_number_in_words_is_read_with_its_scale(text, ok):
+    """Before: 'two thousand' was read as 2 (the 'thousand' was no number), so it passed on a count of 2."""
+    fixed, rep = _check(text, _polyps(2))
+    assert rep.ok is ok and (fixed.answer == text) is ok

@@ -156,11 +156,11 @@ def number_value(token: str) -> int:
 
 
 _FILLER = r"(?:(?:more|fewer|less|new|additional|other|detected|visible|distinct|separate|matched|further|extra)\s+)"
-_COUNT_PHRASES = tuple(
-    (t, re.compile(rf"(?<![\w.#-])({_NUMBER})(?:\s+|(?<=\d)){_FILLER}{{0,2}}(?:{t.pattern})\b", re.IGNORECASE))
+_COUNT_PHRASES = tuple(  # 'hundreds of polyps' too
+    (t, re.compile(rf"(?<![\w.#-])({_NUMBER})(?:\s+of)?(?:\s+|(?<=\d)){_FILLER}{{0,2}}(?:{t.pattern})\b", re.IGNORECASE))
     for t in TERMS if t.count_key) + (
     (Term("cells", r"(?:blood )?cells?", (), True, "*"),
-     re.compile(rf"(?<![\w.#-])({_NUMBER})(?:\s+|(?<=\d)){_FILLER}{{0,2}}(?:blood )?cells?\b", re.IGNORECASE)),)
+     re.compile(rf"(?<![\w.#-])({_NUMBER})(?:\s+of)?(?:\s+|(?<=\d)){_FILLER}{{0,2}}(?:blood )?cells?\b", re.IGNORECASE)),)
 _ORDINALS = ("first", "second", "third", "fourth", "fifth", "sixth", "seventh", "eighth", "ninth", "tenth", "eleventh",
              "twelfth")
 _NTH = r"\d+(?:st|nd|rd|th)|" + "|".join(_ORDINALS)
