@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import ipaddress
 import json
 import logging
 import re
@@ -89,9 +90,15 @@ class PrivacyPolicy:
 
 
 def is_loopback(url: str) -> bool:
-    """True when ``url``'s host is this machine (localhost, 127.x, ::1): such a planner is not remote."""
+    """True when ``url``'s host is this machine (localhost, 127.x, ::1): such a planner is not remote.
+    An address is parsed, not matched by prefix: "127.0.0.1.example.org" is a name anyone can point anywhere."""
     host = (urlparse(url).hostname or "").lower()
-    return host in ("localhost", "::1") or host.startswith("127.")
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def policy_for(settings: Any, url: str | None, *, remote: bool | None = None,

@@ -224,6 +224,8 @@ def serve(app: gr.Blocks, settings: OslerSettings, *, host: str | None = None, p
     Returns gradio's (app, local_url, share_url).  Any other interface needs a login (``settings.auth_file``)
     unless ``settings.open_network`` says the network is closed and trusted: :class:`LoginRequired` otherwise.
 
+    No run history (gradio keeps none in the browser, and /gradio_api/runs does not exist).
+
     Files: ``/gradio_api/file=`` serves only gradio's own upload/cache folder, whose paths carry a
     keyed hash no other client can guess; ``settings.data_dir`` (audit log, every session's
     answers and overlays) is blocked, and handlers hand out per-tab copies (see
@@ -247,6 +249,8 @@ def serve(app: gr.Blocks, settings: OslerSettings, *, host: str | None = None, p
         auth=auth, auth_message="Osler: log in to see patient images" if auth else None,
         max_file_size=int(settings.max_file_mb * 1024 * 1024),
         footer_links=["api", "settings"], ssr_mode=False, pwa=False, mcp_server=False, enable_monitoring=False,
+        run_history=False,  # else every run (questions, answers, file links) is kept in the browser's storage
+        # after the tab closes, shown at /gradio_api/runs, and one click saves them to a Hugging Face bucket
         theme=gr.themes.Default(font=SYSTEM_FONTS, font_mono=MONO_FONTS), css=CSS,
     )
 

@@ -55,10 +55,12 @@ def _ask_one(args: argparse.Namespace, assistant: Assistant) -> int:
         print(render_text(result))
     if args.out:  # one image: --out is the folder of exported results (agent.export.files)
         from agent.export.files import export_session
+        from ui.export_view import scrubbed_answers
         from ui.report_cli import print_export
 
         with contextlib.redirect_stdout(sys.stderr):
-            exported = export_session(session, args.out, deidentify=args.deidentify,
+            answers = scrubbed_answers(session) if args.deidentify else None  # the question may name the patient
+            exported = export_session(session, args.out, answers=answers, deidentify=args.deidentify,
                                       secondary_capture=args.secondary_capture)
         print_export(exported, sys.stderr if args.json else sys.stdout)
     return 0

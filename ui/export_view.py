@@ -13,7 +13,7 @@ from typing import Any
 
 from tools.errors import OslerError
 
-__all__ = ["report_view", "figure_data_uri", "REPORT_PLACEHOLDER"]
+__all__ = ["report_view", "figure_data_uri", "scrubbed_answers", "REPORT_PLACEHOLDER"]
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +33,17 @@ def figure_data_uri(path: str) -> str:
     return "data:image/jpeg;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
 
 
+def scrubbed_answers(session: Any) -> list[Any]:
+    """The session's answers with their question and answer texts scrubbed as for a remote planner (names and
+    IDs of the session's DICOM tags and file names, titled names, IDs, dates): the export's de-identification
+    covers tags, file names and study dates, not what was typed, which may name the patient."""
+    from agent.privacy import Deidentifier
+
+    deid = Deidentifier.for_session(session)
+    return [a.model_copy(update={"question": deid.text(a.question), "answer": deid.text(a.answer)})
+            for a in session.answers]
+
+
 def report_view(state: Any, deidentify: bool) -> tuple[str, list[str] | None, Any]:
     """(report Markdown, files to download, state) for a :class:`~ui.handlers.TabState` (or None)."""
     from agent.export.files import export_session
@@ -45,7 +56,8 @@ def report_view(state: Any, deidentify: bool) -> tuple[str, list[str] | None, An
     if out.exists():
         shutil.rmtree(out)  # one export per click: never mix files of two versions
     try:
-        result = export_session(state.session, out, deidentify=bool(deidentify))
+        answers = scrubbed_answers(state.session) if deidentify else None
+        result = export_session(state.session, out, answers=answers, deidentify=bool(deidentify))
     except OslerError as exc:
         return f"**Error:** could not write the report: {exc}", None, state
     except Exception as exc:  # a bug must not end the tab

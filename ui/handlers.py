@@ -50,6 +50,7 @@ class TabState:
     session: Session
     chat: list[dict[str, Any]] = field(default_factory=list)
     export_dir: Path | None = None  # this tab's copies of what it may download (outside the data dir)
+    studies: dict[str, str] = field(default_factory=dict)  # role -> SHA-256 of the file last loaded in that role
 
     def exports(self) -> Path:
         """A private (0700) temporary folder for this tab's downloads, removed with the tab or at exit.
@@ -99,16 +100,37 @@ class Handlers:
             st.chat.append(views.note_message(f"The {role} study was removed."))
             return None, st.chat, st
         name = clean_text(Path(file).name, single_line=True)
+        digest = _sha256(file)
+        into = self._new_patient(st, role) if st.session.answers and st.studies.get(role) not in (None, digest) else st
         try:
-            image = st.session.load(role, file, study_date=parse_study_date(date, what=f"the {role} study date"))
+            image = into.session.load(role, file, study_date=parse_study_date(date, what=f"the {role} study date"))
         except Exception as exc:  # OslerError, or a decoder bug: either way the upload is refused, the tab goes on
             if not isinstance(exc, OslerError):
                 log.exception("reading an upload failed")
             st.session.clear_image(role)
-            st.chat.append(views.error_message(f"could not read the {role} study `{name}`: {clean_text(exc)}"))
+            why = views.without_folder(clean_text(exc), file)  # the server's folders are not the browser's business
+            st.chat.append(views.error_message(f"could not read the {role} study `{name}`: {why}"))
             return None, st.chat, st
+        st = into
+        st.studies[role] = digest
         st.chat.append(views.image_loaded_message(role, image, name))
         return _preview(image.pixels), st.chat, st
+
+    def _new_patient(self, st: TabState, role: str) -> TabState:
+        """A fresh tab state for a different file in ``role`` after questions were answered: the answers, the
+        conversation and the report were about the other image (often another patient) and must not be
+        carried into its records, its report or the planner's history.  The other study stays loaded.
+        The tab keeps ``st`` when the new file cannot be read."""
+        new = TabState(assistant=st.assistant, session=st.assistant.new_session())
+        other = "prior" if role == "current" else "current"
+        if other in st.session.images:
+            new.session.set_image(other, st.session.images[other])
+            if other in st.studies:
+                new.studies[other] = st.studies[other]
+        kept = f"; the {other} study stays loaded" if other in new.session.images else ""
+        new.chat.append(views.note_message(f"A different {role} study: a new session. The earlier answers were "
+                                           f"about the previous image and are not carried over{kept}."))
+        return new
 
     def load_example(self, index: int, state: TabState | None):
         """Start a fresh session on an example case (a new patient); fills the question box."""
@@ -120,6 +142,7 @@ class Handlers:
             for role, path, date in (("current", case.current, case.current_date), ("prior", case.prior, case.prior_date)):
                 if path is not None:
                     previews[role] = _preview(st.session.load(role, path, study_date=date).pixels)
+                    st.studies[role] = _sha256(str(path))
                     st.chat.append(views.image_loaded_message(role, st.session.images[role], str(path)))
         except OslerError as exc:
             st.chat.append(views.error_message(f"could not load the example: {exc}"))
@@ -258,7 +281,12 @@ class Handlers:
         st = self.tab(state)
         update = {"planner": planner, "base_url": clean_text(base_url, single_line=True).strip() or None,
                   "model": clean_text(model, single_line=True).strip() or None}
-        settings = self.assistant.settings.model_copy(update=update)
+        configured = self.assistant.settings
+        if (update["base_url"] or "").rstrip("/") != (configured.base_url or "").rstrip("/"):
+            # the API key and the consent to send identifiable data (allow_remote_phi) are for the configured
+            # server: a URL typed in a tab gets neither
+            update.update(api_key=None, allow_remote_phi=False)
+        settings = configured.model_copy(update=update)
         if planner == "openai":
             if not settings.base_url or not settings.model:
                 return "**Error:** the server planner needs a server URL and a model name.", st
@@ -282,6 +310,16 @@ class Handlers:
         except OslerError as exc:
             device = f"device setting `{setting}`: {exc}"
         return _table(rows, views.BACKEND_HEADERS), device
+
+
+def _sha256(path: str) -> str | None:
+    """SHA-256 of the file's bytes; None when it cannot be read (loading it then says why)."""
+    from agent.session import file_sha256
+
+    try:
+        return file_sha256(Path(path))
+    except OSError:
+        return None
 
 
 def _skip() -> Any:

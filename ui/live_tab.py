@@ -77,8 +77,12 @@ class LiveHandlers:
             engine = LiveEngine(self.assistant.settings, reader, assistant=self.assistant, voice=voice,
                                 options=LiveOptions(rate_hz=float(rate), min_hits=int(persist)))
             engine.start()
-        except OslerError as exc:
-            return {"status": f"Cannot start: {exc}", "state": None}
+        except Exception as exc:  # OslerError, or a reader bug (a camera index OpenCV cannot take): the tab goes on
+            if not isinstance(exc, OslerError):
+                log.exception("starting the live source failed")
+                return {"status": f"Cannot start: internal error ({type(exc).__name__})", "state": None}
+            why = views.without_folder(str(exc), upload) if upload else str(exc)  # not the server's folders
+            return {"status": f"Cannot start: {why}", "state": None}
         exports = Path(tempfile.mkdtemp(prefix="osler-live-"))  # 0700; removed on stop, with the engine or at exit
         weakref.finalize(engine, shutil.rmtree, str(exports), True)
         return {"status": f"Live: {Path(str(src)).name if upload else src}",

@@ -19,6 +19,7 @@ __all__ = [
     "TRACE_HEADERS", "FINDINGS_HEADERS", "BACKEND_HEADERS",
     "format_args", "trace_rows", "findings_rows", "backend_rows", "chat_messages", "tool_call_message",
     "answer_markdown", "summary_markdown", "error_message", "note_message", "image_loaded_message", "answers_json",
+    "without_folder",
 ]
 
 TRACE_HEADERS = ["question", "id", "tool", "arguments", "backend", "ms", "status", "summary"]
@@ -124,6 +125,16 @@ def summary_markdown(result: AskResult) -> str:
 def error_message(text: str) -> dict[str, Any]:
     """An error the user should see in the chat; the session goes on."""
     return {"role": "assistant", "content": f"**Error:** {text}"}
+
+
+def without_folder(text: str, path: str | Path) -> str:
+    """``text`` (an error about the file at ``path``) without the server's folder of that file: a decoder's
+    message may quote the full path of an upload (gradio's temporary folder and its keyed hash)."""
+    p = Path(path)
+    for folder in {str(p.parent), str(p.resolve().parent)}:
+        if folder not in ("", "."):
+            text = text.replace(folder.rstrip("/") + "/", "")
+    return text
 
 
 def note_message(text: str) -> dict[str, Any]:
