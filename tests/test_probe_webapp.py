@@ -225,3 +225,62 @@ def test_osler_ask_deidentify_leaves_out_names_and_ids_typed_in_the_question(nam
     for name in ("report.md", "answers.json"):
         text = (out / name).read_text(encoding="utf-8")
         assert "What kind of image is" in text and "Johanna" not in text and "MRN99887766" not in text, name
+
+
+def _status(url: str, headers: dict[str, str] | None = None, method: str = "GET", data: bytes | None = None) -> int:
+    req = urllib.request.Request(url, headers=headers or {}, method=method, data=data)
+    try:
+        with urllib.request.urlopen(req, timeout=10) as r:
+            return r.status
+    except urllib.error.HTTPError as err:
+        return err.code
+
+
+def test_other_web_pages_other_host_names_and_url_fetches_are_refused(tmp_path):
+    """Before: gradio answered any page served from localhost (any port) with credentials, any Host header (a
+    rebound DNS name reached the loopback server), uploads from any origin (a form post needs no preflight), and
+    /gradio_api/file=https://... fetched the URL for the caller.  Now 403; the app itself, scripts without an
+    Origin (gradio_client) and a configured proxy origin still work."""
+    import gradio as gr
+    from gradio_client import Client
+
+    from tools.settings import OslerSettings
+    from ui.app import serve
+
+    with gr.Blocks() as app:
+        box = gr.Textbox()
+        gr.Button("go").click(lambda s: s.upper(), box, box, api_name="echo")
+    port = _free_port()
+    settings = OslerSettings(data_dir=tmp_path / "d", serve_origins=["https://osler.example.org"])
+    _, url, _ = serve(app, settings, port=port, prevent_thread_lock=True, quiet=True)
+    base = url.rstrip("/")
+    try:
+        info = base + "/gradio_api/info"
+        assert _status(base + "/") == 200 and _status(info) == 200
+        assert _status(info, {"Origin": base}) == 200
+        assert _status(info, {"Origin": "https://osler.example.org"}) == 200
+        assert _status(info, {"Host": f"localhost:{port}", "Origin": f"http://localhost:{port}"}) == 200
+        assert _status(info, {"Origin": "http://localhost:9999"}) == 403  # another local page
+        assert _status(info, {"Origin": "null"}) == 403  # a sandboxed frame or a file:// page
+        assert _status(info, {"Host": f"rebound.example:{port}"}) == 403  # DNS rebinding
+        form = {"Origin": "http://evil.example", "Content-Type": "multipart/form-data; boundary=x"}
+        assert _status(base + "/gradio_api/upload", form, "POST", b"--x--\r\n") == 403
+        assert _status(base + "/gradio_api/file=https://example.org/a.png") == 403
+        assert Client(base + "/", verbose=False).predict("abc", api_name="/echo") == "ABC"
+    finally:
+        app.close()
+
+
+def test_on_another_interface_any_host_name_may_reach_the_app_but_not_another_page():
+    from ui.origin_guard import OriginGuard
+
+    def scope(**headers: str) -> dict:
+        return {"type": "http", "path": "/gradio_api/info",
+                "headers": [(k.lower().encode(), v.encode()) for k, v in headers.items()]}
+
+    guard = OriginGuard(lambda *a: None, loopback_only=False)
+    assert guard.why_refused(scope(Host="osler.ward3.local:7860")) is None
+    assert guard.why_refused(scope(Host="osler.ward3.local:7860", Origin="http://osler.ward3.local:7860")) is None
+    assert "another web page" in guard.why_refused(scope(Host="osler.ward3.local:7860", Origin="http://evil.example"))
+    assert "not this machine" in OriginGuard(lambda *a: None, loopback_only=True).why_refused(
+        scope(Host="osler.ward3.local:7860"))

@@ -142,6 +142,8 @@ class OslerSettings(BaseSettings):
                                    "login (required to bind any interface but the loopback one)")
     open_network: bool = Field(default=False, description="allow binding a non-loopback interface without a login "
                                "(only on a closed, trusted network: every client sees every upload it makes)")
+    serve_origins: list[str] = Field(default_factory=list, description="web origins besides the server itself whose "
+                                     "pages may call the web app, e.g. a reverse proxy's public 'https://osler.example.org'")
 
     @property
     def audit_path(self) -> Path:

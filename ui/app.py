@@ -224,13 +224,19 @@ def serve(app: gr.Blocks, settings: OslerSettings, *, host: str | None = None, p
     Returns gradio's (app, local_url, share_url).  Any other interface needs a login (``settings.auth_file``)
     unless ``settings.open_network`` says the network is closed and trusted: :class:`LoginRequired` otherwise.
 
-    No run history (gradio keeps none in the browser, and /gradio_api/runs does not exist).
+    No run history (gradio keeps none in the browser, and /gradio_api/runs does not exist).  Requests from other
+    web pages (another origin, ``Origin: null``), for other host names while on loopback (DNS rebinding) and file
+    routes naming URLs are refused before gradio sees them (:class:`ui.origin_guard.OriginGuard`;
+    ``settings.serve_origins`` adds a reverse proxy's public origin).
 
     Files: ``/gradio_api/file=`` serves only gradio's own upload/cache folder, whose paths carry a
     keyed hash no other client can guess; ``settings.data_dir`` (audit log, every session's
     answers and overlays) is blocked, and handlers hand out per-tab copies (see
     :meth:`ui.handlers.TabState.exports`), so a tab is served its own artifacts only."""
     import gradio as gr
+    from starlette.middleware import Middleware
+
+    from .origin_guard import OriginGuard, loopback_host
 
     host = host or settings.host
     auth = read_auth(settings.auth_file) if settings.auth_file is not None else None
@@ -242,7 +248,9 @@ def serve(app: gr.Blocks, settings: OslerSettings, *, host: str | None = None, p
         log.warning("serving on %s without a login (open_network): anyone who reaches it can upload and ask", host)
     private_dir(settings.data_dir)
     app.queue(default_concurrency_limit=1)
+    guard = Middleware(OriginGuard, loopback_only=loopback_host(host), origins=settings.serve_origins)
     return app.launch(
+        app_kwargs={"middleware": [guard]},  # other web pages, other host names, URL fetches: 403 (ui.origin_guard)
         server_name=host, server_port=port or settings.port, share=False, inbrowser=False,
         prevent_thread_lock=prevent_thread_lock, quiet=quiet, show_error=False,
         allowed_paths=[], blocked_paths=[str(Path(settings.data_dir).resolve()), str(settings.audit_path.resolve())],
