@@ -58,7 +58,7 @@ _MONTHS = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct",
 _MONTH_RE = r"(?:jan|feb|mar|apr|may|jun|jul|aug|sep|sept|oct|nov|dec)[a-z]*\.?"
 _NAME = r"[A-Z](?:[a-z]|['’][A-Z])[a-zA-Z'’\-]*"  # capitalised word with a lower-case letter (not "CT")
 _PATTERNS: list[tuple[str, re.Pattern[str]]] = [
-    ("email", re.compile(r"\b[\w.+-]+@[\w-]+\.[\w.-]+\b")),
+    ("email", re.compile(r"(?<![\w.+-])[\w.+-]+@[\w-]+\.[\w.-]+\b")),  # starts at a token: 'a.a.a...' is linear
     ("name", re.compile(rf"\b(?:Mr|Mrs|Ms|Mx|Miss|Dr|Prof)\.?\s+{_NAME}(?:\s+{_NAME})?")),
     ("name", re.compile(rf"(?<=\b[Pp]atient)(?:'s)?(?:\s+(?:name|named|is))?\s*:?\s+{_NAME}(?:\s+{_NAME})*")),
     ("name", re.compile(rf"(?<=\b[Nn]ame)\s*[:=]\s*{_NAME}(?:[\s,^]+{_NAME})*")),
