@@ -7,12 +7,15 @@ that exists already keeps its mode (a user's ``--out`` folder is theirs); the fi
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 from typing import IO, Any
 
-__all__ = ["PRIVATE_DIR", "PRIVATE_FILE", "private_dir", "open_private", "write_private_text", "copy_private",
-           "make_private"]
+__all__ = ["PRIVATE_DIR", "PRIVATE_FILE", "private_dir", "private_data_dir", "open_private", "write_private_text",
+           "copy_private", "make_private"]
+
+log = logging.getLogger(__name__)
 
 PRIVATE_DIR = 0o700
 PRIVATE_FILE = 0o600
@@ -32,6 +35,25 @@ def private_dir(path: str | Path) -> Path:
         except FileExistsError:  # made meanwhile by another thread (a file there fails on the next level)
             continue
         os.chmod(p, PRIVATE_DIR)  # mkdir's mode passes through the umask
+    return path
+
+
+_TIGHTENED: set[str] = set()  # data folders checked by this process
+
+
+def private_data_dir(path: str | Path) -> Path:
+    """Osler's data folder (sessions, overlays, the audit log), made if missing, and 0700 when it is this user's: a
+    folder an older version made 0755 (or a copy restored with the umask's modes) is tightened, so no other local
+    user reaches any session in it, whatever the modes inside."""
+    path = private_dir(path)
+    if str(path) in _TIGHTENED:
+        return path
+    _TIGHTENED.add(str(path))
+    st = path.stat()
+    if st.st_mode & 0o077 and st.st_uid == os.getuid():
+        os.chmod(path, PRIVATE_DIR)
+        log.warning("Osler's data folder %s was readable by other users (mode %o): made private (0700)", path,
+                    st.st_mode & 0o777)
     return path
 
 

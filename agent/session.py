@@ -27,7 +27,7 @@ from tools.errors import ArtifactNotFoundError, InvalidInputError
 from tools.settings import OslerSettings
 
 from agent.audit import AuditLog
-from agent.private_files import make_private, private_dir
+from agent.private_files import make_private, private_data_dir, private_dir
 
 __all__ = ["Session", "Artifact"]
 
@@ -89,7 +89,7 @@ class Session:
         self.settings = settings
         self.pool = pool or ExpertPool(settings)
         self.id = session_id or uuid.uuid4().hex[:12]
-        self.dir = Path(settings.data_dir) / "sessions" / self.id
+        self.dir = private_data_dir(settings.data_dir) / "sessions" / self.id
         self.audit = audit or AuditLog(settings.audit_path)
         if not settings.audit.verbatim and self.audit.redact is None:
             self.audit.redact = self.redact

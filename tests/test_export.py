@@ -313,6 +313,25 @@ def test_ask_out_writes_private_files_under_umask_022(tmp_path):
     assert not wrong
 
 
+def test_a_data_folder_an_older_version_left_open_is_made_private(tmp_path, caplog):
+    """Before: only folders Osler created were 0700; a data folder an older version (or a restore with the umask's
+    modes) had left 0755 stayed so, with every earlier session's files in reach of other local users."""
+    import logging
+    import os
+
+    from agent.session import Session
+    from tools.settings import OslerSettings
+
+    old = tmp_path / "osler"
+    (old / "sessions" / "0123abcd").mkdir(parents=True)
+    (old / "sessions" / "0123abcd" / "answers.json").write_text("{}")
+    os.chmod(old, 0o755)
+    with caplog.at_level(logging.WARNING, logger="agent.private_files"):
+        Session(OslerSettings(data_dir=old))
+    assert oct(old.stat().st_mode & 0o777) == "0o700"
+    assert any("made private" in r.getMessage() for r in caplog.records)
+
+
 @pytest.mark.slow
 def test_full_size_chest_film_end_to_end(tmp_path, monkeypatch, one_torch_thread):
     """The example session of docs/export.md: the 1955x1841 film, exported de-identified, validated."""

@@ -32,7 +32,7 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from agent.private_files import private_dir
+from agent.private_files import private_data_dir
 
 from . import export_view, views
 from .examples import example_cases
@@ -246,7 +246,7 @@ def serve(app: gr.Blocks, settings: OslerSettings, *, host: str | None = None, p
                 f"refusing to serve patient images on {host} without a login: set auth_file (OSLER_AUTH_FILE, a file "
                 f"of 'user:password' lines), or open_network=true (OSLER_OPEN_NETWORK) on a closed, trusted network")
         log.warning("serving on %s without a login (open_network): anyone who reaches it can upload and ask", host)
-    private_dir(settings.data_dir)
+    private_data_dir(settings.data_dir)
     app.queue(default_concurrency_limit=1)
     guard = Middleware(OriginGuard, loopback_only=loopback_host(host), origins=settings.serve_origins)
     return app.launch(
