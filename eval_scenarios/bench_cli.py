@@ -74,6 +74,12 @@ def _concurrency(argv: list[str]) -> int | None:
     return run(argv)
 
 
+def _min_size(argv: list[str]) -> int | None:
+    from eval_scenarios.bench_min_size import main as run
+
+    return run(argv)
+
+
 def _voice(argv: list[str]) -> int | None:
     from voice.bench import main as run
 
@@ -94,6 +100,8 @@ BENCHMARKS: dict[str, tuple[Main, str]] = {
     "comparison": (_comparison, "prior-study comparison: registration and change detection"),
     "concurrency": (_concurrency, "N concurrent sessions (1, 2, 4, 8) on in-process vs Ray Serve experts: "
                                   "answers/s, p50/p95 latency, peak memory"),
+    "min-size": (_min_size, "how small a smear or an endoscopy frame may be before the counter goes wrong "
+                            "(the gate's size floors)"),
     "voice": (_voice, "speech recognition and command accuracy"),
 }
 

@@ -210,7 +210,8 @@ def main(argv: list[str] | None = None) -> int:
     if not args.no_yolo:
         from experts.yolo_detector import build_blood
 
-        yolo = build_blood(settings.model_copy(update={"device": "cpu"}))
+        yolo = build_blood(settings.model_copy(update={"device": "cpu", "expert_runtime": "torch"}))  # the .pt: its
+        # validation list is in it (the default runtime would give the ONNX export, which records none)
         yolo.load()
         import torch
 
