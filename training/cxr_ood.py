@@ -30,7 +30,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-__all__ = ["features", "fit", "distance", "main"]
+__all__ = ["features", "fit", "distance", "views_of", "main"]
 
 
 def _classifier() -> Any:
@@ -127,6 +127,19 @@ def _site(rgb: np.ndarray, rng: np.random.Generator) -> dict[str, np.ndarray]:
     return {k: np.repeat(v[..., None], 3, axis=2) for k, v in out.items()}
 
 
+def views_of(names: list[str], files: dict[str, Path], rng: np.random.Generator
+             ) -> tuple[dict[str, list[np.ndarray]], dict[str, list[str]]]:
+    """Every crop and site-like change of each film: (view name -> images, view name -> the film of each)."""
+    views: dict[str, list[np.ndarray]] = {}
+    owners: dict[str, list[str]] = {}
+    for n in names:
+        rgb = _read(files[n])
+        for k, v in {**_crops(rgb, rng), **_site(rgb, rng)}.items():
+            views.setdefault(k, []).append(v)
+            owners.setdefault(k, []).append(n)
+    return views, owners
+
+
 def _rate(d: np.ndarray, limit: float) -> float:
     return round(float((d > limit).mean()), 4)
 
@@ -172,13 +185,7 @@ def main(argv: list[str] | None = None) -> int:
     thr = float(clf._ckpt["threshold"])
     sub = [sh[i] for i in sorted(rng.choice(len(sh), min(args.report_n, len(sh)), replace=False))]
     whole = {n: p_sh[sh.index(n)] for n in sub}
-    views: dict[str, list[np.ndarray]] = {}
-    owners: dict[str, list[str]] = {}
-    for n in sub:
-        rgb = _read(files[n])
-        for k, v in {**_crops(rgb, rng), **_site(rgb, rng)}.items():
-            views.setdefault(k, []).append(v)
-            owners.setdefault(k, []).append(n)
+    views, owners = views_of(sub, files, rng)
     per_view = {}
     for k, ims in views.items():
         f, pv = _embed(clf, ims)

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from experts.cxr_decision import margin
-from training.cxr_ood import _classifier, _crops, _embed, _read, _site
+from training.cxr_ood import _classifier, _embed, _read, views_of
 
 __all__ = ["main"]
 
@@ -94,13 +94,7 @@ def main(argv: list[str] | None = None) -> int:
     sub = [sh[i] for i in sorted(rng_views.choice(len(sh), min(args.report_n, len(sh)), replace=False))]
     _, p_sub = _embed(clf, [_read(files[n]) for n in sub])
     whole = dict(zip(sub, p_sub))
-    views: dict[str, list[np.ndarray]] = {}
-    owners: dict[str, list[str]] = {}
-    for n in sub:
-        rgb = _read(files[n])
-        for k, v in {**_crops(rgb, rng_views), **_site(rgb, rng_views)}.items():
-            views.setdefault(k, []).append(v)
-            owners.setdefault(k, []).append(n)
+    views, owners = views_of(sub, files, rng_views)
     per_view = {}
     for k, ims in views.items():
         _, pv = _embed(clf, ims)
