@@ -15,8 +15,12 @@ from .normalize import number_to_words
 
 __all__ = ["short_answer", "spoken_number", "first_sentence"]
 
-_UNIT_WORDS = {"mm": "millimetres", "mm2": "square millimetres", "cm": "centimetres", "px": "pixels",
-               "%": "percent", "px2": "square pixels", "days": "days"}
+_UNIT_WORDS = {"mm": "millimetres", "mm2": "square millimetres", "mm²": "square millimetres", "cm": "centimetres",
+               "cm2": "square centimetres", "cm²": "square centimetres", "px": "pixels", "%": "percent",
+               "px2": "square pixels", "px²": "square pixels", "days": "days"}
+# a TTS reads "mm²" as "em em two": a unit the table lacks is spoken with its superscripts as words
+_SUPERSCRIPTS = {"²": " squared", "³": " cubed"}
+_NUM = re.compile(r"(?<![\w.])-?\d+(?:\.\d+)?(?![\w.]*\d)")
 
 
 def spoken_number(value: float) -> str:
@@ -26,6 +30,33 @@ def spoken_number(value: float) -> str:
     if abs(value) >= 100:
         return f"{value:.0f}"
     return f"{value:.3g}"
+
+
+def _written_number(value: float, answer: str) -> str | None:
+    """``value`` as the written answer writes it ('447.5' in "area 447.5 mm²"), so that speech and text
+    state the same number; None when the answer writes no number that ``value`` rounds to."""
+    for tok in _NUM.findall(answer or ""):
+        decimals = len(tok.split(".", 1)[1]) if "." in tok else 0
+        try:
+            if round(float(value), decimals) == float(tok) and (decimals or float(value).is_integer()):
+                return tok
+        except ValueError:  # pragma: no cover - the pattern only matches numbers
+            continue
+    return None
+
+
+def _say_number(value: float, answer: str) -> str:
+    tok = _written_number(value, answer)
+    if tok is None or float(tok).is_integer():
+        return spoken_number(value)
+    return tok
+
+
+def _unit_words(unit: str, value: float) -> str:
+    words = _UNIT_WORDS.get(unit) or (_singular(unit) if value == 1 else unit)
+    for sup, word in _SUPERSCRIPTS.items():
+        words = words.replace(sup, word)
+    return words
 
 
 def _singular(unit: str) -> str:
@@ -59,12 +90,16 @@ def short_answer(r: AskResult) -> str:
         return "Sorry, that failed. The details are on screen."
     if r.abstained or r.status == "stopped":
         return first_sentence(r.answer)
-    yes_no = f"{r.label.capitalize()}." if r.label in ("yes", "no") else ""
+    # "uncertain" is the conclusion of an undecided classification: never dropped from the spoken form
+    yes_no = f"{r.label.capitalize()}." if r.label in ("yes", "no", "uncertain") else ""
     if r.value is not None:
         unit = (r.unit or "").strip()
-        words = _UNIT_WORDS.get(unit) or (_singular(unit) if r.value == 1 else unit)
-        phrase = f"{spoken_number(r.value)} {words}".strip()
-        return f"{yes_no} {phrase[0].upper()}{phrase[1:]}.".strip()
+        if unit == "%":  # a probability: say what it is the probability of, as the written answer does
+            clause = _clause_with(r.value, r.answer)
+            if clause:
+                return f"{yes_no} {clause}".strip()
+        phrase = f"{_say_number(r.value, r.answer)} {_unit_words(unit, r.value)}".strip()
+        return f"{yes_no} {phrase[0].upper()}{phrase[1:]}.{_disagreement(r)}".strip()
     if yes_no:
         tail = _tail(r.answer, r.label)
         return f"{yes_no} {tail}".strip() if tail and tail != "." else yes_no
@@ -75,3 +110,34 @@ def _tail(answer: str, label: str | None) -> str:
     """The first sentence after a leading 'Yes.'/'No.'."""
     rest = re.sub(rf"^\s*{label}\b[.,]?\s*", "", answer, flags=re.I) if label else answer
     return first_sentence(rest) if rest.strip() else ""
+
+
+def _clause_with(value: float, answer: str) -> str | None:
+    """The clause of the written answer that states ``value`` percent ("The classifier reads this chest X-ray
+    as bacterial pneumonia with probability 50.3%"), "%" as a word; None when no clause states it."""
+    text = _clean(re.sub(rf"^\s*(yes|no|uncertain)\b[.,]?\s*", "", answer or "", flags=re.I))
+    for sentence in re.split(r"(?<=[.!?])\s+", text):
+        for clause in re.split(r":\s+|;\s+|,\s+", sentence.rstrip(".!?")):
+            tok = _written_number(value, clause)
+            if tok is not None and re.search(rf"(?<![\w.]){re.escape(tok)}\s*%", clause):
+                clause = re.sub(r"(\d)\s*%", r"\1 percent", clause.strip())
+                return clause[0].upper() + clause[1:] + "."
+    return None
+
+
+def _disagreement(r: AskResult) -> str:
+    """A count whose independent cross-check disagrees (``CountResult.cross_check``) says so aloud, as the
+    written answer does: " An independent method counts two white blood cells: check both overlays." """
+    if r.value is None or not float(r.value).is_integer():
+        return ""
+    for call in r.tool_calls:
+        cc = (call.result or {}).get("cross_check") if call.ok else None
+        if not isinstance(cc, dict) or cc.get("agrees", True):
+            continue
+        for c in cc.get("counts") or []:
+            if not c.get("agrees", True) and c.get("primary_count") == int(r.value):
+                n = int(c.get("count", 0))
+                unit = (r.unit or "").strip()
+                return (f" An independent method counts {spoken_number(n)} {_unit_words(unit, n)}:"
+                        f" check both overlays.")
+    return ""

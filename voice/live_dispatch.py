@@ -51,7 +51,14 @@ def _unfreeze(engine: Any, snap: Any, cmd: Command, live: dict[str, Any]) -> Rep
 def _again(engine: Any, snap: Any, cmd: Command, live: dict[str, Any]) -> Reply:
     if cmd.intent == "louder" and engine.voice is not None:
         engine.voice.volume = min(4.0, engine.voice.volume * 1.5)
-    return Reply(engine.last_reply(full=cmd.intent == "read_back") or "Nothing to repeat.", "local")
+    said = engine.last_reply(full=cmd.intent == "read_back")
+    if not said:
+        return Reply("Nothing to repeat.", "local")
+    about = engine.last_frame()
+    if about is not None and about.index != snap.frame.index:  # an answer about an earlier frame says so
+        live["repeats_frame_index"], live["repeats_frame_time"] = about.index, round(about.time_s, 3)
+        said = f"From {about.time_s:.0f} seconds: {said}"
+    return Reply(said, "local")
 
 
 def _local(say: str) -> Callable[..., Reply]:
@@ -62,7 +69,7 @@ def _compare_ago(engine: Any, snap: Any, cmd: Command, live: dict[str, Any]) -> 
     seconds = float(cmd.slots.get("ago", "10"))
     prior = engine.frame_before(snap.frame.time_s - seconds)
     if prior is None or prior.index >= snap.frame.index:
-        return Reply(f"There is no frame from {seconds:.0f} seconds ago yet.", "local")
+        return Reply(f"There is no frame from {seconds:.0f} seconds ago.", "local")
     live["prior_frame_index"], live["prior_frame_time"] = prior.index, round(prior.time_s, 3)
     return _asked(engine, snap, "Compare with the prior.", live, prior=prior)
 

@@ -102,6 +102,7 @@ class LiveEngine:
         self._thread: threading.Thread | None = None
         self._last_say = ""
         self._last_full: str | None = None
+        self._last_frame: Frame | None = None  # the frame the last reply was about (repeat names it)
         self.proposals = Proposals(self.opt.confirm_timeout_s)  # confirmation on doubt (voice.live_confirm)
         self.started_wall: float | None = None
         self.detect_error: str | None = None
@@ -237,7 +238,12 @@ class LiveEngine:
             frames = list(self._history)
         if not frames or t < frames[0].time_s - self.opt.history_step_s:
             return None
-        return min(frames, key=lambda f: abs(f.time_s - t))
+        best = min(frames, key=lambda f: abs(f.time_s - t))
+        # a gap in the kept frames (the detector paused on colourless frames, or stopped): the nearest frame may
+        # be far from t; comparing with it would answer "N seconds ago" about another moment
+        if abs(best.time_s - t) > max(1.0, 3 * self.opt.history_step_s):
+            return None
+        return best
 
     def detection_stats(self) -> dict[str, Any]:
         with self._lock:
@@ -295,6 +301,11 @@ class LiveEngine:
                                 "tracks_from_frame": snap.det_frame_index, "min_hits": self.opt.min_hits}
         r = dispatch(self, snap, cmd, live, text=text, spoken=spoken, doubt=doubt)
         record, say, full, reply = r.record, r.say, r.full, r.kind
+        plain = say  # what "repeat" replays (it names the frame itself when the screen has moved on)
+        if reply == "answer" and snap.frozen and self.frozen is None and say:
+            # the question ended while frozen, the screen is live again now: the answer names its frame
+            say = f"On the frame frozen at {snap.frame.time_s:.0f} seconds: {say}"
+            live["answered_after_unfreeze"] = True
         timings["handle_ms"] = (time.monotonic() - t_start) * 1000
         out = dict(record)
         out.setdefault("answer", full or say)
@@ -303,8 +314,9 @@ class LiveEngine:
         if speak and say:
             self._speak(out, say, since, timings)
         out["live"]["timings_ms"] = {k: round(v, 1) for k, v in timings.items()}
-        if say and reply not in ("rejected",):
-            self._last_say, self._last_full = say, full or say
+        if say and reply not in ("rejected", "local"):  # a repeat keeps the answer and the frame it repeats
+            self._last_frame = snap.frame if reply == "answer" else None
+            self._last_say, self._last_full = plain, full or plain
         with self._lock:
             self.answers.append(out)
         return out
@@ -362,6 +374,10 @@ class LiveEngine:
         with self._lock:
             self._freeze_log.append((snap.wall, None))
 
+    def last_frame(self) -> Frame | None:
+        """The frame the last reply was about (None before the first)."""
+        return self._last_frame
+
     def last_reply(self, *, full: bool = False) -> str:
         """What was last said (``full``: the written answer behind it); "" before the first reply."""
         return (self._last_full if full else self._last_say) or ""
@@ -391,10 +407,15 @@ class LiveEngine:
             live["smoothed_agrees"] = result.value is not None and int(result.value) == k
             if result.value is not None and not live["smoothed_agrees"]:
                 # the screen shows the smoothed boxes: say that count first, and that this frame alone differs
+                # No bare "Yes."/"No." in front: the written answer (this frame's) says the other; both counts
+                # are stated, each with where it comes from.
                 n = int(result.value)
-                lead = ("Yes. " if k else "No. ") if live.get("intent") == "detect_polyp" else ""
-                say = (f"{lead}{_polyps(k).capitalize()} on screen, seen on at least {self.opt.min_hits} "
-                       f"detector runs; on this frame alone the detector counts {_polyps(n)}.")
+                if k:
+                    seen = (f"{_polyps(k).capitalize()} on screen, seen on at least {self.opt.min_hits} "
+                            f"detector runs")
+                else:
+                    seen = "No polyp confirmed on screen yet"
+                say = f"{seen}; on this frame alone the detector counts {_polyps(n)}."
                 live["spoken_count_from"] = "smoothed"
         return result.model_dump(mode="json"), say, result.answer
 

@@ -234,6 +234,7 @@ class VoiceAssistant:
             self.index = new
             self.session.clear_image("prior")
             self.session.reset_conversation()
+            self.dialog.last_full = None  # "read back the last finding" must not read the other image's finding
             return f"Image {new + 1} of {len(self.images)}."
         if cmd.intent == "load_prior":
             path = self.prior if self.prior is not None and self.index == 0 else (

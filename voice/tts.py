@@ -145,7 +145,7 @@ class Voice:
         import soundfile as sf
 
         wpm = str(int(round(170 * self.vs.speech_rate)))
-        out = subprocess.run(["espeak-ng", "-v", self.vs.espeak_voice, "-s", wpm, "--stdout", text],
+        out = subprocess.run(["espeak-ng", "-v", self.vs.espeak_voice, "-s", wpm, "--stdout", "--", text],
                              capture_output=True, check=True, timeout=30)
         data, rate = sf.read(io.BytesIO(out.stdout), dtype="float32")
         peak = float(np.max(np.abs(data))) if data.size else 1.0
