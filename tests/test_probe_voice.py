@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from voice.answers import for_speech, short_answer
 from voice.live_demo import NEGATIVE_FRAME, POLYP_FRAME
 from voice.video import Frame
 
@@ -174,7 +175,8 @@ def test_repeat_on_a_later_frame_names_the_frame_it_was_about(engine):
     assert again["spoken_text"].endswith(first["spoken_text"])
     assert again["live"]["repeats_frame_index"] == 20 and again["frame_index"] == 300
     full = engine.answer(_snap(301, neg), text="read back the last finding", spoken=True, speak=False)
-    assert full["spoken_text"] == f"From 2 seconds: {first['answer']}"
+    assert "[E" in first["answer"] and "[E" not in full["spoken_text"]  # evidence tags are for the screen
+    assert full["spoken_text"] == f"From 2 seconds: {for_speech(first['answer'])}"
     same = engine.answer(_snap(20, pol), text="repeat", spoken=True, speak=False)  # same frame: no prefix
     assert same["spoken_text"] == first["spoken_text"]
 
@@ -218,3 +220,16 @@ def test_a_question_asked_while_frozen_and_answered_after_unfreeze_names_the_fro
     assert out["spoken_text"].startswith("On the frame frozen at 40 seconds: ")
     live = engine.answer(_snap(430, neg), text="how many polyps are visible", spoken=True, speak=False)
     assert live["frame_index"] == 430 and not live["spoken_text"].startswith("On the frame")
+
+
+def test_a_comparison_is_spoken_with_what_changed(assistant):
+    """Was: every comparison was spoken as "Compared with the prior study." (cut at the colon): neither what changed
+    nor the warning that nothing shows the prior is this patient's was said."""
+    s = assistant.new_session()
+    s.load("current", DATA / "hannover_cxr" / "png" / "c9280a30.png", study_date="2020-04-05")
+    s.load("prior", DATA / "hannover_cxr" / "png" / "b343e657.png", study_date="2020-04-03")
+    r = assistant.ask(s, "Has it changed since the prior?")
+    said = short_answer(r)
+    assert said.startswith(("Yes. Compared with", "No. Compared with")), said
+    assert "right lung" in said and "left lung" in said and "[E" not in said
+    assert "Check that the prior is this patient's." in said

@@ -13,7 +13,7 @@ from tools.answer import AskResult
 
 from .normalize import number_to_words
 
-__all__ = ["short_answer", "spoken_number", "first_sentence"]
+__all__ = ["short_answer", "spoken_number", "first_sentence", "for_speech"]
 
 _UNIT_WORDS = {"mm": "millimetres", "mm2": "square millimetres", "mm²": "square millimetres", "cm": "centimetres",
                "cm2": "square centimetres", "cm²": "square centimetres", "px": "pixels", "%": "percent",
@@ -92,6 +92,9 @@ def short_answer(r: AskResult) -> str:
         return first_sentence(r.answer)
     # "uncertain" is the conclusion of an undecided classification: never dropped from the spoken form
     yes_no = f"{r.label.capitalize()}." if r.label in ("yes", "no", "uncertain") else ""
+    compared = _compared(r)
+    if compared and (r.value is None or (r.unit or "").strip() == "days"):  # the value is then the interval
+        return f"{yes_no} {compared}".strip()  # ("No. Two days." had answered "has it changed?")
     if r.value is not None:
         unit = (r.unit or "").strip()
         if unit == "%":  # a probability: say what it is the probability of, as the written answer does
@@ -104,6 +107,29 @@ def short_answer(r: AskResult) -> str:
         tail = _tail(r.answer, r.label)
         return f"{yes_no} {tail}".strip() if tail and tail != "." else yes_no
     return first_sentence(r.answer)
+
+
+def _compared(r: AskResult) -> str | None:
+    """A comparison's spoken form: its first sentence with up to three of the changes it lists after the colon
+    ("Compared with the prior study: right lung grown by 42.3%; left lung unchanged."), and the same-patient warning
+    when the written answer gives it.  (Cut at the colon, it had said only "Compared with the prior study.")"""
+    if not any(c.name == "compare_with_prior" and c.ok for c in r.tool_calls):
+        return None
+    t = _clean(re.sub(r"^\s*(yes|no)\b[.,]?\s*", "", r.answer or "", flags=re.I))
+    m = re.match(r"(.+?[.!?])(\s|$)", t)
+    head, sep, items = (m.group(1) if m else t).rstrip(".!?").partition(":")
+    if not sep or not items.strip():
+        return None
+    parts = [re.sub(r"^#\d+\s*", "", p.strip()) for p in items.split(";") if p.strip()]
+    said = f"{head.strip()}: {'; '.join(parts[:3])}."
+    if "prior is this patient's" in (r.answer or ""):
+        said += " Check that the prior is this patient's."
+    return said
+
+
+def for_speech(text: str) -> str:
+    """A written answer read out in full ("read back the last finding"): without its evidence tags ([E2])."""
+    return re.sub(r"\s+", " ", re.sub(r"\s*\[E\d+(?:,\s*E\d+)*\]", "", text or "")).strip()
 
 
 def _tail(answer: str, label: str | None) -> str:

@@ -28,6 +28,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable, Literal
 
+from .answers import for_speech
 from .commands import Command, confirmation_prompt
 
 __all__ = ["Reply", "DialogManager", "DialogState"]
@@ -121,7 +122,7 @@ class DialogManager:
             self.volume = min(self.MAX_VOLUME, self.volume * self.VOLUME_STEP)
             return Reply("say", say=self.last_spoken or "Louder.", notes=[f"volume {self.volume:.2f}"])
         if intent == "read_back":
-            return Reply("say", say=self.last_full or "There is no finding yet.")
+            return Reply("say", say=for_speech(self.last_full or "") or "There is no finding yet.")
         if command.kind == "state":
             self.pending, self._pending_since = command, self.clock()
             return Reply("confirm", say=confirmation_prompt(command), command=command)

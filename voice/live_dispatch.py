@@ -15,6 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from .answers import for_speech
 from .commands import Command
 
 __all__ = ["SORRY", "Reply", "dispatch"]
@@ -51,7 +52,7 @@ def _unfreeze(engine: Any, snap: Any, cmd: Command, live: dict[str, Any]) -> Rep
 def _again(engine: Any, snap: Any, cmd: Command, live: dict[str, Any]) -> Reply:
     if cmd.intent == "louder" and engine.voice is not None:
         engine.voice.volume = min(4.0, engine.voice.volume * 1.5)
-    said = engine.last_reply(full=cmd.intent == "read_back")
+    said = for_speech(engine.last_reply(full=cmd.intent == "read_back"))
     if not said:
         return Reply("Nothing to repeat.", "local")
     about = engine.last_frame()
