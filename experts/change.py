@@ -12,7 +12,8 @@ centroid-distance term, gated), and :func:`compare_findings` turns the pairs int
 
 Areas are compared in the **current frame** (a prior mask is warped; a prior box's area is scaled by
 ``|det A|``), so a change of scale or crop between the studies is not mistaken for growth.  Findings
-outside the field of view common to both studies are set aside (they cannot be new or resolved).
+outside the field of view common to both studies are set aside (they cannot be new or resolved); those cut by
+its edge are measured inside it on both sides (:func:`clip_to_view`), so a crop is not read as shrinkage.
 Area in mm² uses each study's own pixel spacing ``(row_mm, col_mm)``.
 """
 
@@ -32,6 +33,7 @@ __all__ = [
     "finding_from_mask",
     "finding_from_box",
     "map_finding",
+    "clip_to_view",
     "match_findings",
     "change_status",
     "compare_findings",
@@ -106,6 +108,46 @@ def map_finding(f: Finding, matrix: np.ndarray, shape: tuple[int, int]) -> Findi
     box = (float(lo[0]), float(lo[1]), float(hi[0]), float(hi[1]))
     return Finding(label=f.label, area_px=f.area_px * s * s, diameter_px=f.diameter_px * s,
                    centroid=(float(c[0]), float(c[1])), box=box, area_native_px=f.area_native_px, source=f.source)
+
+
+def clip_to_view(f: Finding, valid: np.ndarray | None) -> Finding:
+    """The part of a finding (in the current frame) inside ``valid``, the field of view both studies show.
+
+    A finding cut by the edge of one study's view (a prior that is a crop, a smear field shifted) would otherwise
+    be compared whole on one side and cut on the other, and read as growth, shrinkage or a cell gone.  A mask is
+    intersected with ``valid``, a box shrunk to the box of its valid pixels; ``area_native_px`` scales alike.
+    Returned unchanged when wholly inside (or wholly outside: it is then set aside as not seen in both)."""
+    if valid is None:
+        return f
+    h, w = valid.shape
+    if f.mask is not None:
+        inside = f.mask & valid
+        kept = int(inside.sum())
+        if kept == 0 or kept == int(f.mask.sum()):
+            return f
+        m = measure_mask(inside)
+        ratio = kept / max(float(f.mask.sum()), 1.0)
+        return Finding(label=f.label, area_px=float(m.area_px), diameter_px=m.long_px, centroid=m.centroid or f.centroid,
+                       mask=inside, area_native_px=None if f.area_native_px is None else f.area_native_px * ratio,
+                       source=f.source)
+    x0, y0, x1, y1 = f.box
+    xa, ya = int(max(math.floor(x0), 0)), int(max(math.floor(y0), 0))
+    xb, yb = int(min(math.ceil(x1), w)), int(min(math.ceil(y1), h))
+    if xb <= xa or yb <= ya:
+        return f
+    sub = valid[ya:yb, xa:xb]
+    if sub.all() and (xa, ya, xb, yb) == (math.floor(x0), math.floor(y0), math.ceil(x1), math.ceil(y1)):
+        return f
+    ys, xs = np.nonzero(sub)
+    if ys.size == 0:
+        return f
+    box = (max(x0, float(xa + xs.min())), max(y0, float(ya + ys.min())),
+           min(x1, float(xa + xs.max() + 1)), min(y1, float(ya + ys.max() + 1)))
+    bw, bh = box[2] - box[0], box[3] - box[1]
+    ratio = bw * bh / max((x1 - x0) * (y1 - y0), 1e-9)  # of the (mapped) box; its area may be less (rotation)
+    return Finding(label=f.label, area_px=f.area_px * ratio, diameter_px=(bw + bh) / 2.0,
+                   centroid=((box[0] + box[2]) / 2, (box[1] + box[3]) / 2), box=box,
+                   area_native_px=None if f.area_native_px is None else f.area_native_px * ratio, source=f.source)
 
 
 def _iou(a: Finding, b: Finding) -> float:
@@ -208,7 +250,9 @@ def compare_findings(
     aside (not seen in both studies).  Returns (records numbered
     1.. — matched first, then new, then resolved, each in reading order — and the number of
     findings set aside as outside the common field of view)."""
-    mapped = [map_finding(f, matrix, current_shape) for f in prior]
+    # both sides measured inside the common field of view: a finding cut by one study's edge is compared cut on both
+    mapped = [clip_to_view(map_finding(f, matrix, current_shape), prior_valid) for f in prior]
+    current = [clip_to_view(f, prior_valid) for f in current]
     h, w = current_shape[:2]
     frame = np.ones((h, w), dtype=bool)
     keep_p = [i for i, f in enumerate(mapped) if f.area_px > 0 and _inside(f, frame)]
@@ -227,7 +271,7 @@ def compare_findings(
         status, pct = change_status(a.area_px, b.area_px, threshold)
         dpct = 100.0 * (b.diameter_px - a.diameter_px) / max(a.diameter_px, 1e-9)
         records.append(ChangeRecord(0, b.label, status, a, b, pct, dpct, iou,
-                                    _mm2(prior[keep_p[i]].area_native_px, prior_spacing),
+                                    _mm2(a.area_native_px, prior_spacing),
                                     _mm2(b.area_native_px, current_spacing)))
     for j in sorted(lone_c, key=lambda j: order(cm[j])):
         b = cm[j]
@@ -236,7 +280,7 @@ def compare_findings(
     for i in sorted(lone_p, key=lambda i: order(pm[i])):
         a = pm[i]
         records.append(ChangeRecord(0, a.label, "resolved", a, None,
-                                    prior_area_mm2=_mm2(prior[keep_p[i]].area_native_px, prior_spacing)))
+                                    prior_area_mm2=_mm2(a.area_native_px, prior_spacing)))
     for k, r in enumerate(records, start=1):
         r.index = k
     return records, aside

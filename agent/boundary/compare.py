@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import math
 import time
 from typing import Any, Callable
 
@@ -33,6 +34,7 @@ from experts.change import (
     AREA_THRESHOLD,
     ChangeRecord,
     Finding,
+    clip_to_view,
     compare_findings,
     count_changes,
     difference_map,
@@ -170,6 +172,25 @@ def same_picture(a: np.ndarray, b: np.ndarray) -> float | None:
     return ncc if ncc >= SAME_PICTURE_NCC else None
 
 
+MIRROR_MARGIN = 0.25  # measured: 40 Hannover prior/current pairs, mirrored prior at most 0.16 better; current mirrored 0.46
+SPACING_SCALE_RANGE = (0.75, 1.33)  # mm per structure, prior vs current, beyond AP/PA magnification differences
+
+
+def _spacings(prior: tuple[float, float] | None, current: tuple[float, float] | None, scale: float
+              ) -> tuple[tuple[float, float] | None, tuple[float, float] | None, str | None]:
+    """(prior spacing, current spacing, caveat) for areas in mm².  The registration scale (current pixels per prior
+    pixel) and the two spacings must agree: the same anatomy is about as many mm in both.  When they do not (a
+    spacing tag left unchanged after resampling), one of them is wrong and neither is used."""
+    if prior is None or current is None:
+        return prior, current, None
+    ratio = scale * math.sqrt(current[0] * current[1]) / math.sqrt(prior[0] * prior[1])
+    if SPACING_SCALE_RANGE[0] <= ratio <= SPACING_SCALE_RANGE[1]:
+        return prior, current, None
+    return None, None, (f"pixel spacings ({prior[0]:g} x {prior[1]:g} mm prior, {current[0]:g} x {current[1]:g} mm "
+                        f"current) disagree with the alignment's scale x{scale:.2f} (the same anatomy would be "
+                        f"x{ratio:.2f} as large in mm): one spacing is wrong, so no areas in mm²")
+
+
 def _refused(eid: str, reason: str, t0: float, *, target: str | None = None, days: int | None = None,
              reg: RegistrationOutcome | None = None, note: str | None = None) -> ComparisonResult:
     prov = Provenance(expert=EXPERT, backend="opencv", model=METHOD_ID, device="cpu",
@@ -230,6 +251,13 @@ def run_comparison(session: Session, req: CompareRequest, eid: str, invoke: Invo
     if not reg.success:
         return _refused_pair(eid, f"the prior could not be aligned to the current image: {reg.reason}", t0,
                              target=target, days=days, reg=reg, note="; ".join(reg.notes) or None)
+    flipped = register(np.ascontiguousarray(pri_img.pixels[:, ::-1]), cur_img.pixels)
+    if flipped.success and flipped.ncc_after > reg.ncc_after + MIRROR_MARGIN:  # left and right would be swapped
+        return _refused_pair(eid, f"the prior lines up far better mirrored left to right (correlation "
+                                  f"{flipped.ncc_after:.2f}, against {reg.ncc_after:.2f} as given): it looks like a "
+                                  "flipped image, so its left and right would be swapped; give the prior as acquired",
+                             t0, target=target, days=days, reg=reg)
+    spacings = _spacings(pri_img.spacing, cur_img.spacing, reg.scale)
 
     try:
         f_pri, r_pri, lung_pri = _findings(session, target, "prior", invoke)
@@ -248,7 +276,7 @@ def run_comparison(session: Session, req: CompareRequest, eid: str, invoke: Invo
     records, aside = compare_findings(
         [f for f in f_pri if not cells or f.label in matched],
         [f for f in f_cur if not cells or f.label in matched],
-        reg.matrix, shape, prior_valid=valid, prior_spacing=pri_img.spacing, current_spacing=cur_img.spacing,
+        reg.matrix, shape, prior_valid=valid, prior_spacing=spacings[0], current_spacing=spacings[1],
         threshold=AREA_THRESHOLD)
     counts = _count_changes(spec, f_pri, f_cur, records, reg.matrix, valid)
 
@@ -264,13 +292,16 @@ def run_comparison(session: Session, req: CompareRequest, eid: str, invoke: Invo
     note = (f"registration {reg.method}: {reg.inliers} feature inliers, NCC {reg.ncc_before:.2f} -> "
             f"{reg.ncc_after:.2f}, overlap {reg.overlap:.0%}; findings from {'count' if cells else 'segment'} "
             f"{target} ({r_cur.provenance.backend} {r_cur.provenance.model}; {r_pri.evidence_id} prior, "
-            f"{r_cur.evidence_id} current); areas compared in the current frame, change threshold "
+            f"{r_cur.evidence_id} current); areas compared in the current frame, within the field of view both "
+            f"studies show, change threshold "
             f"+-{AREA_THRESHOLD:.0%}")
     if cells:
         note += f"; {_listed(spec, True)} matched one by one{_listed(spec, False, ', {} counted only')}; counts within " \
                 "the common field of view"
     if aside:
         note += f"; {aside} finding(s) outside the common field of view not compared"
+    if spacings[2]:
+        note += f"; {spacings[2]}"
     if days is None:
         note += "; interval unknown (no study date on one or both images)"
     if opacity is not None:
@@ -302,8 +333,9 @@ def _count_changes(spec: TargetSpec, f_pri: list[Finding], f_cur: list[Finding],
         def seen(pt: tuple[float, float]) -> bool:
             return 0 <= pt[0] < w and 0 <= pt[1] < h and bool(valid[int(pt[1]), int(pt[0])])
 
-        in_p = [f.label for f in f_pri if seen(map_finding(f, matrix, (h, w)).centroid)]
-        in_c = [f.label for f in f_cur if seen(f.centroid)]
+        # a cell cut by the edge of one study's view counts where its part inside the common view lies, on both sides
+        in_p = [f.label for f in f_pri if seen(clip_to_view(map_finding(f, matrix, (h, w)), valid).centroid)]
+        in_c = [f.label for f in f_cur if seen(clip_to_view(f, valid).centroid)]
         rows = count_changes(in_p, in_c, spec.labels)
         out = [CountChange(label=c, prior=p, current=q, delta=d) for c, p, q, d in rows]
     elif spec.compare == "regions":

@@ -52,6 +52,17 @@ def _compare(d: Draft, it: Intent, kind: str, has_prior: bool) -> Generator:
     asked = _asked_change(it, r)  # the class or finding the question names leads: value, unit, first sentence
     if asked is not None:
         d.sentences.append(asked.sentence(when, eid))
+    if re.search(_MM_WORDS, it.clause.lower()):  # sizes in mm asked: only from both studies' pixel spacings
+        sized = [c for c in r.changes if c.prior_area_mm2 is not None and c.current_area_mm2 is not None]
+        if asked is not None and asked.finding in sized:  # the finding asked about, not every cell
+            sized = [asked.finding]
+        for c in sized[:4]:
+            d.sentences.append(f"{c.label.capitalize()} #{c.index} covers {fmt(c.prior_area_mm2)} mm² in the prior and "
+                               f"{fmt(c.current_area_mm2)} mm² now [{eid}].")
+        if not sized:
+            d.sentences.append(f"I give no millimetres: the two studies do not both carry a pixel spacing that agrees "
+                               f"with their alignment, so sizes are compared in pixels and per cent [{eid}].")
+            d.caveats.append("no millimetres: pixel spacing not known (or inconsistent) for both studies")
     d.sentences.append(f"Compared with {when}: {body} [{eid}].")
     if r.change_map is not None or r.side_by_side is not None:
         d.sentences.append(f"The side-by-side overlay numbers matched findings alike, and the change map shows where "
@@ -75,7 +86,7 @@ def _compare(d: Draft, it: Intent, kind: str, has_prior: bool) -> Generator:
         d.yes_no = "yes" if (delta > 0 if more else delta < 0 if fewer else delta != 0) else "no"
     elif it.yes_no and r.lung_opacity_change is not None and re.search(r"\b(opacit\w*|dens\w*|clear\w*|whiter|"
                                                                       r"hazy|haze)\b", q):
-        d.yes_no = "yes" if abs(r.lung_opacity_change) > _OPACITY_SAME else "no"  # as the sentence's denser / clearer
+        d.yes_no = _opacity_yes_no(q, r.lung_opacity_change)  # as the sentence's denser / clearer
     elif it.yes_no:
         if "grow" in q or "grown" in q or "bigger" in q or "larger" in q:
             d.yes_no = "yes" if "grown" in statuses else "no"
@@ -94,8 +105,25 @@ def _compare(d: Draft, it: Intent, kind: str, has_prior: bool) -> Generator:
 
 _OPACITY_SAME = 0.01
 """A lung opacity change within this is 'about the same' (the answer's wording and its yes/no)."""
+_DENSER = r"\b(worse|denser|whiter|hazier|more (opaque|dense|hazy)|increas\w*)\b"
+_CLEARER = r"\b(better|clearer|darker|less (opaque|dense|hazy)|improv\w*|decreas\w*)\b"
+"""A question that asks one direction of opacity change ('has the opacity got worse?', 'are the lungs clearer?')."""
+
+
+def _opacity_yes_no(q: str, change: float) -> str:
+    """Yes / no to a question about lung opacity: to the direction it names when it names one ('worse' is denser,
+    'clearer' the other way), else whether the opacity changed at all."""
+    denser, clearer = re.search(_DENSER, q), re.search(_CLEARER, q)
+    if denser and not clearer:
+        return "yes" if change > _OPACITY_SAME else "no"
+    if clearer and not denser:
+        return "yes" if change < -_OPACITY_SAME else "no"
+    return "yes" if abs(change) > _OPACITY_SAME else "no"
+
+
 _DIAGNOSIS = r"\b(pneumonia|infection|consolidation|disease|covid\w*|condition|illness|patient)\b"
 """A question about the disease over time ('is the pneumonia worse?', 'has the patient improved?')."""
+_MM_WORDS = r"(\bmm\b|mm2|mm²|\bmillimet\w*|\bcm\b|\bcentimet\w*)"
 _COUNT_WORDS = r"\b(how many|more|fewer|less|number|count|difference)\b"
 _SIZE_WORDS = r"\b(grow\w*|grew|grown|shr[iau]nk\w*|bigger|smaller|larger|size|area|how much|how big)\b"
 

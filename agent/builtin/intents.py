@@ -32,7 +32,7 @@ _DESCRIBE = (r"\b(describe|description|what do you see|what can you see|what('s|
 _KIND = (r"\b(what (kind|type|sort) of (image|picture|scan|study|slide|film|exam)|modality|which (kind|type) of "
          r"(image|scan|study)|what am i looking at|what is this (image|picture|one)|what('s| is) this\s*$|"
          r"(imaging )?technique|or something else)\b")
-_COMPARE = (r"\b(prior|previous|earlier|last (time|study|exam|film|year|month|week|visit|scan)|(years?|months?|weeks?) ago|(bigger|larger|smaller|greater) than (the one |it was )?(previous|prior|before|last|earlier|then)|compared?|comparison|since|changed?|changes|grown|grew|growing|shrunk|shrank|progress\w*|new|resolved|worse|better|improv\w*|more .* than|(now|today) and (before|then)|than before|"
+_COMPARE = (r"\b(prior|previous|earlier|last (time|study|exam|film|year|month|week|visit|scan)|(years?|months?|weeks?) ago|(bigger|larger|smaller|greater) than (the one |it was )?(previous|prior|before|last|earlier|then)|compared?|comparison|since|changed?|changes|grow|grows|grown|grew|growing|shrinks?|shrunk|shrank|progress\w*|new|resolved|worse|better|improv\w*|more .* than|(now|today) and (before|then)|than before|"
             r"(was|were) (it|they|there) before|before and (now|after)|before$)\b")
 _COUNT = r"\b(how many|count\w*|number|how much|tally|quantif\w*|estimate|enumerate|total)\b"
 _DETECT = r"\b(where|locate|location|show|find|detect|mark|highlight|point out|identify)\b"
