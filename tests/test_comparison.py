@@ -31,6 +31,7 @@ from experts.protocols import Masks
 from experts.registration import register, warp_image, warp_mask
 from tools.common import Provenance
 from tools.comparison import CompareRequest
+from tests.dicom_sc import write_secondary_capture
 
 POLYP = "0cf59388-36a8-49d6-934f-cbbd1364d93c"
 TWO_POLYPS = "04c3a34e-a160-4421-827e-89671761ef82"
@@ -322,23 +323,7 @@ def test_a_prior_dated_after_the_current_study_is_refused(assistant, data_dir, t
 
 
 def _write_dicom(path: Path, rgb: np.ndarray, date: str, spacing_mm: float) -> None:
-    from pydicom.dataset import Dataset, FileMetaDataset
-    from pydicom.uid import ExplicitVRLittleEndian, SecondaryCaptureImageStorage, generate_uid
-
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = SecondaryCaptureImageStorage
-    meta.MediaStorageSOPInstanceUID = generate_uid()
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds = Dataset()
-    ds.file_meta = meta
-    ds.SOPClassUID, ds.SOPInstanceUID = meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID
-    ds.Modality, ds.StudyDate = "SM", date
-    ds.Rows, ds.Columns = rgb.shape[:2]
-    ds.SamplesPerPixel, ds.PhotometricInterpretation, ds.PlanarConfiguration = 3, "RGB", 0
-    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 8, 8, 7, 0
-    ds.PixelSpacing = [spacing_mm, spacing_mm]
-    ds.PixelData = np.ascontiguousarray(rgb).tobytes()
-    ds.save_as(str(path), enforce_file_format=True)
+    write_secondary_capture(path, rgb, modality="SM", date=date, spacing_mm=spacing_mm)
 
 
 def test_dicom_study_dates_give_the_interval_and_mm(assistant, data_dir, tmp_path):

@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 from tests.conftest import DATA
+from tests.dicom_sc import write_secondary_capture
 
 pytestmark = pytest.mark.skipif(not DATA.is_dir(), reason="../shared/data (public dev images) is not present")
 
@@ -31,23 +32,7 @@ def _film(rel: str) -> np.ndarray:
 
 
 def _dicom(path: Path, stored: np.ndarray, photometric: str, bits: int) -> None:
-    import pydicom
-    from pydicom.dataset import FileMetaDataset
-    from pydicom.uid import ExplicitVRLittleEndian, SecondaryCaptureImageStorage, generate_uid
-
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = SecondaryCaptureImageStorage
-    meta.MediaStorageSOPInstanceUID = generate_uid()
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds = pydicom.Dataset()
-    ds.file_meta = meta
-    ds.SOPClassUID, ds.SOPInstanceUID = meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID
-    ds.Modality, ds.BodyPartExamined = "CR", "CHEST"
-    ds.Rows, ds.Columns = stored.shape
-    ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, photometric
-    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, bits, bits - 1, 0
-    ds.PixelData = stored.astype(np.uint16).tobytes()
-    ds.save_as(str(path), enforce_file_format=True)
+    write_secondary_capture(path, stored, modality="CR", photometric=photometric, bits=bits, BodyPartExamined="CHEST")
 
 
 def write_variants(grey: np.ndarray, folder: Path) -> dict[str, Path]:

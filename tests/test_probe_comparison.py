@@ -15,6 +15,7 @@ import pytest
 
 from experts.change import compare_findings, finding_from_box
 from tools.comparison import CompareRequest
+from tests.dicom_sc import write_secondary_capture
 
 CXR = "hannover_cxr/png/c9280a30.png"
 POLYP = "endotect_polyps/images/0cf59388-36a8-49d6-934f-cbbd1364d93c.jpg"
@@ -87,23 +88,7 @@ def test_a_real_prior_is_not_taken_for_a_mirror_image(assistant, data_dir):
 
 
 def _grey_dicom(path: Path, grey: np.ndarray, date: str, spacing_mm: float) -> None:
-    from pydicom.dataset import Dataset, FileMetaDataset
-    from pydicom.uid import ExplicitVRLittleEndian, SecondaryCaptureImageStorage, generate_uid
-
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = SecondaryCaptureImageStorage
-    meta.MediaStorageSOPInstanceUID = generate_uid()
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds = Dataset()
-    ds.file_meta = meta
-    ds.SOPClassUID, ds.SOPInstanceUID = meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID
-    ds.Modality, ds.StudyDate = "CR", date
-    ds.Rows, ds.Columns = grey.shape
-    ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
-    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 8, 8, 7, 0
-    ds.PixelSpacing = [spacing_mm, spacing_mm]
-    ds.PixelData = np.ascontiguousarray(grey).tobytes()
-    ds.save_as(str(path), enforce_file_format=True)
+    write_secondary_capture(path, grey, modality="CR", date=date, spacing_mm=spacing_mm)
 
 
 def test_pixel_spacing_that_disagrees_with_the_alignment_gives_no_mm2(assistant, data_dir, tmp_path):
