@@ -147,3 +147,23 @@ def test_grow_and_shrink_are_comparisons_not_counts(assistant, data_dir, tmp_pat
     r = _ask(assistant, data_dir / POLYP, tmp_path / "prior.jpg", question)
     assert "compare_with_prior" in [c.name for c in r.tool_calls] and "count" not in [c.name for c in r.tool_calls]
     assert r.label == "no" and "unchanged" in r.answer
+
+
+def test_films_of_different_projections_say_so(assistant, data_dir, tmp_path):
+    """A real pair of one patient, AP then PA 13 days later, as DICOM with their ViewPosition: the projection alone
+    changes the lungs' projected size and shape, and the comparison had not said the two differ."""
+    from agent.boundary.toolset import invoke
+
+    png = data_dir / "hannover_cxr" / "png"
+    for name, stem, view, date in (("prior", "262a70ca", "AP", "20200301"), ("current", "19abe1f3", "PA", "20200314")):
+        grey = cv2.imread(str(png / f"{stem}.png"), cv2.IMREAD_GRAYSCALE)
+        write_secondary_capture(tmp_path / f"{name}.dcm", grey, modality="CR", date=date, ViewPosition=view,
+                                BodyPartExamined="CHEST")
+    s = assistant.new_session()
+    s.load("current", tmp_path / "current.dcm")
+    s.load("prior", tmp_path / "prior.dcm")
+    r = invoke(s, "compare_with_prior", CompareRequest())
+    assert r.status == "compared", r.reason
+    assert "projections differ (prior AP, current PA)" in r.provenance.note
+    a = assistant.ask(s, "Has it changed since the prior?")
+    assert "projections differ" in (a.uncertainty or "")

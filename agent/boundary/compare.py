@@ -302,6 +302,10 @@ def run_comparison(session: Session, req: CompareRequest, eid: str, invoke: Invo
         note += f"; {aside} finding(s) outside the common field of view not compared"
     if spacings[2]:
         note += f"; {spacings[2]}"
+    views = tuple(img.dicom_tags.get("ViewPosition", "").strip().upper() for img in (pri_img, cur_img))
+    if all(views) and views[0] != views[1]:  # AP films magnify the heart and narrow the lungs' projected shape
+        note += (f"; projections differ (prior {views[0]}, current {views[1]}): sizes and shapes change with the "
+                 f"projection alone, so read a change in area with caution")
     if days is None:
         note += "; interval unknown (no study date on one or both images)"
     if opacity is not None:
