@@ -233,3 +233,17 @@ def test_a_comparison_is_spoken_with_what_changed(assistant):
     assert said.startswith(("Yes. Compared with", "No. Compared with")), said
     assert "right lung" in said and "left lung" in said and "[E" not in said
     assert "Check that the prior is this patient's." in said
+
+
+def test_a_long_first_sentence_is_not_cut_before_its_negation():
+    """Was: the spoken first sentence stopped at 24 words, so a late 'not' could be cut off and the answer spoken as
+    its opposite; now such a sentence is spoken whole (a cut that drops no negation stays)."""
+    from voice.answers import first_sentence
+
+    long_neg = ("The classifier reads this chest X-ray of the left and right lung fields in the projection given "
+                "with the film marker at the top and the patient upright as not showing pneumonia.")
+    said = first_sentence(long_neg)
+    assert said.endswith("as not showing pneumonia.")
+    long_pos = ("The detector marks the polyp in the lower left part of the frame near the fold with a box that "
+                "covers most of it and some of the wall around it as well today.")
+    assert len(first_sentence(long_pos).split()) == 24

@@ -75,6 +75,10 @@ def _clean(text: str) -> str:
     return re.sub(r"\s+", " ", text).strip()
 
 
+_NEGATION = re.compile(r"\b(not|no|none|never|neither|nor|without|cannot|can't|isn't|aren't|wasn't|don't|doesn't|"
+                       r"didn't|excluded|ruled out)\b", re.IGNORECASE)
+
+
 def first_sentence(text: str, max_words: int = 24) -> str:
     """First sentence, evidence tags and parentheses removed, cut at a colon, at most ``max_words``."""
     t = _clean(text)
@@ -82,6 +86,8 @@ def first_sentence(text: str, max_words: int = 24) -> str:
     t = m.group(1) if m else t
     t = t.split(":", 1)[0].strip().rstrip(".!?") + "."
     words = t.split()
+    if len(words) > max_words and _NEGATION.search(" ".join(words[max_words:])):
+        return t  # a cut would drop a "not" (or "no", "without"...) and say the opposite: the whole sentence
     return " ".join(words[:max_words]).rstrip(",;") + ("." if len(words) > max_words else "")
 
 
