@@ -8,7 +8,8 @@ passes in as ``invoke``, so it is recorded and audited):
 2. Target: the request's, or by kind for ``auto`` (blood smear -> ``blood_cells`` counts and
    instance matching; endoscopy -> ``polyp`` segmentation regions; chest X-ray -> ``lung``
    segmentation and opacity change inside the lung fields).
-3. The same picture twice (identical pixels or a re-saved copy, :func:`same_picture`) is refused; then
+3. Pairs that cannot be compared as given are refused (:mod:`agent.boundary.compare_guards`: a prior dated
+   after the current study, the same picture twice, a prior that lines up far better mirrored); then
    registration (:func:`experts.registration.register`); a failed alignment is refused with the numbers that
    show why.
 4. The expert on both studies (``count`` / ``segment``), prior findings mapped through the
@@ -24,7 +25,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import math
 import time
 from typing import Any, Callable
 
@@ -56,6 +56,8 @@ from tools.segmentation import SegmentRequest
 from tools.targets import TARGET_KINDS, LiveTable, TargetSpec, targets
 
 from agent.session import Session
+from agent.boundary.compare_guards import (copy_refusal, mirror_refusal, mm_spacings, order_refusal,  # noqa: F401
+                                           projection_caveat, same_picture)
 from agent.boundary.gate import ensure_colour, ensure_kind
 
 __all__ = ["Invoke", "compare_studies", "run_comparison", "AUTO_TARGET", "MATCHED_CELL_CLASSES", "interval_days",
@@ -154,43 +156,6 @@ def _draw(pixels: np.ndarray, items: list[tuple[int, str, Finding]], title: str 
     return draw_boxes(out, boxes, title=title)
 
 
-SAME_PICTURE_NCC = 0.98  # measured: 34 Hannover prior/current pairs (same size) at most 0.725; a JPEG q70 copy 0.993
-
-
-def same_picture(a: np.ndarray, b: np.ndarray) -> float | None:
-    """The pixel correlation of two images of one size when they are one picture (identical, or a re-saved or
-    re-encoded copy: >= :data:`SAME_PICTURE_NCC` without any alignment), else None.  Two studies taken at
-    different times never correlate that closely unaligned (patient position, exposure and noise differ)."""
-    if a.shape[:2] != b.shape[:2]:
-        return None
-    ga, gb = to_gray(a)[::2, ::2].astype(np.float64), to_gray(b)[::2, ::2].astype(np.float64)
-    if np.array_equal(ga, gb):
-        return 1.0
-    da, db = ga - ga.mean(), gb - gb.mean()
-    denom = float(np.sqrt((da * da).sum() * (db * db).sum()))
-    ncc = float((da * db).sum() / denom) if denom > 0 else 0.0
-    return ncc if ncc >= SAME_PICTURE_NCC else None
-
-
-MIRROR_MARGIN = 0.25  # measured: 40 Hannover prior/current pairs, mirrored prior at most 0.16 better; current mirrored 0.46
-SPACING_SCALE_RANGE = (0.75, 1.33)  # mm per structure, prior vs current, beyond AP/PA magnification differences
-
-
-def _spacings(prior: tuple[float, float] | None, current: tuple[float, float] | None, scale: float
-              ) -> tuple[tuple[float, float] | None, tuple[float, float] | None, str | None]:
-    """(prior spacing, current spacing, caveat) for areas in mm².  The registration scale (current pixels per prior
-    pixel) and the two spacings must agree: the same anatomy is about as many mm in both.  When they do not (a
-    spacing tag left unchanged after resampling), one of them is wrong and neither is used."""
-    if prior is None or current is None:
-        return prior, current, None
-    ratio = scale * math.sqrt(current[0] * current[1]) / math.sqrt(prior[0] * prior[1])
-    if SPACING_SCALE_RANGE[0] <= ratio <= SPACING_SCALE_RANGE[1]:
-        return prior, current, None
-    return None, None, (f"pixel spacings ({prior[0]:g} x {prior[1]:g} mm prior, {current[0]:g} x {current[1]:g} mm "
-                        f"current) disagree with the alignment's scale x{scale:.2f} (the same anatomy would be "
-                        f"x{ratio:.2f} as large in mm): one spacing is wrong, so no areas in mm²")
-
-
 def _refused(eid: str, reason: str, t0: float, *, target: str | None = None, days: int | None = None,
              reg: RegistrationOutcome | None = None, note: str | None = None) -> ComparisonResult:
     prov = Provenance(expert=EXPERT, backend="opencv", model=METHOD_ID, device="cpu",
@@ -233,31 +198,22 @@ def run_comparison(session: Session, req: CompareRequest, eid: str, invoke: Invo
         ensure_kind(session, role, TARGET_KINDS[target], f"comparing {target.replace('_', ' ')}")
         ensure_colour(session, role, target, f"comparing {target.replace('_', ' ')}")
 
-    if days is not None and days < 0:  # "changed since" would run backwards in time
-        return _refused_pair(eid, f"the 'prior' is dated {pri_img.meta.study_date}, {-days} days after the current study "
-                                  f"({cur_img.meta.study_date}): it is the newer one; give the older study as the prior "
-                                  "(or correct the dates)", t0, target=target, days=days)
+    if why := order_refusal(pri_img, cur_img, days):
+        return _refused_pair(eid, why, t0, target=target, days=days)
     keys = (cur_img.patient_key, pri_img.patient_key)
     if None not in keys and keys[0] != keys[1]:
         return _refused_pair(eid, "the two files name different patients (DICOM patient ID): a prior must be a study "
                                   "of the same patient", t0, target=target, days=days)
     patient_check = "same_patient_id" if None not in keys else "not_checked"
-    same = same_picture(pri_img.pixels, cur_img.pixels)
-    if same is not None and not (cur_img.video_key and cur_img.video_key == pri_img.video_key):
-        return _refused_pair(eid, f"the prior is the same picture as the current image (pixel correlation {same:.3f}: "
-                                  "the same file or a re-saved copy), so nothing can be compared: give the older study "
-                                  "as the prior", t0, target=target, days=days)
+    if why := copy_refusal(pri_img, cur_img):
+        return _refused_pair(eid, why, t0, target=target, days=days)
     reg = register(pri_img.pixels, cur_img.pixels)
     if not reg.success:
         return _refused_pair(eid, f"the prior could not be aligned to the current image: {reg.reason}", t0,
                              target=target, days=days, reg=reg, note="; ".join(reg.notes) or None)
-    flipped = register(np.ascontiguousarray(pri_img.pixels[:, ::-1]), cur_img.pixels)
-    if flipped.success and flipped.ncc_after > reg.ncc_after + MIRROR_MARGIN:  # left and right would be swapped
-        return _refused_pair(eid, f"the prior lines up far better mirrored left to right (correlation "
-                                  f"{flipped.ncc_after:.2f}, against {reg.ncc_after:.2f} as given): it looks like a "
-                                  "flipped image, so its left and right would be swapped; give the prior as acquired",
-                             t0, target=target, days=days, reg=reg)
-    spacings = _spacings(pri_img.spacing, cur_img.spacing, reg.scale)
+    if why := mirror_refusal(pri_img, cur_img, reg):
+        return _refused_pair(eid, why, t0, target=target, days=days, reg=reg)
+    spacings = mm_spacings(pri_img.spacing, cur_img.spacing, reg.scale)
 
     try:
         f_pri, r_pri, lung_pri = _findings(session, target, "prior", invoke)
@@ -302,10 +258,8 @@ def run_comparison(session: Session, req: CompareRequest, eid: str, invoke: Invo
         note += f"; {aside} finding(s) outside the common field of view not compared"
     if spacings[2]:
         note += f"; {spacings[2]}"
-    views = tuple(img.dicom_tags.get("ViewPosition", "").strip().upper() for img in (pri_img, cur_img))
-    if all(views) and views[0] != views[1]:  # AP films magnify the heart and narrow the lungs' projected shape
-        note += (f"; projections differ (prior {views[0]}, current {views[1]}): sizes and shapes change with the "
-                 f"projection alone, so read a change in area with caution")
+    if projection := projection_caveat(pri_img, cur_img):
+        note += f"; {projection}"
     if days is None:
         note += "; interval unknown (no study date on one or both images)"
     if opacity is not None:
