@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from .answers import for_speech
+from .answers import for_speech, spoken_number
 from .commands import Command
 
 __all__ = ["SORRY", "Reply", "dispatch"]
@@ -34,9 +34,29 @@ class Reply:
     record: dict[str, Any] = field(default_factory=dict)
 
 
+def _polyps(n: int) -> str:
+    return "no polyp" if n == 0 else f"{spoken_number(n)} {'polyp' if n == 1 else 'polyps'}"
+
+
 def _asked(engine: Any, snap: Any, question: str, live: dict[str, Any], prior: Any = None) -> Reply:
     record, say, full = engine.ask_frame(snap, question, live, prior=prior)
-    return Reply(say, "answer", full, record)
+    return Reply(_screen_count(snap, record, question, live, engine.opt.min_hits) or say, "answer", full, record)
+
+
+def _screen_count(snap: Any, record: dict[str, Any], question: str, live: dict[str, Any], min_hits: int) -> str | None:
+    """A polyp count or detection whose frame count differs from the smoothed one (the boxes on screen): both counts,
+    each with where it comes from, and no bare "Yes."/"No." in front (the written answer, this frame's, may say the
+    other).  None when they agree or the question is no polyp count."""
+    if live.get("intent") not in ("count", "detect_polyp") or "polyp" not in question.lower():
+        return None
+    k, value = len(snap.tracks), record.get("value")
+    live["smoothed_agrees"] = value is not None and int(value) == k
+    if value is None or live["smoothed_agrees"]:
+        return None
+    seen = (f"{_polyps(k).capitalize()} on screen, seen on at least {min_hits} detector runs" if k
+            else "No polyp confirmed on screen yet")
+    live["spoken_count_from"] = "smoothed"
+    return f"{seen}; on this frame alone the detector counts {_polyps(int(value))}."
 
 
 def _freeze(engine: Any, snap: Any, cmd: Command, live: dict[str, Any]) -> Reply:

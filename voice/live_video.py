@@ -40,6 +40,7 @@ from .live_commands import parse_live
 from .live_confirm import Proposal, Proposals, prompt
 from .live_dispatch import SORRY, dispatch
 from .live_smooth import DetectionSmoother, Track, draw_live
+from .live_stats import detection_stats
 from .video import Frame, LatestFrameReader
 
 __all__ = ["LiveOptions", "Snapshot", "LiveEngine", "SORRY"]
@@ -67,12 +68,6 @@ class Snapshot:
     frozen: bool
     wall: float = field(default_factory=time.monotonic)
     det_frame_index: int | None = None  # the frame the tracks come from (the detector lags a little)
-
-
-def _polyps(n: int) -> str:
-    from .answers import spoken_number
-
-    return "no polyp" if n == 0 else f"{spoken_number(n)} {'polyp' if n == 1 else 'polyps'}"
 
 
 class LiveEngine:
@@ -248,19 +243,7 @@ class LiveEngine:
     def detection_stats(self) -> dict[str, Any]:
         with self._lock:
             d = list(self.detections)
-        if not d:
-            return {"runs": 0, "frames_read": self.reader.stats.read, "frames_dropped": self.reader.stats.dropped,
-                    "source_fps": self.reader.stats.fps, "backend": self.detector_backend,
-                    "colourless_frames": self.colourless_frames}
-        ms = sorted(x["detector_ms"] for x in d)
-        lat = sorted(x["latency_ms"] for x in d)
-        span = d[-1]["wall_s"] - d[0]["wall_s"]
-        return {"runs": len(d), "detections_per_s": round((len(d) - 1) / span, 2) if span > 0 else None,
-                "detector_ms_median": ms[len(ms) // 2], "detector_ms_p95": ms[min(len(ms) - 1, int(0.95 * len(ms)))],
-                "latency_ms_median": lat[len(lat) // 2], "latency_ms_p95": lat[min(len(lat) - 1, int(0.95 * len(lat)))],
-                "frames_read": self.reader.stats.read, "frames_dropped": self.reader.stats.dropped,
-                "source_fps": self.reader.stats.fps, "backend": self.detector_backend,
-                "colourless_frames": self.colourless_frames}
+        return detection_stats(d, self.reader.stats, self.detector_backend, self.colourless_frames)
 
     # ---- answering ----------------------------------------------------------------------------------
     def _save_frame(self, frame: Frame, tag: str = "") -> Path:
@@ -402,21 +385,6 @@ class LiveEngine:
         result = self.assistant.ask(self.session, question)
         live["ask_ms"] = round((time.monotonic() - t0) * 1000, 1)
         say = short_answer(result)
-        if live.get("intent") in ("count", "detect_polyp") and "polyp" in question.lower():
-            k = len(snap.tracks)
-            live["smoothed_agrees"] = result.value is not None and int(result.value) == k
-            if result.value is not None and not live["smoothed_agrees"]:
-                # the screen shows the smoothed boxes: say that count first, and that this frame alone differs
-                # No bare "Yes."/"No." in front: the written answer (this frame's) says the other; both counts
-                # are stated, each with where it comes from.
-                n = int(result.value)
-                if k:
-                    seen = (f"{_polyps(k).capitalize()} on screen, seen on at least {self.opt.min_hits} "
-                            f"detector runs")
-                else:
-                    seen = "No polyp confirmed on screen yet"
-                say = f"{seen}; on this frame alone the detector counts {_polyps(n)}."
-                live["spoken_count_from"] = "smoothed"
         return result.model_dump(mode="json"), say, result.answer
 
     # ---- the record ---------------------------------------------------------------------------------
