@@ -3,7 +3,7 @@
 gradio's own CORS rules trust any page served from ``localhost`` (any port), a ``Host`` header is not checked
 (a web page on a name the attacker controls can be re-pointed at 127.0.0.1: DNS rebinding), uploads are accepted
 from any origin (simple form posts need no CORS preflight), and ``/gradio_api/file=https://...`` fetches a URL for
-the caller.  :class:`OriginGuard`, an ASGI middleware installed by :func:`ui.app.serve`, answers 403 to:
+the caller.  :class:`OriginGuard`, an ASGI middleware installed by :func:`ui.launch.serve`, answers 403 to:
 
 * a request whose ``Origin`` is not the server itself (scheme, host and port of its ``Host`` header) or one of
   ``settings.serve_origins`` (a reverse proxy's public URL): another web page, another port of localhost, a
