@@ -54,11 +54,8 @@ def floor(rates: dict[int, float], full: float, tolerance: float = TOLERANCE) ->
 
 def _study(rgb: np.ndarray) -> Any:
     from experts.imaging import StudyImage
-    from tools.common import ImageMeta
 
-    h, w = rgb.shape[:2]
-    return StudyImage(pixels=np.ascontiguousarray(rgb),
-                      meta=ImageMeta(role="current", source="x.png", format="png", width=w, height=h, channels=3))
+    return StudyImage.from_pixels(rgb, source="x.png")
 
 
 def _rates(items: list[tuple[np.ndarray, int]], count: Callable[[Any], int], sizes: tuple[int, ...]

@@ -20,7 +20,6 @@ settings.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import importlib.metadata as md
 import json
 import subprocess
@@ -39,11 +38,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+    from experts.weights import sha256_of
+
+    return sha256_of(path)
 
 
 def _file_entry(path: Path) -> dict[str, Any]:

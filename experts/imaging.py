@@ -49,6 +49,16 @@ class StudyImage:
     patient_key: str | None = None  # a hash of DICOM (IssuerOfPatientID, PatientID): is a prior this patient's?
     video_key: str | None = None  # the live video this frame was taken from (two frames of it may be identical)
 
+    @classmethod
+    def from_pixels(cls, rgb: np.ndarray, source: str = "pixels.png", role: str = "current") -> "StudyImage":
+        """An RGB uint8 ``(H, W, 3)`` array as a study image read from a PNG named ``source`` (a video frame, a
+        shrunk or cropped copy in a benchmark)."""
+        from tools.common import ImageMeta
+
+        h, w = rgb.shape[:2]
+        meta = ImageMeta(role=role, source=source, format="png", width=w, height=h, channels=3)  # type: ignore[arg-type]
+        return cls(pixels=np.ascontiguousarray(rgb), meta=meta)
+
     @property
     def gray(self) -> np.ndarray:
         """uint8 (H, W) luminance."""

@@ -40,13 +40,11 @@ def _lung(settings: Any) -> Any:
 
 def _shares(seg: Any, images: list[np.ndarray]) -> np.ndarray:
     from experts.imaging import StudyImage
-    from tools.common import ImageMeta
 
     out = []
     for rgb in images:
         h, w = rgb.shape[:2]
-        meta = ImageMeta(role="current", source="x.png", format="png", width=w, height=h, channels=3)
-        m = seg.predict(StudyImage(pixels=np.ascontiguousarray(rgb), meta=meta))
+        m = seg.predict(StudyImage.from_pixels(rgb, source="x.png"))
         mask = m.masks[0] if m.masks else np.zeros((h, w), bool)
         out.append(float(mask.mean()))
     return np.array(out)

@@ -131,12 +131,8 @@ class LiveEngine:
 
     def _study(self, frame: Frame, role: str = "current") -> Any:
         from experts.imaging import StudyImage
-        from tools.common import ImageMeta
 
-        h, w = frame.rgb.shape[:2]
-        meta = ImageMeta(role=role, source=f"frame-{frame.index:06d}.png", format="png", width=w, height=h,
-                         channels=3)
-        return StudyImage(pixels=frame.rgb, meta=meta)
+        return StudyImage.from_pixels(frame.rgb, source=f"frame-{frame.index:06d}.png", role=role)
 
     def _detect_loop(self) -> None:
         detector = self.assistant.pool.detector("polyp")
