@@ -147,3 +147,63 @@ def test_a_number_in_words_is_read_with_its_scale(text, ok):
     """Before: 'two thousand' was read as 2 (the 'thousand' was no number), so it passed on a count of 2."""
     fixed, rep = _check(text, _polyps(2))
     assert rep.ok is ok and (fixed.answer == text) is ok
+
+
+@pytest.mark.parametrize("text, n, ok", [
+    ("There are several polyps [E1].", 2, False), ("There are several polyps [E1].", 4, True),
+    ("There are many polyps [E1].", 2, False), ("There are numerous white cells [E1].", 2, False),
+    ("There are dozens of polyps [E1].", 5, False), ("There are a couple of polyps [E1].", 2, True),
+    ("There are a couple of polyps [E1].", 6, False), ("There are III polyps [E1].", 2, False),
+    ("There are II polyps [E1].", 2, True), ("I count 2 polyps [E1].", 2, True)])
+def test_a_vague_or_roman_count_must_fit_the_count(text, n, ok):
+    """Before: only digits and number words were counts, so 'several polyps' or 'III polyps' passed on 2."""
+    res = _polyps(n)
+    if "white" in text:
+        res = {"E1": _count(n)}
+    fixed, rep = _check(text, res)
+    assert rep.ok is ok and (fixed.answer == text) is ok
+
+
+@pytest.mark.parametrize("text, ok", [
+    ("The film reads normal [E2]. Half of the lung field is consolidated [E2].", False),  # threshold 0.5 is no half
+    ("The film reads normal [E2]. About a third of them are clear [E2].", False),
+    ("The film reads normal [E2]. The lower half of the film shows the diaphragm [E2].", True),  # a place
+    ("Two polyps [E1]. Half of them are large [E1].", True)])  # 1 of 2 polyps: a ratio of counts backs it
+def test_a_fraction_in_words_needs_a_fraction_of_the_cited_result(text, ok):
+    """Before: 'half of the lung field' was no number for the check."""
+    res = {**_classified("normal"), **_polyps(2)}
+    fixed, rep = _check(text, res)
+    assert rep.ok is ok and (fixed.answer == text) is ok
+
+
+@pytest.mark.parametrize("text, ok", [
+    ("There are two polyps with 25 % confidence [E1].", False),  # 0.25 is the threshold, the scores are 0.8
+    ("There are two polyps with 80 % confidence [E1].", True),
+    ("There are two polyps (confidence threshold 0.25) [E1].", True),
+    ("The patient is 40 years old [E1].", False),  # 40 is a box's bottom edge and height
+    ("The polyp is 40 [E1].", False),  # a box corner backs no bare number (the box height does: see below)
+    ("Polyp #1 at x 0-50, y 0-40 [E1].", True),  # positions back positions
+    ("The first polyp's box is 50 px wide [E1].", True)])
+def test_a_number_is_backed_by_a_field_of_its_role(text, ok):
+    """Before: any number anywhere in a cited result backed any number: the detector's threshold backed a
+    confidence, a box corner backed an age."""
+    res = _polyps(2)
+    res["E1"] = res["E1"].model_copy(update={"detections": [
+        d.model_copy(update={"box": Box(x_min=10, y_min=7, x_max=60, y_max=40 + 17 * i)}) for i, d in
+        enumerate(res["E1"].detections)]})
+    if text.startswith("Polyp #1"):
+        text = "Polyp #1 at x 10-60, y 7-40 [E1]."
+    fixed, rep = _check(text, res)
+    assert rep.ok is ok and (fixed.answer == text) is ok
+
+
+@pytest.mark.parametrize("text, ok", [
+    ("Es gibt fünf Polypen [E1].", False), ("Il y a cinq polypes [E1].", False), ("Hay cinco pólipos [E1].", False),
+    ("Er zijn vijf poliepen [E1].", False), ("There are 2 polyps [E1].", True),
+    ("Found 2 polyps: #1 at x 0-50, y 0-40 [E1].", True),
+    ("This is a Paris type IIa lesion [E1].", False), ("This is a stage IV lesion [E1].", False)])
+def test_a_sentence_the_check_cannot_read_or_a_grade_no_tool_states_is_removed(text, ok):
+    """Before: a sentence in another language passed unread ('Es gibt fünf Polypen' on 2 polyps), and a Paris class
+    or a stage that no tool states passed."""
+    fixed, rep = _check(text, _polyps(2))
+    assert rep.ok is ok and (fixed.answer == text) is ok

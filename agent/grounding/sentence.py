@@ -19,6 +19,9 @@ from agent.grounding.classes import class_claims, decided_label
 from agent.grounding.numbers import (METRIC_UNITS, PERCENT, _supported, evidence_numbers, millimetre_numbers, numbers_in,
                                      percent_numbers, written_numbers)
 from agent.grounding.plain import plain
+from agent.grounding.quantities import (box_sizes, foreign_language, fraction_claims, fraction_numbers,
+                                        mentions_coordinates,
+                                        score_numbers, score_role, strip_positions, vague_count_claims)
 from agent.grounding.terms import _COUNT_PHRASES, _NTH_PHRASES, TERMS, _has, _words, number_value, ordinal_value
 
 _CITE = re.compile(r"\bE\d+\b")
@@ -141,6 +144,9 @@ class _Backing:
     trends: set[str] = field(default_factory=set)  # which ways the changes it reports went (_trends)
     error: str | None = None  # a failed call: its message
     label: str | None = None  # the class a classifier decided (classes.decided_label)
+    positions: list[float] = field(default_factory=list)  # box corners, centroids, points: only for positions
+    scores: list[float] = field(default_factory=list)  # scores and probabilities (quantities.score_numbers)
+    fractions: list[float] = field(default_factory=list)  # fractions it states, settings left out
 
 
 def _backings(results: dict[str, Any], calls: Iterable[ToolCallRecord]) -> dict[str, _Backing]:
@@ -152,9 +158,12 @@ def _backings(results: dict[str, Any], calls: Iterable[ToolCallRecord]) -> dict[
             prov = data.get("provenance") if isinstance(data.get("provenance"), dict) else {}
             body = {k: v for k, v in data.items() if k != "provenance"}
             named = " ".join(str(v) for v in prov.values() if isinstance(v, str))  # model names, the note
-            b.numbers = evidence_numbers([body]) + [x for _, x in numbers_in(named)]
+            sized, b.positions = strip_positions(body)  # a box corner is no quantity ('40 years old')
+            b.numbers = evidence_numbers([sized]) + box_sizes(body) + [x for _, x in numbers_in(named)]
             b.mm = millimetre_numbers(body)
-            b.pct = percent_numbers(body)
+            b.pct = percent_numbers(sized)
+            b.scores = score_numbers(body)
+            b.fractions = fraction_numbers(sized)
             _pairs(body, b.pairs)
             b.text = _words(" ".join(_strings(body)))
             b.label = decided_label(body)
@@ -209,15 +218,27 @@ def _sentence_reasons(sent: str, cited: list[str], ev: dict[str, _Backing], ques
     bad_nums: list[str] = []
     bad_words: list[str] = []
     labels = [b.label for b in backs if b.label]
+    positions = [x for b in backs for x in b.positions]
+    scores = [x for b in backs for x in b.scores]
+    fractions = [x for b in backs for x in b.fractions]
+    if (lang := foreign_language(sent)) is not None:  # 'Es gibt fünf Polypen': the vocabulary below is English
+        bad_words.append(lang)
+        reasons.append(f"written in {lang}: the check reads English only and cannot verify it")
     for clause in _CLAUSE.split(sent):
         declining = bool(_DECLINE.search(clause))
         body = _strip_quotes(clause, question) if declining else clause
         for word, why in class_claims(body, labels) if not _CANNOT.search(body) else ():  # "pneumonia [E2]": normal
             bad_words.append(word)
             reasons.append(f"{why} ({where})")
+        at_pos = pool + positions if positions and mentions_coordinates(body) else pool
+        seen: dict[str, int] = {}
         for tok, x, unit in written_numbers(body):  # a size in mm/cm/µm: only by a millimetre field, converted
+            start = body.find(tok, seen.get(tok, 0))
+            seen[tok] = start + len(tok) if start >= 0 else 0
             backing = (pct if unit == PERCENT else [v / METRIC_UNITS[unit] for v in mm] if unit in METRIC_UNITS
-                       else pool)
+                       else at_pos)
+            if start >= 0 and unit in (PERCENT, None) and score_role(body, start, start + len(tok)):
+                backing = [100 * v for v in scores] + ([] if unit == PERCENT else scores)  # '25 % confidence'
             if _supported(tok, x, backing) or (declining and _supported(tok, x, failures)):
                 continue
             bad_nums.append(tok)
@@ -226,6 +247,10 @@ def _sentence_reasons(sent: str, cited: list[str], ev: dict[str, _Backing], ques
                            if unit in METRIC_UNITS else
                            f"percentage {tok}: no percentage or probability of {where} states it" if unit == PERCENT
                            else f"number {tok}: not in the cited result {where}")
+        for claim, why in (vague_count_claims(body, counts, where) + fraction_claims(body, fractions, counts, where)
+                           if cited and not declining else ()):  # 'several polyps' on 2, 'half of the cells'
+            bad_words.append(claim)
+            reasons.append(why)
         for claim, why in pair_claims(body, pairs) if pairs and not declining else ():  # "from 2 to 5 [E3]"
             bad_words.append(claim)
             reasons.append(f"{why} ({where})")

@@ -84,6 +84,14 @@ TERMS: tuple[Term, ...] = (
     _dx("sarcoidosis", r"sarcoid\w*"), _dx("lymphadenopathy", r"\w*adenopath\w*|hilar enlargement"),
     _dx("mesothelioma", r"mesothelioma\w*"), _dx("hernia", r"hernia\w*"), _dx("scoliosis", r"scolio\w*"),
     _dx("hypertension", r"hypertens\w*"),
+    # -- grades, stages, classification scales and the patient's age: no tool of Osler states any
+    _dx("grade", r"(?:grade|stage)\s+(?:[0-4]|I{1,3}|IV)[abc]?|(?:high|low)[- ]grade", "grade", "stage"),
+    _dx("Paris class", r"paris(?:\s+(?:type|class\w*))?\s*(?:0\s*-\s*)?(?:I{1,3}|IV)[abcps]{0,2}|0\s*-\s*I{1,3}[abcps]{0,2}",
+        "paris"),
+    _dx("classification scale", r"(?:bi|lung|li|ti|pi|o)-?rads|nice (?:type|class\w*)|jnet|kudo|pit pattern|"
+                                r"boston bowel|(?-i:BBPS)", "rads", "nice", "jnet", "kudo", "bbps"),
+    _dx("patient age", r"\d+\s*-?\s*(?:years?|yrs?)[- ]?old|aged\s+\d+|age(?:d)?\s+(?:of\s+)?\d+",
+        "patient age", "patientage"),
     # -- treatment and management: no tool of Osler advises any
     _dx("treatment advice", r"antibiotic\w*|antiviral\w*|amoxicill\w*|penicillin\w*|\w*mycin|ceftriax\w*|steroids?|"
                             r"prednis\w*|chemotherap\w*|transfus\w*|prescri\w*|polypectom\w*|surger(?:y|ies)|"
