@@ -207,3 +207,10 @@ def test_a_sentence_the_check_cannot_read_or_a_grade_no_tool_states_is_removed(t
     or a stage that no tool states passed."""
     fixed, rep = _check(text, _polyps(2))
     assert rep.ok is ok and (fixed.answer == text) is ok
+
+
+@pytest.mark.parametrize("text", ["There are as many polyps as before [E1].", "Not many polyps were found: 2 [E1].",
+                                  "You asked how many polyps there are: 2 [E1]."])
+def test_many_in_a_comparison_or_a_question_is_no_count(text):
+    fixed, rep = _check(text, _polyps(2))
+    assert rep.ok and fixed.answer == text

@@ -34,6 +34,9 @@ _VAGUE_PHRASES = tuple(
     for t in TERMS if t.count_key)
 
 
+_COMPARATIVE = re.compile(r"\b(?:as|so|too|how|not|that|this|twice|times|equally)\s+$", re.IGNORECASE)
+
+
 def _roman(tok: str) -> int:
     vals = {"I": 1, "V": 5, "X": 10, "L": 50, "C": 100}
     total = 0
@@ -48,6 +51,8 @@ def vague_count_claims(body: str, counts: dict[str, set[int]], where: str) -> li
     out = []
     for term, rx in _VAGUE_PHRASES:
         for m in rx.finditer(body):
+            if _COMPARATIVE.search(body, 0, m.start()):
+                continue  # 'as many white cells as before', 'how many polyps': a comparison or a question
             have = counts.get(term.count_key or "*", set())
             if m.group("roman"):
                 lo = hi = _roman(m.group("roman"))
