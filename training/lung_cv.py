@@ -27,7 +27,8 @@ if str(ROOT) not in sys.path:
 
 DATA = ROOT.parent / "shared" / "data"
 IMAGES = "hannover_cxr/lung_seg/images"
-RECIPES = {"random": [], "pretrained": ["--pretrained"]}
+RECIPES = {"random": [], "pretrained": ["--pretrained"], "degrade": ["--pretrained", "--degrade", "0.5"]}
+"""The recipes compared (degrade: ImageNet encoder plus site-like loss of detail, the shipped v4 recipe)."""
 BUDGET = ["--size", "320", "--epochs", "300", "--max-minutes", "9", "--bf16", "--threads", "1", "--val-every", "10"]
 
 
@@ -51,7 +52,7 @@ def summarise(runs: list[dict]) -> dict[str, dict]:
     pooled mean over all held-out films, per-film Dice, minutes of training per fold."""
     out: dict[str, dict] = {}
     for r in runs:
-        name = "pretrained" if r.get("pretrained") else "random"
+        name = "degrade" if "--degrade" in r.get("argv", []) else "pretrained" if r.get("pretrained") else "random"
         auto = r["metrics"]["auto"]
         rec = out.setdefault(name, {"folds": {}, "films": {}, "train_min": {}, "epochs": {}})
         rec["folds"][r["fold"]] = auto["dice"]

@@ -183,7 +183,26 @@ def augment(rgb: np.ndarray, lab: np.ndarray, boxes: list, out: int, task: dict,
         img = simulate_opacity(img, msk, rng)
     if rng.random() < task["blur_p"]:
         img = cv2.GaussianBlur(img, (0, 0), rng.uniform(0.5, 1.5))
+    if rng.random() < task.get("degrade_p", 0.0):
+        img = degrade(img, rng)
     return np.ascontiguousarray(img), np.ascontiguousarray(msk)
+
+
+def degrade(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """One loss of detail a site's pipeline brings: blur (sigma 0.5-3.5 px), a down-and-up resample through
+    80-240 px, or JPEG quality 10-50 (``--degrade``; the mask is unchanged)."""
+    import cv2
+
+    kind, n = int(rng.integers(3)), img.shape[0]
+    if kind == 0:
+        return cv2.GaussianBlur(img, (0, 0), rng.uniform(0.5, 3.5))
+    if kind == 1:
+        small = int(rng.integers(80, 241))
+        return cv2.resize(cv2.resize(img, (small, small), interpolation=cv2.INTER_AREA), (img.shape[1], n),
+                          interpolation=cv2.INTER_LINEAR)
+    ok, buf = cv2.imencode(".jpg", np.ascontiguousarray(img), [cv2.IMWRITE_JPEG_QUALITY, int(rng.integers(10, 51))])
+    out = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED)
+    return out.reshape(img.shape)
 
 
 def simulate_opacity(img: np.ndarray, msk: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -281,6 +300,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--all", action="store_true", help="train on every film, hold none out (no validation)")
     ap.add_argument("--model-id", help="checkpoint model id (default: the task's, e.g. hannover-v7-lung-unet-mnv2-320-v2)")
     ap.add_argument("--metrics-json", type=Path, help="also write split, timing and per-image validation here")
+    ap.add_argument("--degrade", type=float, default=0.0,
+                    help="probability per sample of one site-like loss of detail (blur, low resolution, JPEG)")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stdout)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -293,7 +314,7 @@ def main(argv: list[str] | None = None) -> int:
     torch.manual_seed(args.seed)
     torch.set_num_threads(args.threads)
     rng = np.random.default_rng(args.seed)
-    task = TASKS[args.task]
+    task = {**TASKS[args.task], "degrade_p": args.degrade}
     t_start = time.time()
 
     strata = []
@@ -443,7 +464,7 @@ Research/demo model: **not validated for clinical use**.
   License/attribution: {task['license']}.
 - Training: seed {args.seed}, {epochs} epochs (budget {args.epochs} epochs or {args.max_minutes} min, whichever first),
   batch {args.batch}, AdamW lr {args.lr} (warm-up + cosine), Dice + BCE (smp.losses){', mask value 127 ignored' if args.task == 'lung' else ''},
-  augmentation: affine (scale {task['scale'][0]}-{task['scale'][1]}, rotation ±{task['rot']:.0f}°, shift ±8 %), flips, colour jitter{', polyp-centred crops (p=0.3)' if task['crop_p'] else ''}{f', Gaussian blur (p={task["blur_p"]})' if task['blur_p'] else ''}{f', simulated opacities inside the lung (p={task["opacity_p"]})' if task['opacity_p'] else ''}{f'; trained on random {args.train_crop}x{args.train_crop} windows of the {args.size} px samples' if args.train_crop else ''}.
+  augmentation: affine (scale {task['scale'][0]}-{task['scale'][1]}, rotation ±{task['rot']:.0f}°, shift ±8 %), flips, colour jitter{', polyp-centred crops (p=0.3)' if task['crop_p'] else ''}{f', Gaussian blur (p={task["blur_p"]})' if task['blur_p'] else ''}{f', simulated opacities inside the lung (p={task["opacity_p"]})' if task['opacity_p'] else ''}{f', site-like loss of detail (blur / low resolution / JPEG, p={task["degrade_p"]})' if task['degrade_p'] else ''}{f'; trained on random {args.train_crop}x{args.train_crop} windows of the {args.size} px samples' if args.train_crop else ''}.
   Wall time: {train_s / 60:.1f} min training, {total_s / 60:.1f} min in all, on 2 shared CPU cores{' (bf16 autocast)' if args.bf16 else ''}.
 - Command: `{cmd}`
 - Last epoch saved (no model selection on the validation set).
