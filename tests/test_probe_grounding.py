@@ -214,3 +214,18 @@ def test_a_sentence_the_check_cannot_read_or_a_grade_no_tool_states_is_removed(t
 def test_many_in_a_comparison_or_a_question_is_no_count(text):
     fixed, rep = _check(text, _polyps(2))
     assert rep.ok and fixed.answer == text
+
+
+def test_counts_beside_a_threshold_and_positions_written_as_ranges_stay_backed():
+    """The built-in answers' own forms: a count next to 'confidence threshold' is a count, not a confidence, and the
+    box positions 'x 16-20, y 119-123' are backed by the box corners."""
+    res = _polyps(2)
+    res["E1"] = res["E1"].model_copy(update={"detections": [
+        d.model_copy(update={"box": Box(x_min=16 + 300 * i, y_min=119, x_max=20 + 300 * i, y_max=123 + 2 * i)})
+        for i, d in enumerate(res["E1"].detections)], "min_score": 0.2})
+    for text in ("I count 2 polyps (confidence threshold 0.20) [E1].",
+                 "Found 2 polyps: #1 at x 16-20, y 119-123; #2 at x 316-320, y 119-125 [E1]."):
+        fixed, rep = _check(text, res)
+        assert rep.ok and fixed.answer == text, rep.removed
+    fixed, rep = _check("Found 2 polyps: #1 at x 16-20, y 119-124 [E1].", res)  # a corner no box has
+    assert not rep.ok

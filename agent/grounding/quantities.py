@@ -129,11 +129,11 @@ _WORD = re.compile(r"\S+")
 
 
 def score_role(body: str, start: int, end: int) -> bool:
-    """Whether the number at ``body[start:end]`` is stated as a confidence, score or probability of a finding (a
-    score word within 4 words before or 3 after it, no threshold word there): then only a score or probability of
-    the cited results backs it, never the threshold that was applied."""
+    """Whether the number at ``body[start:end]`` (a percentage or a decimal in [0, 1]) is stated as a confidence,
+    score or probability of a finding (a score word within 4 words before or 2 after it, no threshold word there):
+    then only a score or probability of the cited results backs it, never the threshold that was applied."""
     before = " ".join(_WORD.findall(body[:start])[-4:])
-    after = " ".join(_WORD.findall(body[end:])[:3])
+    after = " ".join(_WORD.findall(body[end:])[:2])
     near = before + " " + after
     return bool(_SCORE_WORD.search(near)) and not _THRESHOLD_WORD.search(near)
 
@@ -222,7 +222,7 @@ def box_sizes(obj: Any) -> list[float]:
     return out
 
 
-_COORD_CONTEXT = re.compile(r"\b(?:[xy]\s*[=:]?\s*[-+]?\d|boxe?s?|bounding|coordinat\w*|centroids?|cent(?:re|er)d? at|"
+_COORD_CONTEXT = re.compile(r"\b(?:[xy]\s*[=:]?\s*[-+]?\d+|boxe?s?|bounding|coordinat\w*|centroids?|cent(?:re|er)d? at|"
                             r"positions?|located at|at \(|corners?|pixel (?:row|column)s?|rows?|columns?)\b|\(\s*\d+\s*,",
                             re.IGNORECASE)
 

@@ -237,7 +237,8 @@ def _sentence_reasons(sent: str, cited: list[str], ev: dict[str, _Backing], ques
             seen[tok] = start + len(tok) if start >= 0 else 0
             backing = (pct if unit == PERCENT else [v / METRIC_UNITS[unit] for v in mm] if unit in METRIC_UNITS
                        else at_pos)
-            if start >= 0 and unit in (PERCENT, None) and score_role(body, start, start + len(tok)):
+            if start >= 0 and (unit == PERCENT or unit is None and 0 <= x <= 1 and re.search(r"[.,]", tok)) \
+                    and score_role(body, start, start + len(tok)):
                 backing = [100 * v for v in scores] + ([] if unit == PERCENT else scores)  # '25 % confidence'
             if _supported(tok, x, backing) or (declining and _supported(tok, x, failures)):
                 continue
