@@ -80,6 +80,12 @@ def _min_size(argv: list[str]) -> int | None:
     return run(argv)
 
 
+def _magnification(argv: list[str]) -> int | None:
+    from eval_scenarios.bench_magnification import main as run
+
+    return run(argv)
+
+
 def _voice(argv: list[str]) -> int | None:
     from voice.bench import main as run
 
@@ -102,6 +108,8 @@ BENCHMARKS: dict[str, tuple[Main, str]] = {
                                   "answers/s, p50/p95 latency, peak memory"),
     "min-size": (_min_size, "how small a smear or an endoscopy frame may be before the counter goes wrong "
                             "(the gate's size floors)"),
+    "magnification": (_magnification, "smear counts when the same field comes at 2x or 4x the pixels (the red-cell "
+                                      "ruler that resamples to the training magnification)"),
     "voice": (_voice, "speech recognition and command accuracy"),
 }
 

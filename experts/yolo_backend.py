@@ -18,9 +18,10 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from tools.common import Provenance
-from tools.errors import ExpertFailedError, ExpertUnavailableError
+from tools.errors import ExpertFailedError, ExpertUnavailableError, InvalidInputError
 
 from .imaging import StudyImage
+from .magnification import Ruler, median_side, resample
 from .detection_tta import FLIPS, flip_views, merge_views, unflip
 from .protocols import Detections
 from .ultralytics_env import read_checkpoint
@@ -66,6 +67,7 @@ class YoloDetector:
         names: Sequence[str] | None = None,
         tta: bool = False,
         class_min_scores: dict[str, float] | None = None,
+        ruler: Ruler | None = None,
     ) -> None:
         self.weights, self.name, self.setting, self.device = weights, name, setting, device
         self.config_dir, self.label_map = config_dir, label_map
@@ -73,6 +75,7 @@ class YoloDetector:
         self.default_min_score, self.iou, self.max_det = default_min_score, iou, max_det
         self.tile_size, self.tile_trigger, self.tile_overlap = tile_size, tile_trigger, tile_overlap
         self.tta, self.class_min_scores = tta, dict(class_min_scores or {})
+        self.ruler = ruler  # the cells' magnification is read and normalised (experts.magnification)
         self._declared, self._imgsz = classes, imgsz
         self._model = model
         self._labels: list[str] | None = None
@@ -204,8 +207,10 @@ class YoloDetector:
             return np.zeros((0, 6), np.float32)
         return _merge_tiles(np.concatenate(parts), np.concatenate(margins), self.iou)[: self.max_det]
 
-    def _needs_tiles(self, shape: tuple[int, ...]) -> bool:
-        return self.tile_size is not None and max(shape[:2]) > self.tile_trigger * self.tile_size
+    def _needs_tiles(self, shape: tuple[int, ...], force: bool = False) -> bool:
+        """Tiles for an image much larger than the training field, or (``force``: an image resampled to the
+        training magnification) for any image larger than one field."""
+        return self.tile_size is not None and max(shape[:2]) > (1.0 if force else self.tile_trigger) * self.tile_size
 
     def _detections(self, det: np.ndarray, thr: float, t0: float, note: str | None) -> Detections:
         labels = [self._labels[int(c)] for c in det[:, 5]] if self._labels else []
@@ -239,12 +244,68 @@ class YoloDetector:
         need = np.array([per_class.get(self._labels[int(c)], thr) for c in det[:, 5]], dtype=np.float32)
         return det[det[:, 4] >= need]
 
-    def predict_batch(self, images: Sequence[StudyImage], *, min_score: float | None = None) -> list[Detections]:
+    def predict_batch(self, images: Sequence[StudyImage], *, min_score: float | None = None,
+                      force_tiles: bool = False) -> list[Detections]:
         """Several images in one forward pass where their shapes allow (tiled ones run alone).  With
         ``tta`` each whole image runs with its two mirrors (:mod:`experts.detection_tta`); without an
         explicit ``min_score`` each class in ``class_min_scores`` gets its own threshold and the result's
-        ``min_score`` is the lowest one applied (the provenance note lists them)."""
+        ``min_score`` is the lowest one applied (the provenance note lists them).  With a ``ruler`` each image's
+        magnification is read first and normalised (:meth:`_at_training_magnification`)."""
         self.load()
+        if self.ruler is not None and not force_tiles:
+            return [self._at_training_magnification(im, min_score) for im in images]
+        return self._predict_batch(images, min_score, force_tiles)
+
+    def _magnification(self, rgb: np.ndarray) -> float | None:
+        """The ruler class's median size against its size at training magnification, from one pass (no mirrors,
+        no tiles) on the image scaled to the training field; None when too few are seen whole."""
+        assert self.ruler is not None
+        h, w = rgb.shape[:2]
+        s = min(1.0, float(self.tile_size or max(h, w)) / max(h, w))
+        small = resample(rgb, s) if s < 1 else rgb
+        det = self._run([small], self.default_min_score)[0]
+        labels = [self._labels[int(c)] for c in det[:, 5]] if self._labels else []
+        side = median_side(det[:, :4], labels, self.ruler.label, small.shape, self.ruler.min_count)
+        return None if side is None else side / s / self.ruler.side_px
+
+    def _at_training_magnification(self, image: StudyImage, min_score: float | None) -> Detections:
+        """Detections at the training magnification: read as is when the network sees the ruler class inside the
+        band (a whole image is scaled to one field, a tiled one is read at its own pixel size), else on the image
+        resampled so the ruler class has its training size (boxes mapped back); refused far below the band."""
+        assert self.ruler is not None
+        rgb = image.pixels
+        try:
+            ratio = self._magnification(rgb)
+        except (RuntimeError, ValueError) as exc:
+            raise ExpertFailedError(f"{self.name}: YOLO inference failed ({exc})") from exc
+        lo, hi = self.ruler.band
+        long = max(rgb.shape[:2])
+        field = float(self.tile_size or long)
+        seen = ratio if ratio is None or self._needs_tiles(rgb.shape) else ratio * field / long  # as the net sees it
+        if seen is None or lo <= seen <= hi:
+            d = self._predict_batch([image], min_score, False)[0]
+            d.provenance = d.provenance.model_copy(update={"note": "; ".join(filter(None, [
+                d.provenance.note, self.ruler.note(ratio, None, seen)]))})
+            return d
+        if ratio < self.ruler.lowest:
+            raise InvalidInputError(
+                f"the {self.ruler.label} in this image are {ratio:.2f}x their size in the images the {self.name} was "
+                f"trained on (median {ratio * self.ruler.side_px:.0f} px against {self.ruler.side_px:.0f}): the "
+                f"magnification is too low to count cells; use a higher objective or a detector trained at this "
+                f"magnification")
+        scale = 1.0 / ratio
+        small = resample(rgb, scale)
+        d = self._predict_batch([StudyImage.from_pixels(small, source=image.meta.source)], min_score,
+                                small.shape[0] > (self.tile_size or 0) or small.shape[1] > (self.tile_size or 0))[0]
+        h, w = rgb.shape[:2]
+        fx, fy = w / small.shape[1], h / small.shape[0]
+        boxes = np.clip(d.boxes * np.array([fx, fy, fx, fy], np.float32), 0, [w, h, w, h])
+        prov = d.provenance.model_copy(update={"note": "; ".join(filter(None, [
+            d.provenance.note, self.ruler.note(ratio, scale)]))})
+        return Detections(boxes=boxes, scores=d.scores, labels=d.labels, min_score=d.min_score, provenance=prov)
+
+    def _predict_batch(self, images: Sequence[StudyImage], min_score: float | None,
+                       force_tiles: bool) -> list[Detections]:
         per_class = self.class_min_scores if min_score is None else {}
         thr = self.default_min_score if min_score is None else float(min_score)
         floor = min([thr, *per_class.values()])
@@ -254,7 +315,7 @@ class YoloDetector:
         t0 = time.perf_counter()
         out: list[Detections | None] = [None] * len(images)
         try:
-            whole = [i for i, im in enumerate(images) if not self._needs_tiles(im.pixels.shape)]
+            whole = [i for i, im in enumerate(images) if not self._needs_tiles(im.pixels.shape, force_tiles)]
             if self.tta:  # three views of one image fill a batch
                 for i in whole:
                     det = self._thresholded(self._run_tta(images[i].pixels, floor), thr, per_class)

@@ -28,6 +28,7 @@ from tools.errors import ExpertUnavailableError
 from tools.settings import OslerSettings
 from tools.targets import BLOOD_CELLS
 
+from .magnification import Ruler
 from .onnx_runtime import use_onnx
 from .ultralytics_env import FORMAT, save_checkpoint
 from .weights import bundled, resolve_device
@@ -74,7 +75,10 @@ def check_blood(settings: OslerSettings) -> str | None:
     return _check(settings, settings.models.yolo_blood, "bccd_yolo.pt", "blood")
 
 
-BLOOD_ONNX = "bccd_yolo.onnx"  # the ONNX export of bccd_yolo.pt (training/export_onnx.py)
+BLOOD_ONNX = "bccd_yolo.onnx"
+BLOOD_RULER = Ruler("RBC", 106.0)
+"""Red cells are the smear's ruler: median box side 106 px in the bundled model's own pass on the BCCD dev smears
+(per-smear 95-114 px), so the band 0.75-1.33 leaves every dev smear as it is (experts/magnification.py)."""  # the ONNX export of bccd_yolo.pt (training/export_onnx.py)
 
 
 def build_blood(settings: OslerSettings) -> YoloDetector:
@@ -85,7 +89,8 @@ def build_blood(settings: OslerSettings) -> YoloDetector:
     (:func:`experts.onnx_runtime.use_onnx`), else the checkpoint in torch."""
     kw: dict[str, Any] = dict(name="blood_cell_detector", classes=BLOOD_LABELS, label_map=_blood_label,
                               class_filter=BLOOD_LABELS, default_min_score=0.25,
-                              class_min_scores={"WBC": 0.30, "Platelets": 0.20}, tta=True, iou=0.5, tile_size=640)
+                              class_min_scores={"WBC": 0.30, "Platelets": 0.20}, tta=True, iou=0.5, tile_size=640,
+                              ruler=BLOOD_RULER)
     onnx, _ = use_onnx(settings, BLOOD_ONNX, settings.models.yolo_blood)
     if onnx:
         from .yolo_onnx import YoloOnnxDetector

@@ -117,3 +117,53 @@ def test_smears_and_endoscopy_frames_have_their_own_measured_size_floor(data_dir
     assert ("too small" in (out.doubt or "")) is small, (rgb.shape, out.doubt)
     if small:
         assert not out.trusted
+
+
+@pytest.mark.usefixtures("one_torch_thread")
+def test_a_smear_at_four_times_the_pixels_is_counted_at_the_training_magnification(assistant, data_dir, tmp_path):
+    """A probe's high-resolution smear (the BCCD field enlarged to 2560 px) had been tiled at its own pixel size and
+    counted '6 white blood cells' for 1 (76 at 8000 px); the red cells now set the scale (experts.magnification) and
+    the count is the native one.  ``osler bench magnification``: 58 unseen smears at 4x, WBC exact 0.948 (0.224
+    without the step), at 1x unchanged (0.966)."""
+    import cv2
+
+    from experts.imaging import load_image
+
+    rgb = load_image(data_dir / "bccd/images/BloodImage_00030.jpg").pixels
+    big = tmp_path / "big.png"
+    _save(cv2.resize(rgb, (rgb.shape[1] * 4, rgb.shape[0] * 4), interpolation=cv2.INTER_LINEAR), big)
+    counts = []
+    for path in (data_dir / "bccd/images/BloodImage_00030.jpg", big):
+        session = assistant.new_session()
+        session.load("current", path)
+        r = assistant.ask(session, "How many white blood cells are there?")
+        counts.append(r.value)
+        note = next(c for c in r.tool_calls if c.name == "count").result["provenance"]["note"]
+        assert ("resampled" in note) is (path == big)
+    assert counts[0] == counts[1] == 1  # the annotation: 1 WBC
+
+
+@pytest.mark.usefixtures("one_torch_thread")
+def test_four_fields_at_half_magnification_are_counted_and_a_far_lower_one_is_refused(data_dir, settings):
+    """Four copies of a 1-WBC field at half size in one 640 px image had been counted 0 white cells; the ruler reads
+    the red cells as ~0.6x, the image is enlarged and tiled, and the 4 are found.  Far below the band (here: a
+    ruler that expects cells 4x larger) the detector refuses with the reason instead of counting."""
+    import cv2
+
+    from experts.imaging import StudyImage, load_image
+    from experts.magnification import Ruler
+    from experts.registry import ExpertPool
+    from tools.errors import InvalidInputError
+
+    rgb = load_image(data_dir / "bccd/images/BloodImage_00020.jpg").pixels  # annotated: 1 WBC
+    small = cv2.resize(rgb, (rgb.shape[1] // 2, rgb.shape[0] // 2), interpolation=cv2.INTER_AREA)
+    mosaic = StudyImage.from_pixels(np.vstack([np.hstack([small] * 2)] * 2))
+    det = ExpertPool(settings).detector("blood_cells")
+    d = det.predict(mosaic)
+    assert d.labels.count("WBC") == 4 and "resampled" in d.provenance.note
+    ruler, det.expert.ruler = det.expert.ruler, Ruler("RBC", 4 * 106.0)
+    try:
+        with pytest.raises(InvalidInputError, match="magnification is too low"):
+            det.predict(StudyImage.from_pixels(rgb))
+    finally:
+        det.expert.ruler = ruler
