@@ -229,3 +229,56 @@ def test_counts_beside_a_threshold_and_positions_written_as_ranges_stay_backed()
         assert rep.ok and fixed.answer == text, rep.removed
     fixed, rep = _check("Found 2 polyps: #1 at x 16-20, y 119-124 [E1].", res)  # a corner no box has
     assert not rep.ok
+
+
+def _r(name: str) -> dict:
+    from tests.test_grounding import _compared, _count
+
+    return {"nor": lambda: _classified("normal"), "bac": lambda: _classified("bacterial_pneumonia"),
+            "p2": lambda: _polyps(2), "c2": lambda: {"E2": _count(2)}, "c5": lambda: {"E2": _count(5)},
+            "cmp": _compared}[name]()
+
+
+@pytest.mark.parametrize("res, text", [
+    ("nor", "Pneumonia 72% [E2]."), ("nor", "The patient has pneumonia, 72% sure [E2]."),
+    ("nor", "Bacterial pneumonia (20%) is present [E2]."), ("nor", "The film is normal with probability 92% [E2]."),
+    ("nor", "The film needs follow-up because it shows pneumonia [E2]."), ("p2", "Several polyps need removal [E1]."),
+    ("cmp", "The WBC count rose and does not look stable [E3]."),
+    ("c2", "WBC: 5 [E2]."), ("c2", "WBC (n=5) [E2]."), ("c2", "WBC: 25 [E2]."), ("c5", "WBC: 4 [E2]."),
+    ("p2", "Nothing was detected [E1]."), ("p2", "The detector found nothing [E1]."), ("p2", "Polyps: none [E1]."),
+    ("p2", "No evidence of polyps [E1]."), ("p2", "Polyps were not seen [E1]."), ("c2", "White cells: none [E2]."),
+    ("bac", "The X-ray is unremarkable [E2]."), ("bac", "The lungs are clear [E2]."),
+    ("bac", "No acute cardiopulmonary process [E2]."), ("nor", "Pneumonic changes are present [E2]."),
+    ("cmp", "The WBC count doubled [E3]."), ("cmp", "The polyp is larger than before [E3]."),
+    ("p2", "A 50-mm lesion [E1]."), ("p2", "The area is 2000 sq mm [E1].")])
+def test_a_second_probe_of_claims_that_had_passed(res, text):
+    """Before (second probe): a digit in the clause switched the class check off, 'needs' or 'does not' made a
+    clause 'declining', a count written after its class ('WBC: 5') or said absent ('no evidence of polyps',
+    'nothing was detected') was checked against any number (box sizes) or not at all, other words for normal,
+    direction words ('doubled', 'larger'), '50-mm' and 'sq mm' were not read."""
+    fixed, rep = _check(text, _r(res))
+    assert not rep.ok and text not in fixed.answer
+
+
+@pytest.mark.parametrize("res, text", [
+    ("nor", "The classifier reads this chest X-ray as normal with probability 72% (pneumonia of either kind 28%) [E2]."),
+    ("bac", "The film shows bacterial pneumonia, 66% [E2]."), ("c2", "WBC: 2 [E2]."), ("p2", "Found 2 polyps [E1]."),
+    ("cmp", "The polyp is smaller than before [E3]."), ("p2", "The polyps score 80 pct [E1]."),
+    ("nor", "Comparing needs a prior study, so I cannot say whether the pneumonia changed [E2].")])
+def test_what_the_second_probe_must_leave_alone(res, text):
+    fixed, rep = _check(text, _r(res))
+    assert rep.ok and fixed.answer == text, rep.removed
+
+
+def test_the_label_field_must_be_the_class_the_classifier_decided():
+    """Before: any probability key backed the label ('normal' beside a film read as bacterial pneumonia)."""
+    for label, ok in (("normal", False), ("viral_pneumonia", False), ("bacterial_pneumonia", True), ("pneumonia", True)):
+        fixed, rep = _check("The film shows bacterial pneumonia [E2].", _r("bac"), label=label)
+        assert (fixed.label == label) is ok
+
+
+def test_a_caveat_on_what_no_tool_tells_apart_is_kept():
+    """The built-in caveat for 'how many neutrophils?' had been removed (no result names neutrophils)."""
+    cav = "neutrophils are not counted separately: the count includes every kind of white blood cells (WBC)"
+    fixed, rep = _check("I count 2 white blood cells [E2].", _r("c2"), uncertainty=cav)
+    assert fixed.uncertainty == cav and rep.ok

@@ -64,8 +64,12 @@ def _value_backed(value: float, unit: str | None, cited: list[str], ev: dict[str
 def _label_backed(label: str, cited: list[str], ev: dict[str, _Backing]) -> bool:
     if " ".join(_words(label).split()) in UNDECIDED_LABELS:
         return True
+    said = " ".join(_words(label).split())
+    decided = [ev[e].label for e in cited if e in ev and ev[e].label]
+    if decided:  # a classification: only the class it decided ('pneumonia' for 'bacterial_pneumonia'), not any key
+        return any(_has(_words(lab), (said,)) for lab in decided)
     text = " ".join(ev[e].text for e in cited if e in ev)
-    return _has(text, (" ".join(_words(label).split()),))
+    return _has(text, (said,))
 
 
 def discrepancy(report: Grounding) -> str:

@@ -33,10 +33,10 @@ METRIC_UNITS: dict[str, float] = {"mm": 1.0, "cm": 10.0, "um": 1e-3, "mm2": 1.0,
 """A written unit of length or area -> millimetres (mm²) per unit."""
 PERCENT = "%"
 """The unit :func:`written_numbers` gives a number written as a percentage ('72 %', '72%', 'seventy-two percent')."""
-_PCT = re.compile(r"\s*(?:%|per ?cent\b)", re.IGNORECASE)
+_PCT = re.compile(r"\s*(?:%|per ?cent\b|pct\b)", re.IGNORECASE)
 _DIM = re.compile(r"\s*(?:x|×|by)\s*[-+]?\d+(?:[.,]\d+)?(?=\s*[^\W\d_])", re.IGNORECASE)
-_METRIC = re.compile(r"\s*(?:(?P<area>mm2|mm²|mm\^2|cm2|cm²|cm\^2|[µμu]m2|[µμu]m²|"
-                     r"sq(?:uare)? (?:milli|centi)met\w*)|(?P<len>mm|cm|[µμu]m|millimet\w*|centimet\w*|"
+_METRIC = re.compile(r"(?:\s*|\s*-\s*)(?:(?P<area>mm2|mm²|mm\^2|cm2|cm²|cm\^2|[µμu]m2|[µμu]m²|"
+                     r"sq(?:uare|\.)? ?(?:milli|centi)met\w*|sq(?:uare|\.)? ?[mc]m\b)|(?P<len>mm|cm|[µμu]m|millimet\w*|centimet\w*|"
                      r"micromet\w*|microns?))\b", re.IGNORECASE)
 
 
@@ -144,8 +144,9 @@ def _unit(text: str, end: int) -> str | None:
     m = _METRIC.match(text, dim.end() if dim else end)
     if m is None:
         return None
-    u = m.group(0).strip().lower().replace("μ", "u").replace("µ", "u")
-    scale = "cm" if u.startswith(("c", "sq centi", "square centi")) else "um" if u.startswith(("u", "micro")) else "mm"
+    u = m.group(0).lower().replace("μ", "u").replace("µ", "u").strip(" -")
+    u = re.sub(r"^sq(?:uare|\.)? ?", "sq ", u)  # 'square cm', 'sq. cm', 'sqcm' -> 'sq cm'
+    scale = ("cm" if u.startswith(("c", "sq centi", "sq cm")) else "um" if u.startswith(("u", "micro")) else "mm")
     return scale + ("2" if m.group("area") else "")
 
 

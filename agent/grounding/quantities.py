@@ -14,7 +14,7 @@ from pydantic import BaseModel
 from agent.grounding.terms import _FILLER, TERMS
 
 __all__ = ["vague_count_claims", "fraction_claims", "score_role", "score_numbers", "strip_positions", "fraction_numbers",
-           "box_sizes", "mentions_coordinates", "foreign_language"]
+           "box_sizes", "mentions_coordinates", "foreign_language", "count_word_claims", "mentions_size"]
 
 # ---- vague counts ---------------------------------------------------------------------------------
 _VAGUE: dict[str, tuple[int, int | None]] = {
@@ -266,3 +266,53 @@ def foreign_language(sentence: str) -> str | None:
     if best and ((n >= 1 and english == 0) or (n >= 3 and n > english)):
         return best
     return None
+
+
+# ---- counts written after the class, and findings said to be absent ----------------------------------------
+_LABELLED = tuple(
+    (t, re.compile(rf"(?<![\w#-])(?:{t.pattern})\s*(?::|=|\(\s*n\s*=)\s*(\d+)\b(?!\s*(?:%|mm|cm|px|->|→|[.,]\d))",
+                   re.IGNORECASE))
+    for t in TERMS if t.count_key)
+"""'WBC: 5', 'polyps = 2', 'WBC (n=5)': a count written after its class."""
+_NONE_WORDS = r"(?:none|nil|absent|not (?:seen|found|detected|present|visible|identified))"
+_ABSENT = tuple(
+    (t, re.compile(rf"\b(?:no (?:evidence|signs?|trace) of (?:any )?|free (?:of|from) (?:any )?|absence of (?:any )?)"
+                   rf"(?:{t.pattern})\b|(?<![\w#-])(?:{t.pattern})\s*(?::\s*{_NONE_WORDS}|(?:were|was|are|is)\s+"
+                   rf"{_NONE_WORDS})\b", re.IGNORECASE))
+    for t in TERMS if t.count_key)
+"""'no evidence of polyps', 'free of polyps', 'polyps: none', 'polyps were not seen': a count of 0."""
+_NOTHING = re.compile(r"\b(?:nothing|no (?:lesions?|findings?|abnormalit\w+|objects?|detections?|masses))\s+"
+                      r"(?:(?:was|were|is|are|has been|have been)\s+)?(?:detected|found|seen|visible|identified)\b|"
+                      r"\b(?:found|detected|shows?|showed|sees?|saw)\s+nothing\b", re.IGNORECASE)
+"""'Nothing was detected', 'the detector found nothing': no finding of any class."""
+
+
+def count_word_claims(body: str, counts: dict[str, set[int]], where: str) -> list[tuple[str, str]]:
+    """(words, reason) of counts written after their class ('WBC: 5') and of findings said to be absent ('no
+    evidence of polyps', 'nothing was detected') that no count of the cited results states."""
+    out = []
+    for term, rx in _LABELLED:
+        for m in rx.finditer(body):
+            have = counts.get(term.count_key or "*", set())
+            if have and int(m.group(1)) not in have:
+                out.append((m.group(0), f"count '{m.group(0)}': the cited result {where} counts "
+                                        f"{', '.join(map(str, sorted(have)))}"))
+    for term, rx in _ABSENT:
+        for m in rx.finditer(body):
+            have = counts.get(term.count_key or "*", set())
+            if have and 0 not in have:
+                out.append((m.group(0), f"'{m.group(0)}': the cited result {where} counts "
+                                        f"{', '.join(map(str, sorted(have)))} {term.name}"))
+    if (m := _NOTHING.search(body)) is not None and max(counts.get("*", {0}), default=0) > 0:
+        out.append((m.group(0), f"'{m.group(0)}': the cited result {where} found "
+                                f"{max(counts['*'])} of something"))
+    return out
+
+
+_SIZE_CONTEXT = re.compile(r"\b(?:px|pixels?|wide|width|tall|height|high|across|size|sized|area|big|large|long|"
+                           r"measur\w*|dimensions?)\b", re.IGNORECASE)
+
+
+def mentions_size(body: str) -> bool:
+    """Whether a clause speaks of sizes: only then do the widths, heights and areas of boxes back its numbers."""
+    return bool(_SIZE_CONTEXT.search(body))

@@ -19,23 +19,34 @@ from agent.grounding.classes import class_claims, decided_label
 from agent.grounding.numbers import (METRIC_UNITS, PERCENT, _supported, evidence_numbers, millimetre_numbers, numbers_in,
                                      percent_numbers, written_numbers)
 from agent.grounding.plain import plain
-from agent.grounding.quantities import (box_sizes, foreign_language, fraction_claims, fraction_numbers,
-                                        mentions_coordinates,
+from agent.grounding.quantities import (box_sizes, count_word_claims, foreign_language, fraction_claims,
+                                        fraction_numbers, mentions_coordinates, mentions_size,
                                         score_numbers, score_role, strip_positions, vague_count_claims)
 from agent.grounding.terms import _COUNT_PHRASES, _NTH_PHRASES, TERMS, _has, _words, number_value, ordinal_value
 
 _CITE = re.compile(r"\bE\d+\b")
+_NEEDS = (r"needs? (?:a |an |the |two |both |another |at least |one |its )?(?:[\w-]+ ){0,2}(?:images?|stud(?:y|ies)|"
+          r"priors?|films?|dicom|spacing|tools?|smears?|frames?|x-rays?|views?|input|upload|question|date)")
+"""'needs a prior study': a declined request (not 'needs follow-up', 'needs review': those state findings)."""
+_DO_NOT = (r"(?:do|does|did) not (?:work|run|apply|support|accept|take|handle|answer|compare|measure|know|count|"
+           r"segment|classify|detect|read|have (?:a |an |any |the )?(?:pixel|spacing|dicom|prior|tool|model|date))")
 _DECLINE = re.compile(r"\b(cannot|can ?not|could not|couldn't|can't|unable|no tool|not (?:run|answer|compare|guess)|"
-                      r"do not|did not|does not|only on|work only|works only|need|needs)\b", re.IGNORECASE)
+                      rf"{_DO_NOT}|only on|work only|works only|{_NEEDS})\b", re.IGNORECASE)
 _CANNOT = re.compile(r"\b(cannot|can ?not|could not|couldn't|can't|unable|no tool|not (?:run|answer|compare|guess)|"
-                     r"only on|works? only|needs?)\b", re.IGNORECASE)
+                     rf"only on|works? only|{_NEEDS})\b", re.IGNORECASE)
 """A clause that declines (not one that says what a tool did not find: 'the classifier did not find pneumonia')."""
+_NOT_APART = re.compile(r"\b(?:(?:are|is|were|was) not (?:counted|told apart|distinguished|classified|detected)"
+                        r"(?: separately)?|(?:cannot|can't|does not|do not) (?:tell|distinguish|count|classify) "
+                        r"(?:\w+ )?(?:apart|separately)?)", re.IGNORECASE)
+"""'neutrophils are not counted separately': a caveat about what no tool tells apart, not a finding."""
 _CLAUSE = re.compile(r";|\bbut\b|\bhowever\b|\balthough\b|\bthough\b|\byet\b", re.IGNORECASE)
 _QUOTE = re.compile(r"(?<![\w])['\"\u2018\u201c](.+?)['\"\u2019\u201d](?![\w])")
-_TREND = {"up": re.compile(r"\b(rose|risen|rises?|increas\w*|grew|grows?|growth|enlarg\w*|gained|more(?! than))\b",
-                           re.IGNORECASE),
+_TREND = {"up": re.compile(r"\b(rose|risen|rises?|increas\w*|grew|grows?|growth|enlarg\w*|gained|more(?! than)|"
+                           r"doubled|tripled|quadrupled|went up|gone up|climbed|jumped|higher|bigger|larger|"
+                           r"expanded|progress(?:ed|ing|ion)|worse(?:ned)?)\b", re.IGNORECASE),
           "down": re.compile(r"\b(fell|fallen|falls?|decreas\w*|shr[iau]nk\w*|reduc\w*|dropped|regress\w*|"
-                             r"fewer(?! than))\b", re.IGNORECASE)}
+                             r"fewer(?! than)|halved|went down|gone down|lower|smaller|disappeared|vanished|"
+                             r"receded|improved)\b", re.IGNORECASE)}
 """Words that say which way a change went; a change a cited result reports the other way does not back them."""
 _STATUS_TREND = {"new": "up", "grown": "up", "shrunk": "down", "resolved": "down", "unchanged": "same"}
 
@@ -147,6 +158,8 @@ class _Backing:
     positions: list[float] = field(default_factory=list)  # box corners, centroids, points: only for positions
     scores: list[float] = field(default_factory=list)  # scores and probabilities (quantities.score_numbers)
     fractions: list[float] = field(default_factory=list)  # fractions it states, settings left out
+    box_sizes: list[float] = field(default_factory=list)  # widths, heights, areas of its boxes: only for sizes
+    probs: dict[str, float] = field(default_factory=dict)  # a classification's probabilities
 
 
 def _backings(results: dict[str, Any], calls: Iterable[ToolCallRecord]) -> dict[str, _Backing]:
@@ -159,7 +172,10 @@ def _backings(results: dict[str, Any], calls: Iterable[ToolCallRecord]) -> dict[
             body = {k: v for k, v in data.items() if k != "provenance"}
             named = " ".join(str(v) for v in prov.values() if isinstance(v, str))  # model names, the note
             sized, b.positions = strip_positions(body)  # a box corner is no quantity ('40 years old')
-            b.numbers = evidence_numbers([sized]) + box_sizes(body) + [x for _, x in numbers_in(named)]
+            b.numbers = evidence_numbers([sized]) + [x for _, x in numbers_in(named)]
+            b.box_sizes = box_sizes(body)
+            if isinstance(body.get("probabilities"), dict):
+                b.probs = {str(k): float(v) for k, v in body["probabilities"].items() if isinstance(v, (int, float))}
             b.mm = millimetre_numbers(body)
             b.pct = percent_numbers(sized)
             b.scores = score_numbers(body)
@@ -227,10 +243,12 @@ def _sentence_reasons(sent: str, cited: list[str], ev: dict[str, _Backing], ques
     for clause in _CLAUSE.split(sent):
         declining = bool(_DECLINE.search(clause))
         body = _strip_quotes(clause, question) if declining else clause
-        for word, why in class_claims(body, labels) if not _CANNOT.search(body) else ():  # "pneumonia [E2]": normal
+        probs = [b.probs for b in backs if b.label]
+        for word, why in class_claims(body, labels, probs) if not _CANNOT.search(body) else ():  # "pneumonia": normal
             bad_words.append(word)
             reasons.append(f"{why} ({where})")
-        at_pos = pool + positions if positions and mentions_coordinates(body) else pool
+        at_pos = pool + (positions if positions and mentions_coordinates(body) else []) + (
+            [x for b in backs for x in b.box_sizes] if mentions_size(body) else [])
         seen: dict[str, int] = {}
         for tok, x, unit in written_numbers(body):  # a size in mm/cm/µm: only by a millimetre field, converted
             start = body.find(tok, seen.get(tok, 0))
@@ -249,6 +267,7 @@ def _sentence_reasons(sent: str, cited: list[str], ev: dict[str, _Backing], ques
                            f"percentage {tok}: no percentage or probability of {where} states it" if unit == PERCENT
                            else f"number {tok}: not in the cited result {where}")
         for claim, why in (vague_count_claims(body, counts, where) + fraction_claims(body, fractions, counts, where)
+                           + count_word_claims(body, counts, where)
                            if cited and not declining else ()):  # 'several polyps' on 2, 'half of the cells'
             bad_words.append(claim)
             reasons.append(why)
@@ -280,7 +299,8 @@ def _sentence_reasons(sent: str, cited: list[str], ev: dict[str, _Backing], ques
         for term in TERMS:
             m = term.regex.search(body)
             if m is None or _has(text, term.backers) or (not term.tool and term.regex.search(text)) or (
-                    term.tool and (declining or _has(args_text, term.backers))):  # 'dysplastic' backs 'dysplasia'
+                    term.tool and (declining or _has(args_text, term.backers))) or (
+                    not term.tool and _NOT_APART.search(body)):  # 'dysplastic' backs 'dysplasia'
                 continue
             bad_words.append(m.group(0).lower())
             reasons.append(f"'{m.group(0)}': no label or field of {where} names it" if cited else
