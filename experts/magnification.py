@@ -29,6 +29,13 @@ class Ruler:
     lowest: float = 0.4
     min_count: int = 5
 
+    def doubt(self) -> str:
+        """Why counts are in doubt when the ruler found too few of its class (noise, another stain or colour order,
+        heavy compression, another magnification: 4 of 292 development smears show this)."""
+        return (f"fewer than {self.min_count} whole {self.label} were found, which 288 of 292 development smears "
+                f"show: the image may be noisier, compressed, coloured or stained differently, or at another "
+                f"magnification than the smears the detector was validated on, so its counts may be wrong")
+
     def note(self, ratio: float | None, scale: float | None, seen: float | None = None) -> str:
         if ratio is None:
             return f"magnification not checked (fewer than {self.min_count} {self.label} seen whole)"

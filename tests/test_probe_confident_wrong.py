@@ -167,3 +167,43 @@ def test_four_fields_at_half_magnification_are_counted_and_a_far_lower_one_is_re
             det.predict(StudyImage.from_pixels(rgb))
     finally:
         det.expert.ruler = ruler
+
+
+def _noisy_smear(data_dir, tmp_path, name: str = "BloodImage_00040") -> tuple:
+    from PIL import Image
+
+    rgb = np.asarray(Image.open(data_dir / f"bccd/images/{name}.jpg").convert("RGB"))
+    noisy = np.clip(rgb + np.random.default_rng(0).normal(0, 25, rgb.shape), 0, 255).astype(np.uint8)
+    path = tmp_path / "noisy.png"
+    _save(noisy, path)
+    return data_dir / f"bccd/images/{name}.jpg", path
+
+
+@pytest.mark.usefixtures("one_torch_thread")
+def test_a_noisy_smear_count_is_marked_uncertain_and_the_clean_one_is_not(assistant, data_dir, tmp_path):
+    """A probe's smear with camera noise (sigma 25) was counted '0 platelets' (3 annotated) with no hedge: the
+    detector finds almost no red cells on it.  Fewer than 5 whole red cells (4 of 292 development smears) now mark the
+    count uncertain, with the reason; the clean smear is answered as before."""
+    clean, noisy = _noisy_smear(data_dir, tmp_path)
+    for path, doubt in ((clean, False), (noisy, True)):
+        session = assistant.new_session()
+        session.load("current", path)
+        r = assistant.ask(session, "Are there any platelets?")
+        count = next(c for c in r.tool_calls if c.name == "count")
+        assert (count.result["provenance"]["doubt"] is not None) is doubt
+        assert ("Uncertain: fewer than 5 whole RBC" in r.answer) is doubt and r.grounding.ok
+        assert (r.answer.startswith("Uncertain")) is doubt
+
+
+@pytest.mark.usefixtures("one_torch_thread")
+def test_a_comparison_of_a_doubted_count_gets_no_bare_yes(assistant, data_dir, tmp_path):
+    """The same smear, noisy, as the current study and its clean copy as the prior had been answered 'Yes. There is
+    1 fewer white blood cell'; a comparison now carries the doubts and disputes of the counts it compares."""
+    clean, noisy = _noisy_smear(data_dir, tmp_path)
+    session = assistant.new_session()
+    session.load("prior", clean)
+    session.load("current", noisy)
+    r = assistant.ask(session, "Has the white cell count changed since the prior?")
+    cmp = next(c for c in r.tool_calls if c.name == "compare_with_prior")
+    assert "current image: fewer than 5 whole RBC" in cmp.result["provenance"]["doubt"]
+    assert r.answer.startswith("Uncertain.") and "Uncertain: the findings compared may be wrong" in r.answer

@@ -79,6 +79,8 @@ class Provenance(Frozen):
     device: str = Field(default="cpu", description="'cpu' or 'cuda:N'")
     elapsed_ms: float = Field(ge=0, description="wall time of the expert call, milliseconds")
     note: str | None = Field(default=None, description="anything a reader must know, e.g. 'classical fallback'")
+    doubt: str | None = Field(default=None, description="why the output on this input may be wrong (the input looks "
+                              "unlike the expert's validation images); None: no such sign")
 
 
 class ImageMeta(Frozen):

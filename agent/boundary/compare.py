@@ -266,12 +266,26 @@ def run_comparison(session: Session, req: CompareRequest, eid: str, invoke: Invo
         note += ("; opacity change = mean grey change (0..1) inside both lung masks, prior exposure matched to the "
                  "current outside the lungs")
     prov = Provenance(expert=EXPERT, backend="opencv", model=METHOD_ID, device="cpu",
-                      elapsed_ms=(time.perf_counter() - t0) * 1000, note=note)
+                      elapsed_ms=(time.perf_counter() - t0) * 1000, note=note, doubt=_doubts(r_pri, r_cur))
     return ComparisonResult(
         evidence_id=eid, status="compared", interval_days=days, registration=_registration_model(reg), target=target,
         changes=[_change_model(r) for r in records], count_changes=counts, lung_opacity_change=opacity,
         side_by_side=sbs, change_map=cmap, patient_check=patient_check, provenance=prov,
     ), records
+
+
+def _doubts(r_pri: Any, r_cur: Any) -> str | None:
+    """Why the findings compared may be wrong: a side whose expert doubts its output on that image, or whose count
+    an independent counter disputes (a single count says so; a comparison of two counts must too)."""
+    out = []
+    for role, r in (("prior", r_pri), ("current", r_cur)):
+        if getattr(r.provenance, "doubt", None):
+            out.append(f"{role} image: {r.provenance.doubt}")
+        cc = getattr(r, "cross_check", None)
+        if cc is not None and not cc.agrees:
+            other = ", ".join(f"{c.count} {c.label}" for c in cc.disagreements())
+            out.append(f"{role} image: an independent method ({cc.backend}) counted {other} there")
+    return "; ".join(out) or None
 
 
 def _listed(spec: TargetSpec, matched: bool, fmt: str = "{}") -> str:

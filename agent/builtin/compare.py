@@ -94,6 +94,11 @@ def _compare(d: Draft, it: Intent, kind: str, has_prior: bool) -> Generator:
             d.yes_no = "yes" if "new" in statuses else "no"
         else:
             d.yes_no = "yes" if statuses - {"unchanged"} or any(cc.delta for cc in r.count_changes) else "no"
+    if r.provenance.doubt:  # a side's count is disputed or its expert doubts the image: no bare yes / no
+        d.sentences.append(f"Uncertain: the findings compared may be wrong ({r.provenance.doubt}) [{eid}].")
+        d.caveats.append("uncertain comparison: a side's findings are in doubt")
+        if it.yes_no:
+            d.yes_no = "uncertain"
     for c in r.changes:
         d.findings.append(Finding(text=f"{c.label} #{c.index}: {c.status}", evidence=[eid]))
     if asked is not None:

@@ -94,6 +94,7 @@ def _count(d: Draft, it: Intent, target: str, detect_only: bool, quiet: bool = F
         d.caveats.append(f"{word}s are not counted separately: the count includes every kind of {plural}")
     _class_caveats(d, target, [c.label for c in labels])
     _cross_check_sentence(d, r, eid)
+    _doubt_sentence(d, r, eid, it.yes_no)
     d.abstained.append(False)
     return r
 
@@ -127,6 +128,16 @@ def _class_caveats(d: Draft, target: str, labels: list[str]) -> None:
     for cls in spec.classes if spec is not None else ():
         if cls.caveat and cls.label in labels and cls.caveat not in d.caveats:
             d.caveats.append(cls.caveat)
+
+
+def _doubt_sentence(d: Draft, r: CountResult, eid: str, yes_no: bool) -> None:
+    """Say so when the detector doubts its own output on this image (Provenance.doubt): the count stays, marked."""
+    if not r.provenance.doubt:
+        return
+    d.sentences.append(f"Uncertain: {r.provenance.doubt} [{eid}].")
+    d.caveats.append("uncertain count: the image looks unlike the validated smears")
+    if yes_no:
+        d.yes_no = "uncertain"
 
 
 def _cross_check_sentence(d: Draft, r: CountResult, eid: str) -> None:

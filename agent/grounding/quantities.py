@@ -270,10 +270,11 @@ def foreign_language(sentence: str) -> str | None:
 
 # ---- counts written after the class, and findings said to be absent ----------------------------------------
 _LABELLED = tuple(
-    (t, re.compile(rf"(?<![\w#-])(?:{t.pattern})\s*(?::|=|\(\s*n\s*=)\s*(\d+)\b(?!\s*(?:%|mm|cm|px|->|→|[.,]\d))",
+    (t, re.compile(rf"(?<![\w#-])(?:{t.pattern})\s*(?::|=|\(\s*n\s*=)\s*(\d+)\b(?!\s*(?:%|mm|cm|px|->|→|[.,]\d|(?:to|:|/)\s*\d|[^\W\d_]))",
                    re.IGNORECASE))
     for t in TERMS if t.count_key)
-"""'WBC: 5', 'polyps = 2', 'WBC (n=5)': a count written after its class."""
+"""'WBC: 5', 'polyps = 2', 'WBC (n=5)': a count written after its class ('RBC to WBC: 10 to 1' is a ratio, and
+in 'WBC: 10 RBC, 1 WBC' the number belongs to the word after it)."""
 _NONE_WORDS = r"(?:none|nil|absent|not (?:seen|found|detected|present|visible|identified))"
 _ABSENT = tuple(
     (t, re.compile(rf"\b(?:no (?:evidence|signs?|trace) of (?:any )?|free (?:of|from) (?:any )?|absence of (?:any )?)"

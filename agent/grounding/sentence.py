@@ -28,8 +28,12 @@ _CITE = re.compile(r"\bE\d+\b")
 _NEEDS = (r"needs? (?:a |an |the |two |both |another |at least |one |its )?(?:[\w-]+ ){0,2}(?:images?|stud(?:y|ies)|"
           r"priors?|films?|dicom|spacing|tools?|smears?|frames?|x-rays?|views?|input|upload|question|date)")
 """'needs a prior study': a declined request (not 'needs follow-up', 'needs review': those state findings)."""
-_DO_NOT = (r"(?:do|does|did) not (?:work|run|apply|support|accept|take|handle|answer|compare|measure|know|count|"
-           r"segment|classify|detect|read|have (?:a |an |any |the )?(?:pixel|spacing|dicom|prior|tool|model|date))")
+_DO_NOT = (r"(?:do|does|did) not (?:work|run|apply|support|accept|take|handle|answer|compare|measure|know|count|tell|"
+           r"distinguish|separate|follow|guess|trust|validate|localise|localize|learn|produce|parse|certify|say|show|"
+           r"both|back|segment|classify|detect|read|have (?:a |an |any |the )?(?:pixel|spacing|dicom|prior|tool|model|"
+           r"date))")
+"""Declined or limited by the tool ('does not tell them apart', 'I do not follow', 'does not know'), not a finding
+said the other way ('does not look stable')."""
 _DECLINE = re.compile(r"\b(cannot|can ?not|could not|couldn't|can't|unable|no tool|not (?:run|answer|compare|guess)|"
                       rf"{_DO_NOT}|only on|work only|works only|{_NEEDS})\b", re.IGNORECASE)
 _CANNOT = re.compile(r"\b(cannot|can ?not|could not|couldn't|can't|unable|no tool|not (?:run|answer|compare|guess)|"
@@ -181,7 +185,7 @@ def _backings(results: dict[str, Any], calls: Iterable[ToolCallRecord]) -> dict[
             b.scores = score_numbers(body)
             b.fractions = fraction_numbers(sized)
             _pairs(body, b.pairs)
-            b.text = _words(" ".join(_strings(body)))
+            b.text = _words(" ".join([*_strings(body), str(prov.get("doubt") or "")]))  # the expert's own doubt
             b.label = decided_label(body)
             _counts(body, b.counts)
             _trends(body, b.trends)
