@@ -282,3 +282,22 @@ def test_a_caveat_on_what_no_tool_tells_apart_is_kept():
     cav = "neutrophils are not counted separately: the count includes every kind of white blood cells (WBC)"
     fixed, rep = _check("I count 2 white blood cells [E2].", _r("c2"), uncertainty=cav)
     assert fixed.uncertainty == cav and rep.ok
+
+
+@pytest.mark.parametrize("text, ok", [("The prior was taken 30 weeks ago [E3].", False),
+                                      ("The studies are 30 months apart [E3].", False),
+                                      ("The prior was taken about 4 weeks earlier [E3].", True),
+                                      ("The prior was taken 30 days earlier [E3].", True)])
+def test_an_interval_in_weeks_months_or_years_is_converted_from_days(text, ok):
+    """Before: '30 weeks' was backed by the 30 days of the comparison (any 30 in the result)."""
+    fixed, rep = _check(text, _r("cmp"))
+    assert rep.ok is ok and (fixed.answer == text) is ok
+
+
+@pytest.mark.parametrize("text, ok", [("WBC 2 to 5 [E3].", False), ("WBC 2 > 5 [E3].", False),
+                                      ("WBC count: 5 (was 2) [E3].", False), ("WBC 5 to 2 [E3].", True),
+                                      ("WBC count: 2 (was 5) [E3].", True)])
+def test_a_change_written_as_a_bare_pair_or_with_was_must_match_the_cited_order(text, ok):
+    """Before: 'WBC 2 to 5' and '5 (was 2)' were no change forms for the check (the result went from 5 to 2)."""
+    fixed, rep = _check(text, _r("cmp"))
+    assert rep.ok is ok and (fixed.answer == text) is ok

@@ -24,13 +24,17 @@ _FORWARD = re.compile(
     r"\bfrom\s+" + _END.format("a") + _UNIT + r"{0,3}?\s*(?:\bto\b|" + _ARROW + r")\s*" + _END.format("b") +
     r"|(?<![\w.,-])" + _END.format("c") + r"\s*" + _ARROW + r"\s*" + _END.format("d") +
     r"|(?<![\w.,-])" + _END.format("e") + _UNIT + r"?\s*,?\s+(?:and\s+)?then\s+(?:to\s+)?" + _END.format("f") +
-    r"|\b(?:went|gone|goes|changed|moved)\s+" + _END.format("g") + _UNIT + r"?\s*\bto\s+" + _END.format("h"),
+    r"|\b(?:went|gone|goes|changed|moved)\s+" + _END.format("g") + _UNIT + r"?\s*\bto\s+" + _END.format("h") +
+    r"|(?<=[A-Za-z)] )" + _END.format("i") + r"\s*(?:\bto\b|>>?|[—–]|↗|↘)\s*" + _END.format("j"),
     re.IGNORECASE)
-"""A change written as its two ends, prior first: 'from 5 to 2', 'WBC 5 -> 2', '5 then 2', 'went 5 to 2'."""
+"""A change written as its two ends, prior first: 'from 5 to 2', 'WBC 5 -> 2', '5 then 2', 'went 5 to 2', 'WBC 5 to 2',
+'WBC 5 > 2'."""
 _BACKWARD = re.compile(
     r"\bto\s+" + _END.format("b") + _UNIT + r"{0,3}?\s*,?\s*\bfrom\s+" + _END.format("a") +
-    r"|(?<![\w.,-])" + _END.format("d") + r"\s*" + _BACK + r"\s*" + _END.format("c"), re.IGNORECASE)
-"""A change written current first: 'went to 2 from 5', '2 <- 5'."""
+    r"|(?<![\w.,-])" + _END.format("d") + r"\s*" + _BACK + r"\s*" + _END.format("c") +
+    r"|(?<![\w.,-])" + _END.format("l") + _UNIT + r"?\s*\(\s*(?:was|previously|before|prior:?)\s+" + _END.format("k") +
+    r"\s*\)", re.IGNORECASE)
+"""A change written current first: 'went to 2 from 5', '2 <- 5', '2 (was 5)'."""
 
 _SEGMENT = re.compile(r"[,;:()\[\]]|\b(?:and|but|vs\.?|versus|whereas|while|against|compared (?:with|to))\b",
                       re.IGNORECASE)
@@ -61,7 +65,8 @@ def pair_claims(text: str, pairs: Pairs) -> list[tuple[str, str]]:
     out = []
     for rx in (_FORWARD, _BACKWARD):
         for m in rx.finditer(text):
-            names = next(n for n in ("ab", "cd", "ef", "gh") if m.group(n[0]) is not None)
+            names = next(n for n in ("ab", "cd", "ef", "gh", "ij", "kl")
+                         if n[0] in rx.groupindex and m.group(n[0]) is not None)
             (ta, tb) = m.group(names[0], names[1])
             unit = _unit(text, m.end(names[1])) or _unit(text, m.end(names[0]))
             x, y = _value(ta), _value(tb)

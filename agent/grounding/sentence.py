@@ -39,6 +39,9 @@ _DECLINE = re.compile(r"\b(cannot|can ?not|could not|couldn't|can't|unable|no to
 _CANNOT = re.compile(r"\b(cannot|can ?not|could not|couldn't|can't|unable|no tool|not (?:run|answer|compare|guess)|"
                      rf"only on|works? only|{_NEEDS})\b", re.IGNORECASE)
 """A clause that declines (not one that says what a tool did not find: 'the classifier did not find pneumonia')."""
+_TIME = re.compile(r"\s*-?\s*(weeks?|wks?|months?|mos?|years?|yrs?)\b", re.IGNORECASE)
+_DAYS = {"w": 7.0, "m": 30.44, "y": 365.25}
+"""A number of weeks, months or years: the results state intervals in days."""
 _NOT_APART = re.compile(r"\b(?:(?:are|is|were|was) not (?:counted|told apart|distinguished|classified|detected)"
                         r"(?: separately)?|(?:cannot|can't|does not|do not) (?:tell|distinguish|count|classify) "
                         r"(?:\w+ )?(?:apart|separately)?)", re.IGNORECASE)
@@ -262,6 +265,9 @@ def _sentence_reasons(sent: str, cited: list[str], ev: dict[str, _Backing], ques
             if start >= 0 and (unit == PERCENT or unit is None and 0 <= x <= 1 and re.search(r"[.,]", tok)) \
                     and score_role(body, start, start + len(tok)):
                 backing = [100 * v for v in scores] + ([] if unit == PERCENT else scores)  # '25 % confidence'
+            if start >= 0 and unit is None and (per := _TIME.match(body, start + len(tok))) is not None:
+                days = _DAYS[per.group(1)[0].lower()]  # '30 weeks' is backed by 210 days, never by a 30 anywhere
+                backing = [v / days for v in at_pos]
             if _supported(tok, x, backing) or (declining and _supported(tok, x, failures)):
                 continue
             bad_nums.append(tok)
