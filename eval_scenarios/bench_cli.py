@@ -86,6 +86,12 @@ def _magnification(argv: list[str]) -> int | None:
     return run(argv)
 
 
+def _compression(argv: list[str]) -> int | None:
+    from eval_scenarios.bench_compression import main as run
+
+    return run(argv)
+
+
 def _voice(argv: list[str]) -> int | None:
     from voice.bench import main as run
 
@@ -110,6 +116,8 @@ BENCHMARKS: dict[str, tuple[Main, str]] = {
                             "(the gate's size floors)"),
     "magnification": (_magnification, "smear counts when the same field comes at 2x or 4x the pixels (the red-cell "
                                       "ruler that resamples to the training magnification)"),
+    "compression": (_compression, "how hard a smear, an endoscopy frame or a chest film may be JPEG-compressed "
+                                  "before its expert goes wrong (the gate's quality floors)"),
     "voice": (_voice, "speech recognition and command accuracy"),
 }
 

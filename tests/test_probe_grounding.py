@@ -301,3 +301,25 @@ def test_a_change_written_as_a_bare_pair_or_with_was_must_match_the_cited_order(
     """Before: 'WBC 2 to 5' and '5 (was 2)' were no change forms for the check (the result went from 5 to 2)."""
     fixed, rep = _check(text, _r("cmp"))
     assert rep.ok is ok and (fixed.answer == text) is ok
+
+
+@pytest.mark.parametrize("text, ok", [("The WBC count changed by +3 [E3].", False), ("WBC: +3 since the prior [E3].", False),
+                                      ("Change in WBC: +3 (5 to 2) [E3].", False), ("WBC \u22123 since the prior [E3].", True),
+                                      ("The WBC count changed by -3 [E3].", True), ("WBC 5 -> 2 (-3) [E3].", True),
+                                      ("WBC 5 - 2 = 3 fewer [E3].", True)])
+def test_a_signed_change_must_go_the_way_the_cited_change_went(text, ok):
+    """Before: '+3' passed on a result whose count fell by 3 (any 3 backed it, the sign was not read)."""
+    fixed, rep = _check(text, _r("cmp"))
+    assert rep.ok is ok and (fixed.answer == text) is ok
+
+
+@pytest.mark.parametrize("text, ok", [("The WBC count is elevated [E3].", False), ("WBC high: 5 white cells [E3].", False),
+                                      ("The white cell count is low [E3].", False), ("Low platelets [E3].", False),
+                                      ("No tool can say whether there is leukocytosis [E3].", True),
+                                      ("A field count cannot say whether the white cell count is high.", True),
+                                      ("I cannot exclude leukaemia [E3].", False)])
+def test_a_count_called_high_or_low_is_not_backed_by_a_field_count(text, ok):
+    """Before: 'the WBC count is elevated' passed (no tool gives a reference range); a caveat that no tool can say
+    whether a finding is there had been removed as a claim."""
+    fixed, rep = _check(text, _r("cmp"))
+    assert rep.ok is ok and (fixed.answer == text) is ok

@@ -102,3 +102,6 @@ class ImageMeta(Frozen):
     modality_tag: str | None = Field(default=None, description="DICOM Modality tag (CR, DX, CT, MR, US, ...)")
     body_part: str | None = Field(default=None, description="DICOM BodyPartExamined")
     window: tuple[float, float] | None = Field(default=None, description="(center, width) used to display DICOM")
+    jpeg_quality: int | None = Field(
+        default=None, ge=1, le=100, description="for a JPEG file, the quality (IJG 1-100 scale) its luminance "
+        "quantisation table matches best, estimated: how hard it was compressed")

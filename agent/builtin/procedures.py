@@ -88,11 +88,12 @@ def _withheld(d: Draft, info: Any) -> None:
            f"(withheld: {tools}).", info.evidence_id)
     d.label = d.label or "not_recognised"
     d.sentences.append(f"This image looks most like {KIND_NAMES[info.kind]} (gate confidence "
-                       f"{info.kind_confidence:.2f}), but the gate does not know it well enough to route it: "
+                       f"{info.kind_confidence:.2f}), but the gate does not route it to a diagnosis tool: "
                        f"{info.kind_doubt.rstrip('.')} [{info.evidence_id}]. I ran no diagnosis tool on it (withheld: "
                        f"{tools}) and give no finding "
                        f"[{info.evidence_id}].")
-    d.caveats.append("the image kind is not recognised with confidence: check that this is the intended image")
+    d.caveats.append("the image was not given to a diagnosis tool (the reason is above): check that this is the "
+                     "intended image, at its full size and quality")
     d.abstained.append(True)
 
 

@@ -44,8 +44,12 @@ _DAYS = {"w": 7.0, "m": 30.44, "y": 365.25}
 """A number of weeks, months or years: the results state intervals in days."""
 _NOT_APART = re.compile(r"\b(?:(?:are|is|were|was) not (?:counted|told apart|distinguished|classified|detected)"
                         r"(?: separately)?|(?:cannot|can't|does not|do not) (?:tell|distinguish|count|classify) "
-                        r"(?:\w+ )?(?:apart|separately)?)", re.IGNORECASE)
-"""'neutrophils are not counted separately': a caveat about what no tool tells apart, not a finding."""
+                        r"(?:\w+ )?(?:apart|separately)?|(?:cannot|can't|could not|no tool (?:here )?can|nothing here "
+                        r"can|does not|do not) (?:say|determine|establish|assess|judge) (?:whether|if)\b)", re.IGNORECASE)
+"""'neutrophils are not counted separately', 'no tool can say whether there is leukocytosis': a caveat about what no
+tool tells, not a finding ('cannot exclude leukaemia' raises one and stays checked)."""
+_SIGNED = re.compile(r"(?:^|(?<=[\s(:=\[]))([+\u2212-])(?=\d)")
+"""A number written with its sign ('+3', '-3', '\u22123'): a change that went up or down."""
 _CLAUSE = re.compile(r";|\bbut\b|\bhowever\b|\balthough\b|\bthough\b|\byet\b", re.IGNORECASE)
 _QUOTE = re.compile(r"(?<![\w])['\"\u2018\u201c](.+?)['\"\u2019\u201d](?![\w])")
 _TREND = {"up": re.compile(r"\b(rose|risen|rises?|increas\w*|grew|grows?|growth|enlarg\w*|gained|more(?! than)|"
@@ -306,6 +310,12 @@ def _sentence_reasons(sent: str, cited: list[str], ev: dict[str, _Backing], ques
             if trends and way not in trends and not declining and (m := rx.search(body)) is not None:
                 bad_words.append(m.group(0).lower())
                 reasons.append(f"'{m.group(0)}': the cited result {where} reports no change that went {way}")
+        for m in _SIGNED.finditer(body) if trends and not declining else ():  # "changed by +3" for a fall of 3
+            way = "up" if m.group(1) == "+" else "down"
+            if way not in trends:
+                tok = body[m.start(1):m.start(1) + 1 + len(re.match(r"[\d.,]*\d", body[m.end(1):]).group(0))]
+                bad_nums.append(tok)
+                reasons.append(f"'{tok}': the cited result {where} reports no change that went {way}")
         for term in TERMS:
             m = term.regex.search(body)
             if m is None or _has(text, term.backers) or (not term.tool and term.regex.search(text)) or (

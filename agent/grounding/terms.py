@@ -142,6 +142,11 @@ TERMS: tuple[Term, ...] = (
     _dx("cytopenia", r"\w*cytopeni\w*|thrombocytos\w*|neutropeni\w*|lymphopeni\w*"),
     _dx("leukocytosis", r"leu[ck]ocytosis|leu[ck]openi\w*|erythrocytos\w*|polycyth\w*"),
     _dx("mononucleosis", r"mononucleos\w*"),
+    _dx("count level", r"(?:elevated|high|raised|low|depressed|abnormal)\s+(?:wbc|white (?:blood )?cell|platelet|rbc|red "
+        r"(?:blood )?cell)s?(?: counts?)?|(?:wbc|white (?:blood )?cell|platelet|rbc|red (?:blood )?cell)s?(?: counts?)?"
+        r"\s+(?:(?:is|are|was|were|looks?|appears?|seems?)\s+)?(?:elevated|high|raised|low|depressed|abnormal|"
+        r"within (?:the )?(?:normal|reference) (?:limits|range))", "reference range"),
+    # ('WBC high': a count in one field has no reference range; a blood count per microlitre is another test)
     # cell types no detector of Osler tells apart
     _dx("lymphocyte", r"lymphocyt\w*"), _dx("neutrophil", r"neutrophil\w*"), _dx("monocyte", r"monocyt\w*"),
     _dx("eosinophil", r"eosinophil\w*"), _dx("basophil", r"basophil\w*"), _dx("granulocyte", r"granulocyt\w*"),
