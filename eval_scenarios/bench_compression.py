@@ -29,9 +29,9 @@ from typing import Any, Callable
 
 import numpy as np
 
-from .bench_min_size import TOLERANCE, _frames, _smears
+from .bench_min_size import TOLERANCE, _frames, _smears, floor  # the same rule: the lowest quality that holds
 
-__all__ = ["recompress", "floor", "main"]
+__all__ = ["recompress", "main"]
 
 QUALITIES = (90, 75, 50, 40, 30, 20, 15, 10, 5)
 
@@ -48,16 +48,6 @@ def recompress(rgb: np.ndarray, quality: int, folder: Path) -> Any:
     path = folder / f"q{quality}.jpg"
     path.write_bytes(buf.getvalue())
     return load_image(path)
-
-
-def floor(rates: dict[int, float], full: float, tolerance: float = TOLERANCE) -> int | None:
-    """Lowest quality at which it and every higher tested quality stay within ``tolerance`` of ``full``."""
-    ok = None
-    for q in sorted(rates, reverse=True):
-        if rates[q] < full - tolerance:
-            break
-        ok = q
-    return ok
 
 
 def _films(root: Path, settings: Any, n: int, seed: int) -> tuple[list[tuple[np.ndarray, Any]], Callable, str]:

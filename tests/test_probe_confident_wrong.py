@@ -246,3 +246,114 @@ def test_a_jpeg_compressed_to_quality_5_gets_no_count_and_quality_10_does(assist
         assert ("compressed to quality 5" in r.answer) is refused
         if not refused:
             assert "detect" in names or "count" in " ".join(names)
+
+
+@pytest.mark.usefixtures("one_torch_thread")
+def test_dicom_tags_do_not_vouch_for_pixels_of_another_kind(assistant, data_dir, tmp_path):
+    """A colour endoscopy frame written as a CR / CHEST DICOM had been answered 'Yes ... bacterial pneumonia 98 %'
+    (the tags decided the kind and no pixel check ran; 9 of 9 frames), and an inverted frame tagged ES counted '0
+    polyps'.  The tags' kind now passes the same pixel checks as a PNG; the film itself, as CR, is still read."""
+    from PIL import Image
+
+    from tests.dicom_sc import write_secondary_capture
+
+    frame = np.asarray(Image.open(data_dir / "endotect_polyps/images/00c7089c-caf9-4c1b-850f-bedbb11668fc.jpg")
+                       .convert("RGB"))
+    film = np.asarray(Image.open(data_dir / FILM).convert("L"))
+    write_secondary_capture(tmp_path / "frame_as_chest.dcm", frame, modality="CR", BodyPartExamined="CHEST")
+    write_secondary_capture(tmp_path / "inverted_frame.dcm", 255 - frame, modality="ES")
+    write_secondary_capture(tmp_path / "film.dcm", film, modality="CR", BodyPartExamined="CHEST")
+    for name, question, refused in (("frame_as_chest.dcm", "Is there pneumonia?", True),
+                                    ("inverted_frame.dcm", "How many polyps are there?", True),
+                                    ("film.dcm", "Is there pneumonia?", False)):
+        session = assistant.new_session()
+        session.load("current", tmp_path / name)
+        r = assistant.ask(session, question)
+        names = [c.name for c in r.tool_calls]
+        assert (names == ["image_info"] and r.abstained) is refused, (name, r.answer)
+        assert ("the DICOM tags say" in r.answer) is refused
+
+
+@pytest.mark.usefixtures("one_torch_thread")
+def test_a_pixel_spacing_that_gives_an_impossible_size_gives_no_millimetres(assistant, data_dir, tmp_path):
+    """A polyp frame with PixelSpacing 5 mm had been measured '1517.4 x 1049.2 mm' (a film with 5 mm: a 2-metre lung).
+    A size outside what the structure can have in a patient now withholds the millimetres and says why; a plausible
+    spacing still gives them."""
+    from PIL import Image
+
+    from tests.dicom_sc import write_secondary_capture
+
+    frame = np.asarray(Image.open(data_dir / "endotect_polyps/images/00c7089c-caf9-4c1b-850f-bedbb11668fc.jpg")
+                       .convert("RGB"))
+    for spacing, mm in ((5.0, False), (0.1, True)):
+        path = tmp_path / f"frame_{spacing}.dcm"
+        write_secondary_capture(path, frame, modality="ES", spacing_mm=spacing)
+        session = assistant.new_session()
+        session.load("current", path)
+        r = assistant.ask(session, "How big is the polyp in mm?")
+        m = next(c for c in r.tool_calls if c.name == "measure").result
+        assert (m["long_diameter_mm"] is not None) is mm, m
+        assert (r.unit == "mm" or r.unit == "mm²") is mm, (r.unit, r.answer)
+        assert ("impossible size" in r.answer) is not mm
+
+
+@pytest.mark.usefixtures("one_torch_thread")
+@pytest.mark.parametrize("question", ["Count everything except the platelets.", "How many cells are not white blood cells?",
+                                      "How many cells other than red blood cells are there?"])
+def test_a_count_that_leaves_a_class_out_gives_every_class_and_no_single_number(assistant, data_dir, question):
+    """'Count everything except the platelets' had been answered 'I count 1 platelet' (value 1): the excluded class
+    instead of the rest.  Every class is now given with no single value, and the answer says so."""
+    session = assistant.new_session()
+    session.load("current", data_dir / "bccd/images/BloodImage_00034.jpg")
+    r = assistant.ask(session, question)
+    count = next(c for c in r.tool_calls if c.name == "count").result
+    assert {c["label"] for c in count["counts"]} >= {"RBC", "WBC"}
+    assert r.value is None and "leaves something out" in r.answer and r.grounding.ok
+
+
+@pytest.mark.usefixtures("one_torch_thread")
+def test_a_new_opacity_is_a_change_and_worse_follows_the_opacity(assistant, data_dir, tmp_path):
+    """A film with a bright patch painted into one lung, compared with the film itself as the prior, had been answered
+    'No' to 'Has anything changed?' and 'Is it worse than before?' while the same answer said 'lungs denser' (6 of 6
+    films): the yes/no looked at the outlines' areas only."""
+    import cv2
+
+    film = cv2.imread(str(data_dir / "hannover_cxr/png/33ad0dcb.png"), cv2.IMREAD_GRAYSCALE).astype(float)
+    h, w = film.shape
+    y, x = np.mgrid[:h, :w]
+    patch = np.exp(-(((x - 0.27 * w) / (0.08 * w)) ** 4 + ((y - 0.45 * h) / (0.12 * h)) ** 4))
+    cv2.imwrite(str(tmp_path / "current.png"), np.clip(film + 90 * patch, 0, 255).astype(np.uint8))
+    for question, label in (("Has anything changed since the last exam?", "yes"), ("Is it worse than before?", "yes"),
+                            ("Is it better than before?", "no")):
+        session = assistant.new_session()
+        session.load("prior", data_dir / "hannover_cxr/png/33ad0dcb.png")
+        session.load("current", tmp_path / "current.png")
+        r = assistant.ask(session, question)
+        cmp = next(c for c in r.tool_calls if c.name == "compare_with_prior").result
+        assert cmp["lung_opacity_change"] > 0.01
+        assert r.label == label, (question, r.answer)
+
+
+@pytest.mark.usefixtures("one_torch_thread")
+@pytest.mark.parametrize("question", ["What stage is this polyp?", "What is the Paris classification of this polyp?",
+                                      "What is the histology of the polyp?"])
+def test_a_stage_class_or_histology_is_declined_not_answered_with_a_location(assistant, data_dir, question):
+    """These had been answered 'Found 1 polyp: #1 at x 159-430 ...' as if the location were the answer."""
+    session = assistant.new_session()
+    session.load("current", data_dir / "endotect_polyps/images/00c7089c-caf9-4c1b-850f-bedbb11668fc.jpg")
+    r = assistant.ask(session, question)
+    assert r.abstained and "No tool can answer" in r.answer and not r.tool_calls[1:]
+
+
+@pytest.mark.usefixtures("one_torch_thread")
+def test_a_pneumonia_whose_kind_is_close_to_call_names_no_kind(assistant, data_dir):
+    """A held-out viral film (bacterial 42 %, viral 23 %, normal 35 %) had been answered 'bacterial pneumonia'
+    without a word of doubt (21 of 40 held-out viral films).  Below a kind's share of 0.75 of the pneumonia
+    probability (chosen on the validation fold) the answer says pneumonia and that the kind is uncertain."""
+    film = data_dir / "kermany_cxr/train/PNEUMONIA/person273_virus_561.jpeg"
+    for question, label in (("Is this bacterial or viral pneumonia?", "uncertain"), ("Is there pneumonia?", "yes")):
+        session = assistant.new_session()
+        session.load("current", film)
+        r = assistant.ask(session, question)
+        assert r.label == label and "which kind is uncertain" in r.answer and r.grounding.ok, r.answer
+        assert "bacterial pneumonia" not in r.answer.replace("bacterial or viral", "")

@@ -323,3 +323,96 @@ def test_a_count_called_high_or_low_is_not_backed_by_a_field_count(text, ok):
     whether a finding is there had been removed as a claim."""
     fixed, rep = _check(text, _r("cmp"))
     assert rep.ok is ok and (fixed.answer == text) is ok
+
+
+@pytest.mark.parametrize("res, question, text, label, ok", [
+    ("p2", "Are there any polyps?", "No. The detector's 2 boxes are artefacts [E1].", "no", False),
+    ("p2", "Are there any polyps?", "No [E1].", None, False),
+    ("p2", "Are there any polyps?", "There are 2 polyps [E1].", "no", False),
+    ("p2", "Are there any polyps?", "Yes. There are 2 polyps [E1].", "yes", True),
+    ("p2", "Are there more than 2 polyps?", "No. There are 2 polyps [E1].", "no", True),
+    ("nor", "Does this chest X-ray show pneumonia?", "Yes [E2].", "yes", False),
+    ("bac", "Is this film normal?", "Yes, the classifier reads bacterial pneumonia [E2].", None, False),
+    ("nor", "Is there pneumonia?", "No. The classifier reads normal (72%) [E2].", "no", True),
+    ("bac", "Is there viral pneumonia?", "Yes [E2].", "yes", False),
+    ("c2", "Are there any white blood cells?", "No [E2].", None, False),
+    ("c2", "Are there any white blood cells?", "Yes: I count 2 white blood cells [E2].", "yes", True)])
+def test_a_yes_or_no_must_answer_the_question_the_way_the_cited_result_does(res, question, text, label, ok):
+    """Before: only a label contradicting the answer's first word was caught; 'No' to 'Are there any polyps?' passed
+    on a result with 2 polyps, and 'Yes' to 'Does this film show pneumonia?' on a normal film."""
+    fixed, rep = check_grounding(FinalAnswer(answer=text, label=label), _r(res), question)
+    assert rep.ok is ok
+    assert (fixed.answer == text and fixed.label == label) is ok
+
+
+def test_a_verdict_on_a_doubted_count_or_an_uncertain_class_is_removed():
+    """An expert that doubts its own count, or a classification inside its uncertain band, backs neither yes nor no."""
+    from tests.test_grounding import _count
+
+    doubted = _count(2)
+    doubted = doubted.model_copy(update={"provenance": doubted.provenance.model_copy(update={"doubt": "noisy"})})
+    fixed, rep = check_grounding(FinalAnswer(answer="Yes. I count 2 white blood cells [E2].", label="yes"),
+                                 {"E2": doubted}, "Are there any white blood cells?")
+    assert not rep.ok and fixed.label is None and fixed.answer.startswith("I count 2 white blood cells [E2].")
+    unsure = _classified("normal")["E2"].model_copy(update={"uncertain": True})
+    fixed, rep = check_grounding(FinalAnswer(answer="No [E2].", label="no"), {"E2": unsure}, "Is there pneumonia?")
+    assert not rep.ok and fixed.label is None
+
+
+@pytest.mark.parametrize("res, text, ok", [
+    # counts written after the class, or with words between the number and the class
+    ("c2", "The WBC count is 1 [E2].", False), ("c2", "The WBC count of the smear is 1 [E2].", False),
+    ("c2", "WBC = 1.0 [E2].", False), ("c2", "| WBC | 1 |\n[E2]", False), ("c2", "WBC x7 [E2].", False),
+    ("p2", "Polyps detected: 1 [E1].", False), ("p2", "The number of polyps is 0 [E1].", False),
+    ("p2", "The polyp count is zero [E1].", False), ("c5", "2 segmented WBC are present [E2].", False),
+    ("p2", "1 large polyp was found [E1].", False), ("p2", "A single large polyp was found [E1].", False),
+    ("c2", "The WBC count is 2 [E2].", True), ("p2", "The number of polyps is 2 [E1].", True),
+    ("p2", "2 large polyps were found [E1].", True), ("p2", "Polyp 1 of 2 is 50 px wide [E1].", True),
+    # thousands and 'k'
+    ("c2", "The WBC count is 1,000 [E2].", False), ("c2", "There are 2k white blood cells [E2].", False),
+    # a finding said not to be found is a claim, not a declined request
+    ("p2", "The detector could not find any polyp [E1].", False), ("p2", "Polyps could not be seen [E1].", False),
+    # two classes in one clause
+    ("nor", "The film shows pneumonia, not normal [E2].", False),
+    ("nor", "Of the two (normal or pneumonia): pneumonia [E2].", False),
+    ("nor", "Of these (normal or bacterial pneumonia or viral pneumonia): normal [E2].", True),
+    # 'the lungs are clear' needs a classification that reads normal
+    ("bac", "The lungs are clear.", False), ("p2", "The lungs are clear [E1].", False),
+    ("nor", "The lungs are clear [E2].", True),
+    # units misspelt, bracketed or imperial
+    ("p2", "The polyps are 50 mms wide [E1].", False), ("p2", "Polyp #1 is 50 (mm) wide [E1].", False),
+    ("p2", "The polyps are 2 inches wide [E1].", False),
+    # vocabulary: tumours, bowel segments, lung zones, severity
+    ("p2", "The polyps are adenomatous [E1].", False), ("p2", "The polyps are in the sigmoid colon [E1].", False),
+    ("bac", "Pneumonia in the right lower lobe [E2].", False), ("bac", "Severe multifocal pneumonia [E2].", False)])
+def test_third_probe_counts_units_classes_and_vocabulary(res, text, ok):
+    """A third lying-planner probe (2026-12-03): each False case passed the check before."""
+    fixed, rep = _check(text, _r(res))
+    assert rep.ok is ok, rep.removed
+    assert (fixed.answer == text) is ok
+
+
+@pytest.mark.parametrize("text, ok", [
+    ("In the follow-up study the WBC count is 5 [E3].", False), ("The most recent WBC count is 2 [E3].", True),
+    ("The WBC count is now 5, previously 2; I cannot tell the cause [E3].", False),
+    ("I cannot say why the WBC count went from 2 to 5 [E3].", False),
+    ("I cannot tell whether the WBC count went from 2 to 5 [E3].", True),
+    ("The polyp is stable [E3].", False), ("The WBC count did not change [E3].", False),
+    ("The WBC count did not decrease [E3].", False), ("The WBC count did not increase [E3].", True),
+    ("The polyp vanished [E3].", False), ("The polyp is gone [E3].", False),
+    ("The studies were 3 days apart [E3].", False), ("The studies were 30 days apart [E3].", True),
+    ("The studies were 43 weeks apart [E3].", False), ("The prior study was 1 month ago [E3].", True)])
+def test_third_probe_changes(text, ok):
+    """Role words ('follow-up', 'most recent'), a declining clause beside a claim, 'stable' / 'did not decrease' /
+    'vanished' against a fall, and intervals backed by the days the result states, not by any number."""
+    fixed, rep = _check(text, _r("cmp"))
+    assert rep.ok is ok, rep.removed
+    assert (fixed.answer == text) is ok
+
+
+@pytest.mark.parametrize("value, unit, ok", [(5, "WBC", False), (2, "WBC", True), (2, "mm diameter", False)])
+def test_the_value_field_must_be_the_number_the_answer_states(value, unit, ok):
+    """Before: value 5 passed beside 'the WBC count is now 2' (5 is the prior count), and a unit with a word after
+    'mm' was not read as millimetres."""
+    fixed, rep = _check("The WBC count is now 2 [E3].", _r("cmp"), value=value, unit=unit)
+    assert rep.ok is ok and (fixed.value == value) is ok

@@ -134,8 +134,13 @@ def measure(session: Session, req: MeasureRequest, eid: str) -> MeasurementResul
         for r in getattr(ev, "regions", []):
             if r.mask.id == req.mask_id:
                 role = ev.image
+    label = next((r.label for ev in session.evidence.values() for r in getattr(ev, "regions", [])
+                  if r.mask.id == req.mask_id), "")
     spacing = session.images[role].spacing if role in session.images else None
     m = measure_mask(mask, spacing)
+    implausible = implausible_size(label, m.long_mm, spacing)
+    if implausible:  # a wrong PixelSpacing tag: the millimetres would be invented, the pixels still hold
+        m = measure_mask(mask, None)
     frac = None
     if req.within_mask_id:
         organ = session.mask(req.within_mask_id)
@@ -144,13 +149,34 @@ def measure(session: Session, req: MeasureRequest, eid: str) -> MeasurementResul
         frac = coverage_fraction(mask, organ)
     prov = Provenance(expert="measurement", backend="numpy", model="convex-hull-calipers-v1", device="cpu",
                       elapsed_ms=(time.perf_counter() - t0) * 1000,
-                      note="mm from DICOM pixel spacing" if spacing else _no_spacing_note(session, role))
+                      note=implausible or ("mm from DICOM pixel spacing" if spacing else _no_spacing_note(session, role)),
+                      doubt=implausible)
     return MeasurementResult(
         evidence_id=eid, mask_id=req.mask_id, area_px=m.area_px, area_mm2=m.area_mm2, long_diameter_px=m.long_px,
         long_diameter_mm=m.long_mm, short_diameter_px=m.short_px, short_diameter_mm=m.short_mm,
         bbox=Box.from_xyxy(m.bbox) if m.bbox else None, centroid=m.centroid, within_mask_id=req.within_mask_id,
-        fraction_of_within=frac, spacing_mm=spacing, provenance=prov,
+        fraction_of_within=frac, spacing_mm=None if implausible else spacing, provenance=prov,
     )
+
+
+PLAUSIBLE_LONG_MM = {"lung": (40.0, 400.0), "polyp": (0.5, 120.0), "wbc": (0.004, 0.05), "rbc": (0.002, 0.02),
+                     "platelet": (0.0005, 0.01)}
+"""Longest diameter (mm) a structure of each kind can have in a patient, generous: a lung field of an infant to a
+tall adult, a diminutive to a giant polyp, blood cells in micrometres.  A measurement outside it means the DICOM
+pixel spacing does not belong to these pixels (a probe's PixelSpacing of 5 mm had given a '1517 x 1049 mm' polyp)."""
+
+
+def implausible_size(label: str, long_mm: float | None, spacing: tuple[float, float] | None) -> str | None:
+    """Why millimetres computed with ``spacing`` are withheld for a structure named ``label``, or None."""
+    key = next((k for k in PLAUSIBLE_LONG_MM if k in label.lower()), None)
+    if key is None or long_mm is None or not spacing:
+        return None
+    lo, hi = PLAUSIBLE_LONG_MM[key]
+    if lo <= long_mm <= hi:
+        return None
+    return (f"the DICOM pixel spacing ({spacing[0]:g} x {spacing[1]:g} mm) would make this {label} {long_mm:.4g} mm "
+            f"long, outside {lo:g}-{hi:g} mm for a {key}: the spacing does not fit these pixels, so sizes are given "
+            f"in pixels only; check the file's PixelSpacing")
 
 
 def _no_spacing_note(session: Session, role: str) -> str:

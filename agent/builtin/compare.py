@@ -85,15 +85,18 @@ def _compare(d: Draft, it: Intent, kind: str, has_prior: bool) -> Generator:
         delta = asked.count.delta
         d.yes_no = "yes" if (delta > 0 if more else delta < 0 if fewer else delta != 0) else "no"
     elif it.yes_no and r.lung_opacity_change is not None and re.search(r"\b(opacit\w*|dens\w*|clear\w*|whiter|"
-                                                                      r"hazy|haze)\b", q):
-        d.yes_no = _opacity_yes_no(q, r.lung_opacity_change)  # as the sentence's denser / clearer
+                                                                      r"hazy|haze|worse|better|improv\w*|"
+                                                                      r"deteriorat\w*)\b", q):
+        d.yes_no = _opacity_yes_no(q, r.lung_opacity_change)  # as the sentence's denser / clearer ('worse': denser)
     elif it.yes_no:
         if "grow" in q or "grown" in q or "bigger" in q or "larger" in q:
             d.yes_no = "yes" if "grown" in statuses else "no"
         elif "new" in q:
             d.yes_no = "yes" if "new" in statuses else "no"
         else:
-            d.yes_no = "yes" if statuses - {"unchanged"} or any(cc.delta for cc in r.count_changes) else "no"
+            d.yes_no = "yes" if statuses - {"unchanged"} or any(cc.delta for cc in r.count_changes) or (
+                r.lung_opacity_change is not None and abs(r.lung_opacity_change) > _OPACITY_SAME) else "no"
+            # "has anything changed?": a denser lung is a change even when the outlines kept their areas
     if r.provenance.doubt:  # a side's count is disputed or its expert doubts the image: no bare yes / no
         d.sentences.append(f"Uncertain: the findings compared may be wrong ({r.provenance.doubt}) [{eid}].")
         d.caveats.append("uncertain comparison: a side's findings are in doubt")

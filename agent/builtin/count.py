@@ -92,6 +92,11 @@ def _count(d: Draft, it: Intent, target: str, detect_only: bool, quiet: bool = F
         d.sentences.append(f"The detector does not tell {plural} apart by kind, so '{word}s' is answered with the "
                            f"count of all of them.")
         d.caveats.append(f"{word}s are not counted separately: the count includes every kind of {plural}")
+    if (left_out := it.extras.get("excluding")) is not None:  # "except the platelets": no single number
+        d.sentences.append(f"The question leaves something out ('{left_out}'); I give the count of each class found "
+                           f"and no single number, so take away what you leave out [{eid}].")
+        d.value = d.unit = None
+        d.caveats.append("a count with an exclusion is answered with every class's count, not a difference")
     _class_caveats(d, target, [c.label for c in labels])
     _cross_check_sentence(d, r, eid)
     _doubt_sentence(d, r, eid, it.yes_no)

@@ -45,6 +45,9 @@ _OR = r",?\s*\b(?:or|versus|vs\.?)\b\s*|,\s*"
 _CHOICES = (("bacterial_pneumonia", r"\bbacteri"), ("viral_pneumonia", r"\b(viral|virus)"),
             ("normal", r"\b(normal|healthy|clear|no pneumonia|neither|none)\b"),
             ("pneumonia", r"\b(pneumonia|infection|infected|abnormal|not normal|diseased)\b"))
+_EXCEPT = (r"\b(?:except(?: for)?|excluding|exclude|other than|besides|apart from|aside from|but not|not counting|"
+           r"leaving out|without counting|minus)\b|\b(?:cells?|ones?|polyps?|findings?)\s+(?:that |which )?(?:are|is) not\b")
+"""A count that leaves something out: the builtin counts every class and does no subtraction of its own."""
 _NEGATION = r"\b(no|not|without|free of|clear of|devoid of|absent|absence of|n't|\w+[- ]free)\b"
 _POINT = (r"\bat\s*(?:the\s+point\s*)?\(?\s*(?:x\s*=?\s*)?(\d{1,5}(?:\.\d+)?)\s*(?:,|\s)\s*(?:y\s*=?\s*)?"
           r"(\d{1,5}(?:\.\d+)?)\s*\)?")  # "at (312, 240)", "at x=312 y=240": a click on the image
@@ -168,6 +171,12 @@ def _clause_intent(clause: str, inherited: Intent | None) -> Intent:
             r"^\s*(what|which) (kind|type|sort|one)\b", c):
         # "Is there pneumonia?" "What kind?": bacterial or viral
         return Intent("classify", choices=("bacterial_pneumonia", "viral_pneumonia"), **{**base, "yes_no": False})
+    if target is not None and (ex := re.search(_EXCEPT, c)) is not None and (
+            re.search(_COUNT, c) or re.search(r"\bhow many\b", c)):
+        # "count everything except the platelets", "how many cells are not white cells?": every class is counted and
+        # given (the platelet count had been answered as if it were the rest)
+        base.update(yes_no=False, negated=False)
+        return Intent("count", target=target, extras={"excluding": ex.group(0)}, **base)
     if (versus := class_versus(c, classes)) is not None:  # "more red cells than white cells?": both counted here
         base.update(yes_no=yes_no and versus in ("gt", "lt", "eq"), negated=False)
         return Intent("count", target=target, classes=classes[:2], extras={"versus": versus}, **base)

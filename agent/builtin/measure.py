@@ -149,6 +149,8 @@ def _wants_diameter(it: Intent) -> bool:
 
 
 def _pixel_caveat(m: Any) -> str:
+    if m.provenance.doubt:  # a spacing that would give an impossible size
+        return m.provenance.doubt
     return (m.provenance.note if m.provenance.note and "ignored" in m.provenance.note else
             "sizes are in pixels: the image carries no pixel spacing (DICOM gives mm)")
 
@@ -163,5 +165,7 @@ def _size_sentence(d: Draft, m: Any, who: str, cite: str, diameter: bool) -> str
                 f"perpendicular), area {fmt(m.area_mm2)} mm² [{cite}].")
     d.set_value(*((round(m.long_diameter_px, 1), "px") if diameter else (m.area_px, "px")))
     d.caveats.append(_pixel_caveat(m))
+    why = ("the file's pixel spacing would give an impossible size, so no millimetres" if m.provenance.doubt else
+           "no pixel spacing is known, so no millimetres")
     return (f"{who} covers {m.area_px} px, longest diameter {fmt(m.long_diameter_px)} px, perpendicular "
-            f"{fmt(m.short_diameter_px)} px [{cite}]; no pixel spacing is known, so no millimetres.")
+            f"{fmt(m.short_diameter_px)} px [{cite}]; {why}.")

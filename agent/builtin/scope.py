@@ -52,6 +52,10 @@ _DECISION = (r"\b(should|must|do (i|we) (need|have) to|does (it|this) need|(is i
 _SEVERITY = r"\b(severe|severity|mild|moderate|critical|life[ -]threatening|extensive|advanced|early[ -]stage|how bad)\b"
 """'Is the pneumonia severe?': the classifier gives a class and a probability, not a grade ('Yes' had been the
 answer)."""
+_GRADE = (r"\b(stag(e|es|ing|ed)|grad(e|es|ing)|paris|histolog\w*|histopatholog\w*|kudo|pit pattern|jnet|"
+          r"nice (type|class\w*)|tnm|dukes)\b")
+"""'What stage is this polyp?', 'its Paris class?': no tool stages, grades or gives histology (a detection's
+location had been the answer)."""
 _CONCENTRATION = r"(per (micro|milli)?lit(re|er)|/\s*[uµm]?l\b|\bx ?10\^?\d|\bcells?/|concentration|reference range)"
 """'Is the WBC count above 10,000 per microlitre?': a blood count is a concentration; the tools count a field."""
 _JUDGMENT = (r"\b(normal|abnormal|healthy|elevated|too (many|few|high|low)|concerning|worrying|dangerous|serious|"
@@ -86,7 +90,8 @@ def beyond_tools(c: str, yes_no: bool) -> str | None:
     the target; None when the clause asks none."""
     if (m := re.search(_DECISION, c)) is not None:
         return m.group("act")  # 'removed', 'biopsy'
-    if (m := re.search(_CONCENTRATION, c)) is not None or (yes_no and (m := re.search(_SEVERITY, c))):
+    if (m := re.search(_CONCENTRATION, c)) is not None or (yes_no and (m := re.search(_SEVERITY, c))) or (
+            m := re.search(_GRADE, c)) is not None:
         return m.group(0).strip()
     return None
 

@@ -39,8 +39,9 @@ _BACKWARD = re.compile(
 _SEGMENT = re.compile(r"[,;:()\[\]]|\b(?:and|but|vs\.?|versus|whereas|while|against|compared (?:with|to))\b",
                       re.IGNORECASE)
 _WAS = re.compile(r"\b(?:previous(?:ly)?|before|prior|earlier|formerly|initially|originally|at first|baseline|"
-                  r"ago|last time|in the past)\b", re.IGNORECASE)
-_NOW = re.compile(r"\b(?:now|currently|current|today|presently|at present|latest|this time)\b", re.IGNORECASE)
+                  r"ago|last time|in the past|first|initial|on admission|at admission|older|original)\b", re.IGNORECASE)
+_NOW = re.compile(r"\b(?:now|currently|current|today|presently|at present|latest|this time|follow-?up|second|"
+                  r"most recent|recent|repeat|newest|newer|later|at discharge|new study)\b", re.IGNORECASE)
 _WAS_WEAK = re.compile(r"\b(?:was|were|had been|used to be)\b", re.IGNORECASE)
 _THEN = re.compile(r"\bthen\b", re.IGNORECASE)
 _NOT_AN_END = re.compile(r"\s*(?:more|fewer|less|larger|smaller|bigger|higher|lower|extra|additional|times|"

@@ -17,8 +17,11 @@ results it cites, one sentence at a time (answer, findings and reasoning steps a
 * A declining clause ("I cannot answer 'is there leukemia?' ...") claims nothing: the question text it
   quotes, tool class names, and numbers that a failed tool call of this ask reported are allowed in it;
   a diagnosis outside the quotation is not.
-* ``value`` must be backed by the evidence the kept answer cites (a count unit: by a count of it);
-  ``label`` is 'yes'/'no' or a label of cited evidence.
+* ``value`` must be backed by the evidence the kept answer cites (a count unit: by a count of it) and be a number
+  the kept answer writes (or their total); ``label`` is 'yes'/'no' or a label of cited evidence.
+* A bare 'Yes' / 'No' (the answer's first word, else ``label``) to a presence question ('Are there any polyps?',
+  'Is the film normal?') must be the answer the cited results give (:mod:`agent.grounding.verdict`): a count above
+  0 is 'yes', a classifier's decided class says which; a doubted count or an uncertain class backs neither.
 
 Unbacked sentences are removed from the answer text and the answer says so; unbacked findings are marked
 unverified; unbacked sentences of a step are replaced by a notice; an unbacked value or label is dropped.
@@ -27,14 +30,17 @@ The :class:`~tools.answer.Grounding` record lists every removal with its reasons
 
 from __future__ import annotations
 
+import itertools
 import re
 from typing import Any, Iterable
 
 from tools.answer import FinalAnswer, Grounding, RemovedClaim, ToolCallRecord
 
-from agent.grounding.numbers import _supported, evidence_numbers, numbers_in, unit_scale, unsupported_numbers
+from agent.grounding.numbers import (_supported, evidence_numbers, numbers_in, unit_scale, unsupported_numbers,
+                                     written_numbers)
 from agent.grounding.plain import plain
 from agent.grounding.sentence import _CITE, _Backing, _backings, _Check, _sentence_reasons, _sentences, _strip_quotes
+from agent.grounding.verdict import verdict_problem
 from agent.grounding.terms import _COUNT_PHRASES, _COUNT_UNITS, TERMS, UNDECIDED_LABELS, Term, _has, _words
 
 __all__ = ["evidence_numbers", "numbers_in", "unsupported_numbers", "check_grounding", "discrepancy", "TERMS", "Term",
@@ -54,7 +60,10 @@ def _value_backed(value: float, unit: str | None, cited: list[str], ev: dict[str
     if key is not None:  # a count: one of the cited results must count exactly this
         have = {n for b in backs for n in b.counts.get(key, set())}
         return float(value).is_integer() and abs(int(value)) in have
-    per_mm = unit_scale(unit)  # a size in mm, cm, mm²: only by a millimetre field of the cited results
+    metric = re.search(r"(?<![a-z])(?:mm2|mm²|cm2|cm²|mm|cm|[µu]m|millimet\w*|centimet\w*|micromet\w*)(?![a-z])",
+                       unit or "", re.IGNORECASE)
+    per_mm = unit_scale(metric.group(0) if metric else unit)  # a size in mm, cm, mm² ('mm diameter' too): only by
+    # a millimetre field of the cited results
     pool = [x for b in backs for x in b.numbers] if per_mm is None else [x / per_mm for b in backs for x in b.mm]
     if re.search(r"%|\bper ?cent\b", unit or "", re.IGNORECASE):  # a percentage: never the bare probability
         pool = [x for b in backs for x in b.pct]
@@ -114,6 +123,10 @@ def _result_strings(results: dict[str, Any]) -> str:
     return "\n".join(out)
 
 
+def _dump(result: Any) -> dict[str, Any]:
+    return result.model_dump(mode="json") if hasattr(result, "model_dump") else result
+
+
 def check_grounding(answer: FinalAnswer, results: dict[str, Any], question: str = "",
                     calls: Iterable[ToolCallRecord] = ()) -> tuple[FinalAnswer, Grounding]:
     """Return the answer with unbacked claims removed / marked, and the record of what was done.
@@ -160,6 +173,15 @@ def check_grounding(answer: FinalAnswer, results: dict[str, Any], question: str 
         chk.g["removed"].append(RemovedClaim(where="value", text=f"{dropped_value:g} {answer.unit or ''}".strip(),
                                              cited=cited, reasons=[f"no count or number of {', '.join(cited) or 'a cited result'} "
                                                                    f"equals it"]))
+    written = [x for tok, x, _ in written_numbers(" ".join(kept))]
+    ints = sorted({x for x in written if float(x).is_integer() and x > 0})[:12]
+    total = [sum(c) for k in (2, 3) for c in itertools.combinations(ints, k)]  # '18 red and 1 white cell': 19 cells
+    if value is not None and written and not _supported(repr(float(value)), float(value), written + total + [
+            100 * x for x in written] + [x / 100 for x in written]):
+        dropped_value, value = value, None  # "The WBC count is now 2 [E3]." with value 5 (the prior count)
+        chk.g["removed"].append(RemovedClaim(where="value", text=f"{dropped_value:g} {answer.unit or ''}".strip(),
+                                             cited=cited, reasons=[f"the answer's text states "
+                                                                   f"{', '.join(f'{x:g}' for x in written)}, not it"]))
     unit_reasons = _sentence_reasons(plain(answer.unit or ""), cited, ev, question, [])[0] if value is not None else []
     unit = None if unit_reasons else answer.unit
     if unit_reasons:  # the unit is spoken and shown with the value: "2 malignant polyps"
@@ -167,6 +189,18 @@ def check_grounding(answer: FinalAnswer, results: dict[str, Any], question: str 
         chk.g["removed"].append(RemovedClaim(where="value", text=f"{dropped_value:g} {answer.unit}", cited=cited,
                                              reasons=unit_reasons))
     verdict = re.match(r"\s*(yes|no)\b", " ".join(kept), re.IGNORECASE)
+    said = verdict.group(1).lower() if verdict is not None else label if label in ("yes", "no") else None
+    why = said and verdict_problem(question, said, [_dump(results[e]) for e in (cited or sorted(results))
+                                                    if e in results])
+    if why:  # "No. The 2 boxes are artefacts [E1]." for "Are there any polyps?"
+        if verdict is not None:
+            chk.g["removed"].append(RemovedClaim(where="answer", text=kept[0], cited=cited, reasons=[why]))
+            chk.g["removed_sentences"].append(kept[0])
+            kept = kept[1:]
+            verdict = None
+        if label == said:
+            dropped_label, label = label, None
+            chk.g["removed"].append(RemovedClaim(where="label", text=said, cited=cited, reasons=[why]))
     if label in ("yes", "no") and verdict is not None and verdict.group(1).lower() != label:
         dropped_label, label = label, None  # "No. ..." answered with label 'yes': the voice would say "Yes."
         chk.g["removed"].append(RemovedClaim(where="label", text=dropped_label, cited=cited,

@@ -11,7 +11,7 @@ from typing import Any
 
 from agent.grounding.terms import TERMS, _has, _words
 
-__all__ = ["decided_label", "class_claims"]
+__all__ = ["decided_label", "class_claims", "normal_claim"]
 
 _CLASSES = tuple(t for t in TERMS if t.name in ("pneumonia", "bacterial", "viral", "normal"))
 _NEG_BEFORE = re.compile(r"(?:\bno|\bnot|\bwithout|\bnegative for|\bfree (?:of|from)|n't|\bnor|\bneither|\bexclud\w*|"
@@ -22,8 +22,11 @@ _NEG_AFTER = re.compile(r"^(?:\s+[\w-]+){0,3}?\s*(?:[:=-]\s*(?:no|negative|absen
                         r"likely|supported|suggested)))\b", re.IGNORECASE)
 _POSSIBLE = re.compile(r"^(?:\s+[\w-]+){0,3}?\s*(?:cannot|can ?not|can't|could not|couldn't|not) (?:be )?"
                        r"(?:excluded|ruled out)\b", re.IGNORECASE)
-_CHOICES = re.compile(r"\b(?:normal|pneumonia|bacterial|viral)\b\s*(?:,|\bor\b|/|\bvs\.?|\bversus\b)\s*(?:\w+\s+)?"
-                      r"(?:normal|pneumonia|bacterial|viral|either)\b", re.IGNORECASE)
+_CLASS = r"(?:(?:bacterial|viral)\s+pneumonia|normal|pneumonia|bacterial|viral|either)"
+_CHOICES = re.compile(rf"\b{_CLASS}(?:\s*(?:,|\bor\b|/|\bvs\.?|\bversus\b)\s*(?:(?!not\b|no\b|but\b)\w+\s+)?"
+                      rf"{_CLASS}\b)+", re.IGNORECASE)
+"""Classes named as alternatives ('normal or pneumonia', 'bacterial vs viral'): the span claims neither (not
+'pneumonia, not normal')."""
 _SCOPE = re.compile(r"[,;:.!?()]")
 
 
@@ -74,8 +77,8 @@ def class_claims(clause: str, labels: list[str], probs: list[dict[str, float]] |
     """(word, reason) of each class the clause says the image is (is not) that no cited decided label is (is).  A
     class written with its probability ('pneumonia 28 %') is a probability statement: the probability must be that
     class's; it claims the class only beside a word that asserts it ('shows', 'is present', 'sure')."""
-    clause = re.sub(r"\[?\bE\d+\b\]?", " ", clause)
-    if not labels or _CHOICES.search(clause):
+    clause = _CHOICES.sub(" ", re.sub(r"\[?\bE\d+\b\]?", " ", clause))  # 'of the two (normal or pneumonia): pneumonia'
+    if not labels:
         return []
     out = []
     matches = [(t, m) for t in _CLASSES for m in t.regex.finditer(clause)]
@@ -102,3 +105,10 @@ def class_claims(clause: str, labels: list[str], probs: list[dict[str, float]] |
                                         f"{' / '.join(lab.replace('_', ' ') for lab in labels)}"
                                         f"{', not that' if not negated else ''}"))
     return out
+
+
+def normal_claim(clause: str) -> str | None:
+    """Other words for 'normal' in a clause ('the lungs are clear'), or None: a claim no result without a decided
+    'normal' label backs."""
+    m = _NORMAL_SAID.search(clause)
+    return m.group(0) if m else None

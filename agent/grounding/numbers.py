@@ -28,16 +28,19 @@ _ID_PATTERNS = (
     r"\b\d+(?:st|nd|rd|th)\b",  # ordinals
     r"^\s*\d+[.)]\s",  # list numbering
 )
-_NUM = re.compile(r"(?<![\w.])[-+]?(?:\d+(?:[.,]\d+)?|\.\d+)(?=(?:[^\W\d_]+[23]?)?(?!\w))")  # '12mm', '.99'
-METRIC_UNITS: dict[str, float] = {"mm": 1.0, "cm": 10.0, "um": 1e-3, "mm2": 1.0, "cm2": 100.0, "um2": 1e-6}
+_NUM = re.compile(r"(?<![\w.])[-+]?(?:[1-9]\d{0,2}(?:,\d{3})+(?![.,]?\d)|\d+(?:[.,]\d+)?|\.\d+)"
+                  r"(?=(?:[^\W\d_]+[23]?)?(?!\w))")  # '12mm', '.99', '1,000' (a thousand, never 1.0)
+METRIC_UNITS: dict[str, float] = {"mm": 1.0, "cm": 10.0, "um": 1e-3, "mm2": 1.0, "cm2": 100.0, "um2": 1e-6, "in": 25.4}
 """A written unit of length or area -> millimetres (mm²) per unit."""
 PERCENT = "%"
 """The unit :func:`written_numbers` gives a number written as a percentage ('72 %', '72%', 'seventy-two percent')."""
 _PCT = re.compile(r"\s*(?:%|per ?cent\b|pct\b)", re.IGNORECASE)
 _DIM = re.compile(r"\s*(?:x|×|by)\s*[-+]?\d+(?:[.,]\d+)?(?=\s*[^\W\d_])", re.IGNORECASE)
-_METRIC = re.compile(r"(?:\s*|\s*-\s*)(?:(?P<area>mm2|mm²|mm\^2|cm2|cm²|cm\^2|[µμu]m2|[µμu]m²|"
-                     r"sq(?:uare|\.)? ?(?:milli|centi)met\w*|sq(?:uare|\.)? ?[mc]m\b)|(?P<len>mm|cm|[µμu]m|millimet\w*|centimet\w*|"
-                     r"micromet\w*|microns?))\b", re.IGNORECASE)
+_METRIC = re.compile(r"(?:\s*|\s*-\s*)[(\[]?\s*(?:(?P<area>mm2|mm²|mm\^2|cm2|cm²|cm\^2|[µμu]m2|[µμu]m²|"
+                     r"sq(?:uare|\.)? ?(?:mil+i|cent+i)met\w*|sq(?:uare|\.)? ?[mc]m\b)|(?P<len>mms?|cms?|[µμu]m|"
+                     r"mil+imet\w*|cent+imet\w*|micromet\w*|microns?|inch(?:es)?|in\.(?=\s)))(?:\b|(?<=\.))", re.IGNORECASE)
+"""A length or area unit after a number, misspelt ('mms', 'milimetres') or bracketed ('50 (mm)') too; inches are
+converted (a planner that writes '2 inches' claims 50.8 mm)."""
 
 
 def _walk(obj: Any) -> Iterable[Any]:
@@ -146,7 +149,10 @@ def _unit(text: str, end: int) -> str | None:
         return None
     u = m.group(0).lower().replace("μ", "u").replace("µ", "u").strip(" -")
     u = re.sub(r"^sq(?:uare|\.)? ?", "sq ", u)  # 'square cm', 'sq. cm', 'sqcm' -> 'sq cm'
-    scale = ("cm" if u.startswith(("c", "sq centi", "sq cm")) else "um" if u.startswith(("u", "micro")) else "mm")
+    u = u.lstrip("([ ")
+    if u.startswith("in"):
+        return "in"
+    scale = ("cm" if u.startswith(("c", "sq cent", "sq cm")) else "um" if u.startswith(("u", "micro")) else "mm")
     return scale + ("2" if m.group("area") else "")
 
 
@@ -157,11 +163,15 @@ def _tokens(text: str) -> list[tuple[str, float, str | None]]:
     clean = re.sub(r"(\d)x(\d)", r"\1 x \2", clean)
     out = []
     for m in _NUM.finditer(clean):
-        s = m.group(0).replace(",", ".")
+        thousands = re.fullmatch(r"[-+]?[1-9]\d{0,2}(?:,\d{3})+", m.group(0)) is not None
+        s = m.group(0).replace(",", "" if thousands else ".")
         try:
-            out.append((m.group(0), float(s), _unit(clean, m.end())))
+            x = float(s)
         except ValueError:
             continue
+        if re.match(r"[kK](?![^\W\d_])", clean[m.end():m.end() + 2]):  # '2k cells' is 2000
+            x *= 1000
+        out.append((m.group(0), x, _unit(clean, m.end())))
     for m in _SPELLED.finditer(clean):  # "twelve millimetres", "seven others": a quantity in words, like digits
         one = re.fullmatch(r"one|a single|single", m.group(1), re.IGNORECASE)
         end = m.end(1)

@@ -11,7 +11,8 @@ from typing import Any, Iterable
 
 from pydantic import BaseModel
 
-from agent.grounding.terms import _FILLER, TERMS
+from agent.grounding.terms import _FILLER, TERMS, number_value
+from agent.number_words import SPELLED_NUMBER
 
 __all__ = ["vague_count_claims", "fraction_claims", "score_role", "score_numbers", "strip_positions", "fraction_numbers",
            "box_sizes", "mentions_coordinates", "foreign_language", "count_word_claims", "mentions_size"]
@@ -269,17 +270,28 @@ def foreign_language(sentence: str) -> str | None:
 
 
 # ---- counts written after the class, and findings said to be absent ----------------------------------------
+_CLASS_WORDS = "|".join(t.pattern for t in TERMS if t.count_key) + r"|(?:blood )?cells?"
+_AFTER_COUNT = (r"(?!\s*(?:%|per ?cent|mm|cm|[µu]m|px|pixels?|->|→|[.,]\d|(?:to|:|/)\s*\d|x\b|times|fold|more|fewer|less|"
+                r"larger|smaller|higher|lower|days?|weeks?|months?|years?|(?:[\w-]+\s+){0,2}(?:" + _CLASS_WORDS + r")\b))")
 _LABELLED = tuple(
-    (t, re.compile(rf"(?<![\w#-])(?:{t.pattern})\s*(?::|=|\(\s*n\s*=)\s*(\d+)\b(?!\s*(?:%|mm|cm|px|->|→|[.,]\d|(?:to|:|/)\s*\d|[^\W\d_]))",
-                   re.IGNORECASE))
+    (t, re.compile(rf"(?<![\w#-])(?:(?:the\s+)?(?:number|count|total|tally)\s+of\s+(?:\w+\s+)?(?:{t.pattern})\s*"
+                   rf"(?:is|was|are|were|equals?|:|=)|(?:{t.pattern})(?:\s+(?:count|counts|total|tally|number))?\s*"
+                   rf"(?::|=|\(\s*n\s*=|\||[x×](?=\s*\d))|(?:{t.pattern})\s+(?:count|counts|total|tally|number)\s+"
+                   rf"(?:(?:of|in|on|for)\s+(?:the|this|that)\s+[\w-]+\s+)?(?:is|was|are|were|of|equals?)|(?:{t.pattern})\s+(?:detected|found|seen|counted|present|identified)"
+                   rf"\s*[:=])\s*(\d+(?:\.0+)?(?![\d.,]?\d)|(?:{SPELLED_NUMBER})(?![\w-])){_AFTER_COUNT}", re.IGNORECASE))
     for t in TERMS if t.count_key)
-"""'WBC: 5', 'polyps = 2', 'WBC (n=5)': a count written after its class ('RBC to WBC: 10 to 1' is a ratio, and
-in 'WBC: 10 RBC, 1 WBC' the number belongs to the word after it)."""
-_NONE_WORDS = r"(?:none|nil|absent|not (?:seen|found|detected|present|visible|identified))"
+"""'WBC: 5', 'polyps = 2', 'WBC (n=5)', 'the WBC count is 1', 'the number of polyps is 0', 'polyps detected: 1',
+'| WBC | 1 |', 'polyps x3': a count written after its class ('RBC to WBC: 10 to 1' is a ratio, in 'WBC: 10 RBC,
+1 WBC' the number belongs to the word after it, and 'polyp count: 2 more' is a change)."""
+_NONE_WORDS = (r"(?:none|nil|absent|not (?:seen|found|detected|present|visible|identified)|(?:could not|couldn't|"
+               r"cannot|can't) be (?:seen|found|detected|identified|visuali[sz]ed))")
 _ABSENT = tuple(
-    (t, re.compile(rf"\b(?:no (?:evidence|signs?|trace) of (?:any )?|free (?:of|from) (?:any )?|absence of (?:any )?)"
+    (t, re.compile(rf"\b(?:no (?:evidence|signs?|trace) of (?:any )?|free (?:of|from) (?:any )?|absence of (?:any )?|"
+                   rf"(?:could not|couldn't|cannot|can't|did not|didn't|does not|doesn't|failed to|unable to) "
+                   rf"(?:find|see|detect|identify|locate|spot) (?:any |a |an |a single )?)"
                    rf"(?:{t.pattern})\b|(?<![\w#-])(?:{t.pattern})\s*(?::\s*{_NONE_WORDS}|(?:were|was|are|is)\s+"
-                   rf"{_NONE_WORDS})\b", re.IGNORECASE))
+                   rf"{_NONE_WORDS}|(?:could not|couldn't|cannot|can't) be (?:seen|found|detected|identified|visuali[sz]ed))\b",
+                   re.IGNORECASE))
     for t in TERMS if t.count_key)
 """'no evidence of polyps', 'free of polyps', 'polyps: none', 'polyps were not seen': a count of 0."""
 _NOTHING = re.compile(r"\b(?:nothing|no (?:lesions?|findings?|abnormalit\w+|objects?|detections?|masses))\s+"
@@ -295,7 +307,9 @@ def count_word_claims(body: str, counts: dict[str, set[int]], where: str) -> lis
     for term, rx in _LABELLED:
         for m in rx.finditer(body):
             have = counts.get(term.count_key or "*", set())
-            if have and int(m.group(1)) not in have:
+            tok = m.group(1)
+            n = int(float(tok)) if tok[0].isdigit() else number_value(tok)
+            if have and n not in have:
                 out.append((m.group(0), f"count '{m.group(0)}': the cited result {where} counts "
                                         f"{', '.join(map(str, sorted(have)))}"))
     for term, rx in _ABSENT:

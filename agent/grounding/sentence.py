@@ -15,7 +15,7 @@ from pydantic import BaseModel
 from tools.answer import RemovedClaim, ToolCallRecord
 
 from agent.grounding.changes import pair_claims, role_claims
-from agent.grounding.classes import class_claims, decided_label
+from agent.grounding.classes import class_claims, decided_label, normal_claim
 from agent.grounding.numbers import (METRIC_UNITS, PERCENT, _supported, evidence_numbers, millimetre_numbers, numbers_in,
                                      percent_numbers, written_numbers)
 from agent.grounding.plain import plain
@@ -34,13 +34,19 @@ _DO_NOT = (r"(?:do|does|did) not (?:work|run|apply|support|accept|take|handle|an
            r"date))")
 """Declined or limited by the tool ('does not tell them apart', 'I do not follow', 'does not know'), not a finding
 said the other way ('does not look stable')."""
-_DECLINE = re.compile(r"\b(cannot|can ?not|could not|couldn't|can't|unable|no tool|not (?:run|answer|compare|guess)|"
-                      rf"{_DO_NOT}|only on|work only|works only|{_NEEDS})\b", re.IGNORECASE)
-_CANNOT = re.compile(r"\b(cannot|can ?not|could not|couldn't|can't|unable|no tool|not (?:run|answer|compare|guess)|"
-                     rf"only on|works? only|{_NEEDS})\b", re.IGNORECASE)
+_NO_FIND = (r"(?!\s+(?:to\s+)?(?:find|see|detect|identify|locate|spot|visuali[sz]e|be (?:seen|found|detected|"
+            r"identified|visuali[sz]ed))\b)")
+"""'could not find any polyp', 'polyps could not be seen': a finding said absent, not a declined request."""
+_DECLINE = re.compile(rf"\b((?:cannot|can ?not|could not|couldn't|can't|unable){_NO_FIND}|no tool|"
+                      rf"not (?:run|answer|compare|guess)|{_DO_NOT}|only on|work only|works only|{_NEEDS})\b",
+                      re.IGNORECASE)
+_CANNOT = re.compile(rf"\b((?:cannot|can ?not|could not|couldn't|can't|unable){_NO_FIND}|no tool|"
+                     rf"not (?:run|answer|compare|guess)|only on|works? only|{_NEEDS})\b", re.IGNORECASE)
 """A clause that declines (not one that says what a tool did not find: 'the classifier did not find pneumonia')."""
 _TIME = re.compile(r"\s*-?\s*(weeks?|wks?|months?|mos?|years?|yrs?)\b", re.IGNORECASE)
 _DAYS = {"w": 7.0, "m": 30.44, "y": 365.25}
+_BOUND = re.compile(r"\b(?:than|at least|at most|up to|over|under|below|above|within)\s+$", re.IGNORECASE)
+_DAYS_AFTER = re.compile(r"\s*-?\s*days?\b", re.IGNORECASE)
 """A number of weeks, months or years: the results state intervals in days."""
 _NOT_APART = re.compile(r"\b(?:(?:are|is|were|was) not (?:counted|told apart|distinguished|classified|detected)"
                         r"(?: separately)?|(?:cannot|can't|does not|do not) (?:tell|distinguish|count|classify) "
@@ -60,6 +66,16 @@ _TREND = {"up": re.compile(r"\b(rose|risen|rises?|increas\w*|grew|grows?|growth|
                              r"receded|improved)\b", re.IGNORECASE)}
 """Words that say which way a change went; a change a cited result reports the other way does not back them."""
 _STATUS_TREND = {"new": "up", "grown": "up", "shrunk": "down", "resolved": "down", "unchanged": "same"}
+_SAME = re.compile(r"\b(stable|unchanged|no (?:significant |relevant |real |measurable )?change|(?:did|does|has|have|had) "
+                   r"not (?:changed?)|not changed|remain(?:s|ed)? (?:the same|stable|unchanged|constant)|the same as "
+                   r"(?:before|on the prior|previously|in the prior study))\b", re.IGNORECASE)
+"""Words that say nothing changed: a cited result must report a change that went nowhere."""
+_GONE = re.compile(r"\b(disappeared|vanished|(?:is|are|has|have) gone|no longer (?:seen|visible|present|there)|"
+                   r"resolved)\b", re.IGNORECASE)
+"""Words that say a finding is gone: a cited result must report it resolved (or a count that fell to 0)."""
+_NEGATED = re.compile(r"\b(?:did not|didn't|does not|doesn't|has not|hasn't|have not|haven't|had not|not|never|no)\s+"
+                      r"(?:[\w-]+\s+)?$", re.IGNORECASE)
+"""'did not decrease', 'has not really grown': a change said not to have happened."""
 
 
 # ---- what each piece of evidence backs -------------------------------------------------------------
@@ -88,6 +104,10 @@ def _trends(obj: Any, out: set[str]) -> None:
     if isinstance(obj, dict):
         if "index" in obj and isinstance(obj.get("status"), str) and obj["status"] in _STATUS_TREND:  # FindingChange
             out.add(_STATUS_TREND[obj["status"]])
+            if obj["status"] == "resolved":
+                out.add("gone")
+        if obj.get("current") == 0 and isinstance(obj.get("prior"), int) and obj["prior"] > 0:  # a count that fell to 0
+            out.add("gone")
         for key in ("delta", "area_change_pct", "diameter_change_pct"):
             v = obj.get(key)
             if isinstance(v, (int, float)) and not isinstance(v, bool):
@@ -97,6 +117,39 @@ def _trends(obj: Any, out: set[str]) -> None:
     elif isinstance(obj, list):
         for v in obj:
             _trends(v, out)
+
+
+_SIGNED_KEYS = ("delta", "area_change_pct", "diameter_change_pct", "lung_opacity_change")
+
+
+def _signed(obj: Any) -> list[float]:
+    """Every change a result reports with its sign: count deltas, area and diameter changes, the opacity change."""
+    out: list[float] = []
+    if isinstance(obj, dict):
+        for k, v in obj.items():
+            if k in _SIGNED_KEYS and isinstance(v, (int, float)) and not isinstance(v, bool):
+                out.append(float(v))
+            else:
+                out += _signed(v)
+    elif isinstance(obj, list):
+        for v in obj:
+            out += _signed(v)
+    return out
+
+
+def _day_numbers(obj: Any) -> list[float]:
+    """The numbers of every field whose name speaks of days ('interval_days'): what an interval in days cites."""
+    out: list[float] = []
+    if isinstance(obj, dict):
+        for k, v in obj.items():
+            if re.search(r"days?\b|_days?_", str(k)) and isinstance(v, (int, float)) and not isinstance(v, bool):
+                out.append(abs(float(v)))
+            else:
+                out += _day_numbers(v)
+    elif isinstance(obj, list):
+        for v in obj:
+            out += _day_numbers(v)
+    return out
 
 
 def _strings(obj: Any) -> Iterable[str]:
@@ -171,6 +224,8 @@ class _Backing:
     fractions: list[float] = field(default_factory=list)  # fractions it states, settings left out
     box_sizes: list[float] = field(default_factory=list)  # widths, heights, areas of its boxes: only for sizes
     probs: dict[str, float] = field(default_factory=dict)  # a classification's probabilities
+    signed: list[float] = field(default_factory=list)  # its changes with their signs (delta, *_change_pct, ...)
+    days: list[float] | None = None  # the numbers of its fields named for days (interval_days): None when it has none
 
 
 def _backings(results: dict[str, Any], calls: Iterable[ToolCallRecord]) -> dict[str, _Backing]:
@@ -192,10 +247,12 @@ def _backings(results: dict[str, Any], calls: Iterable[ToolCallRecord]) -> dict[
             b.scores = score_numbers(body)
             b.fractions = fraction_numbers(sized)
             _pairs(body, b.pairs)
+            b.days = _day_numbers(body) or None
             b.text = _words(" ".join([*_strings(body), str(prov.get("doubt") or "")]))  # the expert's own doubt
             b.label = decided_label(body)
             _counts(body, b.counts)
             _trends(body, b.trends)
+            b.signed = _signed(body)
         else:
             b.numbers = evidence_numbers([data])
             b.pct = percent_numbers(data)
@@ -254,10 +311,15 @@ def _sentence_reasons(sent: str, cited: list[str], ev: dict[str, _Backing], ques
     for clause in _CLAUSE.split(sent):
         declining = bool(_DECLINE.search(clause))
         body = _strip_quotes(clause, question) if declining else clause
+        hedged = declining and re.search(r"\b(?:whether|if)\b", body, re.IGNORECASE) is not None  # not 'why it rose'
         probs = [b.probs for b in backs if b.label]
         for word, why in class_claims(body, labels, probs) if not _CANNOT.search(body) else ():  # "pneumonia": normal
             bad_words.append(word)
             reasons.append(f"{why} ({where})")
+        if not labels and not declining and (said := normal_claim(_strip_quotes(body, question))) is not None:
+            bad_words.append(said.lower())
+            reasons.append(f"'{said}': no cited classification reads the image as normal" + (f" ({where})" if where
+                                                                                              else ""))
         at_pos = pool + (positions if positions and mentions_coordinates(body) else []) + (
             [x for b in backs for x in b.box_sizes] if mentions_size(body) else [])
         seen: dict[str, int] = {}
@@ -269,9 +331,12 @@ def _sentence_reasons(sent: str, cited: list[str], ev: dict[str, _Backing], ques
             if start >= 0 and (unit == PERCENT or unit is None and 0 <= x <= 1 and re.search(r"[.,]", tok)) \
                     and score_role(body, start, start + len(tok)):
                 backing = [100 * v for v in scores] + ([] if unit == PERCENT else scores)  # '25 % confidence'
+            intervals = [d for b in backs for d in (b.days or [])]
             if start >= 0 and unit is None and (per := _TIME.match(body, start + len(tok))) is not None:
                 days = _DAYS[per.group(1)[0].lower()]  # '30 weeks' is backed by 210 days, never by a 30 anywhere
-                backing = [v / days for v in at_pos]
+                backing = [v / days for v in (intervals or at_pos)]
+            elif start >= 0 and unit is None and intervals and _DAYS_AFTER.match(body, start + len(tok)):
+                backing = intervals  # '3 days apart' only by the interval, not by a count change of 3
             if _supported(tok, x, backing) or (declining and _supported(tok, x, failures)):
                 continue
             bad_nums.append(tok)
@@ -285,7 +350,7 @@ def _sentence_reasons(sent: str, cited: list[str], ev: dict[str, _Backing], ques
                            if cited and not declining else ()):  # 'several polyps' on 2, 'half of the cells'
             bad_words.append(claim)
             reasons.append(why)
-        for claim, why in pair_claims(body, pairs) if pairs and not declining else ():  # "from 2 to 5 [E3]"
+        for claim, why in pair_claims(body, pairs) if pairs and not hedged else ():  # "from 2 to 5 [E3]"
             bad_words.append(claim)
             reasons.append(f"{why} ({where})")
         for term, rx in _COUNT_PHRASES:
@@ -294,6 +359,8 @@ def _sentence_reasons(sent: str, cited: list[str], ev: dict[str, _Backing], ques
                 have = counts.get(term.count_key or "*", set())
                 if n == 0 and term.count_key not in counts and counts:
                     continue  # "no platelets": the cited result counts or lists cells, none of them platelets
+                if _BOUND.search(body, 0, m.start(1)):
+                    continue  # "fewer than 5 whole RBC": a bound, not a count (the numbers check still reads the 5)
                 if (cited or not m.group(1)[0].isdigit()) and n not in have and m.group(1) not in bad_nums:
                     bad_nums.append(m.group(1))
                     reasons.append(f"count {n} {term.name}: the cited result {where} counts "
@@ -306,16 +373,31 @@ def _sentence_reasons(sent: str, cited: list[str], ev: dict[str, _Backing], ques
                 if have and n > max(have):
                     bad_nums.append(m.group(0))
                     reasons.append(f"'{m.group(0)}': the cited result {where} has no {n}th {term.name}")
-        for way, rx in _TREND.items():  # "the count rose [E3]" where E3 reports only a fall
-            if trends and way not in trends and not declining and (m := rx.search(body)) is not None:
-                bad_words.append(m.group(0).lower())
-                reasons.append(f"'{m.group(0)}': the cited result {where} reports no change that went {way}")
-        for m in _SIGNED.finditer(body) if trends and not declining else ():  # "changed by +3" for a fall of 3
-            way = "up" if m.group(1) == "+" else "down"
-            if way not in trends:
-                tok = body[m.start(1):m.start(1) + 1 + len(re.match(r"[\d.,]*\d", body[m.end(1):]).group(0))]
+        for way, rx in _TREND.items() if trends and not hedged else ():  # "the count rose [E3]": E3 reports a fall
+            for m in rx.finditer(body):
+                said = _NEGATED.search(body, 0, m.start())
+                if said is None and way not in trends:
+                    bad_words.append(m.group(0).lower())
+                    reasons.append(f"'{m.group(0)}': the cited result {where} reports no change that went {way}")
+                elif said is not None and trends <= {way, "gone"}:  # "did not decrease": it only went down
+                    bad_words.append(f"{said.group(0)}{m.group(0)}".lower())
+                    reasons.append(f"'{said.group(0)}{m.group(0)}': the cited result {where} reports a change that "
+                                   f"went {way}")
+                break
+        if trends and not hedged and "same" not in trends and (m := _SAME.search(body)) is not None:
+            bad_words.append(m.group(0).lower())
+            reasons.append(f"'{m.group(0)}': every change the cited result {where} reports went up or down")
+        if trends and not hedged and "gone" not in trends and (m := _GONE.search(body)) is not None:
+            bad_words.append(m.group(0).lower())
+            reasons.append(f"'{m.group(0)}': the cited result {where} reports no finding resolved")
+        signed = [v for b in backs for v in b.signed]
+        for m in _SIGNED.finditer(body) if signed and not hedged else ():  # "changed by +3" for a fall of 3
+            tok = body[m.start(1):m.start(1) + 1 + len(re.match(r"[\d.,]*\d", body[m.end(1):]).group(0))]
+            x = float(tok[1:].replace(",", "."))
+            same = [v for v in signed if _supported(tok[1:], x, [v])]  # the changes of that size: one must agree
+            if x and same and not any((v > 0) == (m.group(1) == "+") for v in same if v != 0):  # '+0': no way
                 bad_nums.append(tok)
-                reasons.append(f"'{tok}': the cited result {where} reports no change that went {way}")
+                reasons.append(f"'{tok}': the change of that size in the cited result {where} went the other way")
         for term in TERMS:
             m = term.regex.search(body)
             if m is None or _has(text, term.backers) or (not term.tool and term.regex.search(text)) or (
@@ -325,8 +407,9 @@ def _sentence_reasons(sent: str, cited: list[str], ev: dict[str, _Backing], ques
             bad_words.append(m.group(0).lower())
             reasons.append(f"'{m.group(0)}': no label or field of {where} names it" if cited else
                            f"'{m.group(0)}': the sentence cites no tool result that names it")
-    if pairs and not any(_DECLINE.search(c) for c in _CLAUSE.split(sent)):  # "now 5, previously 2 [E3]"
-        for tok, why in role_claims(sent, pairs):
+    stated = " ; ".join(c for c in _CLAUSE.split(sent) if not _DECLINE.search(c))  # '...; I cannot tell why'
+    if pairs and stated.strip():  # "now 5, previously 2 [E3]"
+        for tok, why in role_claims(stated, pairs):
             bad_nums.append(tok)
             reasons.append(f"{why} ({where})")
     return reasons, bad_nums, bad_words

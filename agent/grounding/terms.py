@@ -84,6 +84,12 @@ TERMS: tuple[Term, ...] = (
     _dx("sarcoidosis", r"sarcoid\w*"), _dx("lymphadenopathy", r"\w*adenopath\w*|hilar enlargement"),
     _dx("mesothelioma", r"mesothelioma\w*"), _dx("hernia", r"hernia\w*"), _dx("scoliosis", r"scolio\w*"),
     _dx("hypertension", r"hypertens\w*"),
+    _dx("lung zone", r"(?:right|left|upper|middle|lower|lingular)\s+(?:lung\s+)?(?:lobes?|zones?)|lobar|lingula\w*|"
+                     r"\w*basal|retrocardiac|perihilar|apical|apex|apices", "lobe", "zone"),
+    _dx("severity", r"severe|mild|moderate|extensive|multifocal|diffuse|bilateral|unilateral|patchy|dense|subtle|"
+                    r"early|advanced|life-threatening", "severity"),
+    _dx("patient sex", r"(?:the )?patient is (?:a )?(?:male|female|man|woman|boy|girl|elderly|child|infant|young)|"
+                       r"(?:elderly|male|female|paediatric|pediatric) patient", "patient sex", "patientsex"),
     # -- grades, stages, classification scales and the patient's age: no tool of Osler states any
     _dx("grade", r"(?:grade|stage)\s+(?:[0-4]|I{1,3}|IV)[abc]?|(?:high|low)[- ]grade", "grade", "stage"),
     _dx("Paris class", r"paris(?:\s+(?:type|class\w*))?\s*(?:0\s*-\s*)?(?:I{1,3}|IV)[abcps]{0,2}|0\s*-\s*I{1,3}[abcps]{0,2}",
@@ -99,7 +105,10 @@ TERMS: tuple[Term, ...] = (
     _dx("pacemaker, line or tube", r"pacemakers?|endotracheal|tracheostom\w*|nasogastric|chest (?:tubes?|drains?)|"
                   r"central (?:venous )?(?:lines?|catheters?)"),
     # -- colonoscopy and endoscopy
-    _dx("adenoma", r"\w*adenomas?|(?:tubulo)?villous"),
+    _dx("adenoma", r"\w*adenoma\w*|(?:tubulo)?villous"),
+    _dx("tumour", r"tumou?r\w*|neoplas\w*|malignan\w*|cancer\w*|carcinom\w*|precancer\w*|pre-cancer\w*"),
+    _dx("bowel segment", r"sigmoid|rect(?:um|al)|c(?:a|ae)?cum|c(?:a|ae)?cal|(?:ascending|transverse|descending) colon|"
+                         r"(?:splenic|hepatic) flexure|terminal ileum|ileoc(?:a|ae)?cal|anorectal"),
     _dx("serrated", r"serrated|(?-i:SSLs?|SSAs?|SSPs?|TSAs?)", "serrated", "ssl", "ssa", "ssp", "tsa"),
     _dx("sessile", r"sessile"), _dx("pedunculated", r"pedunculated"),
     _dx("laterally spreading", r"laterally spreading|(?-i:LSTs?)", "laterally spreading", "lst"),
@@ -168,7 +177,14 @@ def number_value(token: str) -> int:
     return abs(int(t)) if t.lstrip("+-").isdigit() else spelled_value(t)
 
 
-_FILLER = r"(?:(?:more|fewer|less|new|additional|other|detected|visible|distinct|separate|matched|further|extra)\s+)"
+_NOT_FILLER = (r"(?:of|in|on|at|to|and|or|but|nor|the|a|an|with|from|by|per|for|than|as|is|are|was|were|be|been|has|"
+               r"have|had|it|its|that|this|these|those|which|who|days?|weeks?|months?|years?|hours?|minutes?|min|"
+               r"seconds?|sec|s|times|fold|px|pixels?|mm|cm|[µu]m|nm|percent|pct|frames?|images?|stud(?:y|ies)|films?|"
+               r"smears?|fields?|boxes?|x|vs|versus|out|among|between|previously|before|prior|now|then|ago|earlier|"
+               r"later)")
+_FILLER = rf"(?:(?!{_NOT_FILLER}\b)[^\W\d_]+(?:-[^\W\d_]+)?\s+)"
+"""Words between a number and its class ('2 large polyps', '5 segmented WBC', '3 more polyps'); not the words that
+end a count ('2 of the polyps', '30 days before polyps', '5 mm polyp')."""
 _COUNT_PHRASES = tuple(  # 'hundreds of polyps' too
     (t, re.compile(rf"(?<![\w.#-])({_NUMBER})(?:\s+of)?(?:\s+|(?<=\d)){_FILLER}{{0,2}}(?:{t.pattern})\b", re.IGNORECASE))
     for t in TERMS if t.count_key) + (
