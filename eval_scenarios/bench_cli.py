@@ -92,6 +92,12 @@ def _compression(argv: list[str]) -> int | None:
     return run(argv)
 
 
+def _frame_quality(argv: list[str]) -> int | None:
+    from eval_scenarios.bench_frame_quality import main as run
+
+    return run(argv)
+
+
 def _voice(argv: list[str]) -> int | None:
     from voice.bench import main as run
 
@@ -118,6 +124,8 @@ BENCHMARKS: dict[str, tuple[Main, str]] = {
                                       "ruler that resamples to the training magnification)"),
     "compression": (_compression, "how hard a smear, an endoscopy frame or a chest film may be JPEG-compressed "
                                   "before its expert goes wrong (the gate's quality floors)"),
+    "frame-quality": (_frame_quality, "the polyp detector's doubt on noisy or scan-lined endoscopy frames: how often "
+                                      "it fires and how many wrong counts it catches"),
     "voice": (_voice, "speech recognition and command accuracy"),
 }
 

@@ -223,8 +223,8 @@ class ModalityGate:
         at 98 %, and a screenshot or two films side by side in a DX file were answered where the same pixels as a PNG
         are refused.  The same distance limits as for pixel-decided images apply, and a pixel verdict of another
         diagnosable kind at p >= :data:`TAG_CONFLICT` overrules the tags."""
-        if kind not in self._limits:  # CT/MR and kinds without tools: nothing to withhold
-            return None
+        if kind not in MIN_SIDE_BY_KIND or kind not in self._limits:  # CT/MR (tags are reliable, windows vary) and
+            return None  # kinds without a diagnosis tool of their own: the tags stand
         if pixel[kind] < self._min_probability:
             return (f"the DICOM tags say {kind}, but the pixel model gives it only p={pixel[kind]:.2f} (below "
                     f"{self._min_probability:.2f})")

@@ -25,6 +25,7 @@ import numpy as np
 from tools.common import Provenance
 from tools.settings import OslerSettings
 
+from .frame_quality import frame_doubt
 from .geometry import mask_bbox
 from .imaging import StudyImage
 from .protocols import Detections
@@ -111,8 +112,9 @@ class PolypFusionDetector:
         else:
             note = f"YOLO boxes >= {thr:.2f}; boxes overlapping a stronger one by >= {self.contain:.0%} dropped"
         p = det.provenance
+        doubt = frame_doubt(image.pixels)  # noise or scan lines beyond the development frames: 'Uncertain:'
         prov = Provenance(expert=self.name, backend=self.backend, model=self.model_id, weights_sha256=p.weights_sha256,
-                          device=p.device, elapsed_ms=(time.perf_counter() - t0) * 1000, note=note)
+                          device=p.device, elapsed_ms=(time.perf_counter() - t0) * 1000, note=note, doubt=doubt)
         return Detections(boxes=boxes, scores=scores, labels=["polyp"] * len(boxes), min_score=thr, provenance=prov)
 
 

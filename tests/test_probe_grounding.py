@@ -416,3 +416,26 @@ def test_the_value_field_must_be_the_number_the_answer_states(value, unit, ok):
     'mm' was not read as millimetres."""
     fixed, rep = _check("The WBC count is now 2 [E3].", _r("cmp"), value=value, unit=unit)
     assert rep.ok is ok and (fixed.value == value) is ok
+
+
+@pytest.mark.parametrize("text, ok", [("The polyp count went from 5 to 2 [E3].", False),
+                                      ("The polyp area went from 5 to 2 px [E3].", False),
+                                      ("The WBC count went from 5 to 2 [E3].", True),
+                                      ("The polyp area went from 400 to 300 px [E3].", True)])
+def test_a_change_is_checked_against_the_changes_of_the_class_it_names(text, ok):
+    """Before: 'the polyp count went from 5 to 2' passed on the white cells' change from 5 to 2."""
+    fixed, rep = _check(text, _r("cmp"))
+    assert rep.ok is ok and (fixed.answer == text) is ok
+
+
+@pytest.mark.parametrize("res, text, ok", [
+    ("nor", "The classifier is 92% confident the film is normal [E2].", False),
+    ("nor", "The classifier is 72% confident the film is normal [E2].", True),
+    ("bac", "There is a 30% chance of bacterial pneumonia [E2].", False),
+    ("bac", "Bacterial pneumonia 96% [E2].", False), ("bac", "Bacterial pneumonia 66% [E2].", True),
+    ("bac", "The classifier reads bacterial pneumonia with probability 66% (pneumonia of either kind 96%) [E2].", True)])
+def test_a_confidence_in_a_class_must_be_that_class_probability_wherever_it_stands(res, text, ok):
+    """Before: a percentage written before the class ('92% confident ... normal': 92 is 1 - P(viral)), or after
+    'bacterial pneumonia' but equal to pneumonia of either kind, passed."""
+    fixed, rep = _check(text, _r(res))
+    assert rep.ok is ok and (fixed.answer == text) is ok

@@ -64,6 +64,7 @@ def _count(d: Draft, it: Intent, target: str, detect_only: bool, quiet: bool = F
                                f"overlay) [{eid}].")
             d.findings.append(Finding(text=f"{len(dets)} {label}", evidence=[eid]))
             d.set_value(len(dets), label)
+        _doubt_sentence(d, r, eid, False)
         d.abstained.append(False)
         return r
     labels = [c for c in r.counts]
@@ -140,7 +141,7 @@ def _doubt_sentence(d: Draft, r: CountResult, eid: str, yes_no: bool) -> None:
     if not r.provenance.doubt:
         return
     d.sentences.append(f"Uncertain: {r.provenance.doubt} [{eid}].")
-    d.caveats.append("uncertain count: the image looks unlike the validated smears")
+    d.caveats.append("uncertain count: the image looks unlike the images the detector was validated on")
     if yes_no:
         d.yes_no = "uncertain"
 

@@ -85,12 +85,15 @@ def class_claims(clause: str, labels: list[str], probs: list[dict[str, float]] |
     normal = next(t for t in _CLASSES if t.name == "normal")
     pneumonia = next(t for t in _CLASSES if t.name == "pneumonia")
     matches += [(normal, m) for m in _NORMAL_SAID.finditer(clause)] + [(pneumonia, m) for m in _PNEUMONIC.finditer(clause)]
+    out += _confidence_claims(clause, {t.name for t, _ in matches}, probs or [])
     for term, m in matches:
         if (said := _attached(clause[m.end():])) is not None:
             tok, p, tol = said
-            have = [q for pr in probs or [] for q in _class_probability(term.name, pr)]
+            kind = re.search(r"\b(bacterial|viral)\s+$", clause[:m.start()], re.IGNORECASE)  # 'bacterial pneumonia 96%'
+            name = kind.group(1).lower() if term.name == "pneumonia" and kind else term.name
+            have = [q for pr in probs or [] for q in _class_probability(name, pr)]
             if have and not any(abs(p - q) <= tol for q in have):
-                out.append((m.group(0).lower(), f"'{m.group(0)} {tok}': the cited classifier gives {term.name} "
+                out.append((m.group(0).lower(), f"'{m.group(0)} {tok}': the cited classifier gives {name} "
                                                 f"{' / '.join(f'{100 * q:.0f}%' for q in have)}"))
                 continue
             if not _ASSERT.search(clause):
@@ -104,6 +107,37 @@ def class_claims(clause: str, labels: list[str], probs: list[dict[str, float]] |
         out.append((m.group(0).lower(), f"'{m.group(0)}': the cited classifier reads the image as "
                                         f"{' / '.join(lab.replace('_', ' ') for lab in labels)}"
                                         f"{', not that' if not negated else ''}"))
+    return out
+
+
+_CONFIDENT = re.compile(r"\b(?:confiden\w*|probab\w*|likel\w*|chance|sure|certain\w*|odds)\b", re.IGNORECASE)
+_AFTER_CLASS = re.compile(r"\b(?:normal|pneumonia|bacterial|viral|kind)\W*(?:(?:with (?:a )?probability(?: of)?|"
+                          r"probability|p\s*=|at|is|of)\W*){0,3}$", re.IGNORECASE)
+_PERCENT = re.compile(r"(?<![\w.])(\d+(?:[.,]\d+)?)\s*(?:%|per ?cent\b)", re.IGNORECASE)
+
+
+def _confidence_claims(clause: str, names: set[str], probs: list[dict[str, float]]) -> list[tuple[str, str]]:
+    """(word, reason) of a percentage given as the confidence in the one class a clause names, wherever it stands
+    ('92 % confident the film is normal', 'a 30 % chance of bacterial pneumonia'), that is not that class's
+    probability."""
+    if not probs or not _CONFIDENT.search(clause):
+        return []
+    name = ("bacterial" if "bacterial" in names and "viral" not in names else
+            "viral" if "viral" in names and "bacterial" not in names else
+            next(iter(names)) if len(names) == 1 else None)
+    if name is None or (name in ("bacterial", "viral") and "normal" in names):
+        return []
+    have = [q for pr in probs for q in _class_probability(name, pr)]
+    out = []
+    for m in _PERCENT.finditer(clause):
+        if _AFTER_CLASS.search(clause[:m.start()]):
+            continue  # 'pneumonia of either kind 96%', 'normal 72%': written after its class, checked as such
+        tok = m.group(1)
+        decimals = len(re.split(r"[.,]", tok)[1]) if re.search(r"[.,]", tok) else 0
+        if have and not any(abs(float(tok.replace(",", ".")) / 100 - q) <= 0.5 * 10 ** -decimals / 100 + 1e-9
+                            for q in have):
+            out.append((m.group(0), f"'{m.group(0)}' for {name}: the cited classifier gives {name} "
+                                    f"{' / '.join(f'{100 * q:.0f}%' for q in have)}"))
     return out
 
 

@@ -79,23 +79,38 @@ _NEGATED = re.compile(r"\b(?:did not|didn't|does not|doesn't|has not|hasn't|have
 
 
 # ---- what each piece of evidence backs -------------------------------------------------------------
-def _pairs(obj: Any, out: list[tuple[float, float, bool]]) -> None:
+def _pairs(obj: Any, out: list[tuple[float, float, bool]], labels: list[str] | None = None) -> None:
     """The (prior, current, in millimetres) ends of every change a result reports: count changes
-    (``prior``/``current``) and a finding's ``prior_X``/``current_X`` fields (area, diameter, mm²)."""
+    (``prior``/``current``) and a finding's ``prior_X``/``current_X`` fields (area, diameter, mm²); ``labels``
+    gets each pair's class (lower case, '' when the change names none)."""
     def num(v: Any) -> bool:
         return isinstance(v, (int, float)) and not isinstance(v, bool)
 
+    labels = labels if labels is not None else []
     if isinstance(obj, dict):
+        label = str(obj.get("label") or "").lower()
         if num(obj.get("prior")) and num(obj.get("current")):
             out.append((float(obj["prior"]), float(obj["current"]), False))
+            labels.append(label)
         for k, v in obj.items():
             if str(k).startswith("prior_") and num(v) and num(obj.get("current_" + k[6:])):
                 out.append((float(v), float(obj["current_" + k[6:]]), bool(re.search(r"_mm2?$", k))))
+                labels.append(label)
         for v in obj.values():
-            _pairs(v, out)
+            _pairs(v, out, labels)
     elif isinstance(obj, list):
         for v in obj:
-            _pairs(v, out)
+            _pairs(v, out, labels)
+
+
+def _class_pairs(sent: str, pairs: list[tuple[float, float, bool]], labels: list[str]
+                 ) -> list[tuple[float, float, bool]]:
+    """The changes of the classes a sentence names ('the polyp count went from 5 to 2' is checked against the
+    polyps' changes, not the white cells'); all of them when it names no counted class."""
+    named = {t.count_key for t in TERMS if t.count_key and t.regex.search(sent)}
+    if not named:
+        return pairs
+    return [p for p, lab in zip(pairs, labels) if lab.rstrip("s") in {n.rstrip("s") for n in named}]
 
 
 def _trends(obj: Any, out: set[str]) -> None:
@@ -211,6 +226,7 @@ class _Backing:
     mm: list[float] = field(default_factory=list)  # the numbers of its millimetre fields (*_mm, *_mm2)
     pct: list[float] = field(default_factory=list)  # the percentages it states (numbers.percent_numbers)
     pairs: list[tuple[float, float, bool]] = field(default_factory=list)  # its changes' ends (_pairs)
+    pair_labels: list[str] = field(default_factory=list)  # the class of each of them
     text: str = " "  # labels and fields of the result (provenance left out)
     args_numbers: list[float] = field(default_factory=list)
     args_pct: list[float] = field(default_factory=list)
@@ -246,7 +262,7 @@ def _backings(results: dict[str, Any], calls: Iterable[ToolCallRecord]) -> dict[
             b.pct = percent_numbers(sized)
             b.scores = score_numbers(body)
             b.fractions = fraction_numbers(sized)
-            _pairs(body, b.pairs)
+            _pairs(body, b.pairs, b.pair_labels)
             b.days = _day_numbers(body) or None
             b.text = _words(" ".join([*_strings(body), str(prov.get("doubt") or "")]))  # the expert's own doubt
             b.label = decided_label(body)
@@ -291,6 +307,7 @@ def _sentence_reasons(sent: str, cited: list[str], ev: dict[str, _Backing], ques
     mm = [x for b in backs for x in b.mm]
     pct = [x for b in backs for x in b.pct + (b.args_pct if with_args else [])]
     pairs = [p for b in backs for p in b.pairs]
+    named_pairs = _class_pairs(sent, pairs, [lab for b in backs for lab in b.pair_labels])
     trends = {t for b in backs for t in b.trends}
     counts: dict[str, set[int]] = {}
     for b in backs:
@@ -350,7 +367,7 @@ def _sentence_reasons(sent: str, cited: list[str], ev: dict[str, _Backing], ques
                            if cited and not declining else ()):  # 'several polyps' on 2, 'half of the cells'
             bad_words.append(claim)
             reasons.append(why)
-        for claim, why in pair_claims(body, pairs) if pairs and not hedged else ():  # "from 2 to 5 [E3]"
+        for claim, why in pair_claims(body, named_pairs) if pairs and not hedged else ():  # "from 2 to 5 [E3]"
             bad_words.append(claim)
             reasons.append(f"{why} ({where})")
         for term, rx in _COUNT_PHRASES:
@@ -409,7 +426,7 @@ def _sentence_reasons(sent: str, cited: list[str], ev: dict[str, _Backing], ques
                            f"'{m.group(0)}': the sentence cites no tool result that names it")
     stated = " ; ".join(c for c in _CLAUSE.split(sent) if not _DECLINE.search(c))  # '...; I cannot tell why'
     if pairs and stated.strip():  # "now 5, previously 2 [E3]"
-        for tok, why in role_claims(stated, pairs):
+        for tok, why in role_claims(stated, named_pairs or pairs):
             bad_nums.append(tok)
             reasons.append(f"{why} ({where})")
     return reasons, bad_nums, bad_words

@@ -1,0 +1,57 @@
+"""Is an endoscopy frame degraded beyond what the polyp detector was checked on?  Two measures of the lit field
+(pixels brighter than 20 of 255), each with a limit set from every development frame (150 EndoTect frames):
+
+* **noise**: Immerkaer's estimate of the noise standard deviation (the mean absolute response of a Laplacian
+  difference kernel, scaled); development frames 0.4-6.9, a frame with camera noise of sigma 15 about 10;
+* **scan lines**: the median second difference of the row means (a line pattern of a bad cable, an interlaced
+  capture, a screen photographed); development frames 0.1-1.6, every 4th row darkened 3-42.
+
+A frame beyond a limit still gets its detections; the detector's :class:`~tools.common.Provenance` then carries a
+``doubt`` and the answer says "Uncertain:" with the reason.  A probe's frames with scan lines or camera noise had
+been answered "No. I count 0 polyps" with the polyp in plain view.  Tone (gamma) is not measured here: bright and dark
+frames overlap the development range.  Limits and measurement: ``osler bench frame-quality``."""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["frame_stats", "frame_doubt", "NOISE_LIMIT", "SCAN_LIMIT"]
+
+NOISE_LIMIT = 8.9
+"""1.3 x the noisiest development frame (6.87)."""
+SCAN_LIMIT = 2.4
+"""1.5 x the most line-patterned development frame (1.58)."""
+_LIT = 20
+
+
+def frame_stats(rgb: np.ndarray) -> tuple[float, float]:
+    """(noise sigma, scan-line strength) of the lit field of an RGB uint8 frame."""
+    import cv2
+
+    g = cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2GRAY).astype(np.float64)
+    if min(g.shape) < 8:
+        return 0.0, 0.0
+    kernel = np.array([[1, -2, 1], [-2, 4, -2], [1, -2, 1]], np.float64)
+    response = cv2.filter2D(g, -1, kernel)[1:-1, 1:-1]
+    lit = g[1:-1, 1:-1] > _LIT
+    sigma = float(np.sqrt(np.pi / 2) * np.abs(response[lit]).mean() / 6) if lit.any() else 0.0
+    mask = g > _LIT
+    counts = mask.sum(axis=1)
+    sums = (g * mask).sum(axis=1)
+    rows = sums[counts > 10] / counts[counts > 10]
+    scan = float(np.median(np.abs(rows[1:-1] - (rows[:-2] + rows[2:]) / 2))) if len(rows) > 2 else 0.0
+    return sigma, scan
+
+
+def frame_doubt(rgb: np.ndarray) -> str | None:
+    """Why detections on this endoscopy frame may be wrong (noise or scan lines beyond the limits), or None."""
+    sigma, scan = frame_stats(rgb)
+    why = []
+    if sigma > NOISE_LIMIT:
+        why.append(f"noise sigma about {sigma:.0f} (development frames up to 7)")
+    if scan > SCAN_LIMIT:
+        why.append(f"a pattern of scan lines (strength {scan:.1f}, development frames up to 1.6)")
+    if not why:
+        return None
+    return (f"the frame is degraded beyond what the polyp detector was checked on ({'; '.join(why)}), so polyps may "
+            f"be missed or invented")
