@@ -40,8 +40,8 @@ from agent.grounding.numbers import (_supported, evidence_numbers, numbers_in, u
                                      written_numbers)
 from agent.grounding.plain import plain
 from agent.grounding.sentence import _CITE, _Backing, _backings, _Check, _sentence_reasons, _sentences, _strip_quotes
-from agent.grounding.verdict import verdict_problem
 from agent.grounding.terms import _COUNT_PHRASES, _COUNT_UNITS, TERMS, UNDECIDED_LABELS, Term, _has, _words
+from agent.grounding.verdict import verdict_problem
 
 __all__ = ["evidence_numbers", "numbers_in", "unsupported_numbers", "check_grounding", "discrepancy", "TERMS", "Term",
            "UNDECIDED_LABELS"]

@@ -45,9 +45,10 @@ _CANNOT = re.compile(rf"\b((?:cannot|can ?not|could not|couldn't|can't|unable){_
 """A clause that declines (not one that says what a tool did not find: 'the classifier did not find pneumonia')."""
 _TIME = re.compile(r"\s*-?\s*(weeks?|wks?|months?|mos?|years?|yrs?)\b", re.IGNORECASE)
 _DAYS = {"w": 7.0, "m": 30.44, "y": 365.25}
-_BOUND = re.compile(r"\b(?:than|at least|at most|up to|over|under|below|above|within)\s+$", re.IGNORECASE)
-_DAYS_AFTER = re.compile(r"\s*-?\s*days?\b", re.IGNORECASE)
 """A number of weeks, months or years: the results state intervals in days."""
+_DAYS_AFTER = re.compile(r"\s*-?\s*days?\b", re.IGNORECASE)
+_BOUND = re.compile(r"\b(?:than|at least|at most|up to|over|under|below|above|within)\s+$", re.IGNORECASE)
+"""'fewer than 5 RBC': a bound, not a count."""
 _NOT_APART = re.compile(r"\b(?:(?:are|is|were|was) not (?:counted|told apart|distinguished|classified|detected)"
                         r"(?: separately)?|(?:cannot|can't|does not|do not) (?:tell|distinguish|count|classify) "
                         r"(?:\w+ )?(?:apart|separately)?|(?:cannot|can't|could not|no tool (?:here )?can|nothing here "
