@@ -439,3 +439,11 @@ def test_a_confidence_in_a_class_must_be_that_class_probability_wherever_it_stan
     'bacterial pneumonia' but equal to pneumonia of either kind, passed."""
     fixed, rep = _check(text, _r(res))
     assert rep.ok is ok and (fixed.answer == text) is ok
+
+
+@pytest.mark.parametrize("text, ok", [("The WBC count decreased by 25% [E3].", False),
+                                      ("The polyp shrank by 25% [E3].", True), ("The polyp shrank by 35% [E3].", False)])
+def test_a_per_cent_change_must_be_a_change_of_the_class_it_names(text, ok):
+    """Before: 'the WBC count decreased by 25 %' passed on the polyp's 25 % area change."""
+    fixed, rep = _check(text, _r("cmp"))
+    assert rep.ok is ok and (fixed.answer == text) is ok

@@ -153,6 +153,22 @@ def _signed(obj: Any) -> list[float]:
     return out
 
 
+def _change_pct(obj: Any) -> list[tuple[str, float]]:
+    """(class, per cent) of every change a result reports in per cent (a finding's area or diameter change)."""
+    out: list[tuple[str, float]] = []
+    if isinstance(obj, dict):
+        for k in ("area_change_pct", "diameter_change_pct"):
+            v = obj.get(k)
+            if isinstance(v, (int, float)) and not isinstance(v, bool):
+                out.append((str(obj.get("label") or "").lower(), float(v)))
+        for v in obj.values():
+            out += _change_pct(v)
+    elif isinstance(obj, list):
+        for v in obj:
+            out += _change_pct(v)
+    return out
+
+
 def _day_numbers(obj: Any) -> list[float]:
     """The numbers of every field whose name speaks of days ('interval_days'): what an interval in days cites."""
     out: list[float] = []
@@ -242,6 +258,7 @@ class _Backing:
     box_sizes: list[float] = field(default_factory=list)  # widths, heights, areas of its boxes: only for sizes
     probs: dict[str, float] = field(default_factory=dict)  # a classification's probabilities
     signed: list[float] = field(default_factory=list)  # its changes with their signs (delta, *_change_pct, ...)
+    change_pct: list[tuple[str, float]] = field(default_factory=list)  # (class, per-cent change) of its changes
     days: list[float] | None = None  # the numbers of its fields named for days (interval_days): None when it has none
 
 
@@ -270,6 +287,7 @@ def _backings(results: dict[str, Any], calls: Iterable[ToolCallRecord]) -> dict[
             _counts(body, b.counts)
             _trends(body, b.trends)
             b.signed = _signed(body)
+            b.change_pct = _change_pct(body)
         else:
             b.numbers = evidence_numbers([data])
             b.pct = percent_numbers(data)
@@ -309,6 +327,9 @@ def _sentence_reasons(sent: str, cited: list[str], ev: dict[str, _Backing], ques
     pct = [x for b in backs for x in b.pct + (b.args_pct if with_args else [])]
     pairs = [p for b in backs for p in b.pairs]
     named_pairs = _class_pairs(sent, pairs, [lab for b in backs for lab in b.pair_labels])
+    named = {t.count_key.rstrip("s") for t in TERMS if t.count_key and t.regex.search(sent)}
+    labelled = [(lab, v) for b in backs for lab, v in b.change_pct]
+    class_pct = [abs(v) for lab, v in labelled if lab.rstrip("s") in named] if labelled else None
     trends = {t for b in backs for t in b.trends}
     counts: dict[str, set[int]] = {}
     for b in backs:
@@ -349,6 +370,8 @@ def _sentence_reasons(sent: str, cited: list[str], ev: dict[str, _Backing], ques
             if start >= 0 and (unit == PERCENT or unit is None and 0 <= x <= 1 and re.search(r"[.,]", tok)) \
                     and score_role(body, start, start + len(tok)):
                 backing = [100 * v for v in scores] + ([] if unit == PERCENT else scores)  # '25 % confidence'
+            if unit == PERCENT and named and class_pct is not None and any(rx.search(body) for rx in _TREND.values()):
+                backing = class_pct  # 'the WBC count fell by 25 %': a change of the white cells, not the polyp's 25 %
             intervals = [d for b in backs for d in (b.days or [])]
             if start >= 0 and unit is None and (per := _TIME.match(body, start + len(tok))) is not None:
                 days = _DAYS[per.group(1)[0].lower()]  # '30 weeks' is backed by 210 days, never by a 30 anywhere
