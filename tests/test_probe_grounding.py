@@ -447,3 +447,16 @@ def test_a_per_cent_change_must_be_a_change_of_the_class_it_names(text, ok):
     """Before: 'the WBC count decreased by 25 %' passed on the polyp's 25 % area change."""
     fixed, rep = _check(text, _r("cmp"))
     assert rep.ok is ok and (fixed.answer == text) is ok
+
+
+@pytest.mark.parametrize("res, text, kw, ok", [
+    ("p2", "There are 2 polyps [E1].", {"uncertainty": "the detector's sensitivity is 80%"}, False),
+    ("nor", "The film is normal [E2].", {"uncertainty": "the classifier has an AUC of 0.92"}, False),
+    ("p2", "The detector has a precision of 0.8 [E1].", {}, False),
+    ("p2", "There are 2 polyps with scores 0.8 [E1].", {}, True),
+    ("cmp", "There are twice as many WBC as before [E3].", {}, False),
+    ("cmp", "The WBC count fell 3-fold [E3].", {}, False), ("cmp", "The polyp is half the size [E3].", {}, False)])
+def test_performance_figures_and_factors_need_a_result_that_states_them(res, text, kw, ok):
+    """Before: 'sensitivity 80 %' was backed by the detector's 0.8 score, 'twice as many' needed nothing."""
+    fixed, rep = _check(text, _r(res), **kw)
+    assert rep.ok is ok

@@ -46,6 +46,24 @@ _CANNOT = re.compile(rf"\b((?:cannot|can ?not|could not|couldn't|can't|unable){_
 _TIME = re.compile(r"\s*-?\s*(weeks?|wks?|months?|mos?|years?|yrs?)\b", re.IGNORECASE)
 _DAYS = {"w": 7.0, "m": 30.44, "y": 365.25}
 """A number of weeks, months or years: the results state intervals in days."""
+_PERFORMANCE = re.compile(r"\b(?:sensitivity|specificity|accuracy|auc|auroc|precision|recall|f1|ppv|npv|"
+                          r"positive predictive|negative predictive|error rate)\b[^.;]*$", re.IGNORECASE)
+"""A model's performance named just before a number: model cards state it, no tool result does."""
+_FACTOR = re.compile(r"\b(?:(twice|double|doubled|triple|tripled|thrice|quadrupled|half|halved|a third|one third|a "
+                     r"quarter|one quarter)|(\d+(?:[.,]\d+)?)\s*(?:-\s*)?(?:fold|times|x)\b)", re.IGNORECASE)
+_FACTORS = {"twice": 2, "double": 2, "doubled": 2, "triple": 3, "tripled": 3, "thrice": 3, "quadrupled": 4,
+            "half": 2, "halved": 2, "a third": 3, "one third": 3, "a quarter": 4, "one quarter": 4}
+"""A change written as a factor ('twice as many', 'halved', '3-fold'): the prior and current of a cited change must
+stand in that ratio (within 10 %), one way or the other."""
+
+
+def _factor(m: re.Match[str]) -> float | None:
+    if m.group(1):
+        return float(_FACTORS[" ".join(m.group(1).lower().split())])
+    v = float(m.group(2).replace(",", "."))
+    return v if v > 1 else None
+
+
 _DAYS_AFTER = re.compile(r"\s*-?\s*days?\b", re.IGNORECASE)
 _BOUND = re.compile(r"\b(?:than|at least|at most|up to|over|under|below|above|within)\s+$", re.IGNORECASE)
 """'fewer than 5 RBC': a bound, not a count."""
@@ -372,6 +390,8 @@ def _sentence_reasons(sent: str, cited: list[str], ev: dict[str, _Backing], ques
                 backing = [100 * v for v in scores] + ([] if unit == PERCENT else scores)  # '25 % confidence'
             if unit == PERCENT and named and class_pct is not None and any(rx.search(body) for rx in _TREND.values()):
                 backing = class_pct  # 'the WBC count fell by 25 %': a change of the white cells, not the polyp's 25 %
+            if start >= 0 and _PERFORMANCE.search(body, max(0, start - 40), start):
+                backing = []  # 'sensitivity 80 %', 'accuracy of 92 %': no tool result states a model's performance
             intervals = [d for b in backs for d in (b.days or [])]
             if start >= 0 and unit is None and (per := _TIME.match(body, start + len(tok))) is not None:
                 days = _DAYS[per.group(1)[0].lower()]  # '30 weeks' is backed by 210 days, never by a 30 anywhere
@@ -431,6 +451,12 @@ def _sentence_reasons(sent: str, cited: list[str], ev: dict[str, _Backing], ques
         if trends and not hedged and "gone" not in trends and (m := _GONE.search(body)) is not None:
             bad_words.append(m.group(0).lower())
             reasons.append(f"'{m.group(0)}': the cited result {where} reports no finding resolved")
+        for m in _FACTOR.finditer(body) if pairs and not hedged else ():  # 'twice as many WBC' for 2 -> 5
+            f = _factor(m)
+            if f and not any(p and c and (abs(c / p - f) <= 0.1 * f or abs(p / c - f) <= 0.1 * f) for p, c, _ in
+                             (named_pairs or pairs)):
+                bad_words.append(m.group(0).lower())
+                reasons.append(f"'{m.group(0)}': no change of the cited result {where} is {f:g}-fold")
         signed = [v for b in backs for v in b.signed]
         for m in _SIGNED.finditer(body) if signed and not hedged else ():  # "changed by +3" for a fall of 3
             tok = body[m.start(1):m.start(1) + 1 + len(re.match(r"[\d.,]*\d", body[m.end(1):]).group(0))]
