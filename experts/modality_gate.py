@@ -210,11 +210,15 @@ class ModalityGate:
         if probs[top] < self._min_probability:
             return (f"the pixel model is unsure: {top} p={probs[top]:.2f} is below {self._min_probability:.2f} "
                     f"(next: {second} p={probs[second]:.2f})")
-        for what, d, limit in (("features", dist[top][0], self._limits.get(top, float("inf"))),
-                               ("ImageNet embedding", dist[top][1], self._deep_limits.get(top, float("inf")))):
+        far = self._too_far(top, dist)
+        return f"the image is unlike the {top} images the gate was trained on ({far})" if far else None
+
+    def _too_far(self, kind: str, dist: dict[str, tuple[float, float]]) -> str | None:
+        """'features distance 4.10, limit 3.20' when the image lies beyond a distance limit of ``kind``, else None."""
+        for what, d, limit in (("features", dist[kind][0], self._limits.get(kind, float("inf"))),
+                               ("ImageNet embedding", dist[kind][1], self._deep_limits.get(kind, float("inf")))):
             if d > limit:
-                return (f"the image is unlike the {top} images the gate was trained on ({what} distance {d:.2f}, "
-                        f"limit {limit:.2f})")
+                return f"{what} distance {d:.2f}, limit {limit:.2f}"
         return None
 
     def tag_doubt(self, kind: str, pixel: dict[str, float], dist: dict[str, tuple[float, float]]) -> str | None:
@@ -228,11 +232,8 @@ class ModalityGate:
         if pixel[kind] < self._min_probability:
             return (f"the DICOM tags say {kind}, but the pixel model gives it only p={pixel[kind]:.2f} (below "
                     f"{self._min_probability:.2f})")
-        for what, d, limit in (("features", dist[kind][0], self._limits.get(kind, float("inf"))),
-                               ("ImageNet embedding", dist[kind][1], self._deep_limits.get(kind, float("inf")))):
-            if d > limit:
-                return (f"the DICOM tags say {kind}, but the pixels are unlike the {kind} images the gate was "
-                        f"trained on ({what} distance {d:.2f}, limit {limit:.2f})")
+        if (far := self._too_far(kind, dist)) is not None:
+            return f"the DICOM tags say {kind}, but the pixels are unlike the {kind} images the gate was trained on ({far})"
         top = max(pixel, key=pixel.__getitem__)
         if top not in (kind, "other") and pixel[top] >= TAG_CONFLICT:
             return f"the DICOM tags say {kind}, but the pixels look like {top} (p={pixel[top]:.2f})"

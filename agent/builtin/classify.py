@@ -102,14 +102,22 @@ def _kind_uncertain(d: Draft, r: Any, it: Intent, pneu: float, asked: bool) -> N
     elif it.yes_no:
         d.yes_no = d.yes_no or ("yes" if it.negated else "no")  # "is the film normal?": no
     d.label = d.label or ("uncertain" if asked else "pneumonia")
-    own = "the project's own CNN" if r.provenance.backend == "torchvision" else backend_label(r)
-    d.sentences.append(f"The classifier ({own}) reads this chest X-ray as pneumonia with probability {fmt(100 * pneu)}%, "
-                       f"but which kind is uncertain: bacterial {fmt(100 * p['bacterial_pneumonia'])}%, viral "
-                       f"{fmt(100 * p['viral_pneumonia'])}% [{eid}].")
-    d.findings.append(Finding(text=f"pneumonia, kind uncertain (p(pneumonia)={pneu:.2f})", evidence=[eid]))
+    d.sentences.append(f"The classifier ({_own(r)}) reads this chest X-ray as pneumonia with probability "
+                       f"{fmt(100 * pneu)}%, but which kind is uncertain: bacterial {fmt(100 * p['bacterial_pneumonia'])}%, "
+                       f"viral {fmt(100 * p['viral_pneumonia'])}% [{eid}].")
+    _hedged(d, eid, "pneumonia, kind uncertain", pneu, "a small classifier trained on paediatric chest X-rays; not a "
+            "diagnosis", SUBTYPE_CAVEAT)
+
+
+def _own(r: Any) -> str:
+    return "the project's own CNN" if r.provenance.backend == "torchvision" else backend_label(r)
+
+
+def _hedged(d: Draft, eid: str, finding: str, pneu: float, *caveats: str) -> None:
+    """The finding, value and caveats of an answer that names no class (or no kind): P(pneumonia) is the value."""
+    d.findings.append(Finding(text=f"{finding} (p(pneumonia)={pneu:.2f})", evidence=[eid]))
     d.set_value(round(100 * pneu, 1), "%")
-    d.caveats.append("a small classifier trained on paediatric chest X-rays; not a diagnosis")
-    d.caveats.append(SUBTYPE_CAVEAT)
+    d.caveats.extend(caveats)
     d.abstained.append(False)
 
 
@@ -130,12 +138,8 @@ def _classify_uncertain(d: Draft, r: Any, yes_no: bool, pneu: float) -> None:
     if yes_no:
         d.yes_no = d.yes_no or "uncertain"
     d.label = d.label or "uncertain"
-    own = "the project's own CNN" if r.provenance.backend == "torchvision" else backend_label(r)
     near = f" of {fmt(100 * r.threshold)}%" if r.threshold is not None else ""
-    d.sentences.append(f"The classifier ({own}) is uncertain about this chest X-ray: pneumonia of either kind "
+    d.sentences.append(f"The classifier ({_own(r)}) is uncertain about this chest X-ray: pneumonia of either kind "
                        f"{fmt(100 * pneu)}%, normal {fmt(100 * p.get('normal', 1.0 - pneu))}%, close to its "
                        f"decision threshold{near}, so it states no class [{eid}].")
-    d.findings.append(Finding(text=f"uncertain (p(pneumonia)={pneu:.2f})", evidence=[eid]))
-    d.set_value(round(100 * pneu, 1), "%")
-    d.caveats.append("uncertain classifier output: have a radiologist read this film")
-    d.abstained.append(False)
+    _hedged(d, eid, "uncertain", pneu, "uncertain classifier output: have a radiologist read this film")

@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 from pydantic import BaseModel
 
@@ -156,50 +156,33 @@ def _trends(obj: Any, out: set[str]) -> None:
 _SIGNED_KEYS = ("delta", "area_change_pct", "diameter_change_pct", "lung_opacity_change")
 
 
-def _signed(obj: Any) -> list[float]:
-    """Every change a result reports with its sign: count deltas, area and diameter changes, the opacity change."""
-    out: list[float] = []
+def _numeric_fields(obj: Any, keep: Callable[[str], bool]) -> Iterable[tuple[dict, float]]:
+    """(the dict, its number) of every numeric field, at any depth, whose name ``keep`` accepts."""
     if isinstance(obj, dict):
         for k, v in obj.items():
-            if k in _SIGNED_KEYS and isinstance(v, (int, float)) and not isinstance(v, bool):
-                out.append(float(v))
+            if keep(str(k)) and isinstance(v, (int, float)) and not isinstance(v, bool):
+                yield obj, float(v)
             else:
-                out += _signed(v)
+                yield from _numeric_fields(v, keep)
     elif isinstance(obj, list):
         for v in obj:
-            out += _signed(v)
-    return out
+            yield from _numeric_fields(v, keep)
+
+
+def _signed(obj: Any) -> list[float]:
+    """Every change a result reports with its sign: count deltas, area and diameter changes, the opacity change."""
+    return [v for _, v in _numeric_fields(obj, lambda k: k in _SIGNED_KEYS)]
 
 
 def _change_pct(obj: Any) -> list[tuple[str, float]]:
     """(class, per cent) of every change a result reports in per cent (a finding's area or diameter change)."""
-    out: list[tuple[str, float]] = []
-    if isinstance(obj, dict):
-        for k in ("area_change_pct", "diameter_change_pct"):
-            v = obj.get(k)
-            if isinstance(v, (int, float)) and not isinstance(v, bool):
-                out.append((str(obj.get("label") or "").lower(), float(v)))
-        for v in obj.values():
-            out += _change_pct(v)
-    elif isinstance(obj, list):
-        for v in obj:
-            out += _change_pct(v)
-    return out
+    return [(str(d.get("label") or "").lower(), v)
+            for d, v in _numeric_fields(obj, lambda k: k in ("area_change_pct", "diameter_change_pct"))]
 
 
 def _day_numbers(obj: Any) -> list[float]:
     """The numbers of every field whose name speaks of days ('interval_days'): what an interval in days cites."""
-    out: list[float] = []
-    if isinstance(obj, dict):
-        for k, v in obj.items():
-            if re.search(r"days?\b|_days?_", str(k)) and isinstance(v, (int, float)) and not isinstance(v, bool):
-                out.append(abs(float(v)))
-            else:
-                out += _day_numbers(v)
-    elif isinstance(obj, list):
-        for v in obj:
-            out += _day_numbers(v)
-    return out
+    return [abs(v) for _, v in _numeric_fields(obj, lambda k: re.search(r"days?\b|_days?_", k) is not None)]
 
 
 def _strings(obj: Any) -> Iterable[str]:
