@@ -460,3 +460,12 @@ def test_performance_figures_and_factors_need_a_result_that_states_them(res, tex
     """Before: 'sensitivity 80 %' was backed by the detector's 0.8 score, 'twice as many' needed nothing."""
     fixed, rep = _check(text, _r(res), **kw)
     assert rep.ok is ok
+
+
+@pytest.mark.parametrize("res, text, ok", [("cmp", "Both polyps shrank [E3].", False),
+                                           ("p2", "Both polyps were found [E1].", True),
+                                           ("c5", "Both white cells were found [E2].", False)])
+def test_both_is_a_count_of_two(res, text, ok):
+    """Before: 'both polyps shrank' passed on a comparison of one polyp."""
+    fixed, rep = _check(text, _r(res))
+    assert rep.ok is ok

@@ -300,6 +300,11 @@ _NOTHING = re.compile(r"\b(?:nothing|no (?:lesions?|findings?|abnormalit\w+|obje
 """'Nothing was detected', 'the detector found nothing': no finding of any class."""
 
 
+_BOTH = tuple((t, re.compile(rf"\bboth\s+(?:of\s+)?(?:the\s+|these\s+|those\s+)?{_FILLER}{{0,2}}(?:{t.pattern})\b",
+                             re.IGNORECASE)) for t in TERMS if t.count_key)
+"""'both polyps': two of them."""
+
+
 def count_word_claims(body: str, counts: dict[str, set[int]], where: str) -> list[tuple[str, str]]:
     """(words, reason) of counts written after their class ('WBC: 5') and of findings said to be absent ('no
     evidence of polyps', 'nothing was detected') that no count of the cited results states."""
@@ -312,6 +317,12 @@ def count_word_claims(body: str, counts: dict[str, set[int]], where: str) -> lis
             if have and n not in have:
                 out.append((m.group(0), f"count '{m.group(0)}': the cited result {where} counts "
                                         f"{', '.join(map(str, sorted(have)))}"))
+    for term, rx in _BOTH:
+        for m in rx.finditer(body):
+            have = counts.get(term.count_key or "*", set())
+            if have and 2 not in have:
+                out.append((m.group(0), f"'{m.group(0)}': the cited result {where} counts "
+                                        f"{', '.join(map(str, sorted(have)))} {term.name}"))
     for term, rx in _ABSENT:
         for m in rx.finditer(body):
             have = counts.get(term.count_key or "*", set())
