@@ -469,3 +469,13 @@ def test_both_is_a_count_of_two(res, text, ok):
     """Before: 'both polyps shrank' passed on a comparison of one polyp."""
     fixed, rep = _check(text, _r(res))
     assert rep.ok is ok
+
+
+@pytest.mark.parametrize("res, text, ok", [("p2", "Polyps cover 25% of the image [E1].", False),
+                                           ("p2", "The polyps cover 80% of the frame [E1].", False),
+                                           ("c2", "WBC make up 50% of the cells [E2].", False),
+                                           ("nor", "The film is normal with probability 72% [E2].", True)])
+def test_a_share_in_per_cent_needs_a_fraction_the_result_states(res, text, ok):
+    """Before: '25 % of the image' was backed by the detector's threshold 0.25, '80 % of the frame' by a score."""
+    fixed, rep = _check(text, _r(res))
+    assert rep.ok is ok

@@ -49,6 +49,9 @@ _DAYS = {"w": 7.0, "m": 30.44, "y": 365.25}
 _PERFORMANCE = re.compile(r"\b(?:sensitivity|specificity|accuracy|auc|auroc|precision|recall|f1|ppv|npv|"
                           r"positive predictive|negative predictive|error rate)\b[^.;]*$", re.IGNORECASE)
 """A model's performance named just before a number: model cards state it, no tool result does."""
+_SHARE = re.compile(r"\s*(?:%|per ?cent\b|pct\b)\s+of\s+(?:the\s+|all\s+|its\s+|this\s+)?(?:[\w-]+\s+){0,2}?"
+                    r"(?:cells?|image|frame|field|film|lungs?|lung fields?|area|pixels?|smear|view)\b", re.IGNORECASE)
+"""A percentage said to be a share of something ('50 % of the cells'): only a fraction a result states backs it."""
 _FACTOR = re.compile(r"\b(?:(twice|double|doubled|triple|tripled|thrice|quadrupled|half|halved|a third|one third|a "
                      r"quarter|one quarter)|(\d+(?:[.,]\d+)?)\s*(?:-\s*)?(?:fold|times|x)\b)", re.IGNORECASE)
 _FACTORS = {"twice": 2, "double": 2, "doubled": 2, "triple": 3, "tripled": 3, "thrice": 3, "quadrupled": 4,
@@ -373,6 +376,9 @@ def _sentence_reasons(sent: str, cited: list[str], ev: dict[str, _Backing], ques
                 backing = [100 * v for v in scores] + ([] if unit == PERCENT else scores)  # '25 % confidence'
             if unit == PERCENT and named and class_pct is not None and any(rx.search(body) for rx in _TREND.values()):
                 backing = class_pct  # 'the WBC count fell by 25 %': a change of the white cells, not the polyp's 25 %
+            if start >= 0 and unit == PERCENT and _SHARE.match(body, start + len(tok)):
+                backing = [100 * v for v in fractions if not any(abs(v - q) < 1e-9 for q in scores)]
+                # '50 % of the cells', '80 % of the frame': a share a result states, not a threshold or a score
             if start >= 0 and _PERFORMANCE.search(body, max(0, start - 40), start):
                 backing = []  # 'sensitivity 80 %', 'accuracy of 92 %': no tool result states a model's performance
             intervals = [d for b in backs for d in (b.days or [])]
