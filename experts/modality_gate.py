@@ -49,7 +49,7 @@ from .protocols import ClassProbabilities
 from .weights import bundled, sha256_of
 
 __all__ = ["ModalityGate", "build", "kind_from_dicom", "allowed_kinds_from_dicom", "mahalanobis", "model_inputs",
-           "raw_features", "too_small", "too_compressed", "MIN_JPEG_QUALITY_BY_KIND", "RAW_VERSION", "BUNDLED_NAME", "MIN_SIDE", "MIN_SIDE_BY_KIND"]
+           "raw_features", "too_small", "too_compressed", "copies", "MIN_JPEG_QUALITY_BY_KIND", "RAW_VERSION", "BUNDLED_NAME", "MIN_SIDE", "MIN_SIDE_BY_KIND"]
 
 BUNDLED_NAME = "modality_gate.npz"
 TAG_CONFIDENCE = 0.98
@@ -281,7 +281,8 @@ class ModalityGate:
             doubt = self.doubt(probs, dist)
         label = max(probs, key=probs.__getitem__)
         if label != "other" and doubt is None:
-            doubt = too_small(image.pixels, label) or too_compressed(image.meta.jpeg_quality, label)
+            doubt = (too_small(image.pixels, label) or too_compressed(image.meta.jpeg_quality, label)
+                     or copies(image.pixels))
         if label == "chest_xray" and doubt is None:
             doubt = self.turned(image.pixels, dist["chest_xray"][0])
         if doubt:
@@ -347,6 +348,33 @@ def too_compressed(quality: int | None, kind: str | None = None) -> str | None:
     return (f"the file is a JPEG compressed to quality {quality} (read from its quantisation table), harder than the "
             f"{(kind or 'image').replace('_', ' ')} tools were checked on (quality {need} and up: detail is lost and "
             f"blocks can look like findings); send the original or a copy saved at a higher quality")
+
+
+COPIES_NCC = 0.98
+"""Correlation of an image's two halves (left / right or top / bottom, 64 x 64 grey) above which it is taken for two
+copies of one picture.  Development images: at most 0.94 (a Kermany film; smears 0.45, endoscopy 0.60, Hannover
+0.75, NIH 0.82 over 2072 images); a frame or film beside or above itself, or tiled 2 x 2: 1.00."""
+
+
+def copies(rgb: np.ndarray) -> str | None:
+    """Why an image looks like two copies of one picture side by side or stacked, or None.  A negative endoscopy
+    frame beside itself had been counted '1 polyp', a polyp frame '2 polyps'; no tool was validated on a montage."""
+    import cv2
+
+    g = cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2GRAY).astype(np.float32)
+    h, w = g.shape
+    if min(h, w) < 16:
+        return None
+    for where, a, b in (("side by side", g[:, :w // 2], g[:, w - w // 2:]), ("one above the other", g[:h // 2],
+                                                                            g[h - h // 2:])):
+        a = cv2.resize(a, (64, 64), interpolation=cv2.INTER_AREA).ravel()
+        b = cv2.resize(b, (64, 64), interpolation=cv2.INTER_AREA).ravel()
+        a, b = a - a.mean(), b - b.mean()
+        den = float(np.sqrt((a * a).sum() * (b * b).sum()))
+        if den > 1e-6 and float((a * b).sum()) / den > COPIES_NCC:
+            return (f"the image looks like two copies of one picture {where} (its halves correlate at "
+                    f"{float((a * b).sum()) / den:.2f}); send the single image")
+    return None
 
 
 GATE_ONNX = "gate_mobilenet_v2.onnx"  # the ONNX export of the embedding network (training/export_onnx.py)

@@ -381,3 +381,23 @@ def test_a_frame_with_scan_lines_or_noise_gets_an_uncertain_polyp_count(assistan
         session.load("current", path)
         r = assistant.ask(session, "Is there a polyp?")
         assert (r.label == "uncertain" and "Uncertain: the frame is degraded" in r.answer) is doubted, r.answer
+
+
+@pytest.mark.usefixtures("one_torch_thread")
+def test_two_copies_of_one_frame_side_by_side_get_no_count(assistant, data_dir, tmp_path):
+    """A negative endoscopy frame beside itself had been counted '1 polyp' (2 of 5 negatives), a polyp frame beside
+    itself '2 polyps'.  Halves that correlate above 0.98 (development images at most 0.94) are withheld as a montage;
+    the frame alone is still counted."""
+    from PIL import Image
+
+    from experts.modality_gate import copies
+
+    frame = np.asarray(Image.open(data_dir / "endotect_polyps/negatives/images/0da47e4e-d994-44b5-86aa-0fd8ba92c62e.jpg").convert("RGB"))  # no polyp
+    assert copies(frame) is None and copies(np.hstack([frame, frame])) and copies(np.vstack([frame, frame]))
+    for rgb, refused in ((frame, False), (np.hstack([frame, frame]), True)):
+        path = tmp_path / f"montage_{refused}.png"
+        _save(rgb, path)
+        session = assistant.new_session()
+        session.load("current", path)
+        r = assistant.ask(session, "How many polyps are there?")
+        assert (r.abstained and "two copies of one picture" in r.answer) is refused, r.answer
