@@ -4,6 +4,7 @@ result.  Called only through :func:`agent.boundary.toolset.invoke`, which times,
 
 from __future__ import annotations
 
+import dataclasses
 import time
 
 from experts.geometry import coverage_fraction, dedup_boxes, measure_mask
@@ -129,18 +130,16 @@ def count(session: Session, req: DetectRequest, eid: str) -> CountResult:
 def measure(session: Session, req: MeasureRequest, eid: str) -> MeasurementResult:
     t0 = time.perf_counter()
     mask = session.mask(req.mask_id)
-    role = "current"
+    role, label = "current", ""
     for ev in session.evidence.values():
         for r in getattr(ev, "regions", []):
             if r.mask.id == req.mask_id:
-                role = ev.image
-    label = next((r.label for ev in session.evidence.values() for r in getattr(ev, "regions", [])
-                  if r.mask.id == req.mask_id), "")
+                role, label = ev.image, r.label
     spacing = session.images[role].spacing if role in session.images else None
     m = measure_mask(mask, spacing)
     implausible = implausible_size(label, m.long_mm, spacing)
     if implausible:  # a wrong PixelSpacing tag: the millimetres would be invented, the pixels still hold
-        m = measure_mask(mask, None)
+        m = dataclasses.replace(m, area_mm2=None, long_mm=None, short_mm=None)
     frac = None
     if req.within_mask_id:
         organ = session.mask(req.within_mask_id)

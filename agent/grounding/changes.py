@@ -14,7 +14,7 @@ from agent.number_words import SPELLED_NUMBER
 
 __all__ = ["pair_claims", "role_claims"]
 
-Pairs = list[tuple[float, float, bool]]  # (prior, current, in millimetres), sentence._pairs
+Pairs = list[tuple[float, float, bool]]  # (prior, current, in millimetres), evidence._pairs
 
 _END = r"(?P<{}>[-+]?(?:\d+(?:[.,]\d+)?|\.\d+)(?![\w.,-]?\d)|" + SPELLED_NUMBER + ")"
 _UNIT = r"(?:\s*[^\W\d]+[²23]?)"

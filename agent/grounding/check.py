@@ -39,7 +39,8 @@ from tools.answer import FinalAnswer, Grounding, RemovedClaim, ToolCallRecord
 from agent.grounding.numbers import (_supported, evidence_numbers, numbers_in, unit_scale, unsupported_numbers,
                                      written_numbers)
 from agent.grounding.plain import plain
-from agent.grounding.sentence import _CITE, _Backing, _backings, _Check, _sentence_reasons, _sentences, _strip_quotes
+from agent.grounding.evidence import _Backing, _backings
+from agent.grounding.sentence import _CITE, _Check, _sentence_reasons, _sentences, _strip_quotes
 from agent.grounding.terms import _COUNT_PHRASES, _COUNT_UNITS, TERMS, UNDECIDED_LABELS, Term, _has, _words
 from agent.grounding.verdict import verdict_problem
 
@@ -123,10 +124,6 @@ def _result_strings(results: dict[str, Any]) -> str:
     return "\n".join(out)
 
 
-def _dump(result: Any) -> dict[str, Any]:
-    return result.model_dump(mode="json") if hasattr(result, "model_dump") else result
-
-
 def check_grounding(answer: FinalAnswer, results: dict[str, Any], question: str = "",
                     calls: Iterable[ToolCallRecord] = ()) -> tuple[FinalAnswer, Grounding]:
     """Return the answer with unbacked claims removed / marked, and the record of what was done.
@@ -190,8 +187,8 @@ def check_grounding(answer: FinalAnswer, results: dict[str, Any], question: str 
                                              reasons=unit_reasons))
     verdict = re.match(r"\s*(yes|no)\b", " ".join(kept), re.IGNORECASE)
     said = verdict.group(1).lower() if verdict is not None else label if label in ("yes", "no") else None
-    why = said and verdict_problem(question, said, [_dump(results[e]) for e in (cited or sorted(results))
-                                                    if e in results])
+    why = said and verdict_problem(question, said, [ev[e].data for e in (cited or sorted(results))
+                                                    if e in results and isinstance(ev[e].data, dict)])
     if why:  # "No. The 2 boxes are artefacts [E1]." for "Are there any polyps?"
         if verdict is not None:
             chk.g["removed"].append(RemovedClaim(where="answer", text=kept[0], cited=cited, reasons=[why]))

@@ -309,26 +309,22 @@ def count_word_claims(body: str, counts: dict[str, set[int]], where: str) -> lis
     """(words, reason) of counts written after their class ('WBC: 5') and of findings said to be absent ('no
     evidence of polyps', 'nothing was detected') that no count of the cited results states."""
     out = []
-    for term, rx in _LABELLED:
+
+    def said(term: Any, rx: re.Pattern[str], n_of: Any, label: bool) -> None:  # each phrase states a count n_of(m)
         for m in rx.finditer(body):
             have = counts.get(term.count_key or "*", set())
-            tok = m.group(1)
-            n = int(float(tok)) if tok[0].isdigit() else number_value(tok)
-            if have and n not in have:
+            if have and n_of(m) not in have:
                 out.append((m.group(0), f"count '{m.group(0)}': the cited result {where} counts "
-                                        f"{', '.join(map(str, sorted(have)))}"))
-    for term, rx in _BOTH:
-        for m in rx.finditer(body):
-            have = counts.get(term.count_key or "*", set())
-            if have and 2 not in have:
-                out.append((m.group(0), f"'{m.group(0)}': the cited result {where} counts "
+                                        f"{', '.join(map(str, sorted(have)))}" if label else
+                                        f"'{m.group(0)}': the cited result {where} counts "
                                         f"{', '.join(map(str, sorted(have)))} {term.name}"))
-    for term, rx in _ABSENT:
-        for m in rx.finditer(body):
-            have = counts.get(term.count_key or "*", set())
-            if have and 0 not in have:
-                out.append((m.group(0), f"'{m.group(0)}': the cited result {where} counts "
-                                        f"{', '.join(map(str, sorted(have)))} {term.name}"))
+
+    for term, rx in _LABELLED:  # 'WBC: 5'
+        said(term, rx, lambda m: int(float(m.group(1))) if m.group(1)[0].isdigit() else number_value(m.group(1)), True)
+    for term, rx in _BOTH:  # 'both polyps'
+        said(term, rx, lambda m: 2, False)
+    for term, rx in _ABSENT:  # 'no evidence of polyps'
+        said(term, rx, lambda m: 0, False)
     if (m := _NOTHING.search(body)) is not None and max(counts.get("*", {0}), default=0) > 0:
         out.append((m.group(0), f"'{m.group(0)}': the cited result {where} found "
                                 f"{max(counts['*'])} of something"))
