@@ -98,6 +98,12 @@ def _frame_quality(argv: list[str]) -> int | None:
     return run(argv)
 
 
+def _smear_tone(argv: list[str]) -> int | None:
+    from eval_scenarios.bench_smear_tone import main as run
+
+    return run(argv)
+
+
 def _voice(argv: list[str]) -> int | None:
     from voice.bench import main as run
 
@@ -126,6 +132,8 @@ BENCHMARKS: dict[str, tuple[Main, str]] = {
                                   "before its expert goes wrong (the gate's quality floors)"),
     "frame-quality": (_frame_quality, "the polyp detector's doubt on noisy or scan-lined endoscopy frames: how often "
                                       "it fires and how many wrong counts it catches"),
+    "smear-tone": (_smear_tone, "the blood-cell counter's doubt on brightened, darkened or gamma-changed smears: how "
+                                "often it fires and how many wrong counts it catches"),
     "voice": (_voice, "speech recognition and command accuracy"),
 }
 

@@ -3,7 +3,7 @@ degraded frames it gets wrong, and stay quiet on ordinary ones?
 
 The 33 held-out EndoTect frames (``experts/weights/polyp_val.txt``, 28 polyp, 5 negative) are given to the default
 polyp detector as they are and degraded the way a probe or a bad video chain degrades them (scan lines, camera noise,
-tone curves, blur, JPEG).  Reported per condition: polyp count exact rate, how often the doubt fires, and of the wrong
+tone curves, blur, JPEG, stretched proportions).  Reported per condition: polyp count exact rate, how often the doubt fires, and of the wrong
 counts how many carry it (it should catch most errors and flag few right counts).  The limits were set from the
 development frames' own range before this was run; every development frame passes (150 of 150).
 """
@@ -38,6 +38,17 @@ def _noise(sigma: float) -> Callable[[np.ndarray], np.ndarray]:
     return lambda rgb: np.clip(rgb + np.random.default_rng(0).normal(0, sigma, rgb.shape), 0, 255).astype(np.uint8)
 
 
+def _stretched(aspect: float) -> Callable[[np.ndarray], np.ndarray]:
+    """The frame resampled to width / height = ``aspect`` (a wrong capture setting, a probe)."""
+    def f(rgb: np.ndarray) -> np.ndarray:
+        import cv2
+
+        h, w = rgb.shape[:2]
+        size = (round(h * aspect), h) if aspect >= w / h else (w, round(w / aspect))
+        return cv2.resize(rgb, size, interpolation=cv2.INTER_LINEAR)
+    return f
+
+
 def _blur(rgb: np.ndarray) -> np.ndarray:
     import cv2
 
@@ -54,7 +65,8 @@ def _jpeg(rgb: np.ndarray) -> np.ndarray:
 CONDITIONS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
     "original": lambda rgb: rgb, "scan lines 4 / 40 %": _rows_darkened(4, 0.4), "scan lines 3 / 70 %": _rows_darkened(3, 0.7),
     "noise sigma 15": _noise(15), "noise sigma 40": _noise(40), "gamma 0.3": _gamma(0.3), "gamma 0.5": _gamma(0.5),
-    "gamma 2": _gamma(2.0), "blur sigma 2": _blur, "JPEG 20": _jpeg}
+    "gamma 2": _gamma(2.0), "blur sigma 2": _blur, "JPEG 20": _jpeg,
+    "stretched to 3:1": _stretched(3.0), "squeezed to 0.45:1": _stretched(0.45), "widened to 16:9": _stretched(16 / 9)}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -62,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--data-root", type=Path, default=None)
     p.add_argument("--json", action="store_true")
     args = p.parse_args(argv)
-    from experts.frame_quality import NOISE_LIMIT, SCAN_LIMIT
+    from experts.frame_quality import ASPECT_RANGE, NOISE_LIMIT, SCAN_LIMIT
     from experts.imaging import StudyImage
     from experts.registry import ExpertPool
     from tools.settings import OslerSettings
@@ -74,7 +86,8 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.perf_counter()
     items, _, backend = _frames(root, settings)
     det = ExpertPool(settings).detector("polyp")
-    out: dict[str, Any] = {"frames": len(items), "backend": backend, "limits": {"noise": NOISE_LIMIT, "scan": SCAN_LIMIT},
+    out: dict[str, Any] = {"frames": len(items), "backend": backend, "limits": {"noise": NOISE_LIMIT, "scan": SCAN_LIMIT,
+                                                                         "aspect": ASPECT_RANGE},
                            "rows": []}
     for name, change in CONDITIONS.items():
         right, flagged = [], []

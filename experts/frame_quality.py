@@ -4,7 +4,10 @@
 * **noise**: Immerkaer's estimate of the noise standard deviation (the mean absolute response of a Laplacian
   difference kernel, scaled); development frames 0.4-6.9, a frame with camera noise of sigma 15 about 10;
 * **scan lines**: the median second difference of the row means (a line pattern of a bad cable, an interlaced
-  capture, a screen photographed); development frames 0.1-1.6, every 4th row darkened 3-42.
+  capture, a screen photographed); development frames 0.1-1.6, every 4th row darkened 3-42;
+* **proportions**: width over height; development frames 1.08-1.79 (4:3, 5:4, 16:9 and near-square crops), so a
+  frame wider than 2.4:1 or narrower than 1:2 has been stretched or cut (a probe's negative frame stretched 3:1 had
+  been counted '1 polyp').
 
 A frame beyond a limit still gets its detections; the detector's :class:`~tools.common.Provenance` then carries a
 ``doubt`` and the answer says "Uncertain:" with the reason.  A probe's frames with scan lines or camera noise had
@@ -15,12 +18,15 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["frame_stats", "frame_doubt", "NOISE_LIMIT", "SCAN_LIMIT"]
+__all__ = ["frame_stats", "frame_doubt", "NOISE_LIMIT", "SCAN_LIMIT", "ASPECT_RANGE"]
 
 NOISE_LIMIT = 8.9
 """1.3 x the noisiest development frame (6.87)."""
 SCAN_LIMIT = 2.4
 """1.5 x the most line-patterned development frame (1.58)."""
+ASPECT_RANGE = (0.5, 2.4)
+"""Width / height a frame may have: development frames span 1.08-1.79; a portrait or square crop, 16:9 and the
+wide frames of some capture cards fit inside, a stretched picture does not."""
 _LIT = 20
 
 
@@ -44,9 +50,15 @@ def frame_stats(rgb: np.ndarray) -> tuple[float, float]:
 
 
 def frame_doubt(rgb: np.ndarray) -> str | None:
-    """Why detections on this endoscopy frame may be wrong (noise or scan lines beyond the limits), or None."""
+    """Why detections on this endoscopy frame may be wrong (noise, scan lines or proportions beyond the limits), or
+    None."""
     sigma, scan = frame_stats(rgb)
     why = []
+    h, w = rgb.shape[:2]
+    aspect = w / max(h, 1)
+    if not ASPECT_RANGE[0] <= aspect <= ASPECT_RANGE[1]:
+        why.append(f"proportions {aspect:.2f}:1 where development frames are 1.08-1.79:1, so the picture looks "
+                   f"stretched or cut")
     if sigma > NOISE_LIMIT:
         why.append(f"noise sigma about {sigma:.0f} (development frames up to 7)")
     if scan > SCAN_LIMIT:

@@ -68,6 +68,7 @@ class YoloDetector:
         tta: bool = False,
         class_min_scores: dict[str, float] | None = None,
         ruler: Ruler | None = None,
+        input_doubt: Callable[[np.ndarray], str | None] | None = None,
     ) -> None:
         self.weights, self.name, self.setting, self.device = weights, name, setting, device
         self.config_dir, self.label_map = config_dir, label_map
@@ -76,6 +77,7 @@ class YoloDetector:
         self.tile_size, self.tile_trigger, self.tile_overlap = tile_size, tile_trigger, tile_overlap
         self.tta, self.class_min_scores = tta, dict(class_min_scores or {})
         self.ruler = ruler  # the cells' magnification is read and normalised (experts.magnification)
+        self.input_doubt = input_doubt  # why an image is outside what the detector was checked on (experts.smear_tone)
         self._declared, self._imgsz = classes, imgsz
         self._model = model
         self._labels: list[str] | None = None
@@ -250,11 +252,18 @@ class YoloDetector:
         ``tta`` each whole image runs with its two mirrors (:mod:`experts.detection_tta`); without an
         explicit ``min_score`` each class in ``class_min_scores`` gets its own threshold and the result's
         ``min_score`` is the lowest one applied (the provenance note lists them).  With a ``ruler`` each image's
-        magnification is read first and normalised (:meth:`_at_training_magnification`)."""
+        magnification is read first and normalised (:meth:`_at_training_magnification`).  With an ``input_doubt``
+        its reason for an image joins the provenance's ``doubt``."""
         self.load()
         if self.ruler is not None and not force_tiles:
-            return [self._at_training_magnification(im, min_score) for im in images]
-        return self._predict_batch(images, min_score, force_tiles)
+            out = [self._at_training_magnification(im, min_score) for im in images]
+        else:
+            out = self._predict_batch(images, min_score, force_tiles)
+        if self.input_doubt is not None:
+            for d, im in zip(out, images):
+                why = "; ".join(filter(None, [d.provenance.doubt, self.input_doubt(im.pixels)]))
+                d.provenance = d.provenance.model_copy(update={"doubt": why or None})
+        return out
 
     def _magnification(self, rgb: np.ndarray) -> float | None:
         """The ruler class's median size against its size at training magnification (None when too few are seen

@@ -30,6 +30,7 @@ from tools.targets import BLOOD_CELLS
 
 from .magnification import Ruler
 from .onnx_runtime import use_onnx
+from .smear_tone import smear_doubt
 from .ultralytics_env import FORMAT, save_checkpoint
 from .weights import bundled, resolve_device
 from .yolo_backend import _TTA_FLOOR, YoloDetector  # noqa: F401 (re-exported)
@@ -84,13 +85,14 @@ BLOOD_RULER = Ruler("RBC", 106.0)
 def build_blood(settings: OslerSettings) -> YoloDetector:
     """RBC / WBC / Platelets on Wright-Giemsa smears; tiles images over 2x the 640 px BCCD field.  Flip
     test-time augmentation and per-class thresholds (WBC 0.30, platelets 0.20, RBC 0.25) were chosen by
-    ``osler bench counts-cv`` on the smears the model never trained on (experts/weights/bccd_yolo.md).
+    ``osler bench counts-cv`` on the smears the model never trained on (experts/weights/bccd_yolo.md).  A smear
+    whose tone is outside the development smears' gets a doubt (:mod:`experts.smear_tone`, ``osler bench smear-tone``).
     Runs the bundled model's ONNX export on onnxruntime when ``settings.expert_runtime`` allows
     (:func:`experts.onnx_runtime.use_onnx`), else the checkpoint in torch."""
     kw: dict[str, Any] = dict(name="blood_cell_detector", classes=BLOOD_LABELS, label_map=_blood_label,
                               class_filter=BLOOD_LABELS, default_min_score=0.25,
                               class_min_scores={"WBC": 0.30, "Platelets": 0.20}, tta=True, iou=0.5, tile_size=640,
-                              ruler=BLOOD_RULER)
+                              ruler=BLOOD_RULER, input_doubt=smear_doubt)
     onnx, _ = use_onnx(settings, BLOOD_ONNX, settings.models.yolo_blood)
     if onnx:
         from .yolo_onnx import YoloOnnxDetector

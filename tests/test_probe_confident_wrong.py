@@ -384,6 +384,29 @@ def test_a_frame_with_scan_lines_or_noise_gets_an_uncertain_polyp_count(assistan
 
 
 @pytest.mark.usefixtures("one_torch_thread")
+def test_a_stretched_endoscopy_frame_gets_an_uncertain_polyp_count(assistant, data_dir, tmp_path):
+    """A negative frame stretched to 3:1 had been counted '1 polyp'.  Development frames are 1.08-1.79:1 wide, so a
+    frame outside 0.5-2.4:1 gets its count with 'Uncertain' and the reason; the same frame widened to 16:9 does not."""
+    import cv2
+    from PIL import Image
+
+    from experts.frame_quality import frame_doubt
+
+    frame = np.asarray(Image.open(data_dir / "endotect_polyps/negatives/images/0da47e4e-d994-44b5-86aa-0fd8ba92c62e.jpg").convert("RGB"))  # no polyp
+    h, w = frame.shape[:2]
+    wide, stretched = cv2.resize(frame, (round(h * 16 / 9), h)), cv2.resize(frame, (3 * h, h))
+    tall = cv2.resize(frame, (w, round(w / 0.45)))
+    assert frame_doubt(frame) is None and frame_doubt(wide) is None
+    assert "proportions 3.00:1" in frame_doubt(stretched) and "proportions 0.45:1" in frame_doubt(tall)
+    path = tmp_path / "stretched.png"
+    _save(stretched, path)
+    session = assistant.new_session()
+    session.load("current", path)
+    r = assistant.ask(session, "How many polyps are there?")
+    assert "Uncertain: the frame is degraded" in r.answer and "proportions 3.00:1" in r.answer, r.answer
+
+
+@pytest.mark.usefixtures("one_torch_thread")
 def test_two_copies_of_one_frame_side_by_side_get_no_count(assistant, data_dir, tmp_path):
     """A negative endoscopy frame beside itself had been counted '1 polyp' (2 of 5 negatives), a polyp frame beside
     itself '2 polyps'.  Halves that correlate above 0.98 (development images at most 0.94) are withheld as a montage;

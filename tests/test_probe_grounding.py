@@ -479,3 +479,26 @@ def test_a_share_in_per_cent_needs_a_fraction_the_result_states(res, text, ok):
     """Before: '25 % of the image' was backed by the detector's threshold 0.25, '80 % of the frame' by a score."""
     fixed, rep = _check(text, _r(res))
     assert rep.ok is ok
+
+
+_TABLE = "| | prior | current |\n|---|---|---|\n"
+
+
+@pytest.mark.parametrize("text, ok", [
+    (_TABLE + "| WBC | 5 | 2 |\n\nThe WBC count fell [E3].", True),
+    (_TABLE + "| WBC | 2 | 5 |\n\nSee the table [E3].", False),
+    ("| finding | current | prior |\n|---|---|---|\n| WBC | 5 | 2 |\n\nSee the table [E3].", False),
+    ("| finding | current | prior |\n|---|---|---|\n| WBC | 2 | 5 |\n\nSee the table [E3].", True),
+    ("| | before | now |\n|---|---|---|\n| WBC count | 2 | 5 | [E3]", False),
+    ("| | before | now | change |\n|---|---|---|---|\n| WBC count | 5 | 2 | -3 | [E3]", True),
+    (_TABLE + "| polyp area (px) | 300 | 400 | [E3]", False),
+    (_TABLE + "| polyp area (px) | 400 | 300 | [E3]", True),
+    (_TABLE + "| WBC | 5 | 2 |\n| polyp #1 area (px) | 300 | 400 | [E3]", False),
+    ("| Study | WBC |\n|---|---|\n| prior | 2 |\n| current | 5 | [E3]", False),
+    ("| Study | WBC |\n|---|---|\n| prior | 5 |\n| current | 2 | [E3]", True)])
+def test_a_table_of_prior_and_current_values_must_have_them_in_the_cited_order(text, ok):
+    """Before: a table's cells were checked as a bag of numbers, so '| WBC | 2 | 5 |' under '| | prior | current |'
+    passed on a result reporting a fall from 5 to 2 (columns or rows named by role words are now read as 'WBC: prior
+    2, current 5')."""
+    fixed, rep = _check(text, _compared())
+    assert rep.ok is ok and (fixed.answer == text) is ok

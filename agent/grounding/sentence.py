@@ -17,6 +17,7 @@ from agent.grounding.numbers import METRIC_UNITS, PERCENT, _supported, numbers_i
 from agent.grounding.plain import plain
 from agent.grounding.quantities import (count_word_claims, foreign_language, fraction_claims, mentions_coordinates,
                                         mentions_size, score_role, vague_count_claims)
+from agent.grounding.tables import table_readings
 from agent.grounding.terms import _COUNT_PHRASES, _NTH_PHRASES, TERMS, _has, number_value, ordinal_value
 
 _CITE = re.compile(r"\bE\d+\b")
@@ -289,6 +290,11 @@ class _Check:
         reasons, nums, words = _sentence_reasons(sent, [c for c in cited if c in self.known], self.ev,
                                                  self.question, self.failures, with_args=with_args)
         reasons += [f"evidence id {u} does not exist" for u in unknown]
+        for reading in table_readings(shown):  # a table's prior / current columns: their order is a claim too
+            why, n, w = _sentence_reasons(reading, [c for c in cited if c in self.known], self.ev, self.question,
+                                          self.failures, with_args=with_args)
+            reasons += [f"the table reads '{reading}': {x}" for x in why]
+            nums, words = nums + n, words + w
         if reasons:
             self.g["unsupported"] += nums
             self.g["unsupported_words"] += words
