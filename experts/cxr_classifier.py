@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -83,9 +84,10 @@ class TorchvisionClassifier:
     name = "cxr_classifier"
     backend = "torchvision"
 
-    def __init__(self, weights: Path, device: str = "auto") -> None:
+    def __init__(self, weights: Path, device: str = "auto", crop_check: Any = None) -> None:
         self.weights = Path(weights)
         self.device_setting = device
+        self.crop_check = crop_check  # experts.cxr_crop.CropCheck of this checkpoint: parts of films get no class
         self.labels: tuple[str, ...] = DEFAULT_LABELS  # replaced by the checkpoint's labels in load()
         self.model_id = f"torchvision:{self.weights.name}"
         self._net: Any = None
@@ -115,18 +117,32 @@ class TorchvisionClassifier:
         self._sha = sha256_of(self.weights)
         self.labels = ckpt["labels"]
         self.model_id = ckpt["model_id"]
+        if self.crop_check is not None and self.crop_check.model_id != self.model_id:
+            log.warning("whole-film check skipped: it was fitted on %s, not %s", self.crop_check.model_id, self.model_id)
+            self.crop_check = None
 
     def logits(self, batch: np.ndarray) -> np.ndarray:
         """Raw logits ``(N, K)`` for preprocessed inputs ``(N, C, S, S)`` (used by the benchmark)."""
+        return self.logits_and_features(batch)[0]
+
+    def logits_and_features(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Raw logits ``(N, K)`` and the pooled features the last layer reads ``(N, D)`` (each the mean over the
+        film and its mirror image when the checkpoint's test-time augmentation is 'hflip')."""
         import torch
 
         self.load()
-        with torch.inference_mode():
-            x = torch.from_numpy(batch).to(self._device)
-            z = self._net(x).float()
-            if self._ckpt["tta"] == "hflip":  # test-time augmentation chosen on validation at training
-                z = (z + self._net(x.flip(-1)).float()) / 2
-            return z.cpu().numpy()
+        head = [m for m in self._net.modules() if isinstance(m, torch.nn.Linear)][-1]
+        seen: list[torch.Tensor] = []
+        hook = head.register_forward_hook(lambda _m, inp, _out: seen.append(inp[0].detach().float()))
+        try:
+            with torch.inference_mode():
+                x = torch.from_numpy(batch).to(self._device)
+                z = self._net(x).float()
+                if self._ckpt["tta"] == "hflip":  # test-time augmentation chosen on validation at training
+                    z = (z + self._net(x.flip(-1)).float()) / 2
+        finally:
+            hook.remove()
+        return z.cpu().numpy(), (sum(seen) / len(seen)).cpu().numpy()
 
     def input_for(self, rgb: np.ndarray) -> np.ndarray:
         """Preprocessed ``(C, S, S)`` input for one uint8 image."""
@@ -163,7 +179,8 @@ class TorchvisionClassifier:
         try:
             if explain:
                 saliency, _ = grad_cam(self._net, x)
-            logits = self.logits(x.detach().cpu().numpy())[0]
+            z, feats = self.logits_and_features(x.detach().cpu().numpy())
+            logits = z[0]
         except (RuntimeError, ValueError) as exc:
             raise ExpertFailedError(f"the chest X-ray classifier failed on this image ({exc})") from exc
         c = self._ckpt
@@ -179,6 +196,11 @@ class TorchvisionClassifier:
             decision = decide(probs, c["threshold"], c["uncertain_band"])
             notes.append(f"pneumonia when P(pneumonia) = 1 - P(normal) >= {c['threshold']:.3f}"
                          f" (uncertain within log-odds {c['uncertain_band']:.2f} of it)")
+        if decision is not None and self.crop_check is not None:
+            part = self.crop_check.check(feats[0])
+            notes.append(f"whole-film check {part.p_part:.2f} (a part of a film at >= {part.threshold:.2f})")
+            if part.flagged:
+                decision = replace(decision, uncertain=True, reason=part.reason())
         if explain:
             notes.append("saliency: Grad-CAM on the last conv block (approximate)")
         prov = Provenance(
@@ -284,7 +306,12 @@ def build_torchvision(settings: OslerSettings) -> TorchvisionClassifier:
     path = _torchvision_weights(settings)
     if path is None:
         raise ExpertUnavailableError(f"no chest X-ray classifier weights: set {_SETTING}")
-    return TorchvisionClassifier(path, settings.device)
+    crop = None
+    if settings.models.cxr_classifier is None:  # the bundled model: its whole-film check ships beside it
+        from .cxr_crop import CROP_WEIGHTS, CropCheck
+
+        crop = CropCheck(CROP_WEIGHTS) if CROP_WEIGHTS.is_file() else None
+    return TorchvisionClassifier(path, settings.device, crop_check=crop)
 
 
 def check_transformers(settings: OslerSettings) -> str | None:

@@ -424,3 +424,26 @@ def test_two_copies_of_one_frame_side_by_side_get_no_count(assistant, data_dir, 
         session.load("current", path)
         r = assistant.ask(session, "How many polyps are there?")
         assert (r.abstained and "two copies of one picture" in r.answer) is refused, r.answer
+
+
+@pytest.mark.usefixtures("one_torch_thread")
+def test_a_part_of_a_chest_film_gets_no_pneumonia_class(assistant, data_dir, tmp_path):
+    """The upper half of a normal Kermany film had been read 'bacterial pneumonia' and a 30 % crop 'viral pneumonia',
+    confidently (a crop the gate sees as turned is withheld there already).  The whole-film check on the classifier's own features (experts/cxr_crop.py) withholds the class of a
+    part of a film; the whole film is still read (normal)."""
+    from PIL import Image
+
+    film = np.asarray(Image.open(data_dir / "kermany_cxr/train/NORMAL/NORMAL2-IM-1341-0001.jpeg").convert("RGB"))
+    h, w = film.shape[:2]
+    session = assistant.new_session()
+    session.load("current", data_dir / "kermany_cxr/train/NORMAL/NORMAL2-IM-1341-0001.jpeg")
+    r = assistant.ask(session, "Does this film show pneumonia?")
+    assert r.answer.startswith("No") and "whole-film check" not in r.answer, r.answer
+    for name, part in (("left", film[:, : w // 2]), ("upper", film[: h // 2]), ("corner", film[: int(h * .6), : int(w * .6)])):
+        path = tmp_path / f"{name}.png"
+        _save(part, path)
+        session = assistant.new_session()
+        session.load("current", path)
+        r = assistant.ask(session, "Does this film show pneumonia?")
+        assert r.label == "uncertain" and "I do not read this image for pneumonia" in r.answer, r.answer
+        assert "whole-film check" in r.answer and "pneumonia" not in r.answer.split(":", 1)[1], r.answer

@@ -502,3 +502,18 @@ def test_a_table_of_prior_and_current_values_must_have_them_in_the_cited_order(t
     2, current 5')."""
     fixed, rep = _check(text, _compared())
     assert rep.ok is ok and (fixed.answer == text) is ok
+
+
+@pytest.mark.parametrize("finding", [
+    "a foreign body", "dextrocardia", "osteoporosis", "osteopenia", "kyphosis", "necrosis", "a thrombus", "a blood clot",
+    "a fungus", "a laceration", "splenomegaly", "ascites", "a reticular pattern", "honeycombing", "a Ghon complex",
+    "fluid in the lungs", "a shadow on the lung", "a juvenile polyp", "Peutz-Jeghers", "a submucosal lesion", "a stent",
+    "a surgical clip"])
+@pytest.mark.parametrize("results", [_polyps, lambda: _classified("bacterial_pneumonia")], ids=["polyps", "cxr"])
+def test_findings_outside_the_first_term_list_need_a_result_that_names_them(finding, results):
+    """Before: these findings were not in the claim vocabulary, so 'The image shows dextrocardia [E2].' passed beside a
+    pneumonia classification and 'a juvenile polyp' beside a polyp detection (a lying planner's probe, 2026-12-03)."""
+    res = results()
+    text = f"The image shows {finding} [{next(iter(res))}]."
+    fixed, rep = _check(text, res)
+    assert not rep.ok and fixed.answer != text

@@ -138,6 +138,13 @@ def _classify_uncertain(d: Draft, r: Any, yes_no: bool, pneu: float) -> None:
     if yes_no:
         d.yes_no = d.yes_no or "uncertain"
     d.label = d.label or "uncertain"
+    if r.uncertain_reason and "decision threshold" not in r.uncertain_reason:  # not a close call: a film it does
+        d.sentences.append(f"I do not read this image for pneumonia: {r.uncertain_reason} [{eid}].")  # not read
+        d.findings.append(Finding(text="not read: the image is not a film the classifier reads", evidence=[eid]))
+        d.caveats.append("the classifier's probabilities for this image are in the tool trace, not to be read as an "
+                         "answer")
+        d.abstained.append(False)
+        return
     near = f" of {fmt(100 * r.threshold)}%" if r.threshold is not None else ""
     d.sentences.append(f"The classifier ({_own(r)}) is uncertain about this chest X-ray: pneumonia of either kind "
                        f"{fmt(100 * pneu)}%, normal {fmt(100 * p.get('normal', 1.0 - pneu))}%, close to its "

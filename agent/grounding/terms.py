@@ -60,6 +60,10 @@ TERMS: tuple[Term, ...] = (
     _dx("obstruction", r"obstruct\w*"), _dx("perforation", r"perforat\w*"), _dx("stroke", r"strokes?"),
     _dx("aneurysm", r"aneurysm\w*"), _dx("stenosis", r"stenos[ie]s|stenotic"), _dx("glaucoma", r"glaucoma"),
     _dx("retinopathy", r"retinopath\w*"),
+    _dx("necrosis", r"necros[ie]s|necrotic"), _dx("thrombus", r"thromb(?:us|i|osis|otic)|(?:blood )?clots?"),
+    _dx("fungal infection", r"fung(?:us|i|al)"), _dx("foreign body", r"foreign bod(?:y|ies)"),
+    _dx("injury", r"contusions?|lacerat\w*|bruis\w*"),
+    _dx("organ enlargement", r"splenomegal\w*|hepatomegal\w*|ascites|enlarged (?:spleen|liver)"),
     # -- chest X-ray
     _dx("cardiomegaly", r"cardiomegaly|enlarged (?:heart|cardiac silhouette)|"
                         r"(?:heart|cardiac silhouette) (?:is |appears |looks )?enlarged"),
@@ -84,6 +88,10 @@ TERMS: tuple[Term, ...] = (
     _dx("sarcoidosis", r"sarcoid\w*"), _dx("lymphadenopathy", r"\w*adenopath\w*|hilar enlargement"),
     _dx("mesothelioma", r"mesothelioma\w*"), _dx("hernia", r"hernia\w*"), _dx("scoliosis", r"scolio\w*"),
     _dx("hypertension", r"hypertens\w*"),
+    _dx("bone finding", r"osteop(?:orosis|orotic|enia|enic)|kyphos\w*|lordos\w*"),
+    _dx("dextrocardia", r"dextrocardia|situs inversus"),
+    _dx("lung pattern", r"reticula(?:r|tion)|honeycomb\w*|ghon|(?:fluid|shadows?|spots?) (?:in|on) the lungs?|"
+                        r"pleural fluid"),
     _dx("lung zone", r"(?:right|left|upper|middle|lower|lingular)\s+(?:lung\s+)?(?:lobes?|zones?)|lobar|lingula\w*|"
                      r"\w*basal|retrocardiac|perihilar|apical|apex|apices", "lobe", "zone"),
     _dx("severity", r"severe|mild|moderate|extensive|multifocal|diffuse|bilateral|unilateral|patchy|dense|subtle|"
@@ -103,7 +111,7 @@ TERMS: tuple[Term, ...] = (
                             r"prednis\w*|chemotherap\w*|transfus\w*|prescri\w*|polypectom\w*|surger(?:y|ies)|"
                             r"hospitali[sz]\w*|intensive care|(?-i:ICU)|admit the patient|discharge (?:the patient|home)"),
     _dx("pacemaker, line or tube", r"pacemakers?|endotracheal|tracheostom\w*|nasogastric|chest (?:tubes?|drains?)|"
-                  r"central (?:venous )?(?:lines?|catheters?)"),
+                  r"central (?:venous )?(?:lines?|catheters?)|stents?|implants?|surgical (?:clips?|sutures?|staples?)"),
     # -- colonoscopy and endoscopy
     _dx("adenoma", r"\w*adenoma\w*|(?:tubulo)?villous"),
     _dx("tumour", r"tumou?r\w*|neoplas\w*|malignan\w*|cancer\w*|carcinom\w*|precancer\w*|pre-cancer\w*"),
@@ -112,7 +120,7 @@ TERMS: tuple[Term, ...] = (
     _dx("serrated", r"serrated|(?-i:SSLs?|SSAs?|SSPs?|TSAs?)", "serrated", "ssl", "ssa", "ssp", "tsa"),
     _dx("sessile", r"sessile"), _dx("pedunculated", r"pedunculated"),
     _dx("laterally spreading", r"laterally spreading|(?-i:LSTs?)", "laterally spreading", "lst"),
-    _dx("polyposis", r"polyposis"),
+    _dx("polyposis", r"polyposis|peutz|jeghers|juvenile polyps?"), _dx("submucosal", r"submucos\w*"),
     _dx("dysplasia", r"\w*dysplas\w*"), _dx("hyperplasia", r"hyperplas\w*"), _dx("metaplasia", r"metaplas\w*"),
     _dx("hamartoma", r"hamartoma\w*"), _dx("lipoma", r"lipomas?"), _dx("carcinoid", r"carcinoid\w*|neuroendocrine"),
     _dx("GIST", r"(?-i:GISTs?)|stromal tumou?rs?", "gist"), _dx("ulcer", r"ulcer\w*"),
