@@ -20,8 +20,9 @@ The rule it would ship by was written before the first run; it was not met, so n
 ``experts/weights/cxr_classifier.md``, "Adult films").  A shipped model would train on both adult sources with the
 threshold chosen the same way.
 
-``python -m training.cxr_adult --out runs/cxr_adult [--features lung64,gate64,gate_raw] [--ship]`` prints the report
-(JSON and a table; ``lung64`` = the film cut to the box of its lungs by the bundled lung U-Net first) and with
+``python -m training.cxr_adult --out runs/cxr_adult [--features lung64,gate64,gate_raw,cxr] [--ship]`` prints the report
+(JSON and a table; ``lung64`` = the film cut to the box of its lungs by the bundled lung U-Net first; ``cxr`` =
+the pneumonia classifier's own features of the film at full resolution) and with
 ``--ship`` writes ``experts/weights/cxr_adult.npz``.
 """
 
@@ -136,7 +137,16 @@ def _lungs() -> Any:
     return _LUNGS[0]
 
 
+_CLF: list[Any] = []
+
+
 def _features(embed: Any, grays: list[np.ndarray], how: str) -> np.ndarray:
+    if how == "cxr":  # the pneumonia classifier's own pooled features of the film as it reads it (free at inference)
+        from training.cxr_ood import _classifier, _embed
+
+        if not _CLF:
+            _CLF.append(_classifier())
+        return _embed(_CLF[0], [np.repeat(g[..., None], 3, axis=2) for g in grays])[0]
     if how == "lung64":
         return np.stack([embed(equalise(lung_crop(g, _lungs()))) for g in grays])
     if how == "gate64":
@@ -144,6 +154,14 @@ def _features(embed: Any, grays: list[np.ndarray], how: str) -> np.ndarray:
     if how == "gate_raw":
         return np.stack([embed(g) for g in grays])
     raise ValueError(how)
+
+
+def _soft(g: np.ndarray) -> np.ndarray:
+    """The film reduced to 64 px and enlarged back: NIH's resolution on a child's film."""
+    import cv2
+
+    small = cv2.resize(g, (SIDE, SIDE), interpolation=cv2.INTER_AREA)
+    return cv2.resize(small, (g.shape[1], g.shape[0]), interpolation=cv2.INTER_LINEAR)
 
 
 def _site(g: np.ndarray) -> dict[str, np.ndarray]:
@@ -239,6 +257,7 @@ def main(argv: list[str] | None = None) -> int:
 
     sets = {
         "k_train": lambda: [_read_gray(kfiles[n]) for n in ktrain],
+        "k_train_soft": lambda: [_soft(_read_gray(kfiles[n])) for n in ktrain],
         "k_val": lambda: [_read_gray(kfiles[n]) for n in val],
         "k_shifted": lambda: [_read_gray(kfiles[n]) for n in shifted],
         "nih": lambda: [_read_gray(p) for p, _ in nih],
@@ -266,11 +285,14 @@ def main(argv: list[str] | None = None) -> int:
                 ga = [g for _, g in nih] + [g for _, g in han]
             else:
                 xa, ga = f[train_adult], a_groups
-            x = np.concatenate([f["k_train"], xa])
-            y = np.r_[np.zeros(len(ktrain)), np.ones(len(xa))]
-            groups = np.r_[k_groups, np.array(ga)]
+            soft = how == "cxr"  # full-resolution features: the 64 px NIH films must not teach 'blurred = adult', so
+            kx = np.concatenate([f["k_train"], f["k_train_soft"]]) if soft else f["k_train"]  # children's films
+            kg = np.r_[k_groups, k_groups] if soft else k_groups  # reduced to 64 px are children's films too
+            x = np.concatenate([kx, xa])
+            y = np.r_[np.zeros(len(kx)), np.ones(len(xa))]
+            groups = np.r_[kg, np.array(ga)]
             oof = _oof(x, y, groups, args.c)
-            thr = _threshold(oof[y == 0], args.max_train_flag)
+            thr = _threshold(oof[: len(ktrain)], args.max_train_flag)  # the children's films as they are
             model = fit(x, y, args.c)
             r = {"threshold": round(thr, 4), "oof_adult_flagged": _rate(oof[y == 1], thr),
                  "oof_paediatric_flagged": _rate(oof[y == 0], thr)}
