@@ -447,3 +447,19 @@ def test_a_part_of_a_chest_film_gets_no_pneumonia_class(assistant, data_dir, tmp
         r = assistant.ask(session, "Does this film show pneumonia?")
         assert r.label == "uncertain" and "I do not read this image for pneumonia" in r.answer, r.answer
         assert "whole-film check" in r.answer and "pneumonia" not in r.answer.split(":", 1)[1], r.answer
+
+
+@pytest.mark.usefixtures("one_torch_thread")
+def test_two_different_chest_films_in_one_image_get_no_pneumonia_class(assistant, data_dir, tmp_path):
+    """Two different films side by side (a comparison screenshot) had been given one class as if they were one film.
+    The whole-film check, trained with such pairs as 'not a whole film', withholds it."""
+    from PIL import Image
+
+    a = Image.open(data_dir / "kermany_cxr/train/NORMAL/NORMAL2-IM-1341-0001.jpeg").convert("RGB")
+    b = Image.open(data_dir / "kermany_cxr/train/PNEUMONIA/person1_bacteria_1.jpeg").convert("RGB").resize(a.size)
+    path = tmp_path / "pair.png"
+    _save(np.hstack([np.asarray(a), np.asarray(b)]), path)
+    session = assistant.new_session()
+    session.load("current", path)
+    r = assistant.ask(session, "Does this film show pneumonia?")
+    assert r.label == "uncertain" and "I do not read this image for pneumonia" in r.answer, r.answer
