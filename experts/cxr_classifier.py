@@ -49,7 +49,7 @@ from tools.settings import OslerSettings
 
 from .cxr_checkpoint import TIMM_ARCHS, _probabilities, _strip_prefixes, build_net, read_checkpoint  # noqa: F401
 from .cxr_decision import decide
-from .cxr_preprocess import percentile_normalise, preprocess, to_gray  # noqa: F401  (re-exported)
+from .cxr_preprocess import percentile_normalise, preprocess, to_gray, unframed  # noqa: F401  (re-exported)
 from .imaging import StudyImage
 from .protocols import ClassProbabilities
 from .weights import resolve_device, resolve_weights, sha256_of
@@ -145,10 +145,13 @@ class TorchvisionClassifier:
         return z.cpu().numpy(), (sum(seen) / len(seen)).cpu().numpy()
 
     def input_for(self, rgb: np.ndarray) -> np.ndarray:
-        """Preprocessed ``(C, S, S)`` input for one uint8 image."""
+        """Preprocessed ``(C, S, S)`` input for one image (a wide uniform frame around the film cut off first)."""
+        return self._input(unframed(rgb)[0])
+
+    def _input(self, film: np.ndarray) -> np.ndarray:
         self.load()
         c = self._ckpt
-        return preprocess(rgb, c["input_size"], c["in_channels"], c["mean"], c["std"], c["intensity"])
+        return preprocess(film, c["input_size"], c["in_channels"], c["mean"], c["std"], c["intensity"])
 
     @property
     def temperature(self) -> float:
@@ -174,11 +177,14 @@ class TorchvisionClassifier:
 
         self.load()
         t0 = time.perf_counter()
-        x = torch.from_numpy(self.input_for(image.pixels)[None]).to(self._device)
+        film, box = unframed(image.pixels)
+        x = torch.from_numpy(self._input(film)[None]).to(self._device)
         saliency = None
         try:
             if explain:
                 saliency, _ = grad_cam(self._net, x)
+                if box is not None:  # back onto the whole image: nothing outside the film
+                    saliency = _framed(saliency, box, image.pixels.shape[:2])
             z, feats = self.logits_and_features(x.detach().cpu().numpy())
             logits = z[0]
         except (RuntimeError, ValueError) as exc:
@@ -186,6 +192,9 @@ class TorchvisionClassifier:
         c = self._ckpt
         p = _probabilities(logits, c["activation"], c["temperature"])
         notes = [f"temperature-scaled (T={c['temperature']:.3f})" if c["calibrated"] else "not calibrated"]
+        if box is not None:
+            notes.append(f"a uniform frame around the film was cut off (the film is {box[2] - box[0]}x"
+                         f"{box[3] - box[1]} px at x {box[0]}, y {box[1]})")
         if c["activation"] == "sigmoid":
             notes.append("multi-label scores normalised to sum to 1")
         if c["tta"] == "hflip":
@@ -212,6 +221,16 @@ class TorchvisionClassifier:
             decided_label=decision.label if decision else None, threshold=c["threshold"] if decision else None,
             uncertain=bool(decision and decision.uncertain), uncertain_reason=decision.reason if decision else None,
         )
+
+
+def _framed(saliency: np.ndarray, box: tuple[int, int, int, int], shape: tuple[int, int]) -> np.ndarray:
+    """A saliency map of the film cut from ``box`` placed on a zero map of the whole image's ``shape``."""
+    import cv2
+
+    x0, y0, x1, y1 = box
+    full = np.zeros(shape, np.float32)
+    full[y0:y1, x0:x1] = cv2.resize(np.asarray(saliency, np.float32), (x1 - x0, y1 - y0), interpolation=cv2.INTER_LINEAR)
+    return full
 
 
 class TransformersClassifier:
@@ -306,11 +325,10 @@ def build_torchvision(settings: OslerSettings) -> TorchvisionClassifier:
     path = _torchvision_weights(settings)
     if path is None:
         raise ExpertUnavailableError(f"no chest X-ray classifier weights: set {_SETTING}")
-    crop = None
-    if settings.models.cxr_classifier is None:  # the bundled model: its whole-film check ships beside it
-        from .cxr_crop import CROP_WEIGHTS, CropCheck
+    from .cxr_crop import CROP_WEIGHTS, CropCheck
 
-        crop = CropCheck(CROP_WEIGHTS) if CROP_WEIGHTS.is_file() else None
+    # the whole-film check of the bundled model; load() drops it beside a checkpoint with another model id
+    crop = CropCheck(CROP_WEIGHTS) if CROP_WEIGHTS.is_file() else None
     return TorchvisionClassifier(path, settings.device, crop_check=crop)
 
 

@@ -9,7 +9,11 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["percentile_normalise", "to_gray", "preprocess"]
+__all__ = ["percentile_normalise", "to_gray", "content_box", "unframed", "preprocess"]
+
+FRAME_SHARE = 0.8
+"""A uniform frame is cut off only when the picture inside it covers less than this share of the image (a film
+letterboxed on a wide screen capture); the few-pixel margins of ordinary films stay, as the classifier learnt them."""
 
 
 def percentile_normalise(gray: np.ndarray, low: float = 0.5, high: float = 99.5) -> np.ndarray:
@@ -35,6 +39,36 @@ def to_gray(img: np.ndarray) -> np.ndarray:
     if a.ndim != 2:
         raise ValueError(f"expected an (H, W) or (H, W, C) image, got shape {a.shape}")
     return a.astype(np.float32)
+
+
+def content_box(image: np.ndarray, tol: int = 10) -> tuple[int, int, int, int]:
+    """``(x0, y0, x1, y1)`` of the picture without its uniform border rows and columns (rows / columns varying by at
+    most ``tol`` grey levels, JPEG ringing allowed); the whole image when it is uniform throughout."""
+    g = image.mean(axis=2) if image.ndim == 3 else image.astype(np.float32)
+    h, w = g.shape
+    row_flat = (g.max(axis=1) - g.min(axis=1)) <= tol
+    col_flat = (g.max(axis=0) - g.min(axis=0)) <= tol
+
+    def inner(flat: np.ndarray) -> tuple[int, int]:
+        idx = np.flatnonzero(~flat)
+        return (int(idx[0]), int(idx[-1]) + 1) if idx.size else (0, flat.size)
+
+    y0, y1 = inner(row_flat)
+    x0, x1 = inner(col_flat)
+    if y1 - y0 < 2 or x1 - x0 < 2:
+        return 0, 0, w, h
+    return x0, y0, x1, y1
+
+
+def unframed(img: np.ndarray) -> tuple[np.ndarray, tuple[int, int, int, int] | None]:
+    """The film without a wide uniform frame (a letterboxed screen capture: the picture covers less than
+    ``FRAME_SHARE`` of the image), and the box it was cut from (None: the image as it is).  A 16:9 capture with
+    the film in the middle had been squeezed into the classifier's square input and read as no film it knew."""
+    h, w = img.shape[:2]
+    x0, y0, x1, y1 = content_box(percentile_normalise(to_gray(img)) * 255)
+    if (x1 - x0) * (y1 - y0) >= FRAME_SHARE * h * w:
+        return img, None
+    return img[y0:y1, x0:x1], (x0, y0, x1, y1)
 
 
 def preprocess(rgb: np.ndarray, size: int, in_channels: int, mean: list[float], std: list[float],

@@ -398,3 +398,26 @@ def test_group_spread_skips_a_group_without_normals() -> None:
     out = group_spread(probs, y, ["normal", "bacterial_pneumonia", "viral_pneumonia"], names, 0.5, 5)
     assert out["spread"]["specificity"]["mean"] == 1.0  # groups with no normal film do not count as 0
     assert out["spread"]["accuracy"]["mean"] == 1.0 and out["spread"]["accuracy"]["sd"] == 0.0
+
+
+@needs_data
+@needs_weights
+def test_a_letterboxed_film_is_read_as_the_film(classifier) -> None:
+    """A film in the middle of a 16:9 black screen capture had been squeezed into the square input and withheld by the
+    whole-film check on 95 % of shifted films; a frame covering over 20 % of the image is now cut off first, and the
+    saliency map is placed back on the whole image."""
+    import cv2
+
+    from experts.imaging import StudyImage
+
+    assert classifier.crop_check is not None  # the bundled model's whole-film check, also when named by its path
+    film = cv2.imread(str(KERMANY / "NORMAL" / "NORMAL2-IM-1341-0001.jpeg"))[..., ::-1].copy()
+    h, w = film.shape[:2]
+    pad = (round(h * 16 / 9) - w) // 2
+    boxed = cv2.copyMakeBorder(film, 0, 0, pad, pad, cv2.BORDER_CONSTANT, value=0)
+    a = classifier.predict(StudyImage.from_pixels(film, source="film.png"))
+    b = classifier.predict(StudyImage.from_pixels(boxed, source="boxed.png"), explain=True)
+    assert not b.uncertain and b.label == a.label == "normal"
+    assert abs(b.probabilities["normal"] - a.probabilities["normal"]) < 1e-4
+    assert "uniform frame around the film was cut off" in b.provenance.note
+    assert b.saliency.shape == boxed.shape[:2] and b.saliency[:, : pad - 1].max() == 0

@@ -165,17 +165,10 @@ def _soft(g: np.ndarray) -> np.ndarray:
 
 
 def _site(g: np.ndarray) -> dict[str, np.ndarray]:
-    import cv2
+    """The fixed site-like changes of ``training/cxr_ood.py`` (gamma, contrast, blur, JPEG 15, scale + pad), in grey."""
+    from training.cxr_ood import _site as site_rgb
 
-    f = g.astype(np.float32) / 255
-    out = {"gamma0.6": f ** 0.6, "gamma1.6": f ** 1.6, "low_contrast": 0.3 + 0.4 * f,
-           "blur": cv2.GaussianBlur(f, (0, 0), 2.0)}
-    out = {k: np.clip(v * 255, 0, 255).astype(np.uint8) for k, v in out.items()}
-    ok, buf = cv2.imencode(".jpg", g, [cv2.IMWRITE_JPEG_QUALITY, 15])
-    out["jpeg15"] = cv2.imdecode(buf, cv2.IMREAD_GRAYSCALE)
-    out["scale0.9_pad"] = cv2.copyMakeBorder(cv2.resize(g, None, fx=0.9, fy=0.9), 12, 12, 12, 12,
-                                             cv2.BORDER_CONSTANT, value=0)
-    return out
+    return {k: v[..., 0] for k, v in site_rgb(np.repeat(g[..., None], 3, axis=2), np.random.default_rng(0)).items()}
 
 
 def _threshold(p: np.ndarray, max_flag: float) -> float:

@@ -28,30 +28,11 @@ from typing import Any
 import numpy as np
 
 from experts.cxr_decision import margin
+from experts.cxr_preprocess import content_box
 from training.cxr_ood import _classifier, _embed, _read, views_of
 
 __all__ = ["main", "content_box", "lung_share"]
 
-_TOL = 10  # grey levels a border row may vary (JPEG ringing) and still count as uniform
-
-
-def content_box(image: np.ndarray, tol: int = _TOL) -> tuple[int, int, int, int]:
-    """``(x0, y0, x1, y1)`` of the picture without its uniform border rows and columns (the whole image when it is
-    uniform throughout)."""
-    g = image.mean(axis=2) if image.ndim == 3 else image.astype(np.float32)
-    h, w = g.shape
-    row_flat = (g.max(axis=1) - g.min(axis=1)) <= tol
-    col_flat = (g.max(axis=0) - g.min(axis=0)) <= tol
-
-    def inner(flat: np.ndarray) -> tuple[int, int]:
-        idx = np.flatnonzero(~flat)
-        return (int(idx[0]), int(idx[-1]) + 1) if idx.size else (0, flat.size)
-
-    y0, y1 = inner(row_flat)
-    x0, x1 = inner(col_flat)
-    if y1 - y0 < 2 or x1 - x0 < 2:
-        return 0, 0, w, h
-    return x0, y0, x1, y1
 
 
 def lung_share(image: np.ndarray, lung_mask: np.ndarray | None) -> float:
@@ -61,7 +42,6 @@ def lung_share(image: np.ndarray, lung_mask: np.ndarray | None) -> float:
     x0, y0, x1, y1 = content_box(image)
     inner = lung_mask[y0:y1, x0:x1]
     return float(inner.mean()) if inner.size else 0.0
-
 
 
 def _share(flags: np.ndarray) -> float:
