@@ -44,6 +44,7 @@ from tools.settings import OslerSettings
 
 from .gate_deep import DEEP_VERSION, DeepEmbedder
 from .gate_features import FEATURE_DIM, FEATURE_VERSION, gate_features
+from .cxr_preprocess import unframed
 from .imaging import StudyImage
 from .input_floors import (COPIES_NCC, MIN_JPEG_QUALITY_BY_KIND, MIN_SIDE, MIN_SIDE_BY_KIND, copies,  # noqa: F401
                            too_compressed, too_small)
@@ -262,6 +263,7 @@ class ModalityGate:
         pixel_label = max(pixel, key=pixel.__getitem__)
         kind = kind_from_dicom(tags)
         doubt: str | None = None
+        seen = image.pixels  # what the verdict read: the picture inside a wide uniform frame when it came from there
         if kind is not None:
             source = "dicom"
             rest = (1.0 - TAG_CONFIDENCE) / (len(IMAGE_KINDS) - 1)
@@ -281,12 +283,19 @@ class ModalityGate:
                 probs = pixel
                 note = "decided by pixels (colour/texture model)"
             doubt = self.doubt(probs, dist)
+            if doubt is not None and allowed is None:  # a picture letterboxed in a wide uniform frame: read inside it
+                inner, box = unframed(image.pixels)
+                if box is not None:
+                    p2, d2 = self.pixel_verdict(inner)
+                    if self.doubt(p2, d2) is None:
+                        probs, dist, doubt, seen = p2, d2, None, inner
+                        note = (f"decided by pixels (colour/texture model) on the picture inside a uniform frame "
+                                f"({box[2] - box[0]}x{box[3] - box[1]} px at x {box[0]}, y {box[1]})")
         label = max(probs, key=probs.__getitem__)
         if label != "other" and doubt is None:
-            doubt = (too_small(image.pixels, label) or too_compressed(image.meta.jpeg_quality, label)
-                     or copies(image.pixels))
+            doubt = (too_small(seen, label) or too_compressed(image.meta.jpeg_quality, label) or copies(seen))
         if label == "chest_xray" and doubt is None:
-            doubt = self.turned(image.pixels, dist["chest_xray"][0])
+            doubt = self.turned(seen, dist["chest_xray"][0])
         if doubt:
             note += f"; not trusted: {doubt}"
         note += f"; MobileNetV2 embedding on {self._embedder.runtime}"

@@ -3,6 +3,8 @@ is now refused (or withheld with the reason), and the ordinary image next to it 
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -463,3 +465,23 @@ def test_two_different_chest_films_in_one_image_get_no_pneumonia_class(assistant
     session.load("current", path)
     r = assistant.ask(session, "Does this film show pneumonia?")
     assert r.label == "uncertain" and "I do not read this image for pneumonia" in r.answer, r.answer
+
+
+@pytest.mark.usefixtures("one_torch_thread")
+def test_a_film_letterboxed_on_a_wide_screen_capture_is_read(assistant, data_dir, tmp_path):
+    """A whole film in the middle of a black 16:9 capture had been refused by the gate ('most like a CT or MR
+    slice') and, past it, squeezed into the classifier's square input.  The gate now reads a refused image once more
+    inside a wide uniform frame, and the classifier cuts the frame off: the film gets the film's answer."""
+    import cv2
+
+    film = cv2.imread(str(data_dir / "kermany_cxr/train/NORMAL/IM-0115-0001.jpeg"))[..., ::-1]
+    h, w = film.shape[:2]
+    pad = (round(h * 16 / 9) - w) // 2
+    path = tmp_path / "boxed.png"
+    _save(cv2.copyMakeBorder(film, 0, 0, pad, pad, cv2.BORDER_CONSTANT, value=0), path)
+    session = assistant.new_session()
+    session.load("current", path)
+    r = assistant.ask(session, "Is there pneumonia?")
+    assert r.answer.startswith("No.") and r.label == "no", r.answer
+    gate = next(c for c in r.tool_calls if c.name == "image_info")
+    assert "inside a uniform frame" in json.dumps(gate.result, default=str), gate.result
