@@ -42,9 +42,9 @@ from tools.errors import ExpertUnavailableError
 from tools.kinds import IMAGE_KINDS
 from tools.settings import OslerSettings
 
+from .cxr_preprocess import unframed
 from .gate_deep import DEEP_VERSION, DeepEmbedder
 from .gate_features import FEATURE_DIM, FEATURE_VERSION, gate_features
-from .cxr_preprocess import unframed
 from .imaging import StudyImage
 from .input_floors import (COPIES_NCC, MIN_JPEG_QUALITY_BY_KIND, MIN_SIDE, MIN_SIDE_BY_KIND, copies,  # noqa: F401
                            too_compressed, too_small)
