@@ -74,6 +74,10 @@ def _table(report: dict, labels: list[str]) -> str:
                      f"({dec['uncertain_rate']:.1%}); wrong {dec['wrong_n']}: flagged {dec['wrong_flagged']}, "
                      f"unflagged {dec['wrong_unflagged']}; right but flagged {dec['right_flagged']}; "
                      f"accuracy of unflagged {dec['accuracy_unflagged']:.4f}")
+        if wf := dec.get("whole_film_check"):
+            lines.append(f"whole-film check: withholds {wf['withheld']} (right {wf['withheld_right']}, wrong "
+                         f"{wf['withheld_wrong']}); accuracy counting them wrong "
+                         f"{wf['accuracy_withheld_counted_wrong']:.4f}")
     groups = report.get("groups")
     if groups:
         lines.append(f"{'patient group':<14}{'n':>6}{'acc':>8}{'sens':>8}{'spec':>8}")
@@ -99,7 +103,11 @@ def _bench_classifier(args: argparse.Namespace) -> dict:
     if args.hf_dir:
         clf = TransformersClassifier(Path(args.hf_dir), args.device)
     else:
-        clf = TorchvisionClassifier(Path(args.weights) if args.weights else bundled("cxr_classifier.pt"), args.device)
+        from experts.cxr_crop import CROP_WEIGHTS, CropCheck
+
+        crop = CropCheck(CROP_WEIGHTS) if CROP_WEIGHTS.is_file() else None  # dropped by load() on another model id
+        clf = TorchvisionClassifier(Path(args.weights) if args.weights else bundled("cxr_classifier.pt"), args.device,
+                                    crop_check=crop)
     clf.load()
     names: set[str] | None = None
     if args.file_list:
@@ -122,14 +130,19 @@ def _bench_classifier(args: argparse.Namespace) -> dict:
         raise OslerError(f"no images under {args.data} with labels among {list(clf.labels)}")
     y = np.asarray([lab for _, lab in items])
     report: dict
+    withheld = None  # the whole-film check's verdicts, when the classifier has one
     if isinstance(clf, TorchvisionClassifier):  # batched logits: fast, and ECE before temperature scaling
         import cv2
 
         X = np.stack([clf.input_for(site_perturbation(
             cv2.cvtColor(cv2.imread(str(p), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB), args.perturb)) for p, _ in items])
         t0 = time.perf_counter()
-        logits = np.concatenate([clf.logits(X[i:i + args.batch]) for i in range(0, len(X), args.batch)])
+        out = [clf.logits_and_features(X[i:i + args.batch]) for i in range(0, len(X), args.batch)]
         dt = time.perf_counter() - t0
+        logits = np.concatenate([z for z, _ in out])
+        feats = np.concatenate([f for _, f in out])
+        withheld = (np.array([clf.crop_check.check(f).flagged for f in feats]) if clf.crop_check is not None
+                    else None)  # the whole-film check (experts/cxr_crop.py): these films get no class
         probs = softmax(logits, clf.temperature)
         report = classification_report(probs, y, list(clf.labels))
         report.update({"ece_uncalibrated": ece(softmax(logits), y), "temperature": clf.temperature,
@@ -150,6 +163,12 @@ def _bench_classifier(args: argparse.Namespace) -> dict:
     if "normal" in clf.labels:
         labels = list(clf.labels)
         report["decision"] = decision_report(probs, y, labels, threshold, band)
+        if isinstance(clf, TorchvisionClassifier) and withheld is not None:
+            right = ((1.0 - probs[:, labels.index("normal")]) >= threshold) == (y != labels.index("normal"))
+            report["decision"]["whole_film_check"] = {
+                "withheld": int(withheld.sum()), "withheld_right": int((withheld & right).sum()),
+                "withheld_wrong": int((withheld & ~right).sum()),
+                "accuracy_withheld_counted_wrong": float((right & ~withheld).mean())}
         names_list = [p.name for p, _ in items]
         if len({patient_id(n) for n in names_list}) >= 2 * args.groups > 0:
             report["groups"] = group_spread(probs, y, labels, names_list, threshold, args.groups)
