@@ -3,10 +3,8 @@
 :class:`LiveEngine` owns a :class:`~voice.video.LatestFrameReader`, a detection thread and one
 :class:`~agent.session.Session`:
 
-* the detection thread runs the polyp detector (``detect:polyp`` of the expert pool, called directly:
-  no planner per frame) on the latest frame at most ``rate_hz`` times a second, smooths the boxes
-  (:class:`~voice.live_smooth.DetectionSmoother`) and records each run in the timeline (frame index,
-  frame time, raw and smoothed boxes, detector ms, frame-to-result latency);
+* the detection thread (:class:`voice.live_detect.LiveDetector`) runs the polyp detector on the latest frame at
+  most ``rate_hz`` times a second, smooths the boxes and records each run in the timeline;
 * :meth:`LiveEngine.snapshot` captures the moment a question ends: the frame on screen (the frozen
   one while frozen) and the smoothed tracks;
 * :meth:`LiveEngine.answer` answers a spoken or typed utterance about that snapshot.  Questions go to
@@ -25,7 +23,6 @@ What each command does is :mod:`voice.live_dispatch`; anything that is not a who
 from __future__ import annotations
 
 import collections
-import logging
 import threading
 import time
 from dataclasses import dataclass, field
@@ -38,26 +35,12 @@ from .answers import short_answer
 from .commands import Command
 from .live_commands import parse_live
 from .live_confirm import Proposal, Proposals, prompt
+from .live_detect import LiveDetector, LiveOptions
 from .live_dispatch import SORRY, dispatch
-from .live_smooth import DetectionSmoother, Track, draw_live
-from .live_stats import detection_stats
+from .live_smooth import Track, draw_live
 from .video import Frame, LatestFrameReader
 
 __all__ = ["LiveOptions", "Snapshot", "LiveEngine", "SORRY"]
-
-log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class LiveOptions:
-    rate_hz: float = 5.0  # detector runs per second at most
-    min_hits: int = 3  # detector runs a box must persist before it is shown and counted
-    max_missed: int = 2  # runs a confirmed box survives without a match
-    min_score: float | None = None  # detector threshold (None: the detector's default)
-    history_s: float = 130.0  # how far back "compare with N seconds ago" can reach
-    history_step_s: float = 0.2  # spacing of the frames kept for that
-    confirm_timeout_s: float = 20.0  # a proposal ("Did you mean ...?") not answered by then is dropped
-
 
 @dataclass
 class Snapshot:
@@ -83,115 +66,56 @@ class LiveEngine:
         self.out_dir = Path(out_dir) if out_dir else Path(settings.data_dir) / "live" / self.session.id
         (self.out_dir / "frames").mkdir(parents=True, exist_ok=True)
         self.voice = voice
-        self.smoother = DetectionSmoother(self.opt.min_hits, self.opt.max_missed)
-        self.detections: list[dict[str, Any]] = []  # one entry per detector run (the timeline)
+        self.loop = LiveDetector(self.assistant.pool, reader, self.opt)  # the detector on the latest frame, smoothed
         self.answers: list[dict[str, Any]] = []
         self._freeze_log: list[tuple[float, Snapshot | None]] = []  # (wall time said, held snapshot or None)
-        self.detector_backend: str | None = None
-        self._tracks: list[Track] = []
-        self._raw = np.zeros((0, 4))
-        self._det_index: int | None = None
-        self._history: collections.deque[Frame] = collections.deque()
         self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
         self._last_say = ""
         self._last_full: str | None = None
         self._last_frame: Frame | None = None  # the frame the last reply was about (repeat names it)
         self.proposals = Proposals(self.opt.confirm_timeout_s)  # confirmation on doubt (voice.live_confirm)
-        self.started_wall: float | None = None
-        self.detect_error: str | None = None
-        self.colourless_frames = 0  # frames the polyp detector skipped: no colour (TargetSpec.colour)
 
-    # ---- detection loop -----------------------------------------------------------------------------
+    # ---- detection loop (voice.live_detect) ------------------------------------------------------------
     def load(self) -> None:
         """Load the detector now (the first run would otherwise be slow)."""
-        detector = self.assistant.pool.detector("polyp")
-        self.detector_backend = f"{detector.backend} ({detector.why})"
+        self.loop.load()
 
     def start(self) -> None:
-        self.load()
-        if not self.reader.started:
-            self.reader.start()
-        self.started_wall = time.monotonic()
-        self._thread = threading.Thread(target=self._detect_loop, name="osler-live-detect", daemon=True)
-        self._thread.start()
+        self.loop.start()
 
     def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=10)
-        self.reader.stop()
+        self.loop.stop()
 
     def wait(self, timeout: float | None = None) -> None:
         """Until the source ends (a file) and the detector has caught up."""
-        self.reader.ended.wait(timeout)
-        if self._thread is not None:
-            self._thread.join(timeout=10)
+        self.loop.wait(timeout)
 
-    def _study(self, frame: Frame, role: str = "current") -> Any:
-        from experts.imaging import StudyImage
+    @property
+    def detections(self) -> list[dict[str, Any]]:
+        return self.loop.detections
 
-        return StudyImage.from_pixels(frame.rgb, source=f"frame-{frame.index:06d}.png", role=role)
+    @property
+    def detect_error(self) -> str | None:
+        return self.loop.detect_error
 
-    def _detect_loop(self) -> None:
-        detector = self.assistant.pool.detector("polyp")
-        period = 1.0 / self.opt.rate_hz if self.opt.rate_hz > 0 else 0.0
-        last = -1
-        while not self._stop.is_set():
-            t0 = time.monotonic()
-            frame = self.reader.take(after=last, timeout=0.5)
-            if frame is None:
-                if self.reader.ended.is_set():
-                    break
-                continue
-            last = frame.index
-            study = self._study(frame)
-            if study.colourless:  # a grey video: the detector reads colour; no boxes is not "no polyp"
-                if not self.colourless_frames:
-                    log.warning("live video frame %d has no colour: the polyp detector is paused", frame.index)
-                self.colourless_frames += 1
-                continue
-            try:
-                det = detector.predict(study, min_score=self.opt.min_score)
-            except Exception as exc:  # a failing detector stops the overlay, not the session
-                self.detect_error = f"{type(exc).__name__}: {exc}"
-                log.warning("live detector failed: %s", self.detect_error)
-                break
-            det_ms = (time.monotonic() - t0) * 1000
-            with self._lock:
-                tracks = self.smoother.update(det.boxes, det.scores, frame.index)
-                self._tracks = [Track(t.id, t.box.copy(), t.score, t.hits, t.missed, t.first_index, t.last_index)
-                                for t in tracks]
-                self._raw = det.boxes.copy()
-                self._det_index = frame.index
-                if not self._history or frame.time_s - self._history[-1].time_s >= self.opt.history_step_s:
-                    self._history.append(frame)
-                while self._history and frame.time_s - self._history[0].time_s > self.opt.history_s:
-                    self._history.popleft()
-                self.detections.append({
-                    "frame_index": frame.index, "frame_time": round(frame.time_s, 3),
-                    "boxes": [[round(float(v), 1) for v in b] for b in det.boxes],
-                    "scores": [round(float(s), 3) for s in det.scores],
-                    "smoothed": [t.as_dict() for t in self._tracks],
-                    "detector_ms": round(det_ms, 1),
-                    "latency_ms": round((time.monotonic() - frame.wall) * 1000, 1),
-                    "wall_s": round(time.monotonic() - (self.started_wall or t0), 3),
-                })
-            wait = period - (time.monotonic() - t0)
-            if wait > 0:
-                self._stop.wait(wait)
+    @property
+    def colourless_frames(self) -> int:
+        return self.loop.colourless_frames
+
+    @property
+    def _history(self) -> collections.deque[Frame]:
+        return self.loop.history
 
     # ---- state --------------------------------------------------------------------------------------
     def snapshot(self) -> Snapshot | None:
         """The moment an utterance ends: the latest frame and the smoothed tracks.  Whether the screen
         was frozen then is decided when it is answered (:meth:`resolve`): a freeze said earlier may still
         be in recognition."""
-        with self._lock:
-            frame = self.reader.peek()
-            if frame is None:
-                return None
-            return Snapshot(frame, list(self._tracks), False, det_frame_index=self._det_index)
+        frame = self.reader.peek()
+        if frame is None:
+            return None
+        tracks, det_index = self.loop.current()
+        return Snapshot(frame, tracks, False, det_frame_index=det_index)
 
     def resolve(self, snap: Snapshot) -> Snapshot:
         """``snap`` as the screen showed it at ``snap.wall``: the held frame when the last freeze said
@@ -219,27 +143,16 @@ class LiveEngine:
         fps = self.detection_stats().get("detections_per_s") or 0.0
         status = (f"FROZEN #{snap.frame.index} {snap.frame.time_s:.1f}s" if snap.frozen
                   else f"LIVE #{snap.frame.index} {snap.frame.time_s:.1f}s  det {fps:.1f}/s")
-        with self._lock:
-            raw = None if snap.frozen else self._raw.copy()
+        raw = None if snap.frozen else self.loop.raw()
         return draw_live(snap.frame.rgb, snap.tracks, status, raw, frozen=snap.frozen)
 
     def frame_before(self, t: float) -> Frame | None:
-        """The kept frame closest to source time ``t`` (None when the video is younger than that)."""
-        with self._lock:
-            frames = list(self._history)
-        if not frames or t < frames[0].time_s - self.opt.history_step_s:
-            return None
-        best = min(frames, key=lambda f: abs(f.time_s - t))
-        # a gap in the kept frames (the detector paused on colourless frames, or stopped): the nearest frame may
-        # be far from t; comparing with it would answer "N seconds ago" about another moment
-        if abs(best.time_s - t) > max(1.0, 3 * self.opt.history_step_s):
-            return None
-        return best
+        """The kept frame closest to source time ``t`` (None when the video is younger than that or the kept
+        frames have a gap there)."""
+        return self.loop.frame_before(t)
 
     def detection_stats(self) -> dict[str, Any]:
-        with self._lock:
-            d = list(self.detections)
-        return detection_stats(d, self.reader.stats, self.detector_backend, self.colourless_frames)
+        return self.loop.stats()
 
     # ---- answering ----------------------------------------------------------------------------------
     def _save_frame(self, frame: Frame, tag: str = "") -> Path:
@@ -389,4 +302,4 @@ class LiveEngine:
         stats = self.detection_stats()
         with self._lock:
             return {"source": str(self.reader.source), "options": dict(self.opt.__dict__), "session": self.session.id,
-                    "detection_stats": stats, "detections": list(self.detections), "answers": list(self.answers)}
+                    "detection_stats": stats, "detections": self.loop.timeline(), "answers": list(self.answers)}
