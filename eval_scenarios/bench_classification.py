@@ -103,11 +103,10 @@ def _bench_classifier(args: argparse.Namespace) -> dict:
     if args.hf_dir:
         clf = TransformersClassifier(Path(args.hf_dir), args.device)
     else:
-        from experts.cxr_crop import CROP_WEIGHTS, CropCheck
+        from experts.cxr_crop import bundled_check
 
-        crop = CropCheck(CROP_WEIGHTS) if CROP_WEIGHTS.is_file() else None  # dropped by load() on another model id
         clf = TorchvisionClassifier(Path(args.weights) if args.weights else bundled("cxr_classifier.pt"), args.device,
-                                    crop_check=crop)
+                                    crop_check=bundled_check())
     clf.load()
     names: set[str] | None = None
     if args.file_list:

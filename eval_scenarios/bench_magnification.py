@@ -39,29 +39,19 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--limit", type=int, default=None)
     p.add_argument("--json", action="store_true")
     args = p.parse_args(argv)
-    from experts.imaging import StudyImage, load_image
+    from experts.imaging import StudyImage
     from experts.registry import ExpertPool
     from tools.settings import OslerSettings
 
-    from .bench_min_size import _smears
-    from .ground_truth import voc_counts
+    from .bench_min_size import unseen_smears
 
     settings = OslerSettings()
     root = Path(args.data_root or settings.shared_data)
     t0 = time.perf_counter()
-    _, _, backend = _smears(root, settings)  # the unseen list, as bench min-size reads it
-    import torch
-
-    from experts.yolo_detector import build_blood
-
-    yolo = build_blood(settings.model_copy(update={"device": "cpu", "expert_runtime": "torch"}))
-    yolo.load()
-    ckpt = torch.load(str(yolo.weights), map_location="cpu", weights_only=True)
-    unseen = sorted(Path(n).stem for n in (ckpt.get("train") or {}).get("val", []))[:args.limit]
     det = ExpertPool(settings).detector("blood_cells")
+    backend = f"{det.backend} ({det.why})"
     ruler = det.expert.ruler
-    items = [(load_image(root / "bccd" / "images" / f"{n}.jpg").pixels,
-              voc_counts(root / "bccd" / "annotations" / f"{n}.xml")) for n in unseen]
+    items = unseen_smears(root, settings, args.limit)
     runs = [(float(s), True) for s in args.scales.split(",")] + [
         (float(s), False) for s in args.without.split(",") if s.strip()]
     out: dict[str, Any] = {"smears": len(items), "backend": backend, "ruler": {

@@ -64,23 +64,29 @@ def _rates(items: list[tuple[np.ndarray, int]], count: Callable[[Any], int], siz
     return full, {s: float(np.mean([count(_study(shrink(rgb, s))) == n for rgb, n in items])) for s in sizes}
 
 
-def _smears(root: Path, settings: Any) -> tuple[list[tuple[np.ndarray, int]], Callable[[Any], int], str]:
+def unseen_smears(root: Path, settings: Any, limit: int | None = None) -> list[tuple[np.ndarray, dict[str, int]]]:
+    """The smears the bundled blood-cell YOLO never trained on (the validation list its ``.pt`` records), with their
+    annotated counts per class."""
     import torch
 
     from experts.imaging import load_image
-    from experts.registry import ExpertPool
+    from experts.yolo_detector import build_blood
 
     from .ground_truth import voc_counts
-
-    det = ExpertPool(settings).detector("blood_cells")
-    from experts.yolo_detector import build_blood
 
     yolo = build_blood(settings.model_copy(update={"device": "cpu", "expert_runtime": "torch"}))  # the .pt records
     yolo.load()  # (makes the checkpoint's classes loadable, as in bench_counts_cv)
     ckpt = torch.load(str(yolo.weights), map_location="cpu", weights_only=True)  # its recorded validation list
-    unseen = sorted(Path(n).stem for n in (ckpt.get("train") or {}).get("val", []))
-    items = [(load_image(root / "bccd" / "images" / f"{n}.jpg").pixels,
-              voc_counts(root / "bccd" / "annotations" / f"{n}.xml").get("WBC", 0)) for n in unseen]
+    unseen = sorted(Path(n).stem for n in (ckpt.get("train") or {}).get("val", []))[:limit]
+    return [(load_image(root / "bccd" / "images" / f"{n}.jpg").pixels,
+             voc_counts(root / "bccd" / "annotations" / f"{n}.xml")) for n in unseen]
+
+
+def _smears(root: Path, settings: Any) -> tuple[list[tuple[np.ndarray, int]], Callable[[Any], int], str]:
+    from experts.registry import ExpertPool
+
+    det = ExpertPool(settings).detector("blood_cells")
+    items = [(rgb, gt.get("WBC", 0)) for rgb, gt in unseen_smears(root, settings)]
 
     def count(study: Any) -> int:
         d = det.predict(study)

@@ -25,15 +25,13 @@ from typing import Any, Callable
 
 import numpy as np
 
+from .bench_frame_quality import _gamma
+
 __all__ = ["CONDITIONS", "main"]
 
 
 def _offset(k: int) -> Callable[[np.ndarray], np.ndarray]:
     return lambda rgb: np.clip(rgb.astype(np.int16) + k, 0, 255).astype(np.uint8)
-
-
-def _gamma(g: float) -> Callable[[np.ndarray], np.ndarray]:
-    return lambda rgb: np.clip(255 * (rgb / 255.0) ** g, 0, 255).astype(np.uint8)
 
 
 def _contrast(c: float) -> Callable[[np.ndarray], np.ndarray]:
@@ -62,24 +60,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--limit", type=int, default=None)
     p.add_argument("--json", action="store_true")
     args = p.parse_args(argv)
-    import torch
-
     from experts.imaging import StudyImage, load_image
     from experts.registry import ExpertPool
     from experts.smear_tone import PLASMA_RANGE, smear_doubt, smear_stats
-    from experts.yolo_detector import build_blood
     from tools.settings import OslerSettings
 
-    from .ground_truth import voc_counts
+    from .bench_min_size import unseen_smears
 
     settings = OslerSettings()
     root = Path(args.data_root or settings.shared_data)
     bccd = root / "bccd"
     t0 = time.perf_counter()
-    yolo = build_blood(settings.model_copy(update={"device": "cpu", "expert_runtime": "torch"}))  # the .pt records
-    yolo.load()  # its validation list (makes the checkpoint's classes loadable, as in bench_counts_cv)
-    ckpt = torch.load(str(yolo.weights), map_location="cpu", weights_only=True)
-    unseen = sorted(Path(n).stem for n in (ckpt.get("train") or {}).get("val", []))[:args.limit]
     dev = (bccd / "split.txt").read_text().split()
     dev_tone, dev_flagged = [], 0
     for n in dev:
@@ -87,8 +78,7 @@ def main(argv: list[str] | None = None) -> int:
         dev_tone.append(smear_stats(rgb))
         dev_flagged += smear_doubt(rgb) is not None
     det = ExpertPool(settings).detector("blood_cells")
-    items = [(load_image(bccd / "images" / f"{n}.jpg").pixels, voc_counts(bccd / "annotations" / f"{n}.xml"))
-             for n in unseen]
+    items = unseen_smears(root, settings, args.limit)
     out: dict[str, Any] = {"smears": len(items), "backend": f"{det.backend} ({det.why})",
                            "plasma_limits": list(PLASMA_RANGE),
                            "development": {"smears": len(dev), "flagged": dev_flagged,

@@ -91,6 +91,7 @@ class TorchvisionClassifier:
         self.labels: tuple[str, ...] = DEFAULT_LABELS  # replaced by the checkpoint's labels in load()
         self.model_id = f"torchvision:{self.weights.name}"
         self._net: Any = None
+        self._head: Any = None
         self._ckpt: dict[str, Any] = {}
         self._sha: str | None = None
         self._device = "cpu"
@@ -113,6 +114,7 @@ class TorchvisionClassifier:
             ) from exc
         self._device = resolve_device(self.device_setting)
         self._net = net.eval().to(self._device)
+        self._head = [m for m in net.modules() if isinstance(m, torch.nn.Linear)][-1]  # its input: the pooled features
         self._ckpt = {k: v for k, v in ckpt.items() if k != "state_dict"}
         self._sha = sha256_of(self.weights)
         self.labels = ckpt["labels"]
@@ -131,9 +133,8 @@ class TorchvisionClassifier:
         import torch
 
         self.load()
-        head = [m for m in self._net.modules() if isinstance(m, torch.nn.Linear)][-1]
         seen: list[torch.Tensor] = []
-        hook = head.register_forward_hook(lambda _m, inp, _out: seen.append(inp[0].detach().float()))
+        hook = self._head.register_forward_hook(lambda _m, inp, _out: seen.append(inp[0].detach().float()))
         try:
             with torch.inference_mode():
                 x = torch.from_numpy(batch).to(self._device)
@@ -325,11 +326,9 @@ def build_torchvision(settings: OslerSettings) -> TorchvisionClassifier:
     path = _torchvision_weights(settings)
     if path is None:
         raise ExpertUnavailableError(f"no chest X-ray classifier weights: set {_SETTING}")
-    from .cxr_crop import CROP_WEIGHTS, CropCheck
+    from .cxr_crop import bundled_check
 
-    # the whole-film check of the bundled model; load() drops it beside a checkpoint with another model id
-    crop = CropCheck(CROP_WEIGHTS) if CROP_WEIGHTS.is_file() else None
-    return TorchvisionClassifier(path, settings.device, crop_check=crop)
+    return TorchvisionClassifier(path, settings.device, crop_check=bundled_check())
 
 
 def check_transformers(settings: OslerSettings) -> str | None:

@@ -18,7 +18,7 @@ import numpy as np
 
 from .catalogue import WEIGHTS_DIR
 
-__all__ = ["CROP_WEIGHTS", "PartVerdict", "CropCheck"]
+__all__ = ["CROP_WEIGHTS", "PartVerdict", "CropCheck", "bundled_check"]
 
 CROP_WEIGHTS = WEIGHTS_DIR / "cxr_crop.npz"
 
@@ -54,3 +54,8 @@ class CropCheck:
         z = float(((np.asarray(features, np.float64) - self._w["mu"]) / self._w["sd"]) @ self._w["coef"]
                   + float(self._w["intercept"]))
         return PartVerdict(p_part=1.0 / (1.0 + np.exp(-z)), threshold=self.threshold)
+
+
+def bundled_check() -> CropCheck | None:
+    """The shipped check (None when its file is missing); a classifier drops it on load when its model id differs."""
+    return CropCheck(CROP_WEIGHTS) if CROP_WEIGHTS.is_file() else None

@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from experts.cxr_decision import margin
-from training.cxr_adult import fit, score
+from training.cxr_adult import _threshold, fit, score
 from training.cxr_ood import _classifier, _embed, _read, views_of
 
 __all__ = ["main"]
@@ -121,8 +121,7 @@ def main(argv: list[str] | None = None) -> int:
     model = fit(x, y, args.c)
     f_val, _ = _embed(clf, [_read(files[n]) for n in val])
     p_val = score(model, f_val)
-    k = int(np.floor(args.max_flag * len(p_val)))
-    thr = float(np.nextafter(np.sort(p_val)[::-1][k], 1.0))
+    thr = _threshold(p_val, args.max_flag)
     sub = [shifted[i] for i in sorted(rng.choice(len(shifted), min(args.report_n, len(shifted)), replace=False))]
     f_sh, p_sh = _embed(clf, [_read(files[n]) for n in shifted])
     whole_p = dict(zip(shifted, p_sh))
