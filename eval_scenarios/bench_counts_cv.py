@@ -199,6 +199,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-yolo", action="store_true", help="classical counter only (no torch needed)")
     ap.add_argument("--limit", type=int, help="only the first N smears of split.txt")
     ap.add_argument("--data-root", type=Path, help="default: settings.shared_data (../shared/data)")
+    ap.add_argument("--labels", choices=["as-labelled", "audited"], default="as-labelled",
+                    help="audited: the WBC corrections of eval_scenarios/bccd_wbc_audit.json (2 of the 58 unseen smears)")
     ap.add_argument("--json", action="store_true", help="print only the JSON object")
     args = ap.parse_args(list(sys.argv[1:] if argv is None else argv))
     from tools.settings import OslerSettings
@@ -219,11 +221,13 @@ def main(argv: list[str] | None = None) -> int:
         unseen = {Path(n).stem for n in (ckpt.get("train") or {}).get("val", [])}
         if not unseen:
             print(f"note: {yolo.weights.name} records no validation list: the YOLO is not scored", file=sys.stderr)
-    smears = load_smears(root, yolo, unseen, args.limit)
+    smears = load_smears(root, yolo, unseen, args.limit, labels=args.labels)
     schemes = ["image", "batch"] if args.scheme == "both" else [args.scheme]
-    res = {"backend_models": {"opencv": "hsv-cc-v2", "yolo": getattr(yolo, "model_id", None)},
+    res = {"backend_models": {"opencv": "hsv-cc-v2", "yolo": getattr(yolo, "model_id", None)}, "labels": args.labels,
            "results": [run(smears, args.folds, s) for s in schemes], "seconds": time.perf_counter() - t0}
     if not args.json:
+        print(f"labels: {args.labels}" + (" (WBC corrections of eval_scenarios/bccd_wbc_audit.json)"
+                                          if args.labels == "audited" else " (the VOC files as annotated)"))
         for r in res["results"]:
             print(table(r))
             print()

@@ -48,8 +48,13 @@ def _grid(spec: dict[str, tuple]) -> list[dict[str, Any]]:
 
 
 def load_smears(data_root: Path, yolo: Any = None, yolo_unseen: set[str] | None = None,
-                limit: int | None = None) -> list[Smear]:
-    """Read the dev smears; ``yolo`` (a loaded detector) predicts at 0.05 on ``yolo_unseen`` stems only."""
+                limit: int | None = None, labels: str = "as-labelled") -> list[Smear]:
+    """Read the dev smears; ``yolo`` (a loaded detector) predicts at 0.05 on ``yolo_unseen`` stems only.
+
+    ``labels="audited"`` applies the WBC corrections of :mod:`eval_scenarios.bccd_audit` (the smears
+    it reviewed are the YOLO's unseen ones; every other count stays as annotated)."""
+    if labels not in ("as-labelled", "audited"):
+        raise ValueError(f"labels must be 'as-labelled' or 'audited', not {labels!r}")
     from experts.blood_opencv import stain_components
     from experts.imaging import load_image
 
@@ -62,7 +67,12 @@ def load_smears(data_root: Path, yolo: Any = None, yolo_unseen: set[str] | None 
         img = load_image(bccd / "images" / f"{name}.jpg")
         truth = voc_counts(bccd / "annotations" / f"{name}.xml")
         comps = {k: stain_components(img.pixels, k) for k in WBC_GRID["close_px"]}
-        s = Smear(name, {c: int(truth.get(c, 0)) for c in CLASSES}, comps, img.pixels.shape[:2])
+        counts = {c: int(truth.get(c, 0)) for c in CLASSES}
+        if labels == "audited":
+            from .bccd_audit import audited_counts
+
+            counts = audited_counts(name, counts)
+        s = Smear(name, counts, comps, img.pixels.shape[:2])
         if yolo is not None and yolo_unseen is not None and name in yolo_unseen:
             s.yolo = yolo.predict(img, min_score=0.05)
         out.append(s)
