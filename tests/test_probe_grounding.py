@@ -517,3 +517,28 @@ def test_findings_outside_the_first_term_list_need_a_result_that_names_them(find
     text = f"The image shows {finding} [{next(iter(res))}]."
     fixed, rep = _check(text, res)
     assert not rep.ok and fixed.answer != text
+
+
+@pytest.mark.parametrize("text", [
+    "There is a lesion [E2].", "The film shows a lesion [E2].", "A suspicious growth is seen [E2].",
+    "Lesions are present [E2].", "A suspicious area is seen [E2].", "This lesion needs review [E2]."])
+@pytest.mark.parametrize("results", [lambda: _classified("bacterial_pneumonia"), lambda: {"E2": _count(2)}],
+                         ids=["cxr", "smear"])
+def test_vague_finding_words_need_a_result_that_finds_a_lesion(text, results):
+    """Before: 'lesion', 'growth' and 'suspicious area' were in no term list, so 'There is a lesion [E2].' passed
+    beside a pneumonia classification or a white-cell count (session 16's list of open probes)."""
+    fixed, rep = _check(text, results())
+    assert not rep.ok and fixed.answer != text
+
+
+@pytest.mark.parametrize("text", ["The detector found 2 lesions [E1].", "Both growths were detected [E1].",
+                                  "Two polyps (lesions) were found [E1]."])
+def test_a_polyp_detection_backs_the_word_lesion(text):
+    fixed, rep = _check(text, _polyps(2))
+    assert rep.ok and fixed.answer == text
+
+
+def test_growth_as_a_trend_word_is_not_a_lesion_claim():
+    text = "The WBC count is 5 [E2]; no growth of concern."
+    fixed, rep = _check(text, {"E2": _count(5)})
+    assert rep.ok and fixed.answer == text

@@ -63,6 +63,11 @@ TERMS: tuple[Term, ...] = (
     _dx("necrosis", r"necros[ie]s|necrotic"), _dx("thrombus", r"thromb(?:us|i|osis|otic)|(?:blood )?clots?"),
     _dx("fungal infection", r"fung(?:us|i|al)"), _dx("foreign body", r"foreign bod(?:y|ies)"),
     _dx("injury", r"contusions?|lacerat\w*|bruis\w*"),
+    # a vague finding word: backed by a result that names a lesion Osler's tools find (a polyp), never by a
+    # classification or a count of cells ('a growth' as a noun; 'growth' alone is also a trend word)
+    _dx("lesion", r"lesions?|(?:an?|one|two|three|\d+) (?:\w+ )?growths?|growths|"
+                  r"(?:suspicious|abnormal|concerning) (?:areas?|regions?|spots?|patch(?:es)?)",
+        "lesion", "polyp", "adenoma", "mass", "nodule", "tumor"),
     _dx("organ enlargement", r"splenomegal\w*|hepatomegal\w*|ascites|enlarged (?:spleen|liver)"),
     # -- chest X-ray
     _dx("cardiomegaly", r"cardiomegaly|enlarged (?:heart|cardiac silhouette)|"
