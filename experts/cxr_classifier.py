@@ -210,7 +210,7 @@ class TorchvisionClassifier:
             part = self.crop_check.check(feats[0])
             notes.append(f"whole-film check {part.p_part:.2f} (a part of a film at >= {part.threshold:.2f})")
             if part.flagged:
-                decision = replace(decision, uncertain=True, reason=part.reason())
+                decision = replace(decision, uncertain=True, reason=part.reason(), kind="not_read")
         if explain:
             notes.append("saliency: Grad-CAM on the last conv block (approximate)")
         prov = Provenance(
@@ -221,6 +221,7 @@ class TorchvisionClassifier:
             probabilities=probs, calibrated=bool(c["calibrated"]), provenance=prov, saliency=saliency,
             decided_label=decision.label if decision else None, threshold=c["threshold"] if decision else None,
             uncertain=bool(decision and decision.uncertain), uncertain_reason=decision.reason if decision else None,
+            uncertain_kind=decision.kind if decision else None,
         )
 
 

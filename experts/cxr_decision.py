@@ -32,6 +32,7 @@ class Decision:
     margin: float  # log-odds distance to the threshold; positive = pneumonia side
     uncertain: bool
     reason: str | None
+    kind: str | None = None  # why it is uncertain: "close_call" (near the threshold) or "not_read" (not a whole film)
 
 
 def pneumonia_probability(probs: np.ndarray, labels: list[str] | tuple[str, ...]) -> np.ndarray:
@@ -64,7 +65,8 @@ def decide(probs: dict[str, float], threshold: float = 0.5, band: float = 0.0) -
     if uncertain:
         reason = (f"uncertain: P(pneumonia) {p:.2f} is close to the decision threshold {threshold:.2f} "
                   f"(log-odds margin {abs(m):.2f} < {band:.2f})")
-    return Decision(label=label, p_pneumonia=p, margin=m, uncertain=uncertain, reason=reason)
+    return Decision(label=label, p_pneumonia=p, margin=m, uncertain=uncertain, reason=reason,
+                    kind="close_call" if uncertain else None)
 
 
 def binary_metrics(p_pneumonia: np.ndarray, is_pneumonia: np.ndarray, threshold: float = 0.5) -> dict[str, float]:

@@ -105,6 +105,7 @@ class ClassProbabilities:
     threshold: float | None = None  # the CXR classifier: the P(pneumonia) threshold that decided
     uncertain: bool = False  # the CXR classifier: too close to the threshold to state a class
     uncertain_reason: str | None = None
+    uncertain_kind: str | None = None  # "close_call" or "not_read" (see tools.classification.ClassificationResult)
 
     @property
     def label(self) -> str:

@@ -276,6 +276,7 @@ def test_threshold_and_band_are_read_from_the_checkpoint(tmp_path: Path, band: f
         assert out.label == decide(out.probabilities, threshold, band).label
         assert out.uncertain is (band > 0)  # 100 log-odds covers every probability
         assert (out.uncertain_reason is not None) is out.uncertain
+        assert out.uncertain_kind == ("close_call" if out.uncertain else None)
         assert f"{threshold:.3f}" in (out.provenance.note or "")
         labels[threshold] = out.label
     assert labels[0.98] == "normal" and labels[0.02] != "normal"  # same probabilities, the threshold decides
@@ -365,6 +366,7 @@ def test_uncertain_result_is_answered_as_uncertain(tmp_path: Path, val_files) ->
     r = assistant.ask(session, "Is there pneumonia?")
     call = next(c for c in r.tool_calls if c.name == "classify")
     assert call.result["uncertain"] is True and call.result["uncertain_reason"]
+    assert call.result["uncertain_kind"] == "close_call"
     assert call.result["threshold"] == pytest.approx(ck["threshold"])
     assert r.answer.startswith("Uncertain.") and "states no class" in r.answer
     assert r.label == "uncertain"

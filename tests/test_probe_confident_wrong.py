@@ -448,6 +448,7 @@ def test_a_part_of_a_chest_film_gets_no_pneumonia_class(assistant, data_dir, tmp
         session.load("current", path)
         r = assistant.ask(session, "Does this film show pneumonia?")
         assert r.label == "uncertain" and "I do not read this image for pneumonia" in r.answer, r.answer
+        assert next(c for c in r.tool_calls if c.name == "classify").result["uncertain_kind"] == "not_read"
         assert "whole-film check" in r.answer and "pneumonia" not in r.answer.split(":", 1)[1], r.answer
 
 
@@ -485,3 +486,27 @@ def test_a_film_letterboxed_on_a_wide_screen_capture_is_read(assistant, data_dir
     assert r.answer.startswith("No.") and r.label == "no", r.answer
     gate = next(c for c in r.tool_calls if c.name == "image_info")
     assert "inside a uniform frame" in json.dumps(gate.result, default=str), gate.result
+
+
+def test_the_answer_reads_the_typed_uncertainty_kind_not_the_reason_wording():
+    """The built-in answer had told a withheld film from a close call by whether the reason's text said 'decision
+    threshold'; a reason worded otherwise turned a withheld film into a close call. It now reads ``uncertain_kind``."""
+    from agent.builtin.classify import _classify_uncertain
+    from agent.builtin.draft import Draft
+    from tools.classification import ClassificationResult
+    from tools.common import Provenance
+
+    prov = Provenance(expert="cxr", backend="torchvision", model="m", elapsed_ms=1.0)
+    p = {"normal": 0.45, "bacterial_pneumonia": 0.4, "viral_pneumonia": 0.15}
+
+    def draft(kind, reason):
+        r = ClassificationResult(evidence_id="E1", image="current", task="cxr_pneumonia", label="bacterial_pneumonia",
+                                 probabilities=p, calibrated=True, threshold=0.5, uncertain=True,
+                                 uncertain_reason=reason, uncertain_kind=kind, provenance=prov)
+        d = Draft()
+        _classify_uncertain(d, r, True, 0.55)
+        return " ".join(d.sentences)
+
+    assert "I do not read this image" in draft("not_read", "a part of a film (whole-film check 0.91)")
+    assert "I do not read this image" in draft("not_read", None)  # no reason text: still withheld, with a default
+    assert "close to its decision threshold" in draft("close_call", "P(pneumonia) 0.55, near the cut-off")

@@ -38,6 +38,10 @@ class ClassificationResult(Frozen):
                                                        "band around the threshold: report the probabilities, "
                                                        "not a class")
     uncertain_reason: str | None = Field(default=None, description="why the result is uncertain (one sentence)")
+    uncertain_kind: Literal["close_call", "not_read"] | None = Field(
+        default=None, description="close_call: P(pneumonia) is too near the threshold to state a class; not_read: "
+                                  "the image is not one the classifier reads (e.g. a part of a film), so its "
+                                  "probabilities are no answer at all; None when certain or not said")
     saliency: ArtifactRef | None = Field(default=None, description="approximate explanation (Grad-CAM), when asked")
     provenance: Provenance
 

@@ -203,5 +203,6 @@ def classify(session: Session, req: ClassifyRequest, eid: str) -> Classification
     return ClassificationResult(evidence_id=eid, image=req.image, task=req.task, label=out.label,
                                 probabilities=out.probabilities, calibrated=out.calibrated, saliency=saliency,
                                 threshold=out.threshold, uncertain=out.uncertain,
-                                uncertain_reason=out.uncertain_reason, provenance=prov)
+                                uncertain_reason=out.uncertain_reason,
+                                uncertain_kind=getattr(out, "uncertain_kind", None), provenance=prov)
 
