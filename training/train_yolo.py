@@ -74,7 +74,10 @@ def export_state(best: Path, out: Path, meta: dict) -> None:
 
     from experts.ultralytics_env import save_checkpoint
 
-    ckpt, _ = torch_safe_load(str(best), safe_only=True)
+    try:
+        ckpt, _ = torch_safe_load(str(best), safe_only=True)
+    except TypeError:  # a model with a TorchVision backbone layer (training/models/yolo11-mnv2.yaml) is outside the
+        ckpt, _ = torch_safe_load(str(best), safe_only=False)  # safe list; this file is the run's own output
     model = (ckpt.get("ema") or ckpt["model"]).float()
     names = model.names if isinstance(model.names, dict) else dict(enumerate(model.names))
     save_checkpoint(model, [names[i] for i in range(len(names))], meta["imgsz"], out, meta)
