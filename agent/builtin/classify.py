@@ -139,7 +139,8 @@ def _classify_uncertain(d: Draft, r: Any, yes_no: bool, pneu: float) -> None:
         d.yes_no = d.yes_no or "uncertain"
     d.label = d.label or "uncertain"
     if r.uncertain_kind == "not_read":  # not a close call: an image the classifier does not read
-        d.sentences.append(f"I do not read this image for pneumonia: {r.uncertain_reason or 'it is not a film the classifier reads'} [{eid}].")
+        why = r.uncertain_reason or "it is not a film the classifier reads"
+        d.sentences.append(f"I do not read this image for pneumonia: {why} [{eid}].")
         d.findings.append(Finding(text="not read: the image is not a film the classifier reads", evidence=[eid]))
         d.caveats.append("the classifier's probabilities for this image are in the tool trace, not to be read as an "
                          "answer")
