@@ -31,13 +31,17 @@ def load_audit(path: Path = AUDIT_PATH) -> dict[str, Any]:
     return json.loads(Path(path).read_text())
 
 
+@functools.lru_cache(maxsize=1)
+def _fixes() -> dict[str, dict[str, Any]]:
+    return {c["image"]: c for c in load_audit()["corrections"]}
+
+
 def audited_counts(name: str, counts: dict[str, int]) -> dict[str, int]:
     """``counts`` (class -> annotated count) with the audit's WBC correction for smear ``name`` applied.
 
     Raises ``ValueError`` when the annotation no longer holds the count the audit corrected (the data
     changed under the audit), so a stale audit is never applied silently."""
-    fixes = {c["image"]: c for c in load_audit()["corrections"]}
-    fix = fixes.get(name)
+    fix = _fixes().get(name)
     if fix is None:
         return dict(counts)
     if int(counts.get("WBC", 0)) != int(fix["wbc_labelled"]):

@@ -215,10 +215,9 @@ def main(argv: list[str] | None = None) -> int:
         yolo = build_blood(settings.model_copy(update={"device": "cpu", "expert_runtime": "torch"}))  # the .pt: its
         # validation list is in it (the default runtime would give the ONNX export, which records none)
         yolo.load()
-        import torch
+        from experts.ultralytics_env import validation_names
 
-        ckpt = torch.load(str(yolo.weights), map_location="cpu", weights_only=True)  # its recorded validation list
-        unseen = {Path(n).stem for n in (ckpt.get("train") or {}).get("val", [])}
+        unseen = set(validation_names(yolo.weights))  # the smears its checkpoint records as held out
         if not unseen:
             print(f"note: {yolo.weights.name} records no validation list: the YOLO is not scored", file=sys.stderr)
     smears = load_smears(root, yolo, unseen, args.limit, labels=args.labels)

@@ -67,17 +67,15 @@ def _rates(items: list[tuple[np.ndarray, int]], count: Callable[[Any], int], siz
 def unseen_smears(root: Path, settings: Any, limit: int | None = None) -> list[tuple[np.ndarray, dict[str, int]]]:
     """The smears the bundled blood-cell YOLO never trained on (the validation list its ``.pt`` records), with their
     annotated counts per class."""
-    import torch
-
     from experts.imaging import load_image
+    from experts.ultralytics_env import validation_names
     from experts.yolo_detector import build_blood
 
     from .ground_truth import voc_counts
 
     yolo = build_blood(settings.model_copy(update={"device": "cpu", "expert_runtime": "torch"}))  # the .pt records
     yolo.load()  # (makes the checkpoint's classes loadable, as in bench_counts_cv)
-    ckpt = torch.load(str(yolo.weights), map_location="cpu", weights_only=True)  # its recorded validation list
-    unseen = sorted(Path(n).stem for n in (ckpt.get("train") or {}).get("val", []))[:limit]
+    unseen = validation_names(yolo.weights)[:limit]  # the smears its checkpoint records as held out
     return [(load_image(root / "bccd" / "images" / f"{n}.jpg").pixels,
              voc_counts(root / "bccd" / "annotations" / f"{n}.xml")) for n in unseen]
 

@@ -36,7 +36,8 @@ from typing import Any, Sequence
 
 from tools.errors import ExpertUnavailableError
 
-__all__ = ["prepare_ultralytics", "default_config_dir", "FONT_NAMES", "FORMAT", "save_checkpoint", "read_checkpoint"]
+__all__ = ["prepare_ultralytics", "default_config_dir", "FONT_NAMES", "FORMAT", "save_checkpoint", "read_checkpoint",
+           "validation_names"]
 
 log = logging.getLogger(__name__)
 
@@ -170,3 +171,16 @@ def read_checkpoint(path: Path, setting: str) -> tuple[Any, list[str], int | Non
     args = ckpt.get("train_args") or getattr(model, "args", None) or {}
     imgsz = args.get("imgsz") if isinstance(args, dict) else None
     return model.float().eval(), [str(n) for n in names], int(imgsz) if isinstance(imgsz, int) else None, {}
+
+
+def validation_names(path: Path) -> list[str]:
+    """The file stems an ``osler-yolo-v1`` checkpoint records as held out from its training (``train["val"]``),
+    sorted; empty when it records none (an ONNX export or a foreign checkpoint)."""
+    import torch
+
+    try:
+        payload = torch.load(str(path), map_location="cpu", weights_only=True)
+    except Exception:  # noqa: BLE001 - not an osler state dict: nothing recorded
+        return []
+    val = ((payload.get("train") or {}).get("val") or []) if isinstance(payload, dict) else []
+    return sorted(Path(n).stem for n in val)

@@ -204,5 +204,5 @@ def classify(session: Session, req: ClassifyRequest, eid: str) -> Classification
                                 probabilities=out.probabilities, calibrated=out.calibrated, saliency=saliency,
                                 threshold=out.threshold, uncertain=out.uncertain,
                                 uncertain_reason=out.uncertain_reason,
-                                uncertain_kind=getattr(out, "uncertain_kind", None), provenance=prov)
+                                uncertain_kind=out.uncertain_kind, provenance=prov)
 
