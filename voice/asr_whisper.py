@@ -68,7 +68,6 @@ class WhisperRecognizer:
         self._tail = None
         self._tail_error: str | None = None
         self._model = None
-        self._enhance = None
         self._lock = threading.Lock()
         self.model_id = ""
 
@@ -96,15 +95,6 @@ class WhisperRecognizer:
                 self._load_spotter(d)
             if self.vs.whisper_grammar and self.vs.tail:
                 self._load_tail(d)
-            if self.vs.denoise == "deepfilter":  # a missing wheel fails here, at load, with the package to install
-                from .enhance import DeepFilter
-
-                self._enhance = DeepFilter()
-                try:
-                    self._enhance.load()
-                except Exception as exc:
-                    self._model, self._enhance = None, None
-                    raise ExpertFailedError(f"voice.denoise='deepfilter' cannot run: {exc}") from exc
             log.info("whisper loaded from %s in %.0f ms", d, (time.perf_counter() - t0) * 1000)
 
     def _load_spotter(self, d: Path) -> None:
@@ -146,8 +136,6 @@ class WhisperRecognizer:
         t0 = time.perf_counter()
         if self.vs.denoise == "stationary":
             audio = denoise(audio)
-        elif self.vs.denoise == "deepfilter":
-            audio = self._enhance(audio)
         with self._lock:
             hyps, ctx = self._decode(audio.samples)
         dropped: list[str] = []

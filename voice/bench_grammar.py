@@ -178,7 +178,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--cache", type=Path, help="speech cache folder (default: OUT/audio)")
     p.add_argument("--weights", type=Path, help="spot / tail: another weights file (default: the shipped one)")
     p.add_argument("--conditions", help="e.g. clean,pink10,babble10 (default: clean, pink 10 and 5 dB, babble 10 dB)")
-    p.add_argument("--denoise", choices=["off", "stationary", "deepfilter"], help="noise suppression before recognition "
+    p.add_argument("--denoise", choices=["off", "stationary"], help="noise suppression before recognition "
                    "(default: the setting voice.denoise)")
     args = p.parse_args(argv)
     from tools.entrypoints import make_settings, offline_environment
