@@ -269,3 +269,24 @@ def test_denoise_setting_filters_steady_noise_and_says_so(tmp_path):
     rec = build_recognizer(s, vs, "whisper")
     t = rec.transcribe(noisy)
     assert t.extra.get("denoise") == "stationary" and "white" in t.text.lower()
+
+
+@pytest.mark.parametrize("said, intent, slots", [
+    ("Osler, do you see a polyp?", "detect_polyp", {}),
+    ("Osler, could you tell me how many white cells are visible?", "count", {"count_target": "white cells"}),
+    ("Osler, compare with the old image.", "compare", {}),
+])
+def test_natural_phrasings_are_heard_as_their_command(tmp_path, recognizer, said, intent, slots):
+    """Phrasings beyond the first of each command (added 2026-12-03), spoken by espeak-ng, go through the whole
+    recogniser (free decoding, grammar check, command spotter) and the strict parser to the right command."""
+    from voice.audio import prepare, read_audio
+    from voice.commands import parse_command
+    from voice.config import voice_settings
+    from voice.activation import gate
+
+    audio = prepare(read_audio(speak(tmp_path / "q.wav", said)), voice_settings(recognizer.settings))
+    tr = recognizer.transcribe(audio)
+    g = gate(tr.text, "ptt")
+    cmd = parse_command(g.text)
+    assert cmd is not None, (tr.text, tr.extra.get("grammar"), tr.extra.get("spotter"))
+    assert (cmd.intent, cmd.slots) == (intent, slots)

@@ -70,6 +70,23 @@ def test_every_grammar_sentence_is_a_whole_command_with_its_meaning():
     assert {m[0] for _s, m in sents} == {spec.intent for spec in LIVE_SET}
 
 
+def test_natural_phrasings_do_not_replace_the_commands_representatives():
+    """A phrasing added in CommandSpec.more ("measure it", shorter than "how big is it") is scored only when Whisper
+    heard something near it; the two phrasings that stand for each command in the check stay those of its first
+    rule (when they changed, a babble clip's runner-up fell and a wrong "no" passed the margin)."""
+    from voice.asr_grammar import spoken_form
+
+    primary = {s for s, _m in grammar_sentences(LIVE_SET, primary=True)}
+    added = {s for s, _m in grammar_sentences(LIVE_SET)} - primary
+    assert {"measure it", "what am i looking at", "do you see a polyp", "has anything changed"} <= added
+    texts = {c.text for c in candidates(LIVE_SET, [], "osler")}
+    assert "Osler, how big is it?" in texts and "Measure it." not in texts and "Osler, measure it." not in texts
+    assert not any(t.rstrip("?.").lower().removeprefix("osler, ") in added for t in texts)
+    texts = {c.text for c in candidates(LIVE_SET, ["Osler, measure it."], "osler")}
+    assert "Osler, measure it." in texts  # near what was heard: scored
+    assert spoken_form("measure", LIVE_SET, "osler") == "Osler, how big is it?"
+
+
 def test_candidates_hold_every_meaning_and_the_sentences_near_what_was_heard():
     cands = candidates(LIVE_SET, ["Osler, compared to the frame from ten seconds ago."], "osler")
     meanings = {c.meaning for c in cands}

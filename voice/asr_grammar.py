@@ -62,13 +62,14 @@ def _expand(node) -> list[list[str]]:
 Meaning = tuple[str, tuple[tuple[str, str], ...]]
 
 
-@lru_cache(maxsize=8)
-def grammar_sentences(specs: tuple[CommandSpec, ...]) -> tuple[tuple[str, Meaning], ...]:
-    """Every sentence of the command set (without the optional please / okay) with its meaning
-    (intent, sorted slots), through the strict parser itself."""
+@lru_cache(maxsize=16)
+def grammar_sentences(specs: tuple[CommandSpec, ...], primary: bool = False) -> tuple[tuple[str, Meaning], ...]:
+    """Every sentence of the command set (without the optional prefixes and please) with its meaning
+    (intent, sorted slots), through the strict parser itself.  ``primary``: only the sentences of each command's
+    ``rule``, not of its further natural phrasings (``CommandSpec.more``)."""
     out: dict[str, Meaning] = {}
     for spec in specs:
-        for words in _expand(_parse_rule(spec.rule)):
+        for words in _expand(_parse_rule(spec.rule if primary else spec.full_rule)):
             s = " ".join(words)
             cmd = parse_command(s, specs)
             if cmd is not None and s not in out:
@@ -105,12 +106,13 @@ _DECOYS: dict[str, tuple[str, ...]] = {
 def candidates(specs: tuple[CommandSpec, ...], heard: Sequence[str], wake_word: str, per_meaning: int = 2,
                near: int = 12) -> list[Candidate]:
     """The sentences to score for one utterance: the ``per_meaning`` shortest phrasings of every command
-    meaning, plus the ``near`` grammar sentences closest (word edit ratio) to each free hypothesis, plus the
+    meaning (from the commands' first rules: a natural phrasing added in ``CommandSpec.more`` does not replace
+    them), plus the ``near`` grammar sentences closest (word edit ratio) to each free hypothesis, plus the
     decoys of ambiguous commands (meaning ``(AMBIGUOUS, ...)``), each written with and without the wake word."""
     sents = grammar_sentences(specs)
     chosen: dict[str, Meaning] = {}
     by_meaning: dict[Meaning, list[str]] = {}
-    for s, m in sents:
+    for s, m in grammar_sentences(specs, primary=True):
         by_meaning.setdefault(m, []).append(s)
     for m, ss in by_meaning.items():
         for s in sorted(ss, key=lambda s: (len(s.split()), ss.index(s)))[:per_meaning]:
@@ -255,9 +257,9 @@ def reply_settle(p_yes: float, p_no: float, level: float) -> str | None:
 
 
 def spoken_form(meaning: str, specs: tuple[CommandSpec, ...], wake_word: str | None) -> str:
-    """The shortest grammar sentence of a meaning string, written as a transcript ("Osler, freeze.", or
-    "Freeze." without a wake word)."""
-    sents = [s for s, m in grammar_sentences(specs) if meaning_str(m) == meaning]
+    """The shortest sentence of a meaning string in the commands' first rules, written as a transcript ("Osler,
+    freeze.", or "Freeze." without a wake word)."""
+    sents = [s for s, m in grammar_sentences(specs, primary=True) if meaning_str(m) == meaning]
     if not sents:
         raise ValueError(f"no sentence of the command set means {meaning!r}")
     return _written(min(sents, key=lambda s: (len(s.split()), sents.index(s))), wake_word)

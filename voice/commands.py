@@ -55,32 +55,50 @@ SLOTS = LiveTable(_target_slots)
 
 @dataclass(frozen=True)
 class CommandSpec:
+    """One command.  ``rule``: its phrasings (the first and shortest of them stand for the command in the grammar
+    check, :func:`voice.asr_grammar.candidates`); ``more``: further natural phrasings, parsed the same way and scored
+    by the grammar check only when Whisper heard something close to them, so that adding one does not change how
+    the check weighs the commands against each other."""
+
     intent: str
     kind: Kind
     rule: str
     question: str | None = None  # template filled with slot values, for kind 'question'
     description: str = ""
+    more: str = ""
+
+    @property
+    def full_rule(self) -> str:
+        """``rule`` and ``more`` as one rule (what the parser and pocketsphinx accept)."""
+        return f"({self.rule} | {self.more})" if self.more else self.rule
 
 
 COMMANDS: tuple[CommandSpec, ...] = (
     CommandSpec("count", "question",
                 "(how many <count_target> [are visible | are there | are in (this | the) (image | smear | slide | frame | picture)"
                 " | (do | can) you see] | count the <count_target>)",
-                "How many {count_target} are visible?", "count cells or polyps"),
+                "How many {count_target} are visible?", "count cells or polyps",
+                "(count <count_target> | what is the (number | count) of <count_target>)"),
     CommandSpec("detect_polyp", "question", "(is there a (polyp | polyps) | are there [any] (polyps | polyp))", "Is there a polyp?",
-                "yes/no: is a polyp visible"),
+                "yes/no: is a polyp visible",
+                "((is there (a | any) | are there [any]) (polyp | polyps) (here | in (this | the) (image | frame | picture))"
+                " | is there any (polyp | polyps) | (do | can) you see (a | any) (polyp | polyps))"),
     CommandSpec("segment", "question", "(segment | outline) [the] <seg_target>", "Segment the {seg_target}.",
                 "outline the lesion, polyp or lungs"),
     CommandSpec("measure", "question", "(how (big | large) is it | what size is it)", "How big is it?",
-                "size of the last segmented or detected finding"),
+                "size of the last segmented or detected finding",
+                "(how (big | large) is that | what size is that | what is the size of (it | that) | measure (it | that))"),
     CommandSpec("compare", "question", "(compare | compared) [it] (with | to) the (prior | previous) [study | image]",
-                "Compare with the prior.", "compare the current image with the prior study"),
+                "Compare with the prior.", "compare the current image with the prior study",
+                "(compare | compared) [it] (with | to) the (old | earlier) [study | image | one]"),
     CommandSpec("changes", "question", "what [has] changed", "What changed since the prior?",
-                "what changed since the prior study"),
+                "what changed since the prior study", "(has (it | anything) changed | what is different)"),
     CommandSpec("image_kind", "question", "what (kind | type) of (image | images) is (this | it)", "What kind of image is this?",
-                "modality of the current image"),
-    CommandSpec("normal", "question", "is (this | it) normal", "Is this normal?", "chest X-ray: normal or not"),
-    CommandSpec("pneumonia", "question", "is there pneumonia", "Is there pneumonia?", "chest X-ray: pneumonia"),
+                "modality of the current image", "(what (kind | type) of (image | images) (this | it) is | what am i looking at)"),
+    CommandSpec("normal", "question", "is (this | it) normal", "Is this normal?", "chest X-ray: normal or not",
+                "(does (this | it) look normal | is (this | the) [chest] x ray normal)"),
+    CommandSpec("pneumonia", "question", "is there pneumonia", "Is there pneumonia?", "chest X-ray: pneumonia",
+                "(is there any pneumonia | does (this | the) patient have pneumonia | (are there | any) signs of pneumonia)"),
     CommandSpec("read_back", "local", "(read back the last finding | read the last finding [back])", None,
                 "say the last answer again, in full"),
     CommandSpec("cancel", "control", "(cancel [that] | never mind)", None, "drop a pending command, stop speaking"),
@@ -96,7 +114,8 @@ COMMANDS: tuple[CommandSpec, ...] = (
                 "forget the conversation and findings (images stay)"),
 )
 
-_PREFIX = "[please | okay]"
+_PREFIX = "[please | okay] [(can | could) you] [tell me]"
+_SPHINX_PREFIX = "[please | okay]"
 _SUFFIX = "[please]"
 
 
@@ -187,7 +206,7 @@ def _parse_rule(rule: str) -> _Node:
 
 @lru_cache(maxsize=None)
 def _compile(specs: tuple[CommandSpec, ...]) -> tuple[tuple[CommandSpec, _Node], ...]:
-    return tuple((spec, _Seq((_parse_rule(_PREFIX), _parse_rule(spec.rule), _parse_rule(_SUFFIX))))
+    return tuple((spec, _Seq((_parse_rule(_PREFIX), _parse_rule(spec.full_rule), _parse_rule(_SUFFIX))))
                  for spec in specs)
 
 
@@ -259,7 +278,7 @@ def confirmation_prompt(cmd: Command) -> str:
 
 def vocabulary(wake_word: str = "osler") -> set[str]:
     """Every word the grammar can produce (the recogniser dictionary must hold them all)."""
-    rules = " ".join([_PREFIX, _SUFFIX] + [c.rule for c in COMMANDS])
+    rules = " ".join([_PREFIX, _SUFFIX] + [c.full_rule for c in COMMANDS])
     found = set(re.findall(r"[a-z']+", re.sub(r"<[a-z_]+>", " ", rules)))
     for entries in SLOTS.values():
         for phrase, _ in entries:
@@ -271,8 +290,10 @@ def vocabulary(wake_word: str = "osler") -> set[str]:
 def jsgf_grammar(wake_word: str = "osler") -> str:
     """JSGF of the whole command set, with an optional leading wake word (for pocketsphinx)."""
     lines = ["#JSGF V1.0;", "grammar osler;",
-             f"public <utterance> = [{wake_word.lower()}] {_PREFIX} <command> {_SUFFIX};",
+             f"public <utterance> = [{wake_word.lower()}] {_SPHINX_PREFIX} <command> {_SUFFIX};",
              "<command> = " + " | ".join(f"<c_{c.intent}>" for c in COMMANDS) + ";"]
+    # the first phrasings only: pocketsphinx can output nothing but grammar sentences, so a wider grammar is more
+    # room for chatter to land on a command, and its measured rates (docs/voice.md) are for these
     lines += [f"<c_{c.intent}> = {c.rule};" for c in COMMANDS]
     lines += [f"<{name}> = " + " | ".join(f"({p})" for p, _ in entries) + ";" for name, entries in SLOTS.items()]
     return "\n".join(lines) + "\n"

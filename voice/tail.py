@@ -50,7 +50,9 @@ def vocabulary() -> tuple[str, ...]:
     from .asr_grammar import grammar_sentences
     from .live_commands import LIVE_SET
 
-    words = {w for s, _m in grammar_sentences(LIVE_SET) for w in s.split()} | set(EXTRA_WORDS)
+    # the first rules' words only: the net's outputs were fixed when it was trained (natural phrasings added
+    # to CommandSpec.more later are not among them)
+    words = {w for s, _m in grammar_sentences(LIVE_SET, primary=True) for w in s.split()} | set(EXTRA_WORDS)
     return (BLANK, *sorted(words), UNK)
 
 
@@ -162,7 +164,7 @@ def _phrasings(meaning: str, specs: tuple[Any, ...] | None = None) -> tuple[tupl
 
     vocab = vocabulary()
     index = {w: k for k, w in enumerate(vocab)}
-    base = [tuple(index[w] for w in s.split()) for s, m in grammar_sentences(specs or LIVE_SET)
+    base = [tuple(index[w] for w in s.split()) for s, m in grammar_sentences(specs or LIVE_SET, primary=True)
             if meaning_str(m) == meaning]
     if not base:
         raise KeyError(meaning)
