@@ -228,19 +228,14 @@ class WhisperRecognizer:
     def _spot(self, ctx: GrammarContext, r: Any, specs: tuple[Any, ...], heard: str, text: str,
               conf: float | None, extra: dict[str, Any], dropped: list[str]) -> tuple[str, float | None]:
         """The command spotter's second opinion (:func:`voice.asr_grammar.spot_settle`)."""
-        from .asr_grammar import added_phrasing, grammar_meanings, meaning_str, spot_settle, spoken_form
+        from .asr_grammar import grammar_meanings, meaning_str, spot_settle, spoken_form
 
         s = self._spotter.spot(ctx.enc, ctx.n_samples)
-        m = self._meaning(text, specs) if text else None
-        command = meaning_str(m) if m is not None else None
-        untrained = command is not None and added_phrasing(text, specs)
+        command = meaning_str(self._meaning(text, specs)) if text else None
         top = meaning_str(r.decision.top) if r.decision is not None else None
         how = spot_settle(command, top, s.meaning, s.prob, grammar_meanings(specs), self.vs.spotter_take,
-                          self.vs.spotter_veto, self.vs.spotter_alone, untrained)
-        extra["spotter"] = {**s.info(), "outcome": how, **({"untrained_phrasing": True} if untrained else {})}
-        if untrained and how == "kept" and s.meaning == "other":
-            dropped.append(f"command spotter: {text!r} is a phrasing it was not trained on; its 'no command' "
-                           f"(p {s.prob:.2f}) is not counted, the grammar check decided")
+                          self.vs.spotter_veto, self.vs.spotter_alone)
+        extra["spotter"] = {**s.info(), "outcome": how}
         if how == "vetoed":
             extra.setdefault("heard", heard)
             dropped.append(f"command spotter: {text!r}, but the spotter hears "

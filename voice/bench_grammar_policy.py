@@ -9,8 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from .asr_grammar import (AMBIGUOUS, added_phrasing, grammar_meanings, meaning_str, rank, settle, spot_settle,
-                          tail_settle)
+from .asr_grammar import AMBIGUOUS, grammar_meanings, meaning_str, rank, settle, spot_settle, tail_settle
 from .live_commands import LIVE_SET, hear_spoken, parse_live
 
 __all__ = ["expected", "policy", "verdict", "table", "tune", "tune_spotter", "tune_tail", "policy_args", "render",
@@ -82,9 +81,7 @@ def policy(r: dict[str, Any], name: str, margin: float, gap: float, bonus: float
     if name == "grammar" or r.get("_spot") is None:
         return command
     meaning, prob = r["_spot"]
-    said = r["free_text"] if outcome == "confirmed" else (g.get("best") or "") if outcome == "taken" else ""
-    untrained = command is not None and added_phrasing(said, LIVE_SET)  # as the recogniser (2026-12-04)
-    how = spot_settle(command, top, meaning, prob, grammar_meanings(LIVE_SET), take, veto, alone, untrained)
+    how = spot_settle(command, top, meaning, prob, grammar_meanings(LIVE_SET), take, veto, alone)
     got = None if how == "vetoed" else meaning if how == "spotted" else command
     if name != "tail" or got is None or tail_veto is None:
         return got

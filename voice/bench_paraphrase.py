@@ -40,8 +40,8 @@ PARAPHRASES: tuple[tuple[str, str, dict[str, str]], ...] = (
 )
 
 
-# Theatre talk that resembles the natural phrasings and is NOT a command (written 2026-12-04, before the spotter's
-# abstention on those phrasings was run): a widened grammar must not execute it
+# Theatre talk that resembles the natural phrasings and is NOT a command (written 2026-12-04, before any run on them):
+# a widened grammar must not execute it
 NEAR_MISSES: tuple[str, ...] = (
     "what am I looking at on this rota", "measure it again after lunch", "do you see a parking space",
     "has anything changed in the rota", "is there any coffee left", "could you tell me the time",
@@ -95,18 +95,11 @@ def run(settings: Any, out: Path, cache: Path, first_voice: int = 0) -> Path:
     return path
 
 
-def summarise(path: Path, veto: float = 0.1) -> dict[str, Any]:
-    """Right / WRONG per condition and phrasing; for the near-miss non-commands, how many were executed, and how
-    many of those the spotter's "no command" vote (at ``veto``) would have stopped had it not abstained on a
-    phrasing it never learnt (the policy before 2026-12-04)."""
+def summarise(path: Path) -> dict[str, Any]:
+    """Right / WRONG per condition and phrasing, and the near-miss non-commands executed."""
     rows = [json.loads(line) for line in path.read_text().splitlines()]
     nons = [r for r in rows if r.get("command") is False]
     executed = [r for r in nons if r["verdict"] == "EXECUTED"]
-
-    def abstained(r: dict[str, Any]) -> bool:
-        sp = r.get("spotter") or {}
-        return bool(sp.get("untrained_phrasing")) and sp.get("meaning") == "other" and sp.get("prob", 0) >= veto
-
     rows = [r for r in rows if r.get("command", True)]
     by_cond: dict[str, Counter] = defaultdict(Counter)
     by_phrase: dict[str, Counter] = defaultdict(Counter)
@@ -115,9 +108,7 @@ def summarise(path: Path, veto: float = 0.1) -> dict[str, Any]:
         by_phrase[r["q"]][r["verdict"]] += 1
     return dict(clips=len(rows), right=sum(c["right"] for c in by_cond.values()),
                 wrong=sum(c["WRONG"] for c in by_cond.values()),
-                right_through_abstention=sum(1 for r in rows if r["verdict"] == "right" and abstained(r)),
                 non_commands=len(nons), non_commands_executed=len(executed),
-                non_commands_executed_through_abstention=sum(1 for r in executed if abstained(r)),
                 executed=[(r["voice"], r["q"], r["snr"], r["got"], r["heard"]) for r in executed],
                 by_condition={k: dict(v) for k, v in by_cond.items()},
                 by_phrasing={k: dict(v) for k, v in by_phrase.items()})
@@ -139,9 +130,8 @@ def main(argv: list[str] | None = None) -> int:
     rep = summarise(path)
     (args.out / "report.json").write_text(json.dumps(rep, indent=2))
     print(json.dumps(rep))
-    print(f"\n{rep['right']} of {rep['clips']} right ({rep['right_through_abstention']} through the spotter's "
-          f"abstention), {rep['wrong']} WRONG; non-commands executed {rep['non_commands_executed']} of "
-          f"{rep['non_commands']} ({rep['non_commands_executed_through_abstention']} through the abstention)"
+    print(f"\n{rep['right']} of {rep['clips']} right, {rep['wrong']} WRONG; near-miss non-commands executed "
+          f"{rep['non_commands_executed']} of {rep['non_commands']}"
           "\n\n| phrasing | right | WRONG |\n|---|---|---|")
     for q, c in rep["by_phrasing"].items():
         print(f"| {q} | {c.get('right', 0)} | {c.get('WRONG', 0)} |")
