@@ -8,9 +8,9 @@ was tuned on (the grammar benchmark's test and final voices and the first two of
 :mod:`voice.bench_grammar_sets`), clean and in pink noise at 10 dB; recognised by the whole live recogniser
 (Whisper tiny.en, 5-best, grammar check, command spotter; shipped settings) and read by the strict parser.
 Right = the intended command; WRONG = another command; the rest is rejected.  Beside them, 12 near misses
-(:data:`NEAR_MISSES`: theatre talk that resembles the phrasings, "do you see a parking space") must not be executed.  The expected meanings are written
-here, not parsed, so the same file scores an older grammar that does not know the phrasings (run it from that
-checkout).  Synthetic voices are no clinical test.
+(:data:`NEAR_MISSES`: theatre talk that resembles the phrasings, "do you see a parking space") must not be
+executed.  The expected meanings are written here, not parsed, so the same file scores an older grammar that does
+not know the phrasings (run it from that checkout).  Synthetic voices are no clinical test.
 """
 
 from __future__ import annotations

@@ -3,8 +3,9 @@ JSGF grammar pocketsphinx decodes with (:func:`jsgf_grammar`).
 
 Rule syntax (a JSGF subset): words, ``[optional]``, ``(a | b)`` alternatives, ``<slot>``
 references.  A transcript is a command only when the WHOLE normalised word sequence matches one
-rule (with an optional leading "please/okay" and trailing "please"); anything else is rejected,
-never guessed.  Questions carry the canonical English question that goes to ``Assistant.ask``.
+rule (with an optional leading "please/okay", "can/could you", "tell me" and a trailing "please");
+anything else is rejected, never guessed.  Questions carry the canonical English question that goes
+to ``Assistant.ask``.  Pocketsphinx decodes each command's first rule only (``CommandSpec.rule``).
 
 Kinds: ``question`` (asked of the planner), ``local`` (answered from the session: read back),
 ``control`` (cancel, repeat, louder, yes, no), ``state`` (changes what is on screen: needs a
@@ -69,7 +70,7 @@ class CommandSpec:
 
     @property
     def full_rule(self) -> str:
-        """``rule`` and ``more`` as one rule (what the parser and pocketsphinx accept)."""
+        """``rule`` and ``more`` as one rule: what the parser accepts (pocketsphinx decodes ``rule`` alone)."""
         return f"({self.rule} | {self.more})" if self.more else self.rule
 
 
