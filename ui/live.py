@@ -63,15 +63,13 @@ def live_recognizer(settings: Any, vs: Any) -> Any:
     scored against the audio (:mod:`voice.asr_grammar`).  The live prompt (:data:`voice.live_commands.LIVE_PROMPT`)
     was measured too and is not the default: it got a few more commands right but made more WRONG ones
     (Whisper wrote its phrases on noise; docs/voice.md).  Other backends as configured."""
-    from voice.asr import build_recognizer
-    from voice.live_commands import LIVE_SET, hear_spoken, is_live_command
+    from voice.asr import build_recognizer, live_whisper
 
     if vs.asr_backend in ("whisper", "auto"):
-        from voice.asr_whisper import WhisperRecognizer, check
+        from voice.asr_whisper import check
 
         if check(settings) is None:
-            return WhisperRecognizer(settings, vs, is_command=lambda t: is_live_command(t, vs.wake_word),
-                                     grammar=LIVE_SET, parse=lambda t: hear_spoken(t, vs.wake_word)[1])
+            return live_whisper(settings, vs)
     return build_recognizer(settings, vs)
 
 

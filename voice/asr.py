@@ -30,7 +30,7 @@ from .config import VoiceSettings
 from .transcript import Recognizer, Transcript
 
 __all__ = ["Transcript", "Recognizer", "AsrSpec", "ASR_BACKENDS", "unavailable_reason", "select_backend",
-           "build_recognizer"]
+           "build_recognizer", "live_whisper"]
 
 
 @dataclass(frozen=True)
@@ -85,3 +85,13 @@ def build_recognizer(settings: Any, vs: VoiceSettings, requested: str | None = N
         reasons = {name: unavailable_reason(spec, settings)} if spec else {}
     spec, _why = select_backend(name, reasons)
     return spec.factory(settings, vs)
+
+
+def live_whisper(settings: Any, vs: VoiceSettings) -> Recognizer:
+    """The Whisper recogniser of the live mode: its n-best list rescored against the live grammar, every live
+    command scored against the audio (with ``vs.whisper_grammar``), transcripts read as
+    :func:`voice.live_commands.hear_spoken` reads them.  Not loaded yet."""
+    from .live_commands import LIVE_SET, hear_spoken, is_live_command
+
+    return asr_whisper.WhisperRecognizer(settings, vs, is_command=lambda t: is_live_command(t, vs.wake_word),
+                                         grammar=LIVE_SET, parse=lambda t: hear_spoken(t, vs.wake_word)[1])

@@ -62,21 +62,20 @@ from .audio import ASR_RATE, Audio
 from .bench_grammar_policy import expected, policy, policy_args, render, table, tune, tune_spotter, tune_tail
 from .bench_grammar_sets import CONDITIONS, clips
 from .bench_grammar_store import load_set, set_frames, spot_thresholds
-from .live_commands import LIVE_SET, hear_spoken, is_live_command
+from .live_commands import LIVE_SET
 
 __all__ = ["run", "spot", "main"]
 
 def run(settings: Any, which: str, out: Path, limit: int | None = None, cache: Path | None = None,
         compute_type: str | None = None, conditions: tuple[tuple[str, float | None], ...] = CONDITIONS,
         denoise: str | None = None) -> dict[str, Any]:
-    from .asr_whisper import WhisperRecognizer
     from .config import voice_settings
+    from .asr import live_whisper
 
     cache = cache or out / "audio"
     vs = voice_settings(settings, whisper_nbest=5, whisper_threads=1, whisper_grammar=True,
                         whisper_compute_type=compute_type, denoise=denoise)
-    rec = WhisperRecognizer(settings, vs, is_command=lambda t: is_live_command(t, vs.wake_word), grammar=LIVE_SET,
-                            parse=lambda t: hear_spoken(t, vs.wake_word)[1])
+    rec = live_whisper(settings, vs)
     rec.load()
     rec.keep_scores = True
     rows: list[dict[str, Any]] = []

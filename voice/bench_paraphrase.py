@@ -57,15 +57,13 @@ def voices() -> dict[str, int]:
 
 
 def run(settings: Any, out: Path, cache: Path, first_voice: int = 0) -> Path:
-    from .asr_whisper import WhisperRecognizer
     from .audio import ASR_RATE, Audio
     from .bench_data import Mixer, synth
     from .config import voice_settings
-    from .live_commands import LIVE_SET, hear_spoken, is_live_command
+    from .asr import live_whisper
+    from .live_commands import hear_spoken
 
-    vs = voice_settings(settings, whisper_nbest=5, whisper_threads=1, whisper_grammar=True)
-    rec = WhisperRecognizer(settings, vs, is_command=lambda t: is_live_command(t, vs.wake_word), grammar=LIVE_SET,
-                            parse=lambda t: hear_spoken(t, vs.wake_word)[1])
+    rec = live_whisper(settings, voice_settings(settings, whisper_nbest=5, whisper_threads=1, whisper_grammar=True))
     rec.load()
     mixer = Mixer(cache, prefer_speechbrain=False)
     out.mkdir(parents=True, exist_ok=True)
