@@ -25,7 +25,7 @@ import numpy as np
 from tools.common import Provenance
 from tools.settings import OslerSettings
 
-from .frame_quality import frame_doubt
+from .frame_quality import FLAT_LIMIT, flat_boxes, frame_doubt
 from .geometry import mask_bbox
 from .imaging import StudyImage
 from .protocols import Detections
@@ -113,6 +113,16 @@ class PolypFusionDetector:
             note = f"YOLO boxes >= {thr:.2f}; boxes overlapping a stronger one by >= {self.contain:.0%} dropped"
         p = det.provenance
         doubt = frame_doubt(image.pixels)  # noise or scan lines beyond the development frames: 'Uncertain:'
+        flat = flat_boxes(image.pixels, boxes)  # a box on a flat mark (paint, an on-screen graphic) is no polyp
+        if any(f is not None for f in flat):
+            keep = np.array([f is None for f in flat], bool)
+            sds = ", ".join(f"{f:.1f}" for f in flat if f is not None)
+            why = (f"{int((~keep).sum())} detection(s) left out: on a flat single-colour region (grey-level spread "
+                   f"{sds} in the box's centre; every real polyp of the development frames >= 10, limit "
+                   f"{FLAT_LIMIT:g}), a painted mark or an on-screen graphic rather than tissue")
+            doubt = f"{doubt}; {why}" if doubt else why
+            boxes, scores = boxes[keep], scores[keep]
+            note += f"; {why}"
         prov = Provenance(expert=self.name, backend=self.backend, model=self.model_id, weights_sha256=p.weights_sha256,
                           device=p.device, elapsed_ms=(time.perf_counter() - t0) * 1000, note=note, doubt=doubt)
         return Detections(boxes=boxes, scores=scores, labels=["polyp"] * len(boxes), min_score=thr, provenance=prov)

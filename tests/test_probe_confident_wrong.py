@@ -428,6 +428,72 @@ def test_two_copies_of_one_frame_side_by_side_get_no_count(assistant, data_dir, 
         assert (r.abstained and "two copies of one picture" in r.answer) is refused, r.answer
 
 
+def test_every_real_polyp_has_tissue_texture_and_a_painted_disc_does_not(data_dir):
+    """The flat-mark limit against the ground truth: the centre of every annotated polyp box of the development frames
+    is far more varied than the limit (as recorded, after JPEG quality 30 and at half resolution); a disc or square
+    of one colour painted on a frame (PNG or JPEG 75) is below it."""
+    import io
+
+    import cv2
+    from PIL import Image
+
+    from experts.frame_quality import FLAT_LIMIT, flat_boxes
+
+    def jpeg(rgb, q):
+        buf = io.BytesIO()
+        Image.fromarray(rgb).save(buf, "JPEG", quality=q)
+        return np.asarray(Image.open(buf).convert("RGB"))
+
+    root = data_dir / "endotect_polyps"
+    n = 0
+    for img in sorted((root / "images").glob("*.jpg")):
+        rgb = np.asarray(Image.open(img).convert("RGB"))
+        mask = np.asarray(Image.open(root / "masks" / f"{img.stem}.png").convert("L")) > 127
+        k, _lab, stats, _c = cv2.connectedComponentsWithStats(mask.astype(np.uint8))
+        boxes = [(x, y, x + w, y + h) for x, y, w, h, a in stats[1:] if a >= 50]
+        half = cv2.resize(cv2.resize(rgb, None, fx=0.5, fy=0.5, interpolation=cv2.INTER_AREA), rgb.shape[1::-1])
+        for version in (rgb, jpeg(rgb, 30), half):
+            assert flat_boxes(version, np.array(boxes)) == [None] * len(boxes), img.name
+        n += len(boxes)
+    assert n >= 140
+    frame = np.asarray(Image.open(next((root / "negatives/images").glob("*.jpg"))).convert("RGB")).copy()
+    cv2.circle(frame, (200, 200), 50, (200, 40, 40), -1)
+    cv2.rectangle(frame, (350, 250), (430, 330), (230, 120, 110), -1)
+    for version in (frame, jpeg(frame, 75)):
+        sds = flat_boxes(version, np.array([(150, 150, 250, 250), (350, 250, 430, 330), (0, 0, 100, 100)]))
+        assert sds[0] is not None and sds[1] is not None and max(sds[:2]) < FLAT_LIMIT and sds[2] is None
+
+
+@pytest.mark.usefixtures("one_torch_thread")
+def test_a_red_disc_painted_on_a_negative_frame_is_not_counted_as_a_polyp(assistant, data_dir, tmp_path):
+    """A probe painted a red disc on a frame without a polyp and got 'I count 1 polyp'.  A detection whose centre is
+    one flat colour is now left out with the reason (the count is 'Uncertain'); the frame itself is answered as before,
+    and a polyp frame with a disc painted in a corner still gets its polyp."""
+    import cv2
+    from PIL import Image
+
+    neg = np.asarray(Image.open(data_dir / "endotect_polyps/negatives/images/0b952aa7-cbbd-44a2-9d0b-c31a46776aac.jpg")
+                     .convert("RGB")).copy()
+    h, w = neg.shape[:2]
+    painted = neg.copy()
+    cv2.circle(painted, (w // 2, h // 2), min(h, w) // 10, (200, 40, 40), -1)
+    polyp = np.asarray(Image.open(data_dir / "endotect_polyps/images/0a508419-ba4f-428c-9a30-43feb39c35c2.jpg")
+                       .convert("RGB")).copy()
+    cv2.circle(polyp, (40, polyp.shape[0] - 40), 25, (200, 40, 40), -1)
+    for name, rgb in (("negative", neg), ("painted", painted), ("polyp", polyp)):
+        path = tmp_path / f"{name}.png"
+        _save(rgb, path)
+        session = assistant.new_session()
+        session.load("current", path)
+        r = assistant.ask(session, "How many polyps are there?")
+        if name == "painted":
+            assert r.value == 0 and "Uncertain: 1 detection(s) left out: on a flat single-colour region" in r.answer
+        elif name == "negative":
+            assert r.value == 0 and "flat single-colour" not in r.answer, r.answer
+        else:
+            assert r.value == 1, r.answer
+
+
 @pytest.mark.usefixtures("one_torch_thread")
 def test_a_part_of_a_chest_film_gets_no_pneumonia_class(assistant, data_dir, tmp_path):
     """The upper half of a normal Kermany film had been read 'bacterial pneumonia' and a 30 % crop 'viral pneumonia',
