@@ -15,8 +15,8 @@ been answered "No. I count 0 polyps" with the polyp in plain view.  Tone (gamma)
 frames overlap the development range.  Limits and measurement: ``osler bench frame-quality``.
 
 Per box, :func:`flat_boxes` asks whether a detection lies on tissue at all: the grey-level spread of the box's central
-half.  Every real polyp of the development frames (146 ground-truth polyps of the 140 EndoTect frames; also after JPEG
-quality 30 and a halved resolution) spreads 10-71 grey levels there; a flat painted mark or an on-screen graphic
+half.  Every annotated polyp of the 140 EndoTect polyp frames here (146 polyps, the 28 held-out frames among them;
+also after JPEG quality 30 and a halved resolution) spreads 10-71 grey levels there; a flat painted mark or an on-screen graphic
 (a record dot, a marker) 0-1, and a probe's red disc painted on a negative frame had been counted "1 polyp"."""
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ ASPECT_RANGE = (0.5, 2.4)
 wide frames of some capture cards fit inside, a stretched picture does not."""
 FLAT_LIMIT = 3.0
 """Grey-level standard deviation of a box's central half below which the box is a flat mark, not tissue: the
-flattest real polyp of the development frames spreads 10.0 (after a halved resolution; 11.3 as recorded)."""
+flattest annotated polyp spreads 10.0 (after a halved resolution; 11.3 as recorded)."""
 _LIT = 20
 
 

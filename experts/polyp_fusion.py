@@ -118,7 +118,7 @@ class PolypFusionDetector:
             keep = np.array([f is None for f in flat], bool)
             sds = ", ".join(f"{f:.1f}" for f in flat if f is not None)
             why = (f"{int((~keep).sum())} detection(s) left out: on a flat single-colour region (grey-level spread "
-                   f"{sds} in the box's centre; every real polyp of the development frames >= 10, limit "
+                   f"{sds} in the box's centre; every annotated polyp of the EndoTect frames >= 10, limit "
                    f"{FLAT_LIMIT:g}), a painted mark or an on-screen graphic rather than tissue")
             doubt = f"{doubt}; {why}" if doubt else why
             boxes, scores = boxes[keep], scores[keep]

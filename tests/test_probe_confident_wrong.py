@@ -429,7 +429,7 @@ def test_two_copies_of_one_frame_side_by_side_get_no_count(assistant, data_dir, 
 
 
 def test_every_real_polyp_has_tissue_texture_and_a_painted_disc_does_not(data_dir):
-    """The flat-mark limit against the ground truth: the centre of every annotated polyp box of the development frames
+    """The flat-mark limit against the ground truth: the centre of every annotated polyp box of the EndoTect frames
     is far more varied than the limit (as recorded, after JPEG quality 30 and at half resolution); a disc or square
     of one colour painted on a frame (PNG or JPEG 75) is below it."""
     import io

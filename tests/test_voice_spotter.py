@@ -129,6 +129,36 @@ def recognizer(live_recognizer):
 
 
 @needs_espeak
+
+def test_the_phrasings_recipe_adds_natural_phrasings_and_near_misses_and_keeps_every_shipped_clip():
+    """Recipe "phrasings" = the shipped clips unchanged (drawn from each command's first rule, as the shipped spotter
+    was, though the grammar now has more phrasings) plus per voice 6 natural phrasings that parse to their label and
+    3 near misses that parse to nothing; no near miss is a sentence of the paraphrase benchmark."""
+    if shutil.which("espeak-ng") is None:
+        pytest.skip("espeak-ng is not installed")
+    from training.train_spotter import TRAIN_NEAR_MISSES, _sentences_by_class, jobs, voice_split
+    from voice.asr_grammar import meaning_str
+    from voice.bench_paraphrase import NEAR_MISSES, PARAPHRASES
+    from voice.commands import parse_command
+    from voice.live_commands import LIVE_SET
+
+    split = voice_split()
+    shipped, ph = jobs(split, "val"), jobs(split, "val", recipe="phrasings")
+    assert [j for j in ph if j in shipped] == shipped
+    first = {s for ss in _sentences_by_class().values() for s in ss}
+    assert {j["text"] for j in shipped if j["label"] != "other"} <= first  # the first rules only
+    extra = [j for j in ph if j not in shipped]
+    assert len(extra) == 9 * len(split["val"])
+    cmds = [j for j in extra if j["label"] != "other"]
+    assert len(cmds) == 6 * len(split["val"])
+    for j in cmds:
+        c = parse_command(j["text"], LIVE_SET)
+        assert c is not None and meaning_str((c.intent, tuple(sorted(c.slots.items())))) == j["label"], j
+    assert sum(j["text"] not in first and j["text"].split()[0] in {"can", "could", "tell"} for j in cmds) > 0
+    near = [j["text"] for j in extra if j["label"] == "other"]
+    assert set(near) <= set(TRAIN_NEAR_MISSES) and not any(parse_command(t, LIVE_SET) for t in TRAIN_NEAR_MISSES)
+    assert not set(TRAIN_NEAR_MISSES) & (set(NEAR_MISSES) | {q for q, _i, _s in PARAPHRASES})
+
 @needs_weights
 def test_the_spotter_names_commands_of_held_out_voices_and_not_theatre_talk(recognizer):
     """Voices of the spotter's held-out families (never trained or tuned on)."""

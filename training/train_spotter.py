@@ -154,14 +154,24 @@ def classes() -> list[str]:
     return sorted({meaning_str(m) for _s, m in grammar_sentences(LIVE_SET)}) + [OTHER]
 
 
-def _sentences_by_class() -> dict[str, list[str]]:
+def _sentences_by_class(primary: bool = True) -> dict[str, list[str]]:
+    """The live grammar's sentences by meaning: each command's first rule (``primary``; what the shipped spotter was
+    trained on), or only its further natural phrasings (``CommandSpec.more``)."""
     from voice.asr_grammar import grammar_sentences, meaning_str
     from voice.live_commands import LIVE_SET
 
+    first = {s for s, _m in grammar_sentences(LIVE_SET, primary=True)}
     out: dict[str, list[str]] = {}
-    for s, m in grammar_sentences(LIVE_SET):
-        out.setdefault(meaning_str(m), []).append(s)
+    for s, m in grammar_sentences(LIVE_SET, primary=primary):
+        if primary or s not in first:
+            out.setdefault(meaning_str(m), []).append(s)
     return out
+
+
+def _prefixed(text: str, r: random.Random) -> str:
+    """``text`` after "can you" / "could you" (any command) or "[could you] tell me" (a how / what question)."""
+    options = ["can you", "could you"] + (["tell me", "could you tell me"] if text.split()[0] in {"how", "what"} else [])
+    return f"{r.choice(options)} {text}"
 
 
 # ---- speech ------------------------------------------------------------------------------------------
@@ -214,6 +224,24 @@ RECIPES: dict[str, dict[str, Any]] = {
 }
 # the shipped clips bit for bit, plus 8 lookalike non-commands per voice (drawn with their own seed); tried, not adopted
 RECIPES["lookalike"] = {**RECIPES["shipped"], "lookalikes": 8}
+# the shipped clips bit for bit, plus per voice 6 natural phrasings of commands (CommandSpec.more, a third of them
+# after "can you" / "could you [tell me]" / "tell me") and 3 near misses of them (2026-12-04)
+RECIPES["phrasings"] = {**RECIPES["shipped"], "phrasings": 6, "near_misses": 3}
+
+# Theatre talk that resembles the natural phrasings and is no command, for training only (none is a benchmark
+# sentence: voice.bench_paraphrase.NEAR_MISSES was written and run before these)
+TRAIN_NEAR_MISSES: tuple[str, ...] = (
+    "do you see the anaesthetist anywhere", "do you see my glasses", "is there a nurse here",
+    "is there any tea left", "could you tell me the bed number", "can you tell me the blood pressure",
+    "what am I doing after this case", "what is the size of the next glove", "measure the drain output tonight",
+    "compare with the old protocol", "compare with the old scope we had", "has anything changed on the ward",
+    "what is different about the new trolley", "does this look normal to the registrar",
+    "tell me what kind of lunch there is", "can you count the instruments with me", "what is the number of the theatre",
+    "could you tell me how many beds are free", "is there a phone in here", "what is the count of the swabs so far",
+    "measure that twice before cutting", "has it changed hands since monday", "could you open the door",
+    "can you hear the monitor", "do you see what I mean",
+)
+_ASKING = {"how", "is", "are", "what", "can", "could", "do", "does", "tell", "any"}
 
 
 def render(job: dict[str, Any], babble: list[np.ndarray]) -> np.ndarray:
@@ -239,10 +267,13 @@ def jobs(split: dict[str, list[str]], which: str, seed: int = SEED, recipe: str 
     names, weights = zip(*RECIPES[recipe]["conditions"])
     extra = RECIPES[recipe].get("lookalikes", 0)
     rng2 = random.Random(f"{seed}-{which}-lookalike")  # its own stream: the other clips stay as "shipped" made them
+    n_more, n_near = RECIPES[recipe].get("phrasings", 0), RECIPES[recipe].get("near_misses", 0)
+    more = _sentences_by_class(primary=False) if n_more else {}
+    rng3 = random.Random(f"{seed}-{which}-phrasings")  # its own stream too
 
-    def job(voice: str, text: str, label: str, r: random.Random) -> dict[str, Any]:
+    def job(voice: str, text: str, label: str, r: random.Random, asking: set[str] | None = None) -> dict[str, Any]:
         wake = r.random() < (0.75 if label != "other" else 0.5)
-        q = text.split()[0] in {"how", "is", "are", "what"}
+        q = text.split()[0] in (asking or {"how", "is", "are", "what"})
         said = (f"Osler, {text}" if wake else text[0].upper() + text[1:]) + ("?" if q else ".")
         cond = r.choices(names, weights)[0]
         return dict(voice=voice, text=text, said=said, label=label, wpm=r.randint(125, 190),
@@ -255,6 +286,10 @@ def jobs(split: dict[str, list[str]], which: str, seed: int = SEED, recipe: str 
         out += [job(voice, text, label, rng) for text, label in items]
         if extra:
             out += [job(voice, text, "other", rng2) for text in rng2.sample(TRAIN_LOOKALIKES, extra)]
+        for c in rng3.sample(sorted(more), n_more):
+            text = rng3.choice(more[c])
+            out.append(job(voice, _prefixed(text, rng3) if rng3.random() < 1 / 3 else text, c, rng3, _ASKING))
+        out += [job(voice, text, "other", rng3, _ASKING) for text in rng3.sample(TRAIN_NEAR_MISSES, n_near)]
     return out
 
 
@@ -476,8 +511,6 @@ def merge_members(paths: list[Path], key: str, save: Path) -> tuple[dict[str, An
 
 def cmd_merge(out: Path, paths: list[Path], save: Path) -> dict[str, Any]:
     """Several fitted spotters in one file (their probabilities averaged), with the ensemble's val numbers."""
-    import torch
-
     from voice.spotter import CommandSpotter
 
     merged, tmp = merge_members(paths, "classes", save)
