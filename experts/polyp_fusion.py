@@ -66,6 +66,16 @@ def fuse_boxes(det_boxes: np.ndarray, det_scores: np.ndarray, unet_boxes: np.nda
     return np.zeros((0, 4), np.float32), np.zeros(0, np.float32), []
 
 
+def _drop_flat(rgb: np.ndarray, boxes: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray, list[float]]:
+    """``boxes`` and ``scores`` without the boxes on a flat single-colour mark (:func:`flat_boxes`), and those
+    boxes' grey-level spreads."""
+    boxes = np.asarray(boxes, np.float32).reshape(-1, 4)
+    scores = np.asarray(scores, np.float32).reshape(-1)
+    flat = flat_boxes(rgb, boxes) if len(boxes) else []
+    keep = np.array([f is None for f in flat], bool)
+    return (boxes[keep], scores[keep], [f for f in flat if f is not None]) if len(boxes) else (boxes, scores, [])
+
+
 class PolypFusionDetector:
     """Detector protocol: the polyp YOLO, with the polyp U-Net as a fallback when YOLO keeps no box."""
 
@@ -92,17 +102,20 @@ class PolypFusionDetector:
         t0 = time.perf_counter()
         thr = self.default_min_score if min_score is None else float(min_score)
         det = self.yolo.predict(image, min_score=thr)
+        # a box on a flat mark (paint, an on-screen graphic) is no polyp: left out before the fallback decides
+        yb, ys, flat = _drop_flat(image.pixels, det.boxes, det.scores)
         ub, us = np.zeros((0, 4), np.float32), np.zeros(0, np.float32)
         ran_unet = False
-        if not len(det.scores):
+        if not len(ys):
             ran_unet = True
             raw = self.unet.predict(image)
             pairs = [(mask_bbox(m), s) for m, s in zip(raw.masks, raw.scores) if s is not None]
             pairs = [(b, s) for b, s in pairs if b is not None]
             if pairs:
-                ub = np.asarray([b for b, _ in pairs], np.float32)
-                us = np.asarray([s for _, s in pairs], np.float32)
-        boxes, scores, sources = fuse_boxes(det.boxes, det.scores, ub, us, min_score=thr,
+                ub, us, flat_u = _drop_flat(image.pixels, np.asarray([b for b, _ in pairs], np.float32),
+                                            np.asarray([s for _, s in pairs], np.float32))
+                flat += flat_u
+        boxes, scores, sources = fuse_boxes(yb, ys, ub, us, min_score=thr,
                                             fallback_min=self.fallback_min, contain=self.contain)
         if sources == ["unet"]:
             note = (f"no YOLO box >= {thr:.2f}: the polyp U-Net's most confident component (mean probability "
@@ -113,15 +126,11 @@ class PolypFusionDetector:
             note = f"YOLO boxes >= {thr:.2f}; boxes overlapping a stronger one by >= {self.contain:.0%} dropped"
         p = det.provenance
         doubt = frame_doubt(image.pixels)  # noise or scan lines beyond the development frames: 'Uncertain:'
-        flat = flat_boxes(image.pixels, boxes)  # a box on a flat mark (paint, an on-screen graphic) is no polyp
-        if any(f is not None for f in flat):
-            keep = np.array([f is None for f in flat], bool)
-            sds = ", ".join(f"{f:.1f}" for f in flat if f is not None)
-            why = (f"{int((~keep).sum())} detection(s) left out: on a flat single-colour region (grey-level spread "
-                   f"{sds} in the box's centre; every annotated polyp of the EndoTect frames >= 10, limit "
-                   f"{FLAT_LIMIT:g}), a painted mark or an on-screen graphic rather than tissue")
+        if flat:
+            why = (f"a detection on a flat single-colour region was left out (grey-level spread "
+                   f"{', '.join(sorted({f'{f:.1f}' for f in flat}))} in the box's centre; every annotated polyp of the "
+                   f"EndoTect frames >= 10, limit {FLAT_LIMIT:g}): a painted mark or an on-screen graphic, not tissue")
             doubt = f"{doubt}; {why}" if doubt else why
-            boxes, scores = boxes[keep], scores[keep]
             note += f"; {why}"
         prov = Provenance(expert=self.name, backend=self.backend, model=self.model_id, weights_sha256=p.weights_sha256,
                           device=p.device, elapsed_ms=(time.perf_counter() - t0) * 1000, note=note, doubt=doubt)

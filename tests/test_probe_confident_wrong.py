@@ -487,7 +487,7 @@ def test_a_red_disc_painted_on_a_negative_frame_is_not_counted_as_a_polyp(assist
         session.load("current", path)
         r = assistant.ask(session, "How many polyps are there?")
         if name == "painted":
-            assert r.value == 0 and "Uncertain: 1 detection(s) left out: on a flat single-colour region" in r.answer
+            assert r.value == 0 and "Uncertain: a detection on a flat single-colour region was left out" in r.answer, r.answer
         elif name == "negative":
             assert r.value == 0 and "flat single-colour" not in r.answer, r.answer
         else:
