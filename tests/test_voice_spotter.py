@@ -37,6 +37,28 @@ def test_the_spotter_never_brings_a_command_alone():
     assert spot_settle(None, "outline", "outline", 0.99, KNOWN, 0.9, 0.9) == "none"
 
 
+def test_a_phrasing_the_spotter_never_learnt_has_its_own_no_command_veto_level():
+    """A command said in a phrasing added after the spotter was trained ("do you see a polyp"): with
+    ``veto_added`` set, a "no command" vote vetoes it only at that level; a vote for another command still vetoes
+    at ``veto``; a first phrasing is vetoed as before.  The phrasing is recognised positively, after the wake word,
+    its mishearings and fillers; near misses and lookalikes are no added phrasing."""
+    from voice.asr_grammar import added_phrasing
+    from voice.live_commands import LIVE_SET
+
+    known = {"detect_polyp", "measure"}
+    assert spot_settle("detect_polyp", "detect_polyp", OTHER, 0.6, known, 0.7, 0.1, 0.7, 0.85, True) == "kept"
+    assert spot_settle("detect_polyp", "detect_polyp", OTHER, 0.9, known, 0.7, 0.1, 0.7, 0.85, True) == "vetoed"
+    assert spot_settle("detect_polyp", "detect_polyp", "measure", 0.2, known, 0.7, 0.1, 0.7, 0.85, True) == "vetoed"
+    assert spot_settle("detect_polyp", "detect_polyp", OTHER, 0.6, known, 0.7, 0.1, 0.7, 0.85, False) == "vetoed"
+    assert spot_settle("detect_polyp", "detect_polyp", OTHER, 0.6, known, 0.7, 0.1, 0.7, None, True) == "vetoed"
+    for text in ("Osler, do you see a polyp?", "Awesome, measure it.", "Osler, can you count the polyps?",
+                 "Uh, tell me what kind of image this is.", "Could you tell me how many white cells are visible, please?"):
+        assert added_phrasing(text, LIVE_SET), text
+    for text in ("Osler, is there a polyp?", "Awesome, how big is it?", "Osler, count the white cells.", "Freeze.",
+                 "Osler, how many platelets are in the fridge?", "Osler, do you see a parking space?", ""):
+        assert not added_phrasing(text, LIVE_SET), text
+
+
 def test_the_default_veto_rejects_a_command_the_spotter_does_not_name_even_unsure():
     """Dev clip (2026-12-02): "How long have we been going" in babble, written "How big is it?" by Whisper and
     taken by the grammar, while the spotter, unsure, named no command (p 0.21): executed with the old veto 0.5,

@@ -65,6 +65,10 @@ class VoiceSettings(BaseModel):
                                 "command, or for no command, at which a command is rejected (0: whenever it names "
                                 "another class; 1.01: never; the defaults are tuned on development voices: "
                                 "voice.bench_grammar tune-spotter)")
+    spotter_veto_added: float | None = Field(default=None, ge=0.0, le=1.01, description="the spotter's probability "
+                                             "for no command at which a command said in a natural phrasing added "
+                                             "after the spotter was trained ('do you see a polyp') is rejected "
+                                             "(None: spotter_veto, as any command)")
     spotter_alone: float = Field(default=0.7, ge=0.0, le=1.01, description="the spotter's probability at which "
                                  "its command is taken when the grammar check left none, whatever the grammar "
                                  "ranked best (1.01: never)")

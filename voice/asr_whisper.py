@@ -228,14 +228,15 @@ class WhisperRecognizer:
     def _spot(self, ctx: GrammarContext, r: Any, specs: tuple[Any, ...], heard: str, text: str,
               conf: float | None, extra: dict[str, Any], dropped: list[str]) -> tuple[str, float | None]:
         """The command spotter's second opinion (:func:`voice.asr_grammar.spot_settle`)."""
-        from .asr_grammar import grammar_meanings, meaning_str, spot_settle, spoken_form
+        from .asr_grammar import added_phrasing, grammar_meanings, meaning_str, spot_settle, spoken_form
 
         s = self._spotter.spot(ctx.enc, ctx.n_samples)
         command = meaning_str(self._meaning(text, specs)) if text else None
+        added = command is not None and added_phrasing(text, specs)
         top = meaning_str(r.decision.top) if r.decision is not None else None
         how = spot_settle(command, top, s.meaning, s.prob, grammar_meanings(specs), self.vs.spotter_take,
-                          self.vs.spotter_veto, self.vs.spotter_alone)
-        extra["spotter"] = {**s.info(), "outcome": how}
+                          self.vs.spotter_veto, self.vs.spotter_alone, self.vs.spotter_veto_added, added)
+        extra["spotter"] = {**s.info(), "outcome": how, "command": command, **({"added_phrasing": True} if added else {})}
         if how == "vetoed":
             extra.setdefault("heard", heard)
             dropped.append(f"command spotter: {text!r}, but the spotter hears "

@@ -9,7 +9,8 @@ from typing import Any
 
 import numpy as np
 
-from .asr_grammar import AMBIGUOUS, grammar_meanings, meaning_str, rank, settle, spot_settle, tail_settle
+from .asr_grammar import (AMBIGUOUS, added_phrasing, grammar_meanings, meaning_str, rank, settle, spot_settle,
+                          tail_settle)
 from .live_commands import LIVE_SET, hear_spoken, parse_live
 
 __all__ = ["expected", "policy", "verdict", "table", "tune", "tune_spotter", "tune_tail", "policy_args", "render",
@@ -59,7 +60,7 @@ def _features(r: dict[str, Any], bonus: float, primed: bool = False) -> tuple[st
 
 def policy(r: dict[str, Any], name: str, margin: float, gap: float, bonus: float = 0.0,
            confirm: float = 0.0, primed: bool = False, take: float = 1.01, veto: float = 1.01,
-           alone: float = 1.01, tail_veto: float | None = None) -> str | None:
+           alone: float = 1.01, tail_veto: float | None = None, veto_added: float | None = None) -> str | None:
     """The command (meaning string) a policy executes for one stored clip, or None (rejected); the grammar
     policy settled by the recogniser's own rule (:func:`voice.asr_grammar.settle`), the spotter policy by
     :func:`voice.asr_grammar.spot_settle` after it (``take``, ``veto``: its thresholds), the tail policy by
@@ -81,7 +82,11 @@ def policy(r: dict[str, Any], name: str, margin: float, gap: float, bonus: float
     if name == "grammar" or r.get("_spot") is None:
         return command
     meaning, prob = r["_spot"]
-    how = spot_settle(command, top, meaning, prob, grammar_meanings(LIVE_SET), take, veto, alone)
+    added = False
+    if command is not None and veto_added is not None:  # the text the recogniser judges, as it does
+        said = r["free_text"] if outcome == "confirmed" else (g.get("best") or "") if outcome == "taken" else ""
+        added = added_phrasing(said, LIVE_SET)
+    how = spot_settle(command, top, meaning, prob, grammar_meanings(LIVE_SET), take, veto, alone, veto_added, added)
     got = None if how == "vetoed" else meaning if how == "spotted" else command
     if name != "tail" or got is None or tail_veto is None:
         return got

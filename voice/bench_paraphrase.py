@@ -50,13 +50,36 @@ NEAR_MISSES: tuple[str, ...] = (
 )
 
 
-def voices() -> dict[str, int]:
-    from .bench_grammar_sets import FINAL_VOICES, FRESH_SET_VOICES, TEST_VOICES
+# The development counterpart (written 2026-12-04, before its run): other natural phrasings and other near misses
+# (those from the spotter's training lists, training.train_spotter.TRAIN_NEAR_MISSES, which the shipped spotter never
+# heard), spoken by the development voices, for tuning a setting without touching the sets above
+DEV_PARAPHRASES: tuple[tuple[str, str, dict[str, str]], ...] = (
+    ("what is the count of platelets", "count", {"count_target": "platelets"}), ("measure that", "measure", {}),
+    ("is there a polyp in this frame", "detect_polyp", {}), ("compare with the earlier image", "compare", {}),
+    ("has it changed", "changes", {}), ("does it look normal", "normal", {}), ("can you outline it", "outline", {}),
+    ("could you freeze the frame", "freeze", {}),
+    ("tell me how many red cells are there", "count", {"count_target": "red cells"}),
+    ("does the patient have pneumonia", "pneumonia", {}), ("tell me what type of image it is", "image_kind", {}),
+    ("what is the size of that", "measure", {}),
+)
+DEV_NEAR_MISSES: tuple[str, ...] = (
+    "do you see my glasses", "is there a nurse here", "is there any tea left", "could you tell me the bed number",
+    "can you tell me the blood pressure", "what is the size of the next glove", "compare with the old protocol",
+    "has anything changed on the ward", "does this look normal to the registrar", "can you count the instruments with me",
+    "what is the number of the theatre", "could you open the door",
+)
 
+
+def voices(which: str = "test") -> dict[str, int | None]:
+    from .bench_grammar_sets import DEV_VOICES, FINAL_VOICES, FRESH_SET_VOICES, TEST_VOICES
+
+    if which == "dev":
+        return dict(DEV_VOICES)
     return {**TEST_VOICES, **FINAL_VOICES, **dict(list(FRESH_SET_VOICES.items())[:2])}
 
 
-def run(settings: Any, out: Path, cache: Path, first_voice: int = 0) -> Path:
+def run(settings: Any, out: Path, cache: Path, first_voice: int = 0, which: str = "test",
+        stop_voice: int | None = None) -> Path:
     from .audio import ASR_RATE, Audio
     from .bench_data import Mixer, synth
     from .config import voice_settings
@@ -69,10 +92,11 @@ def run(settings: Any, out: Path, cache: Path, first_voice: int = 0) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     path = out / "paraphrase.jsonl"
     with path.open("w") as sink:
-        items = [(q, intent, slots) for q, intent, slots in PARAPHRASES] + [(q, None, None) for q in NEAR_MISSES]
-        for j, (v, wpm) in enumerate(voices().items()):
-            if j < first_voice:  # a second process may take the later voices (its own --out; join the files)
-                continue
+        phrasings, near = (DEV_PARAPHRASES, DEV_NEAR_MISSES) if which == "dev" else (PARAPHRASES, NEAR_MISSES)
+        items = [(q, intent, slots) for q, intent, slots in phrasings] + [(q, None, None) for q in near]
+        for j, (v, wpm) in enumerate(voices(which).items()):
+            if j < first_voice or (stop_voice is not None and j >= stop_voice):  # split over processes (each its
+                continue  # own --out; join the files)
             for k, (q, intent, slots) in enumerate(items):
                 said = f"Osler, {q}?" if intent is not None or k % 2 == 0 else f"{q[0].upper()}{q[1:]}."
                 x = synth(said, v, cache / f"wpm{wpm}", settings, wpm=wpm)
@@ -88,7 +112,8 @@ def run(settings: Any, out: Path, cache: Path, first_voice: int = 0) -> Path:
                     sink.write(json.dumps(dict(voice=v, q=q, command=intent is not None, snr=snr, verdict=verdict,
                                                got=got and [got.intent, got.slots],
                                                heard=tr.extra.get("heard", tr.text), final=tr.text,
-                                               spotter=tr.extra.get("spotter"))) + "\n")
+                                               spotter=tr.extra.get("spotter"), grammar=tr.extra.get("grammar"),
+                                               set=which)) + "\n")
                     sink.flush()
     return path
 
@@ -118,13 +143,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--cache", type=Path, help="speech cache folder (default: OUT/audio)")
     p.add_argument("--report", action="store_true", help="only summarise OUT/paraphrase.jsonl")
     p.add_argument("--first-voice", type=int, default=0, help="start at this voice (split a run over processes)")
+    p.add_argument("--stop-voice", type=int, help="stop before this voice")
+    p.add_argument("--set", choices=["test", "dev"], default="test", help="test: the 16 phrasings and 12 near misses "
+                   "by 10 held-out voices; dev: other phrasings and near misses by the development voices (for tuning)")
     args = p.parse_args(argv)
     from tools.entrypoints import make_settings, offline_environment
 
     offline_environment()
     path = args.out / "paraphrase.jsonl"
     if not args.report:
-        path = run(make_settings(), args.out, args.cache or args.out / "audio", args.first_voice)
+        path = run(make_settings(), args.out, args.cache or args.out / "audio", args.first_voice, args.set,
+                   args.stop_voice)
     rep = summarise(path)
     (args.out / "report.json").write_text(json.dumps(rep, indent=2))
     print(json.dumps(rep))
