@@ -287,3 +287,25 @@ def test_the_crowd_noise_is_other_talkers_mixed_at_the_asked_snr(tmp_path):
     a, b = speech_bounds(x, ASR_RATE)
     snr = 10 * np.log10(np.mean(x[a:b].astype(np.float64) ** 2) / np.mean((y - x)[a:b].astype(np.float64) ** 2))
     assert abs(snr - 10.0) < 1.5, snr
+
+
+def test_the_repeat_benchmark_takes_a_command_only_when_both_takes_name_it():
+    """voice.bench_repeat's scoring: a command the recogniser took on either take counts as it is; when both takes
+    were rejected, the spotter's shared best class is taken at the level (mean of the two probabilities), never a
+    class it may not propose, and a non-command said twice that agrees is counted as executed."""
+    from voice.bench_repeat import score
+
+    def take(final: str, meaning: str, prob: float, is_command: bool = True, expected: str | None = "freeze",
+             voice: str = "v") -> dict:
+        return dict(final_text=final, spotter=dict(meaning=meaning, prob=prob), is_command=is_command,
+                    expected=expected, voice=voice)
+
+    rows = [(take("", "freeze", 0.5), take("", "freeze", 0.45)),          # both rejected, agree at mean 0.475
+            (take("", "freeze", 0.9), take("", "measure", 0.9)),          # disagree: nothing
+            (take("", "cancel", 0.9), take("", "cancel", 0.9, expected="cancel")),  # not proposable: nothing
+            (take("", OTHER, 0.9), take("Osler, freeze.", "freeze", 0.9)),          # the repeat itself is taken
+            (take("", "freeze", 0.6, False, None), take("", "freeze", 0.6, False, None))]  # a non-command twice
+    shipped, low, high = score(rows, None), score(rows, 0.45), score(rows, 0.5)
+    assert (shipped["two_right"], shipped["executed"]) == (1, 0)
+    assert (low["two_right"], low["by_agreement"], low["mistaken"], low["executed"]) == (2, 1, 0, 1)
+    assert (high["two_right"], high["executed"]) == (1, 1)

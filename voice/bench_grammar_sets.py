@@ -138,5 +138,7 @@ def clips(settings: Any, which: str, limit: int | None, cache: Path,
         for noise, snr in conditions:
             def audio(v=v, wpm=wpm, said=said, noise=noise, snr=snr, j=j) -> np.ndarray:
                 x = _clip(v, wpm, said, cache, settings)
+                if noise == "rebabble":  # a second take: the same speech in another stretch of the babble
+                    return mixer.mix(x, "babble", snr, seed=1000 * j + int(snr) + 500_000)
                 return x if snr is None else mixer.mix(x, noise, snr, seed=1000 * j + int(snr))
             yield v, text, said, is_cmd, noise, snr, audio
