@@ -462,6 +462,10 @@ def test_every_real_polyp_has_tissue_texture_and_a_painted_disc_does_not(data_di
     for version in (frame, jpeg(frame, 75)):
         sds = flat_boxes(version, np.array([(150, 150, 250, 250), (350, 250, 430, 330), (0, 0, 100, 100)]))
         assert sds[0] is not None and sds[1] is not None and max(sds[:2]) < FLAT_LIMIT and sds[2] is None
+    grey = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)  # a black-and-white recording: read as it is
+    assert flat_boxes(grey, np.array([(150, 150, 250, 250), (0, 0, 100, 100)]))[1] is None
+    assert flat_boxes(grey, np.array([(150, 150, 250, 250)]))[0] is not None
+    assert flat_boxes(frame, np.zeros((0, 4))) == [] and flat_boxes(frame, np.array([(5, 5, 6, 6)])) == [None]
 
 
 @pytest.mark.usefixtures("one_torch_thread")
