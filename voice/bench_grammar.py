@@ -176,7 +176,8 @@ def main(argv: list[str] | None = None) -> int:
                    "(default: the setting, int8)")
     p.add_argument("--cache", type=Path, help="speech cache folder (default: OUT/audio)")
     p.add_argument("--weights", type=Path, help="spot / tail: another weights file (default: the shipped one)")
-    p.add_argument("--conditions", help="e.g. clean,pink10,babble10 (default: clean, pink 10 and 5 dB, babble 10 dB)")
+    p.add_argument("--conditions", help="e.g. clean,pink10,babble10 (default: clean, pink 10 and 5 dB, babble 10 dB); rebabble10: "
+                   "a second take of babble 10 dB, another stretch of it (voice.bench_repeat)")
     p.add_argument("--denoise", choices=["off", "stationary"], help="noise suppression before recognition "
                    "(default: the setting voice.denoise)")
     args = p.parse_args(argv)
