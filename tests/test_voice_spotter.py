@@ -40,10 +40,13 @@ def test_the_spotter_never_brings_a_command_alone():
 def test_a_phrasing_the_spotter_never_learnt_has_its_own_no_command_veto_level():
     """A command said in a phrasing added after the spotter was trained ("do you see a polyp"): with
     ``veto_added`` set, a "no command" vote vetoes it only at that level; a vote for another command still vetoes
-    at ``veto``; a first phrasing is vetoed as before.  The phrasing is recognised positively, after the wake word,
-    its mishearings and fillers; near misses and lookalikes are no added phrasing."""
-    from voice.asr_grammar import added_phrasing
-    from voice.live_commands import LIVE_SET
+    at ``veto``; a first phrasing is vetoed as before.  The parser says which phrasing matched, after the wake word,
+    its mishearings and fillers; near misses and lookalikes are no command at all."""
+    from voice.live_commands import hear_spoken
+
+    def added_phrasing(text: str) -> bool:
+        cmd = hear_spoken(text)[1]
+        return cmd is not None and cmd.added_phrasing
 
     known = {"detect_polyp", "measure"}
     assert spot_settle("detect_polyp", "detect_polyp", OTHER, 0.6, known, 0.7, 0.1, 0.7, 0.85, True) == "kept"
@@ -53,10 +56,10 @@ def test_a_phrasing_the_spotter_never_learnt_has_its_own_no_command_veto_level()
     assert spot_settle("detect_polyp", "detect_polyp", OTHER, 0.6, known, 0.7, 0.1, 0.7, None, True) == "vetoed"
     for text in ("Osler, do you see a polyp?", "Awesome, measure it.", "Osler, can you count the polyps?",
                  "Uh, tell me what kind of image this is.", "Could you tell me how many white cells are visible, please?"):
-        assert added_phrasing(text, LIVE_SET), text
+        assert added_phrasing(text), text
     for text in ("Osler, is there a polyp?", "Awesome, how big is it?", "Osler, count the white cells.", "Freeze.",
                  "Osler, how many platelets are in the fridge?", "Osler, do you see a parking space?", ""):
-        assert not added_phrasing(text, LIVE_SET), text
+        assert not added_phrasing(text), text
 
 
 def test_the_default_veto_rejects_a_command_the_spotter_does_not_name_even_unsure():

@@ -38,7 +38,7 @@ from .commands import CommandSpec, SLOTS, _Alt, _Opt, _Seq, _Slot, _Word, _parse
 from .normalize import normalize
 
 __all__ = ["Candidate", "GrammarDecision", "GrammarContext", "CheckResult", "AMBIGUOUS", "candidates", "rank",
-           "decide", "settle", "spot_settle", "tail_settle", "may_propose", "NOT_PROPOSED", "reply_settle", "spoken_form", "check_transcript", "grammar_sentences", "grammar_meanings", "added_phrasing",
+           "decide", "settle", "spot_settle", "tail_settle", "may_propose", "NOT_PROPOSED", "reply_settle", "spoken_form", "check_transcript", "grammar_sentences", "grammar_meanings",
            "meaning_str"]
 
 # ---- the grammar's sentences ---------------------------------------------------------------------------
@@ -75,38 +75,6 @@ def grammar_sentences(specs: tuple[CommandSpec, ...], primary: bool = False) -> 
             if cmd is not None and s not in out:
                 out[s] = (cmd.intent, tuple(sorted(cmd.slots.items())))
     return tuple(out.items())
-
-
-@lru_cache(maxsize=8)
-def _added(specs: tuple[CommandSpec, ...]) -> tuple[frozenset[str], frozenset[str]]:
-    every = frozenset(s for s, _m in grammar_sentences(specs))
-    return every - frozenset(s for s, _m in grammar_sentences(specs, primary=True)), every
-
-
-# Words that may stand before a command (the wake word and its mishearings, fillers, politeness), dropped before a
-# transcript is looked up among the grammar's sentences
-_LEAD = frozenset({"osler", "ossler", "ostler", "oslar", "osla", "ozler", "osler's", "awesome", "also", "oslo",
-                   "hustler", "ozzler", "ossla", "oscar", "hey", "okay", "ok", "hi", "hello", "so", "uh", "um", "er",
-                   "erm", "ah", "oh", "please"})
-_ADDED_PREFIXES = (("can", "you"), ("could", "you"), ("tell", "me"))
-
-
-def added_phrasing(text: str, specs: tuple[CommandSpec, ...]) -> bool:
-    """True when ``text`` is a command through a natural phrasing added after the command spotter was trained: a
-    sentence of ``CommandSpec.more``, or any command after "can you" / "could you" / "tell me".  Only a positive
-    identification counts: a transcript this does not recognise is treated as a first phrasing."""
-    words = normalize(text).split()
-    while words and words[0] in _LEAD:
-        words = words[1:]
-    if words and words[-1] == "please":
-        words = words[:-1]
-    prefixed = False
-    for a, b in _ADDED_PREFIXES:
-        if words[:2] == [a, b]:
-            words, prefixed = words[2:], True
-    added, every = _added(specs)
-    sentence = " ".join(words)
-    return sentence in added or (prefixed and sentence in every)
 
 
 @lru_cache(maxsize=8)
@@ -244,7 +212,7 @@ def spot_settle(command: str | None, grammar_top: str | None, spot: str, prob: f
     * ``agreed``: both name ``command``;
     * ``vetoed``: the spotter hears another command, or no command, with at least ``veto``: rejected;
     * ``kept``: the spotter is unsure or abstains: ``command`` stands.  When ``added`` (the command was said in a
-      natural phrasing added after the spotter was trained: :func:`added_phrasing`) and ``veto_added`` is set, a
+      natural phrasing added after the spotter was trained: ``Command.added_phrasing``) and ``veto_added`` is set, a
       "no command" vote vetoes only at ``veto_added`` or more; a vote for another command still at ``veto``;
     * ``spotted``: no command was left, and the spotter names one with at least ``take`` that the grammar also
       ranked best, or with at least ``alone`` whatever the grammar ranked best: taken;

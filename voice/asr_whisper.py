@@ -228,15 +228,17 @@ class WhisperRecognizer:
     def _spot(self, ctx: GrammarContext, r: Any, specs: tuple[Any, ...], heard: str, text: str,
               conf: float | None, extra: dict[str, Any], dropped: list[str]) -> tuple[str, float | None]:
         """The command spotter's second opinion (:func:`voice.asr_grammar.spot_settle`)."""
-        from .asr_grammar import added_phrasing, grammar_meanings, meaning_str, spot_settle, spoken_form
+        from .asr_grammar import grammar_meanings, meaning_str, spot_settle, spoken_form
 
         s = self._spotter.spot(ctx.enc, ctx.n_samples)
-        command = meaning_str(self._meaning(text, specs)) if text else None
-        added = command is not None and added_phrasing(text, specs)
+        cmd = self._command(text, specs) if text else None
+        command = meaning_str((cmd.intent, tuple(sorted(cmd.slots.items())))) if cmd else None
+        added = cmd is not None and cmd.added_phrasing
         top = meaning_str(r.decision.top) if r.decision is not None else None
         how = spot_settle(command, top, s.meaning, s.prob, grammar_meanings(specs), self.vs.spotter_take,
                           self.vs.spotter_veto, self.vs.spotter_alone, self.vs.spotter_veto_added, added)
-        extra["spotter"] = {**s.info(), "outcome": how, "command": command, **({"added_phrasing": True} if added else {})}
+        extra["spotter"] = {**s.info(), "outcome": how, "command": command,
+                            **({"added_phrasing": True} if added else {})}
         if how == "vetoed":
             extra.setdefault("heard", heard)
             dropped.append(f"command spotter: {text!r}, but the spotter hears "
@@ -258,15 +260,18 @@ class WhisperRecognizer:
             return said, s.prob
         return text, conf
 
-    def _meaning(self, text: str, specs: tuple[Any, ...]) -> tuple[str, tuple[tuple[str, str], ...]] | None:
+    def _command(self, text: str, specs: tuple[Any, ...]) -> Any:
+        """The command ``text`` says, read as this recogniser's parser reads it, or None."""
         if self.parse is not None:
-            cmd = self.parse(text)
-        else:
-            from .activation import gate
-            from .commands import parse_command
+            return self.parse(text)
+        from .activation import gate
+        from .commands import parse_command
 
-            g = gate(text, "ptt", self.vs.wake_word)
-            cmd = parse_command(g.text, specs) if g.text else None
+        g = gate(text, "ptt", self.vs.wake_word)
+        return parse_command(g.text, specs) if g.text else None
+
+    def _meaning(self, text: str, specs: tuple[Any, ...]) -> tuple[str, tuple[tuple[str, str], ...]] | None:
+        cmd = self._command(text, specs)
         return (cmd.intent, tuple(sorted(cmd.slots.items()))) if cmd else None
 
 

@@ -9,8 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from .asr_grammar import (AMBIGUOUS, added_phrasing, grammar_meanings, meaning_str, rank, settle, spot_settle,
-                          tail_settle)
+from .asr_grammar import AMBIGUOUS, grammar_meanings, meaning_str, rank, settle, spot_settle, tail_settle
 from .live_commands import LIVE_SET, hear_spoken, parse_live
 
 __all__ = ["expected", "policy", "verdict", "table", "tune", "tune_spotter", "tune_tail", "policy_args", "render",
@@ -85,7 +84,8 @@ def policy(r: dict[str, Any], name: str, margin: float, gap: float, bonus: float
     added = False
     if command is not None and veto_added is not None:  # the text the recogniser judges, as it does
         said = r["free_text"] if outcome == "confirmed" else (g.get("best") or "") if outcome == "taken" else ""
-        added = added_phrasing(said, LIVE_SET)
+        cmd = hear_spoken(said, "osler")[1] if said else None
+        added = cmd is not None and cmd.added_phrasing
     how = spot_settle(command, top, meaning, prob, grammar_meanings(LIVE_SET), take, veto, alone, veto_added, added)
     got = None if how == "vetoed" else meaning if how == "spotted" else command
     if name != "tail" or got is None or tail_veto is None:

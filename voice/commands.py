@@ -129,6 +129,9 @@ class Command:
     slots: dict[str, str] = field(default_factory=dict)
     question: str | None = None
     text: str = ""
+    added_phrasing: bool = False
+    """Said only through a natural phrasing added after the first rules: a sentence of ``CommandSpec.more``, or a
+    command after "can you" / "could you" / "tell me" (the command spotter was trained on the first rules)."""
 
     @property
     def needs_confirmation(self) -> bool:
@@ -211,6 +214,13 @@ def _compile(specs: tuple[CommandSpec, ...]) -> tuple[tuple[CommandSpec, _Node],
                  for spec in specs)
 
 
+@lru_cache(maxsize=None)
+def _compile_first(specs: tuple[CommandSpec, ...]) -> dict[str, _Node]:
+    """Each command's first rule with the first prefixes only (what pocketsphinx decodes), by intent."""
+    return {spec.intent: _Seq((_parse_rule(_SPHINX_PREFIX), _parse_rule(spec.rule), _parse_rule(_SUFFIX)))
+            for spec in specs}
+
+
 def _compiled() -> tuple[tuple[CommandSpec, _Node], ...]:
     return _compile(COMMANDS)
 
@@ -262,7 +272,9 @@ def parse_command(transcript: str, specs: tuple[CommandSpec, ...] = COMMANDS) ->
         for end, slots in _match(node, words, 0, {}):
             if end == len(words):
                 question = spec.question.format(**slots) if spec.question else None
-                return Command(intent=spec.intent, kind=spec.kind, slots=dict(slots), question=question, text=text)
+                first = any(e == len(words) for e, _s in _match(_compile_first(specs)[spec.intent], words, 0, {}))
+                return Command(intent=spec.intent, kind=spec.kind, slots=dict(slots), question=question, text=text,
+                               added_phrasing=not first)
     return None
 
 
