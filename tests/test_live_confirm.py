@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from voice.transcript import Transcript
-from voice.asr_grammar import NOT_PROPOSED, may_propose
+from voice.second_opinion import NOT_PROPOSED, may_propose
 from voice.live_demo import POLYP_FRAME
 from voice.live_script import hear_live
 from voice.live_video import SORRY, LiveEngine, LiveOptions, Snapshot

@@ -12,7 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from voice.asr_grammar import AMBIGUOUS, Candidate, candidates, decide, grammar_sentences
+from voice.asr_grammar import AMBIGUOUS, Candidate, candidates, decide
+from voice.grammar_sentences import grammar_sentences
 from voice.whisper_decoder import read_ct2_model
 from voice.live_commands import LIVE_SET, hear_spoken, parse_live
 
@@ -74,7 +75,7 @@ def test_natural_phrasings_do_not_replace_the_commands_representatives():
     """A phrasing added in CommandSpec.more ("measure it", shorter than "how big is it") is scored only when Whisper
     heard something near it; the two phrasings that stand for each command in the check stay those of its first
     rule (when they changed, a babble clip's runner-up fell and a wrong "no" passed the margin)."""
-    from voice.asr_grammar import spoken_form
+    from voice.grammar_sentences import spoken_form
 
     primary = {s for s, _m in grammar_sentences(LIVE_SET, primary=True)}
     added = {s for s, _m in grammar_sentences(LIVE_SET)} - primary

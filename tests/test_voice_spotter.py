@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from voice.asr_grammar import spot_settle
+from voice.second_opinion import spot_settle
 from voice.spotter import OTHER, CommandSpotter, default_path
 
 needs_espeak = pytest.mark.skipif(shutil.which("espeak-ng") is None,
@@ -162,7 +162,7 @@ def test_the_phrasings_recipe_adds_natural_phrasings_and_near_misses_and_keeps_e
     if shutil.which("espeak-ng") is None:
         pytest.skip("espeak-ng is not installed")
     from training.train_spotter import TRAIN_NEAR_MISSES, _sentences_by_class, jobs, voice_split
-    from voice.asr_grammar import meaning_str
+    from voice.grammar_sentences import meaning_str
     from voice.bench_paraphrase import NEAR_MISSES, PARAPHRASES
     from voice.commands import parse_command
     from voice.live_commands import LIVE_SET
@@ -257,7 +257,7 @@ def test_a_damaged_weights_file_is_a_clear_error(tmp_path):
 
 def test_every_meaning_the_spotter_can_name_is_written_as_a_transcript_that_parses_back():
     from voice.activation import gate
-    from voice.asr_grammar import grammar_sentences, meaning_str, spoken_form
+    from voice.grammar_sentences import grammar_sentences, meaning_str, spoken_form
     from voice.commands import COMMANDS, parse_command
     from voice.live_commands import LIVE_SET, hear_spoken
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from voice.asr_grammar import tail_settle
+from voice.second_opinion import tail_settle
 from voice.tail import UNK, TailChecker, ctc_exact_prefix, default_path, targets, vocabulary
 
 needs_espeak = pytest.mark.skipif(shutil.which("espeak-ng") is None,

@@ -13,7 +13,7 @@ and babble voices, whatever the accent) is left out of training altogether; of t
 puts 8 in **holdout** (never trained or tuned on: the ``fresh`` set of ``voice.bench_grammar``), 8 in
 **val** (early stopping, reported) and the rest in **train**, each spoken in two accents drawn at random.
 Per training voice: one random phrasing of every command meaning of the live grammar
-(:func:`voice.asr_grammar.grammar_sentences`) and 12 sentences that are no command (theatre talk, many with
+(:func:`voice.grammar_sentences.grammar_sentences`) and 12 sentences that are no command (theatre talk, many with
 command words in them, none of the benchmarks' sentences), "Osler, ..." or bare; speed 125-190 words a
 minute and pitch 25-75 drawn per clip; 0.05-0.8 s of room tone before.  Each clip gets one condition: clean,
 pink / white noise, babble of training voices saying training sentences (not the benchmark's babble), beeps,
@@ -147,7 +147,7 @@ def voice_split(seed: int = SEED) -> dict[str, list[str]]:
 
 
 def classes() -> list[str]:
-    from voice.asr_grammar import grammar_sentences, meaning_str
+    from voice.grammar_sentences import grammar_sentences, meaning_str
     from voice.live_commands import LIVE_SET
     from voice.spotter import OTHER
 
@@ -157,7 +157,7 @@ def classes() -> list[str]:
 def _sentences_by_class(primary: bool = True) -> dict[str, list[str]]:
     """The live grammar's sentences by meaning: each command's first rule (``primary``; what the shipped spotter was
     trained on), or only its further natural phrasings (``CommandSpec.more``)."""
-    from voice.asr_grammar import grammar_sentences, meaning_str
+    from voice.grammar_sentences import grammar_sentences, meaning_str
     from voice.live_commands import LIVE_SET
 
     first = {s for s, _m in grammar_sentences(LIVE_SET, primary=True)}

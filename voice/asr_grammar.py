@@ -29,70 +29,21 @@ import difflib
 import math
 import time
 from dataclasses import dataclass, field
-from functools import lru_cache
 from typing import Any, Callable, Hashable, Sequence
 
 import numpy as np
 
-from .commands import CommandSpec, SLOTS, _Alt, _Opt, _Seq, _Slot, _Word, _parse_rule, parse_command
+from .commands import CommandSpec
+from .grammar_sentences import Meaning, grammar_sentences, meaning_str, written
 from .normalize import normalize
 
 __all__ = ["Candidate", "GrammarDecision", "GrammarContext", "CheckResult", "AMBIGUOUS", "candidates", "rank",
-           "decide", "settle", "spot_settle", "tail_settle", "may_propose", "NOT_PROPOSED", "reply_settle", "spoken_form", "check_transcript", "grammar_sentences", "grammar_meanings",
-           "meaning_str"]
-
-# ---- the grammar's sentences ---------------------------------------------------------------------------
-def _expand(node) -> list[list[str]]:
-    if isinstance(node, _Word):
-        return [[node.w]]
-    if isinstance(node, _Slot):
-        return [x for phrase, _value in SLOTS[node.name] for x in _expand(_parse_rule(phrase))]
-    if isinstance(node, _Seq):
-        out: list[list[str]] = [[]]
-        for item in node.items:
-            out = [a + b for a in out for b in _expand(item)]
-        return out
-    if isinstance(node, _Alt):
-        return [x for o in node.options for x in _expand(o)]
-    if isinstance(node, _Opt):
-        return [[]] + _expand(node.node)
-    raise TypeError(node)
-
-
-Meaning = tuple[str, tuple[tuple[str, str], ...]]
-
-
-@lru_cache(maxsize=16)
-def grammar_sentences(specs: tuple[CommandSpec, ...], primary: bool = False) -> tuple[tuple[str, Meaning], ...]:
-    """Every sentence of the command set (without the optional prefixes and please) with its meaning
-    (intent, sorted slots), through the strict parser itself.  ``primary``: only the sentences of each command's
-    ``rule``, not of its further natural phrasings (``CommandSpec.more``)."""
-    out: dict[str, Meaning] = {}
-    for spec in specs:
-        for words in _expand(_parse_rule(spec.rule if primary else spec.full_rule)):
-            s = " ".join(words)
-            cmd = parse_command(s, specs)
-            if cmd is not None and s not in out:
-                out[s] = (cmd.intent, tuple(sorted(cmd.slots.items())))
-    return tuple(out.items())
-
-
-@lru_cache(maxsize=8)
-def grammar_meanings(specs: tuple[CommandSpec, ...]) -> frozenset[str]:
-    """The meaning strings (:func:`meaning_str`) a command set can say."""
-    return frozenset(meaning_str(m) for _s, m in grammar_sentences(specs))
-
+           "decide", "settle", "check_transcript"]
 
 @dataclass(frozen=True)
 class Candidate:
     text: str  # what is scored (wake word and punctuation included)
     meaning: Meaning | None  # None: a free hypothesis that is no command
-
-
-def _written(sentence: str, wake: str | None) -> str:
-    q = sentence.split()[0] in {"how", "is", "are", "what", "who", "where", "which", "can", "do"}
-    body = sentence + ("?" if q else ".")
-    return f"{wake.capitalize()}, {body}" if wake else body[0].upper() + body[1:]
 
 
 # Sentences that sound like a command but may be another one (the same ambiguity voice.live_commands rejects in
@@ -129,7 +80,7 @@ def candidates(specs: tuple[CommandSpec, ...], heard: Sequence[str], wake_word: 
         if intent in intents:
             for s in decoys:
                 chosen[s] = (AMBIGUOUS, (("may_be", intent),))
-    return [Candidate(_written(s, w), m) for s, m in chosen.items() for w in (wake_word, None)]
+    return [Candidate(written(s, w), m) for s, m in chosen.items() for w in (wake_word, None)]
 
 
 def _strip_wake(text: str, wake_word: str) -> str:
@@ -199,84 +150,6 @@ def settle(free_meaning: Any, top: Any, margin: float, gap: float, taken: bool, 
             return "rejected: gap" if gap > max_gap else "rejected: margin"
         return "rejected: differ"
     return "taken" if taken else "none"
-
-
-def spot_settle(command: str | None, grammar_top: str | None, spot: str, prob: float, known: set[str],
-                take: float, veto: float, alone: float = 1.01, veto_added: float | None = None,
-                added: bool = False) -> str:
-    """The command spotter's second opinion (:mod:`voice.spotter`) on a settled utterance.  ``command``: the
-    meaning the grammar check left (None: rejected or no command); ``grammar_top``: the grammar's best meaning;
-    ``spot``/``prob``: the spotter's best class and its probability; ``known``: the meanings of the command
-    set in use (a spotter class outside it abstains).  Returns
-
-    * ``agreed``: both name ``command``;
-    * ``vetoed``: the spotter hears another command, or no command, with at least ``veto``: rejected;
-    * ``kept``: the spotter is unsure or abstains: ``command`` stands.  When ``added`` (the command was said in a
-      natural phrasing added after the spotter was trained: ``Command.added_phrasing``) and ``veto_added`` is set, a
-      "no command" vote vetoes only at ``veto_added`` or more; a vote for another command still at ``veto``;
-    * ``spotted``: no command was left, and the spotter names one with at least ``take`` that the grammar also
-      ranked best, or with at least ``alone`` whatever the grammar ranked best: taken;
-    * ``none``: no command either way.
-
-    The thresholds are tuned on development voices so that no command is executed wrongly there
-    (``voice.bench_grammar tune-spotter``)."""
-    from .spotter import OTHER
-
-    if spot != OTHER and spot not in known:
-        return "kept" if command is not None else "none"
-    if command is not None:
-        if spot == command:
-            return "agreed"
-        if spot == OTHER and added and veto_added is not None:
-            return "vetoed" if prob >= veto_added else "kept"
-        return "vetoed" if prob >= veto else "kept"
-    if spot != OTHER and ((spot == grammar_top and prob >= take) or prob >= alone):
-        return "spotted"
-    return "none"
-
-
-def tail_settle(rest: float, veto: float) -> str:
-    """The rest-of-utterance check (:mod:`voice.tail`) on a command about to be executed: ``vetoed`` when the
-    speech after the command is at least ``veto`` nats more likely than no more speech (the command does not
-    explain the whole utterance: "how many platelets are in the fridge"), else ``kept``."""
-    return "vetoed" if rest >= veto else "kept"
-
-
-# Meanings never proposed on doubt: a proposal of these would itself be a reply, or is no command at all
-NOT_PROPOSED = frozenset({"other", "yes", "no", "cancel", "repeat", "louder"})
-
-
-def may_propose(meaning: str | None, prob: float, level: float) -> bool:
-    """Confirmation on doubt: for an utterance the recogniser rejected, may the spotter's best meaning be proposed
-    ("Did you mean: how many polyps? Say yes or no.")?  Only a command (not a reply, not "other") at probability
-    ``level`` or more; nothing runs until the surgeon says yes."""
-    return meaning is not None and meaning not in NOT_PROPOSED and prob >= level
-
-
-def reply_settle(p_yes: float, p_no: float, level: float) -> str | None:
-    """While a proposal waits for yes or no and the recogniser took no command: "yes" or "no" when the spotter's
-    probability of the likelier of the two reaches ``level``, else None (ask again)."""
-    if max(p_yes, p_no) < level:
-        return None
-    return "yes" if p_yes > p_no else "no"
-
-
-def spoken_form(meaning: str, specs: tuple[CommandSpec, ...], wake_word: str | None) -> str:
-    """The shortest sentence of a meaning string in the commands' first rules, written as a transcript ("Osler,
-    freeze.", or "Freeze." without a wake word)."""
-    sents = [s for s, m in grammar_sentences(specs, primary=True) if meaning_str(m) == meaning]
-    if not sents:
-        raise ValueError(f"no sentence of the command set means {meaning!r}")
-    return _written(min(sents, key=lambda s: (len(s.split()), sents.index(s))), wake_word)
-
-
-def meaning_str(m: Meaning | None) -> str | None:
-    """'count(count_target=polyps)' for ('count', (('count_target', 'polyps'),)): how reports and the
-    benchmark write a meaning."""
-    if m is None:
-        return None
-    intent, slots = m
-    return intent + ("(" + ", ".join(f"{k}={v}" for k, v in slots) + ")" if slots else "")
 
 
 # ---- the check on one utterance ---------------------------------------------------------------------

@@ -199,9 +199,10 @@ class WhisperRecognizer:
 
     def _check_tail(self, ctx: GrammarContext, specs: tuple[Any, ...], heard: str, text: str, conf: float | None,
                     extra: dict[str, Any], dropped: list[str]) -> tuple[str, float | None]:
-        """The rest-of-utterance check (:func:`voice.asr_grammar.tail_settle`) on the command about to be taken:
+        """The rest-of-utterance check (:func:`voice.second_opinion.tail_settle`) on the command about to be taken:
         rejected when the speaker went on after it."""
-        from .asr_grammar import meaning_str, tail_settle
+        from .grammar_sentences import meaning_str
+        from .second_opinion import tail_settle
 
         m = self._meaning(text, specs) if text else None
         if m is None:
@@ -227,8 +228,9 @@ class WhisperRecognizer:
 
     def _spot(self, ctx: GrammarContext, r: Any, specs: tuple[Any, ...], heard: str, text: str,
               conf: float | None, extra: dict[str, Any], dropped: list[str]) -> tuple[str, float | None]:
-        """The command spotter's second opinion (:func:`voice.asr_grammar.spot_settle`)."""
-        from .asr_grammar import grammar_meanings, meaning_str, spot_settle, spoken_form
+        """The command spotter's second opinion (:func:`voice.second_opinion.spot_settle`)."""
+        from .grammar_sentences import grammar_meanings, meaning_str, spoken_form
+        from .second_opinion import spot_settle
 
         s = self._spotter.spot(ctx.enc, ctx.n_samples)
         cmd = self._command(text, specs) if text else None

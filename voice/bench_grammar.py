@@ -42,7 +42,7 @@ Each clip is recognised once (Whisper tiny.en, push-to-talk, live grammar, 5-bes
 is kept, so the policies come from the same decoding: **free** = the n-best rescoring alone (what ``osler
 live`` did before), **grammar** = free decoding checked and completed by the grammar scores with the tuned
 settings, **spotter** = the grammar policy with the command spotter's second opinion
-(:func:`voice.asr_grammar.spot_settle`; its probabilities stored per clip), **tail** = the spotter policy with
+(:func:`voice.second_opinion.spot_settle`; its probabilities stored per clip), **tail** = the spotter policy with
 the rest-of-utterance check (:mod:`voice.tail`: a command followed by more speech is rejected).  Right = the intended command; WRONG = another command, or any command for a non-command; the rest is
 rejected ("say that again").  Synthetic voices are no clinical test.
 """
@@ -158,7 +158,7 @@ def tail(settings: Any, which: str, out: Path, t: dict[str, Any], s: dict[str, A
 
 
 def _grammar_meanings() -> frozenset[str]:
-    from .asr_grammar import grammar_meanings
+    from .grammar_sentences import grammar_meanings
 
     return grammar_meanings(LIVE_SET)
 

@@ -1,5 +1,5 @@
 """The benchmark of confirmation on doubt (live mode's "Did you mean: how many polyps? Say yes or no.";
-:func:`voice.asr_grammar.may_propose` and :func:`voice.asr_grammar.reply_settle`), on the clips of
+:func:`voice.second_opinion.may_propose` and :func:`voice.second_opinion.reply_settle`), on the clips of
 :mod:`voice.bench_grammar`:
 
     python -m voice.bench_grammar run --set confirm_dev --conditions clean,pink10,babble10   # dev voices: "Yes." / "No."
@@ -31,9 +31,9 @@ ASK_LEVELS = tuple(round(float(x), 2) for x in np.arange(0.2, 0.601, 0.05))
 
 def proposal(r: dict[str, Any], args: tuple, level: float) -> str | None:
     """The command Osler would propose ("Did you mean ...? Say yes or no.") for a clip the spotter policy
-    rejects: the spotter's best meaning when it may be proposed (:func:`voice.asr_grammar.may_propose`) and its
+    rejects: the spotter's best meaning when it may be proposed (:func:`voice.second_opinion.may_propose`) and its
     probability reaches ``level``; None otherwise (and for every clip the policy executes)."""
-    from .asr_grammar import may_propose
+    from .second_opinion import may_propose
 
     if policy(r, "spotter", *args) is not None or r.get("_spot") is None:
         return None
@@ -65,8 +65,8 @@ REPLY_LEVELS = tuple(round(float(x), 2) for x in np.arange(0.05, 0.951, 0.05))
 def reply(r: dict[str, Any], args: tuple, level: float | None) -> str | None:
     """What a clip is taken as while a proposal waits for yes or no: the spotter policy's command when it takes
     one; else, with ``level``, the likelier of the spotter's "yes" and "no" when it reaches ``level``
-    (:func:`voice.asr_grammar.reply_settle`); else None ("Say yes or no.")."""
-    from .asr_grammar import reply_settle
+    (:func:`voice.second_opinion.reply_settle`); else None ("Say yes or no.")."""
+    from .second_opinion import reply_settle
 
     got = policy(r, "spotter", *args)
     if got is not None or level is None or r.get("_replies") is None:
@@ -151,7 +151,7 @@ def replies(settings: Any, which: str, out: Path, cache: Path | None = None,
 
 
 def ask_report(out: Path, dev: list[dict[str, Any]], t: dict[str, Any], s: dict[str, Any]) -> int:
-    """Confirmation on doubt (:func:`voice.asr_grammar.may_propose`) at the dev-tuned level: what the proposals
+    """Confirmation on doubt (:func:`voice.second_opinion.may_propose`) at the dev-tuned level: what the proposals
     would be on every set, and how often the held-out voices' bare "yes" / "no" (set ``confirm``) are heard as
     what was said; ``ask_report.json`` and ``ask_report.md``."""
     level = json.loads((out / "ask_thresholds.json").read_text())["ask_level"]

@@ -9,8 +9,10 @@ from typing import Any
 
 import numpy as np
 
-from .asr_grammar import AMBIGUOUS, grammar_meanings, meaning_str, rank, settle, spot_settle, tail_settle
+from .asr_grammar import AMBIGUOUS, rank, settle
+from .grammar_sentences import grammar_meanings, meaning_str
 from .live_commands import LIVE_SET, hear_spoken, parse_live
+from .second_opinion import spot_settle, tail_settle
 
 __all__ = ["expected", "policy", "verdict", "table", "tune", "tune_spotter", "tune_tail", "policy_args", "render",
            "SPOT_LEVELS",
@@ -62,8 +64,8 @@ def policy(r: dict[str, Any], name: str, margin: float, gap: float, bonus: float
            alone: float = 1.01, tail_veto: float | None = None, veto_added: float | None = None) -> str | None:
     """The command (meaning string) a policy executes for one stored clip, or None (rejected); the grammar
     policy settled by the recogniser's own rule (:func:`voice.asr_grammar.settle`), the spotter policy by
-    :func:`voice.asr_grammar.spot_settle` after it (``take``, ``veto``: its thresholds), the tail policy by
-    :func:`voice.asr_grammar.tail_settle` after that (``tail_veto``; a clip without a stored rest for the
+    :func:`voice.second_opinion.spot_settle` after it (``take``, ``veto``: its thresholds), the tail policy by
+    :func:`voice.second_opinion.tail_settle` after that (``tail_veto``; a clip without a stored rest for the
     command is kept, as the recogniser keeps it when the check cannot run)."""
     if "_free" not in r:
         r["_free"] = _heard(r["free_text"])

@@ -8,7 +8,7 @@ Take 1 is a babble 10 dB clip of the grammar benchmark as the recogniser decided
 ``run``); take 2 is the same speech in another stretch of the same babble (condition ``rebabble``), recognised the
 same way.  Within two tries, as shipped: take 1's command, else take 2's.  With the *repeat agreement*: when both
 were rejected and the command spotter's best class is the same command on both (not other / yes / no / cancel /
-repeat / louder, as :func:`voice.asr_grammar.may_propose` excludes), that command is taken when the mean of the two
+repeat / louder, as :func:`voice.second_opinion.may_propose` excludes), that command is taken when the mean of the two
 probabilities reaches the level.  Non-commands are paired with themselves (the hardest case: the same sentence
 twice).  Measured 2026-12-04 and not adopted (docs/voice.md, *Said twice*); synthetic voices are no clinical test.
 """
@@ -55,7 +55,7 @@ def _decided(r: dict[str, Any]) -> str | None:
 
 
 def _agreed(r1: dict[str, Any], r2: dict[str, Any], level: float) -> str | None:
-    from .asr_grammar import NOT_PROPOSED
+    from .second_opinion import NOT_PROPOSED
 
     s1, s2 = r1.get("spotter") or {}, r2.get("spotter") or {}
     c = s1.get("meaning")

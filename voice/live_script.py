@@ -76,9 +76,9 @@ def hear_live(engine: LiveEngine, snap: Snapshot, audio: Audio, recognizer: Any,
               ) -> dict[str, Any]:
     """Transcribe one push-to-talk utterance, parse it against the live commands, answer on ``snap``.  An
     utterance the recogniser rejects is proposed back ("Did you mean: how many polyps? Say yes or no.") when
-    its command spotter's best guess may be (:func:`voice.asr_grammar.may_propose` at ``ask_level``; None: never);
+    its command spotter's best guess may be (:func:`voice.second_opinion.may_propose` at ``ask_level``; None: never);
     while a proposal waits, a rejected utterance is taken as "yes" or "no" when the spotter's likelier of the two
-    reaches ``reply_level`` (:func:`voice.asr_grammar.reply_settle`; None: only as the recogniser takes them)."""
+    reaches ``reply_level`` (:func:`voice.second_opinion.reply_settle`; None: only as the recogniser takes them)."""
     t0 = time.monotonic()
     queue_ms = (t0 - snap.wall) * 1000  # waiting for the previous answer to finish
     tr = recognizer.transcribe(audio)
@@ -87,7 +87,7 @@ def hear_live(engine: LiveEngine, snap: Snapshot, audio: Audio, recognizer: Any,
     timings = {"queue_ms": queue_ms, "asr_ms": asr_ms}
     sp = tr.extra.get("spotter") or {}
     if cmd is None and reply_level is not None and engine.pending_proposal() is not None and "yes" in sp:
-        from .asr_grammar import reply_settle
+        from .second_opinion import reply_settle
         from .live_commands import parse_live
 
         said = reply_settle(float(sp["yes"]), float(sp.get("no", 0.0)), reply_level)
@@ -110,7 +110,8 @@ def hear_live(engine: LiveEngine, snap: Snapshot, audio: Audio, recognizer: Any,
 
 def _proposal(tr: Any, ask_level: float | None) -> tuple[Any, str, str, float] | None:
     """(command, its spoken form, meaning, spotter probability) to propose for a rejected transcript, or None."""
-    from .asr_grammar import may_propose, spoken_form
+    from .grammar_sentences import spoken_form
+    from .second_opinion import may_propose
     from .live_commands import LIVE_SET, parse_live
 
     sp = tr.extra.get("spotter") or {}

@@ -216,7 +216,7 @@ class LiveEngine:
     def propose(self, snap: Snapshot, command: Command, spoken_form: str, *, meaning: str, prob: float,
                 transcript: str, timings: dict[str, float] | None = None, speak: bool = True) -> dict[str, Any]:
         """Confirmation on doubt: the recogniser rejected an utterance, but its command spotter's best guess
-        (``meaning`` at ``prob``) may be proposed (:func:`voice.asr_grammar.may_propose`).  Nothing runs now:
+        (``meaning`` at ``prob``) may be proposed (:func:`voice.second_opinion.may_propose`).  Nothing runs now:
         Osler asks "Did you mean: ...? Say yes or no."; "yes" within ``confirm_timeout_s`` answers ``command`` on
         ``snap`` (the frame of this utterance), "no" or any other command drops it."""
         snap = self.resolve(snap)

@@ -8,7 +8,7 @@ project (``training/train_spotter.py``) on espeak-ng voices the benchmarks never
 ships as ``experts/weights/voice_spotter.pt`` (two nets averaged, 2.7 MB; its card ``voice_spotter.md`` has the
 data, the voices held out and the measured accuracy).
 
-:func:`voice.asr_grammar.spot_settle` uses it as a second opinion after the grammar check: a command the spotter
+:func:`voice.second_opinion.spot_settle` uses it as a second opinion after the grammar check: a command the spotter
 surely hears otherwise is rejected, and when the check left no command, a command the spotter is sure of is
 taken (thresholds tuned on development voices for zero wrong commands); see ``docs/voice.md``.  No weights file:
 the check is skipped and the transcript's ``extra['spotter']`` says so.
@@ -94,7 +94,7 @@ def load_members(ck: dict[str, Any], build: Any) -> list[Any]:
 
 @dataclass(frozen=True)
 class Spot:
-    meaning: str  # a meaning string of voice.asr_grammar.meaning_str, or OTHER
+    meaning: str  # a meaning string of voice.grammar_sentences.meaning_str, or OTHER
     prob: float
     runner_up: str
     runner_up_prob: float

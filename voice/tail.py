@@ -15,7 +15,7 @@ wake word, with the optional "please" / "okay" the parser accepts):
 * ``rest = log max_s P_prefix(s) - log max_s P_exact(s)`` (nats, >= 0): near 0 when the command explains the
   whole utterance, large when words followed it.
 
-:func:`voice.asr_grammar.tail_settle` rejects the command when ``rest >= voice.tail_veto`` (tuned on development
+:func:`voice.second_opinion.tail_settle` rejects the command when ``rest >= voice.tail_veto`` (tuned on development
 voices only).  The net is trained by the project (``python -m training.train_tail``) and ships as
 ``experts/weights/voice_tail.pt`` (card ``voice_tail.md``).  No weights file: the check is skipped and the
 transcript's ``extra['tail']`` says so.
@@ -47,7 +47,7 @@ def default_path() -> Path:
 @lru_cache(maxsize=1)
 def vocabulary() -> tuple[str, ...]:
     """``<blank>``, the live grammar's words and the wake word / politeness words, ``<unk>``."""
-    from .asr_grammar import grammar_sentences
+    from .grammar_sentences import grammar_sentences
     from .live_commands import LIVE_SET
 
     # the first rules' words only: the net's outputs were fixed when it was trained (natural phrasings added
@@ -159,7 +159,7 @@ def _phrasings(meaning: str, specs: tuple[Any, ...] | None = None) -> tuple[tupl
     """(exact forms, prefix forms) of a meaning of the command set ``specs`` (default: the live set), as word-id
     tuples: every grammar phrasing with and without the wake word and a leading "please"/"okay"; exact forms also
     with a trailing "please".  KeyError: the set has no such meaning, or a word the net does not know."""
-    from .asr_grammar import grammar_sentences, meaning_str
+    from .grammar_sentences import grammar_sentences, meaning_str
     from .live_commands import LIVE_SET
 
     vocab = vocabulary()
