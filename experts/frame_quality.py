@@ -82,6 +82,8 @@ def flat_boxes(rgb: np.ndarray, boxes: np.ndarray) -> list[float | None]:
     :data:`FLAT_LIMIT` (a flat single-colour mark: paint, a sticker, an on-screen graphic), else None."""
     import cv2
 
+    if not len(boxes):
+        return []
     rgb = np.ascontiguousarray(rgb)
     g = (rgb if rgb.ndim == 2 else cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)).astype(np.float32)  # a grey frame as it is
     h, w = g.shape

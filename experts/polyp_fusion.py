@@ -71,9 +71,9 @@ def _drop_flat(rgb: np.ndarray, boxes: np.ndarray, scores: np.ndarray) -> tuple[
     boxes' grey-level spreads."""
     boxes = np.asarray(boxes, np.float32).reshape(-1, 4)
     scores = np.asarray(scores, np.float32).reshape(-1)
-    flat = flat_boxes(rgb, boxes) if len(boxes) else []
-    keep = np.array([f is None for f in flat], bool)
-    return (boxes[keep], scores[keep], [f for f in flat if f is not None]) if len(boxes) else (boxes, scores, [])
+    flat = flat_boxes(rgb, boxes)
+    keep = np.array([f is None for f in flat], bool).reshape(-1)
+    return boxes[keep], scores[keep], [f for f in flat if f is not None]
 
 
 class PolypFusionDetector:

@@ -160,11 +160,12 @@ def _sentences_by_class(primary: bool = True) -> dict[str, list[str]]:
     from voice.grammar_sentences import grammar_sentences, meaning_str
     from voice.live_commands import LIVE_SET
 
-    first = {s for s, _m in grammar_sentences(LIVE_SET, primary=True)}
+    first = grammar_sentences(LIVE_SET, primary=True)
+    old = frozenset(first)
+    taken = first if primary else [sm for sm in grammar_sentences(LIVE_SET) if sm not in old]
     out: dict[str, list[str]] = {}
-    for s, m in grammar_sentences(LIVE_SET, primary=primary):
-        if primary or s not in first:
-            out.setdefault(meaning_str(m), []).append(s)
+    for s, m in taken:
+        out.setdefault(meaning_str(m), []).append(s)
     return out
 
 

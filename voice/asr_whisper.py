@@ -229,12 +229,12 @@ class WhisperRecognizer:
     def _spot(self, ctx: GrammarContext, r: Any, specs: tuple[Any, ...], heard: str, text: str,
               conf: float | None, extra: dict[str, Any], dropped: list[str]) -> tuple[str, float | None]:
         """The command spotter's second opinion (:func:`voice.second_opinion.spot_settle`)."""
-        from .grammar_sentences import grammar_meanings, meaning_str, spoken_form
+        from .grammar_sentences import command_meaning, grammar_meanings, meaning_str, spoken_form
         from .second_opinion import spot_settle
 
         s = self._spotter.spot(ctx.enc, ctx.n_samples)
         cmd = self._command(text, specs) if text else None
-        command = meaning_str((cmd.intent, tuple(sorted(cmd.slots.items())))) if cmd else None
+        command = meaning_str(command_meaning(cmd))
         added = cmd is not None and cmd.added_phrasing
         top = meaning_str(r.decision.top) if r.decision is not None else None
         how = spot_settle(command, top, s.meaning, s.prob, grammar_meanings(specs), self.vs.spotter_take,
@@ -273,8 +273,9 @@ class WhisperRecognizer:
         return parse_command(g.text, specs) if g.text else None
 
     def _meaning(self, text: str, specs: tuple[Any, ...]) -> tuple[str, tuple[tuple[str, str], ...]] | None:
-        cmd = self._command(text, specs)
-        return (cmd.intent, tuple(sorted(cmd.slots.items()))) if cmd else None
+        from .grammar_sentences import command_meaning
+
+        return command_meaning(self._command(text, specs))
 
 
     def _decode(self, samples: Any) -> tuple[list[Hyp], GrammarContext | None]:

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from .asr_grammar import AMBIGUOUS, rank, settle
-from .grammar_sentences import grammar_meanings, meaning_str
+from .grammar_sentences import command_meaning, grammar_meanings, meaning_str
 from .live_commands import LIVE_SET, hear_spoken, parse_live
 from .second_opinion import spot_settle, tail_settle
 
@@ -20,7 +20,7 @@ __all__ = ["expected", "policy", "verdict", "table", "tune", "tune_spotter", "tu
 
 
 def _meaning(cmd: Any) -> str | None:
-    return None if cmd is None else meaning_str((cmd.intent, tuple(sorted(cmd.slots.items()))))
+    return meaning_str(command_meaning(cmd))
 
 
 def expected(text: str) -> str | None:

@@ -55,13 +55,13 @@ def _decided(r: dict[str, Any]) -> str | None:
 
 
 def _agreed(r1: dict[str, Any], r2: dict[str, Any], level: float) -> str | None:
-    from .second_opinion import NOT_PROPOSED
+    from .second_opinion import may_propose
 
     s1, s2 = r1.get("spotter") or {}, r2.get("spotter") or {}
     c = s1.get("meaning")
-    if c is None or c in NOT_PROPOSED or s2.get("meaning") != c:
+    if c is None or s2.get("meaning") != c:
         return None
-    return c if (float(s1["prob"]) + float(s2["prob"])) / 2 >= level else None
+    return c if may_propose(c, (float(s1["prob"]) + float(s2["prob"])) / 2, level) else None
 
 
 def score(rows: list[tuple[dict[str, Any], dict[str, Any]]], level: float | None) -> dict[str, Any]:

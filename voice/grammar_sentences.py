@@ -6,10 +6,11 @@ strict parser itself (:func:`grammar_sentences`); the meaning strings reports an
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import Any
 
 from .commands import CommandSpec, SLOTS, _Alt, _Opt, _Seq, _Slot, _Word, _parse_rule, parse_command
 
-__all__ = ["Meaning", "grammar_sentences", "grammar_meanings", "written", "spoken_form", "meaning_str"]
+__all__ = ["Meaning", "command_meaning", "grammar_sentences", "grammar_meanings", "written", "spoken_form", "meaning_str"]
 
 
 def _expand(node) -> list[list[str]]:
@@ -32,6 +33,11 @@ def _expand(node) -> list[list[str]]:
 Meaning = tuple[str, tuple[tuple[str, str], ...]]
 
 
+def command_meaning(cmd: Any) -> Meaning | None:
+    """A parsed command's meaning, (intent, sorted slots); None for no command."""
+    return None if cmd is None else (cmd.intent, tuple(sorted(cmd.slots.items())))
+
+
 @lru_cache(maxsize=16)
 def grammar_sentences(specs: tuple[CommandSpec, ...], primary: bool = False) -> tuple[tuple[str, Meaning], ...]:
     """Every sentence of the command set (without the optional prefixes and please) with its meaning
@@ -43,7 +49,7 @@ def grammar_sentences(specs: tuple[CommandSpec, ...], primary: bool = False) -> 
             s = " ".join(words)
             cmd = parse_command(s, specs)
             if cmd is not None and s not in out:
-                out[s] = (cmd.intent, tuple(sorted(cmd.slots.items())))
+                out[s] = command_meaning(cmd)
     return tuple(out.items())
 
 
